@@ -1,0 +1,146 @@
+import type { GuestMemory } from "@vmm/core";
+import { GuestMemoryError } from "@vmm/core";
+import { NO_VECTOR } from "../constants.js";
+import { type DescriptorChain, DESCRIPTOR_SIZE, walkChain } from "./descriptor-chain.js";
+import { VirtqueueError } from "./errors.js";
+
+/** avail.flags: the driver does not want used-buffer interrupts (without EVENT_IDX). */
+const AVAIL_F_NO_INTERRUPT = 1;
+/** Default cap on the bytes of one chain: the used ring's 32-bit length field. */
+const MAX_CHAIN_BYTES = 0xffff_ffff;
+
+export interface QueueOptions {
+  /** VIRTIO_F_RING_EVENT_IDX negotiated. */
+  readonly eventIdx: boolean;
+  /** VIRTIO_F_RING_INDIRECT_DESC negotiated. */
+  readonly indirect: boolean;
+  /** Cap on one chain's bytes; the device's own limit. */
+  readonly maxChainBytes?: number;
+}
+
+/**
+ * One split virtqueue (virtio 1.x, 2.7) as the device sees it: the driver-programmed layout (size, three ring
+ * addresses, MSI-X vector, enable) and the device's ring cursors. All guest accesses are bounds-checked; a
+ * driver that breaks the ring rules gets a VirtqueueError, never a VMM crash.
+ */
+export class SplitQueue {
+  size: number;
+  desc = 0;
+  driver = 0;
+  device = 0;
+  enabled = false;
+  vector = NO_VECTOR;
+
+  private nextAvail = 0;
+  private usedIdx = 0;
+  private signalledUsed = 0;
+  private options: QueueOptions = { eventIdx: false, indirect: false };
+  private started = false;
+
+  constructor(
+    readonly index: number,
+    readonly maxSize: number,
+    private readonly memory: GuestMemory,
+  ) {
+    this.size = maxSize;
+  }
+
+  /** Back to the reset state: nothing programmed, cursors at 0. */
+  reset(): void {
+    this.size = this.maxSize;
+    this.desc = this.driver = this.device = 0;
+    this.enabled = false;
+    this.vector = NO_VECTOR;
+    this.nextAvail = this.usedIdx = this.signalledUsed = 0;
+    this.started = false;
+  }
+
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  /** Checks the driver's layout against guest RAM and starts serving the queue. */
+  start(options: QueueOptions): void {
+    const size = this.size;
+    const fail = (why: string): never => {
+      throw new VirtqueueError(this.index, why);
+    };
+    if (size === 0 || size > this.maxSize || (size & (size - 1)) !== 0) fail(`queue size ${size} is not a power of two up to ${this.maxSize}`);
+    if (this.desc % 16 || this.driver % 2 || this.device % 4) fail("ring addresses are misaligned");
+    const regions: [string, number, number][] = [
+      ["descriptor table", this.desc, DESCRIPTOR_SIZE * size],
+      ["available ring", this.driver, 6 + 2 * size],
+      ["used ring", this.device, 6 + 8 * size],
+    ];
+    for (const [name, gpa, len] of regions) {
+      if (!this.memory.contains(gpa, len)) fail(`${name} [0x${gpa.toString(16)}, +${len}) is outside guest RAM`);
+    }
+    this.options = options;
+    this.started = true;
+  }
+
+  /** Chains the driver made available and the device has not taken yet. */
+  pending(): number {
+    const availIdx = this.ring(() => this.memory.readU16(this.driver + 2));
+    const n = (availIdx - this.nextAvail) & 0xffff;
+    if (n > this.size) throw new VirtqueueError(this.index, `avail index ${availIdx} is ${n} ahead of the device (queue size ${this.size})`);
+    return n;
+  }
+
+  /** Takes the next available chain, or undefined when none. Throws VirtqueueError for a malformed one. */
+  pop(): DescriptorChain | undefined {
+    if (!this.started || this.pending() === 0) return undefined;
+    const size = this.size;
+    const head = this.ring(() => this.memory.readU16(this.driver + 4 + 2 * (this.nextAvail % size)));
+    this.nextAvail = (this.nextAvail + 1) & 0xffff;
+    if (this.options.eventIdx) this.ring(() => this.memory.writeU16(this.device + 4 + 8 * size, this.nextAvail));
+    return walkChain(this.memory, this.index, this.desc, size, head, {
+      maxDescriptors: size,
+      maxBytes: this.options.maxChainBytes ?? MAX_CHAIN_BYTES,
+      indirect: this.options.indirect,
+    });
+  }
+
+  /** Gives back the chain just popped (the device could not use it yet). */
+  undoPop(): void {
+    this.nextAvail = (this.nextAvail - 1) & 0xffff;
+    if (this.options.eventIdx) this.ring(() => this.memory.writeU16(this.device + 4 + 8 * this.size, this.nextAvail));
+  }
+
+  /** Returns a chain to the driver with `written` bytes written into its device-writable buffers. */
+  push(head: number, written: number): void {
+    if (!this.started) return;
+    const slot = this.device + 4 + 8 * (this.usedIdx % this.size);
+    this.usedIdx = (this.usedIdx + 1) & 0xffff;
+    this.ring(() => {
+      this.memory.writeU32(slot, head);
+      this.memory.writeU32(slot + 4, written);
+      this.memory.writeU16(this.device + 2, this.usedIdx);
+    });
+  }
+
+  /**
+   * Whether the driver wants an interrupt for what was pushed since the last call: used_event with
+   * EVENT_IDX (2.7.10), otherwise the avail ring's NO_INTERRUPT flag.
+   */
+  shouldInterrupt(): boolean {
+    if (!this.started || this.usedIdx === this.signalledUsed) return false;
+    const old = this.signalledUsed;
+    this.signalledUsed = this.usedIdx;
+    if (this.options.eventIdx) {
+      const usedEvent = this.ring(() => this.memory.readU16(this.driver + 4 + 2 * this.size));
+      return ((this.usedIdx - usedEvent - 1) & 0xffff) < ((this.usedIdx - old) & 0xffff);
+    }
+    return (this.ring(() => this.memory.readU16(this.driver)) & AVAIL_F_NO_INTERRUPT) === 0;
+  }
+
+  /** Ring accesses were validated at start; a failure here still becomes a queue error, not a crash. */
+  private ring<T>(access: () => T): T {
+    try {
+      return access();
+    } catch (e) {
+      if (e instanceof GuestMemoryError) throw new VirtqueueError(this.index, "ring access outside guest RAM", { cause: e });
+      throw e;
+    }
+  }
+}
