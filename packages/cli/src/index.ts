@@ -1,1 +1,7 @@
-export {};
+export { main } from "./main.js";
+export type { CliContext } from "./context.js";
+export type { MachineConfig, MachineFactory, RunResult, VirtualMachine } from "./arch/machine.js";
+export { ExitCode, UsageError, DeviceFaultError, renderError } from "./errors.js";
+export { parseMemorySize } from "./options/size.js";
+export { parseSpec, type Spec } from "./options/spec.js";
+export { detectKernelKind, type KernelKind } from "./options/kernel.js";

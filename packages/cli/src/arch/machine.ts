@@ -1,0 +1,41 @@
+import type { Logger, PciDevice } from "@vmm/core";
+import type { DependencyContainer } from "tsyringe";
+import type { KernelKind } from "../options/kernel.js";
+import type { ConsoleKind } from "../options/sugar.js";
+
+/** What the cli asks an architecture's machine for. */
+export interface MachineConfig {
+  readonly name: string;
+  /** Guest RAM in bytes. */
+  readonly memory: number;
+  readonly cpus: number;
+  readonly kernel: { readonly path: string; readonly kind: KernelKind; readonly bytes: Uint8Array };
+  readonly initrd?: { readonly path: string; readonly bytes: Uint8Array };
+  /** The kernel command line (-p). */
+  readonly params: string;
+  readonly console: ConsoleKind;
+  /** Trace exits (--debug). */
+  readonly debug: boolean;
+  readonly logger: Logger;
+}
+
+/** How a run ended: `status` is the process exit status the guest asked for (0 for shutdown/reset). */
+export interface RunResult {
+  readonly status: number;
+  readonly reason: string;
+  readonly message?: string;
+}
+
+/** One VM as the cli drives it. */
+export interface VirtualMachine {
+  /** The VM's tsyringe child container: core services under Tokens; plugins register here. */
+  readonly container: DependencyContainer;
+  addPciDevice(device: PciDevice): void;
+  run(): Promise<RunResult>;
+  /** Asks a running VM to stop (signals, device faults); run() then resolves. */
+  stop?(reason: string): void;
+  /** Releases the VM after run() (or after a failed assembly). */
+  close?(): void | Promise<void>;
+}
+
+export type MachineFactory = (config: MachineConfig) => VirtualMachine | Promise<VirtualMachine>;

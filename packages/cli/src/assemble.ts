@@ -1,0 +1,125 @@
+import { PluginError, validateOptions, VmmError, type OptionValues, type PciDevice } from "@vmm/core";
+import { container as rootContainer } from "tsyringe";
+import type { MachineConfig, MachineFactory, VirtualMachine } from "./arch/machine.js";
+import { describe, OptionsError, type DeviceFaultError } from "./errors.js";
+import { guardDevice } from "./instrument.js";
+import type { Spec } from "./options/spec.js";
+import { lookupType, registerAll, type CatalogEntry } from "./plugins/catalog.js";
+import type { LoadedPlugin } from "./plugins/load.js";
+
+/** One device to create: its type, instance name and validated options. */
+export interface PlannedDevice {
+  readonly type: string;
+  readonly plugin: string;
+  /** Unique per VM: the type and a per-type index ("virtio-blk0"). */
+  readonly name: string;
+  readonly options: OptionValues;
+}
+
+/**
+ * Checks every requested device against the device types the plugins provide, before any VM exists: unknown
+ * types and bad options are usage errors that name the plugin, the device and the option.
+ */
+export async function planDevices(plugins: readonly LoadedPlugin[], specs: readonly Spec[]): Promise<PlannedDevice[]> {
+  const catalog = await registerAll(rootContainer.createChildContainer(), plugins);
+  const counts = new Map<string, number>();
+  return specs.map((spec) => {
+    const entry = lookupType(catalog, spec.name);
+    const n = counts.get(spec.name) ?? 0;
+    counts.set(spec.name, n + 1);
+    const name = `${spec.name}${n}`;
+    return { type: spec.name, plugin: entry.plugin, name, options: deviceOptions(entry, name, spec.options) };
+  });
+}
+
+function deviceOptions(entry: CatalogEntry, name: string, raw: Spec["options"]): OptionValues {
+  try {
+    return validateOptions(entry.type.options, raw, { plugin: entry.plugin, device: name });
+  } catch (error) {
+    if (error instanceof PluginError) throw new OptionsError(error);
+    throw error;
+  }
+}
+
+export interface AssembleOptions {
+  readonly config: MachineConfig;
+  readonly createMachine: MachineFactory;
+  readonly plugins: readonly LoadedPlugin[];
+  readonly devices: readonly PlannedDevice[];
+  /** The first device fault while the guest runs. */
+  readonly onFault: (fault: DeviceFaultError) => void;
+}
+
+/** A VM with its devices, ready to run. `devices` are the devices as created (not the guards). */
+export interface Assembly {
+  readonly machine: VirtualMachine;
+  readonly devices: readonly PciDevice[];
+}
+
+/**
+ * Builds one VM: the machine (its own tsyringe child container with the core services), every plugin
+ * registered into that container, and every planned device created from it and put on the PCI bus.
+ * On failure whatever was built is closed again before the error propagates.
+ */
+export async function assemble(options: AssembleOptions): Promise<Assembly> {
+  const machine = await options.createMachine(options.config);
+  const devices: PciDevice[] = [];
+  try {
+    const catalog = await registerAll(machine.container, options.plugins);
+    for (const planned of options.devices) {
+      const entry = catalog.get(planned.type);
+      if (!entry) throw new PluginError(planned.plugin, `device type '${planned.type}' vanished between planning and assembly`);
+      const device = await createDevice(entry, planned, machine);
+      devices.push(device);
+      const guarded = guardDevice(device, {
+        onFault: options.onFault,
+        trace: options.config.debug ? options.config.logger : undefined,
+      });
+      machine.addPciDevice(guarded);
+    }
+    return { machine, devices };
+  } catch (error) {
+    await closeAll(devices, machine, () => {});
+    throw error;
+  }
+}
+
+async function createDevice(entry: CatalogEntry, planned: PlannedDevice, machine: VirtualMachine): Promise<PciDevice> {
+  let device: PciDevice;
+  try {
+    device = await entry.type.create({ container: machine.container, name: planned.name }, planned.options);
+  } catch (error) {
+    if (error instanceof VmmError) throw error;
+    throw new PluginError(entry.plugin, `device ${planned.name} could not be created: ${describe(error)}`, { cause: error });
+  }
+  const d = device as Partial<PciDevice> | undefined;
+  if (!d || typeof d.configRead !== "function" || typeof d.configWrite !== "function" || !Array.isArray(d.bars) || typeof d.name !== "string") {
+    throw new PluginError(entry.plugin, `device type '${planned.type}' returned something that is not a PCI device (needs name, bars, configRead, configWrite)`);
+  }
+  return device;
+}
+
+interface Closable {
+  close?(): void | Promise<void>;
+}
+
+/**
+ * Flushes and releases devices (last created first) and then the machine. A failing close is reported and
+ * does not keep the others from closing.
+ */
+export async function closeAll(devices: readonly PciDevice[], machine: VirtualMachine, report: (problem: string) => void): Promise<void> {
+  for (const device of [...devices].reverse()) {
+    const close = (device as PciDevice & Closable).close;
+    if (typeof close !== "function") continue;
+    try {
+      await close.call(device);
+    } catch (error) {
+      report(`device ${device.name} failed to close: ${describe(error)}`);
+    }
+  }
+  try {
+    await machine.close?.();
+  } catch (error) {
+    report(`the machine failed to close: ${describe(error)}`);
+  }
+}

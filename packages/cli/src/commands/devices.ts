@@ -1,0 +1,68 @@
+import type { OptionSpec } from "@vmm/core";
+import { container as rootContainer } from "tsyringe";
+import type { CliContext } from "../context.js";
+import { parseSpec } from "../options/spec.js";
+import { loadAllPlugins } from "../plugins/all.js";
+import { registerAll, type CatalogEntry } from "../plugins/catalog.js";
+
+export interface RawDevicesOptions {
+  plugin?: string[];
+  json?: boolean;
+}
+
+/** "number 1..32", "one of tap|socket": the type column of an option. */
+export function describeType(spec: OptionSpec): string {
+  switch (spec.type) {
+    case "enum":
+      return `one of ${spec.values.join("|")}`;
+    case "number":
+    case "size": {
+      const range = spec.min !== undefined || spec.max !== undefined ? ` ${spec.min ?? ""}..${spec.max ?? ""}` : "";
+      return `${spec.type === "number" && spec.integer ? "integer" : spec.type}${range}`;
+    }
+    default:
+      return spec.type;
+  }
+}
+
+export function describeDefault(spec: OptionSpec): string {
+  if (spec.required) return "(required)";
+  return spec.default === undefined ? "-" : String(spec.default);
+}
+
+function table(rows: string[][], indent: string): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
+}
+
+function renderText(entries: readonly CatalogEntry[]): string {
+  if (!entries.length) return "no device types (load a plugin with --plugin)\n";
+  const blocks = entries.map((e) => {
+    const head = `${e.type.type}: ${e.type.description}\n  from plugin ${e.plugin}${e.builtin ? " (built-in)" : ""}`;
+    const opts = Object.entries(e.type.options);
+    if (!opts.length) return `${head}\n  no options`;
+    const rows = [["option", "type", "default", "description"], ...opts.map(([k, s]) => [k, describeType(s), describeDefault(s), s.description])];
+    return `${head}\n${table(rows, "  ")}`;
+  });
+  return blocks.join("\n\n") + "\n";
+}
+
+function renderJson(entries: readonly CatalogEntry[]): string {
+  const out = entries.map((e) => ({
+    type: e.type.type,
+    description: e.type.description,
+    plugin: e.plugin,
+    builtin: e.builtin,
+    options: Object.entries(e.type.options).map(([name, s]) => ({ name, ...s })),
+  }));
+  return JSON.stringify(out, null, 2) + "\n";
+}
+
+/** `vmm devices`: every device type the built-in and `--plugin` plugins provide, with its options. */
+export async function devicesCommand(raw: RawDevicesOptions, ctx: CliContext): Promise<number> {
+  const plugins = await loadAllPlugins((raw.plugin ?? []).map((p) => parseSpec(p, "--plugin")), ctx);
+  const catalog = await registerAll(rootContainer.createChildContainer(), plugins);
+  const entries = [...catalog.values()].sort((a, b) => a.type.type.localeCompare(b.type.type));
+  ctx.stdout(raw.json ? renderJson(entries) : renderText(entries));
+  return 0;
+}

@@ -1,0 +1,129 @@
+import { access, constants, readFile } from "node:fs/promises";
+import { StderrLogger, Tokens, type AddressSpace, type Logger } from "@vmm/core";
+import { ARCHITECTURES, canonicalArch } from "../arch/index.js";
+import type { MachineFactory, RunResult, VirtualMachine } from "../arch/machine.js";
+import { assemble, closeAll, planDevices } from "../assemble.js";
+import type { CliContext } from "../context.js";
+import { FileError, type DeviceFaultError } from "../errors.js";
+import { detectKernelKind } from "../options/kernel.js";
+import { buildRunConfig, type RawRunOptions, type RunConfig } from "../options/run-config.js";
+import { SugarTypes } from "../options/sugar.js";
+import { loadAllPlugins } from "../plugins/all.js";
+
+/** Exit statuses for a VM stopped by a signal: 128 + the signal number, as shells report it. */
+const SIGNAL_STATUS = { SIGINT: 130, SIGTERM: 143 } as const;
+type StopSignal = keyof typeof SIGNAL_STATUS;
+
+async function readInput(what: string, path: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (error) {
+    throw new FileError(what, path, error);
+  }
+}
+
+/** Disk images must exist before any VM is built; writable unless given read-only. */
+async function checkDisks(config: RunConfig): Promise<void> {
+  for (const d of config.devices) {
+    if (d.name !== SugarTypes.disk || typeof d.options.path !== "string") continue;
+    const mode = d.options.readonly === true ? constants.R_OK : constants.R_OK | constants.W_OK;
+    try {
+      await access(d.options.path, mode);
+    } catch (error) {
+      throw new FileError("disk", d.options.path, error);
+    }
+  }
+}
+
+/** With --debug, accesses nobody handles are traced too (the machine traces exits itself). */
+function traceUnhandled(machine: VirtualMachine, logger: Logger): void {
+  for (const token of [Tokens.PortIo, Tokens.Mmio]) {
+    if (!machine.container.isRegistered(token, true)) continue;
+    const space: AddressSpace = machine.container.resolve(token);
+    space.trace = (a) =>
+      logger.debug(
+        `${a.space}: unhandled ${a.write ? "write" : "read"} at 0x${a.address.toString(16)}/${a.size}` +
+          (a.write ? ` <- 0x${a.value!.toString(16)}` : ""),
+      );
+  }
+}
+
+type Ending = { kind: "result"; result: RunResult } | { kind: "signal"; signal: StopSignal } | { kind: "fault"; fault: DeviceFaultError };
+
+/**
+ * `vmm run`: parse, check files and plugins, plan devices (all before touching KVM), assemble the VM, run it until
+ * the guest stops it, a device faults or a signal arrives, then flush and close every device.
+ */
+export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<number> {
+  const config = buildRunConfig(raw);
+  const arch = canonicalArch(config.arch);
+  const kernelBytes = await readInput("kernel", config.kernel);
+  const kernel = { path: config.kernel, kind: detectKernelKind(kernelBytes, config.kernel), bytes: kernelBytes };
+  const initrd = config.initrd ? { path: config.initrd, bytes: await readInput("initrd", config.initrd) } : undefined;
+  await checkDisks(config);
+  const plugins = await loadAllPlugins(config.plugins, ctx);
+  const devices = await planDevices(plugins, config.devices);
+  const createMachine: MachineFactory = await (ctx.machineFactory ?? ((a: string) => ARCHITECTURES[a]!()))(arch);
+
+  const logger = new StderrLogger(config.debug, (line) => ctx.stderr(line + "\n"));
+  let stop: (ending: Ending) => void = () => {};
+  const ended = new Promise<Ending>((resolve) => (stop = resolve));
+  let firstFault: DeviceFaultError | undefined;
+  const onFault = (fault: DeviceFaultError) => {
+    firstFault ??= fault;
+    stop({ kind: "fault", fault });
+  };
+
+  const { machine, devices: created } = await assemble({
+    config: {
+      name: config.name,
+      memory: config.memory,
+      cpus: config.cpus,
+      kernel,
+      initrd,
+      params: config.params,
+      console: config.console,
+      debug: config.debug,
+      logger,
+    },
+    createMachine,
+    plugins,
+    devices,
+    onFault,
+  });
+  logger.debug(`${config.name}: ${arch}, ${kernel.kind} kernel ${kernel.path}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
+  if (config.debug) traceUnhandled(machine, logger);
+
+  const signals = ctx.signals ?? process;
+  const handlers = (Object.keys(SIGNAL_STATUS) as StopSignal[]).map((signal) => {
+    const handler = () => stop({ kind: "signal", signal });
+    signals.on(signal, handler);
+    return [signal, handler] as const;
+  });
+  let ending: Ending;
+  try {
+    const running = machine.run().then((result): Ending => ({ kind: "result", result }));
+    const first = await Promise.race([running, ended]);
+    if (first.kind !== "result") machine.stop?.(first.kind === "signal" ? `${first.signal}` : first.fault.message);
+    ending = first;
+    // A machine that can stop is waited for, so that no vCPU runs while devices close.
+    if (first.kind !== "result" && machine.stop) await running.catch(() => undefined);
+  } finally {
+    for (const [signal, handler] of handlers) signals.off(signal, handler);
+    await closeAll(created, machine, (problem) => logger.error(problem));
+  }
+  // A fault seen while the guest ran wins over however the machine then reported the stop.
+  if (firstFault) {
+    logger.error(firstFault.message);
+    return 1;
+  }
+  if (ending.kind === "signal") {
+    logger.info(`${config.name}: stopped by ${ending.signal}`);
+    return SIGNAL_STATUS[ending.signal];
+  }
+  if (ending.kind === "fault") return 1;
+  const { result } = ending;
+  if (result.status !== 0) logger.error(`${config.name}: ${result.message ?? result.reason} (exit status ${result.status})`);
+  else logger.debug(`${config.name}: ${result.reason}${result.message ? `: ${result.message}` : ""}`);
+  return result.status;
+}

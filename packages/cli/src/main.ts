@@ -1,0 +1,89 @@
+import { Command, CommanderError, Option } from "commander";
+import { devicesCommand, type RawDevicesOptions } from "./commands/devices.js";
+import { runCommand } from "./commands/run.js";
+import { cliVersion, versionCommand } from "./commands/version.js";
+import { processContext, type CliContext } from "./context.js";
+import { ExitCode, exitCodeFor, renderError, UsageError } from "./errors.js";
+import { DEFAULT_ARCH, DEFAULT_CPUS, DEFAULT_MEMORY, type RawRunOptions } from "./options/run-config.js";
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function buildProgram(ctx: CliContext, act: (run: () => Promise<number> | number) => void): Command {
+  const program = new Command("vmm")
+    .description("Run virtual machines on Linux KVM; every device is a plugin package.")
+    .version(cliVersion(), "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .addHelpCommand(false)
+    .showSuggestionAfterError(true)
+    // Set before the subcommands exist so that they inherit it: errors come back as CommanderError.
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => ctx.stdout(s),
+      writeErr: (s) => ctx.stderr(s),
+      // Errors are rendered by main() as one line; commander's own rendering is dropped.
+      outputError: () => {},
+    });
+
+  program
+    .command("run")
+    .description("boot a kernel or a guest program in a new VM")
+    .option("-k, --kernel <file>", "kernel image: a bzImage, an ELF64 executable or a raw binary (loaded at 0x10000)")
+    .option("-i, --initrd <file>", "initial ramdisk")
+    .option("-p, --params <string>", "kernel command line")
+    .option("-m, --mem <size>", "guest RAM: MiB, or with a unit suffix (512M, 1G)", DEFAULT_MEMORY)
+    .option("-c, --cpus <n>", "number of vCPUs", DEFAULT_CPUS)
+    .option("-d, --disk <path[,ro]>", "a virtio-blk disk image (repeatable); ro makes it read-only", collect)
+    .option("-n, --network <mode[,key=value...]>", "a virtio-net device: tap, socket (e.g. socket,path=/tmp/x) or none (repeatable)", collect)
+    .addOption(new Option("--console <kind>", "the guest console").choices(["serial", "virtio"]).default("serial"))
+    .option("--rng", "a virtio-rng device")
+    .option("--plugin <name[,key=value...]>", "load a device plugin: a package name resolved from the working directory, or a path (repeatable)", collect)
+    .option("--device <type[,key=value...]>", "create a device of a type a plugin provides (repeatable; see vmm devices)", collect)
+    .option("--arch <arch>", "guest architecture", DEFAULT_ARCH)
+    .option("--name <name>", "the VM's name (default guest-PID)")
+    .option("--debug", "trace exits and config accesses; show stack traces")
+    .allowExcessArguments(false)
+    .action((opts: RawRunOptions) => act(() => runCommand(opts, ctx)));
+
+  program
+    .command("devices")
+    .description("list every device type of the built-in and loaded plugins, with its options")
+    .option("--plugin <name[,key=value...]>", "also load this plugin (repeatable)", collect)
+    .option("--json", "print JSON")
+    .option("--debug", "show stack traces")
+    .allowExcessArguments(false)
+    .action((opts: RawDevicesOptions) => act(() => devicesCommand(opts, ctx)));
+
+  program
+    .command("version")
+    .description("print the version of vmm and its plugin API")
+    .allowExcessArguments(false)
+    .action(() => act(() => versionCommand(ctx)));
+
+  return program;
+}
+
+/** Parses the arguments (without node and the script) and runs the command; resolves to the exit status. */
+export async function main(argv: readonly string[], ctx: CliContext = processContext()): Promise<number> {
+  const debug = argv.includes("--debug");
+  let pending: Promise<number> | number | undefined;
+  const program = buildProgram(ctx, (run) => {
+    pending = run();
+  });
+  try {
+    if (!argv.length) {
+      ctx.stderr(program.helpInformation());
+      return ExitCode.usage;
+    }
+    await program.parseAsync([...argv], { from: "user" });
+    return pending === undefined ? ExitCode.ok : await pending;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are "errors" with status 0.
+      if (error.exitCode === 0) return ExitCode.ok;
+      ctx.stderr(renderError(new UsageError(error.message.replace(/^error: /, "")), false) + "\n");
+      return ExitCode.usage;
+    }
+    ctx.stderr(renderError(error, debug) + "\n");
+    return exitCodeFor(error);
+  }
+}

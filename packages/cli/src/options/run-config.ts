@@ -1,0 +1,71 @@
+import { UsageError } from "../errors.js";
+import { parseCpuCount, parseMemorySize } from "./size.js";
+import { parseSpec, type Spec } from "./spec.js";
+import { expandDisk, expandNetwork, parseConsole, SugarTypes, type ConsoleKind } from "./sugar.js";
+
+/** `vmm run` options as commander hands them over (strings, repeatable ones as arrays). */
+export interface RawRunOptions {
+  kernel?: string;
+  initrd?: string;
+  params?: string;
+  mem?: string;
+  cpus?: string;
+  disk?: string[];
+  network?: string[];
+  console?: string;
+  rng?: boolean;
+  plugin?: string[];
+  device?: string[];
+  arch?: string;
+  debug?: boolean;
+  name?: string;
+}
+
+/** A fully parsed `vmm run` request: what to boot and which devices to create, in order. */
+export interface RunConfig {
+  readonly arch: string;
+  readonly name: string;
+  readonly kernel: string;
+  readonly initrd?: string;
+  readonly params: string;
+  readonly memory: number;
+  readonly cpus: number;
+  readonly console: ConsoleKind;
+  readonly plugins: readonly Spec[];
+  /** Every device to create: the shorthands' expansions first (disks, network, rng, console), then --device. */
+  readonly devices: readonly Spec[];
+  readonly debug: boolean;
+}
+
+export const DEFAULT_MEMORY = "256";
+export const DEFAULT_CPUS = "1";
+export const DEFAULT_ARCH = "x86_64";
+
+export function buildRunConfig(raw: RawRunOptions, pid = process.pid): RunConfig {
+  if (!raw.kernel) throw new UsageError("no kernel given (use -k/--kernel FILE)");
+  const console = parseConsole(raw.console ?? "serial");
+  const devices: Spec[] = [];
+  for (const d of raw.disk ?? []) devices.push(expandDisk(d));
+  for (const n of raw.network ?? []) {
+    const spec = expandNetwork(n);
+    if (spec) devices.push(spec);
+  }
+  if (raw.rng) devices.push({ name: SugarTypes.rng, options: {} });
+  if (console === "virtio") devices.push({ name: SugarTypes.console, options: {} });
+  for (const d of raw.device ?? []) devices.push(parseSpec(d, "--device"));
+  const name = raw.name ?? `guest-${pid}`;
+  if (!/^[\w.-]{1,64}$/.test(name)) throw new UsageError(`--name '${name}': use up to 64 letters, digits, '.', '_' or '-'`);
+  return {
+    arch: raw.arch ?? DEFAULT_ARCH,
+    name,
+    kernel: raw.kernel,
+    initrd: raw.initrd,
+    params: raw.params ?? "",
+    memory: parseMemorySize(raw.mem ?? DEFAULT_MEMORY),
+    cpus: parseCpuCount(raw.cpus ?? DEFAULT_CPUS),
+    console,
+    plugins: (raw.plugin ?? []).map((p) => parseSpec(p, "--plugin")),
+    devices,
+    debug: raw.debug ?? false,
+  };
+}
