@@ -1,0 +1,133 @@
+import { ConfigurationError, type MsiController, type PciCapability, type SmallAccessSize } from "@vmm/core";
+import { readLe, writeLe } from "../config/masked-bytes.js";
+
+export const MSI_CAPABILITY_ID = 0x05;
+
+const CTRL_ENABLE = 1 << 0;
+const CTRL_64BIT = 1 << 7;
+const CTRL_PER_VECTOR_MASK = 1 << 8;
+
+export interface MsiOptions {
+  /** Vectors the function can request: 1, 2, 4, 8, 16 or 32. */
+  vectors?: number;
+  /** 64-bit message address (default true). */
+  address64?: boolean;
+  /** Per-vector masking with mask and pending registers (default false). */
+  perVectorMask?: boolean;
+}
+
+/**
+ * The MSI capability (ID 0x05). Body offsets are relative to the byte after the header: control at 0, address
+ * at 2, then (64-bit) upper address at 6 and data at 10, or (32-bit) data at 6; mask and pending follow the data.
+ * `notify(vector)` sends the message, or sets the pending bit while the vector is masked and sends it on unmask.
+ */
+export class MsiCapability implements PciCapability {
+  readonly id = MSI_CAPABILITY_ID;
+  readonly body: Uint8Array;
+  readonly writable: Uint8Array;
+  readonly vectors: number;
+  private controller: MsiController | undefined;
+  private readonly dataAt: number;
+  private readonly maskAt: number | undefined;
+  /** Messages dropped because MSI was disabled or the vector was not allocated. */
+  dropped = 0;
+
+  constructor(options: MsiOptions = {}) {
+    const vectors = options.vectors ?? 1;
+    if (![1, 2, 4, 8, 16, 32].includes(vectors)) {
+      throw new ConfigurationError(`MSI: vector count ${vectors} must be 1, 2, 4, 8, 16 or 32`);
+    }
+    this.vectors = vectors;
+    const is64 = options.address64 ?? true;
+    const masking = options.perVectorMask ?? false;
+    this.dataAt = is64 ? 10 : 6;
+    this.maskAt = masking ? this.dataAt + 4 : undefined;
+    const length = this.dataAt + 2 + (masking ? 10 : 0);
+    this.body = new Uint8Array(length);
+    this.writable = new Uint8Array(length);
+    const mmc = Math.log2(vectors);
+    writeLe(this.body, 0, 2, (mmc << 1) | (is64 ? CTRL_64BIT : 0) | (masking ? CTRL_PER_VECTOR_MASK : 0));
+    writeLe(this.writable, 0, 2, CTRL_ENABLE | (0x7 << 4));
+    writeLe(this.writable, 2, 4, 0xffff_fffc);
+    if (is64) writeLe(this.writable, 6, 4, 0xffff_ffff);
+    writeLe(this.writable, this.dataAt, 2, 0xffff);
+    if (this.maskAt !== undefined) writeLe(this.writable, this.maskAt, 4, vectors === 32 ? 0xffff_ffff : (1 << vectors) - 1);
+  }
+
+  /** Called by the function when it is attached. */
+  connect(controller: MsiController): void {
+    this.controller = controller;
+  }
+
+  get enabled(): boolean {
+    return (this.control & CTRL_ENABLE) !== 0;
+  }
+
+  /** Vectors the guest allocated (multiple message enable), never more than offered. */
+  get enabledVectors(): number {
+    return Math.min(this.vectors, 1 << ((this.control >> 4) & 0x7));
+  }
+
+  get address(): number {
+    const low = readLe(this.body, 2, 4);
+    return this.dataAt === 10 ? readLe(this.body, 6, 4) * 2 ** 32 + low : low;
+  }
+
+  get data(): number {
+    return readLe(this.body, this.dataAt, 2);
+  }
+
+  masked(vector: number): boolean {
+    return this.maskAt !== undefined && ((readLe(this.body, this.maskAt, 4) >>> vector) & 1) === 1;
+  }
+
+  pending(vector: number): boolean {
+    return this.maskAt !== undefined && ((readLe(this.body, this.maskAt + 4, 4) >>> vector) & 1) === 1;
+  }
+
+  /** Signals `vector`: delivered now, held pending while masked, or dropped while MSI is off. */
+  notify(vector: number): void {
+    if (!this.enabled || !Number.isInteger(vector) || vector < 0 || vector >= this.enabledVectors) {
+      this.dropped++;
+      return;
+    }
+    if (this.masked(vector)) {
+      this.setPending(vector, true);
+      return;
+    }
+    this.deliver(vector);
+  }
+
+  /** Back to the reset state: disabled, one vector allocated, message and mask cleared. */
+  reset(): void {
+    const control = this.control & ~(CTRL_ENABLE | (0x7 << 4));
+    this.body.fill(0);
+    writeLe(this.body, 0, 2, control);
+  }
+
+  onWrite(_offset: number, _size: SmallAccessSize, _value: number): void {
+    if (this.maskAt === undefined || !this.enabled) return;
+    for (let v = 0; v < this.enabledVectors; v++) {
+      if (this.pending(v) && !this.masked(v)) {
+        this.setPending(v, false);
+        this.deliver(v);
+      }
+    }
+  }
+
+  private get control(): number {
+    return readLe(this.body, 0, 2);
+  }
+
+  private deliver(vector: number): void {
+    const count = this.enabledVectors;
+    const data = (this.data & ~(count - 1)) | vector;
+    this.controller?.signal({ address: this.address, data });
+  }
+
+  private setPending(vector: number, on: boolean): void {
+    const at = this.maskAt! + 4;
+    const bits = readLe(this.body, at, 4);
+    writeLe(this.body, at, 4, on ? bits | (1 << vector) : bits & ~(1 << vector));
+  }
+}

@@ -1,0 +1,212 @@
+import {
+  ConfigurationError,
+  type IoHandler,
+  type MsiController,
+  type PciCapability,
+  type SmallAccessSize,
+} from "@vmm/core";
+import { readLe, writeLe } from "../config/masked-bytes.js";
+
+export const MSIX_CAPABILITY_ID = 0x11;
+export const MSIX_ENTRY_SIZE = 16;
+
+const CTRL_FUNCTION_MASK = 1 << 14;
+const CTRL_ENABLE = 1 << 15;
+const ENTRY_VECTOR_CONTROL = 12;
+
+export interface MsixOptions {
+  /** Table size: 1 to 2048 vectors. */
+  vectors: number;
+  /** BAR holding the table, and the table's offset in it (8-byte aligned; default 0). */
+  tableBar: number;
+  tableOffset?: number;
+  /** BAR holding the pending-bit array (default: the table's BAR) and its offset (default: right after the table). */
+  pbaBar?: number;
+  pbaOffset?: number;
+}
+
+/** Why a vector changed, for listeners that mirror the table elsewhere (KVM MSI routes, irqfds). */
+export type MsixChange = { vector: number } | { vector: "all" };
+
+/**
+ * The MSI-X capability (ID 0x11) with its table and pending-bit array. Vectors start masked, as the
+ * specification requires; an event on a masked vector (or while the function mask is set) sets its pending bit,
+ * and the message is sent as soon as the vector is unmasked. Route BAR accesses to `tableHandler` and
+ * `pbaHandler` (PciFunction does it for you).
+ */
+export class MsixCapability implements PciCapability {
+  readonly id = MSIX_CAPABILITY_ID;
+  readonly body = new Uint8Array(10);
+  readonly writable = new Uint8Array(10);
+  readonly vectors: number;
+  readonly tableBar: number;
+  readonly tableOffset: number;
+  readonly tableSize: number;
+  readonly pbaBar: number;
+  readonly pbaOffset: number;
+  readonly pbaSize: number;
+  readonly tableHandler: IoHandler;
+  readonly pbaHandler: IoHandler;
+  /** Events dropped because MSI-X was disabled. */
+  dropped = 0;
+  private readonly table: Uint8Array;
+  private readonly pba: Uint8Array;
+  private controller: MsiController | undefined;
+  private readonly listeners: Array<(change: MsixChange) => void> = [];
+
+  constructor(options: MsixOptions) {
+    const { vectors, tableBar } = options;
+    if (!Number.isInteger(vectors) || vectors < 1 || vectors > 2048) {
+      throw new ConfigurationError(`MSI-X: vector count ${vectors} must be between 1 and 2048`);
+    }
+    this.vectors = vectors;
+    this.tableBar = tableBar;
+    this.tableOffset = options.tableOffset ?? 0;
+    this.tableSize = vectors * MSIX_ENTRY_SIZE;
+    this.pbaBar = options.pbaBar ?? tableBar;
+    this.pbaSize = Math.ceil(vectors / 64) * 8;
+    this.pbaOffset =
+      options.pbaOffset ?? (this.pbaBar === tableBar ? this.tableOffset + this.tableSize : 0);
+    for (const [name, bar, off] of [
+      ["table", this.tableBar, this.tableOffset],
+      ["PBA", this.pbaBar, this.pbaOffset],
+    ] as const) {
+      if (!Number.isInteger(bar) || bar < 0 || bar > 5) throw new ConfigurationError(`MSI-X: ${name} BAR ${bar} is not 0-5`);
+      if (!Number.isInteger(off) || off < 0 || off % 8 !== 0 || off >= 2 ** 32) {
+        throw new ConfigurationError(`MSI-X: ${name} offset 0x${off.toString(16)} must be 8-byte aligned`);
+      }
+    }
+    if (
+      this.tableBar === this.pbaBar &&
+      this.pbaOffset < this.tableOffset + this.tableSize &&
+      this.tableOffset < this.pbaOffset + this.pbaSize
+    ) {
+      throw new ConfigurationError("MSI-X: the table and the PBA overlap");
+    }
+    this.table = new Uint8Array(this.tableSize);
+    this.pba = new Uint8Array(this.pbaSize);
+    writeLe(this.body, 0, 2, vectors - 1);
+    writeLe(this.writable, 0, 2, CTRL_FUNCTION_MASK | CTRL_ENABLE);
+    writeLe(this.body, 2, 4, (this.tableOffset | this.tableBar) >>> 0);
+    writeLe(this.body, 6, 4, (this.pbaOffset | this.pbaBar) >>> 0);
+    this.resetTable();
+    this.tableHandler = {
+      read: (o, s) => this.tableRead(o, s),
+      write: (o, s, v) => this.tableWrite(o, s, v),
+    };
+    this.pbaHandler = {
+      read: (o, s) => (o + s <= this.pbaSize ? readLe(this.pba, o, s) : 0),
+      write: () => {},
+    };
+  }
+
+  connect(controller: MsiController): void {
+    this.controller = controller;
+  }
+
+  /** Called with each change of the enable/mask state or of a table entry. */
+  subscribe(listener: (change: MsixChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  get enabled(): boolean {
+    return (this.control & CTRL_ENABLE) !== 0;
+  }
+
+  get functionMasked(): boolean {
+    return (this.control & CTRL_FUNCTION_MASK) !== 0;
+  }
+
+  masked(vector: number): boolean {
+    return (this.table[vector * MSIX_ENTRY_SIZE + ENTRY_VECTOR_CONTROL]! & 1) === 1;
+  }
+
+  pending(vector: number): boolean {
+    return ((this.pba[vector >> 3]! >> (vector & 7)) & 1) === 1;
+  }
+
+  /** The message of a vector as the table holds it now. */
+  message(vector: number): { address: number; data: number } {
+    const at = vector * MSIX_ENTRY_SIZE;
+    return { address: readLe(this.table, at + 4, 4) * 2 ** 32 + readLe(this.table, at, 4), data: readLe(this.table, at + 8, 4) };
+  }
+
+  /** Signals `vector`: delivered now, pending while masked, dropped (and counted) while MSI-X is disabled. */
+  notify(vector: number): void {
+    if (!this.enabled || !Number.isInteger(vector) || vector < 0 || vector >= this.vectors) {
+      this.dropped++;
+      return;
+    }
+    if (this.functionMasked || this.masked(vector)) {
+      this.setPending(vector, true);
+      return;
+    }
+    this.controller?.signal(this.message(vector));
+  }
+
+  /** Back to the reset state: disabled, every vector masked, nothing pending. */
+  reset(): void {
+    writeLe(this.body, 0, 2, this.vectors - 1);
+    this.resetTable();
+    this.emit({ vector: "all" });
+  }
+
+  onWrite(_offset: number, _size: SmallAccessSize, _value: number): void {
+    this.flushPending();
+    this.emit({ vector: "all" });
+  }
+
+  private get control(): number {
+    return readLe(this.body, 0, 2);
+  }
+
+  private resetTable(): void {
+    this.table.fill(0);
+    this.pba.fill(0);
+    for (let v = 0; v < this.vectors; v++) this.table[v * MSIX_ENTRY_SIZE + ENTRY_VECTOR_CONTROL] = 1;
+  }
+
+  private tableRead(offset: number, size: SmallAccessSize): number {
+    if (offset < 0 || offset + size > this.tableSize) return 0;
+    return readLe(this.table, offset, size);
+  }
+
+  private tableWrite(offset: number, size: SmallAccessSize, value: number): void {
+    if (offset < 0 || offset + size > this.tableSize) return;
+    for (let i = 0; i < size; i++) {
+      const at = offset + i;
+      const field = at % MSIX_ENTRY_SIZE;
+      let byte = (value >>> (8 * i)) & 0xff;
+      if (field === 0) byte &= 0xfc; // message address is dword aligned
+      if (field === ENTRY_VECTOR_CONTROL) byte &= 1; // only the mask bit is defined
+      if (field > ENTRY_VECTOR_CONTROL) byte = 0;
+      this.table[at] = byte;
+    }
+    const vector = Math.floor(offset / MSIX_ENTRY_SIZE);
+    this.flushPending(vector);
+    this.emit({ vector });
+  }
+
+  /** Sends the pending messages that are no longer masked. */
+  private flushPending(only?: number): void {
+    if (!this.enabled || this.functionMasked) return;
+    const from = only ?? 0;
+    const to = only === undefined ? this.vectors : only + 1;
+    for (let v = from; v < to; v++) {
+      if (this.pending(v) && !this.masked(v)) {
+        this.setPending(v, false);
+        this.controller?.signal(this.message(v));
+      }
+    }
+  }
+
+  private setPending(vector: number, on: boolean): void {
+    const i = vector >> 3;
+    const bit = 1 << (vector & 7);
+    this.pba[i] = on ? this.pba[i]! | bit : this.pba[i]! & ~bit;
+  }
+
+  private emit(change: MsixChange): void {
+    for (const l of this.listeners) l(change);
+  }
+}

@@ -1,0 +1,114 @@
+import type { SmallAccessSize } from "@vmm/core";
+import { MaskedBytes, maskedWrite, readLe } from "./masked-bytes.js";
+
+/** A region of config space whose bytes live in an object (a capability body) rather than the register file. */
+export interface ConfigOverlay {
+  readonly body: Uint8Array;
+  readonly writable?: Uint8Array;
+  readonly writeOneToClear?: Uint8Array;
+  onWrite?(offset: number, size: SmallAccessSize, value: number): void;
+  onRead?(offset: number, size: SmallAccessSize): void;
+}
+
+interface Placed {
+  start: number;
+  end: number;
+  overlay: ConfigOverlay;
+}
+
+/**
+ * A function's config space: a masked register file (256 bytes or 4 KiB) plus overlays for capability bodies,
+ * which keep their own bytes and masks and may compute bytes live. Accesses are at most a dword and never cross
+ * one; the bus guarantees that.
+ */
+export class ConfigSpace {
+  readonly file: MaskedBytes;
+  private overlays: Placed[] = [];
+  /** Offsets below this touch no overlay, so they take the fast path. */
+  private firstOverlay = Infinity;
+
+  constructor(size: 256 | 4096) {
+    this.file = new MaskedBytes(size);
+  }
+
+  get size(): number {
+    return this.file.size;
+  }
+
+  place(start: number, overlay: ConfigOverlay): void {
+    this.overlays.push({ start, end: start + overlay.body.length, overlay });
+    this.overlays.sort((a, b) => a.start - b.start);
+    this.firstOverlay = Math.min(this.firstOverlay, start);
+  }
+
+  read(offset: number, size: SmallAccessSize): number {
+    if (offset + size <= this.firstOverlay) return this.file.read(offset, size);
+    const pieces = this.pieces(offset, size);
+    if (pieces.length === 0) return this.file.read(offset, size);
+    let value = 0;
+    for (let i = size - 1; i >= 0; i--) {
+      const at = offset + i;
+      const p = pieces.find((q) => at >= q.start && at < q.end);
+      const byte = p ? p.overlay.body[at - p.start]! : this.file.bytes[at]!;
+      value = value * 256 + byte;
+    }
+    return value;
+  }
+
+  write(offset: number, size: SmallAccessSize, value: number): void {
+    if (offset + size <= this.firstOverlay) return this.file.write(offset, size, value);
+    const pieces = this.pieces(offset, size, false);
+    if (pieces.length === 0) return this.file.write(offset, size, value);
+    for (let i = 0; i < size; i++) {
+      const at = offset + i;
+      const byte = (value >>> (8 * i)) & 0xff;
+      const p = pieces.find((q) => at >= q.start && at < q.end);
+      if (p) maskedWrite(p.overlay.body, p.overlay.writable, p.overlay.writeOneToClear, at - p.start, 1, byte);
+      else this.file.write(at, 1, byte);
+    }
+    for (const p of pieces) {
+      if (!p.overlay.onWrite) continue;
+      const lo = Math.max(offset, p.start);
+      const hi = Math.min(offset + size, p.end);
+      for (const [o, s] of naturalChunks(lo, hi - lo)) {
+        p.overlay.onWrite(o - p.start, s, extract(value, o - offset, s));
+      }
+    }
+  }
+
+  /** Overlays touched by an access; on reads, lets each compute its live bytes first. */
+  private pieces(offset: number, size: number, read = true): Placed[] {
+    const out: Placed[] = [];
+    for (const p of this.overlays) {
+      if (p.start >= offset + size || p.end <= offset) continue;
+      out.push(p);
+      if (read && p.overlay.onRead) {
+        const lo = Math.max(offset, p.start);
+        const hi = Math.min(offset + size, p.end);
+        for (const [o, s] of naturalChunks(lo, hi - lo)) p.overlay.onRead(o - p.start, s);
+      }
+    }
+    return out;
+  }
+}
+
+function extract(value: number, byteOffset: number, size: number): number {
+  const shifted = value >>> (8 * byteOffset);
+  return size === 4 ? shifted >>> 0 : shifted & ((1 << (8 * size)) - 1);
+}
+
+/** Splits [offset, offset+length) into naturally aligned 1/2/4-byte chunks. */
+export function naturalChunks(offset: number, length: number): Array<[number, SmallAccessSize]> {
+  const out: Array<[number, SmallAccessSize]> = [];
+  let at = offset;
+  let left = length;
+  while (left > 0) {
+    const s: SmallAccessSize = left >= 4 && at % 4 === 0 ? 4 : left >= 2 && at % 2 === 0 ? 2 : 1;
+    out.push([at, s]);
+    at += s;
+    left -= s;
+  }
+  return out;
+}
+
+export { readLe };

@@ -1,0 +1,278 @@
+import {
+  ConfigurationError,
+  type IoHandler,
+  type MsiController,
+  type PciAddress,
+  type PciAttachContext,
+  type PciBarDescriptor,
+  type PciBarWindow,
+  type PciCapability,
+  type PciDevice,
+  type PciExtendedCapability,
+  type SmallAccessSize,
+} from "@vmm/core";
+import { barRegisters, romRegister, validateBars } from "./bars/bar-layout.js";
+import { CapabilityChain } from "./capabilities/chain.js";
+import { expressCapability, type ExpressDeviceType } from "./capabilities/express.js";
+import { MsiCapability } from "./capabilities/msi.js";
+import { MsixCapability } from "./capabilities/msix.js";
+import { ConfigSpace } from "./config/config-space.js";
+import { Command, Reg, Status, type HeaderRegister, type0Header } from "./config/header.js";
+import { FunctionIntx } from "./intx.js";
+
+export interface PciFunctionOptions {
+  /** Instance name used in errors and traces. */
+  name: string;
+  vendorId: number;
+  deviceId: number;
+  /** 24-bit class code: base class, subclass, programming interface. */
+  classCode: number;
+  revision?: number;
+  subsystemVendorId?: number;
+  subsystemId?: number;
+  bars?: readonly PciBarDescriptor[];
+  /** Handlers per BAR index, as an alternative to overriding `barHandler`. */
+  barHandlers?: Readonly<Record<number, IoHandler>>;
+  /** 0 = no INTx, 1-4 = INTA#-INTD#. */
+  interruptPin?: 0 | 1 | 2 | 3 | 4;
+  /** Makes it a PCI Express function: 4 KiB config space and a version 1 PCI Express capability. */
+  express?: { type: ExpressDeviceType };
+  /** Expansion ROM contents; the ROM BAR size is the next power of two of at least 2 KiB. */
+  rom?: Uint8Array;
+}
+
+const u = (n: number, bits: number) => Number.isInteger(n) && n >= 0 && n < 2 ** bits;
+
+/**
+ * Base class of emulated PCI functions: a type 0 header with per-bit masks, BAR registers (writable mask
+ * ~(size-1), so sizing needs no special case), capability chaining, INTx and MSI/MSI-X delivery. The bus decides
+ * which BAR windows are decoded; subclasses only serve BAR-relative accesses.
+ */
+export class PciFunction implements PciDevice {
+  readonly name: string;
+  readonly bars: readonly PciBarDescriptor[];
+  readonly rom?: { readonly size: number; readonly bytes: Uint8Array };
+  readonly express: boolean;
+  readonly expressType: ExpressDeviceType | undefined;
+  /** INTx output: `this.intx.set(true)` asserts (status bit 3 follows; the line obeys command.INTx-disable). */
+  readonly intx: FunctionIntx;
+  /** The config space register file; subclasses may define extra registers with `config.file.set/mask`. */
+  protected readonly config: ConfigSpace;
+  protected readonly capabilities: CapabilityChain;
+  /** The function's bus address, once attached. */
+  address: PciAddress | undefined;
+  /** MSI delivery, once attached. */
+  protected msiController: MsiController | undefined;
+  private msiCap: MsiCapability | undefined;
+  private msixCap: MsixCapability | undefined;
+  private readonly handlers: Readonly<Record<number, IoHandler>>;
+  private readonly connectable: Array<MsiCapability | MsixCapability> = [];
+
+  constructor(options: PciFunctionOptions) {
+    const o = options;
+    if (!o.name) throw new ConfigurationError("a PCI function needs a name");
+    const fail = (what: string) => new ConfigurationError(`${o.name}: ${what}`);
+    if (!u(o.vendorId, 16) || !u(o.deviceId, 16)) throw fail("vendor and device IDs are 16-bit numbers");
+    if (!u(o.classCode, 24)) throw fail("the class code is a 24-bit number");
+    if (!u(o.revision ?? 0, 8)) throw fail("the revision is a byte");
+    if (!u(o.subsystemVendorId ?? 0, 16) || !u(o.subsystemId ?? 0, 16)) throw fail("subsystem IDs are 16-bit numbers");
+    const pin = o.interruptPin ?? 0;
+    if (!u(pin, 3) || pin > 4) throw fail("the interrupt pin is 0 (none) to 4 (INTD#)");
+    this.name = o.name;
+    this.bars = [...(o.bars ?? [])];
+    if (o.rom) {
+      const size = Math.max(2048, nextPowerOfTwo(o.rom.length));
+      this.rom = { size, bytes: o.rom };
+    }
+    validateBars(o.name, this.bars, this.rom);
+    this.express = o.express !== undefined;
+    this.expressType = o.express?.type;
+    this.handlers = o.barHandlers ?? {};
+    this.config = new ConfigSpace(this.express ? 4096 : 256);
+    this.capabilities = new CapabilityChain(o.name, this.config);
+    this.intx = new FunctionIntx((level) => {
+      const status = this.config.file.read(Reg.STATUS, 2);
+      this.config.file.set(Reg.STATUS, 2, level ? status | Status.INTERRUPT : status & ~Status.INTERRUPT);
+    });
+
+    const header = type0Header({
+      vendorId: o.vendorId,
+      deviceId: o.deviceId,
+      classCode: o.classCode,
+      revision: o.revision ?? 0,
+      subsystemVendorId: o.subsystemVendorId ?? 0,
+      subsystemId: o.subsystemId ?? 0,
+      interruptPin: pin,
+      express: this.express,
+    });
+    for (const r of header) this.defineRegister(r);
+    for (const bar of this.bars) {
+      for (const r of barRegisters(bar)) this.defineRegister({ name: `BAR${bar.index}`, size: 4, ...r });
+    }
+    if (this.rom) this.defineRegister({ name: "ROM BAR", size: 4, ...romRegister(this.rom.size) });
+    if (o.express) this.addCapability(expressCapability(o.express.type));
+  }
+
+  /** Adds a standard capability (chained from 0x40) and returns its offset. MSI and MSI-X are wired up. */
+  addCapability(cap: PciCapability): number {
+    if (cap instanceof MsixCapability) this.checkMsixPlacement(cap);
+    if ((cap instanceof MsiCapability && this.msiCap) || (cap instanceof MsixCapability && this.msixCap)) {
+      throw new ConfigurationError(`${this.name}: only one ${cap instanceof MsiCapability ? "MSI" : "MSI-X"} capability`);
+    }
+    const offset = this.capabilities.add(cap);
+    if (cap instanceof MsiCapability) this.msiCap = cap;
+    if (cap instanceof MsixCapability) this.msixCap = cap;
+    if (cap instanceof MsiCapability || cap instanceof MsixCapability) {
+      this.connectable.push(cap);
+      if (this.msiController) cap.connect(this.msiController);
+    }
+    return offset;
+  }
+
+  /** Adds an extended capability (from 0x100; PCI Express functions only) and returns its offset. */
+  addExtendedCapability(cap: PciExtendedCapability): number {
+    return this.capabilities.addExtended(cap);
+  }
+
+  /** Unlinks a standard capability from the chain (its bytes stay where they are). */
+  hideCapability(offset: number): void {
+    this.capabilities.hide(offset);
+  }
+
+  /** Hides an extended capability; the one at 0x100 keeps its next pointer under a null ID. */
+  hideExtendedCapability(offset: number): void {
+    this.capabilities.hideExtended(offset);
+  }
+
+  get msi(): MsiCapability | undefined {
+    return this.msiCap;
+  }
+
+  get msix(): MsixCapability | undefined {
+    return this.msixCap;
+  }
+
+  configRead(offset: number, size: SmallAccessSize): number {
+    return this.config.read(offset, size);
+  }
+
+  configWrite(offset: number, size: SmallAccessSize, value: number): void {
+    this.config.write(offset, size, value);
+    if (offset <= Reg.COMMAND + 1 && offset + size > Reg.COMMAND + 1) {
+      this.intx.setDisabled((this.config.file.read(Reg.COMMAND, 2) & Command.INTX_DISABLE) !== 0);
+    }
+    this.configWritten(offset, size, value);
+  }
+
+  /** The handler for a BAR's accesses (offsets relative to the BAR). Override, or pass `barHandlers`. */
+  barHandler(index: number): IoHandler | undefined {
+    return this.handlers[index];
+  }
+
+  /**
+   * What the bus registers for a BAR: `barHandler(index)` with the MSI-X table and PBA carved out of it when
+   * they live in this BAR.
+   */
+  busBarHandler(index: number): IoHandler | undefined {
+    const inner = this.barHandler(index);
+    const msix = this.msixCap;
+    if (!msix || (msix.tableBar !== index && msix.pbaBar !== index)) return inner;
+    const regions: Region[] = [];
+    if (msix.tableBar === index) regions.push({ lo: msix.tableOffset, hi: msix.tableOffset + msix.tableSize, h: msix.tableHandler });
+    if (msix.pbaBar === index) regions.push({ lo: msix.pbaOffset, hi: msix.pbaOffset + msix.pbaSize, h: msix.pbaHandler });
+    return overlayHandler(regions, inner);
+  }
+
+  barActivated(_window: PciBarWindow): void {}
+  barDeactivated(_window: PciBarWindow): void {}
+
+  /** Called by the bus. Subclasses that override it must call `super.attach(context)`. */
+  attach(context: PciAttachContext): void {
+    this.address = context.address;
+    this.msiController = context.msi;
+    for (const cap of this.connectable) cap.connect(context.msi);
+    this.intx.connect(context.intx);
+    this.attached(context);
+  }
+
+  /**
+   * Function reset: command and error status cleared, MSI/MSI-X disabled and masked, INTx deasserted. BAR values
+   * and the interrupt line stay (the bus reprograms BARs on a machine reset).
+   */
+  reset(): void {
+    this.config.file.set(Reg.COMMAND, 2, 0);
+    this.config.file.set(Reg.STATUS, 2, this.config.file.read(Reg.STATUS, 2) & ~Status.ERRORS_W1C);
+    this.intx.setDisabled(false);
+    this.intx.set(false);
+    this.msixCap?.reset();
+    this.msiCap?.reset();
+  }
+
+  /** Hook after a guest config write (already applied to the register file). */
+  protected configWritten(_offset: number, _size: SmallAccessSize, _value: number): void {}
+
+  /** Hook after attach (the address, INTx and MSI controller are set). */
+  protected attached(_context: PciAttachContext): void {}
+
+  /** Declares a register in the file: initial value and masks. */
+  protected defineRegister(r: HeaderRegister): void {
+    this.config.file.set(r.offset, r.size, r.initial);
+    this.config.file.mask(r.offset, r.size, r.writable ?? 0, r.writeOneToClear ?? 0);
+  }
+
+  private checkMsixPlacement(cap: MsixCapability): void {
+    for (const [what, index, offset, size] of [
+      ["table", cap.tableBar, cap.tableOffset, cap.tableSize],
+      ["PBA", cap.pbaBar, cap.pbaOffset, cap.pbaSize],
+    ] as const) {
+      const bar = this.bars.find((b) => b.index === index);
+      if (!bar || bar.kind === "io") {
+        throw new ConfigurationError(`${this.name}: the MSI-X ${what} needs memory BAR${index}`);
+      }
+      if (offset + size > bar.size) {
+        throw new ConfigurationError(`${this.name}: the MSI-X ${what} does not fit in BAR${index} (${bar.size} bytes)`);
+      }
+    }
+  }
+}
+
+interface Region {
+  lo: number;
+  hi: number;
+  h: IoHandler;
+}
+
+/** Routes accesses inside `regions` to their handlers (region-relative) and the rest to `inner`. */
+function overlayHandler(regions: Region[], inner: IoHandler | undefined): IoHandler {
+  const find = (o: number) => regions.find((r) => o >= r.lo && o < r.hi);
+  return {
+    read(o, s) {
+      const r = find(o);
+      return r ? r.h.read(o - r.lo, s) : inner ? inner.read(o, s) : 0;
+    },
+    write(o, s, v) {
+      const r = find(o);
+      if (r) r.h.write(o - r.lo, s, v);
+      else inner?.write(o, s, v);
+    },
+    read64(o) {
+      const r = find(o);
+      if (!r && inner?.read64) return inner.read64(o);
+      const lo = this.read(o, 4) >>> 0;
+      const hi = this.read(o + 4, 4) >>> 0;
+      return (BigInt(hi) << 32n) | BigInt(lo);
+    },
+    write64(o, v) {
+      const r = find(o);
+      if (!r && inner?.write64) return inner.write64(o, v);
+      this.write(o, 4, Number(v & 0xffff_ffffn));
+      this.write(o + 4, 4, Number((v >> 32n) & 0xffff_ffffn));
+    },
+  };
+}
+
+function nextPowerOfTwo(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
