@@ -1,1 +1,26 @@
-export {};
+export { KvmError } from "./errors.js";
+export { Kvm, kvmAvailability } from "./kvm.js";
+export { Vm, type MemoryRegion, type GsiRoute, type IoEventFdRange, type Registration } from "./vm.js";
+export { Vcpu, type SregsInput } from "./vcpu.js";
+export { EventFd } from "./eventfd.js";
+export type {
+  CpuidEntry,
+  DescriptorTable,
+  ExitDispatch,
+  Fpu,
+  MsrEntry,
+  Regs,
+  RunOptions,
+  RunResult,
+  Segment,
+  Sregs,
+} from "./types.js";
+export {
+  InternalError,
+  Irqchip,
+  KVM_API_VERSION,
+  KvmCap,
+  MpState,
+  PAGE_SIZE,
+  SystemEvent,
+} from "./constants.js";

@@ -1,0 +1,18 @@
+// Entry point of the addon: one init per concern.
+#include "common.h"
+
+namespace kvmn {
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());
+  InitErrors(env, exports);
+  InitKvm(env, exports);
+  InitVm(env, exports);
+  InitVcpu(env, exports);
+  InitEventFd(env, exports);
+  return exports;
+}
+}  // namespace kvmn
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return kvmn::Init(env, exports); }
+
+NODE_API_MODULE(kvm_native, InitAddon)

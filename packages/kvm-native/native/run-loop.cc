@@ -1,0 +1,276 @@
+// The exit path: KVM_RUN on the JS thread, port-I/O and MMIO exits dispatched synchronously to JS
+// callbacks with numbers only (no per-exit objects), one handle scope per batch of exits. Returns
+// to JS when an exit needs the machine, a callback asked to stop, or the event loop has work.
+#include "vcpu.h"
+#include "watcher.h"
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <sys/ioctl.h>
+#include <uv.h>
+
+namespace kvmn {
+
+static const uint32_t kExitsPerScope = 256;
+
+int KickSignal() { return SIGRTMIN + 4; }
+
+static void NoopHandler(int) {}
+
+void EnsureKickSignal() {
+  static bool installed = false;
+  static thread_local bool unblocked = false;
+  if (!installed) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = NoopHandler;  // no SA_RESTART: the signal must make KVM_RUN fail with EINTR
+    sigemptyset(&sa.sa_mask);
+    sigaction(KickSignal(), &sa, nullptr);
+    installed = true;
+  }
+  if (!unblocked) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, KickSignal());
+    pthread_sigmask(SIG_UNBLOCK, &s, nullptr);
+    unblocked = true;
+  }
+}
+
+void VcpuHandle::Kick() {
+  stopRequested_.store(true, std::memory_order_seq_cst);
+  if (run_ && running_.load(std::memory_order_seq_cst)) KickNow(KickTarget{run_, &inKvmRun_, runThread_});
+}
+
+Napi::Value VcpuHandle::KickJs(const Napi::CallbackInfo& info) {
+  Kick();
+  return info.Env().Undefined();
+}
+
+Napi::Value VcpuHandle::RequestStop(const Napi::CallbackInfo& info) {
+  stopRequested_.store(true, std::memory_order_seq_cst);
+  return info.Env().Undefined();
+}
+
+Napi::Value VcpuHandle::ExitResult(Napi::Env env, const char* reason) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("reason", Napi::String::New(env, reason));
+  return o;
+}
+
+static double Rip(int fd) {
+  kvm_regs r{};
+  if (ioctl(fd, KVM_GET_REGS, &r) < 0) return -1;
+  return static_cast<double>(r.rip);
+}
+
+Napi::Value VcpuHandle::InternalErrorResult(Napi::Env env) {
+  Napi::Object o = ExitResult(env, "internal-error").As<Napi::Object>();
+  uint32_t ndata = run_->internal.ndata;
+  if (ndata > 16) ndata = 16;
+  o.Set("suberror", Napi::Number::New(env, run_->internal.suberror));
+  o.Set("rip", Napi::Number::New(env, Rip(fd_)));
+  size_t nbytes = 0;
+  const uint8_t* bytes = nullptr;
+  if (run_->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && ndata >= 3 &&
+      (run_->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+    nbytes = run_->emulation_failure.insn_size;
+    if (nbytes > sizeof(run_->emulation_failure.insn_bytes)) nbytes = sizeof(run_->emulation_failure.insn_bytes);
+    bytes = run_->emulation_failure.insn_bytes;
+  }
+  Napi::Uint8Array b = Napi::Uint8Array::New(env, nbytes);
+  if (nbytes) memcpy(b.Data(), bytes, nbytes);
+  o.Set("bytes", b);
+  Napi::Array data = Napi::Array::New(env, ndata);
+  for (uint32_t i = 0; i < ndata; i++) data.Set(i, Napi::BigInt::New(env, static_cast<uint64_t>(run_->internal.data[i])));
+  o.Set("data", data);
+  return o;
+}
+
+namespace {
+
+// Reads little-endian `size` bytes (1..8).
+inline uint64_t LoadLe(const uint8_t* p, uint32_t size) {
+  uint64_t v = 0;
+  memcpy(&v, p, size);
+  return v;
+}
+
+inline void StoreLe(uint8_t* p, uint32_t size, uint64_t v) { memcpy(p, &v, size); }
+
+// Converts a handler's read result (number or bigint) to raw bits; false if it is neither.
+inline bool ReadResult(napi_env env, napi_value v, uint64_t* out) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_number) {
+    double d;
+    napi_get_value_double(env, v, &d);
+    if (d >= 0 && d < 18446744073709551616.0) *out = static_cast<uint64_t>(d);
+    else if (d < 0 && d >= -9223372036854775808.0) *out = static_cast<uint64_t>(static_cast<int64_t>(d));
+    else *out = 0;
+    return true;
+  }
+  if (t == napi_bigint) {
+    bool lossless;
+    napi_get_value_bigint_uint64(env, v, out, &lossless);
+    return true;
+  }
+  return false;
+}
+
+struct RunOptions {
+  int64_t maxSliceMs = -1;
+  int64_t minSliceMs = 1;
+};
+
+}  // namespace
+
+// run(dispatch, maxSliceMs (-1: none), minSliceMs) -> RunResult
+Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  napi_env e = env;
+  if (!CheckOpen(env)) return env.Undefined();
+  if (running_.load()) { Napi::Error::New(env, "Vcpu.run is already active (re-entered from a callback?)").ThrowAsJavaScriptException(); return env.Undefined(); }
+  if (!info[0].IsObject()) { ThrowType(env, "run expects a dispatch object {pio, mmio}"); return env.Undefined(); }
+  Napi::Object dispatch = info[0].As<Napi::Object>();
+  Napi::Value pioV = dispatch.Get("pio"), mmioV = dispatch.Get("mmio");
+  if (!pioV.IsFunction() || !mmioV.IsFunction()) { ThrowType(env, "dispatch.pio and dispatch.mmio must be functions"); return env.Undefined(); }
+  RunOptions opt;
+  if (info[1].IsNumber()) opt.maxSliceMs = info[1].As<Napi::Number>().Int64Value();
+  if (info[2].IsNumber()) opt.minSliceMs = info[2].As<Napi::Number>().Int64Value();
+  if (opt.minSliceMs < 0) opt.minSliceMs = 0;
+
+  if (stopRequested_.exchange(false)) return ExitResult(env, "yield");
+
+  napi_value recv = dispatch, pio = pioV, mmio = mmioV;
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(e, &loop);
+  EnsureKickSignal();
+  if (!watcher_) watcher_.reset(new LoopWatcher());
+
+  uv_update_time(loop);
+  int64_t timeout = uv_backend_timeout(loop);
+  if (opt.maxSliceMs >= 0 && (timeout < 0 || timeout > opt.maxSliceMs)) timeout = opt.maxSliceMs;
+  runThread_ = pthread_self();
+  run_->immediate_exit = 0;
+  running_.store(true, std::memory_order_seq_cst);
+  if (stopRequested_.load()) run_->immediate_exit = 1;  // a kick() raced with the arming above
+  watcher_->Arm(uv_backend_fd(loop), timeout, opt.minSliceMs, KickTarget{run_, &inKvmRun_, runThread_});
+
+  const uint8_t* page = reinterpret_cast<const uint8_t*>(run_);
+  uint32_t inScope = 0;
+  napi_handle_scope scope;
+  napi_open_handle_scope(e, &scope);
+  const char* stop = nullptr;  // set -> return {reason: stop}
+  bool special = false;        // internal error / fail entry / ... built after the loop
+  bool failed = false;         // a JS exception or a thrown KvmError is pending
+
+  while (!stop && !special && !failed) {
+    inKvmRun_.store(1, std::memory_order_seq_cst);
+    int r = ioctl(fd_, KVM_RUN, 0UL);
+    int err = errno;
+    inKvmRun_.store(0, std::memory_order_seq_cst);
+    if (r < 0) {
+      if (err == EINTR || err == EAGAIN) {
+        if (run_->immediate_exit || stopRequested_.load()) stop = "yield";
+        continue;
+      }
+      ThrowKvmError(env, "KVM_RUN", err);
+      failed = true;
+      break;
+    }
+    switch (run_->exit_reason) {
+      case KVM_EXIT_IO: {
+        const uint32_t size = run_->io.size, count = run_->io.count;
+        const uint64_t off = run_->io.data_offset;
+        const bool isWrite = run_->io.direction == KVM_EXIT_IO_OUT;
+        if ((size != 1 && size != 2 && size != 4) || off + static_cast<uint64_t>(size) * count > mmapSize_) {
+          special = true;  // reported as "unknown": the kernel gave an I/O exit we cannot trust
+          break;
+        }
+        uint8_t* data = reinterpret_cast<uint8_t*>(run_) + off;
+        napi_value argv[4];
+        napi_create_uint32(e, run_->io.port, &argv[0]);
+        napi_create_uint32(e, size, &argv[1]);
+        napi_get_boolean(e, isWrite, &argv[2]);
+        for (uint32_t i = 0; i < count && !failed; i++) {
+          uint8_t* elem = data + i * size;
+          napi_create_uint32(e, isWrite ? static_cast<uint32_t>(LoadLe(elem, size)) : 0, &argv[3]);
+          napi_value result;
+          if (napi_call_function(e, recv, pio, 4, argv, &result) != napi_ok) { failed = true; break; }
+          if (!isWrite) {
+            uint64_t v;
+            if (!ReadResult(e, result, &v)) { ThrowType(env, "dispatch.pio must return a number for port reads"); failed = true; break; }
+            StoreLe(elem, size, v);
+          }
+        }
+        break;
+      }
+      case KVM_EXIT_MMIO: {
+        const uint32_t len = run_->mmio.len;
+        if (len != 1 && len != 2 && len != 4 && len != 8) { special = true; break; }
+        const bool isWrite = run_->mmio.is_write;
+        uint64_t v = isWrite ? LoadLe(run_->mmio.data, len) : 0;
+        napi_value argv[5], result;
+        napi_create_double(e, static_cast<double>(run_->mmio.phys_addr), &argv[0]);
+        napi_create_uint32(e, len, &argv[1]);
+        napi_get_boolean(e, isWrite, &argv[2]);
+        napi_create_uint32(e, static_cast<uint32_t>(v), &argv[3]);
+        napi_create_uint32(e, static_cast<uint32_t>(v >> 32), &argv[4]);
+        if (napi_call_function(e, recv, mmio, 5, argv, &result) != napi_ok) { failed = true; break; }
+        if (!isWrite) {
+          if (!ReadResult(e, result, &v)) { ThrowType(env, "dispatch.mmio must return a number or bigint for reads"); failed = true; break; }
+          StoreLe(run_->mmio.data, len, v);
+        }
+        break;
+      }
+      case KVM_EXIT_INTR:
+        if (run_->immediate_exit || stopRequested_.load()) stop = "yield";
+        break;
+      case KVM_EXIT_HLT: stop = "hlt"; break;
+      default: special = true; break;
+    }
+    if (stopRequested_.load()) stop = "yield";
+    if (++inScope == kExitsPerScope) {
+      napi_close_handle_scope(e, scope);
+      napi_open_handle_scope(e, &scope);
+      inScope = 0;
+    }
+  }
+  napi_close_handle_scope(e, scope);
+  watcher_->Disarm();
+  running_.store(false, std::memory_order_seq_cst);
+  stopRequested_.store(false);
+  run_->immediate_exit = 0;
+  (void)page;
+  if (failed) return env.Undefined();
+  if (stop) return ExitResult(env, stop);
+
+  switch (run_->exit_reason) {
+    case KVM_EXIT_SHUTDOWN: {
+      Napi::Object o = ExitResult(env, "shutdown").As<Napi::Object>();
+      o.Set("rip", Napi::Number::New(env, Rip(fd_)));
+      return o;
+    }
+    case KVM_EXIT_INTERNAL_ERROR: return InternalErrorResult(env);
+    case KVM_EXIT_FAIL_ENTRY: {
+      Napi::Object o = ExitResult(env, "fail-entry").As<Napi::Object>();
+      o.Set("code", U64ToNumber(env, run_->fail_entry.hardware_entry_failure_reason));
+      o.Set("rip", Napi::Number::New(env, Rip(fd_)));
+      return o;
+    }
+    case KVM_EXIT_SYSTEM_EVENT: {
+      Napi::Object o = ExitResult(env, "system-event").As<Napi::Object>();
+      o.Set("type", Napi::Number::New(env, run_->system_event.type));
+      return o;
+    }
+    default: {
+      Napi::Object o = ExitResult(env, "unknown").As<Napi::Object>();
+      o.Set("exitReason", Napi::Number::New(env, run_->exit_reason));
+      o.Set("rip", Napi::Number::New(env, Rip(fd_)));
+      return o;
+    }
+  }
+}
+
+}  // namespace kvmn

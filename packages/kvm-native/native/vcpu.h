@@ -1,0 +1,61 @@
+// A vCPU fd with its mmap'd run page; register ioctls live in vcpu.cc, KVM_RUN in run-loop.cc.
+#pragma once
+#include "common.h"
+#include <atomic>
+#include <linux/kvm.h>
+#include <memory>
+#include <pthread.h>
+
+namespace kvmn {
+
+class LoopWatcher;
+
+class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit VcpuHandle(const Napi::CallbackInfo& info);  // (vcpuFd, mmapSize, id)
+  ~VcpuHandle() override;
+
+  // Makes the current KVM_RUN (or the next one) return: immediate_exit first, then the signal.
+  void Kick();
+
+ private:
+  Napi::Value Run(const Napi::CallbackInfo& info);
+  Napi::Value RequestStop(const Napi::CallbackInfo& info);
+  Napi::Value KickJs(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value GetRegs(const Napi::CallbackInfo& info);
+  Napi::Value SetRegs(const Napi::CallbackInfo& info);
+  Napi::Value GetSregs(const Napi::CallbackInfo& info);
+  Napi::Value SetSregs(const Napi::CallbackInfo& info);
+  Napi::Value GetFpu(const Napi::CallbackInfo& info);
+  Napi::Value SetFpu(const Napi::CallbackInfo& info);
+  Napi::Value GetMsrs(const Napi::CallbackInfo& info);
+  Napi::Value SetMsrs(const Napi::CallbackInfo& info);
+  Napi::Value SetCpuid(const Napi::CallbackInfo& info);
+  Napi::Value GetMpState(const Napi::CallbackInfo& info);
+  Napi::Value SetMpState(const Napi::CallbackInfo& info);
+  Napi::Value GetLapic(const Napi::CallbackInfo& info);
+  Napi::Value SetLapic(const Napi::CallbackInfo& info);
+  Napi::Value RunPage(const Napi::CallbackInfo& info);
+
+  bool CheckOpen(Napi::Env env);
+  Napi::Value ExitResult(Napi::Env env, const char* reason);
+  Napi::Value InternalErrorResult(Napi::Env env);
+
+  int fd_ = -1;
+  uint32_t id_ = 0;
+  size_t mmapSize_ = 0;
+  kvm_run* run_ = nullptr;
+  std::atomic<int> inKvmRun_{0};      // set around the KVM_RUN ioctl; the kicker signals only then
+  std::atomic<bool> stopRequested_{false};
+  std::atomic<bool> running_{false};
+  pthread_t runThread_{};
+  std::unique_ptr<LoopWatcher> watcher_;
+};
+
+// The real-time signal used to interrupt KVM_RUN (SIGUSR1 belongs to Node's inspector).
+int KickSignal();
+void EnsureKickSignal();
+
+}  // namespace kvmn

@@ -1,0 +1,251 @@
+// VM-level ioctls: guest memory, memslots, dirty log, irqchip/PIT, IRQ lines, MSI, GSI routing,
+// irqfd, ioeventfd and vCPU fd creation. Every call is one ioctl; policy lives in TypeScript.
+#include "common.h"
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <vector>
+
+namespace kvmn {
+
+static const uint64_t kPage = 4096;
+
+static void FreeGuestMemory(Napi::Env env, void* data, size_t* size) {
+  munmap(data, *size);
+  Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(*size));
+  delete size;
+}
+
+// Anonymous, page-aligned, zero-filled memory handed to JS as an external ArrayBuffer: no copies,
+// and it stays mapped until the last JS reference (the Vm keeps one per memslot) is collected.
+static Napi::Value AllocateMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t size;
+  if (!ArgU64(info, 0, &size)) return env.Undefined();
+  if (size == 0 || size % kPage != 0) { ThrowRange(env, "memory size must be a non-zero multiple of 4096"); return env.Undefined(); }
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) { ThrowKvmError(env, "mmap", errno); return env.Undefined(); }
+  madvise(p, size, MADV_MERGEABLE);
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(size));
+  return Napi::ArrayBuffer::New(env, p, size, FreeGuestMemory, new size_t(size));
+}
+
+static bool TypedArrayRange(Napi::Env env, Napi::Value v, uint8_t** ptr, size_t* len) {
+  if (!v.IsTypedArray()) { ThrowType(env, "memory must be a Uint8Array"); return false; }
+  Napi::TypedArray t = v.As<Napi::TypedArray>();
+  *ptr = static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+  *len = t.ByteLength();
+  return true;
+}
+
+// setUserMemoryRegion(vmFd, slot, flags, guestPhysAddr, memory | undefined): undefined removes the slot.
+static Napi::Value SetUserMemoryRegion(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  uint32_t slot, flags;
+  uint64_t gpa;
+  if (!ArgI32(info, 0, &fd) || !ArgU32(info, 1, &slot) || !ArgU32(info, 2, &flags) || !ArgU64(info, 3, &gpa)) return env.Undefined();
+  kvm_userspace_memory_region r{};
+  r.slot = slot;
+  r.flags = flags;
+  r.guest_phys_addr = gpa;
+  if (!info[4].IsUndefined()) {
+    uint8_t* p;
+    size_t len;
+    if (!TypedArrayRange(env, info[4], &p, &len)) return env.Undefined();
+    if (len == 0 || len % kPage || reinterpret_cast<uintptr_t>(p) % kPage || gpa % kPage) {
+      ThrowRange(env, "memslot memory, size and guest address must be page aligned and non-empty");
+      return env.Undefined();
+    }
+    r.memory_size = len;
+    r.userspace_addr = reinterpret_cast<uintptr_t>(p);
+  }
+  if (ioctl(fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) ThrowKvmError(env, "KVM_SET_USER_MEMORY_REGION", errno);
+  return env.Undefined();
+}
+
+// getDirtyLog(vmFd, slot, pages) -> Uint8Array bitmap, one bit per page (LSB first), cleared by the read.
+static Napi::Value GetDirtyLog(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  uint32_t slot, pages;
+  if (!ArgI32(info, 0, &fd) || !ArgU32(info, 1, &slot) || !ArgU32(info, 2, &pages)) return env.Undefined();
+  size_t bytes = ((static_cast<size_t>(pages) + 63) / 64) * 8;
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, bytes);
+  kvm_dirty_log d{};
+  d.slot = slot;
+  d.dirty_bitmap = out.Data();
+  if (ioctl(fd, KVM_GET_DIRTY_LOG, &d) < 0) { ThrowKvmError(env, "KVM_GET_DIRTY_LOG", errno); return env.Undefined(); }
+  return out;
+}
+
+static Napi::Value SimpleIoctl(const Napi::CallbackInfo& info, unsigned long req, const char* name, bool withArg) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  uint64_t arg = 0;
+  if (!ArgI32(info, 0, &fd) || (withArg && !ArgU64(info, 1, &arg))) return env.Undefined();
+  int r = ioctl(fd, req, static_cast<unsigned long>(arg));
+  if (r < 0) ThrowKvmError(env, name, errno);
+  return env.Undefined();
+}
+
+static Napi::Value SetTssAddr(const Napi::CallbackInfo& info) { return SimpleIoctl(info, KVM_SET_TSS_ADDR, "KVM_SET_TSS_ADDR", true); }
+static Napi::Value CreateIrqchip(const Napi::CallbackInfo& info) { return SimpleIoctl(info, KVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP", false); }
+
+static Napi::Value SetIdentityMapAddr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  uint64_t addr;
+  if (!ArgI32(info, 0, &fd) || !ArgU64(info, 1, &addr)) return env.Undefined();
+  if (ioctl(fd, KVM_SET_IDENTITY_MAP_ADDR, &addr) < 0) ThrowKvmError(env, "KVM_SET_IDENTITY_MAP_ADDR", errno);
+  return env.Undefined();
+}
+
+static Napi::Value CreatePit2(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!ArgI32(info, 0, &fd)) return env.Undefined();
+  kvm_pit_config c{};
+  if (ioctl(fd, KVM_CREATE_PIT2, &c) < 0) ThrowKvmError(env, "KVM_CREATE_PIT2", errno);
+  return env.Undefined();
+}
+
+static Napi::Value IrqLine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  uint32_t gsi, level;
+  if (!ArgI32(info, 0, &fd) || !ArgU32(info, 1, &gsi) || !ArgU32(info, 2, &level)) return env.Undefined();
+  kvm_irq_level l{};
+  l.irq = gsi;
+  l.level = level ? 1 : 0;
+  if (ioctl(fd, KVM_IRQ_LINE, &l) < 0) ThrowKvmError(env, "KVM_IRQ_LINE", errno);
+  return env.Undefined();
+}
+
+// signalMsi(vmFd, address, data) -> number of interrupts delivered (0: blocked by the guest).
+static Napi::Value SignalMsi(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  uint64_t addr;
+  uint32_t data;
+  if (!ArgI32(info, 0, &fd) || !ArgU64(info, 1, &addr) || !ArgU32(info, 2, &data)) return env.Undefined();
+  kvm_msi m{};
+  m.address_lo = static_cast<uint32_t>(addr);
+  m.address_hi = static_cast<uint32_t>(addr >> 32);
+  m.data = data;
+  int r = ioctl(fd, KVM_SIGNAL_MSI, &m);
+  if (r < 0) { ThrowKvmError(env, "KVM_SIGNAL_MSI", errno); return env.Undefined(); }
+  return Napi::Number::New(env, r);
+}
+
+// setGsiRouting(vmFd, entries): {gsi, type: "irqchip", irqchip, pin} | {gsi, type: "msi", address, data}.
+static Napi::Value SetGsiRouting(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!ArgI32(info, 0, &fd)) return env.Undefined();
+  if (!info[1].IsArray()) { ThrowType(env, "routing entries must be an array"); return env.Undefined(); }
+  Napi::Array a = info[1].As<Napi::Array>();
+  uint32_t n = a.Length();
+  if (n > 4096) { ThrowRange(env, "too many routing entries"); return env.Undefined(); }
+  std::vector<uint8_t> buf(sizeof(kvm_irq_routing) + n * sizeof(kvm_irq_routing_entry), 0);
+  auto* rt = reinterpret_cast<kvm_irq_routing*>(buf.data());
+  rt->nr = n;
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Value ev = a.Get(i);
+    if (!ev.IsObject()) { ThrowType(env, "routing entry must be an object"); return env.Undefined(); }
+    Napi::Object o = ev.As<Napi::Object>();
+    kvm_irq_routing_entry& e = rt->entries[i];
+    uint64_t gsi, x, y;
+    if (!FieldU64(o, "gsi", &gsi, 0, true)) return env.Undefined();
+    e.gsi = static_cast<uint32_t>(gsi);
+    std::string type = o.Get("type").ToString();
+    if (type == "irqchip") {
+      if (!FieldU64(o, "irqchip", &x, 0, true) || !FieldU64(o, "pin", &y, 0, true)) return env.Undefined();
+      e.type = KVM_IRQ_ROUTING_IRQCHIP;
+      e.u.irqchip.irqchip = static_cast<uint32_t>(x);
+      e.u.irqchip.pin = static_cast<uint32_t>(y);
+    } else if (type == "msi") {
+      if (!FieldU64(o, "address", &x, 0, true) || !FieldU64(o, "data", &y, 0, true)) return env.Undefined();
+      e.type = KVM_IRQ_ROUTING_MSI;
+      e.u.msi.address_lo = static_cast<uint32_t>(x);
+      e.u.msi.address_hi = static_cast<uint32_t>(x >> 32);
+      e.u.msi.data = static_cast<uint32_t>(y);
+    } else {
+      ThrowType(env, "routing entry type must be \"irqchip\" or \"msi\"");
+      return env.Undefined();
+    }
+  }
+  if (ioctl(fd, KVM_SET_GSI_ROUTING, rt) < 0) ThrowKvmError(env, "KVM_SET_GSI_ROUTING", errno);
+  return env.Undefined();
+}
+
+// irqfd(vmFd, eventFd, gsi, resampleFd (-1: none), deassign)
+static Napi::Value Irqfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd, efd, rfd;
+  uint32_t gsi;
+  if (!ArgI32(info, 0, &fd) || !ArgI32(info, 1, &efd) || !ArgU32(info, 2, &gsi) || !ArgI32(info, 3, &rfd)) return env.Undefined();
+  kvm_irqfd f{};
+  f.fd = static_cast<uint32_t>(efd);
+  f.gsi = gsi;
+  if (info[4].ToBoolean()) {
+    f.flags = KVM_IRQFD_FLAG_DEASSIGN;
+  } else if (rfd >= 0) {
+    f.flags = KVM_IRQFD_FLAG_RESAMPLE;
+    f.resamplefd = static_cast<uint32_t>(rfd);
+  }
+  if (ioctl(fd, KVM_IRQFD, &f) < 0) ThrowKvmError(env, "KVM_IRQFD", errno);
+  return env.Undefined();
+}
+
+// ioeventfd(vmFd, eventFd, address, len, flags, datamatch)
+static Napi::Value Ioeventfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd, efd;
+  uint64_t addr, match;
+  uint32_t len, flags;
+  if (!ArgI32(info, 0, &fd) || !ArgI32(info, 1, &efd) || !ArgU64(info, 2, &addr) || !ArgU32(info, 3, &len) ||
+      !ArgU32(info, 4, &flags) || !ArgU64(info, 5, &match))
+    return env.Undefined();
+  kvm_ioeventfd e{};
+  e.datamatch = match;
+  e.addr = addr;
+  e.len = len;
+  e.fd = efd;
+  e.flags = flags;
+  if (ioctl(fd, KVM_IOEVENTFD, &e) < 0) ThrowKvmError(env, "KVM_IOEVENTFD", errno);
+  return env.Undefined();
+}
+
+static Napi::Value CreateVcpuFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  uint32_t id;
+  if (!ArgI32(info, 0, &fd) || !ArgU32(info, 1, &id)) return env.Undefined();
+  int r = ioctl(fd, KVM_CREATE_VCPU, static_cast<unsigned long>(id));
+  if (r < 0) { ThrowKvmError(env, "KVM_CREATE_VCPU", errno); return env.Undefined(); }
+  fcntl(r, F_SETFD, FD_CLOEXEC);
+  return Napi::Number::New(env, r);
+}
+
+void InitVm(Napi::Env env, Napi::Object exports) {
+  exports.Set("allocateMemory", Napi::Function::New(env, AllocateMemory, "allocateMemory"));
+  exports.Set("setUserMemoryRegion", Napi::Function::New(env, SetUserMemoryRegion, "setUserMemoryRegion"));
+  exports.Set("getDirtyLog", Napi::Function::New(env, GetDirtyLog, "getDirtyLog"));
+  exports.Set("setTssAddr", Napi::Function::New(env, SetTssAddr, "setTssAddr"));
+  exports.Set("setIdentityMapAddr", Napi::Function::New(env, SetIdentityMapAddr, "setIdentityMapAddr"));
+  exports.Set("createIrqchip", Napi::Function::New(env, CreateIrqchip, "createIrqchip"));
+  exports.Set("createPit2", Napi::Function::New(env, CreatePit2, "createPit2"));
+  exports.Set("irqLine", Napi::Function::New(env, IrqLine, "irqLine"));
+  exports.Set("signalMsi", Napi::Function::New(env, SignalMsi, "signalMsi"));
+  exports.Set("setGsiRouting", Napi::Function::New(env, SetGsiRouting, "setGsiRouting"));
+  exports.Set("irqfd", Napi::Function::New(env, Irqfd, "irqfd"));
+  exports.Set("ioeventfd", Napi::Function::New(env, Ioeventfd, "ioeventfd"));
+  exports.Set("createVcpuFd", Napi::Function::New(env, CreateVcpuFd, "createVcpuFd"));
+}
+
+}  // namespace kvmn

@@ -1,0 +1,53 @@
+// Numeric KVM constants the API exposes (values from linux/kvm.h).
+
+/** KVM_CAP_* for Kvm.checkExtension. */
+export const KvmCap = {
+  IRQCHIP: 0,
+  HLT: 1,
+  USER_MEMORY: 3,
+  SET_TSS_ADDR: 4,
+  EXT_CPUID: 7,
+  NR_VCPUS: 9,
+  NR_MEMSLOTS: 10,
+  MP_STATE: 14,
+  COALESCED_MMIO: 15,
+  IRQ_ROUTING: 25,
+  IRQFD: 32,
+  PIT2: 33,
+  IOEVENTFD: 36,
+  SET_IDENTITY_MAP_ADDR: 37,
+  MAX_VCPUS: 66,
+  SYNC_REGS: 74,
+  SIGNAL_MSI: 77,
+  READONLY_MEM: 81,
+  IRQFD_RESAMPLE: 82,
+  SPLIT_IRQCHIP: 121,
+  IOEVENTFD_ANY_LENGTH: 122,
+  X2APIC_API: 129,
+  MSI_DEVID: 131,
+  IMMEDIATE_EXIT: 136,
+} as const;
+
+/** KVM_MP_STATE_* for Vcpu.getMpState/setMpState. */
+export const MpState = {
+  RUNNABLE: 0,
+  UNINITIALIZED: 1,
+  INIT_RECEIVED: 2,
+  HALTED: 3,
+  SIPI_RECEIVED: 4,
+} as const;
+
+/** KVM_SYSTEM_EVENT_* types in a "system-event" run result. */
+export const SystemEvent = { SHUTDOWN: 1, RESET: 2, CRASH: 3 } as const;
+
+/** KVM_INTERNAL_ERROR_* suberrors in an "internal-error" run result. */
+export const InternalError = { EMULATION: 1, SIMUL_EX: 2, DELIVERY_EV: 3, UNEXPECTED_EXIT_REASON: 4 } as const;
+
+/** KVM irqchip ids for GSI routing entries of type "irqchip". */
+export const Irqchip = { PIC_MASTER: 0, PIC_SLAVE: 1, IOAPIC: 2 } as const;
+
+export const KVM_API_VERSION = 12;
+export const PAGE_SIZE = 4096;
+
+export const MemFlags = { LOG_DIRTY_PAGES: 1, READONLY: 2 } as const;
+export const IoeventfdFlags = { DATAMATCH: 1, PIO: 2, DEASSIGN: 4 } as const;

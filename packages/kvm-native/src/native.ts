@@ -1,0 +1,93 @@
+// Loads the compiled addon (prebuilds, then build/Release) once, on first use, so that importing the
+// package never fails on machines without a build or without KVM.
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { KvmError } from "./errors.js";
+import type { CpuidEntry, Fpu, MsrEntry, Regs, RunResult, Sregs } from "./types.js";
+
+export interface NativeVcpu {
+  run(dispatch: object, maxSliceMs: number, minSliceMs: number): RunResult;
+  requestStop(): void;
+  kick(): void;
+  close(): void;
+  getRegs(): Regs;
+  setRegs(regs: Partial<Record<keyof Regs, number | bigint>>): void;
+  getSregs(): Sregs;
+  setSregs(sregs: object): void;
+  getFpu(): Fpu;
+  setFpu(fpu: Partial<Fpu>): void;
+  getMsrs(indices: number[]): MsrEntry[];
+  setMsrs(entries: Array<{ index: number; value: number | bigint }>): number;
+  setCpuid(entries: CpuidEntry[]): void;
+  getMpState(): number;
+  setMpState(state: number): void;
+  getLapic(): Uint8Array;
+  setLapic(state: Uint8Array): void;
+  runPage(): Uint8Array;
+}
+
+export interface NativeEventFdPoll {
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export interface NativeAddon {
+  setErrorClass(ctor: typeof KvmError): void;
+  openDevice(path: string): number;
+  closeFd(fd: number): void;
+  getApiVersion(fd: number): number;
+  checkExtension(fd: number, cap: number): number;
+  getVcpuMmapSize(fd: number): number;
+  createVm(fd: number): number;
+  getSupportedCpuid(fd: number): CpuidEntry[];
+  allocateMemory(size: number): ArrayBuffer;
+  setUserMemoryRegion(vmFd: number, slot: number, flags: number, gpa: number, memory: Uint8Array | undefined): void;
+  getDirtyLog(vmFd: number, slot: number, pages: number): Uint8Array;
+  setTssAddr(vmFd: number, addr: number): void;
+  setIdentityMapAddr(vmFd: number, addr: number): void;
+  createIrqchip(vmFd: number): void;
+  createPit2(vmFd: number): void;
+  irqLine(vmFd: number, gsi: number, level: number): void;
+  signalMsi(vmFd: number, address: number, data: number): number;
+  setGsiRouting(vmFd: number, entries: object[]): void;
+  irqfd(vmFd: number, fd: number, gsi: number, resampleFd: number, deassign: boolean): void;
+  ioeventfd(vmFd: number, fd: number, address: number, len: number, flags: number, datamatch: number | bigint): void;
+  createVcpuFd(vmFd: number, id: number): number;
+  VcpuHandle: new (fd: number, mmapSize: number, id: number) => NativeVcpu;
+  eventfdCreate(): number;
+  eventfdWrite(fd: number, value: number | bigint): void;
+  eventfdRead(fd: number): bigint | null;
+  EventFdPoll: new (fd: number, callback: (count: bigint) => void) => NativeEventFdPoll;
+}
+
+let cached: NativeAddon | undefined;
+let loadError: Error | undefined;
+
+/** The package root (one level above src/ or dist/), where build/Release lives. */
+export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+export function tryLoadNative(): NativeAddon | Error {
+  if (cached) return cached;
+  if (loadError) return loadError;
+  try {
+    const require = createRequire(import.meta.url);
+    const load = require("node-gyp-build") as (dir: string) => NativeAddon;
+    const addon = load(packageRoot);
+    addon.setErrorClass(KvmError);
+    cached = addon;
+    return addon;
+  } catch (e) {
+    loadError = new Error(
+      `the kvm-native addon is not built (run "pnpm --filter @vmm/kvm-native build"): ${(e as Error).message}`,
+    );
+    return loadError;
+  }
+}
+
+export function native(): NativeAddon {
+  const n = tryLoadNative();
+  if (n instanceof Error) throw n;
+  return n;
+}

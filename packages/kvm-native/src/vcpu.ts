@@ -1,0 +1,109 @@
+import { KvmError } from "./errors.js";
+import type { NativeVcpu } from "./native.js";
+import type { CpuidEntry, ExitDispatch, Fpu, MsrEntry, Regs, RunOptions, RunResult, Segment, Sregs } from "./types.js";
+
+export type SregsInput = Partial<Omit<Sregs, keyof Segment | "interruptBitmap">> & { interruptBitmap?: Array<number | bigint> };
+
+/** A virtual CPU. Setters take partial objects: fields left out keep their current values. */
+export class Vcpu {
+  readonly id: number;
+  private handle: NativeVcpu | undefined;
+
+  /** @internal Use Vm.createVcpu(). */
+  constructor(handle: NativeVcpu, id: number) {
+    this.handle = handle;
+    this.id = id;
+  }
+
+  /**
+   * Runs the guest on the calling (JS) thread. Port-I/O and MMIO exits call `dispatch` synchronously;
+   * returns when an exit needs the machine, a callback called requestStop(), or the event loop has work
+   * ("yield": re-enter with setImmediate). A callback that throws makes run() throw that error.
+   */
+  run(dispatch: ExitDispatch, options: RunOptions = {}): RunResult {
+    return this.h().run(dispatch, options.maxSliceMs ?? -1, options.minSliceMs ?? 1);
+  }
+
+  /** From a dispatch callback: return "yield" after the current exit. */
+  requestStop(): void {
+    this.h().requestStop();
+  }
+
+  /** Makes an active run return "yield" as soon as possible; when none is active, the next run returns at once. */
+  kick(): void {
+    this.h().kick();
+  }
+
+  getRegs(): Regs {
+    return this.h().getRegs();
+  }
+
+  setRegs(regs: Partial<Record<keyof Regs, number | bigint>>): void {
+    this.h().setRegs(regs);
+  }
+
+  getSregs(): Sregs {
+    return this.h().getSregs();
+  }
+
+  setSregs(sregs: SregsInput | Partial<Sregs>): void {
+    this.h().setSregs(sregs);
+  }
+
+  getFpu(): Fpu {
+    return this.h().getFpu();
+  }
+
+  setFpu(fpu: Partial<Fpu>): void {
+    this.h().setFpu(fpu);
+  }
+
+  /** Reads MSRs; throws KvmError(EINVAL) naming the first MSR KVM refused. */
+  getMsrs(indices: number[]): MsrEntry[] {
+    const out = this.h().getMsrs(indices);
+    if (out.length < indices.length) {
+      throw new KvmError("KVM_GET_MSRS", "EINVAL", 22, `MSR 0x${indices[out.length]!.toString(16)} cannot be read`);
+    }
+    return out;
+  }
+
+  /** Writes MSRs; throws KvmError(EINVAL) naming the first MSR KVM refused. */
+  setMsrs(entries: Array<{ index: number; value: number | bigint }>): void {
+    const n = this.h().setMsrs(entries);
+    if (n < entries.length) {
+      throw new KvmError("KVM_SET_MSRS", "EINVAL", 22, `MSR 0x${entries[n]!.index.toString(16)} cannot be written`);
+    }
+  }
+
+  /** KVM_SET_CPUID2 (before the first run). */
+  setCpuid(entries: CpuidEntry[]): void {
+    this.h().setCpuid(entries);
+  }
+
+  getMpState(): number {
+    return this.h().getMpState();
+  }
+
+  setMpState(state: number): void {
+    this.h().setMpState(state);
+  }
+
+  /** The 1024-byte LAPIC register page (KVM_GET_LAPIC). */
+  getLapic(): Uint8Array {
+    return this.h().getLapic();
+  }
+
+  setLapic(state: Uint8Array): void {
+    this.h().setLapic(state);
+  }
+
+  close(): void {
+    this.handle?.close();
+    this.handle = undefined;
+  }
+
+  private h(): NativeVcpu {
+    if (!this.handle) throw new KvmError("vcpu (closed)", "EBADF", 9);
+    return this.handle;
+  }
+}

@@ -1,0 +1,206 @@
+import { IoeventfdFlags, MemFlags, PAGE_SIZE } from "./constants.js";
+import { KvmError } from "./errors.js";
+import { EventFd } from "./eventfd.js";
+import { native } from "./native.js";
+import { Vcpu } from "./vcpu.js";
+
+export interface MemoryRegion {
+  slot: number;
+  guestPhysAddr: number;
+  /** Page-aligned memory, normally from Vm.allocateMemory (a subarray at a page boundary works too). */
+  memory: Uint8Array;
+  readonly?: boolean;
+  logDirty?: boolean;
+}
+
+export type GsiRoute =
+  | { gsi: number; type: "irqchip"; irqchip: number; pin: number }
+  | { gsi: number; type: "msi"; address: number; data: number };
+
+export interface IoEventFdRange {
+  space: "pio" | "mmio";
+  address: number;
+  /** Access width to match; 0 (MMIO only) matches any width. */
+  size: 0 | 1 | 2 | 4 | 8;
+  /** Signal only when the guest writes this value. */
+  datamatch?: number | bigint;
+}
+
+export interface Registration {
+  remove(): void;
+}
+
+function assertUint(name: string, v: number, max = 0xffffffff): void {
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${name} must be an integer in [0, ${max}], got ${v}`);
+}
+
+function assertAddress(name: string, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative safe integer, got ${v}`);
+}
+
+/** A KVM virtual machine. Memory given to memslots is kept referenced here so it stays mapped while the VM lives. */
+export class Vm {
+  private fd: number;
+  private readonly vcpuMmapSize: number;
+  private readonly slots = new Map<number, Required<MemoryRegion>>();
+  private readonly vcpus = new Map<number, Vcpu>();
+
+  /** @internal Use Kvm.createVm(). */
+  constructor(fd: number, vcpuMmapSize: number) {
+    this.fd = fd;
+    this.vcpuMmapSize = vcpuMmapSize;
+  }
+
+  /** Anonymous, zero-filled, page-aligned native memory, shared with KVM and JS without copies. */
+  allocateMemory(size: number): Uint8Array {
+    if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
+      throw new RangeError(`guest memory size must be a positive multiple of ${PAGE_SIZE}, got ${size}`);
+    }
+    return new Uint8Array(native().allocateMemory(size));
+  }
+
+  /** Adds or replaces memslot `slot` (KVM_SET_USER_MEMORY_REGION). Works while vCPUs run. */
+  setMemoryRegion(r: MemoryRegion): void {
+    assertUint("slot", r.slot, 0xffff);
+    assertAddress("guestPhysAddr", r.guestPhysAddr);
+    if (!(r.memory instanceof Uint8Array)) throw new TypeError("memory must be a Uint8Array");
+    if (r.guestPhysAddr % PAGE_SIZE !== 0 || r.memory.byteLength === 0 || r.memory.byteLength % PAGE_SIZE !== 0) {
+      throw new RangeError("guestPhysAddr and memory size must be page aligned and memory non-empty");
+    }
+    const flags = (r.readonly ? MemFlags.READONLY : 0) | (r.logDirty ? MemFlags.LOG_DIRTY_PAGES : 0);
+    native().setUserMemoryRegion(this.assertOpen(), r.slot, flags, r.guestPhysAddr, r.memory);
+    this.slots.set(r.slot, { readonly: false, logDirty: false, ...r });
+  }
+
+  removeMemoryRegion(slot: number): void {
+    const r = this.slots.get(slot);
+    if (!r) throw new KvmError("KVM_SET_USER_MEMORY_REGION", "ENOENT", 2, `memslot ${slot} is not set`);
+    native().setUserMemoryRegion(this.assertOpen(), slot, 0, r.guestPhysAddr, undefined);
+    this.slots.delete(slot);
+  }
+
+  /** KVM_GET_DIRTY_LOG: one bit per page of the slot (bit i of byte i>>3 for page i), reset by the call. */
+  getDirtyLog(slot: number): Uint8Array {
+    const r = this.slots.get(slot);
+    if (!r) throw new KvmError("KVM_GET_DIRTY_LOG", "ENOENT", 2, `memslot ${slot} is not set`);
+    if (!r.logDirty) throw new KvmError("KVM_GET_DIRTY_LOG", "ENOENT", 2, `memslot ${slot} does not log dirty pages`);
+    const pages = r.memory.byteLength / PAGE_SIZE;
+    return native().getDirtyLog(this.assertOpen(), slot, pages).subarray(0, Math.ceil(pages / 8));
+  }
+
+  setTssAddr(addr: number): void {
+    assertAddress("addr", addr);
+    native().setTssAddr(this.assertOpen(), addr);
+  }
+
+  setIdentityMapAddr(addr: number): void {
+    assertAddress("addr", addr);
+    native().setIdentityMapAddr(this.assertOpen(), addr);
+  }
+
+  /** In-kernel PIC, IOAPIC and LAPICs (KVM_CREATE_IRQCHIP); call before creating vCPUs. */
+  createIrqchip(): void {
+    native().createIrqchip(this.assertOpen());
+  }
+
+  /** In-kernel PIT (KVM_CREATE_PIT2); needs the irqchip. */
+  createPit2(): void {
+    native().createPit2(this.assertOpen());
+  }
+
+  irqLine(gsi: number, level: boolean): void {
+    assertUint("gsi", gsi);
+    native().irqLine(this.assertOpen(), gsi, level ? 1 : 0);
+  }
+
+  /** KVM_SIGNAL_MSI; returns how many CPUs took it (0: blocked). */
+  signalMsi(address: number, data: number): number {
+    assertAddress("address", address);
+    assertUint("data", data);
+    return native().signalMsi(this.assertOpen(), address, data);
+  }
+
+  /** KVM_SET_GSI_ROUTING replaces the whole table (include the irqchip routes you still want). */
+  setGsiRouting(entries: GsiRoute[]): void {
+    for (const e of entries) {
+      assertUint("gsi", e.gsi);
+      if (e.type === "msi") {
+        assertAddress("address", e.address);
+        assertUint("data", e.data);
+      } else if (e.type === "irqchip") {
+        assertUint("irqchip", e.irqchip, 2);
+        assertUint("pin", e.pin, 23);
+      } else {
+        throw new TypeError(`unknown GSI route type ${(e as { type: string }).type}`);
+      }
+    }
+    native().setGsiRouting(this.assertOpen(), entries);
+  }
+
+  createEventFd(): EventFd {
+    return new EventFd();
+  }
+
+  /** KVM_IRQFD: writes to `fd` raise `gsi`; with `resample`, a level-triggered line whose EOI signals `resample`. */
+  irqfd(fd: EventFd, gsi: number, resample?: EventFd): Registration {
+    assertUint("gsi", gsi);
+    const vmFd = this.assertOpen();
+    native().irqfd(vmFd, fd.fd, gsi, resample ? resample.fd : -1, false);
+    let removed = false;
+    return {
+      remove: () => {
+        if (removed || this.fd < 0) return;
+        native().irqfd(vmFd, fd.fd, gsi, -1, true);
+        removed = true;
+      },
+    };
+  }
+
+  /** KVM_IOEVENTFD: guest writes to the range signal `fd` in the kernel, with no exit to userspace. */
+  ioeventfd(fd: EventFd, r: IoEventFdRange): Registration {
+    assertAddress("address", r.address);
+    if (![0, 1, 2, 4, 8].includes(r.size)) throw new RangeError(`ioeventfd size must be 0, 1, 2, 4 or 8, got ${r.size}`);
+    if (r.space === "pio") {
+      if (r.size === 0 || r.size === 8) throw new RangeError("port ioeventfds have size 1, 2 or 4");
+      assertUint("port", r.address, 0xffff);
+    } else if (r.space !== "mmio") {
+      throw new TypeError(`ioeventfd space must be "pio" or "mmio"`);
+    }
+    const flags =
+      (r.space === "pio" ? IoeventfdFlags.PIO : 0) | (r.datamatch !== undefined ? IoeventfdFlags.DATAMATCH : 0);
+    const match = r.datamatch ?? 0;
+    const vmFd = this.assertOpen();
+    native().ioeventfd(vmFd, fd.fd, r.address, r.size, flags, match);
+    let removed = false;
+    return {
+      remove: () => {
+        if (removed || this.fd < 0) return;
+        native().ioeventfd(vmFd, fd.fd, r.address, r.size, flags | IoeventfdFlags.DEASSIGN, match);
+        removed = true;
+      },
+    };
+  }
+
+  createVcpu(id: number): Vcpu {
+    assertUint("vcpu id", id);
+    const fd = native().createVcpuFd(this.assertOpen(), id);
+    const vcpu = new Vcpu(new (native().VcpuHandle)(fd, this.vcpuMmapSize, id), id);
+    this.vcpus.set(id, vcpu);
+    return vcpu;
+  }
+
+  /** Closes the vCPUs and the VM fd; guest memory is freed once JS drops its last reference. */
+  close(): void {
+    if (this.fd < 0) return;
+    for (const v of this.vcpus.values()) v.close();
+    this.vcpus.clear();
+    native().closeFd(this.fd);
+    this.fd = -1;
+    this.slots.clear();
+  }
+
+  private assertOpen(): number {
+    if (this.fd < 0) throw new KvmError("vm (closed)", "EBADF", 9);
+    return this.fd;
+  }
+}

@@ -1,0 +1,50 @@
+// Builds small VMs for the tests: RAM at 0, code at 0x1000, real-mode or 64-bit entry.
+import { Kvm, type ExitDispatch, type Vcpu, type Vm } from "../../src/index.js";
+import { assemble } from "./assemble.js";
+
+export const CODE = 0x1000;
+
+export interface TestVm {
+  kvm: Kvm;
+  vm: Vm;
+  vcpu: Vcpu;
+  ram: Uint8Array;
+  close(): void;
+}
+
+export function realModeVm(source: string, opts: { ramSize?: number; irqchip?: boolean } = {}): TestVm {
+  const kvm = Kvm.open();
+  const vm = kvm.createVm();
+  const ram = vm.allocateMemory(opts.ramSize ?? 0x10000);
+  vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, memory: ram });
+  if (opts.irqchip) vm.createIrqchip();
+  ram.set(assemble(`.code16\n${source}`, CODE), CODE);
+  const vcpu = vm.createVcpu(0);
+  const s = vcpu.getSregs();
+  vcpu.setSregs({ cs: { ...s.cs, base: 0, selector: 0 } });
+  vcpu.setRegs({ rip: CODE, rflags: 2, rsp: 0x8000 });
+  return { kvm, vm, vcpu, ram, close: () => { vm.close(); kvm.close(); } };
+}
+
+/** Records every exit; `stopOn` decides when a callback requests a stop. */
+export class Recorder implements ExitDispatch {
+  readonly pios: Array<[number, number, boolean, number]> = [];
+  readonly mmios: Array<[number, number, boolean, number, number]> = [];
+  pioRead: (port: number, size: number) => number = () => 0;
+  mmioRead: (addr: number, size: number) => number | bigint = () => 0;
+  stopWhen: (kind: "pio" | "mmio", addr: number) => boolean = () => false;
+
+  constructor(private readonly vcpu: Vcpu) {}
+
+  pio(port: number, size: 1 | 2 | 4, isWrite: boolean, value: number): number {
+    this.pios.push([port, size, isWrite, value]);
+    if (this.stopWhen("pio", port)) this.vcpu.requestStop();
+    return isWrite ? 0 : this.pioRead(port, size);
+  }
+
+  mmio(address: number, size: 1 | 2 | 4 | 8, isWrite: boolean, lo: number, hi: number): number | bigint {
+    this.mmios.push([address, size, isWrite, lo, hi]);
+    if (this.stopWhen("mmio", address)) this.vcpu.requestStop();
+    return isWrite ? 0 : this.mmioRead(address, size);
+  }
+}
