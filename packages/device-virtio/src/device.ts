@@ -1,0 +1,85 @@
+import type { GuestMemory, Logger } from "@vmm/core";
+import type { VirtioDeviceTypeId } from "./constants.js";
+import type { DescriptorChain } from "./virtqueue/descriptor-chain.js";
+import type { SplitQueue } from "./virtqueue/split-ring.js";
+
+/** What a running device model gets from its transport once the driver set DRIVER_OK. */
+export interface VirtioContext {
+  readonly memory: GuestMemory;
+  readonly logger: Logger;
+  /** The features the driver accepted. */
+  readonly features: bigint;
+  /** False once the transport was reset (or the device needs a reset): late I/O completions must be dropped. */
+  readonly active: boolean;
+  queue(index: number): SplitQueue;
+  /** Interrupts the driver for used buffers on `queue`, if its suppression state asks for one. */
+  signal(queue: number): void;
+  /** The driver broke the rules in a way the device cannot recover from: DEVICE_NEEDS_RESET. */
+  fail(error: unknown): void;
+}
+
+/**
+ * A virtio device model, independent of the transport: its type, queues, feature bits and configuration
+ * space, and what it does when the driver notifies a queue. The transport owns status, features, queues'
+ * layout and interrupts.
+ */
+export abstract class VirtioDevice {
+  abstract readonly type: VirtioDeviceTypeId;
+  /** Maximum size of each virtqueue (powers of two). */
+  abstract readonly queueSizes: readonly number[];
+  /** Device-type feature bits offered (the transport adds VERSION_1 and the ring features). */
+  abstract readonly features: bigint;
+  /** Device-specific configuration space, little-endian (read by the driver through the transport). */
+  abstract readonly config: Uint8Array;
+  /** Largest chain the device accepts, in bytes. */
+  readonly maxChainBytes: number = 0xffff_ffff;
+  /** Set by the transport: tells the driver the configuration space changed. */
+  onConfigChange: () => void = () => {};
+
+  protected context: VirtioContext | undefined;
+
+  /** The driver set DRIVER_OK: queues are started and the device may use them. */
+  activate(context: VirtioContext): void {
+    this.context = context;
+    this.started();
+  }
+
+  /** Reset or DEVICE_NEEDS_RESET: stop using the queues; in-flight work is dropped when it completes. */
+  deactivate(): void {
+    this.context = undefined;
+    this.stopped();
+  }
+
+  /** The driver made buffers available on `queue`. */
+  abstract notify(queue: number): void;
+
+  /** A driver write to the configuration space (most fields are read-only, so the default ignores it). */
+  writeConfig(_offset: number, _size: 1 | 2 | 4, _value: number): void {}
+
+  /** Releases host resources (files, sockets) when the VM stops. */
+  async close(): Promise<void> {}
+
+  protected started(): void {}
+  protected stopped(): void {}
+
+  /**
+   * Runs `work` for each chain available on `queue` and interrupts the driver once at the end. A malformed
+   * chain puts the device in DEVICE_NEEDS_RESET; `work` returns the bytes written into the chain, or undefined
+   * when it completes the chain later (asynchronous I/O).
+   */
+  protected drain(queue: number, work: (chain: DescriptorChain) => number | undefined): void {
+    const ctx = this.context;
+    if (!ctx) return;
+    const q = ctx.queue(queue);
+    try {
+      for (let chain = q.pop(); chain; chain = ctx.active ? q.pop() : undefined) {
+        const written = work(chain);
+        if (written !== undefined) q.push(chain.head, written);
+      }
+    } catch (e) {
+      ctx.fail(e);
+      return;
+    }
+    ctx.signal(queue);
+  }
+}

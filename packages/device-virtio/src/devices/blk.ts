@@ -1,0 +1,201 @@
+import { GuestMemoryError } from "@vmm/core";
+import { bit, DeviceType } from "../constants.js";
+import { VirtioDevice } from "../device.js";
+import type { BlockBackend } from "../backends/block.js";
+import { type DescriptorChain, gather, scatter, type Segment, sliceSegments } from "../virtqueue/descriptor-chain.js";
+
+/** virtio-blk feature bits (virtio 1.x, 5.2.3). */
+export const BlkFeature = { SIZE_MAX: 1, SEG_MAX: 2, RO: 5, BLK_SIZE: 6, FLUSH: 9 } as const;
+/** Request types (5.2.6). */
+export const BlkType = { IN: 0, OUT: 1, FLUSH: 4, GET_ID: 8 } as const;
+/** Status byte values. */
+export const BlkStatus = { OK: 0, IOERR: 1, UNSUPP: 2 } as const;
+
+export const SECTOR = 512;
+const HEADER = 16;
+const ID_BYTES = 20;
+const QUEUE_SIZE = 256;
+/** Largest single segment and number of data segments the device advertises. */
+const SIZE_MAX = 64 * 1024;
+const SEG_MAX = QUEUE_SIZE - 2;
+/** Bytes of bounce buffers in flight before the device stops taking new requests until some complete. */
+const INFLIGHT_BUDGET = 64 * 1024 * 1024;
+
+export interface BlkOptions {
+  /** Up to 20 bytes returned by GET_ID. */
+  serial?: string;
+  /** Advertise VIRTIO_BLK_F_RO even if the backend is writable. */
+  readonly?: boolean;
+}
+
+/**
+ * virtio-blk (virtio 1.x, 5.2) over a BlockBackend. Requests run asynchronously and complete in the order the
+ * I/O finishes; data goes through bounce buffers so a request that completes after a reset never touches guest
+ * RAM. Every request is checked: sectors past the end, misaligned lengths, wrong buffer directions and writes to
+ * a read-only disk complete with IOERR; unknown types with UNSUPP.
+ */
+export class VirtioBlk extends VirtioDevice {
+  readonly type = DeviceType.BLOCK;
+  readonly queueSizes = [QUEUE_SIZE];
+  readonly features: bigint;
+  readonly config = new Uint8Array(60);
+  override readonly maxChainBytes = HEADER + SEG_MAX * SIZE_MAX + 1;
+  readonly capacity: bigint;
+  readonly readonly: boolean;
+  private readonly serial: Uint8Array;
+  private inflight = 0;
+  private inflightBytes = 0;
+
+  constructor(
+    readonly backend: BlockBackend,
+    options: BlkOptions = {},
+  ) {
+    super();
+    this.readonly = options.readonly === true || backend.readonly;
+    this.capacity = BigInt(Math.floor(backend.size / SECTOR));
+    this.features =
+      bit(BlkFeature.SIZE_MAX) | bit(BlkFeature.SEG_MAX) | bit(BlkFeature.BLK_SIZE) | bit(BlkFeature.FLUSH) | (this.readonly ? bit(BlkFeature.RO) : 0n);
+    const v = new DataView(this.config.buffer);
+    v.setBigUint64(0, this.capacity, true);
+    v.setUint32(8, SIZE_MAX, true);
+    v.setUint32(12, SEG_MAX, true);
+    v.setUint32(20, SECTOR, true);
+    this.serial = new TextEncoder().encode(options.serial ?? "").subarray(0, ID_BYTES);
+  }
+
+  /** Requests whose I/O has not finished. */
+  get pendingRequests(): number {
+    return this.inflight;
+  }
+
+  notify(_queue: number): void {
+    const ctx = this.context;
+    if (!ctx) return;
+    const q = ctx.queue(0);
+    try {
+      // Stop taking requests while too many bytes are in flight; a completion resumes.
+      while (ctx.active && this.inflightBytes < INFLIGHT_BUDGET) {
+        const chain = q.pop();
+        if (!chain) break;
+        const used = this.start(chain);
+        if (used !== undefined) q.push(chain.head, used);
+      }
+    } catch (e) {
+      ctx.fail(e);
+      return;
+    }
+    ctx.signal(0);
+  }
+
+  protected override stopped(): void {
+    this.inflightBytes = 0;
+  }
+
+  override async close(): Promise<void> {
+    await this.backend.close();
+  }
+
+  /** Starts one request; returns the used length when it completed at once, undefined when I/O is running. */
+  private start(chain: DescriptorChain): number | undefined {
+    const ctx = this.context!;
+    if (chain.writableBytes < 1) {
+      ctx.logger.warn("virtio-blk: request without a status byte");
+      return 0;
+    }
+    const statusAt = sliceSegments(chain.writable, chain.writableBytes - 1, 1);
+    const header = new Uint8Array(HEADER);
+    let type: number, sector: bigint;
+    try {
+      if (gather(ctx.memory, chain.readable, 0, header) < HEADER) return this.finish(chain, statusAt, BlkStatus.IOERR, 0);
+      const h = new DataView(header.buffer);
+      type = h.getUint32(0, true);
+      sector = h.getBigUint64(8, true);
+    } catch (e) {
+      return this.finish(chain, statusAt, BlkStatus.IOERR, 0, e);
+    }
+    const dataIn = sliceSegments(chain.writable, 0, chain.writableBytes - 1);
+    const dataOut = sliceSegments(chain.readable, HEADER, chain.readableBytes - HEADER);
+    switch (type) {
+      case BlkType.IN:
+        return this.transfer(chain, statusAt, sector, dataIn, chain.writableBytes - 1, false);
+      case BlkType.OUT:
+        if (this.readonly) return this.finish(chain, statusAt, BlkStatus.IOERR, 0);
+        return this.transfer(chain, statusAt, sector, dataOut, chain.readableBytes - HEADER, true);
+      case BlkType.FLUSH:
+        return this.async(chain, statusAt, 0, () => this.backend.flush().then(() => 0));
+      case BlkType.GET_ID: {
+        const id = new Uint8Array(Math.min(ID_BYTES, chain.writableBytes - 1));
+        id.set(this.serial.subarray(0, id.length));
+        try {
+          return this.finish(chain, statusAt, BlkStatus.OK, scatter(ctx.memory, dataIn, 0, id));
+        } catch (e) {
+          return this.finish(chain, statusAt, BlkStatus.IOERR, 0, e);
+        }
+      }
+      default:
+        return this.finish(chain, statusAt, BlkStatus.UNSUPP, 0);
+    }
+  }
+
+  private transfer(chain: DescriptorChain, statusAt: Segment[], sector: bigint, data: Segment[], length: number, write: boolean): number | undefined {
+    const ctx = this.context!;
+    if (length <= 0 || length % SECTOR !== 0 || sector + BigInt(length / SECTOR) > this.capacity) {
+      ctx.logger.debug(`virtio-blk: rejected ${write ? "write" : "read"} of ${length} bytes at sector ${sector}`);
+      return this.finish(chain, statusAt, BlkStatus.IOERR, 0);
+    }
+    const position = Number(sector) * SECTOR;
+    const buffer = new Uint8Array(length);
+    if (write) {
+      try {
+        gather(ctx.memory, data, 0, buffer);
+      } catch (e) {
+        return this.finish(chain, statusAt, BlkStatus.IOERR, 0, e);
+      }
+      return this.async(chain, statusAt, length, () => this.backend.write(buffer, position).then(() => 0));
+    }
+    return this.async(chain, statusAt, length, async () => {
+      await this.backend.read(buffer, position);
+      return ctx.active ? scatter(ctx.memory, data, 0, buffer) : 0;
+    });
+  }
+
+  /** Runs `io`, then completes the chain if the device was not reset meanwhile. */
+  private async(chain: DescriptorChain, statusAt: Segment[], bytes: number, io: () => Promise<number>): undefined {
+    const ctx = this.context!;
+    this.inflight++;
+    this.inflightBytes += bytes;
+    const done = (status: number, written: number, error?: unknown) => {
+      this.inflight--;
+      if (!ctx.active) return;
+      const wasOverBudget = this.inflightBytes >= INFLIGHT_BUDGET;
+      this.inflightBytes -= bytes;
+      const used = this.finish(chain, statusAt, status, written, error);
+      ctx.queue(0).push(chain.head, used);
+      ctx.signal(0);
+      if (wasOverBudget && this.inflightBytes < INFLIGHT_BUDGET) this.notify(0); // take what waited for budget
+    };
+    io().then(
+      (written) => done(BlkStatus.OK, written),
+      (e: unknown) => done(BlkStatus.IOERR, 0, e),
+    );
+    return undefined;
+  }
+
+  /** Writes the status byte; returns the used length (data written plus the status byte). */
+  private finish(chain: DescriptorChain, statusAt: Segment[], status: number, written: number, error?: unknown): number {
+    const ctx = this.context!;
+    if (error !== undefined) {
+      // A guest buffer outside RAM is the guest's fault; anything else is a host I/O error. Both end as IOERR.
+      if (error instanceof GuestMemoryError) ctx.logger.warn(`virtio-blk: request ${chain.head}: ${error.message}`);
+      else ctx.logger.error(`virtio-blk: I/O error: ${error instanceof Error ? error.message : String(error)}`);
+      if (status === BlkStatus.OK) status = BlkStatus.IOERR;
+    }
+    try {
+      scatter(ctx.memory, statusAt, 0, Uint8Array.of(status));
+    } catch {
+      ctx.logger.warn(`virtio-blk: request ${chain.head}: status byte outside guest RAM`);
+      return 0;
+    }
+    return (status === BlkStatus.OK ? written : 0) + 1;
+  }
+}

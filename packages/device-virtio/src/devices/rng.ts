@@ -1,0 +1,34 @@
+import { randomFillSync } from "node:crypto";
+import { GuestMemoryError } from "@vmm/core";
+import { DeviceType } from "../constants.js";
+import { VirtioDevice } from "../device.js";
+
+/** Bytes served per request at most; a guest asking for more gets a short (still valid) answer. */
+const MAX_REQUEST = 64 * 1024;
+
+/** virtio-rng (virtio 1.x, 5.4): one request queue filled from the host's CSPRNG. No features, no config. */
+export class VirtioRng extends VirtioDevice {
+  readonly type = DeviceType.ENTROPY;
+  readonly queueSizes = [256];
+  readonly features = 0n;
+  readonly config = new Uint8Array(0);
+
+  notify(_queue: number): void {
+    const ctx = this.context!;
+    this.drain(0, (chain) => {
+      let written = 0;
+      try {
+        for (const s of chain.writable) {
+          const n = Math.min(s.len, MAX_REQUEST - written);
+          if (n <= 0) break;
+          randomFillSync(ctx.memory.view(s.addr, n));
+          written += n;
+        }
+      } catch (e) {
+        if (!(e instanceof GuestMemoryError)) throw e;
+        ctx.logger.warn(`virtio-rng: buffer outside guest RAM at 0x${e.gpa.toString(16)}`);
+      }
+      return written;
+    });
+  }
+}

@@ -1,0 +1,125 @@
+import { NO_VECTOR } from "../constants.js";
+import type { SplitQueue } from "../virtqueue/split-ring.js";
+import { type Register, RegisterTable } from "./register-table.js";
+import type { VirtioTransport } from "./state.js";
+
+/** Size of struct virtio_pci_common_cfg (virtio 1.x, 4.1.4.3), without the 1.2 notify-data/reset fields. */
+export const COMMON_CFG_SIZE = 0x38;
+
+type T = VirtioTransport;
+
+/** The selected queue, or undefined when queue_select names no queue (its fields then read 0). */
+const sel = (t: T): SplitQueue | undefined => t.selectedQueue;
+/** Queue layout fields may only change while the queue is disabled (4.1.4.3.2). */
+const programmable = (t: T): SplitQueue | undefined => {
+  const q = t.selectedQueue;
+  return q && !q.enabled ? q : undefined;
+};
+
+/** A 64-bit queue address field as two 32-bit halves (the driver may use either width: 4.1.3.1). */
+function address(name: string, offset: number, field: "desc" | "driver" | "device"): Register<T>[] {
+  const half = (hi: boolean): Register<T> => ({
+    name: `${name}_${hi ? "hi" : "lo"}`,
+    offset: offset + (hi ? 4 : 0),
+    width: 4,
+    read: (t) => {
+      const v = sel(t)?.[field] ?? 0;
+      return hi ? Math.floor(v / 2 ** 32) : v % 2 ** 32;
+    },
+    write: (t, v) => {
+      const q = programmable(t);
+      if (!q) return;
+      const old = q[field];
+      q[field] = hi ? (v >>> 0) * 2 ** 32 + (old % 2 ** 32) : Math.floor(old / 2 ** 32) * 2 ** 32 + (v >>> 0);
+    },
+  });
+  return [half(false), half(true)];
+}
+
+export const COMMON_CFG_REGISTERS: readonly Register<T>[] = [
+  {
+    name: "device_feature_select",
+    offset: 0x00,
+    width: 4,
+    read: (t) => t.deviceFeatureSelect,
+    write: (t, v) => void (t.deviceFeatureSelect = v),
+  },
+  { name: "device_feature", offset: 0x04, width: 4, read: (t) => t.deviceFeatureWord(t.deviceFeatureSelect) },
+  {
+    name: "driver_feature_select",
+    offset: 0x08,
+    width: 4,
+    read: (t) => t.driverFeatureSelect,
+    write: (t, v) => void (t.driverFeatureSelect = v),
+  },
+  {
+    name: "driver_feature",
+    offset: 0x0c,
+    width: 4,
+    read: (t) => t.driverFeatureWord(t.driverFeatureSelect),
+    write: (t, v) => {
+      t.legacy = false;
+      t.writeDriverFeatureWord(t.driverFeatureSelect, v);
+    },
+  },
+  {
+    name: "config_msix_vector",
+    offset: 0x10,
+    width: 2,
+    read: (t) => t.configVector,
+    write: (t, v) => void (t.configVector = t.validVector(v)),
+  },
+  { name: "num_queues", offset: 0x12, width: 2, read: (t) => t.queues.length },
+  {
+    name: "device_status",
+    offset: 0x14,
+    width: 1,
+    read: (t) => t.status,
+    write: (t, v) => {
+      t.legacy = false;
+      t.writeStatus(v);
+    },
+  },
+  { name: "config_generation", offset: 0x15, width: 1, read: (t) => t.configGeneration },
+  { name: "queue_select", offset: 0x16, width: 2, read: (t) => t.queueSelect, write: (t, v) => void (t.queueSelect = v) },
+  {
+    name: "queue_size",
+    offset: 0x18,
+    width: 2,
+    read: (t) => sel(t)?.size ?? 0,
+    // A smaller power of two is honoured; other values are refused and the old size stays (4.1.4.3.2).
+    write: (t, v) => {
+      const q = programmable(t);
+      if (q && v > 0 && v <= q.maxSize && (v & (v - 1)) === 0) q.size = v;
+    },
+  },
+  {
+    name: "queue_msix_vector",
+    offset: 0x1a,
+    width: 2,
+    read: (t) => sel(t)?.vector ?? NO_VECTOR,
+    write: (t, v) => {
+      const q = sel(t);
+      if (q) q.vector = t.validVector(v);
+    },
+  },
+  {
+    name: "queue_enable",
+    offset: 0x1c,
+    width: 2,
+    read: (t) => (sel(t)?.enabled ? 1 : 0),
+    // Writing 0 is not allowed to the driver (4.1.4.3.2); only a reset disables a queue.
+    write: (t, v) => {
+      const q = sel(t);
+      if (!q || v !== 1 || q.enabled) return;
+      q.enabled = true;
+      t.queueEnabled(q);
+    },
+  },
+  { name: "queue_notify_off", offset: 0x1e, width: 2, read: (t) => (sel(t) ? t.queueSelect : 0) },
+  ...address("queue_desc", 0x20, "desc"),
+  ...address("queue_driver", 0x28, "driver"),
+  ...address("queue_device", 0x30, "device"),
+];
+
+export const commonCfg = new RegisterTable<T>(COMMON_CFG_REGISTERS, COMMON_CFG_SIZE);

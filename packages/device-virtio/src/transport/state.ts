@@ -1,0 +1,220 @@
+import type { GuestMemory, InterruptLine, Logger } from "@vmm/core";
+import { bit, FeatureBit, Isr, NO_VECTOR, Status } from "../constants.js";
+import type { VirtioContext, VirtioDevice } from "../device.js";
+import { SplitQueue } from "../virtqueue/split-ring.js";
+import { IsrRegister } from "./isr.js";
+
+/** How the transport reaches the PCI function's interrupt machinery. */
+export interface InterruptSink {
+  /** MSI-X is enabled in the capability's message control. */
+  msixEnabled(): boolean;
+  /** Entries in the MSI-X table (0 without MSI-X). */
+  msixVectors(): number;
+  /** Sends MSI-X vector `vector` (the capability handles masking and pending bits). */
+  msix(vector: number): void;
+  /** The function's INTx line, once attached. */
+  intx(): InterruptLine | undefined;
+}
+
+/** Ring features every device offers. */
+const RING_FEATURES = bit(FeatureBit.RING_INDIRECT_DESC) | bit(FeatureBit.RING_EVENT_IDX);
+
+/**
+ * The transport-independent state of one virtio function (virtio 1.x, 2 and 3): device status, feature
+ * negotiation, the queues' programmed layout, MSI-X vectors, the ISR and configuration generation. The modern
+ * and legacy register files are views over this state.
+ */
+export class VirtioTransport {
+  status = 0;
+  deviceFeatureSelect = 0;
+  driverFeatureSelect = 0;
+  /** Exactly what the driver wrote, per 32-bit word: never OR-accumulated. */
+  driverFeatures = 0n;
+  configVector = NO_VECTOR;
+  configGeneration = 0;
+  queueSelect = 0;
+  /** The last register file the driver used for negotiation: legacy drivers have no FEATURES_OK. */
+  legacy = false;
+  readonly offered: bigint;
+  readonly queues: readonly SplitQueue[];
+  readonly isr: IsrRegister;
+  private context: (VirtioContext & { active: boolean }) | undefined;
+
+  constructor(
+    readonly device: VirtioDevice,
+    readonly memory: GuestMemory,
+    readonly interrupts: InterruptSink,
+    readonly logger: Logger,
+    readonly name: string,
+  ) {
+    this.offered = device.features | RING_FEATURES | bit(FeatureBit.VERSION_1);
+    this.queues = device.queueSizes.map((max, i) => new SplitQueue(i, max, memory));
+    this.isr = new IsrRegister(() => interrupts.intx());
+    device.onConfigChange = () => this.configChanged();
+  }
+
+  /** Status 0: everything the driver set up is forgotten (2.4). */
+  reset(): void {
+    this.stopDevice();
+    this.status = 0;
+    this.deviceFeatureSelect = this.driverFeatureSelect = 0;
+    this.driverFeatures = 0n;
+    this.configVector = NO_VECTOR;
+    this.queueSelect = 0;
+    this.legacy = false;
+    for (const q of this.queues) q.reset();
+    this.isr.reset();
+  }
+
+  get selectedQueue(): SplitQueue | undefined {
+    return this.queues[this.queueSelect];
+  }
+
+  /** One 32-bit word of the offered features. */
+  deviceFeatureWord(select: number): number {
+    return select > 1 ? 0 : Number((this.offered >> BigInt(32 * select)) & 0xffff_ffffn);
+  }
+
+  driverFeatureWord(select: number): number {
+    return select > 1 ? 0 : Number((this.driverFeatures >> BigInt(32 * select)) & 0xffff_ffffn);
+  }
+
+  /** Replaces one word of the driver's features; ignored once FEATURES_OK is set. */
+  writeDriverFeatureWord(select: number, value: number): void {
+    if (select > 1 || this.status & Status.FEATURES_OK) return;
+    const shift = BigInt(32 * select);
+    this.driverFeatures = (this.driverFeatures & ~(0xffff_ffffn << shift)) | (BigInt(value >>> 0) << shift);
+  }
+
+  /** The legacy guest-features register: 32 bits, accepted at once (unknown bits are dropped). */
+  writeLegacyFeatures(value: number): void {
+    if (this.status & Status.DRIVER_OK) return;
+    this.legacy = true;
+    this.driverFeatures = BigInt(value >>> 0) & this.offered & 0xffff_ffffn;
+  }
+
+  writeStatus(value: number): void {
+    value &= 0xff;
+    if (value === 0) return this.reset();
+    const previous = this.status;
+    if (value & Status.FEATURES_OK && !(previous & Status.FEATURES_OK) && !this.featuresAcceptable()) {
+      value &= ~Status.FEATURES_OK; // the driver reads the status back and sees the features were refused
+    }
+    this.status = (value & ~Status.DEVICE_NEEDS_RESET) | (previous & Status.DEVICE_NEEDS_RESET);
+    if (value & Status.DRIVER_OK && !(previous & Status.DRIVER_OK)) this.activate();
+  }
+
+  /** Modern negotiation: only offered bits, and VERSION_1 is mandatory (2.2.1, 6.1). */
+  private featuresAcceptable(): boolean {
+    const unknown = this.driverFeatures & ~this.offered;
+    if (unknown) {
+      this.logger.warn(`${this.name}: driver accepted unoffered features 0x${unknown.toString(16)}`);
+      return false;
+    }
+    if (!(this.driverFeatures & bit(FeatureBit.VERSION_1))) {
+      this.logger.warn(`${this.name}: driver did not accept VIRTIO_F_VERSION_1`);
+      return false;
+    }
+    return true;
+  }
+
+  /** MSI-X vector numbers beyond the table read back as NO_VECTOR (4.1.5.1.2). */
+  validVector(vector: number): number {
+    return vector !== NO_VECTOR && vector < this.interrupts.msixVectors() ? vector : NO_VECTOR;
+  }
+
+  /** A queue was enabled (modern queue_enable, legacy PFN) while the device is already running. */
+  queueEnabled(queue: SplitQueue): void {
+    if (this.context?.active) this.startQueue(queue);
+  }
+
+  /** The driver's doorbell for `queue`, from an ioeventfd or a trapped write. */
+  notify(queue: number): void {
+    if (!this.context && this.legacy && this.status & Status.DRIVER && !(this.status & Status.FAILED)) {
+      this.activate(); // legacy drivers may kick before DRIVER_OK (virtio 1.x, 4.1.5.1.3.1 legacy notes)
+    }
+    if (!this.context?.active || queue >= this.queues.length || !this.queues[queue]!.isStarted) return;
+    this.device.notify(queue);
+  }
+
+  /** Signals a used-buffer interrupt for `queue` if the ring asks for one. */
+  signalQueue(index: number): void {
+    const q = this.queues[index];
+    if (!q || !q.shouldInterrupt()) return;
+    this.raise(q.vector, Isr.QUEUE);
+  }
+
+  /** The device changed its configuration space. */
+  configChanged(): void {
+    this.configGeneration = (this.configGeneration + 1) & 0xff;
+    if (this.status & Status.DRIVER_OK) this.raise(this.configVector, Isr.CONFIG);
+  }
+
+  /** The driver broke the rules: DEVICE_NEEDS_RESET and a configuration interrupt (2.1.2). */
+  needsReset(error: unknown): void {
+    this.logger.warn(`${this.name}: device needs reset: ${error instanceof Error ? error.message : String(error)}`);
+    this.stopDevice();
+    if (this.status & Status.DEVICE_NEEDS_RESET) return;
+    this.status |= Status.DEVICE_NEEDS_RESET;
+    if (this.status & Status.DRIVER_OK) this.raise(this.configVector, Isr.CONFIG);
+  }
+
+  /**
+   * With MSI-X enabled an event goes to its vector (none for NO_VECTOR: the PCI rules forbid INTx while MSI-X is
+   * on); otherwise the ISR bit is set and INTx asserted. The configuration bit is always set in the ISR (4.1.4.5).
+   */
+  private raise(vector: number, isrBit: number): void {
+    if (this.interrupts.msixEnabled()) {
+      if (isrBit === Isr.CONFIG) this.isr.raise(isrBit, false);
+      if (vector !== NO_VECTOR) this.interrupts.msix(vector);
+      return;
+    }
+    this.isr.raise(isrBit, true);
+  }
+
+  private activate(): void {
+    if (!this.legacy && !(this.status & Status.FEATURES_OK)) {
+      return this.needsReset(new Error("DRIVER_OK without FEATURES_OK"));
+    }
+    if (this.status & Status.DEVICE_NEEDS_RESET) return;
+    const transport = this;
+    const context = {
+      memory: this.memory,
+      logger: this.logger,
+      features: this.driverFeatures,
+      active: true,
+      queue: (i: number) => transport.queues[i]!,
+      signal: (i: number) => {
+        if (context.active) transport.signalQueue(i);
+      },
+      fail: (e: unknown) => {
+        if (context.active) transport.needsReset(e);
+      },
+    };
+    this.context = context;
+    for (const q of this.queues) if (q.enabled && !this.startQueue(q)) return;
+    this.device.activate(context);
+  }
+
+  private startQueue(q: SplitQueue): boolean {
+    try {
+      q.start({
+        eventIdx: (this.driverFeatures & bit(FeatureBit.RING_EVENT_IDX)) !== 0n,
+        indirect: (this.driverFeatures & bit(FeatureBit.RING_INDIRECT_DESC)) !== 0n,
+        maxChainBytes: this.device.maxChainBytes,
+      });
+      return true;
+    } catch (e) {
+      this.needsReset(e);
+      return false;
+    }
+  }
+
+  private stopDevice(): void {
+    if (!this.context) return;
+    const wasActive = this.context.active;
+    this.context.active = false;
+    this.context = undefined;
+    if (wasActive) this.device.deactivate();
+  }
+}

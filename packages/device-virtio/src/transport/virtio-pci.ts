@@ -1,0 +1,120 @@
+import type { GuestMemory, IoEventRegistry, IoHandler, Logger, PciBarDescriptor, PciBarWindow } from "@vmm/core";
+import { MsixCapability, PciFunction } from "@vmm/pci";
+import { modernDeviceId, PCI_IDENTITY, VIRTIO_VENDOR_ID } from "../constants.js";
+import type { VirtioDevice } from "../device.js";
+import { LEGACY_BAR_SIZE, LEGACY_NOTIFY, legacyBarHandler } from "./legacy.js";
+import { modernBarHandler, modernCapabilities, modernDoorbells, ModernLayout } from "./modern.js";
+import { Doorbells } from "./notify.js";
+import { PciCfgCapability } from "./pci-cfg.js";
+import { VirtioTransport } from "./state.js";
+
+export type TransportKind = "modern" | "transitional";
+
+export interface VirtioPciOptions {
+  name: string;
+  device: VirtioDevice;
+  memory: GuestMemory;
+  ioevents: IoEventRegistry;
+  logger: Logger;
+  /** modern: virtio 1.x only (device id 0x1040+type). transitional: also the legacy I/O BAR (0x1000-range id). */
+  transport?: TransportKind;
+}
+
+/** BAR numbers: legacy I/O registers, the modern structures, the MSI-X table and PBA. */
+export const Bars = { LEGACY: 0, MODERN: 1, MSIX: 2 } as const;
+
+const nextPowerOfTwo = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
+
+/**
+ * A virtio device on PCI (virtio 1.x, 4.1): vendor capabilities for the modern interface, optionally the legacy
+ * I/O BAR, MSI-X with one vector for configuration changes plus one per queue, and INTx with the ISR otherwise.
+ * Doorbells are ioevents that follow the BARs wherever the guest moves them.
+ */
+export class VirtioPciFunction extends PciFunction {
+  readonly transport: VirtioTransport;
+  readonly kind: TransportKind;
+  readonly device: VirtioDevice;
+  private readonly handlers: Record<number, IoHandler>;
+  private readonly doorbells: Record<number, Doorbells>;
+
+  constructor(options: VirtioPciOptions) {
+    const { device, name } = options;
+    const kind = options.transport ?? "modern";
+    const transitional = kind === "transitional";
+    const identity = PCI_IDENTITY[device.type];
+    const vectors = device.queueSizes.length + 1;
+    const msix = new MsixCapability({ vectors, tableBar: Bars.MSIX });
+    const bars: PciBarDescriptor[] = [
+      ...(transitional ? [{ index: Bars.LEGACY, kind: "io" as const, size: LEGACY_BAR_SIZE }] : []),
+      { index: Bars.MODERN, kind: "mem32", size: ModernLayout.BAR_SIZE },
+      { index: Bars.MSIX, kind: "mem32", size: Math.max(0x1000, nextPowerOfTwo(msix.tableSize + msix.pbaSize)) },
+    ];
+    super({
+      name,
+      vendorId: VIRTIO_VENDOR_ID,
+      deviceId: transitional ? identity.transitionalId : modernDeviceId(device.type),
+      classCode: identity.classCode,
+      revision: transitional ? 0 : 1,
+      subsystemVendorId: VIRTIO_VENDOR_ID,
+      subsystemId: transitional ? device.type : 0x40 + device.type,
+      interruptPin: 1,
+      bars,
+    });
+    this.kind = kind;
+    this.device = device;
+    this.transport = new VirtioTransport(
+      device,
+      options.memory,
+      {
+        msixEnabled: () => this.msix?.enabled ?? false,
+        msixVectors: () => vectors,
+        msix: (v) => this.msix?.notify(v),
+        intx: () => this.intx,
+      },
+      options.logger,
+      name,
+    );
+    this.addCapability(msix);
+    for (const cap of modernCapabilities(Bars.MODERN, device.queueSizes.length, device.config.length)) this.addCapability(cap);
+    this.addCapability(new PciCfgCapability((bar) => this.barHandler(bar)));
+
+    this.handlers = { [Bars.MODERN]: modernBarHandler(this.transport) };
+    const ring = (q: number) => this.transport.notify(q);
+    this.doorbells = {
+      [Bars.MODERN]: new Doorbells(options.ioevents, "mmio", modernDoorbells(device.queueSizes.length), ring),
+    };
+    if (transitional) {
+      this.handlers[Bars.LEGACY] = legacyBarHandler(this.transport);
+      const legacy = device.queueSizes.map((_, q) => ({ queue: q, offset: LEGACY_NOTIFY, size: 2 as const, datamatch: q }));
+      this.doorbells[Bars.LEGACY] = new Doorbells(options.ioevents, "pio", legacy, ring);
+    }
+  }
+
+  override barHandler(index: number): IoHandler | undefined {
+    return this.handlers[index];
+  }
+
+  override barActivated(window: PciBarWindow): void {
+    this.doorbells[window.index]?.activate(window.address);
+  }
+
+  override barDeactivated(window: PciBarWindow): void {
+    this.doorbells[window.index]?.deactivate();
+  }
+
+  /** Where the doorbells of a BAR are registered now (for tests and traces). */
+  doorbellAddress(index: number): number | undefined {
+    return this.doorbells[index]?.address;
+  }
+
+  override reset(): void {
+    super.reset();
+    this.transport.reset();
+  }
+
+  async close(): Promise<void> {
+    for (const d of Object.values(this.doorbells)) d.deactivate();
+    this.transport.reset();
+    await this.device.close();
+  }
+}
