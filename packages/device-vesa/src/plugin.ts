@@ -1,0 +1,61 @@
+import { type DeviceType, type Logger, type MemoryMapper, type AddressSpace, type OptionSchema, ConfigurationError, PLUGIN_API_VERSION, Tokens, definePlugin, registerDeviceType } from "@vmm/core";
+import { DEFAULT_FB_SIZE, MAX_FB_SIZE, MIN_FB_SIZE, VesaDevice } from "./device.js";
+import { parseDisplays } from "./displays/display.js";
+import { createDisplay } from "./displays/create.js";
+
+export const PLUGIN_NAME = "@vmm/device-vesa";
+
+const DISPLAY_HELP = "displays, separated by '+' (or ',' outside --device): png:PATH, vnc[:PORT] (127.0.0.1, default 5900), web[:PORT] (127.0.0.1, default 5800)";
+
+export const vesaOptions: OptionSchema = {
+  fbsize: { type: "size", description: "framebuffer (BAR 0) size, a power of two", default: DEFAULT_FB_SIZE, min: MIN_FB_SIZE, max: MAX_FB_SIZE },
+  display: { type: "string", description: DISPLAY_HELP },
+};
+
+/** Builds the `vesa` device type; `defaultDisplay` comes from the plugin option and applies when a device sets none. */
+export function vesaDeviceType(defaultDisplay?: string): DeviceType {
+  return {
+    type: "vesa",
+    description: "VESA linear framebuffer (Bochs VBE, PCI 1234:1111) with PNG, VNC and browser displays",
+    options: vesaOptions,
+    async create(context, options) {
+      const { container, name } = context;
+      const logger = container.isRegistered(Tokens.Logger, true) ? container.resolve<Logger>(Tokens.Logger) : undefined;
+      const device = new VesaDevice({
+        name,
+        fbSize: options.fbsize as number,
+        mapper: container.resolve<MemoryMapper>(Tokens.MemoryMapper),
+        pio: container.resolve<AddressSpace>(Tokens.PortIo),
+        logger,
+      });
+      const text = (options.display as string | undefined) ?? defaultDisplay ?? "";
+      let specs;
+      try {
+        specs = parseDisplays(text);
+      } catch (e) {
+        throw new ConfigurationError(`${name}: ${(e as Error).message}`);
+      }
+      try {
+        for (const spec of specs) await device.addDisplay(createDisplay(spec, device.screen, { name, logger }));
+      } catch (e) {
+        await device.shutdown();
+        throw new ConfigurationError(`${name}: cannot start display: ${(e as Error).message}`, { cause: e });
+      }
+      return device;
+    },
+  };
+}
+
+/** Registers device type `vesa`. Plugin option `display` sets the displays of vesa devices that name none. */
+const vesaPlugin = definePlugin({
+  name: PLUGIN_NAME,
+  version: "0.1.0",
+  apiVersion: PLUGIN_API_VERSION,
+  description: "VESA linear framebuffer device and its displays",
+  options: { display: { type: "string", description: DISPLAY_HELP } },
+  register(container, options) {
+    registerDeviceType(container, PLUGIN_NAME, vesaDeviceType(options.display as string | undefined));
+  },
+});
+
+export default vesaPlugin;

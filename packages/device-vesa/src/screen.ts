@@ -1,0 +1,70 @@
+import type { Logger } from "@vmm/core";
+import { DirtyLog, type DirtySubscriber } from "./dirty.js";
+import { captureFrame, type RgbaFrame } from "./framebuffer.js";
+import type { Scanout } from "./vbe/mode.js";
+import { VbeRegisterFile } from "./vbe/registers.js";
+
+/** Receives keys typed into a display, as X11 keysyms (what RFB KeyEvent carries). */
+export type KeySink = (keysym: number, down: boolean) => void;
+
+/** What displays read: the visible picture, what changed, mode changes; and where they send keys. */
+export interface FrameSource {
+  readonly scanout: Scanout | undefined;
+  capture(): RgbaFrame;
+  subscribeDirty(): DirtySubscriber;
+  onModeChange(listener: (scanout: Scanout | undefined) => void): () => void;
+  key(keysym: number, down: boolean): void;
+}
+
+/**
+ * The device's picture state without PCI: framebuffer bytes, the VBE registers that describe them, the dirty
+ * log, and the key sink. Guest writes reach `fb` directly (mapped RAM), never through this object.
+ */
+export class VesaScreen implements FrameSource {
+  readonly vbe: VbeRegisterFile;
+  readonly dirty: DirtyLog;
+  /** Where typed keys go. No keyboard device exists yet to forward to, so the machine (or a test) sets this. */
+  onKey: KeySink | undefined;
+  private readonly listeners = new Set<(scanout: Scanout | undefined) => void>();
+
+  constructor(
+    readonly fb: Uint8Array,
+    private readonly logger?: Logger,
+  ) {
+    this.dirty = new DirtyLog(fb.length);
+    this.vbe = new VbeRegisterFile({
+      fbSize: fb.length,
+      onClear: () => {
+        fb.fill(0);
+        this.dirty.markAll();
+      },
+      onModeChange: (scanout) => {
+        this.dirty.markAll();
+        for (const l of this.listeners) l(scanout);
+      },
+      onRefused: (reason) => this.logger?.debug(reason),
+    });
+  }
+
+  get scanout(): Scanout | undefined {
+    return this.vbe.scanout;
+  }
+
+  capture(): RgbaFrame {
+    return captureFrame(this.fb, this.vbe.scanout);
+  }
+
+  subscribeDirty(): DirtySubscriber {
+    return this.dirty.subscribe();
+  }
+
+  onModeChange(listener: (scanout: Scanout | undefined) => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  key(keysym: number, down: boolean): void {
+    if (this.onKey) this.onKey(keysym, down);
+    else this.logger?.debug(`vesa: key 0x${keysym.toString(16)} ${down ? "down" : "up"} dropped (no keyboard connected)`);
+  }
+}
