@@ -1,0 +1,161 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { describe, expect, it } from "vitest";
+import { fixturePlugin, vmm } from "./helpers/spawn.js";
+
+const tmp = mkdtempSync(path.join(tmpdir(), "vmm-cli-"));
+const kernel = path.join(tmp, "guest.bin");
+writeFileSync(kernel, Uint8Array.of(0xf4));
+const disk = path.join(tmp, "disk.img");
+writeFileSync(disk, new Uint8Array(4096));
+const fixture = fixturePlugin("fixture-plugin.mjs");
+
+/** Exactly one line on stderr, the vmm error line, and no stack trace. */
+function expectOneLineError(r: { stderr: string; status: number | null }, status: number, pattern: RegExp): void {
+  expect(r.status).toBe(status);
+  const lines = r.stderr.trimEnd().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^vmm: error: /);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe("help and version", () => {
+  it("vmm --help lists the commands", () => {
+    const r = vmm(["--help"]);
+    expect(r.status).toBe(0);
+    for (const c of ["run", "devices", "version"]) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
+  });
+  it("vmm run --help shows every run option", () => {
+    const r = vmm(["run", "--help"]);
+    expect(r.status).toBe(0);
+    for (const o of ["-k, --kernel", "-i, --initrd", "-p, --params", "-m, --mem", "-c, --cpus", "-d, --disk", "-n, --network", "--console", "--rng", "--plugin", "--device", "--arch", "--debug", "--name"]) {
+      expect(r.stdout).toContain(o);
+    }
+  });
+  it("vmm version and vmm --version print the version and plugin API", () => {
+    const r = vmm(["version"]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^vmm \d+\.\d+\.\d+ \(plugin API 1, node /);
+    expect(vmm(["--version"]).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+  it("vmm with no arguments shows help on stderr and exits 2", () => {
+    const r = vmm([]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("Usage: vmm");
+  });
+});
+
+describe("usage errors exit 2 with one line", () => {
+  it.each([
+    [["run", "--bogus"], /unknown option '--bogus'/],
+    [["run", "-k", kernel, "--arhc", "x86_64"], /unknown option '--arhc' \(Did you mean --arch\?\)/],
+    [["frobnicate"], /unknown command 'frobnicate'/],
+    [["run"], /no kernel given \(use -k\/--kernel FILE\)/],
+    [["run", "-k", kernel, "-m", "lots"], /invalid memory size 'lots'/],
+    [["run", "-k", kernel, "-m", "100K"], /too small/],
+    [["run", "-k", kernel, "-c", "0"], /invalid CPU count '0'/],
+    [["run", "-k", kernel, "--console", "hv"], /argument 'hv' is invalid. Allowed choices are serial, virtio/],
+    [["run", "-k", kernel, "-n", "pigeon"], /--network 'pigeon': unknown mode 'pigeon'/],
+    [["run", "-k", kernel, "-d", `${disk},rw`], /unknown disk flag 'rw' \(known: ro\)/],
+    [["run", "-k", kernel, "--arch", "riscv64"], /architecture 'riscv64' is not supported \(supported: x86_64\)/],
+    [["run", "-k", kernel, "--device", "nope"], /unknown device type 'nope'/],
+    [["run", "-k", kernel, "--plugin", fixture, "--device", "nope"], /unknown device type 'nope' \(known: fixture-dev;/],
+    [["run", "-k", kernel, "--name", "has space"], /--name 'has space'/],
+    [["run", "-k", kernel, "--plugin", `${fixture},flavour=sour`], /plugin fixture-plugin: option 'flavour': expected one of plain, fancy, got "sour"/],
+    [["run", "-k", kernel, "--plugin", fixture, "--plugin", fixture], /plugin fixture-plugin is given twice/],
+    [["devices", "surplus"], /too many arguments for 'devices'/],
+  ])("vmm %j", (args, pattern) => expectOneLineError(vmm(args as string[]), 2, pattern));
+
+  it("bad device options name the plugin, the device and every problem", () => {
+    const r = vmm(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,size=12Q,colour=red,mode=loud"]);
+    expectOneLineError(r, 2, /^vmm: error: plugin fixture-plugin: device fixture-dev0: /);
+    expect(r.stderr).toContain("unknown option 'colour' (known: id, size, mode, port)");
+    expect(r.stderr).toContain("option 'id' is required (value of the ID register)");
+    expect(r.stderr).toContain("option 'size': expected a size like 64M, got \"12Q\"");
+    expect(r.stderr).toContain("option 'mode': expected one of ok, explode, got \"loud\"");
+  });
+  it("names the right instance of a repeated device type", () => {
+    const r = vmm(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,id=1", "--device", "fixture-dev,id=70000"]);
+    expectOneLineError(r, 2, /device fixture-dev1: option 'id': 70000 is above the maximum 65535/);
+  });
+});
+
+describe("runtime errors exit 1 with one line", () => {
+  it.each([
+    [["run", "-k", path.join(tmp, "missing.bin")], /kernel '.*missing\.bin': no such file/],
+    [["run", "-k", kernel, "-i", path.join(tmp, "missing.rd")], /initrd '.*missing\.rd': no such file/],
+    [["run", "-k", kernel, "-d", path.join(tmp, "missing.img")], /disk '.*missing\.img': no such file/],
+    [["run", "-k", tmp], /kernel '.*': is a directory/],
+    [["run", "-k", kernel, "--plugin", "@x/not-installed"], /plugin @x\/not-installed: not found from .* \(install it there, e\.g\. npm install @x\/not-installed, or give a path\)/],
+    [["run", "-k", kernel, "--plugin", "./no/such/plugin.mjs"], /plugin \.\/no\/such\/plugin\.mjs: not found: no module at /],
+    [["run", "-k", kernel, "--plugin", fixturePlugin("api-mismatch.mjs")], /plugin from-the-future: targets plugin API version 99, but this VMM speaks version 1/],
+    [["run", "-k", kernel, "--plugin", fixturePlugin("malformed.mjs")], /plugin half-done: malformed plugin: missing or wrong version \(string\), register \(function\)/],
+    [["run", "-k", kernel, "--plugin", fixturePlugin("no-default.mjs")], /malformed plugin: missing or wrong name \(string\)/],
+    [["run", "-k", kernel, "--plugin", fixturePlugin("throws-on-load.mjs")], /plugin .*throws-on-load\.mjs: failed to load .*: cannot initialise: missing native part/],
+    [["run", "-k", kernel, "--plugin", fixturePlugin("register-throws.mjs")], /plugin grumpy: register failed: no thanks/],
+    [["run", "-k", kernel, "--plugin", fixture, "--plugin", fixturePlugin("duplicate-type.mjs")], /plugin copycat: device type 'fixture-dev' is already provided by plugin fixture-plugin/],
+  ])("vmm %j", (args, pattern) => expectOneLineError(vmm(args as string[]), 1, pattern));
+
+  it("--debug adds the stack trace", () => {
+    const r = vmm(["run", "-k", kernel, "--debug", "--plugin", fixturePlugin("register-throws.mjs")]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^vmm: error: plugin grumpy: register failed: no thanks\n/);
+    expect(r.stderr).toMatch(/\n\s+at /);
+    expect(r.stderr).toContain("caused by: Error: no thanks");
+  });
+});
+
+describe("vmm devices", () => {
+  it("lists a loaded plugin's device types with every option's name, type, default and description", () => {
+    const r = vmm(["devices", "--plugin", fixture]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("fixture-dev: a scratch register device for tests\n  from plugin fixture-plugin\n");
+    expect(r.stdout).toMatch(/^ {2}option\s+type\s+default\s+description$/m);
+    expect(r.stdout).toMatch(/^ {2}id\s+integer 0\.\.65535\s+\(required\)\s+value of the ID register$/m);
+    expect(r.stdout).toMatch(/^ {2}size\s+size 16\.\.\s+4096\s+BAR0 size$/m);
+    expect(r.stdout).toMatch(/^ {2}mode\s+one of ok\|explode\s+ok\s+explode makes BAR reads throw$/m);
+    expect(r.stdout).toMatch(/^ {2}port\s+integer 0\.\.65532\s+-\s+a fixed I\/O port/m);
+  });
+  it("--json gives the same catalog as data", () => {
+    const r = vmm(["devices", "--json", "--plugin", fixture]);
+    expect(r.status).toBe(0);
+    const list = JSON.parse(r.stdout) as Array<{ type: string; plugin: string; options: Array<{ name: string }> }>;
+    const dev = list.find((d) => d.type === "fixture-dev")!;
+    expect(dev.plugin).toBe("fixture-plugin");
+    expect(dev.options.map((o) => o.name)).toEqual(["id", "size", "mode", "port"]);
+  });
+  it("reports plugin errors like run does", () => {
+    expectOneLineError(vmm(["devices", "--plugin", fixturePlugin("api-mismatch.mjs")]), 1, /targets plugin API version 99/);
+  });
+});
+
+describe("plugin resolution from the working directory", () => {
+  // A package installed in a project's node_modules, found only when vmm runs from that project.
+  const project = mkdtempSync(path.join(tmpdir(), "vmm-project-"));
+  const pkg = path.join(project, "node_modules/@x/fixture");
+  mkdirSync(pkg, { recursive: true });
+  writeFileSync(
+    path.join(pkg, "package.json"),
+    JSON.stringify({ name: "@x/fixture", version: "1.0.0", type: "module", main: "index.mjs", exports: { ".": { default: "./index.mjs" } } }),
+  );
+  writeFileSync(path.join(pkg, "index.mjs"), `export { default } from ${JSON.stringify(pathToFileURL(fixture).href)};\n`);
+
+  it("resolves a package name the way Node does from the cwd", () => {
+    const r = vmm(["devices", "--plugin", "@x/fixture"], { cwd: project });
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain("fixture-dev: a scratch register device for tests");
+    expect(r.status).toBe(0);
+  });
+  it("does not find it from elsewhere", () => {
+    expectOneLineError(vmm(["devices", "--plugin", "@x/fixture"], { cwd: tmp }), 1, /plugin @x\/fixture: not found from /);
+  });
+  it("takes a directory path and a relative file path", () => {
+    expect(vmm(["devices", "--plugin", "./node_modules/@x/fixture"], { cwd: project }).status).toBe(0);
+    const r = vmm(["devices", "--plugin", "../" + path.basename(project) + "/node_modules/@x/fixture/index.mjs"], { cwd: project });
+    expect(r.status).toBe(0);
+  });
+});

@@ -1,0 +1,78 @@
+import {
+  createMmioSpace,
+  createPortIoSpace,
+  GuestMemory,
+  MemoryLogger,
+  Tokens,
+  TrappingIoEvents,
+  type PciDevice,
+} from "@vmm/core";
+import { container as rootContainer } from "tsyringe";
+import type { MachineConfig, RunResult, VirtualMachine } from "../../src/arch/machine.js";
+
+/** What a scripted "guest" does with the fake machine; resolves to how the run ends. */
+export type GuestScript = (machine: FakeMachine) => Promise<RunResult>;
+
+const BAR_BASE = 0xe000_0000;
+
+/**
+ * A machine without KVM for assembly tests: real core services in a child container, devices' memory BARs
+ * placed one after another in the MMIO space, and a scripted guest instead of vCPUs.
+ */
+export class FakeMachine implements VirtualMachine {
+  readonly container = rootContainer.createChildContainer();
+  readonly pio = createPortIoSpace();
+  readonly mmio = createMmioSpace();
+  readonly devices: PciDevice[] = [];
+  readonly bars = new Map<string, number>();
+  stopReason: string | undefined;
+  closed = false;
+  private next = BAR_BASE;
+  private stopped!: () => void;
+  /** Resolves when stop() is called. */
+  readonly stopRequested = new Promise<void>((resolve) => (this.stopped = resolve));
+
+  constructor(
+    readonly config: MachineConfig,
+    private readonly guest: GuestScript,
+    readonly withStop = true,
+  ) {
+    this.container.register(Tokens.GuestMemory, { useValue: new GuestMemory([{ gpa: 0, bytes: new Uint8Array(1 << 16) }]) });
+    this.container.register(Tokens.PortIo, { useValue: this.pio });
+    this.container.register(Tokens.Mmio, { useValue: this.mmio });
+    this.container.register(Tokens.IoEvents, { useValue: new TrappingIoEvents() });
+    this.container.register(Tokens.Logger, { useValue: new MemoryLogger() });
+    if (!withStop) this.stop = undefined;
+  }
+
+  addPciDevice(device: PciDevice): void {
+    this.devices.push(device);
+    for (const bar of device.bars) {
+      const handler = device.barHandler?.(bar.index);
+      if (!handler || bar.kind === "io") continue;
+      this.mmio.register(this.next, bar.size, device.name, handler);
+      this.bars.set(`${device.name}/${bar.index}`, this.next);
+      this.next += bar.size;
+    }
+  }
+
+  run(): Promise<RunResult> {
+    return this.guest(this);
+  }
+
+  stop?: (reason: string) => void = (reason) => {
+    this.stopReason = reason;
+    this.stopped();
+  };
+
+  close(): void {
+    this.closed = true;
+  }
+
+  /** The guest-physical address of a device's BAR. */
+  bar(device: string, index = 0): number {
+    const a = this.bars.get(`${device}/${index}`);
+    if (a === undefined) throw new Error(`no BAR ${index} for ${device}`);
+    return a;
+  }
+}
