@@ -33,8 +33,8 @@ const nextPowerOfTwo = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
 export class VirtioPciFunction extends PciFunction {
   readonly transport: VirtioTransport;
   readonly kind: TransportKind;
-  readonly device: VirtioDevice;
-  private readonly handlers: Record<number, IoHandler>;
+  readonly virtioDevice: VirtioDevice;
+  private readonly virtioHandlers: Record<number, IoHandler>;
   private readonly doorbells: Record<number, Doorbells>;
 
   constructor(options: VirtioPciOptions) {
@@ -61,7 +61,7 @@ export class VirtioPciFunction extends PciFunction {
       bars,
     });
     this.kind = kind;
-    this.device = device;
+    this.virtioDevice = device;
     this.transport = new VirtioTransport(
       device,
       options.memory,
@@ -78,20 +78,20 @@ export class VirtioPciFunction extends PciFunction {
     for (const cap of modernCapabilities(Bars.MODERN, device.queueSizes.length, device.config.length)) this.addCapability(cap);
     this.addCapability(new PciCfgCapability((bar) => this.barHandler(bar)));
 
-    this.handlers = { [Bars.MODERN]: modernBarHandler(this.transport) };
+    this.virtioHandlers = { [Bars.MODERN]: modernBarHandler(this.transport) };
     const ring = (q: number) => this.transport.notify(q);
     this.doorbells = {
       [Bars.MODERN]: new Doorbells(options.ioevents, "mmio", modernDoorbells(device.queueSizes.length), ring),
     };
     if (transitional) {
-      this.handlers[Bars.LEGACY] = legacyBarHandler(this.transport);
+      this.virtioHandlers[Bars.LEGACY] = legacyBarHandler(this.transport);
       const legacy = device.queueSizes.map((_, q) => ({ queue: q, offset: LEGACY_NOTIFY, size: 2 as const, datamatch: q }));
       this.doorbells[Bars.LEGACY] = new Doorbells(options.ioevents, "pio", legacy, ring);
     }
   }
 
   override barHandler(index: number): IoHandler | undefined {
-    return this.handlers[index];
+    return this.virtioHandlers[index];
   }
 
   override barActivated(window: PciBarWindow): void {
@@ -115,6 +115,6 @@ export class VirtioPciFunction extends PciFunction {
   async close(): Promise<void> {
     for (const d of Object.values(this.doorbells)) d.deactivate();
     this.transport.reset();
-    await this.device.close();
+    await this.virtioDevice.close();
   }
 }

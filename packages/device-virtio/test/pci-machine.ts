@@ -1,0 +1,56 @@
+// A minimal machine for driving a VirtioPciFunction through a real PciBus: config space, BARs in the pio/mmio
+// address spaces, MSI messages and INTx lines recorded, ioevents recorded (and fired by hand like KVM would).
+import { createMmioSpace, createPortIoSpace, type Handle, type IoEventRegistry, type IoEventRequest, MemoryLogger, type MsiMessage } from "@vmm/core";
+import { PciBus } from "@vmm/pci";
+import type { VirtioDevice } from "../src/device.js";
+import { type TransportKind, VirtioPciFunction } from "../src/transport/virtio-pci.js";
+import { Allocator, makeMemory, RAM_BASE } from "./driver.js";
+
+export interface RecordedIoEvent {
+  request: IoEventRequest;
+  notify: () => void;
+  removed: boolean;
+}
+
+export class RecordingIoEvents implements IoEventRegistry {
+  readonly all: RecordedIoEvent[] = [];
+  add(request: IoEventRequest, notify: () => void): Handle {
+    const e = { request, notify, removed: false };
+    this.all.push(e);
+    return { remove: () => void (e.removed = true) };
+  }
+  live(): RecordedIoEvent[] {
+    return this.all.filter((e) => !e.removed);
+  }
+}
+
+export function pciMachine(device: VirtioDevice, transport: TransportKind = "modern") {
+  const pio = createPortIoSpace();
+  const mmio = createMmioSpace();
+  const msis: MsiMessage[] = [];
+  const lines = new Map<number, boolean>();
+  const ioevents = new RecordingIoEvents();
+  const logger = new MemoryLogger();
+  const bus = new PciBus({
+    pio,
+    mmio,
+    msi: { signal: (m) => void msis.push(m) },
+    irq: (gsi) => ({ level: false, set: (l: boolean) => void lines.set(gsi, l) }),
+    windows: { io: { base: 0x6200, size: 0x9e00 }, mem32: { base: 0xd200_0000, size: 0x200_0000 } },
+    hostBridge: false,
+  });
+  const memory = makeMemory(4 << 20);
+  const fn = new VirtioPciFunction({ name: "virtio-test", device, memory, ioevents, logger, transport });
+  const address = bus.attach(fn);
+  const cfg = (off: number, size: 1 | 2 | 4) => bus.configRead({ device: address.device }, off, size);
+  const cfgw = (off: number, size: 1 | 2 | 4, v: number) => bus.configWrite({ device: address.device }, off, size, v);
+  const bar = (index: number) => bus.windows(fn).find((w) => w.index === index)?.address;
+  return { pio, mmio, msis, lines, ioevents, logger, bus, memory, fn, address, cfg, cfgw, bar, alloc: new Allocator(RAM_BASE) };
+}
+
+/** Walks the capability list: [offset, id] pairs. */
+export function capabilities(cfg: (off: number, size: 1 | 2 | 4) => number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let at = cfg(0x34, 1); at && out.length < 48; at = cfg(at + 1, 1)) out.push([at, cfg(at, 1)]);
+  return out;
+}
