@@ -28,6 +28,8 @@ interface Slot {
   readonly registers: readonly number[];
   /** The address the window follows. For 64-bit BARs it changes only once both halves were written. */
   committed: number;
+  /** `committed` before the last write, for rollback. */
+  previous: number;
   /** 64-bit BARs: halves written (bit 0 low, bit 1 high) since the register value left `committed`. */
   touched: number;
   enabled: boolean;
@@ -44,6 +46,9 @@ type Snapshot = Map<number, number>;
 
 const overlaps = (a: Slot, b: Slot) =>
   a.space === b.space && a.desired! < b.desired! + b.size && b.desired! < a.desired! + a.size;
+
+const activeOverlaps = (o: Slot, s: Slot) =>
+  o.space === s.space && o.active!.address < s.desired! + s.size && s.desired! < o.active!.address + o.size;
 
 /** True when a config write can change BAR decoding: command register, BARs, ROM BAR. */
 export function touchesBarDecoding(offset: number, size: number): boolean {
@@ -79,6 +84,7 @@ export class BarMapper {
         space: st.kind === "io" ? "io" : "mem",
         registers: st.kind === "mem64" ? [barOffset(st.index), barOffset(st.index) + 4] : [barOffset(st.index)],
         committed: st.address,
+        previous: st.address,
         touched: 0,
         enabled: false,
         desired: undefined,
@@ -157,6 +163,7 @@ export class BarMapper {
     for (const s of this.slotsOf(fn)) {
       const st = states.get(s.index);
       if (!st) continue;
+      s.previous = s.committed;
       if (s.kind !== "mem64") s.committed = st.address;
       else if (st.address === s.committed) s.touched = 0;
       else if (s.touched === 3 || (st.enabled && !s.enabled)) {
@@ -176,16 +183,34 @@ export class BarMapper {
     return changed;
   }
 
-  /** Makes the address spaces match the desired windows; returns the windows that could not be registered. */
+  /**
+   * Makes the address spaces match the desired windows, most recent first: a window is decoded unless it overlaps
+   * a window already decoded in this pass. One that cannot be registered shadows nothing. Returns those.
+   */
   private reconcile(): Slot[] {
     const wanted = this.slots.filter((s) => s.desired !== undefined).sort((a, b) => b.seq - a.seq);
     const winners: Slot[] = [];
     const shadowed: BarConflict[] = [];
+    const failed: Slot[] = [];
     for (const s of wanted) {
       const by = winners.find((w) => overlaps(w, s));
-      if (by) shadowed.push({ shadowed: describe(s), by: describe(by) });
-      else winners.push(s);
+      if (by) {
+        shadowed.push({ shadowed: describe(s), by: describe(by) });
+        continue;
+      }
+      if (s.active && s.active.address !== s.desired) this.deactivate(s);
+      if (!s.active) {
+        // Whatever still sits in the range is older (or about to move): it yields.
+        for (const o of this.slots) if (o !== s && o.active && activeOverlaps(o, s)) this.deactivate(o);
+        if (!this.activate(s)) {
+          failed.push(s);
+          continue;
+        }
+      }
+      winners.push(s);
     }
+    const win = new Set(winners);
+    for (const s of this.slots) if (s.active && !win.has(s)) this.deactivate(s);
     for (const c of shadowed) {
       const known = this.shadowed.some(
         (o) => o.shadowed.label === c.shadowed.label && o.shadowed.index === c.shadowed.index && o.shadowed.address === c.shadowed.address,
@@ -193,12 +218,6 @@ export class BarMapper {
       if (!known) this.logger?.debug(`pci: ${name(c.shadowed)} is shadowed by ${name(c.by)} while they overlap`);
     }
     this.shadowed = shadowed;
-    const win = new Set(winners);
-    for (const s of this.slots) {
-      if (s.active && (!win.has(s) || s.active.address !== s.desired)) this.deactivate(s);
-    }
-    const failed: Slot[] = [];
-    for (const s of winners) if (!s.active && !this.activate(s)) failed.push(s);
     return failed;
   }
 
@@ -238,13 +257,20 @@ export class BarMapper {
     }
   }
 
-  /** Puts the BAR registers of failed moves back to their values before the write, and maps those again. */
+  /**
+   * Puts the BAR registers of failed moves back to their values before the write (a 64-bit BAR: both halves to
+   * the address it decoded before), and maps those again.
+   */
   private rollback(fn: MappedFunction, failed: Slot[], snapshot: Snapshot): void {
     for (const s of failed) {
       const wanted = s.desired!;
-      for (const r of s.registers) {
-        const old = snapshot.get(r);
-        if (old !== undefined) fn.device.configWrite(r, 4, old);
+      if (s.kind === "mem64") {
+        const [low, high] = s.registers as [number, number];
+        fn.device.configWrite(low, 4, s.previous % 2 ** 32);
+        fn.device.configWrite(high, 4, Math.floor(s.previous / 2 ** 32));
+      } else {
+        const old = snapshot.get(s.registers[0]!);
+        if (old !== undefined) fn.device.configWrite(s.registers[0]!, 4, old);
       }
       s.touched = 3;
       this.logger?.warn(

@@ -1,0 +1,89 @@
+import {
+  createMmioSpace,
+  createPortIoSpace,
+  MemoryLogger,
+  type AddressSpace,
+  type InterruptLine,
+  type IoHandler,
+  type MsiMessage,
+  type PciBarDescriptor,
+  type PciBarWindow,
+} from "@vmm/core";
+import { PciBus, PciFunction, type PciBusOptions, type PciFunctionOptions } from "../src/index.js";
+
+export const WINDOWS = {
+  io: { base: 0x6200, size: 0x2000 },
+  mem32: { base: 0xd200_0000, size: 0x0100_0000 },
+  mem64: { base: 2 ** 36, size: 2 ** 32 },
+};
+
+export interface Rig {
+  bus: PciBus;
+  pio: AddressSpace;
+  mmio: AddressSpace;
+  messages: MsiMessage[];
+  /** GSI -> current level as the machine sees it. */
+  levels: Map<number, boolean>;
+  logger: MemoryLogger;
+}
+
+export function makeRig(options: Partial<PciBusOptions> = {}): Rig {
+  const pio = createPortIoSpace();
+  const mmio = createMmioSpace();
+  const messages: MsiMessage[] = [];
+  const levels = new Map<number, boolean>();
+  const logger = new MemoryLogger();
+  const bus = new PciBus({
+    pio,
+    mmio,
+    msi: { signal: (m) => messages.push(m) },
+    irq: (gsi): InterruptLine => ({
+      get level() {
+        return levels.get(gsi) ?? false;
+      },
+      set: (l) => levels.set(gsi, l),
+    }),
+    windows: WINDOWS,
+    logger,
+    ...options,
+  });
+  return { bus, pio, mmio, messages, levels, logger };
+}
+
+/** A function whose BARs answer with their index in byte 0 and record writes; it logs (de)activations. */
+export class TestFunction extends PciFunction {
+  readonly events: string[] = [];
+  readonly writes: Array<[number, number, number, number]> = [];
+
+  constructor(options: Partial<PciFunctionOptions> & { bars?: PciBarDescriptor[] } = {}) {
+    super({ name: "test", vendorId: 0x1af4, deviceId: 0x1041, classCode: 0x020000, revision: 1, ...options });
+  }
+
+  override barHandler(index: number): IoHandler {
+    return {
+      read: (offset) => (offset === 0 ? 0xa0 + index : offset & 0xff),
+      write: (offset, size, value) => {
+        this.writes.push([index, offset, size, value]);
+      },
+    };
+  }
+
+  override barActivated(w: PciBarWindow): void {
+    this.events.push(`+${w.index}@${w.address.toString(16)}`);
+  }
+
+  override barDeactivated(w: PciBarWindow): void {
+    this.events.push(`-${w.index}@${w.address.toString(16)}`);
+  }
+}
+
+export const STANDARD_BARS: PciBarDescriptor[] = [
+  { index: 0, kind: "io", size: 0x100 },
+  { index: 1, kind: "mem32", size: 0x1000 },
+  { index: 2, kind: "mem64", size: 0x4000, prefetchable: true },
+];
+
+/** Owners of the ranges registered in a space, with their bases, sorted. */
+export function ranges(space: AddressSpace): string[] {
+  return space.list().map((r) => `${r.owner}@${r.base.toString(16)}+${r.size.toString(16)}`);
+}
