@@ -1,5 +1,6 @@
 // The /dev/kvm system fd: open, capabilities, supported CPUID, VM creation, closing fds.
 #include "common.h"
+#include "kvm-abi.h"
 #include <cerrno>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -56,17 +57,17 @@ static Napi::Value GetSupportedCpuid(const Napi::CallbackInfo& info) {
   int32_t fd;
   if (!ArgI32(info, 0, &fd)) return env.Undefined();
   for (uint32_t n = 128; n <= 4096; n *= 2) {
-    std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
-    auto* c = reinterpret_cast<kvm_cpuid2*>(buf.data());
-    c->nent = n;
-    if (ioctl(fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+    VarArg<CpuidHeader, kvm_cpuid_entry2> c(n);
+    c.header()->nent = n;
+    if (ioctl(fd, kGetSupportedCpuid, c.arg()) < 0) {
       if (errno == E2BIG) continue;
       ThrowKvmError(env, "KVM_GET_SUPPORTED_CPUID", errno);
       return env.Undefined();
     }
-    Napi::Array out = Napi::Array::New(env, c->nent);
-    for (uint32_t i = 0; i < c->nent; i++) {
-      const kvm_cpuid_entry2& e = c->entries[i];
+    uint32_t got = c.header()->nent;
+    Napi::Array out = Napi::Array::New(env, got);
+    for (uint32_t i = 0; i < got; i++) {
+      const kvm_cpuid_entry2& e = c.entries()[i];
       Napi::Object o = Napi::Object::New(env);
       o.Set("function", Napi::Number::New(env, e.function));
       o.Set("index", Napi::Number::New(env, e.index));

@@ -1,5 +1,6 @@
 // vCPU register state: declarative field tables map kvm structs to plain JS objects of numbers.
 #include "vcpu.h"
+#include "kvm-abi.h"
 #include "watcher.h"
 #include <cerrno>
 #include <cstddef>
@@ -280,21 +281,20 @@ Napi::Value VcpuHandle::GetMsrs(const Napi::CallbackInfo& info) {
   Napi::Array a = info[0].As<Napi::Array>();
   uint32_t n = a.Length();
   if (n > 1024) { ThrowRange(env, "too many MSRs"); return env.Undefined(); }
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + n * sizeof(kvm_msr_entry), 0);
-  auto* m = reinterpret_cast<kvm_msrs*>(buf.data());
-  m->nmsrs = n;
+  VarArg<MsrsHeader, kvm_msr_entry> m(n);
+  m.header()->nmsrs = n;
   for (uint32_t i = 0; i < n; i++) {
     uint64_t idx;
     if (!ValueU64(env, a.Get(i), &idx, "MSR index")) return env.Undefined();
-    m->entries[i].index = static_cast<uint32_t>(idx);
+    m.entries()[i].index = static_cast<uint32_t>(idx);
   }
-  int r = ioctl(fd_, KVM_GET_MSRS, m);
+  int r = ioctl(fd_, kGetMsrs, m.arg());
   if (r < 0) { ThrowKvmError(env, "KVM_GET_MSRS", errno); return env.Undefined(); }
   Napi::Array out = Napi::Array::New(env, r);
   for (int i = 0; i < r; i++) {
     Napi::Object e = Napi::Object::New(env);
-    e.Set("index", Napi::Number::New(env, m->entries[i].index));
-    e.Set("value", Napi::BigInt::New(env, static_cast<uint64_t>(m->entries[i].data)));
+    e.Set("index", Napi::Number::New(env, m.entries()[i].index));
+    e.Set("value", Napi::BigInt::New(env, static_cast<uint64_t>(m.entries()[i].data)));
     out.Set(i, e);
   }
   return out;
@@ -308,19 +308,18 @@ Napi::Value VcpuHandle::SetMsrs(const Napi::CallbackInfo& info) {
   Napi::Array a = info[0].As<Napi::Array>();
   uint32_t n = a.Length();
   if (n > 1024) { ThrowRange(env, "too many MSRs"); return env.Undefined(); }
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + n * sizeof(kvm_msr_entry), 0);
-  auto* m = reinterpret_cast<kvm_msrs*>(buf.data());
-  m->nmsrs = n;
+  VarArg<MsrsHeader, kvm_msr_entry> m(n);
+  m.header()->nmsrs = n;
   for (uint32_t i = 0; i < n; i++) {
     Napi::Value ev = a.Get(i);
     if (!ev.IsObject()) { ThrowType(env, "MSR entry must be {index, value}"); return env.Undefined(); }
     uint64_t idx, val;
     if (!FieldU64(ev.As<Napi::Object>(), "index", &idx, 0, true) || !FieldU64(ev.As<Napi::Object>(), "value", &val, 0, true))
       return env.Undefined();
-    m->entries[i].index = static_cast<uint32_t>(idx);
-    m->entries[i].data = val;
+    m.entries()[i].index = static_cast<uint32_t>(idx);
+    m.entries()[i].data = val;
   }
-  int r = ioctl(fd_, KVM_SET_MSRS, m);
+  int r = ioctl(fd_, kSetMsrs, m.arg());
   if (r < 0) { ThrowKvmError(env, "KVM_SET_MSRS", errno); return env.Undefined(); }
   return Napi::Number::New(env, r);
 }
@@ -332,22 +331,21 @@ Napi::Value VcpuHandle::SetCpuid(const Napi::CallbackInfo& info) {
   Napi::Array a = info[0].As<Napi::Array>();
   uint32_t n = a.Length();
   if (n > 4096) { ThrowRange(env, "too many CPUID entries"); return env.Undefined(); }
-  std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2), 0);
-  auto* c = reinterpret_cast<kvm_cpuid2*>(buf.data());
-  c->nent = n;
+  VarArg<CpuidHeader, kvm_cpuid_entry2> c(n);
+  c.header()->nent = n;
   static const char* kFields[] = {"function", "index", "flags", "eax", "ebx", "ecx", "edx"};
   for (uint32_t i = 0; i < n; i++) {
     Napi::Value ev = a.Get(i);
     if (!ev.IsObject()) { ThrowType(env, "CPUID entry must be an object"); return env.Undefined(); }
-    uint32_t* dst[] = {&c->entries[i].function, &c->entries[i].index, &c->entries[i].flags, &c->entries[i].eax,
-                       &c->entries[i].ebx, &c->entries[i].ecx, &c->entries[i].edx};
+    uint32_t* dst[] = {&c.entries()[i].function, &c.entries()[i].index, &c.entries()[i].flags, &c.entries()[i].eax,
+                       &c.entries()[i].ebx, &c.entries()[i].ecx, &c.entries()[i].edx};
     for (int k = 0; k < 7; k++) {
       uint64_t v;
       if (!FieldU64(ev.As<Napi::Object>(), kFields[k], &v, 0, k < 1 || k > 2)) return env.Undefined();
       *dst[k] = static_cast<uint32_t>(v);
     }
   }
-  if (ioctl(fd_, KVM_SET_CPUID2, c) < 0) ThrowKvmError(env, "KVM_SET_CPUID2", errno);
+  if (ioctl(fd_, kSetCpuid2, c.arg()) < 0) ThrowKvmError(env, "KVM_SET_CPUID2", errno);
   return env.Undefined();
 }
 

@@ -1,6 +1,7 @@
 // VM-level ioctls: guest memory, memslots, dirty log, irqchip/PIT, IRQ lines, MSI, GSI routing,
 // irqfd, ioeventfd and vCPU fd creation. Every call is one ioctl; policy lives in TypeScript.
 #include "common.h"
+#include "kvm-abi.h"
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -151,14 +152,13 @@ static Napi::Value SetGsiRouting(const Napi::CallbackInfo& info) {
   Napi::Array a = info[1].As<Napi::Array>();
   uint32_t n = a.Length();
   if (n > 4096) { ThrowRange(env, "too many routing entries"); return env.Undefined(); }
-  std::vector<uint8_t> buf(sizeof(kvm_irq_routing) + n * sizeof(kvm_irq_routing_entry), 0);
-  auto* rt = reinterpret_cast<kvm_irq_routing*>(buf.data());
-  rt->nr = n;
+  VarArg<RoutingHeader, kvm_irq_routing_entry> rt(n);
+  rt.header()->nr = n;
   for (uint32_t i = 0; i < n; i++) {
     Napi::Value ev = a.Get(i);
     if (!ev.IsObject()) { ThrowType(env, "routing entry must be an object"); return env.Undefined(); }
     Napi::Object o = ev.As<Napi::Object>();
-    kvm_irq_routing_entry& e = rt->entries[i];
+    kvm_irq_routing_entry& e = rt.entries()[i];
     uint64_t gsi, x, y;
     if (!FieldU64(o, "gsi", &gsi, 0, true)) return env.Undefined();
     e.gsi = static_cast<uint32_t>(gsi);
@@ -179,7 +179,7 @@ static Napi::Value SetGsiRouting(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
   }
-  if (ioctl(fd, KVM_SET_GSI_ROUTING, rt) < 0) ThrowKvmError(env, "KVM_SET_GSI_ROUTING", errno);
+  if (ioctl(fd, kSetGsiRouting, rt.arg()) < 0) ThrowKvmError(env, "KVM_SET_GSI_ROUTING", errno);
   return env.Undefined();
 }
 

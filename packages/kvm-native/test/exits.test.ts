@@ -1,0 +1,153 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { CODE, Recorder, realModeVm, type TestVm } from "./support/guest.js";
+import { kvmOk } from "./support/kvm.js";
+import { longModeVm } from "./support/long-mode.js";
+
+describe.skipIf(!kvmOk)("Vcpu.run exit dispatch (real /dev/kvm)", () => {
+  let t: TestVm | undefined;
+  afterEach(() => t?.close());
+
+  it("passes port writes of 1, 2 and 4 bytes and returns port reads truncated to the width", () => {
+    t = realModeVm(`
+      mov $0x11, %al;       out %al, $0x10
+      mov $0x2233, %ax;     out %ax, $0x10
+      mov $0x44556677, %eax; out %eax, $0x10
+      in $0x20, %al;  out %al, $0x30
+      in $0x20, %ax;  out %ax, $0x30
+      in $0x20, %eax; out %eax, $0x30
+      hlt`);
+    const r = new Recorder(t.vcpu);
+    r.pioRead = (_port, size) => (size === 1 ? 0x1ab : size === 2 ? 0x1abcd : 0xdeadbeef);
+    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(r.pios).toEqual([
+      [0x10, 1, true, 0x11],
+      [0x10, 2, true, 0x2233],
+      [0x10, 4, true, 0x44556677],
+      [0x20, 1, false, 0],
+      [0x30, 1, true, 0xab],
+      [0x20, 2, false, 0],
+      [0x30, 2, true, 0xabcd],
+      [0x20, 4, false, 0],
+      [0x30, 4, true, 0xdeadbeef],
+    ]);
+  });
+
+  it("calls pio once per element for rep outsb and rep insb", () => {
+    t = realModeVm(`
+      cld
+      mov $msg, %si; mov $5, %cx; mov $0x10, %dx; rep outsb
+      mov $0x3000, %di; mov $4, %cx; mov $0x20, %dx; rep insb
+      hlt
+      msg: .ascii "hello"`);
+    const r = new Recorder(t.vcpu);
+    let next = 0x61;
+    r.pioRead = () => next++;
+    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    const outs = r.pios.filter((p) => p[0] === 0x10);
+    expect(outs.map((p) => String.fromCharCode(p[3]))).toEqual(["h", "e", "l", "l", "o"]);
+    expect(outs.every((p) => p[1] === 1 && p[2])).toBe(true);
+    expect(r.pios.filter((p) => p[0] === 0x20)).toHaveLength(4);
+    expect(Array.from(t.ram.subarray(0x3000, 0x3004))).toEqual([0x61, 0x62, 0x63, 0x64]);
+  });
+
+  it("passes MMIO writes and reads of 1, 2 and 4 bytes (real mode)", () => {
+    t = realModeVm(`
+      mov $0x2000, %ax; mov %ax, %ds
+      movb $0x12, 0x10
+      movw $0x3456, 0x20
+      movl $0x789abcde, 0x30
+      mov 0x40, %al;  out %al, $0x30
+      mov 0x42, %ax;  out %ax, $0x30
+      mov 0x44, %eax; out %eax, $0x30
+      hlt`);
+    const r = new Recorder(t.vcpu);
+    r.mmioRead = (addr, size) => (size === 1 ? 0x5a : size === 2 ? 0xa55a : 0xf00dface) + (addr & 0);
+    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(r.mmios).toEqual([
+      [0x20010, 1, true, 0x12, 0],
+      [0x20020, 2, true, 0x3456, 0],
+      [0x20030, 4, true, 0x789abcde, 0],
+      [0x20040, 1, false, 0, 0],
+      [0x20042, 2, false, 0, 0],
+      [0x20044, 4, false, 0, 0],
+    ]);
+    expect(r.pios.map((p) => p[3])).toEqual([0x5a, 0xa55a, 0xf00dface]);
+  });
+
+  it("passes 8-byte MMIO as two halves and accepts bigint and number read results (64-bit guest)", () => {
+    t = longModeVm(`
+      mov $0x40000000, %rbx
+      mov $0x1122334455667788, %rax
+      mov %rax, (%rbx)
+      mov 8(%rbx), %rax;  out %eax, $0x30; shr $32, %rax; out %eax, $0x30
+      mov 16(%rbx), %rax; out %eax, $0x30; shr $32, %rax; out %eax, $0x30
+      hlt`);
+    const r = new Recorder(t.vcpu);
+    r.mmioRead = (addr) => (addr === 0x40000008 ? 0xcafebabe12345678n : 0x1_0000_0002);
+    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(r.mmios).toEqual([
+      [0x40000000, 8, true, 0x55667788, 0x11223344],
+      [0x40000008, 8, false, 0, 0],
+      [0x40000010, 8, false, 0, 0],
+    ]);
+    expect(r.pios.map((p) => p[3])).toEqual([0x12345678, 0xcafebabe, 2, 1]);
+  });
+
+  it("returns hlt without an irqchip, and run resumes after it", () => {
+    t = realModeVm(`hlt; out %al, $0x10; hlt`);
+    const r = new Recorder(t.vcpu);
+    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(r.pios).toHaveLength(0);
+    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(r.pios).toHaveLength(1);
+  });
+
+  it("reports an instruction the emulator lacks as internal-error with RIP and the bytes", () => {
+    t = longModeVm(`nop; nop; int3; hlt`);
+    const res = t.vcpu.run(new Recorder(t.vcpu));
+    expect(res.reason).toBe("internal-error");
+    if (res.reason !== "internal-error") return;
+    expect(res.suberror).toBe(1);
+    expect(res.rip).toBe(CODE + 2);
+    expect(res.bytes[0]).toBe(0xcc);
+  });
+
+  it("returns yield after a callback calls requestStop, and continues where it stopped", () => {
+    t = realModeVm(`out %al, $0x10; out %al, $0x11; out %al, $0x12; hlt`);
+    const r = new Recorder(t.vcpu);
+    r.stopWhen = (_k, port) => port === 0x11;
+    expect(t.vcpu.run(r)).toEqual({ reason: "yield" });
+    expect(r.pios.map((p) => p[0])).toEqual([0x10, 0x11]);
+    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(r.pios.map((p) => p[0])).toEqual([0x10, 0x11, 0x12]);
+  });
+
+  it("kick() outside a run makes the next run return yield at once", () => {
+    t = realModeVm(`out %al, $0x10; hlt`);
+    const r = new Recorder(t.vcpu);
+    t.vcpu.kick();
+    expect(t.vcpu.run(r)).toEqual({ reason: "yield" });
+    expect(r.pios).toHaveLength(0);
+    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+  });
+
+  it("rethrows an exception thrown by a dispatch callback", () => {
+    t = realModeVm(`out %al, $0x10; hlt`);
+    const boom = new Error("device exploded");
+    expect(() => t!.vcpu.run({ pio: () => { throw boom; }, mmio: () => 0 })).toThrow(boom);
+    expect(t.vcpu.run(new Recorder(t.vcpu))).toEqual({ reason: "hlt" });
+  });
+
+  it("rejects a dispatch without handlers and a non-number read result", () => {
+    t = realModeVm(`in $0x20, %al; hlt`);
+    expect(() => t!.vcpu.run({} as never)).toThrow(TypeError);
+    expect(() => t!.vcpu.run({ pio: () => "x" as never, mmio: () => 0 })).toThrow(/must return a number/);
+  });
+
+  it("reports a triple fault as shutdown", () => {
+    t = longModeVm(`lidt idtr; ud2
+      idtr: .word 0; .quad 0`);
+    const res = t.vcpu.run(new Recorder(t.vcpu));
+    expect(res.reason).toBe("shutdown");
+  });
+});
