@@ -1,0 +1,242 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { bit, Status } from "../src/constants.js";
+import { type BlockBackend, MemoryBlockBackend } from "../src/backends/block.js";
+import { FileImage } from "../src/backends/file-image.js";
+import { BlkFeature, BlkStatus, BlkType, VirtioBlk } from "../src/devices/blk.js";
+import type { Buf } from "./driver.js";
+import { type ModernDriver, setupTransport, until } from "./harness.js";
+
+const pattern = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
+
+/** Posts a virtio-blk request: header, data buffers, status byte. Returns the data and status addresses. */
+function request(d: ModernDriver, type: number, sector: bigint, dataLen: number, opts: { split?: boolean; data?: Uint8Array } = {}) {
+  const hdr = d.alloc.alloc(16);
+  d.mem.writeU32(hdr, type);
+  d.mem.writeU32(hdr + 4, 0);
+  d.mem.writeU64(hdr + 8, sector);
+  const data = d.alloc.alloc(Math.max(dataLen, 1));
+  if (opts.data) d.mem.write(data, opts.data);
+  const status = d.alloc.alloc(1);
+  d.mem.writeU8(status, 0xff);
+  const device = type === BlkType.OUT ? false : true;
+  const bufs: Buf[] = opts.split
+    ? [{ addr: hdr, len: 8 }, { addr: hdr + 8, len: 8 }]
+    : [{ addr: hdr, len: 16 }];
+  if (dataLen > 0) bufs.push({ addr: data, len: dataLen, write: device });
+  bufs.push({ addr: status, len: 1, write: true });
+  const head = d.rings[0]!.post(bufs);
+  return { head, data, status };
+}
+
+class DelayedBackend extends MemoryBlockBackend {
+  delays: number[] = [];
+  override async read(buffer: Uint8Array, position: number): Promise<void> {
+    await new Promise((r) => setTimeout(r, this.delays.shift() ?? 0));
+    return super.read(buffer, position);
+  }
+}
+
+function blk(backend: BlockBackend = new MemoryBlockBackend(pattern(64 * 512)), options = {}) {
+  const device = new VirtioBlk(backend, options);
+  const t = setupTransport(device);
+  t.driver.init();
+  return { ...t, device, backend, ring: t.driver.rings[0]! };
+}
+
+describe("virtio-blk", () => {
+  it("exposes capacity, size_max, seg_max and blk_size in its configuration", () => {
+    const { driver } = blk(new MemoryBlockBackend(new Uint8Array(4 * 1024 * 1024 + 100)));
+    expect(driver.config(0, 4)).toBe(8192);
+    expect(driver.config(4, 4)).toBe(0);
+    expect(driver.config(8, 4)).toBe(65536);
+    expect(driver.config(12, 4)).toBe(254);
+    expect(driver.config(20, 4)).toBe(512);
+  });
+
+  it("reads sectors into device-writable buffers and completes with OK and the byte count", async () => {
+    const { driver, ring, mem, sink } = blk();
+    const r = request(driver, BlkType.IN, 3n, 1024, { split: true });
+    driver.kick(0);
+    await until(() => ring.usedIdx() === 1);
+    expect(ring.takeUsed()).toEqual([{ id: r.head, len: 1025 }]);
+    expect(mem.readU8(r.status)).toBe(BlkStatus.OK);
+    expect([...mem.view(r.data, 1024)]).toEqual([...pattern(64 * 512).subarray(3 * 512, 5 * 512)]);
+    expect(sink.level).toBe(true);
+  });
+
+  it("writes sectors from device-readable buffers", async () => {
+    const { driver, ring, mem, backend } = blk();
+    const payload = pattern(512, 99);
+    const r = request(driver, BlkType.OUT, 10n, 512, { data: payload });
+    driver.kick(0);
+    await until(() => ring.usedIdx() === 1);
+    expect(ring.takeUsed()).toEqual([{ id: r.head, len: 1 }]);
+    expect(mem.readU8(r.status)).toBe(BlkStatus.OK);
+    expect([...(backend as MemoryBlockBackend).bytes.subarray(5120, 5632)]).toEqual([...payload]);
+  });
+
+  it("flushes the backend before completing FLUSH", async () => {
+    const { driver, ring, mem, backend } = blk();
+    const r = request(driver, BlkType.FLUSH, 0n, 0);
+    driver.kick(0);
+    await until(() => ring.usedIdx() === 1);
+    expect((backend as MemoryBlockBackend).flushes).toBe(1);
+    expect(mem.readU8(r.status)).toBe(BlkStatus.OK);
+  });
+
+  it("answers GET_ID with the serial, NUL-padded to 20 bytes", async () => {
+    const { driver, ring, mem } = blk(undefined, { serial: "disk-0042" });
+    const r = request(driver, BlkType.GET_ID, 0n, 20);
+    driver.kick(0);
+    expect(ring.takeUsed()).toEqual([{ id: r.head, len: 21 }]);
+    expect(new TextDecoder().decode(mem.view(r.data, 9))).toBe("disk-0042");
+    expect(mem.readU8(r.data + 9)).toBe(0);
+  });
+
+  it("in read-only mode offers VIRTIO_BLK_F_RO, fails writes with IOERR and leaves the disk alone, allows flush", async () => {
+    const bytes = pattern(64 * 512);
+    const { driver, ring, mem, transport } = blk(new MemoryBlockBackend(bytes), { readonly: true });
+    expect(transport.offered & bit(BlkFeature.RO)).toBeTruthy();
+    const w = request(driver, BlkType.OUT, 0n, 512, { data: new Uint8Array(512) });
+    driver.kick(0);
+    expect(ring.takeUsed()).toEqual([{ id: w.head, len: 1 }]);
+    expect(mem.readU8(w.status)).toBe(BlkStatus.IOERR);
+    expect([...bytes.subarray(0, 512)]).toEqual([...pattern(64 * 512).subarray(0, 512)]);
+    const f = request(driver, BlkType.FLUSH, 0n, 0);
+    driver.kick(0);
+    await until(() => ring.usedIdx() === 2);
+    expect(mem.readU8(f.status)).toBe(BlkStatus.OK);
+  });
+
+  it.each([
+    ["past the end of the disk", BlkType.IN, 63n, 1024],
+    ["a sector number near 2^64", BlkType.IN, (1n << 64n) - 1n, 512],
+    ["a length that is not whole sectors", BlkType.IN, 0n, 100],
+    ["a write past the end", BlkType.OUT, 64n, 512],
+  ])("completes a request %s with IOERR and touches nothing", async (_n, type, sector, len) => {
+    const backend = new MemoryBlockBackend(pattern(64 * 512));
+    const { driver, ring, mem } = blk(backend);
+    const r = request(driver, type, sector, len, { data: new Uint8Array(len) });
+    driver.kick(0);
+    expect(ring.takeUsed()).toEqual([{ id: r.head, len: 1 }]);
+    expect(mem.readU8(r.status)).toBe(BlkStatus.IOERR);
+    expect([...backend.bytes]).toEqual([...pattern(64 * 512)]);
+  });
+
+  it("answers unknown request types with UNSUPP", () => {
+    const { driver, ring, mem } = blk();
+    const r = request(driver, 0x55, 0n, 0);
+    driver.kick(0);
+    expect(ring.takeUsed()).toEqual([{ id: r.head, len: 1 }]);
+    expect(mem.readU8(r.status)).toBe(BlkStatus.UNSUPP);
+  });
+
+  it("fails a request whose data buffer is outside guest RAM with IOERR", async () => {
+    const { driver, ring, mem } = blk();
+    const hdr = driver.alloc.alloc(16);
+    const status = driver.alloc.alloc(1);
+    driver.mem.writeU32(hdr, BlkType.OUT);
+    const head = ring.post([
+      { addr: hdr, len: 16 },
+      { addr: 0x7000_0000, len: 512 },
+      { addr: status, len: 1, write: true },
+    ]);
+    driver.kick(0);
+    expect(ring.takeUsed()).toEqual([{ id: head, len: 1 }]);
+    expect(mem.readU8(status)).toBe(BlkStatus.IOERR);
+  });
+
+  it("returns a chain with no status byte, or a status byte outside RAM, with length 0", () => {
+    const { driver, ring } = blk();
+    const hdr = driver.alloc.alloc(16);
+    const a = ring.post([{ addr: hdr, len: 16 }]);
+    const b = ring.post([{ addr: hdr, len: 16 }, { addr: 0x7000_0000, len: 1, write: true }]);
+    driver.kick(0);
+    expect(ring.takeUsed()).toEqual([
+      { id: a, len: 0 },
+      { id: b, len: 0 },
+    ]);
+  });
+
+  it("completes requests in the order their I/O finishes", async () => {
+    const backend = new DelayedBackend(pattern(64 * 512));
+    backend.delays = [40, 0];
+    const { driver, ring } = blk(backend);
+    const slow = request(driver, BlkType.IN, 0n, 512);
+    const fast = request(driver, BlkType.IN, 1n, 512);
+    driver.kick(0);
+    expect(ring.usedIdx()).toBe(0); // nothing completes synchronously
+    await until(() => ring.usedIdx() === 2);
+    expect(ring.takeUsed().map((u) => u.id)).toEqual([fast.head, slow.head]);
+  });
+
+  it("drops a completion that arrives after a reset: no used entry, no guest write", async () => {
+    const backend = new DelayedBackend(pattern(64 * 512));
+    backend.delays = [20];
+    const { driver, ring, mem, device } = blk(backend);
+    const r = request(driver, BlkType.IN, 0n, 512);
+    driver.kick(0);
+    driver.w(0x14, 1, 0);
+    await until(() => device.pendingRequests === 0);
+    expect(ring.usedIdx()).toBe(0);
+    expect(mem.readU8(r.status)).toBe(0xff);
+    expect(mem.view(r.data, 512).every((b) => b === 0)).toBe(true);
+    expect(driver.status()).toBe(0);
+  });
+
+  it("puts the device in DEVICE_NEEDS_RESET for a malformed chain", () => {
+    const { driver, ring } = blk();
+    ring.writeDesc(0, 0x10000, 16, 1, 0); // points to itself
+    ring.publish(0);
+    driver.kick(0);
+    expect(driver.status() & Status.DEVICE_NEEDS_RESET).toBeTruthy();
+  });
+});
+
+describe("virtio-blk on a raw image file", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "vmm-blk-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reads and writes the file, flushes with fdatasync, and never touches the partial tail sector", async () => {
+    const path = join(dir, "disk.img");
+    const initial = pattern(8 * 512 + 100, 5);
+    await writeFile(path, initial);
+    const image = await FileImage.open(path);
+    const { driver, ring, mem, device } = blk(image);
+    expect(device.capacity).toBe(8n);
+    const r = request(driver, BlkType.IN, 7n, 512);
+    const w = request(driver, BlkType.OUT, 2n, 1024, { data: pattern(1024, 77) });
+    const beyond = request(driver, BlkType.OUT, 8n, 512, { data: pattern(512) });
+    const f = request(driver, BlkType.FLUSH, 0n, 0);
+    driver.kick(0);
+    await until(() => ring.usedIdx() === 4);
+    expect(mem.readU8(r.status)).toBe(BlkStatus.OK);
+    expect(mem.readU8(w.status)).toBe(BlkStatus.OK);
+    expect(mem.readU8(beyond.status)).toBe(BlkStatus.IOERR);
+    expect(mem.readU8(f.status)).toBe(BlkStatus.OK);
+    expect([...mem.view(r.data, 512)]).toEqual([...initial.subarray(7 * 512, 8 * 512)]);
+    const after = await readFile(path);
+    expect(after.length).toBe(initial.length);
+    expect([...after.subarray(1024, 2048)]).toEqual([...pattern(1024, 77)]);
+    expect([...after.subarray(8 * 512)]).toEqual([...initial.subarray(8 * 512)]);
+    await device.close();
+  });
+
+  it("opens read-only images without write access and reports a missing file clearly", async () => {
+    const path = join(dir, "ro.img");
+    await writeFile(path, new Uint8Array(1024));
+    const image = await FileImage.open(path, { readonly: true });
+    expect(image.readonly).toBe(true);
+    await expect(image.write(new Uint8Array(512), 0)).rejects.toThrow(/read-only/);
+    await image.close();
+    await expect(FileImage.open(join(dir, "missing.img"))).rejects.toThrow(/disk image .*missing.img: cannot open for writing \(ENOENT\)/);
+  });
+});
