@@ -1,0 +1,48 @@
+import type { AddressSpace, InterruptController, Registration } from "@vmm/core";
+import { byteHandler } from "./byte-registers.js";
+import { CMOS_PORTS, CmosRtc, type CmosMemorySizes } from "./cmos-rtc.js";
+import { DEBUG_EXIT_PORT, DebugExit, PostCodePort } from "./debug-exit.js";
+import { I8042, I8042_PORTS } from "./i8042.js";
+import { COM1, Uart16550 } from "./uart16550.js";
+
+export interface LegacyDeviceOptions {
+  readonly pio: AddressSpace;
+  readonly interrupts: InterruptController;
+  readonly serialOutput: (bytes: Uint8Array) => void;
+  readonly memory: CmosMemorySizes;
+  readonly onReset: () => void;
+  readonly onDebugExit: (status: number) => void;
+  readonly now?: () => Date;
+}
+
+export interface LegacyDevices {
+  readonly uart: Uart16550;
+  readonly i8042: I8042;
+  readonly rtc: CmosRtc;
+  readonly debugExit: DebugExit;
+  readonly postCode: PostCodePort;
+  readonly registrations: readonly Registration[];
+}
+
+/** The PC devices every guest expects, registered on their fixed ports. */
+export function installLegacyDevices(o: LegacyDeviceOptions): LegacyDevices {
+  const uart = new Uart16550({ output: o.serialOutput, irq: o.interrupts.line(COM1.irq) });
+  const i8042 = new I8042(o.onReset);
+  const rtc = new CmosRtc(o.memory, o.now);
+  const debugExit = new DebugExit(o.onDebugExit);
+  const postCode = new PostCodePort();
+  const i8042Handler = byteHandler(i8042);
+  const registrations = [
+    o.pio.register(COM1.port, 8, "serial0 (16550A)", byteHandler(uart)),
+    // The i8042's two ports are 4 apart; one handler sees offsets 0 and 4.
+    o.pio.register(I8042_PORTS.data, 1, "i8042", i8042Handler),
+    o.pio.register(I8042_PORTS.command, 1, "i8042", {
+      read: (_off, size) => i8042Handler.read(4, size),
+      write: (_off, size, v) => i8042Handler.write(4, size, v),
+    }),
+    o.pio.register(CMOS_PORTS.index, 2, "cmos-rtc", byteHandler(rtc)),
+    o.pio.register(DEBUG_EXIT_PORT, 1, "debug-exit", byteHandler(debugExit)),
+    o.pio.register(0x80, 1, "post-code", byteHandler(postCode)),
+  ];
+  return { uart, i8042, rtc, debugExit, postCode, registrations };
+}

@@ -1,0 +1,12 @@
+/** What the firmware tables describe: CPUs, the interrupt controllers, ISA IRQs and PCI interrupt routes. */
+export interface PlatformDescription {
+  /** Local APIC IDs, boot processor first. */
+  readonly apicIds: readonly number[];
+  readonly lapicAddress: number;
+  readonly ioapic: { readonly id: number; readonly address: number; readonly gsiBase: number; readonly pins: number };
+  /** ISA IRQs wired one-to-one to IOAPIC pins (edge, active high). */
+  readonly isaIrqs: readonly number[];
+  /** PCI INTx routes: device number on bus 0, pin 1..4 (INTA..INTD), the IOAPIC pin (GSI). Level, active low. */
+  readonly pciIntx: readonly { readonly bus: number; readonly device: number; readonly pin: number; readonly gsi: number }[];
+  readonly ecam: { readonly base: number; readonly segment: number; readonly startBus: number; readonly endBus: number };
+}

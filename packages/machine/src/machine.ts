@@ -1,0 +1,278 @@
+import { readFileSync } from "node:fs";
+import {
+  ConfigurationError,
+  GuestMemory,
+  StderrLogger,
+  Tokens,
+  createMmioSpace,
+  createPortIoSpace,
+  type AddressSpace,
+  type Logger,
+  type PciDevice,
+} from "@vmm/core";
+import { container as rootContainer, type DependencyContainer } from "tsyringe";
+import { installLegacyDevices, type LegacyDevices } from "./devices/legacy.js";
+import { writeFirmwareTables } from "./firmware/index.js";
+import type { PlatformDescription } from "./firmware/platform.js";
+import { MpState, type Kvm, type Vcpu, type Vm } from "@vmm/kvm-native";
+import { openKvm } from "./kvm-open.js";
+import { loadBzImage } from "./loaders/bzimage.js";
+import { loadElf } from "./loaders/elf.js";
+import type { LoadedImage } from "./loaders/image.js";
+import { loadRaw } from "./loaders/raw.js";
+import { RunLoop, type MachineResult } from "./run-loop.js";
+import { KvmInterruptController } from "./services/interrupts.js";
+import { KvmIoEvents } from "./services/io-events.js";
+import { KvmMemoryMapper } from "./services/memory-mapper.js";
+import { createPciHost, type PciHost } from "./services/pci.js";
+import { patchCpuid } from "./x86_64/cpuid.js";
+import { Layout, buildMemoryMap, type MemoryMap } from "./x86_64/memory-map.js";
+
+export type KernelKind = "raw" | "elf" | "elf64" | "bzimage";
+
+export interface MachineOptions {
+  /** Used in messages. */
+  readonly name?: string;
+  /** Guest RAM in MiB (or `memory` in bytes, a whole number of MiB). */
+  readonly memoryMiB?: number;
+  readonly memory?: number;
+  /** vCPUs (default 1). */
+  readonly cpus?: number;
+  readonly kernel: { readonly kind: KernelKind; readonly path?: string; readonly bytes?: Uint8Array };
+  /** Linux command line (bzImage only). */
+  readonly cmdline?: string;
+  readonly initrd?: { readonly path?: string; readonly bytes?: Uint8Array };
+  /** COM1: host input (stdin by default: none) and where the guest's output goes (stdout by default). */
+  readonly serial?: {
+    readonly input?: NodeJS.ReadableStream;
+    readonly output?: NodeJS.WritableStream | ((bytes: Uint8Array) => void);
+  };
+  readonly logger?: Logger;
+  /** Trace every exit and unhandled access through logger.debug. */
+  readonly debug?: boolean;
+  /** Parent of the VM's child container (default: tsyringe's root container). */
+  readonly container?: DependencyContainer;
+  /** Longest time one vCPU runs before the event loop and the other vCPUs get a turn (ms, default 5). */
+  readonly maxSliceMs?: number;
+  /** Host clock for the RTC (tests). */
+  readonly now?: () => Date;
+}
+
+const FIRST_DEVICE_SLOT = 8;
+
+function readImage(what: string, source: { path?: string; bytes?: Uint8Array }): Uint8Array {
+  if (source.bytes) return source.bytes;
+  if (!source.path) throw new ConfigurationError(`${what}: give a path or bytes`);
+  try {
+    return readFileSync(source.path);
+  } catch (e) {
+    throw new ConfigurationError(`${what} '${source.path}' cannot be read: ${(e as Error).message}`);
+  }
+}
+
+function memoryMiB(o: MachineOptions): number {
+  if (o.memoryMiB !== undefined) return o.memoryMiB;
+  if (o.memory !== undefined) {
+    if (o.memory % (1024 * 1024)) throw new ConfigurationError(`memory must be a whole number of MiB (got ${o.memory} bytes)`);
+    return o.memory / (1024 * 1024);
+  }
+  return 256;
+}
+
+function outputSink(output: NonNullable<MachineOptions["serial"]>["output"]): (bytes: Uint8Array) => void {
+  if (!output) return (b) => void process.stdout.write(b);
+  if (typeof output === "function") return output;
+  return (b) => void output.write(b);
+}
+
+/**
+ * An x86_64 virtual machine on KVM: RAM below the PCI hole (and above 4 GiB), the in-kernel irqchip and PIT,
+ * COM1, i8042, CMOS RTC, port 0x80, the debug-exit port, the PCI host bridge (CF8/CFC and ECAM), firmware
+ * tables (MP and ACPI) and the vCPUs. Core services are registered under `Tokens` in `container`.
+ */
+export class Machine {
+  readonly name: string;
+  readonly container: DependencyContainer;
+  readonly memory: GuestMemory;
+  readonly memoryMap: MemoryMap;
+  readonly pio: AddressSpace;
+  readonly mmio: AddressSpace;
+  readonly interrupts: KvmInterruptController;
+  readonly ioEvents: KvmIoEvents;
+  readonly pci: PciHost;
+  readonly legacy: LegacyDevices;
+  readonly logger: Logger;
+  readonly cpus: number;
+  private readonly kvm: Kvm;
+  private readonly vm: Vm;
+  private readonly vcpus: Vcpu[] = [];
+  private readonly loop: RunLoop;
+  private state: "created" | "running" | "done" | "closed" = "created";
+  private loaded: LoadedImage | undefined;
+
+  constructor(private readonly options: MachineOptions) {
+    this.name = options.name ?? "vm";
+    this.logger = options.logger ?? new StderrLogger(options.debug ?? false);
+    this.cpus = options.cpus ?? 1;
+    this.memoryMap = buildMemoryMap(memoryMiB(options));
+    const kvm = openKvm();
+    if (!Number.isInteger(this.cpus) || this.cpus < 1) throw new ConfigurationError(`cpus must be a positive integer (got ${this.cpus})`);
+    this.kvm = kvm.kvm;
+    if (this.cpus > kvm.maxVcpus) {
+      kvm.kvm.close();
+      throw new ConfigurationError(`${this.cpus} vCPUs asked for, but this host's KVM allows at most ${kvm.maxVcpus}`);
+    }
+    this.vm = this.kvm.createVm();
+    try {
+      const regions = this.memoryMap.ram.map((block, slot) => {
+        const bytes = this.vm.allocateMemory(block.size);
+        this.vm.setMemoryRegion({ slot, guestPhysAddr: block.gpa, memory: bytes });
+        return { gpa: block.gpa, bytes };
+      });
+      this.memory = new GuestMemory(regions);
+      this.vm.setTssAddr(Layout.kvmTss);
+      this.vm.setIdentityMapAddr(Layout.kvmIdentityMap);
+      this.vm.createIrqchip();
+      this.vm.createPit2();
+
+      this.pio = createPortIoSpace();
+      this.mmio = createMmioSpace();
+      if (options.debug) {
+        const trace = (a: { space: string; address: number; size: number; write: boolean }) =>
+          this.logger.debug(`unhandled ${a.space} ${a.write ? "write" : "read"}${a.size} at 0x${a.address.toString(16)}`);
+        this.pio.trace = trace;
+        this.mmio.trace = trace;
+      }
+      this.interrupts = new KvmInterruptController(this.vm);
+      this.ioEvents = new KvmIoEvents(this.vm);
+      const mapper = new KvmMemoryMapper(this.vm, FIRST_DEVICE_SLOT);
+      this.loop = new RunLoop({ pio: this.pio, mmio: this.mmio, logger: this.logger, maxSliceMs: options.maxSliceMs, trace: options.debug });
+
+      this.container = (options.container ?? rootContainer).createChildContainer();
+      this.container.register(Tokens.GuestMemory, { useValue: this.memory });
+      this.container.register(Tokens.PortIo, { useValue: this.pio });
+      this.container.register(Tokens.Mmio, { useValue: this.mmio });
+      this.container.register(Tokens.Interrupts, { useValue: this.interrupts });
+      this.container.register(Tokens.IoEvents, { useValue: this.ioEvents });
+      this.container.register(Tokens.MemoryMapper, { useValue: mapper });
+      this.container.register(Tokens.Logger, { useValue: this.logger });
+
+      this.legacy = installLegacyDevices({
+        pio: this.pio,
+        interrupts: this.interrupts,
+        serialOutput: outputSink(options.serial?.output),
+        memory: { baseKiB: this.memoryMap.lowKiB, extendedBytes: this.memoryMap.extendedBytes, highBytes: this.memoryMap.highBytes },
+        onReset: () => this.loop.stop({ status: 0, reason: "reset", message: "the guest reset the machine (i8042 command 0xFE)" }),
+        onDebugExit: (status) => this.loop.stop({ status, reason: "debug-exit", message: `the guest wrote ${status} to the debug-exit port` }),
+        now: options.now,
+      });
+      this.pci = createPciHost({ pio: this.pio, mmio: this.mmio, interrupts: this.interrupts, logger: this.logger });
+
+      const cpuid = this.kvm.supportedCpuid();
+      for (let id = 0; id < this.cpus; id++) {
+        const vcpu = this.vm.createVcpu(id);
+        vcpu.setCpuid(patchCpuid(cpuid, id, this.cpus));
+        this.vcpus.push(vcpu);
+        this.loop.add(vcpu);
+      }
+    } catch (e) {
+      this.release();
+      throw e;
+    }
+  }
+
+  /** Places a PCI function on bus 0 (before `run`). */
+  addPciDevice(device: PciDevice): void {
+    if (this.state !== "created") throw new ConfigurationError(`${device.name}: PCI devices must be added before the machine runs`);
+    this.pci.attach(device);
+  }
+
+  /** Statistics of the last run. */
+  get exits(): number {
+    return this.loop.exits;
+  }
+
+  /** What the firmware tables describe (after `run` started, including PCI interrupt routes). */
+  platform(): PlatformDescription {
+    return {
+      apicIds: Array.from({ length: this.cpus }, (_, i) => i),
+      lapicAddress: Layout.lapic,
+      ioapic: { id: this.cpus, address: Layout.ioapic, gsiBase: 0, pins: 24 },
+      isaIrqs: [0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+      pciIntx: this.pci.intxRoutes(),
+      ecam: { base: Layout.ecam.base, segment: 0, startBus: 0, endBus: Layout.ecam.busCount - 1 },
+    };
+  }
+
+  /** Loads the kernel and firmware tables (done by `run`; exposed for inspection). */
+  load(): LoadedImage {
+    if (this.loaded) return this.loaded;
+    const o = this.options;
+    const image = readImage("kernel", o.kernel);
+    let loaded: LoadedImage;
+    switch (o.kernel.kind) {
+      case "raw":
+        loaded = loadRaw(this.memory, image);
+        break;
+      case "elf":
+      case "elf64":
+        loaded = loadElf(this.memory, image);
+        break;
+      case "bzimage":
+        loaded = loadBzImage(this.memory, image, {
+          cmdline: o.cmdline ?? "console=ttyS0",
+          initrd: o.initrd ? readImage("initrd", o.initrd) : undefined,
+          e820: this.memoryMap.e820,
+        });
+        break;
+      default:
+        throw new ConfigurationError(`unknown kernel kind '${String(o.kernel.kind)}' (raw, elf or bzimage)`);
+    }
+    if (o.cmdline && o.kernel.kind !== "bzimage") this.logger.warn(`${this.name}: a command line is only passed to bzImage kernels; ignored`);
+    writeFirmwareTables(this.memory, this.platform());
+    this.vcpus.forEach((vcpu, i) => {
+      const entry = i === 0 ? loaded.entry : loaded.apEntry;
+      if (!entry) return; // the guest starts this CPU with INIT/SIPI
+      vcpu.setSregs(entry.sregs);
+      vcpu.setRegs(entry.regs);
+      if (i > 0) vcpu.setMpState(MpState.RUNNABLE);
+    });
+    this.loaded = loaded;
+    return loaded;
+  }
+
+  /** Runs the guest until it exits, resets, fails or `stop` is called. */
+  async run(): Promise<MachineResult> {
+    if (this.state !== "created") throw new ConfigurationError(`${this.name}: a machine runs once`);
+    this.load();
+    this.state = "running";
+    const input = this.options.serial?.input;
+    const onData = (chunk: Buffer | string) => this.legacy.uart.input(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+    input?.on("data", onData);
+    try {
+      return await this.loop.run();
+    } finally {
+      input?.off("data", onData);
+      this.state = "done";
+    }
+  }
+
+  /** Asks a running machine to stop; `run()` then resolves with reason "stopped". */
+  stop(reason: string): void {
+    this.loop.stop({ status: 1, reason: "stopped", message: `stopped: ${reason}` });
+  }
+
+  /** Releases KVM resources. */
+  close(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.release();
+  }
+
+  private release(): void {
+    this.ioEvents?.close();
+    for (const v of this.vcpus) v.close?.();
+    this.vm?.close();
+    this.kvm?.close();
+  }
+}

@@ -1,0 +1,221 @@
+import { allOnes, type AddressSpace, type Logger, type SmallAccessSize } from "@vmm/core";
+
+/** Why a run ended. */
+export type StopReason = "debug-exit" | "reset" | "shutdown" | "halt" | "error" | "stopped";
+
+/** What `Machine.run()` resolves with: `status` is the exit status for the process (0 = success). */
+export interface MachineResult {
+  readonly status: number;
+  readonly reason: StopReason;
+  readonly message?: string;
+}
+
+/** The exit callbacks the binding calls synchronously from KVM_RUN. */
+export interface ExitDispatch {
+  pio(port: number, size: number, isWrite: boolean, value: number): number;
+  mmio(address: number, size: number, isWrite: boolean, lo: number, hi: number): number | bigint;
+}
+
+export type VcpuRunResult =
+  | { reason: "yield" }
+  | { reason: "hlt" }
+  | { reason: "shutdown"; rip?: number }
+  | { reason: "internal-error"; suberror: number; rip: number; bytes?: Uint8Array }
+  | { reason: "fail-entry"; code: number; rip?: number }
+  | { reason: "system-event"; type: number }
+  | { reason: "unknown"; exitReason: number; rip?: number }
+  | { reason: string };
+
+/** The vCPU operations the loop needs. */
+export interface LoopVcpu {
+  readonly id: number;
+  run(dispatch: ExitDispatch, options: { maxSliceMs?: number }): VcpuRunResult;
+  requestStop(): void;
+}
+
+export interface RunLoopOptions {
+  readonly pio: AddressSpace;
+  readonly mmio: AddressSpace;
+  readonly logger: Logger;
+  /** Longest time one vCPU runs before the next gets a turn (ms). */
+  readonly maxSliceMs?: number;
+  /** Trace every exit through logger.debug. */
+  readonly trace?: boolean;
+}
+
+const KVM_SYSTEM_EVENT_SHUTDOWN = 1;
+const KVM_SYSTEM_EVENT_RESET = 2;
+const KVM_SYSTEM_EVENT_CRASH = 3;
+const INTERNAL_ERROR_SUBERRORS: Readonly<Record<number, string>> = {
+  1: "emulation failure",
+  2: "simultaneous exception",
+  3: "delivery event",
+  4: "unexpected exit",
+};
+
+export const hex = (n: number | bigint) => `0x${n.toString(16)}`;
+export const hexBytes = (b: Uint8Array | undefined) =>
+  b && b.length ? Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ") : "(none)";
+
+function describeError(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Runs vCPUs round-robin on the JS thread. Each `vcpu.run` handles port-I/O and MMIO exits synchronously through
+ * the address spaces and returns "yield" when the event loop has work or the slice is over; the loop then lets
+ * the event loop run (setImmediate) before re-entering, so timers, sockets and files keep being served.
+ * The first stop (device request, guest failure, device fault) wins; every vCPU is asked to stop.
+ */
+export class RunLoop {
+  private result: MachineResult | undefined;
+  private readonly vcpus: LoopVcpu[] = [];
+  private current: LoopVcpu | undefined;
+  readonly dispatch: ExitDispatch;
+  /** Exits handled, for statistics. */
+  exits = 0;
+
+  constructor(private readonly options: RunLoopOptions) {
+    this.dispatch = this.createDispatch();
+  }
+
+  add(vcpu: LoopVcpu): void {
+    this.vcpus.push(vcpu);
+  }
+
+  get stopped(): MachineResult | undefined {
+    return this.result;
+  }
+
+  /** Ends the run with `result` (the first call wins) and makes every vCPU leave KVM_RUN. */
+  stop(result: MachineResult): void {
+    if (this.result) return;
+    this.result = result;
+    for (const v of this.vcpus) {
+      try {
+        v.requestStop();
+      } catch {
+        // a vCPU that cannot be stopped any more is not running
+      }
+    }
+  }
+
+  async run(): Promise<MachineResult> {
+    const slice = this.options.maxSliceMs ?? 5;
+    while (!this.result) {
+      for (const vcpu of this.vcpus) {
+        if (this.result) break;
+        this.current = vcpu;
+        let r: VcpuRunResult;
+        try {
+          r = vcpu.run(this.dispatch, { maxSliceMs: slice });
+        } catch (e) {
+          this.stop({ status: 1, reason: "error", message: `vCPU ${vcpu.id}: KVM_RUN failed: ${describeError(e)}` });
+          break;
+        }
+        if (this.result) break;
+        this.handle(vcpu, r);
+      }
+      this.current = undefined;
+      if (!this.result) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return this.result;
+  }
+
+  private handle(vcpu: LoopVcpu, r: VcpuRunResult): void {
+    const id = vcpu.id;
+    const at = (rip: unknown) => (typeof rip === "number" || typeof rip === "bigint" ? ` at RIP ${hex(rip)}` : "");
+    switch (r.reason) {
+      case "yield":
+        return;
+      case "hlt":
+        return this.stop({ status: 0, reason: "halt", message: `vCPU ${id} halted` });
+      case "shutdown":
+        return this.stop({
+          status: 1,
+          reason: "shutdown",
+          message: `vCPU ${id}: the guest shut down (triple fault)${at((r as { rip?: number }).rip)}`,
+        });
+      case "internal-error": {
+        const e = r as { suberror: number; rip: number; bytes?: Uint8Array };
+        const kind = INTERNAL_ERROR_SUBERRORS[e.suberror] ?? `suberror ${e.suberror}`;
+        return this.stop({
+          status: 1,
+          reason: "error",
+          message: `vCPU ${id}: KVM internal error (${kind})${at(e.rip)}, instruction bytes: ${hexBytes(e.bytes)}`,
+        });
+      }
+      case "fail-entry": {
+        const e = r as { code: number; rip?: number };
+        return this.stop({ status: 1, reason: "error", message: `vCPU ${id}: VM entry failed, hardware reason ${hex(e.code)}${at(e.rip)}` });
+      }
+      case "system-event": {
+        const type = (r as { type: number }).type;
+        if (type === KVM_SYSTEM_EVENT_RESET) return this.stop({ status: 0, reason: "reset", message: `vCPU ${id} requested a reset` });
+        if (type === KVM_SYSTEM_EVENT_SHUTDOWN) return this.stop({ status: 0, reason: "shutdown", message: `vCPU ${id} powered off` });
+        if (type === KVM_SYSTEM_EVENT_CRASH) return this.stop({ status: 1, reason: "error", message: `vCPU ${id}: the guest crashed` });
+        return this.stop({ status: 1, reason: "error", message: `vCPU ${id}: unknown system event ${type}` });
+      }
+      default: {
+        const e = r as { exitReason?: number; rip?: number };
+        return this.stop({
+          status: 1,
+          reason: "error",
+          message: `vCPU ${id}: unexpected exit ${r.reason}${e.exitReason !== undefined ? ` (KVM exit reason ${e.exitReason})` : ""}${at(e.rip)}`,
+        });
+      }
+    }
+  }
+
+  /** A device handler threw: stop the VM naming the device, never propagate the exception into the binding. */
+  private fault(space: AddressSpace, address: number, write: boolean, error: unknown): void {
+    const owner = space.find(address)?.owner ?? "(no device)";
+    this.options.logger.debug(`device fault: ${error instanceof Error && error.stack ? error.stack : String(error)}`);
+    this.stop({
+      status: 1,
+      reason: "error",
+      message: `device ${owner} failed on a ${space.name} ${write ? "write" : "read"} at ${hex(address)}: ${describeError(error)}`,
+    });
+  }
+
+  private createDispatch(): ExitDispatch {
+    const { pio, mmio, logger, trace } = this.options;
+    return {
+      pio: (port, size, isWrite, value) => {
+        this.exits++;
+        if (trace) logger.debug(`vCPU ${this.current?.id}: pio ${isWrite ? "out" : "in"}${size} ${hex(port)}${isWrite ? ` = ${hex(value)}` : ""}`);
+        try {
+          if (isWrite) {
+            pio.write(port, size as SmallAccessSize, value);
+            return 0;
+          }
+          return pio.read(port, size as SmallAccessSize);
+        } catch (e) {
+          this.fault(pio, port, isWrite, e);
+          return allOnes(size as SmallAccessSize);
+        }
+      },
+      mmio: (address, size, isWrite, lo, hi) => {
+        this.exits++;
+        if (trace) logger.debug(`vCPU ${this.current?.id}: mmio ${isWrite ? "write" : "read"}${size} ${hex(address)}${isWrite ? ` = ${hex(size === 8 ? (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0) : lo)}` : ""}`);
+        try {
+          if (size === 8) {
+            if (isWrite) {
+              mmio.write64(address, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
+              return 0;
+            }
+            return mmio.read64(address);
+          }
+          if (isWrite) {
+            mmio.write(address, size as SmallAccessSize, lo);
+            return 0;
+          }
+          return mmio.read(address, size as SmallAccessSize);
+        } catch (e) {
+          this.fault(mmio, address, isWrite, e);
+          return size === 8 ? 0xffff_ffff_ffff_ffffn : allOnes(size as SmallAccessSize);
+        }
+      },
+    };
+  }
+}

@@ -1,0 +1,45 @@
+import type { Handle, IoEventRegistry, IoEventRequest } from "@vmm/core";
+import type { EventFd, Vm } from "@vmm/kvm-native";
+
+/**
+ * Guest writes that signal the VMM without a userspace exit: one KVM ioeventfd per request, watched on the event
+ * loop. The watch is unref'd so an idle device never keeps the process alive.
+ */
+export class KvmIoEvents implements IoEventRegistry {
+  private readonly live = new Set<{ fd: EventFd; remove(): void }>();
+
+  constructor(private readonly vm: Pick<Vm, "createEventFd" | "ioeventfd">) {}
+
+  add(request: IoEventRequest, notify: () => void): Handle {
+    const fd = this.vm.createEventFd();
+    let registration: { remove(): void };
+    try {
+      registration = this.vm.ioeventfd(fd, {
+        space: request.space,
+        address: request.address,
+        size: request.size,
+        datamatch: request.datamatch,
+      });
+    } catch (e) {
+      fd.close();
+      throw e;
+    }
+    fd.onSignal(() => notify());
+    fd.unref();
+    const entry = {
+      fd,
+      remove: () => {
+        if (!this.live.delete(entry)) return;
+        registration.remove();
+        fd.close();
+      },
+    };
+    this.live.add(entry);
+    return { remove: entry.remove };
+  }
+
+  /** Removes every registration (machine close). */
+  close(): void {
+    for (const e of [...this.live]) e.remove();
+  }
+}
