@@ -1,0 +1,123 @@
+import { describe, expect, it } from "vitest";
+import { ConfigurationError } from "@vmm/core";
+import { MsixCapability, type MsixChange } from "../src/index.js";
+import { makeRig, TestFunction } from "./helpers.js";
+
+function msixRig(vectors = 3) {
+  const rig = makeRig();
+  const fn = new TestFunction({ bars: [{ index: 1, kind: "mem32", size: 0x1000 }, { index: 2, kind: "mem32", size: 0x1000 }] });
+  const msix = new MsixCapability({ vectors, tableBar: 2, tableOffset: 0x0, pbaOffset: 0x210 });
+  const at = fn.addCapability(msix);
+  rig.bus.attach(fn);
+  const table = rig.bus.configRead({ device: 1 }, 0x18, 4); // BAR2
+  const ctrl = (v: number) => rig.bus.configWrite({ device: 1 }, at + 2, 2, v);
+  const entry = (v: number, address: number, data: number, masked: boolean) => {
+    rig.mmio.write(table + 16 * v, 4, address);
+    rig.mmio.write(table + 16 * v + 4, 4, 0);
+    rig.mmio.write(table + 16 * v + 8, 4, data);
+    rig.mmio.write(table + 16 * v + 12, 4, masked ? 1 : 0);
+  };
+  return { rig, fn, msix, at, table, ctrl, entry };
+}
+
+describe("MSI-X capability", () => {
+  it("describes table and PBA location and size", () => {
+    const { rig, at } = msixRig(33);
+    const r = (o: number, s: number) => rig.bus.configRead({ device: 1 }, at + o, s);
+    expect(r(0, 1)).toBe(0x11);
+    expect(r(2, 2)).toBe(32);
+    expect(r(4, 4)).toBe(0x0000_0002);
+    expect(r(8, 4)).toBe(0x0000_0212);
+    rig.bus.configWrite({ device: 1 }, at + 2, 2, 0xffff);
+    expect(r(2, 2)).toBe(0xc020);
+    rig.bus.configWrite({ device: 1 }, at + 4, 4, 0xffff_ffff);
+    expect(r(4, 4)).toBe(0x0000_0002);
+  });
+
+  it("starts every vector masked with nothing pending", () => {
+    const { rig, table, msix } = msixRig(3);
+    for (let v = 0; v < 3; v++) {
+      expect(rig.mmio.read(table + 16 * v + 12, 4)).toBe(1);
+      expect(msix.masked(v)).toBe(true);
+    }
+    expect(rig.mmio.read(table + 0x210, 4)).toBe(0);
+    expect(rig.mmio.read64(table + 8)).toBe(1n << 32n);
+  });
+
+  it("drops events while disabled, pends masked vectors and delivers them on unmask", () => {
+    const { rig, msix, ctrl, entry, table } = msixRig(3);
+    msix.notify(1);
+    expect(msix.dropped).toBe(1);
+    ctrl(0x8000);
+    expect(msix.enabled).toBe(true);
+    msix.notify(1);
+    expect(rig.messages).toEqual([]);
+    expect(rig.mmio.read(table + 0x210, 4)).toBe(0b10);
+    entry(1, 0xfee0_0000, 0x41, false);
+    expect(rig.messages).toEqual([{ address: 0xfee0_0000, data: 0x41 }]);
+    expect(rig.mmio.read(table + 0x210, 4)).toBe(0);
+    msix.notify(1);
+    expect(rig.messages.length).toBe(2);
+  });
+
+  it("honours the function mask and delivers pending vectors when it clears", () => {
+    const { rig, msix, ctrl, entry } = msixRig(3);
+    entry(0, 0xfee0_0000, 0x30, false);
+    entry(2, 0xfee0_1000, 0x32, false);
+    ctrl(0xc000);
+    msix.notify(0);
+    msix.notify(2);
+    expect(rig.messages).toEqual([]);
+    expect([msix.pending(0), msix.pending(1), msix.pending(2)]).toEqual([true, false, true]);
+    ctrl(0x8000);
+    expect(rig.messages).toEqual([
+      { address: 0xfee0_0000, data: 0x30 },
+      { address: 0xfee0_1000, data: 0x32 },
+    ]);
+    expect(msix.pending(0)).toBe(false);
+  });
+
+  it("uses the live message: data changed after setup is what the next event sends", () => {
+    const { rig, msix, ctrl, entry, table } = msixRig(3);
+    entry(0, 0xfee0_0000, 0x40, false);
+    ctrl(0x8000);
+    msix.notify(0);
+    rig.mmio.write(table + 8, 4, 0x41);
+    msix.notify(0);
+    expect(rig.messages.map((m) => m.data)).toEqual([0x40, 0x41]);
+    rig.mmio.write64(table + 16, 0x1234_5678_9abc_def0n);
+    expect(rig.mmio.read64(table + 16)).toBe(0x1234_5678_9abc_def0n);
+  });
+
+  it("keeps the PBA read-only and routes other BAR offsets to the device", () => {
+    const { rig, fn, table } = msixRig(3);
+    rig.mmio.write(table + 0x210, 4, 0xffff_ffff);
+    expect(rig.mmio.read(table + 0x210, 4)).toBe(0);
+    rig.mmio.write(table + 0x400, 4, 7);
+    expect(fn.writes).toEqual([[2, 0x400, 4, 7]]);
+    expect(rig.mmio.read(table + 0x801, 1)).toBe(0x01);
+  });
+
+  it("tells subscribers about entry and control changes, and resets to masked", () => {
+    const { msix, ctrl, entry } = msixRig(3);
+    const changes: MsixChange[] = [];
+    msix.subscribe((c) => changes.push(c));
+    ctrl(0x8000);
+    entry(2, 0xfee0_0000, 1, false);
+    expect(changes[0]).toEqual({ vector: "all" });
+    expect(changes.slice(1).every((c) => c.vector === 2)).toBe(true);
+    msix.notify(2);
+    msix.reset();
+    expect(msix.enabled).toBe(false);
+    expect(msix.masked(2)).toBe(true);
+  });
+
+  it("rejects placements outside the BAR, in an I/O BAR, or overlapping", () => {
+    const fn = new TestFunction({ name: "dev", bars: [{ index: 0, kind: "io", size: 0x100 }, { index: 1, kind: "mem32", size: 0x100 }] });
+    expect(() => fn.addCapability(new MsixCapability({ vectors: 4, tableBar: 0 }))).toThrow(/dev: the MSI-X table needs memory BAR0/);
+    expect(() => fn.addCapability(new MsixCapability({ vectors: 17, tableBar: 1 }))).toThrow(/dev: the MSI-X table does not fit/);
+    expect(() => new MsixCapability({ vectors: 4, tableBar: 1, pbaOffset: 0x20 })).toThrow(/overlap/);
+    expect(() => new MsixCapability({ vectors: 0, tableBar: 1 })).toThrow(ConfigurationError);
+    expect(() => new MsixCapability({ vectors: 2, tableBar: 1, tableOffset: 4 })).toThrow(/aligned/);
+  });
+});
