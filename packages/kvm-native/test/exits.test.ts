@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { CODE, Recorder, realModeVm, type TestVm } from "./support/guest.js";
+import { CODE, Recorder, realModeVm, runSync, type TestVm } from "./support/guest.js";
 import { kvmOk } from "./support/kvm.js";
 import { longModeVm } from "./support/long-mode.js";
 
@@ -18,7 +18,7 @@ describe.skipIf(!kvmOk)("Vcpu.run exit dispatch (real /dev/kvm)", () => {
       hlt`);
     const r = new Recorder(t.vcpu);
     r.pioRead = (_port, size) => (size === 1 ? 0x1ab : size === 2 ? 0x1abcd : 0xdeadbeef);
-    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(runSync(t.vcpu, r)).toEqual({ reason: "hlt" });
     expect(r.pios).toEqual([
       [0x10, 1, true, 0x11],
       [0x10, 2, true, 0x2233],
@@ -42,7 +42,7 @@ describe.skipIf(!kvmOk)("Vcpu.run exit dispatch (real /dev/kvm)", () => {
     const r = new Recorder(t.vcpu);
     let next = 0x61;
     r.pioRead = () => next++;
-    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(runSync(t.vcpu, r)).toEqual({ reason: "hlt" });
     const outs = r.pios.filter((p) => p[0] === 0x10);
     expect(outs.map((p) => String.fromCharCode(p[3]))).toEqual(["h", "e", "l", "l", "o"]);
     expect(outs.every((p) => p[1] === 1 && p[2])).toBe(true);
@@ -62,7 +62,7 @@ describe.skipIf(!kvmOk)("Vcpu.run exit dispatch (real /dev/kvm)", () => {
       hlt`);
     const r = new Recorder(t.vcpu);
     r.mmioRead = (addr, size) => (size === 1 ? 0x5a : size === 2 ? 0xa55a : 0xf00dface) + (addr & 0);
-    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(runSync(t.vcpu, r)).toEqual({ reason: "hlt" });
     expect(r.mmios).toEqual([
       [0x20010, 1, true, 0x12, 0],
       [0x20020, 2, true, 0x3456, 0],
@@ -84,7 +84,7 @@ describe.skipIf(!kvmOk)("Vcpu.run exit dispatch (real /dev/kvm)", () => {
       hlt`);
     const r = new Recorder(t.vcpu);
     r.mmioRead = (addr) => (addr === 0x40000008 ? 0xcafebabe12345678n : 0x1_0000_0002);
-    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(runSync(t.vcpu, r)).toEqual({ reason: "hlt" });
     expect(r.mmios).toEqual([
       [0x40000000, 8, true, 0x55667788, 0x11223344],
       [0x40000008, 8, false, 0, 0],
@@ -96,15 +96,15 @@ describe.skipIf(!kvmOk)("Vcpu.run exit dispatch (real /dev/kvm)", () => {
   it("returns hlt without an irqchip, and run resumes after it", () => {
     t = realModeVm(`hlt; out %al, $0x10; hlt`);
     const r = new Recorder(t.vcpu);
-    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(runSync(t.vcpu, r)).toEqual({ reason: "hlt" });
     expect(r.pios).toHaveLength(0);
-    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(runSync(t.vcpu, r)).toEqual({ reason: "hlt" });
     expect(r.pios).toHaveLength(1);
   });
 
   it("reports an instruction the emulator lacks as internal-error with RIP and the bytes", () => {
     t = longModeVm(`nop; nop; int3; hlt`);
-    const res = t.vcpu.run(new Recorder(t.vcpu));
+    const res = runSync(t.vcpu, new Recorder(t.vcpu));
     expect(res.reason).toBe("internal-error");
     if (res.reason !== "internal-error") return;
     expect(res.suberror).toBe(1);
@@ -116,9 +116,9 @@ describe.skipIf(!kvmOk)("Vcpu.run exit dispatch (real /dev/kvm)", () => {
     t = realModeVm(`out %al, $0x10; out %al, $0x11; out %al, $0x12; hlt`);
     const r = new Recorder(t.vcpu);
     r.stopWhen = (_k, port) => port === 0x11;
-    expect(t.vcpu.run(r)).toEqual({ reason: "yield" });
+    expect(runSync(t.vcpu, r)).toEqual({ reason: "yield" });
     expect(r.pios.map((p) => p[0])).toEqual([0x10, 0x11]);
-    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(runSync(t.vcpu, r)).toEqual({ reason: "hlt" });
     expect(r.pios.map((p) => p[0])).toEqual([0x10, 0x11, 0x12]);
   });
 
@@ -128,26 +128,26 @@ describe.skipIf(!kvmOk)("Vcpu.run exit dispatch (real /dev/kvm)", () => {
     t.vcpu.kick();
     expect(t.vcpu.run(r)).toEqual({ reason: "yield" });
     expect(r.pios).toHaveLength(0);
-    expect(t.vcpu.run(r)).toEqual({ reason: "hlt" });
+    expect(runSync(t.vcpu, r)).toEqual({ reason: "hlt" });
   });
 
   it("rethrows an exception thrown by a dispatch callback", () => {
     t = realModeVm(`out %al, $0x10; hlt`);
     const boom = new Error("device exploded");
-    expect(() => t!.vcpu.run({ pio: () => { throw boom; }, mmio: () => 0 })).toThrow(boom);
-    expect(t.vcpu.run(new Recorder(t.vcpu))).toEqual({ reason: "hlt" });
+    expect(() => runSync(t!.vcpu, { pio: () => { throw boom; }, mmio: () => 0 })).toThrow(boom);
+    expect(runSync(t.vcpu, new Recorder(t.vcpu))).toEqual({ reason: "hlt" });
   });
 
   it("rejects a dispatch without handlers and a non-number read result", () => {
     t = realModeVm(`in $0x20, %al; hlt`);
     expect(() => t!.vcpu.run({} as never)).toThrow(TypeError);
-    expect(() => t!.vcpu.run({ pio: () => "x" as never, mmio: () => 0 })).toThrow(/must return a number/);
+    expect(() => runSync(t!.vcpu, { pio: () => "x" as never, mmio: () => 0 })).toThrow(/must return a number/);
   });
 
   it("reports a triple fault as shutdown", () => {
     t = longModeVm(`lidt idtr; ud2
       idtr: .word 0; .quad 0`);
-    const res = t.vcpu.run(new Recorder(t.vcpu));
+    const res = runSync(t.vcpu, new Recorder(t.vcpu));
     expect(res.reason).toBe("shutdown");
   });
 });

@@ -1,5 +1,5 @@
 // Builds small VMs for the tests: RAM at 0, code at 0x1000, real-mode or 64-bit entry.
-import { Kvm, type ExitDispatch, type Vcpu, type Vm } from "../../src/index.js";
+import { Kvm, type ExitDispatch, type RunResult, type Vcpu, type Vm } from "../../src/index.js";
 import { assemble } from "./assemble.js";
 
 export const CODE = 0x1000;
@@ -33,18 +33,41 @@ export class Recorder implements ExitDispatch {
   pioRead: (port: number, size: number) => number = () => 0;
   mmioRead: (addr: number, size: number) => number | bigint = () => 0;
   stopWhen: (kind: "pio" | "mmio", addr: number) => boolean = () => false;
+  /** Set when a callback called requestStop (so a "yield" from it can be told from an event-loop yield). */
+  stopped = false;
 
   constructor(private readonly vcpu: Vcpu) {}
 
   pio(port: number, size: 1 | 2 | 4, isWrite: boolean, value: number): number {
     this.pios.push([port, size, isWrite, value]);
-    if (this.stopWhen("pio", port)) this.vcpu.requestStop();
+    if (this.stopWhen("pio", port)) this.stop();
     return isWrite ? 0 : this.pioRead(port, size);
+  }
+
+  private stop(): void {
+    this.stopped = true;
+    this.vcpu.requestStop();
   }
 
   mmio(address: number, size: 1 | 2 | 4 | 8, isWrite: boolean, lo: number, hi: number): number | bigint {
     this.mmios.push([address, size, isWrite, lo, hi]);
-    if (this.stopWhen("mmio", address)) this.vcpu.requestStop();
+    if (this.stopWhen("mmio", address)) this.stop();
     return isWrite ? 0 : this.mmioRead(address, size);
   }
+}
+
+/**
+ * Runs until an exit other than an event-loop "yield" (the test worker's own IPC makes the loop busy at
+ * times), or until a Recorder callback asked to stop. Synchronous: the event loop waits meanwhile.
+ */
+export function runSync(vcpu: Vcpu, dispatch: ExitDispatch): RunResult {
+  for (let i = 0; i < 100_000; i++) {
+    const r = vcpu.run(dispatch);
+    if (r.reason !== "yield") return r;
+    if (dispatch instanceof Recorder && dispatch.stopped) {
+      dispatch.stopped = false;
+      return r;
+    }
+  }
+  throw new Error("the guest kept yielding");
 }
