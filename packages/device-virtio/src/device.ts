@@ -1,4 +1,4 @@
-import type { GuestMemory, Logger } from "@vmm/core";
+import { type GuestMemory, GuestMemoryError, type Logger } from "@vmm/core";
 import type { VirtioDeviceTypeId } from "./constants.js";
 import type { DescriptorChain } from "./virtqueue/descriptor-chain.js";
 import type { SplitQueue } from "./virtqueue/split-ring.js";
@@ -63,17 +63,27 @@ export abstract class VirtioDevice {
   protected stopped(): void {}
 
   /**
-   * Runs `work` for each chain available on `queue` and interrupts the driver once at the end. A malformed
-   * chain puts the device in DEVICE_NEEDS_RESET; `work` returns the bytes written into the chain, or undefined
-   * when it completes the chain later (asynchronous I/O).
+   * Runs `work` for each chain available on `queue` (while `more()` holds) and interrupts the driver once at the
+   * end. `work` returns the bytes written into the chain, or undefined when it completes the chain later
+   * (asynchronous I/O). A buffer outside guest RAM fails only its chain (returned with length 0); a malformed
+   * ring puts the device in DEVICE_NEEDS_RESET.
    */
-  protected drain(queue: number, work: (chain: DescriptorChain) => number | undefined): void {
+  protected drain(queue: number, work: (chain: DescriptorChain) => number | undefined, more: () => boolean = () => true): void {
     const ctx = this.context;
     if (!ctx) return;
     const q = ctx.queue(queue);
     try {
-      for (let chain = q.pop(); chain; chain = ctx.active ? q.pop() : undefined) {
-        const written = work(chain);
+      while (ctx.active && more()) {
+        const chain = q.pop();
+        if (!chain) break;
+        let written: number | undefined;
+        try {
+          written = work(chain);
+        } catch (e) {
+          if (!(e instanceof GuestMemoryError)) throw e;
+          ctx.logger.warn(`${this.constructor.name}: queue ${queue} chain ${chain.head}: ${e.message}`);
+          written = 0;
+        }
         if (written !== undefined) q.push(chain.head, written);
       }
     } catch (e) {

@@ -35,11 +35,15 @@ export class DriverRing {
   constructor(
     readonly mem: GuestMemory,
     readonly size: number,
-    alloc: Allocator,
+    alloc: Allocator | { desc: number; avail: number; used: number },
   ) {
-    this.desc = alloc.alloc(16 * size, 16);
-    this.avail = alloc.alloc(6 + 2 * size, 2);
-    this.used = alloc.alloc(6 + 8 * size, 4);
+    if (alloc instanceof Allocator) {
+      this.desc = alloc.alloc(16 * size, 16);
+      this.avail = alloc.alloc(6 + 2 * size, 2);
+      this.used = alloc.alloc(6 + 8 * size, 4);
+    } else {
+      ({ desc: this.desc, avail: this.avail, used: this.used } = alloc);
+    }
   }
 
   writeDesc(i: number, addr: number, len: number, flags: number, next: number, table = this.desc): void {

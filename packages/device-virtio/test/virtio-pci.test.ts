@@ -171,16 +171,9 @@ describe("transitional (legacy) interface", () => {
     m.pio.write(io() + 0x08, 4, pfn);
     expect(m.pio.read(io() + 0x08, 4)).toBe(pfn);
     m.pio.write(io() + 0x12, 1, 7);
-    const ring = Object.assign(Object.create(DriverRing.prototype) as DriverRing, {
-      mem: m.memory,
-      size,
-      desc: pfn * 4096,
-      avail: pfn * 4096 + 16 * size,
-      used: Math.ceil((pfn * 4096 + 16 * size + 6 + 2 * size) / 4096) * 4096,
-      freeDesc: 0,
-      availIdx: 0,
-      seenUsed: 0,
-    });
+    const desc = pfn * 4096;
+    const avail = desc + 16 * size;
+    const ring = new DriverRing(m.memory, size, { desc, avail, used: Math.ceil((avail + 6 + 2 * size) / 4096) * 4096 });
     ring.post([{ addr: m.alloc.alloc(16), len: 16, write: true }]);
     m.pio.write(io() + 0x10, 1, 0); // outb also notifies
     expect(ring.takeUsed()).toEqual([{ id: 0, len: 16 }]);

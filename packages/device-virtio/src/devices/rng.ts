@@ -1,5 +1,4 @@
 import { randomFillSync } from "node:crypto";
-import { GuestMemoryError } from "@vmm/core";
 import { DeviceType } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 
@@ -17,16 +16,11 @@ export class VirtioRng extends VirtioDevice {
     const ctx = this.context!;
     this.drain(0, (chain) => {
       let written = 0;
-      try {
-        for (const s of chain.writable) {
-          const n = Math.min(s.len, MAX_REQUEST - written);
-          if (n <= 0) break;
-          randomFillSync(ctx.memory.view(s.addr, n));
-          written += n;
-        }
-      } catch (e) {
-        if (!(e instanceof GuestMemoryError)) throw e;
-        ctx.logger.warn(`virtio-rng: buffer outside guest RAM at 0x${e.gpa.toString(16)}`);
+      for (const s of chain.writable) {
+        const n = Math.min(s.len, MAX_REQUEST - written);
+        if (n <= 0) break;
+        randomFillSync(ctx.memory.view(s.addr, n));
+        written += n;
       }
       return written;
     });
