@@ -61,7 +61,23 @@ u32 lapic_id(void) {
 	return mmio_read32(LAPIC_BASE + LAPIC_ID) >> 24;
 }
 
+/* The legacy 8259 PICs also see ISA IRQs (KVM's irqchip has both); remap them away from the exception vectors and
+ * mask them so only the IOAPIC delivers. */
+static void pic_disable(void) {
+	outb(0x20, 0x11);
+	outb(0xa0, 0x11);
+	outb(0x21, 0x20);
+	outb(0xa1, 0x28);
+	outb(0x21, 0x04);
+	outb(0xa1, 0x02);
+	outb(0x21, 0x01);
+	outb(0xa1, 0x01);
+	outb(0x21, 0xff);
+	outb(0xa1, 0xff);
+}
+
 void lapic_enable(void) {
+	pic_disable();
 	mmio_write32(LAPIC_BASE + LAPIC_SVR, 0x100 | 0xff);
 }
 
