@@ -70,6 +70,15 @@ export function guardDevice(device: PciDevice, options: GuardOptions): PciDevice
       return h ? wrapHandler(index, h) : undefined;
     };
   }
+  // PciFunction's bus-facing handler (BAR handler with the MSI-X table and PBA carved out) is what the bus uses.
+  const withBusHandler = device as PciDevice & { busBarHandler?(index: number): IoHandler | undefined };
+  if (typeof withBusHandler.busBarHandler === "function") {
+    const busBarHandler = withBusHandler.busBarHandler.bind(device);
+    (overrides as typeof withBusHandler).busBarHandler = (index: number) => {
+      const h = guard(() => `busBarHandler(${index})`, undefined, () => busBarHandler(index));
+      return h ? wrapHandler(index, h) : undefined;
+    };
+  }
   if (device.barActivated) {
     overrides.barActivated = (w: PciBarWindow) => {
       trace?.debug(`${name}: BAR${w.index} (${w.kind}) decoded at ${hex(w.address)} size ${hex(w.size)}`);
