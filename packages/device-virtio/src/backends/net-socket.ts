@@ -1,0 +1,141 @@
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { ConfigurationError, type Logger } from "@vmm/core";
+import { listenUnix } from "./channel.js";
+
+/** Moves Ethernet frames between a virtio-net device and the host. */
+export interface NetBackend {
+  /** Starts delivering received frames to `receive`. */
+  open(receive: (frame: Uint8Array) => void): void;
+  send(frame: Uint8Array): void;
+  close(): Promise<void>;
+}
+
+/** Largest frame the socket carries: a 64 KiB GSO-sized frame plus an Ethernet header with a VLAN tag. */
+export const MAX_FRAME = 65536 + 18;
+
+export type SocketMode = "auto" | "listen" | "connect";
+
+/**
+ * Splits a byte stream into frames prefixed by a 32-bit big-endian length (the framing QEMU's stream netdev
+ * uses). A length of 0 or above MAX_FRAME means the peer is broken: `onBad` is called and parsing stops.
+ */
+export class FrameDecoder {
+  private buffer: Buffer = Buffer.alloc(0);
+  private broken = false;
+  constructor(
+    private readonly onFrame: (frame: Uint8Array) => void,
+    private readonly onBad: (length: number) => void,
+  ) {}
+  push(chunk: Buffer): void {
+    if (this.broken) return;
+    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    while (this.buffer.length >= 4) {
+      const length = this.buffer.readUInt32BE(0);
+      if (length === 0 || length > MAX_FRAME) {
+        this.broken = true;
+        this.onBad(length);
+        return;
+      }
+      if (this.buffer.length < 4 + length) break;
+      this.onFrame(Uint8Array.prototype.slice.call(this.buffer, 4, 4 + length));
+      this.buffer = this.buffer.subarray(4 + length);
+    }
+  }
+}
+
+export function encodeFrame(frame: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(4 + frame.length);
+  out.writeUInt32BE(frame.length, 0);
+  out.set(frame, 4);
+  return out;
+}
+
+/**
+ * A point-to-point link over a Unix stream socket: one VM listens at `path`, the other connects, frames are
+ * length-prefixed. In "auto" mode the first VM to start listens and the second connects. Frames sent while no
+ * peer is connected are dropped, like a cable that is not plugged in.
+ */
+export class SocketNetBackend implements NetBackend {
+  private peer: Socket | undefined;
+  private receive: ((frame: Uint8Array) => void) | undefined;
+  /** Frames dropped because no peer was connected. */
+  dropped = 0;
+
+  private constructor(
+    readonly path: string,
+    readonly role: "listen" | "connect",
+    private readonly server: Server | undefined,
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  static async open(path: string, mode: SocketMode = "auto", logger?: Logger): Promise<SocketNetBackend> {
+    if (mode !== "listen") {
+      try {
+        const socket = await dial(path);
+        const backend = new SocketNetBackend(path, "connect", undefined, logger);
+        backend.adopt(socket);
+        return backend;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (mode === "connect" || (code !== "ENOENT" && code !== "ECONNREFUSED")) {
+          throw new ConfigurationError(`virtio-net socket ${path}: cannot connect (${code ?? (e as Error).message})`, { cause: e });
+        }
+      }
+    }
+    const server = createServer();
+    await listenUnix(server, path);
+    const backend = new SocketNetBackend(path, "listen", server, logger);
+    server.on("connection", (socket) => backend.adopt(socket));
+    return backend;
+  }
+
+  /** True while a peer is connected. */
+  get connected(): boolean {
+    return this.peer !== undefined;
+  }
+
+  open(receive: (frame: Uint8Array) => void): void {
+    this.receive = receive;
+  }
+
+  send(frame: Uint8Array): void {
+    if (!this.peer || frame.length === 0 || frame.length > MAX_FRAME) {
+      this.dropped++;
+      return;
+    }
+    this.peer.write(encodeFrame(frame));
+  }
+
+  async close(): Promise<void> {
+    this.peer?.destroy();
+    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
+  }
+
+  private adopt(socket: Socket): void {
+    this.peer?.destroy(); // a newer peer replaces the old one
+    this.peer = socket;
+    const decoder = new FrameDecoder(
+      (frame) => this.receive?.(frame),
+      (length) => {
+        this.logger?.warn(`virtio-net socket ${this.path}: peer sent a frame length of ${length}; disconnecting`);
+        socket.destroy();
+      },
+    );
+    socket.on("data", (chunk) => decoder.push(chunk));
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => {
+      if (this.peer === socket) this.peer = undefined;
+    });
+  }
+}
+
+function dial(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
+}

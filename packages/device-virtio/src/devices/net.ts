@@ -1,0 +1,147 @@
+import { bit, DeviceType, FeatureBit } from "../constants.js";
+import { VirtioDevice } from "../device.js";
+import type { NetBackend } from "../backends/net-socket.js";
+import { MAX_FRAME } from "../backends/net-socket.js";
+import { type DescriptorChain, gather, scatter } from "../virtqueue/descriptor-chain.js";
+
+/** virtio-net feature bits (virtio 1.x, 5.1.3). */
+export const NetFeature = { MAC: 5, MRG_RXBUF: 15, STATUS: 16 } as const;
+const RX = 0;
+const TX = 1;
+const LINK_UP = 1;
+/** Frames kept while the guest has no receive buffers; more are dropped (counted). */
+const RX_BACKLOG = 256;
+
+export type Mac = readonly [number, number, number, number, number, number];
+
+/** Parses "52:54:00:12:34:56"; undefined when malformed. */
+export function parseMac(text: string): Mac | undefined {
+  const m = /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i.exec(text.trim());
+  if (!m) return undefined;
+  const bytes = m.slice(1).map((h) => parseInt(h, 16));
+  return bytes[0]! & 1 ? undefined : (bytes as unknown as Mac); // a multicast address is not a station address
+}
+
+/**
+ * virtio-net (virtio 1.x, 5.1) with one receive and one transmit queue. No offloads are offered, so the
+ * virtio_net_hdr is all zeros on receive and ignored on transmit; mergeable receive buffers let a frame span
+ * several receive chains.
+ */
+export class VirtioNet extends VirtioDevice {
+  readonly type = DeviceType.NET;
+  readonly queueSizes = [256, 256];
+  readonly features = bit(NetFeature.MAC) | bit(NetFeature.STATUS) | bit(NetFeature.MRG_RXBUF);
+  /** mac[6], status, max_virtqueue_pairs, mtu. */
+  readonly config = new Uint8Array(12);
+  override readonly maxChainBytes = MAX_FRAME + 64;
+  private backlog: Uint8Array[] = [];
+  /** Frames dropped: backlog full, or too big for the guest's buffers. */
+  rxDropped = 0;
+  txFrames = 0;
+
+  constructor(
+    readonly backend: NetBackend,
+    readonly mac: Mac,
+  ) {
+    super();
+    this.config.set(mac, 0);
+    const v = new DataView(this.config.buffer);
+    v.setUint16(6, LINK_UP, true);
+    v.setUint16(8, 1, true);
+    v.setUint16(10, 1500, true);
+    backend.open((frame) => this.receive(frame));
+  }
+
+  notify(queue: number): void {
+    if (queue === TX) this.transmit();
+    else if (queue === RX) this.deliver();
+  }
+
+  override async close(): Promise<void> {
+    await this.backend.close();
+  }
+
+  protected override started(): void {
+    this.deliver();
+  }
+
+  /** virtio_net_hdr size: 12 bytes with VERSION_1 or mergeable buffers, 10 for legacy drivers without them. */
+  private headerSize(): number {
+    const f = this.context?.features ?? 0n;
+    return f & (bit(FeatureBit.VERSION_1) | bit(NetFeature.MRG_RXBUF)) ? 12 : 10;
+  }
+
+  private transmit(): void {
+    const ctx = this.context;
+    if (!ctx) return;
+    const hdr = this.headerSize();
+    this.drain(TX, (chain) => {
+      if (chain.readableBytes > hdr) {
+        const frame = new Uint8Array(chain.readableBytes - hdr);
+        gather(ctx.memory, chain.readable, hdr, frame);
+        this.backend.send(frame);
+        this.txFrames++;
+      }
+      return 0;
+    });
+  }
+
+  private receive(frame: Uint8Array): void {
+    if (this.backlog.length >= RX_BACKLOG) {
+      this.rxDropped++;
+      return;
+    }
+    this.backlog.push(frame);
+    this.deliver();
+  }
+
+  /** Moves backlogged frames into receive buffers while the guest has room. */
+  private deliver(): void {
+    const ctx = this.context;
+    if (!ctx) return;
+    const q = ctx.queue(RX);
+    const mergeable = (ctx.features & bit(NetFeature.MRG_RXBUF)) !== 0n;
+    const hdr = this.headerSize();
+    try {
+      while (ctx.active && this.backlog.length) {
+        const frame = this.backlog[0]!;
+        const total = hdr + frame.length;
+        // Collect enough chains for the whole frame before writing anything: one without mergeable buffers.
+        const chains: DescriptorChain[] = [];
+        let room = 0;
+        while (room < total && (mergeable || chains.length === 0)) {
+          const chain = q.pop();
+          if (!chain) break;
+          chains.push(chain);
+          room += chain.writableBytes;
+        }
+        if (room < total) {
+          for (let i = 0; i < chains.length; i++) q.undoPop();
+          if (mergeable || chains.length === 0) break; // wait for more buffers
+          this.backlog.shift(); // the guest's buffers are too small for this frame: drop it, keep the buffer
+          this.rxDropped++;
+          continue;
+        }
+        this.backlog.shift();
+        const packet = new Uint8Array(total);
+        packet.set(frame, hdr);
+        if (hdr === 12) new DataView(packet.buffer).setUint16(10, chains.length, true); // num_buffers
+        let offset = 0;
+        for (const chain of chains) {
+          let written = 0;
+          try {
+            written = scatter(ctx.memory, chain.writable, 0, packet.subarray(offset));
+          } catch (e) {
+            ctx.logger.warn(`virtio-net: receive buffer ${chain.head}: ${(e as Error).message}`);
+          }
+          offset += written;
+          q.push(chain.head, written);
+        }
+      }
+    } catch (e) {
+      ctx.fail(e);
+      return;
+    }
+    ctx.signal(RX);
+  }
+}

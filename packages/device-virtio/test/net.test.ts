@@ -1,0 +1,172 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { bit } from "../src/constants.js";
+import { encodeFrame, FrameDecoder, type NetBackend, SocketNetBackend } from "../src/backends/net-socket.js";
+import { NetFeature, parseMac, VirtioNet } from "../src/devices/net.js";
+import { ALL_BUT, setupTransport, until } from "./harness.js";
+
+const MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56] as const;
+const frameOf = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i + seed) & 0xff);
+
+class LoopbackBackend implements NetBackend {
+  sent: Uint8Array[] = [];
+  private receive: ((f: Uint8Array) => void) | undefined;
+  open(receive: (f: Uint8Array) => void) {
+    this.receive = receive;
+  }
+  send(frame: Uint8Array) {
+    this.sent.push(frame);
+  }
+  inject(frame: Uint8Array) {
+    this.receive!(frame);
+  }
+  async close() {}
+}
+
+function vm(backend: NetBackend, features?: (f: bigint) => bigint) {
+  const device = new VirtioNet(backend, MAC);
+  const t = setupTransport(device);
+  expect(t.driver.init(features ? { features } : {})).toBe(true);
+  return { ...t, device, rx: t.driver.rings[0]!, tx: t.driver.rings[1]! };
+}
+
+function transmit(v: ReturnType<typeof vm>, frame: Uint8Array) {
+  const buf = v.alloc.alloc(12 + frame.length);
+  v.mem.write(buf + 12, frame);
+  v.tx.post([{ addr: buf, len: 12 }, { addr: buf + 12, len: frame.length }]);
+  v.driver.kick(1);
+}
+
+function postRx(v: ReturnType<typeof vm>, size: number, count = 1) {
+  const addrs: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const a = v.alloc.alloc(size);
+    addrs.push(a);
+    v.rx.post([{ addr: a, len: size, write: true }]);
+  }
+  v.driver.kick(0);
+  return addrs;
+}
+
+describe("virtio-net device model", () => {
+  it("shows the MAC and link-up status in its configuration", () => {
+    const v = vm(new LoopbackBackend());
+    expect([0, 1, 2, 3, 4, 5].map((i) => v.driver.config(i, 1))).toEqual([...MAC]);
+    expect(v.driver.config(6, 2)).toBe(1);
+    expect(v.transport.offered & bit(NetFeature.MAC)).toBeTruthy();
+  });
+
+  it("strips the virtio_net_hdr on transmit", () => {
+    const b = new LoopbackBackend();
+    const v = vm(b);
+    transmit(v, frameOf(60, 1));
+    expect(b.sent.map((f) => [...f])).toEqual([[...frameOf(60, 1)]]);
+    expect(v.tx.takeUsed()).toEqual([{ id: 0, len: 0 }]);
+  });
+
+  it("receives into one buffer with a zero header and num_buffers 1", () => {
+    const b = new LoopbackBackend();
+    const v = vm(b);
+    const [buf] = postRx(v, 2048);
+    b.inject(frameOf(100, 3));
+    expect(v.rx.takeUsed()).toEqual([{ id: 0, len: 112 }]);
+    expect([...v.mem.view(buf!, 10)]).toEqual(new Array(10).fill(0));
+    expect(v.mem.readU16(buf! + 10)).toBe(1);
+    expect([...v.mem.view(buf! + 12, 100)]).toEqual([...frameOf(100, 3)]);
+    expect(v.sink.level).toBe(true);
+  });
+
+  it("spreads a large frame over mergeable buffers and counts them in num_buffers", () => {
+    const b = new LoopbackBackend();
+    const v = vm(b);
+    const bufs = postRx(v, 1024, 4);
+    b.inject(frameOf(3000, 9));
+    const used = v.rx.takeUsed();
+    expect(used.map((u) => u.len)).toEqual([1024, 1024, 964]);
+    expect(v.mem.readU16(bufs[0]! + 10)).toBe(3);
+    const got = new Uint8Array(3012);
+    bufs.slice(0, 3).forEach((a, i) => got.set(v.mem.view(a, used[i]!.len), i * 1024));
+    expect([...got.subarray(12)]).toEqual([...frameOf(3000, 9)]);
+  });
+
+  it("keeps frames until the guest posts buffers, then delivers them in order", () => {
+    const b = new LoopbackBackend();
+    const v = vm(b);
+    b.inject(frameOf(50, 1));
+    b.inject(frameOf(51, 2));
+    expect(v.rx.usedIdx()).toBe(0);
+    postRx(v, 2048, 2);
+    expect(v.rx.takeUsed().map((u) => u.len)).toEqual([62, 63]);
+  });
+
+  it("without mergeable buffers drops a frame bigger than the buffer and keeps the buffer", () => {
+    const b = new LoopbackBackend();
+    const v = vm(b, (f) => ALL_BUT(f, NetFeature.MRG_RXBUF));
+    postRx(v, 256);
+    b.inject(frameOf(1000, 1));
+    expect(v.rx.usedIdx()).toBe(0);
+    expect(v.device.rxDropped).toBe(1);
+    b.inject(frameOf(100, 1));
+    expect(v.rx.takeUsed()).toEqual([{ id: 0, len: 112 }]);
+  });
+
+  it("parses MAC addresses and refuses multicast or malformed ones", () => {
+    expect(parseMac("52:54:00:AB:cd:01")).toEqual([0x52, 0x54, 0, 0xab, 0xcd, 1]);
+    expect(parseMac("01:00:5e:00:00:01")).toBeUndefined();
+    expect(parseMac("52:54:00:ab:cd")).toBeUndefined();
+  });
+
+  it("frames a byte stream by 32-bit big-endian lengths and refuses absurd lengths", () => {
+    const frames: number[] = [];
+    const bad: number[] = [];
+    const d = new FrameDecoder((f) => frames.push(f.length), (l) => bad.push(l));
+    const stream = Buffer.concat([encodeFrame(frameOf(5, 0)), encodeFrame(frameOf(70, 0))]);
+    d.push(stream.subarray(0, 3));
+    d.push(stream.subarray(3, 40));
+    d.push(stream.subarray(40));
+    expect(frames).toEqual([5, 70]);
+    d.push(Buffer.from([0x7f, 0xff, 0xff, 0xff]));
+    expect(bad).toEqual([0x7fffffff]);
+  });
+});
+
+describe("virtio-net socket backend: two VMs on one host", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "vmm-net-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("links two devices through a Unix socket (first listens, second connects) in both directions", async () => {
+    const path = join(dir, "link.sock");
+    const a = await SocketNetBackend.open(path);
+    const b = await SocketNetBackend.open(path);
+    expect([a.role, b.role]).toEqual(["listen", "connect"]);
+    const vmA = vm(a);
+    const vmB = vm(b);
+    await until(() => a.connected && b.connected);
+    const [bufB] = postRx(vmB, 2048);
+    const [bufA] = postRx(vmA, 2048);
+    transmit(vmA, frameOf(1500, 4));
+    await until(() => vmB.rx.usedIdx() === 1);
+    expect([...vmB.mem.view(bufB! + 12, 1500)]).toEqual([...frameOf(1500, 4)]);
+    transmit(vmB, frameOf(64, 8));
+    await until(() => vmA.rx.usedIdx() === 1);
+    expect([...vmA.mem.view(bufA! + 12, 64)]).toEqual([...frameOf(64, 8)]);
+    await b.close();
+    await a.close();
+  });
+
+  it("drops frames while no peer is connected and reports a refused explicit connect", async () => {
+    const path = join(dir, "lonely.sock");
+    const a = await SocketNetBackend.open(path, "listen");
+    a.send(frameOf(60, 0));
+    expect(a.dropped).toBe(1);
+    await a.close();
+    await expect(SocketNetBackend.open(join(dir, "nobody.sock"), "connect")).rejects.toThrow(/cannot connect \(ENOENT\)/);
+  });
+});
