@@ -59,6 +59,11 @@ export class TestFunction extends PciFunction {
     super({ name: "test", vendorId: 0x1af4, deviceId: 0x1041, classCode: 0x020000, revision: 1, ...options });
   }
 
+  /** The register file, for checks. */
+  get space() {
+    return this.config;
+  }
+
   override barHandler(index: number): IoHandler {
     return {
       read: (offset) => (offset === 0 ? 0xa0 + index : offset & 0xff),

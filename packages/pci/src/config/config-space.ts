@@ -41,6 +41,16 @@ export class ConfigSpace {
     this.firstOverlay = Math.min(this.firstOverlay, start);
   }
 
+  /** The writable and write-1-to-clear masks of one byte, wherever it lives (for checks and debugging). */
+  masksAt(offset: number): { writable: number; writeOneToClear: number } {
+    const p = this.overlays.find((q) => offset >= q.start && offset < q.end);
+    if (p) {
+      const i = offset - p.start;
+      return { writable: p.overlay.writable?.[i] ?? 0, writeOneToClear: p.overlay.writeOneToClear?.[i] ?? 0 };
+    }
+    return { writable: this.file.writable[offset] ?? 0, writeOneToClear: this.file.writeOneToClear[offset] ?? 0 };
+  }
+
   read(offset: number, size: SmallAccessSize): number {
     if (offset + size <= this.firstOverlay) return this.file.read(offset, size);
     const pieces = this.pieces(offset, size);
