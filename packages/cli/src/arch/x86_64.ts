@@ -1,25 +1,23 @@
-import { ConfigurationError } from "@vmm/core";
+import type { MachineOptions } from "@vmm/machine";
 import type { MachineConfig, VirtualMachine } from "./machine.js";
 
-interface MachineModule {
-  Machine?: new (options: unknown) => VirtualMachine;
-}
-
-/** The x86_64 machine from @vmm/machine, given the cli's machine config. */
-export async function createX86Machine(config: MachineConfig): Promise<VirtualMachine> {
-  const mod = (await import("@vmm/machine")) as unknown as MachineModule;
-  if (typeof mod.Machine !== "function") {
-    throw new ConfigurationError("the x86_64 machine (@vmm/machine) is not available in this build");
-  }
-  return new mod.Machine({
+/** The cli's machine config as @vmm/machine's options; COM1 is the terminal (stdin and stdout). */
+export function x86MachineOptions(config: MachineConfig): MachineOptions {
+  return {
     name: config.name,
     memory: config.memory,
     cpus: config.cpus,
-    kernel: config.kernel,
+    kernel: { kind: config.kernel.kind, path: config.kernel.path, bytes: config.kernel.bytes },
     initrd: config.initrd,
-    cmdline: config.params,
-    console: config.console,
-    debug: config.debug,
+    cmdline: config.params || undefined,
+    serial: { input: process.stdin, output: process.stdout },
     logger: config.logger,
-  });
+    debug: config.debug,
+  };
+}
+
+/** The x86_64 machine from @vmm/machine (loaded on first use: it opens /dev/kvm). */
+export async function createX86Machine(config: MachineConfig): Promise<VirtualMachine> {
+  const { Machine } = await import("@vmm/machine");
+  return new Machine(x86MachineOptions(config));
 }

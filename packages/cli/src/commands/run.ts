@@ -35,11 +35,12 @@ async function checkDisks(config: RunConfig): Promise<void> {
   }
 }
 
-/** With --debug, accesses nobody handles are traced too (the machine traces exits itself). */
+/** With --debug, accesses nobody handles are traced too, unless the machine already does (it traces exits). */
 function traceUnhandled(machine: VirtualMachine, logger: Logger): void {
   for (const token of [Tokens.PortIo, Tokens.Mmio]) {
     if (!machine.container.isRegistered(token, true)) continue;
     const space: AddressSpace = machine.container.resolve(token);
+    if (space.trace) continue;
     space.trace = (a) =>
       logger.debug(
         `${a.space}: unhandled ${a.write ? "write" : "read"} at 0x${a.address.toString(16)}/${a.size}` +

@@ -2,7 +2,6 @@ import { UsageError } from "../errors.js";
 
 const MIB = 2 ** 20;
 const UNITS: Record<string, number> = { k: 2 ** 10, m: MIB, g: 2 ** 30, t: 2 ** 40 };
-const PAGE = 4096;
 /** Guest RAM below this is useless for any guest we load (page tables, stack, the program). */
 export const MIN_MEMORY = MIB;
 /** The largest guest RAM we accept (guest-physical addresses are below 2^52; keep well clear). */
@@ -10,7 +9,8 @@ export const MAX_MEMORY = 2 ** 40;
 
 /**
  * Parses `-m/--mem`: a plain number is MiB (as kvmtool takes it); a K/M/G/T suffix (optionally "iB" or "B") gives
- * the unit in powers of 1024. Returns bytes; the result is page-aligned and within [MIN_MEMORY, MAX_MEMORY].
+ * the unit in powers of 1024. Returns bytes: a whole number of MiB (what machines map) within
+ * [MIN_MEMORY, MAX_MEMORY].
  */
 export function parseMemorySize(text: string): number {
   const m = /^(\d+)\s*(?:([kmgt])(?:i?b)?)?$/i.exec(text.trim());
@@ -18,7 +18,7 @@ export function parseMemorySize(text: string): number {
   const bytes = Number(m[1]) * (m[2] ? UNITS[m[2].toLowerCase()]! : MIB);
   if (!Number.isSafeInteger(bytes) || bytes > MAX_MEMORY) throw new UsageError(`memory size '${text}' is too large (at most 1T)`);
   if (bytes < MIN_MEMORY) throw new UsageError(`memory size '${text}' is too small (at least 1M)`);
-  if (bytes % PAGE !== 0) throw new UsageError(`memory size '${text}' is not a multiple of 4K`);
+  if (bytes % MIB !== 0) throw new UsageError(`memory size '${text}' is not a whole number of MiB`);
   return bytes;
 }
 
