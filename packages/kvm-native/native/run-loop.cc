@@ -120,7 +120,7 @@ inline bool ReadResult(napi_env env, napi_value v, uint64_t* out) {
 
 struct RunOptions {
   int64_t maxSliceMs = -1;
-  int64_t minSliceMs = 1;
+  int64_t minSliceMs = 4;
 };
 
 }  // namespace

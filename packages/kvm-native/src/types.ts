@@ -92,6 +92,7 @@ export type RunResult =
 export interface RunOptions {
   /** Return "yield" after at most this many ms even if the event loop is idle. Default: libuv's timeout only. */
   maxSliceMs?: number;
-  /** The guest runs at least this long before a kick for event-loop work (default 1 ms), so it always progresses. */
+  /** The guest runs at least this long before a kick for event-loop work (default 4 ms), so it always progresses
+   * (and the re-entry setImmediate, which makes libuv report "work pending", does not cut every slice short). */
   minSliceMs?: number;
 }

@@ -21,7 +21,7 @@ export class Vcpu {
    * ("yield": re-enter with setImmediate). A callback that throws makes run() throw that error.
    */
   run(dispatch: ExitDispatch, options: RunOptions = {}): RunResult {
-    return this.h().run(dispatch, options.maxSliceMs ?? -1, options.minSliceMs ?? 1);
+    return this.h().run(dispatch, options.maxSliceMs ?? -1, options.minSliceMs ?? 4);
   }
 
   /** From a dispatch callback: return "yield" after the current exit. */

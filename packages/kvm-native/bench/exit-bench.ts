@@ -1,0 +1,150 @@
+// Exit-cost benchmark: ns per port-I/O and MMIO exit through Vcpu.run with a TypeScript handler,
+// against the C floor (bench/floor.c) running the same guest, interleaved in one run; plus the
+// lateness of a 10 ms setInterval during an exit storm.
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Kvm, kvmAvailability, type ExitDispatch, type Vcpu } from "@vmm/kvm-native";
+
+const N = Number(process.env.BENCH_EXITS ?? 200_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const CODE = 0x1000;
+const here = dirname(fileURLToPath(import.meta.url));
+const pkg = join(here, "..", "..");
+
+const GUESTS = {
+  pio: `1: out %al, $0x10\n jmp 1b`,
+  mmio: `mov $0x2000, %ax\n mov %ax, %ds\n1: mov %al, 0x10\n jmp 1b`,
+} as const;
+type Kind = keyof typeof GUESTS;
+
+function assemble(dir: string, name: string, source: string): string {
+  const s = join(dir, `${name}.s`);
+  writeFileSync(s, `.code16\n${source}\n`);
+  execFileSync("as", ["--64", "-o", join(dir, `${name}.o`), s]);
+  execFileSync("ld", ["-m", "elf_x86_64", "-Ttext", `0x${CODE.toString(16)}`, "-e", `0x${CODE.toString(16)}`, "-o", join(dir, `${name}.elf`), join(dir, `${name}.o`)]);
+  const bin = join(dir, `${name}.bin`);
+  execFileSync("objcopy", ["-O", "binary", "-j", ".text", join(dir, `${name}.elf`), bin]);
+  return bin;
+}
+
+function floor(bin: string, exits: number, floorExe: string): number {
+  const r = spawnSync(floorExe, [bin, String(exits)], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`floor failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { nsPerExit: number }).nsPerExit;
+}
+
+/** The VMM path: Vcpu.run with a TypeScript handler that counts; re-enters through setImmediate on yield. */
+async function vmm(bin: string, exits: number): Promise<{ nsPerExit: number; yields: number }> {
+  const kvm = Kvm.open();
+  const vm = kvm.createVm();
+  try {
+    const ram = vm.allocateMemory(0x10000);
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, memory: ram });
+    ram.set(readFileSync(bin), CODE);
+    const vcpu: Vcpu = vm.createVcpu(0);
+    vcpu.setSregs({ cs: { ...vcpu.getSregs().cs, base: 0, selector: 0 } });
+    vcpu.setRegs({ rip: CODE, rflags: 2, rsp: 0x8000 });
+    let count = 0;
+    let sum = 0;
+    const dispatch: ExitDispatch = {
+      pio(_port, _size, _isWrite, value) {
+        sum += value;
+        if (++count === exits) vcpu.requestStop();
+        return 0;
+      },
+      mmio(_addr, _size, _isWrite, lo) {
+        sum += lo;
+        if (++count === exits) vcpu.requestStop();
+        return 0;
+      },
+    };
+    let yields = 0;
+    const t0 = process.hrtime.bigint();
+    while (count < exits) {
+      const r = vcpu.run(dispatch);
+      if (r.reason !== "yield") throw new Error(`unexpected exit ${JSON.stringify(r)}`);
+      if (count < exits) {
+        yields++;
+        await new Promise((res) => setImmediate(res));
+      }
+    }
+    const ns = Number(process.hrtime.bigint() - t0);
+    if (sum < 0) console.log(sum);
+    return { nsPerExit: ns / exits, yields };
+  } finally {
+    vm.close();
+    kvm.close();
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+
+async function main(): Promise<void> {
+  const avail = kvmAvailability();
+  if (!avail.ok) {
+    console.warn(`exit-bench: SKIPPED, KVM unavailable: ${avail.reason}`);
+    return;
+  }
+  const out = join(pkg, "build", "bench");
+  mkdirSync(out, { recursive: true });
+  const floorExe = join(out, "floor");
+  execFileSync("gcc", ["-O2", "-Wall", "-o", floorExe, join(pkg, "bench", "floor.c")], { stdio: "inherit" });
+  const dir = mkdtempSync(join(tmpdir(), "exit-bench-"));
+  try {
+    const bins = { pio: assemble(dir, "pio", GUESTS.pio), mmio: assemble(dir, "mmio", GUESTS.mmio) };
+    // warm-up
+    floor(bins.pio, 5000, floorExe);
+    await vmm(bins.pio, 5000);
+
+    const rows: string[][] = [];
+    for (const kind of Object.keys(GUESTS) as Kind[]) {
+      const f: number[] = [];
+      const v: number[] = [];
+      let yields = 0;
+      for (let i = 0; i < ROUNDS; i++) {
+        f.push(floor(bins[kind], N, floorExe));
+        const r = await vmm(bins[kind], N);
+        v.push(r.nsPerExit);
+        yields += r.yields;
+      }
+      const fm = median(f);
+      const vm = median(v);
+      rows.push([kind, String(N), fm.toFixed(0), vm.toFixed(0), `${(vm / fm).toFixed(3)}x`, (vm - fm).toFixed(0), String(yields)]);
+      console.error(`${kind}: floor ${f.map((x) => x.toFixed(0)).join(",")} vmm ${v.map((x) => x.toFixed(0)).join(",")}`);
+    }
+    const header = ["exits", "N", "floor ns/exit", "vmm ns/exit", "vmm/floor", "added ns", "yields"];
+    console.log(`\nExit cost, medians of ${ROUNDS} interleaved rounds (floor = bench/floor.c, vmm = Vcpu.run + TS handler)`);
+    printTable(header, rows);
+
+    // Event-loop lateness of a 10 ms interval during a port-I/O exit storm.
+    const late: number[] = [];
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      late.push(now - last - 10);
+      last = now;
+    }, 10);
+    const storm = await vmm(bins.pio, N);
+    clearInterval(timer);
+    console.log(`\nsetInterval(10 ms) during a ${N}-exit storm (${(storm.nsPerExit * N / 1e6).toFixed(0)} ms, ${storm.yields} yields):`);
+    printTable(["ticks", "lateness p50 ms", "p99 ms", "max ms"], [[
+      String(late.length), pct(late, 0.5).toFixed(2), pct(late, 0.99).toFixed(2), Math.max(...late).toFixed(2),
+    ]]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function printTable(header: string[], rows: string[][]): void {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(w[i]!)).join(" | ")} |`;
+  console.log(line(header));
+  console.log(`|${w.map((x) => "-".repeat(x + 2)).join("|")}|`);
+  for (const r of rows) console.log(line(r));
+}
+
+await main();
