@@ -58,6 +58,13 @@ Napi::Value VcpuHandle::ExitResult(Napi::Env env, const char* reason) {
   return o;
 }
 
+// Results that end the machine's run carry the vCPU id so the machine can report which CPU failed.
+static Napi::Object WithVcpu(Napi::Value result, uint32_t id) {
+  Napi::Object o = result.As<Napi::Object>();
+  o.Set("vcpuId", Napi::Number::New(result.Env(), id));
+  return o;
+}
+
 static double Rip(int fd) {
   kvm_regs r{};
   if (ioctl(fd, KVM_GET_REGS, &r) < 0) return -1;
@@ -65,7 +72,7 @@ static double Rip(int fd) {
 }
 
 Napi::Value VcpuHandle::InternalErrorResult(Napi::Env env) {
-  Napi::Object o = ExitResult(env, "internal-error").As<Napi::Object>();
+  Napi::Object o = WithVcpu(ExitResult(env, "internal-error"), id_);
   uint32_t ndata = run_->internal.ndata;
   if (ndata > 16) ndata = 16;
   o.Set("suberror", Napi::Number::New(env, run_->internal.suberror));
@@ -248,24 +255,24 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
 
   switch (run_->exit_reason) {
     case KVM_EXIT_SHUTDOWN: {
-      Napi::Object o = ExitResult(env, "shutdown").As<Napi::Object>();
+      Napi::Object o = WithVcpu(ExitResult(env, "shutdown"), id_);
       o.Set("rip", Napi::Number::New(env, Rip(fd_)));
       return o;
     }
     case KVM_EXIT_INTERNAL_ERROR: return InternalErrorResult(env);
     case KVM_EXIT_FAIL_ENTRY: {
-      Napi::Object o = ExitResult(env, "fail-entry").As<Napi::Object>();
+      Napi::Object o = WithVcpu(ExitResult(env, "fail-entry"), id_);
       o.Set("code", U64ToNumber(env, run_->fail_entry.hardware_entry_failure_reason));
       o.Set("rip", Napi::Number::New(env, Rip(fd_)));
       return o;
     }
     case KVM_EXIT_SYSTEM_EVENT: {
-      Napi::Object o = ExitResult(env, "system-event").As<Napi::Object>();
+      Napi::Object o = WithVcpu(ExitResult(env, "system-event"), id_);
       o.Set("type", Napi::Number::New(env, run_->system_event.type));
       return o;
     }
     default: {
-      Napi::Object o = ExitResult(env, "unknown").As<Napi::Object>();
+      Napi::Object o = WithVcpu(ExitResult(env, "unknown"), id_);
       o.Set("exitReason", Napi::Number::New(env, run_->exit_reason));
       o.Set("rip", Napi::Number::New(env, Rip(fd_)));
       return o;

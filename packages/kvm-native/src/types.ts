@@ -82,12 +82,13 @@ export type RunResult =
   | { reason: "yield" }
   /** HLT without an in-kernel irqchip. */
   | { reason: "hlt" }
-  | { reason: "shutdown"; rip: number }
-  /** `bytes`: the instruction the emulator could not run (suberror 1), when KVM reports it. */
-  | { reason: "internal-error"; suberror: number; rip: number; bytes: Uint8Array; data: bigint[] }
-  | { reason: "fail-entry"; code: number; rip: number }
-  | { reason: "system-event"; type: number }
-  | { reason: "unknown"; exitReason: number; rip: number };
+  /** Triple fault. */
+  | { reason: "shutdown"; vcpuId: number; rip: number }
+  /** `bytes`: the instruction the emulator could not run (suberror 1), when KVM reports it; `data`: raw internal.data. */
+  | { reason: "internal-error"; vcpuId: number; suberror: number; rip: number; bytes: Uint8Array; data: bigint[] }
+  | { reason: "fail-entry"; vcpuId: number; code: number; rip: number }
+  | { reason: "system-event"; vcpuId: number; type: number }
+  | { reason: "unknown"; vcpuId: number; exitReason: number; rip: number };
 
 export interface RunOptions {
   /** Return "yield" after at most this many ms even if the event loop is idle. Default: libuv's timeout only. */
