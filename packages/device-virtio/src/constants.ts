@@ -20,13 +20,13 @@ export const FeatureBit = {
 export const bit = (n: number): bigint => 1n << BigInt(n);
 
 /** Virtio device types (virtio 1.x, 5). */
-export const DeviceType = {
+export const VirtioType = {
   NET: 1,
   BLOCK: 2,
   CONSOLE: 3,
   ENTROPY: 4,
 } as const;
-export type VirtioDeviceTypeId = (typeof DeviceType)[keyof typeof DeviceType];
+export type VirtioDeviceTypeId = (typeof VirtioType)[keyof typeof VirtioType];
 
 /** "No MSI-X vector": interrupts for this source are not delivered by MSI-X. */
 export const NO_VECTOR = 0xffff;
@@ -38,10 +38,10 @@ export const VIRTIO_VENDOR_ID = 0x1af4;
 
 /** Per-type PCI identity: transitional device id, and class code (reference.md section 10). */
 export const PCI_IDENTITY: Readonly<Record<VirtioDeviceTypeId, { transitionalId: number; classCode: number }>> = {
-  [DeviceType.NET]: { transitionalId: 0x1000, classCode: 0x020000 },
-  [DeviceType.BLOCK]: { transitionalId: 0x1001, classCode: 0x018000 },
-  [DeviceType.CONSOLE]: { transitionalId: 0x1003, classCode: 0x078000 },
-  [DeviceType.ENTROPY]: { transitionalId: 0x1004, classCode: 0xff0000 },
+  [VirtioType.NET]: { transitionalId: 0x1000, classCode: 0x020000 },
+  [VirtioType.BLOCK]: { transitionalId: 0x1001, classCode: 0x018000 },
+  [VirtioType.CONSOLE]: { transitionalId: 0x1003, classCode: 0x078000 },
+  [VirtioType.ENTROPY]: { transitionalId: 0x1004, classCode: 0xff0000 },
 };
 
 /** The modern (virtio 1.x only) PCI device id of a device type. */

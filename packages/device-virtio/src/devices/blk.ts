@@ -1,5 +1,5 @@
 import { GuestMemoryError } from "@vmm/core";
-import { bit, DeviceType } from "../constants.js";
+import { bit, VirtioType } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 import type { BlockBackend } from "../backends/block.js";
 import { type DescriptorChain, gather, scatter, type Segment, sliceSegments } from "../virtqueue/descriptor-chain.js";
@@ -35,7 +35,7 @@ export interface BlkOptions {
  * a read-only disk complete with IOERR; unknown types with UNSUPP.
  */
 export class VirtioBlk extends VirtioDevice {
-  readonly type = DeviceType.BLOCK;
+  readonly type = VirtioType.BLOCK;
   readonly queueSizes = [QUEUE_SIZE];
   readonly features: bigint;
   readonly config = new Uint8Array(60);

@@ -1,4 +1,4 @@
-import { DeviceType } from "../constants.js";
+import { VirtioType } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 import type { ByteChannel } from "../backends/channel.js";
 import { gather, scatter } from "../virtqueue/descriptor-chain.js";
@@ -13,7 +13,7 @@ const RX_HIGH_WATER = 1 << 20;
  * guest output to the host. No features (no size, multiport or emergency write).
  */
 export class VirtioConsole extends VirtioDevice {
-  readonly type = DeviceType.CONSOLE;
+  readonly type = VirtioType.CONSOLE;
   readonly queueSizes = [128, 128];
   readonly features = 0n;
   /** cols, rows, max_nr_ports, emerg_wr: present but not offered by features. */

@@ -1,4 +1,4 @@
-import { bit, DeviceType, FeatureBit } from "../constants.js";
+import { bit, VirtioType, FeatureBit } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 import type { NetBackend } from "../backends/net-socket.js";
 import { MAX_FRAME } from "../backends/net-socket.js";
@@ -28,7 +28,7 @@ export function parseMac(text: string): Mac | undefined {
  * several receive chains.
  */
 export class VirtioNet extends VirtioDevice {
-  readonly type = DeviceType.NET;
+  readonly type = VirtioType.NET;
   readonly queueSizes = [256, 256];
   readonly features = bit(NetFeature.MAC) | bit(NetFeature.STATUS) | bit(NetFeature.MRG_RXBUF);
   /** mac[6], status, max_virtqueue_pairs, mtu. */

@@ -1,5 +1,5 @@
 import { randomFillSync } from "node:crypto";
-import { DeviceType } from "../constants.js";
+import { VirtioType } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 
 /** Bytes served per request at most; a guest asking for more gets a short (still valid) answer. */
@@ -7,7 +7,7 @@ const MAX_REQUEST = 64 * 1024;
 
 /** virtio-rng (virtio 1.x, 5.4): one request queue filled from the host's CSPRNG. No features, no config. */
 export class VirtioRng extends VirtioDevice {
-  readonly type = DeviceType.ENTROPY;
+  readonly type = VirtioType.ENTROPY;
   readonly queueSizes = [256];
   readonly features = 0n;
   readonly config = new Uint8Array(0);

@@ -1,0 +1,146 @@
+import { randomBytes } from "node:crypto";
+import {
+  ConfigurationError,
+  type DeviceContext,
+  definePlugin,
+  type DeviceType as CoreDeviceType,
+  type IoEventRegistry,
+  type Logger,
+  type OptionSpec,
+  type OptionValues,
+  PLUGIN_API_VERSION,
+  registerDeviceType,
+  StderrLogger,
+  Tokens,
+  TrappingIoEvents,
+} from "@vmm/core";
+import type { DependencyContainer, InjectionToken } from "tsyringe";
+import { stdioChannel, UnixServerChannel } from "./backends/channel.js";
+import { FileImage } from "./backends/file-image.js";
+import { type SocketMode, SocketNetBackend } from "./backends/net-socket.js";
+import type { VirtioDevice } from "./device.js";
+import { VirtioBlk } from "./devices/blk.js";
+import { VirtioConsole } from "./devices/console.js";
+import { type Mac, parseMac, VirtioNet } from "./devices/net.js";
+import { VirtioRng } from "./devices/rng.js";
+import { type TransportKind, VirtioPciFunction } from "./transport/virtio-pci.js";
+
+export const PLUGIN_NAME = "@vmm/device-virtio";
+
+const transport: OptionSpec = {
+  type: "enum",
+  values: ["modern", "transitional"],
+  default: "modern",
+  description: "modern: virtio 1.x only; transitional: also the legacy I/O BAR for pre-1.0 drivers",
+};
+
+/** Core services from the VM's container; ioevents and the logger have fallbacks for hosts without them. */
+function services(container: DependencyContainer) {
+  const optional = <T>(token: InjectionToken<T>, fallback: () => T): T =>
+    container.isRegistered(token, true) ? container.resolve(token) : fallback();
+  return {
+    memory: container.resolve(Tokens.GuestMemory),
+    ioevents: optional<IoEventRegistry>(Tokens.IoEvents, () => new TrappingIoEvents()),
+    logger: optional<Logger>(Tokens.Logger, () => new StderrLogger()),
+  };
+}
+
+function pciFunction(context: DeviceContext, device: VirtioDevice, options: OptionValues): VirtioPciFunction {
+  return new VirtioPciFunction({ name: context.name, device, transport: options.transport as TransportKind, ...services(context.container) });
+}
+
+function randomMac(): Mac {
+  const b = randomBytes(3);
+  return [0x52, 0x54, 0x00, b[0]!, b[1]!, b[2]!];
+}
+
+const deviceTypes: CoreDeviceType[] = [
+  {
+    type: "virtio-blk",
+    description: "virtio block device on a raw disk image",
+    options: {
+      path: { type: "string", required: true, description: "raw disk image file" },
+      readonly: { type: "boolean", default: false, description: "refuse guest writes (VIRTIO_BLK_F_RO)" },
+      serial: { type: "string", default: "", description: "serial returned by GET_ID (up to 20 bytes)" },
+      transport,
+    },
+    async create(context, options) {
+      const image = await FileImage.open(options.path as string, { readonly: options.readonly as boolean });
+      return pciFunction(context, new VirtioBlk(image, { serial: options.serial as string }), options);
+    },
+  },
+  {
+    type: "virtio-net",
+    description: "virtio network device linked to another VM through a Unix socket",
+    options: {
+      backend: { type: "enum", values: ["socket", "tap"], default: "socket", description: "where frames go" },
+      path: { type: "string", description: "Unix socket path shared by the two VMs (socket backend)" },
+      mode: {
+        type: "enum",
+        values: ["auto", "listen", "connect"],
+        default: "auto",
+        description: "socket role: auto listens unless a peer already listens at path",
+      },
+      ifname: { type: "string", description: "host tap interface (tap backend)" },
+      mac: { type: "string", description: "station address, e.g. 52:54:00:12:34:56 (default: random 52:54:00:xx:xx:xx)" },
+      transport,
+    },
+    async create(context, options) {
+      let mac = randomMac();
+      if (options.mac !== undefined) {
+        const parsed = parseMac(options.mac as string);
+        if (!parsed) throw new ConfigurationError(`${context.name}: '${String(options.mac)}' is not a unicast MAC address`);
+        mac = parsed;
+      }
+      if (options.backend === "tap") {
+        throw new ConfigurationError(
+          `${context.name}: the tap backend needs the TUNSETIFF ioctl on /dev/net/tun, which this build cannot issue without native support; use backend=socket`,
+        );
+      }
+      if (!options.path) throw new ConfigurationError(`${context.name}: backend=socket needs path=<unix socket>`);
+      const { logger } = services(context.container);
+      const backend = await SocketNetBackend.open(options.path as string, options.mode as SocketMode, logger);
+      return pciFunction(context, new VirtioNet(backend, mac), options);
+    },
+  },
+  {
+    type: "virtio-console",
+    description: "virtio console (one port) on stdio or a Unix socket",
+    options: {
+      backend: { type: "enum", values: ["stdio", "socket"], default: "stdio", description: "host end of the console" },
+      path: { type: "string", description: "Unix socket path to listen on (socket backend)" },
+      transport,
+    },
+    async create(context, options) {
+      let channel;
+      if (options.backend === "socket") {
+        if (!options.path) throw new ConfigurationError(`${context.name}: backend=socket needs path=<unix socket>`);
+        channel = await UnixServerChannel.listen(options.path as string);
+      } else {
+        channel = stdioChannel();
+      }
+      return pciFunction(context, new VirtioConsole(channel), options);
+    },
+  },
+  {
+    type: "virtio-rng",
+    description: "virtio entropy device fed by the host CSPRNG",
+    options: { transport },
+    create(context, options) {
+      return pciFunction(context, new VirtioRng(), options);
+    },
+  },
+];
+
+/** The virtio device plugin: virtio-blk, virtio-net, virtio-console and virtio-rng on PCI. */
+export const virtioPlugin = definePlugin({
+  name: PLUGIN_NAME,
+  version: "0.1.0",
+  apiVersion: PLUGIN_API_VERSION,
+  description: "virtio-pci devices: blk, net, console, rng",
+  register(container) {
+    for (const type of deviceTypes) registerDeviceType(container, PLUGIN_NAME, type);
+  },
+});
+
+export default virtioPlugin;

@@ -1,0 +1,78 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { assertPlugin, type DeviceType, GuestMemory, MemoryLogger, PluginError, Tokens, TrappingIoEvents, validateOptions } from "@vmm/core";
+import { container } from "tsyringe";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import * as pkg from "../src/index.js";
+import plugin from "../src/plugin.js";
+import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
+
+function vmContainer() {
+  const c = container.createChildContainer();
+  c.register(Tokens.GuestMemory, { useValue: new GuestMemory([{ gpa: 0, bytes: new Uint8Array(1 << 20) }]) });
+  c.register(Tokens.IoEvents, { useValue: new TrappingIoEvents() });
+  c.register(Tokens.Logger, { useValue: new MemoryLogger() });
+  return c;
+}
+
+async function create(type: string, raw: Record<string, unknown>, name = `${type}0`) {
+  const c = vmContainer();
+  await plugin.register(c, {});
+  const t = c.resolveAll<DeviceType>(Tokens.DeviceType).find((d) => d.type === type)!;
+  const options = validateOptions(t.options, raw, { plugin: plugin.name, device: type });
+  return t.create({ container: c, name }, options);
+}
+
+describe("virtio plugin", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "vmm-plugin-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("is a valid plugin, exported as default and as virtioPlugin, registering the four device types", async () => {
+    expect(assertPlugin({ default: plugin }, "@vmm/device-virtio")).toBe(plugin);
+    expect(pkg.virtioPlugin).toBe(plugin);
+    const c = vmContainer();
+    await plugin.register(c, {});
+    const types = c.resolveAll<DeviceType>(Tokens.DeviceType);
+    expect(types.map((t) => t.type).sort()).toEqual(["virtio-blk", "virtio-console", "virtio-net", "virtio-rng"]);
+    expect(types.every((t) => t.plugin === "@vmm/device-virtio")).toBe(true);
+  });
+
+  it("creates a transitional virtio-rng and a modern read-only virtio-blk from options", async () => {
+    const rng = await create("virtio-rng", { transport: "transitional" });
+    expect(rng).toBeInstanceOf(VirtioPciFunction);
+    expect(rng.configRead(0, 4)).toBe(0x10041af4);
+    const image = join(dir, "disk.img");
+    await writeFile(image, new Uint8Array(1 << 20));
+    const blk = (await create("virtio-blk", { path: image, readonly: "on", serial: "abc" })) as VirtioPciFunction;
+    expect(blk.configRead(0, 4)).toBe(0x10421af4);
+    expect((blk.virtioDevice as pkg.VirtioBlk).readonly).toBe(true);
+    expect((blk.virtioDevice as pkg.VirtioBlk).capacity).toBe(2048n);
+    await blk.close();
+  });
+
+  it("reports missing or bad options clearly", async () => {
+    await expect(create("virtio-blk", {})).rejects.toThrow(PluginError);
+    await expect(create("virtio-blk", {})).rejects.toThrow(/option 'path' is required/);
+    await expect(create("virtio-blk", { path: join(dir, "nope.img") })).rejects.toThrow(/nope.img: cannot open for writing \(ENOENT\)/);
+    await expect(create("virtio-rng", { transport: "legacy" })).rejects.toThrow(/expected one of modern, transitional/);
+    await expect(create("virtio-net", { path: join(dir, "s"), mac: "01:00:00:00:00:00" })).rejects.toThrow(/not a unicast MAC/);
+    await expect(create("virtio-net", { backend: "tap", ifname: "tap0" })).rejects.toThrow(/tap backend needs the TUNSETIFF ioctl/);
+    await expect(create("virtio-net", {})).rejects.toThrow(/needs path=/);
+    await expect(create("virtio-console", { backend: "socket" })).rejects.toThrow(/needs path=/);
+  });
+
+  it("creates virtio-net on a socket with the given MAC, and virtio-console on a socket", async () => {
+    const net = (await create("virtio-net", { path: join(dir, "n.sock"), mac: "52:54:00:aa:bb:cc" })) as VirtioPciFunction;
+    expect([...(net.virtioDevice as pkg.VirtioNet).config.subarray(0, 6)]).toEqual([0x52, 0x54, 0, 0xaa, 0xbb, 0xcc]);
+    const con = (await create("virtio-console", { backend: "socket", path: join(dir, "c.sock") })) as VirtioPciFunction;
+    expect(con.configRead(0, 4)).toBe(0x10431af4);
+    await net.close();
+    await con.close();
+  });
+});
