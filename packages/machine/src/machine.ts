@@ -54,6 +54,8 @@ export interface MachineOptions {
   readonly container?: DependencyContainer;
   /** Longest time one vCPU runs before the event loop and the other vCPUs get a turn (ms, default 5). */
   readonly maxSliceMs?: number;
+  /** bzImage: who decompresses the kernel (see BzImageOptions.decompress; default "host"). */
+  readonly decompress?: "host" | "guest";
   /** Host clock for the RTC (tests). */
   readonly now?: () => Date;
 }
@@ -223,12 +225,14 @@ export class Machine {
           cmdline: o.cmdline ?? "console=ttyS0",
           initrd: o.initrd ? readImage("initrd", o.initrd) : undefined,
           e820: this.memoryMap.e820,
+          decompress: o.decompress,
         });
         break;
       default:
         throw new ConfigurationError(`unknown kernel kind '${String(o.kernel.kind)}' (raw, elf or bzimage)`);
     }
     if (o.cmdline && o.kernel.kind !== "bzimage") this.logger.warn(`${this.name}: a command line is only passed to bzImage kernels; ignored`);
+    if (loaded.note) this.logger.debug(`${this.name}: ${loaded.note}`);
     writeFirmwareTables(this.memory, this.platform());
     this.vcpus.forEach((vcpu, i) => {
       const entry = i === 0 ? loaded.entry : loaded.apEntry;

@@ -13,6 +13,8 @@ export interface LoadedImage {
   readonly apEntry?: EntryState;
   /** Guest-physical ranges the image occupies, for diagnostics. */
   readonly segments: readonly { gpa: number; size: number }[];
+  /** How the image was entered, for the debug log. */
+  readonly note?: string;
 }
 
 /** Copies `bytes` into guest RAM, refusing anything that does not fit (never a partial write). */

@@ -1,0 +1,146 @@
+import { MemoryLogger, createMmioSpace, createPortIoSpace, type InterruptLine } from "@vmm/core";
+import { describe, expect, it } from "vitest";
+import { KvmInterruptController, RunLoop, type ExitDispatch, type LoopVcpu, type VcpuRunResult } from "../src/index.js";
+
+/** A scripted vCPU: each run() performs the given exits through the dispatch, then returns the result. */
+class FakeVcpu implements LoopVcpu {
+  runs = 0;
+  stops = 0;
+  constructor(
+    readonly id: number,
+    private readonly script: ((d: ExitDispatch) => VcpuRunResult)[],
+  ) {}
+  run(dispatch: ExitDispatch): VcpuRunResult {
+    const step = this.script[Math.min(this.runs++, this.script.length - 1)]!;
+    return step(dispatch);
+  }
+  requestStop(): void {
+    this.stops++;
+  }
+}
+
+function setup() {
+  const pio = createPortIoSpace();
+  const mmio = createMmioSpace();
+  const logger = new MemoryLogger();
+  const loop = new RunLoop({ pio, mmio, logger });
+  return { pio, mmio, logger, loop };
+}
+
+describe("RunLoop", () => {
+  it("routes port and MMIO exits (8-byte MMIO through read64/write64) to the address spaces", async () => {
+    const { pio, mmio, loop } = setup();
+    const log: string[] = [];
+    pio.register(0x3f8, 8, "uart", { read: (o, s) => (log.push(`r${s}@${o}`), 0x42), write: (o, s, v) => void log.push(`w${s}@${o}=${v}`) });
+    mmio.register(0xd0000000, 0x100, "dev", {
+      read: () => 0,
+      write: () => {},
+      read64: (o) => (log.push(`r8@${o}`), 0x1122334455667788n),
+      write64: (o, v) => void log.push(`w8@${o}=${v.toString(16)}`),
+    });
+    const seen: (number | bigint)[] = [];
+    loop.add(
+      new FakeVcpu(0, [
+        (d) => {
+          seen.push(d.pio(0x3fd, 1, false, 0));
+          d.pio(0x3f8, 2, true, 0x4141);
+          seen.push(d.mmio(0xd0000010, 8, false, 0, 0));
+          d.mmio(0xd0000018, 8, true, 0x55667788, 0x11223344);
+          seen.push(d.pio(0x1234, 2, false, 0)); // unhandled: all-ones
+          return { reason: "shutdown", rip: 0x1000 };
+        },
+      ]),
+    );
+    const result = await loop.run();
+    expect(log).toEqual(["r1@5", "w2@0=16705", "r8@16", "w8@24=1122334455667788"]);
+    expect(seen).toEqual([0x42, 0x1122334455667788n, 0xffff]);
+    expect(pio.unhandled).toBe(1);
+    expect(result).toEqual({ status: 1, reason: "shutdown", message: "vCPU 0: the guest shut down (triple fault) at RIP 0x1000" });
+  });
+
+  it("reports an emulation failure with the vCPU, RIP and instruction bytes in hex", async () => {
+    const { loop } = setup();
+    loop.add(new FakeVcpu(1, [() => ({ reason: "internal-error", suberror: 1, rip: 0x10203, bytes: new Uint8Array([0x0f, 0xc7, 0x0e]), data: [] })]));
+    expect(await loop.run()).toEqual({
+      status: 1,
+      reason: "error",
+      message: "vCPU 1: KVM internal error (emulation failure) at RIP 0x10203, instruction bytes: 0f c7 0e",
+    });
+  });
+
+  it("stops naming the device when a handler throws, without propagating the exception", async () => {
+    const { pio, loop, logger } = setup();
+    pio.register(0x500, 1, "flaky-device", {
+      read: () => 0,
+      write: () => {
+        throw new Error("register file on fire");
+      },
+    });
+    const vcpu = new FakeVcpu(0, [(d) => (d.pio(0x500, 1, true, 1), { reason: "yield" })]);
+    loop.add(vcpu);
+    const result = await loop.run();
+    expect(result).toEqual({ status: 1, reason: "error", message: "device flaky-device failed on a pio write at 0x500: register file on fire" });
+    expect(vcpu.stops).toBe(1);
+    expect(logger.lines.some((l) => l.includes("register file on fire"))).toBe(true);
+  });
+
+  it("round-robins vCPUs, lets the event loop run between rounds, and the first stop wins", async () => {
+    const { loop } = setup();
+    const order: number[] = [];
+    let timerFired = false;
+    const t = setTimeout(() => (timerFired = true), 2);
+    const a = new FakeVcpu(0, [() => (order.push(0), { reason: "yield" })]);
+    const b = new FakeVcpu(1, [
+      () => {
+        order.push(1);
+        if (!timerFired) return { reason: "yield" };
+        // A stop from a device while running, then a later failure: the first one is reported.
+        loop.stop({ status: 7, reason: "debug-exit" });
+        return { reason: "internal-error", suberror: 1, rip: 0, bytes: new Uint8Array() };
+      },
+    ]);
+    loop.add(a);
+    loop.add(b);
+    const result = await loop.run();
+    clearTimeout(t);
+    expect(timerFired).toBe(true); // the guest kept yielding to the event loop
+    expect(order.length).toBeGreaterThan(2);
+    expect(order).toEqual(order.map((_, i) => i % 2));
+    expect(result).toEqual({ status: 7, reason: "debug-exit" });
+    expect(a.stops).toBe(1);
+  });
+
+  it("maps KVM system events: reset, power off, crash", async () => {
+    for (const [type, expected] of [
+      [2, { status: 0, reason: "reset" }],
+      [1, { status: 0, reason: "shutdown" }],
+      [3, { status: 1, reason: "error" }],
+    ] as const) {
+      const { loop } = setup();
+      loop.add(new FakeVcpu(0, [() => ({ reason: "system-event", type })]));
+      expect(await loop.run()).toMatchObject(expected);
+    }
+  });
+
+  it("turns a failing KVM_RUN into an error result", async () => {
+    const { loop } = setup();
+    loop.add({ id: 3, run: () => { throw new Error("EFAULT"); }, requestStop: () => {} });
+    expect(await loop.run()).toEqual({ status: 1, reason: "error", message: "vCPU 3: KVM_RUN failed: EFAULT" });
+  });
+});
+
+describe("KvmInterruptController", () => {
+  it("shares a GSI wired-OR between sources and forwards only level changes", () => {
+    const calls: string[] = [];
+    const ctl = new KvmInterruptController({ irqLine: (g, l) => void calls.push(`${g}:${l ? 1 : 0}`), signalMsi: (a, d) => void calls.push(`msi ${a.toString(16)} ${d}`) });
+    const a: InterruptLine = ctl.line(17);
+    const b: InterruptLine = ctl.line(17);
+    a.set(true);
+    b.set(true);
+    a.set(false);
+    b.set(false);
+    ctl.signal({ address: 0xfee00000, data: 0x41 });
+    expect(calls).toEqual(["17:1", "17:0", "msi fee00000 65"]);
+    expect(() => ctl.line(24)).toThrow(RangeError);
+  });
+});
