@@ -73,9 +73,10 @@ const deviceTypes: CoreDeviceType[] = [
     type: "virtio-net",
     description: "virtio network device linked to another VM through a Unix socket",
     options: {
-      backend: { type: "enum", values: ["socket", "tap"], default: "socket", description: "where frames go" },
+      backend: { type: "enum", values: ["socket", "tap"], description: "where frames go (default socket)" },
+      mode: { type: "enum", values: ["socket", "tap"], description: "the same as backend (kvmtool's -n mode=)" },
       path: { type: "string", description: "Unix socket path shared by the two VMs (socket backend)" },
-      mode: {
+      role: {
         type: "enum",
         values: ["auto", "listen", "connect"],
         default: "auto",
@@ -92,14 +93,18 @@ const deviceTypes: CoreDeviceType[] = [
         if (!parsed) throw new ConfigurationError(`${context.name}: '${String(options.mac)}' is not a unicast MAC address`);
         mac = parsed;
       }
-      if (options.backend === "tap") {
+      if (options.backend !== undefined && options.mode !== undefined && options.backend !== options.mode) {
+        throw new ConfigurationError(`${context.name}: backend=${String(options.backend)} and mode=${String(options.mode)} disagree`);
+      }
+      const kind = options.backend ?? options.mode ?? "socket";
+      if (kind === "tap") {
         throw new ConfigurationError(
           `${context.name}: the tap backend needs the TUNSETIFF ioctl on /dev/net/tun, which this build cannot issue without native support; use backend=socket`,
         );
       }
       if (!options.path) throw new ConfigurationError(`${context.name}: backend=socket needs path=<unix socket>`);
       const { logger } = services(context.container);
-      const backend = await SocketNetBackend.open(options.path as string, options.mode as SocketMode, logger);
+      const backend = await SocketNetBackend.open(options.path as string, options.role as SocketMode, logger);
       return pciFunction(context, new VirtioNet(backend, mac), options);
     },
   },

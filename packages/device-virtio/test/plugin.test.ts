@@ -63,12 +63,14 @@ describe("virtio plugin", () => {
     await expect(create("virtio-rng", { transport: "legacy" })).rejects.toThrow(/expected one of modern, transitional/);
     await expect(create("virtio-net", { path: join(dir, "s"), mac: "01:00:00:00:00:00" })).rejects.toThrow(/not a unicast MAC/);
     await expect(create("virtio-net", { backend: "tap", ifname: "tap0" })).rejects.toThrow(/tap backend needs the TUNSETIFF ioctl/);
+    await expect(create("virtio-net", { mode: "tap" })).rejects.toThrow(/tap backend needs/);
+    await expect(create("virtio-net", { mode: "tap", backend: "socket" })).rejects.toThrow(/disagree/);
     await expect(create("virtio-net", {})).rejects.toThrow(/needs path=/);
     await expect(create("virtio-console", { backend: "socket" })).rejects.toThrow(/needs path=/);
   });
 
   it("creates virtio-net on a socket with the given MAC, and virtio-console on a socket", async () => {
-    const net = (await create("virtio-net", { path: join(dir, "n.sock"), mac: "52:54:00:aa:bb:cc" })) as VirtioPciFunction;
+    const net = (await create("virtio-net", { mode: "socket", role: "listen", path: join(dir, "n.sock"), mac: "52:54:00:aa:bb:cc" })) as VirtioPciFunction;
     expect([...(net.virtioDevice as pkg.VirtioNet).config.subarray(0, 6)]).toEqual([0x52, 0x54, 0, 0xaa, 0xbb, 0xcc]);
     const con = (await create("virtio-console", { backend: "socket", path: join(dir, "c.sock") })) as VirtioPciFunction;
     expect(con.configRead(0, 4)).toBe(0x10431af4);

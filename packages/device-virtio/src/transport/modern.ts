@@ -62,7 +62,6 @@ export function modernBarHandler(t: VirtioTransport): IoHandler {
   const notifySize = t.queues.length * ModernLayout.NOTIFY_MULTIPLIER;
   return {
     read(offset: number, size: SmallAccessSize): number {
-      if (size === 8 as number) return 0;
       const w = size as Width;
       if (offset < ModernLayout.COMMON + COMMON_CFG_SIZE) {
         return offset + w <= COMMON_CFG_SIZE ? commonCfg.read(t, offset, w) : 0;
