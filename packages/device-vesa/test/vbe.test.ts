@@ -10,7 +10,7 @@ function file(fbSize = 16 * MiB) {
   const refused: string[] = [];
   let clears = 0;
   const vbe = new VbeRegisterFile({ fbSize, onModeChange: (s) => events.push(s), onRefused: (r) => refused.push(r), onClear: () => clears++ });
-  const setMode = (x: number, y: number, bpp: number, flags = VbeEnable.LFB_ENABLED) => {
+  const setMode = (x: number, y: number, bpp: number, flags: number = VbeEnable.LFB_ENABLED) => {
     vbe.write(VbeIndex.ENABLE, 0);
     vbe.write(VbeIndex.XRES, x);
     vbe.write(VbeIndex.YRES, y);

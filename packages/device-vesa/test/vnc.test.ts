@@ -21,7 +21,7 @@ async function serve(screen: VesaScreen, pollMs = 10) {
   return display;
 }
 
-async function client(port: number, encodings = [Encoding.Raw]) {
+async function client(port: number, encodings: number[] = [Encoding.Raw]) {
   const c = await RfbClient.connect(port);
   clients.push(c);
   c.setEncodings(encodings);

@@ -53,7 +53,7 @@ describe.skipIf(!haveChromium)("web display in headless Chromium", () => {
   }
 
   async function waitForUpdates(page: Page, atLeast: number) {
-    await page.waitForFunction((n) => Number(document.getElementById("screen")!.dataset.updates) >= n, atLeast, { timeout: 10_000 });
+    await expect.poll(async () => Number(await page.locator("#screen").getAttribute("data-updates")), { timeout: 10_000 }).toBeGreaterThanOrEqual(atLeast);
   }
 
   it("shows the framebuffer in the canvas, follows changes and mode switches, forwards keys", async () => {
@@ -80,10 +80,11 @@ describe.skipIf(!haveChromium)("web display in headless Chromium", () => {
       expect([...second.rgba.subarray(i, i + 4)]).toEqual([255, 255, 255, 255]);
 
       // A new mode resizes the canvas.
-      setMode(screen, 128, 64);
+      const updates = Number(await page.locator("#screen").getAttribute("data-updates"));
+      setMode(screen, 128, 64); // the mode switch and the drawing happen in one tick: one update carries both
       drawPattern(screen.fb, 128, 64);
-      await page.waitForFunction(() => document.getElementById("screen")!.getAttribute("width") === "128");
-      await page.waitForTimeout(100);
+      await expect.poll(() => page.locator("#screen").getAttribute("width"), { timeout: 10_000 }).toBe("128");
+      await waitForUpdates(page, updates + 1);
       expect(firstDifference(await canvasPicture(page), expectedFrame(128, 64))).toBeUndefined();
 
       await page.locator("#screen").focus();
