@@ -72,10 +72,10 @@ describe("usage errors exit 2 with one line", () => {
   it("bad device options name the plugin, the device and every problem", () => {
     const r = vmm(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,size=12Q,colour=red,mode=loud"]);
     expectOneLineError(r, 2, /^vmm: error: plugin fixture-plugin: device fixture-dev0: /);
-    expect(r.stderr).toContain("unknown option 'colour' (known: id, size, mode, port)");
+    expect(r.stderr).toContain("unknown option 'colour' (known: id, size, mode, marker, port)");
     expect(r.stderr).toContain("option 'id' is required (value of the ID register)");
     expect(r.stderr).toContain("option 'size': expected a size like 64M, got \"12Q\"");
-    expect(r.stderr).toContain("option 'mode': expected one of ok, explode, got \"loud\"");
+    expect(r.stderr).toContain("option 'mode': expected one of ok, explode, explode-config, got \"loud\"");
   });
   it("names the right instance of a repeated device type", () => {
     const r = vmm(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,id=1", "--device", "fixture-dev,id=70000"]);
@@ -117,7 +117,7 @@ describe("vmm devices", () => {
     expect(r.stdout).toMatch(/^ {2}option\s+type\s+default\s+description$/m);
     expect(r.stdout).toMatch(/^ {2}id\s+integer 0\.\.65535\s+\(required\)\s+value of the ID register$/m);
     expect(r.stdout).toMatch(/^ {2}size\s+size 16\.\.\s+4096\s+BAR0 size$/m);
-    expect(r.stdout).toMatch(/^ {2}mode\s+one of ok\|explode\s+ok\s+explode makes BAR reads throw$/m);
+    expect(r.stdout).toMatch(/^ {2}mode\s+one of ok\|explode\|explode-config\s+ok\s+explode makes BAR reads throw, explode-config reads of the vendor ID$/m);
     expect(r.stdout).toMatch(/^ {2}port\s+integer 0\.\.65532\s+-\s+a fixed I\/O port/m);
   });
   it("--json gives the same catalog as data", () => {
@@ -126,7 +126,7 @@ describe("vmm devices", () => {
     const list = JSON.parse(r.stdout) as Array<{ type: string; plugin: string; options: Array<{ name: string }> }>;
     const dev = list.find((d) => d.type === "fixture-dev")!;
     expect(dev.plugin).toBe("fixture-plugin");
-    expect(dev.options.map((o) => o.name)).toEqual(["id", "size", "mode", "port"]);
+    expect(dev.options.map((o) => o.name)).toEqual(["id", "size", "mode", "marker", "port"]);
   });
   it("reports plugin errors like run does", () => {
     expectOneLineError(vmm(["devices", "--plugin", fixturePlugin("api-mismatch.mjs")]), 1, /targets plugin API version 99/);

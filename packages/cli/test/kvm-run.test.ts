@@ -1,0 +1,119 @@
+/** `vmm run` as a process with real guests (guest-kit programs) under /dev/kvm. */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { buildGuest } from "@vmm/guest-kit";
+import { beforeAll, describe, expect, it } from "vitest";
+import { kvmOk } from "./helpers/kvm.js";
+import { bin, cliDir, fixturePlugin, vmm } from "./helpers/spawn.js";
+
+const fixture = fixturePlugin("fixture-plugin.mjs");
+const tmp = mkdtempSync(path.join(tmpdir(), "vmm-kvm-"));
+const guests: Record<string, string> = {};
+
+describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
+  beforeAll(async () => {
+    for (const name of ["hello", "exit-status", "reset", "emulation-failure", "spin", "pci-ecam"]) {
+      guests[name] = await buildGuest(name, { format: "elf" });
+    }
+    guests["hello-raw"] = await buildGuest("hello", { format: "raw" });
+  }, 120_000);
+
+  it("a guest that returns 0 exits 0, raw and ELF64 kernels alike", () => {
+    for (const k of [guests.hello!, guests["hello-raw"]!]) {
+      const r = vmm(["run", "-k", k, "-m", "64M"]);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toMatch(/^Hello from guest-kit \((raw|elf) entry\)/);
+      expect(r.status).toBe(0);
+    }
+  });
+
+  it("passes a debug-exit status through and says so", () => {
+    const r = vmm(["run", "-k", guests["exit-status"]!, "--name", "ex"]);
+    expect(r.stdout).toContain("exiting with 42");
+    expect(r.status).toBe(42);
+    expect(r.stderr).toBe("vmm: error: ex: the guest wrote 42 to the debug-exit port (exit status 42)\n");
+  });
+
+  it("a reset request exits 0 and stops the guest", () => {
+    const r = vmm(["run", "-k", guests.reset!]);
+    expect(r.stdout).toContain("resetting via i8042");
+    expect(r.stdout).not.toContain("still running");
+    expect(r.status).toBe(0);
+  });
+
+  it("an emulation failure exits non-zero with one clear line", () => {
+    const r = vmm(["run", "-k", guests["emulation-failure"]!]);
+    expect(r.status).toBe(1);
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^vmm: error: .*(emulat|internal)/i);
+  });
+
+  it("two vCPUs and more memory are accepted", () => {
+    const r = vmm(["run", "-k", guests.hello!, "-c", "2", "-m", "1G"]);
+    expect(r.status).toBe(0);
+  });
+
+  it("more vCPUs than KVM allows is a clear runtime error", () => {
+    const r = vmm(["run", "-k", guests.hello!, "-c", "64"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^vmm: error: 64 vCPUs asked for, but this host's KVM allows at most \d+\n$/);
+  });
+
+  it("a plugin device shows up on the guest's PCI bus, and --debug traces its config accesses", () => {
+    const r = vmm(["run", "-k", guests["pci-ecam"]!, "--plugin", fixture, "--device", "fixture-dev,id=7", "--debug"]);
+    expect(r.stdout).toMatch(/^pci 00:[0-9a-f]{2}\.0 id 1234abcd /m);
+    expect(r.stderr).toMatch(/^vmm: debug: fixture-dev0: config read 0x0\/4 -> 0x1234abcd$/m);
+    expect(r.status).toBe(0);
+  });
+
+  it("a device that throws while the guest runs is named, the VM stops cleanly and devices are closed", () => {
+    const marker = path.join(tmp, "fault-closed");
+    const r = vmm(["run", "-k", guests["pci-ecam"]!, "--plugin", fixture, "--device", `fixture-dev,id=7,mode=explode-config,marker=${marker}`]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe("vmm: error: device fixture-dev0 failed in config read at 0x0: config space melted\n");
+    expect(readFileSync(marker, "utf8")).toBe("closed fixture-dev0\n");
+  });
+
+  it("two devices claiming the same address fail in one line", () => {
+    const r = vmm(["run", "-k", guests.hello!, "--plugin", fixture, "--device", "fixture-dev,id=1,port=0x700", "--device", "fixture-dev,id=2,port=0x700"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe("vmm: error: pio: fixture-dev1 [0x700, +0x4) overlaps fixture-dev0\n");
+  });
+
+  it("a device claiming a port of the machine's own devices fails in one line", () => {
+    const r = vmm(["run", "-k", guests.hello!, "--plugin", fixture, "--device", "fixture-dev,id=1,port=0x3f8"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^vmm: error: pio: fixture-dev0 \[0x3f8, \+0x4\) overlaps serial0 \(16550A\)\n$/);
+  });
+
+  it.each([
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const)("%s stops a running guest cleanly and flushes devices", async (signal, status) => {
+    const marker = path.join(tmp, `${signal}-closed`);
+    writeFileSync(marker, "");
+    const child = spawn(process.execPath, [bin, "run", "-k", guests.spin!, "--name", "spinner", "--plugin", fixture, "--device", `fixture-dev,id=1,marker=${marker}`], { cwd: cliDir });
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    await Promise.race([
+      exited,
+      new Promise<void>((resolve) =>
+        child.stdout.on("data", (c: Buffer) => {
+          stdout += c.toString();
+          if (stdout.includes("spinning")) resolve();
+        }),
+      ),
+    ]);
+    child.kill(signal);
+    const code = await exited;
+    expect(stdout).not.toContain("spin done");
+    expect(code).toBe(status);
+    expect(stderr).toBe(`vmm: spinner: stopped by ${signal}\n`);
+    expect(readFileSync(marker, "utf8")).toBe("closed fixture-dev0\n");
+  });
+});
