@@ -209,6 +209,12 @@ export class PciBus implements ConfigTarget {
     return e ? this.mapper.activeWindows(e) : [];
   }
 
+  /** The windows config space decodes for a function (decode-gated), including shadowed or blocked ones. */
+  decodedWindows(device: PciDevice): PciBarWindow[] {
+    const e = this.entryOf(device);
+    return e ? this.mapper.desiredWindows(e) : [];
+  }
+
   /** Windows config space enables but another function's more recent window covers. */
   conflicts(): readonly BarConflict[] {
     return this.mapper.conflicts();

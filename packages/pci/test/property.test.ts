@@ -94,6 +94,10 @@ function checkRegistrations(rig: Rig, fns: Placed[], strict64: boolean): void {
   ];
   for (const p of fns) {
     const expected = expectedWindows(p);
+    // The bus's idea of what is decoded matches config space (64-bit BARs may lag while half-written).
+    const decoded = rig.bus.decodedWindows(p.fn).filter((w) => strict64 || w.kind !== "mem64");
+    const wanted = expected.filter((w) => strict64 || w.kind !== "mem64");
+    expect(decoded.map((w) => [w.index, w.address]).sort()).toEqual(wanted.map((w) => [w.index, w.address]).sort());
     for (const [space, io] of spaces) {
       const mine = space.list().filter((r) => r.owner.startsWith(p.label + " "));
       for (const r of mine) {
@@ -118,6 +122,49 @@ function checkRegistrations(rig: Rig, fns: Placed[], strict64: boolean): void {
   }
   for (const c of rig.bus.conflicts()) {
     expect(c.shadowed.address < c.by.address + c.by.size && c.by.address < c.shadowed.address + c.shadowed.size).toBe(true);
+  }
+}
+
+type Decoded = { address: number; size: number; io: boolean; index: number };
+
+/**
+ * A model of the overlap policy: each decoded window is ranked by when it last changed (ties: higher BAR index);
+ * newest first, a window is decoded unless it overlaps a non-PCI range or a window already chosen.
+ */
+class OverlapModel {
+  private last = new Map<string, Decoded>();
+  private rank = new Map<string, number>();
+
+  observe(rig: Rig, fns: Placed[], step: number): void {
+    const now = new Map<string, Decoded>();
+    for (const p of fns) {
+      for (const w of rig.bus.decodedWindows(p.fn)) {
+        now.set(`${p.label} ${barName(w.index)}`, { address: w.address, size: w.size, io: w.kind === "io", index: w.index });
+      }
+    }
+    for (const [k, w] of now) {
+      if (this.last.get(k)?.address !== w.address) this.rank.set(k, step * 16 + w.index);
+    }
+    for (const k of this.last.keys()) if (!now.has(k)) this.rank.delete(k);
+    this.last = now;
+  }
+
+  check(rig: Rig): void {
+    const foreign = (io: boolean) => (io ? rig.pio : rig.mmio).list().filter((r) => !r.owner.startsWith("00:"));
+    const hit = (a: { address: number; size: number }, base: number, size: number) =>
+      a.address < base + size && base < a.address + a.size;
+    const chosen: Array<[string, Decoded]> = [];
+    for (const [k, w] of [...this.last].sort((a, b) => this.rank.get(b[0])! - this.rank.get(a[0])!)) {
+      if (foreign(w.io).some((r) => hit(w, r.base, r.size))) continue;
+      if (chosen.some(([, c]) => c.io === w.io && hit(w, c.address, c.size))) continue;
+      chosen.push([k, w]);
+    }
+    const expected = chosen.map(([k, w]) => `${k}@${w.address.toString(16)}`).sort();
+    const actual = [...rig.pio.list(), ...rig.mmio.list()]
+      .filter((r) => r.owner.startsWith("00:"))
+      .map((r) => `${r.owner}@${r.base.toString(16)}`)
+      .sort();
+    expect(actual).toEqual(expected);
   }
 }
 
@@ -197,7 +244,9 @@ describe("property: random config writes", () => {
       fc.property(fc.array(op, { minLength: 1, maxLength: 60 }), (ops) => {
         const { rig, fns } = build();
         checkRegistrations(rig, fns, true);
-        for (const o of ops) {
+        const model = new OverlapModel();
+        model.observe(rig, fns, 0);
+        for (const [step, o] of ops.entries()) {
           const before = fns.map(snapshot);
           issue(rig, fns, o);
           fns.forEach((p, i) => {
@@ -215,12 +264,19 @@ describe("property: random config writes", () => {
             }
           });
           checkRegistrations(rig, fns, false);
+          model.observe(rig, fns, step + 1);
+          model.check(rig);
         }
         // Complete any half-written 64-bit BAR (low then high, current values): then everything is exact.
+        let step = ops.length + 1;
         for (const p of fns) {
           for (const bar of p.fn.bars.filter((x) => x.kind === "mem64")) {
             const off = 0x10 + 4 * bar.index;
-            for (const o of [off, off + 4]) rig.bus.configWrite(p, o, 4, rig.bus.configRead(p, o, 4));
+            for (const o of [off, off + 4]) {
+              rig.bus.configWrite(p, o, 4, rig.bus.configRead(p, o, 4));
+              model.observe(rig, fns, step++);
+              model.check(rig);
+            }
           }
         }
         checkRegistrations(rig, fns, true);

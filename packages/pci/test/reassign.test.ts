@@ -157,6 +157,16 @@ describe("BAR reassignment", () => {
     expect(a.events).toEqual(["-0@6200", "+0@6200"]);
   });
 
+  it("keeps a rolled-back window's rank: it does not win an overlap it did not win before", () => {
+    const { rig, A, B } = twoDevices();
+    rig.mmio.register(0xe000_0000, 0x1000, "framebuffer", UART);
+    B.write(0x14, 4, 0xd200_0000); // b wins over a at 0xd2000000
+    A.write(0x14, 4, 0xe000_0000); // a's move fails and is rolled back
+    expect(A.read(0x14)).toBe(0xd200_0000);
+    expect(rig.mmio.find(0xd200_0000)?.owner).toBe("00:02.0 b BAR1");
+    expect(rig.bus.conflicts().map((c) => c.shadowed.label)).toEqual(["00:01.0 a"]);
+  });
+
   it("rolls back a 64-bit move onto a non-PCI MMIO owner, both halves", () => {
     const { rig, A } = twoDevices();
     rig.mmio.register(0x1_0010_0000, 0x1000, "hpet-like", UART);

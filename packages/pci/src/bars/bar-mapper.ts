@@ -35,8 +35,10 @@ interface Slot {
   enabled: boolean;
   /** Where the window should be decoded, if anywhere. */
   desired: number | undefined;
-  /** When `desired` last changed; the most recent move wins an overlap. */
+  /** When `desired` last changed; the most recent move wins an overlap (within one write: the higher index). */
   seq: number;
+  /** `seq` before its last change, so a rolled-back move keeps its old rank. */
+  previousSeq: number;
   active: { address: number; registration: Registration | undefined } | undefined;
   /** Why an activation failed (a non-PCI owner holds the range); warned once. */
   blocked: string | undefined;
@@ -89,6 +91,7 @@ export class BarMapper {
         enabled: false,
         desired: undefined,
         seq: 0,
+        previousSeq: 0,
         active: undefined,
         blocked: undefined,
       });
@@ -175,6 +178,7 @@ export class BarMapper {
       const desired = st.enabled && isDecodable(s.kind, s.committed, s.size) ? s.committed : undefined;
       if (desired !== s.desired) {
         s.desired = desired;
+        s.previousSeq = s.seq;
         s.seq = ++this.seq;
         s.blocked = undefined;
         changed.push(s);
@@ -262,6 +266,7 @@ export class BarMapper {
    * the address it decoded before), and maps those again.
    */
   private rollback(fn: MappedFunction, failed: Slot[], snapshot: Snapshot): void {
+    const ranks = new Map(failed.map((s) => [s, s.previousSeq]));
     for (const s of failed) {
       const wanted = s.desired!;
       if (s.kind === "mem64") {
@@ -278,7 +283,10 @@ export class BarMapper {
           `the BAR keeps its previous value`,
       );
     }
-    if (this.recompute(fn).length > 0) this.reconcile();
+    if (this.recompute(fn).length === 0) return;
+    // Back where it was, with the rank it had: a failed move must not win overlaps it did not win before.
+    for (const [s, rank] of ranks) if (s.desired !== undefined) s.seq = rank;
+    this.reconcile();
   }
 }
 
