@@ -66,6 +66,11 @@ export class VirtioTransport {
     this.isr.reset();
   }
 
+  /** The VM is going away: stop the device, drop in-flight work, raise nothing. */
+  shutdown(): void {
+    this.stopDevice();
+  }
+
   get selectedQueue(): SplitQueue | undefined {
     return this.queues[this.queueSelect];
   }

@@ -112,9 +112,10 @@ export class VirtioPciFunction extends PciFunction {
     this.transport.reset();
   }
 
+  /** Stops the device and releases its host resources (doorbells, files, sockets) when the VM ends. */
   async close(): Promise<void> {
     for (const d of Object.values(this.doorbells)) d.deactivate();
-    this.transport.reset();
+    this.transport.shutdown(); // no interrupt traffic: the machine may already be gone
     await this.virtioDevice.close();
   }
 }
