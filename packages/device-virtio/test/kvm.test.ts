@@ -47,7 +47,6 @@ describe.skipIf(!kvm.ok)("virtio devices under KVM (a freestanding guest driver)
         machine.close();
         await blk.close();
       }
-      console.log(serial);
       expect(serial).toContain("ok blk: read past the end -> IOERR");
       expect({ status: result.status, reason: result.reason, serial }).toMatchObject({ status: 0, reason: "debug-exit" });
       const after = await readFile(image);
@@ -55,5 +54,37 @@ describe.skipIf(!kvm.ok)("virtio devices under KVM (a freestanding guest driver)
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }, 90_000);
+
+  it("legacy driver on a transitional rng: PFN queue, port doorbell with datamatch, INTx + ISR, I/O BAR move", async () => {
+    const elf = await buildVirtioGuest("virtio-legacy");
+    let serial = "";
+    const machine = new Machine({
+      memoryMiB: 64,
+      logger: new MemoryLogger(),
+      kernel: { kind: "elf", path: elf },
+      serial: { output: (b) => void (serial += Buffer.from(b).toString("latin1")) },
+    });
+    const c = machine.container;
+    const rng = new VirtioPciFunction({
+      name: "virtio-rng0",
+      device: new VirtioRng(),
+      transport: "transitional",
+      memory: c.resolve(Tokens.GuestMemory),
+      ioevents: c.resolve(Tokens.IoEvents),
+      logger: c.resolve(Tokens.Logger),
+    });
+    machine.addPciDevice(rng);
+    const timer = setTimeout(() => machine.stop("test timeout"), 60_000);
+    let result;
+    try {
+      result = await machine.run();
+    } finally {
+      clearTimeout(timer);
+      machine.close();
+      await rng.close();
+    }
+    expect(serial).toContain("ok legacy rng: reset");
+    expect({ status: result.status, reason: result.reason, serial }).toMatchObject({ status: 0, reason: "debug-exit" });
   }, 90_000);
 });
