@@ -20,6 +20,13 @@ export function vesaDeviceType(defaultDisplay?: string): DeviceType {
     options: vesaOptions,
     async create(context, options) {
       const { container, name } = context;
+      const text = (options.display as string | undefined) ?? defaultDisplay ?? "";
+      let specs;
+      try {
+        specs = parseDisplays(text);
+      } catch (e) {
+        throw new ConfigurationError(`${name}: ${(e as Error).message}`);
+      }
       const logger = container.isRegistered(Tokens.Logger, true) ? container.resolve<Logger>(Tokens.Logger) : undefined;
       const device = new VesaDevice({
         name,
@@ -28,13 +35,6 @@ export function vesaDeviceType(defaultDisplay?: string): DeviceType {
         pio: container.resolve<AddressSpace>(Tokens.PortIo),
         logger,
       });
-      const text = (options.display as string | undefined) ?? defaultDisplay ?? "";
-      let specs;
-      try {
-        specs = parseDisplays(text);
-      } catch (e) {
-        throw new ConfigurationError(`${name}: ${(e as Error).message}`);
-      }
       try {
         for (const spec of specs) await device.addDisplay(createDisplay(spec, device.screen, { name, logger }));
       } catch (e) {
