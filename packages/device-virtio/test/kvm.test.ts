@@ -6,9 +6,12 @@ import { kvmAvailability } from "@vmm/kvm-native";
 import { Machine } from "@vmm/machine";
 import { describe, expect, it } from "vitest";
 import { FileImage } from "../src/backends/file-image.js";
+import { SocketNetBackend } from "../src/backends/net-socket.js";
 import { VirtioBlk } from "../src/devices/blk.js";
+import { VirtioNet } from "../src/devices/net.js";
 import { VirtioRng } from "../src/devices/rng.js";
 import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
+import { until } from "./harness.js";
 import { buildVirtioGuest } from "./kvm-guest.js";
 
 const kvm = kvmAvailability();
@@ -86,5 +89,48 @@ describe.skipIf(!kvm.ok)("virtio devices under KVM (a freestanding guest driver)
     }
     expect(serial).toContain("ok legacy rng: reset");
     expect({ status: result.status, reason: result.reason, serial }).toMatchObject({ status: 0, reason: "debug-exit" });
+  }, 90_000);
+
+  it("two VMs exchange frames through virtio-net over a Unix socket", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vmm-virtio-net-"));
+    const elf = await buildVirtioGuest("virtio-net-pingpong");
+    const path = join(dir, "link.sock");
+    const vms: { machine: Machine; net: VirtioPciFunction; backend: SocketNetBackend; serial: () => string }[] = [];
+    try {
+      for (const last of [1, 2]) {
+        const backend = await SocketNetBackend.open(path);
+        let serial = "";
+        const machine = new Machine({
+          name: `vm${last}`,
+          memoryMiB: 64,
+          logger: new MemoryLogger(),
+          kernel: { kind: "elf", path: elf },
+          serial: { output: (b) => void (serial += Buffer.from(b).toString("latin1")) },
+        });
+        const c = machine.container;
+        const net = new VirtioPciFunction({
+          name: "virtio-net0",
+          device: new VirtioNet(backend, [0x52, 0x54, 0, 0, 0, last]),
+          memory: c.resolve(Tokens.GuestMemory),
+          ioevents: c.resolve(Tokens.IoEvents),
+          logger: c.resolve(Tokens.Logger),
+        });
+        machine.addPciDevice(net);
+        vms.push({ machine, net, backend, serial: () => serial });
+      }
+      await until(() => vms.every((v) => v.backend.connected));
+      const timer = setTimeout(() => vms.forEach((v) => v.machine.stop("test timeout")), 60_000);
+      const results = await Promise.all(vms.map((v) => v.machine.run()));
+      clearTimeout(timer);
+      expect(vms[0]!.serial()).toContain("ok got 'pong 2'");
+      expect(vms[1]!.serial()).toContain("ok got 'ping 2'");
+      results.forEach((r, i) => expect({ status: r.status, serial: vms[i]!.serial() }).toMatchObject({ status: 0 }));
+    } finally {
+      for (const v of vms) {
+        v.machine.close();
+        await v.net.close();
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 90_000);
 });
