@@ -61,8 +61,8 @@ describe("usage errors exit 2 with one line", () => {
     [["run", "-k", kernel, "-n", "pigeon"], /--network 'pigeon': unknown mode 'pigeon'/],
     [["run", "-k", kernel, "-d", `${disk},rw`], /unknown disk flag 'rw' \(known: ro\)/],
     [["run", "-k", kernel, "--arch", "riscv64"], /architecture 'riscv64' is not supported \(supported: x86_64\)/],
-    [["run", "-k", kernel, "--device", "nope"], /unknown device type 'nope'/],
-    [["run", "-k", kernel, "--plugin", fixture, "--device", "nope"], /unknown device type 'nope' \(known: fixture-dev;/],
+    [["run", "-k", kernel, "--device", "nope"], /unknown device type 'nope' \(known: vesa, virtio-blk, virtio-console, virtio-net, virtio-rng; load the plugin that provides it with --plugin\)/],
+    [["run", "-k", kernel, "--plugin", fixture, "--device", "nope"], /unknown device type 'nope' \(known: fixture-dev, vesa, virtio-blk/],
     [["run", "-k", kernel, "--name", "has space"], /--name 'has space'/],
     [["run", "-k", kernel, "--plugin", `${fixture},flavour=sour`], /plugin fixture-plugin: option 'flavour': expected one of plain, fancy, got "sour"/],
     [["run", "-k", kernel, "--plugin", fixture, "--plugin", fixture], /plugin fixture-plugin is given twice/],
@@ -157,5 +157,19 @@ describe("plugin resolution from the working directory", () => {
     expect(vmm(["devices", "--plugin", "./node_modules/@x/fixture"], { cwd: project }).status).toBe(0);
     const r = vmm(["devices", "--plugin", "../" + path.basename(project) + "/node_modules/@x/fixture/index.mjs"], { cwd: project });
     expect(r.status).toBe(0);
+  });
+});
+
+describe("built-in plugins", () => {
+  it("vmm devices lists the built-in device types", () => {
+    const r = vmm(["devices"]);
+    expect(r.status).toBe(0);
+    for (const t of ["virtio-blk", "virtio-net", "virtio-console", "virtio-rng", "vesa"]) expect(r.stdout).toMatch(new RegExp(`^${t}: `, "m"));
+    expect(r.stdout).toContain("from plugin @vmm/device-virtio (built-in)");
+    expect(r.stdout).toMatch(/^ {2}path\s+string\s+\(required\)\s+raw disk image file$/m);
+  });
+  it("built-in device options are validated with the plugin's name", () => {
+    const r = vmm(["run", "-k", kernel, "--device", "virtio-blk,readonly=perhaps"]);
+    expectOneLineError(r, 2, /^vmm: error: plugin @vmm\/device-virtio: device virtio-blk0: option 'path' is required \(raw disk image file\); option 'readonly': expected a boolean/);
   });
 });

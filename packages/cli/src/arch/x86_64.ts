@@ -1,7 +1,10 @@
 import type { MachineOptions } from "@vmm/machine";
 import type { MachineConfig, VirtualMachine } from "./machine.js";
 
-/** The cli's machine config as @vmm/machine's options; COM1 is the terminal (stdin and stdout). */
+/**
+ * The cli's machine config as @vmm/machine's options. COM1 writes to stdout; it reads stdin unless the console is
+ * virtio (then the virtio console owns stdin).
+ */
 export function x86MachineOptions(config: MachineConfig): MachineOptions {
   return {
     name: config.name,
@@ -10,7 +13,7 @@ export function x86MachineOptions(config: MachineConfig): MachineOptions {
     kernel: { kind: config.kernel.kind, path: config.kernel.path, bytes: config.kernel.bytes },
     initrd: config.initrd,
     cmdline: config.params || undefined,
-    serial: { input: process.stdin, output: process.stdout },
+    serial: { input: config.console === "serial" ? process.stdin : undefined, output: process.stdout },
     logger: config.logger,
     debug: config.debug,
   };

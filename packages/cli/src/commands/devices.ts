@@ -27,7 +27,8 @@ export function describeType(spec: OptionSpec): string {
 
 export function describeDefault(spec: OptionSpec): string {
   if (spec.required) return "(required)";
-  return spec.default === undefined ? "-" : String(spec.default);
+  if (spec.default === undefined) return "-";
+  return spec.default === "" ? '""' : String(spec.default);
 }
 
 function table(rows: string[][], indent: string): string {

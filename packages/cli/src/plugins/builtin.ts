@@ -5,7 +5,10 @@ import { acceptPlugin } from "./load.js";
  * The device packages that ship with vmm. Each default-exports a VmmPlugin and is loaded exactly like a
  * third-party plugin (same API check, same option validation, same registration).
  */
-export const BUILTIN_PLUGINS: ReadonlyArray<{ readonly name: string; readonly load: () => Promise<unknown> }> = [];
+export const BUILTIN_PLUGINS: ReadonlyArray<{ readonly name: string; readonly load: () => Promise<unknown> }> = [
+  { name: "@vmm/device-virtio", load: () => import("@vmm/device-virtio/plugin") },
+  { name: "@vmm/device-vesa", load: async () => (await import("@vmm/device-vesa")).vesaPlugin },
+];
 
 /** Imports and checks every built-in plugin, with default options. */
 export async function loadBuiltinPlugins(
