@@ -164,7 +164,6 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   if (stopRequested_.load()) run_->immediate_exit = 1;  // a kick() raced with the arming above
   watcher_->Arm(uv_backend_fd(loop), timeout, opt.minSliceMs, KickTarget{run_, &inKvmRun_, runThread_});
 
-  const uint8_t* page = reinterpret_cast<const uint8_t*>(run_);
   uint32_t inScope = 0;
   napi_handle_scope scope;
   napi_open_handle_scope(e, &scope);
@@ -249,7 +248,6 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   running_.store(false, std::memory_order_seq_cst);
   stopRequested_.store(false);
   run_->immediate_exit = 0;
-  (void)page;
   if (failed) return env.Undefined();
   if (stop) return ExitResult(env, stop);
 

@@ -86,8 +86,7 @@ Napi::Function VcpuHandle::Define(Napi::Env env) {
                       InstanceMethod("getMsrs", &VcpuHandle::GetMsrs), InstanceMethod("setMsrs", &VcpuHandle::SetMsrs),
                       InstanceMethod("setCpuid", &VcpuHandle::SetCpuid),
                       InstanceMethod("getMpState", &VcpuHandle::GetMpState), InstanceMethod("setMpState", &VcpuHandle::SetMpState),
-                      InstanceMethod("getLapic", &VcpuHandle::GetLapic), InstanceMethod("setLapic", &VcpuHandle::SetLapic),
-                      InstanceMethod("runPage", &VcpuHandle::RunPage)});
+                      InstanceMethod("getLapic", &VcpuHandle::GetLapic), InstanceMethod("setLapic", &VcpuHandle::SetLapic)});
 }
 
 VcpuHandle::VcpuHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VcpuHandle>(info) {
@@ -123,14 +122,6 @@ Napi::Value VcpuHandle::Close(const Napi::CallbackInfo& info) {
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
   return info.Env().Undefined();
-}
-
-Napi::Value VcpuHandle::RunPage(const Napi::CallbackInfo& info) {
-  // Diagnostic view of the first bytes of kvm_run (copied; the live page never escapes).
-  if (!CheckOpen(info.Env())) return info.Env().Undefined();
-  Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), sizeof(kvm_run));
-  memcpy(out.Data(), run_, sizeof(kvm_run));
-  return out;
 }
 
 Napi::Value VcpuHandle::GetRegs(const Napi::CallbackInfo& info) {

@@ -37,7 +37,6 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   Napi::Value SetMpState(const Napi::CallbackInfo& info);
   Napi::Value GetLapic(const Napi::CallbackInfo& info);
   Napi::Value SetLapic(const Napi::CallbackInfo& info);
-  Napi::Value RunPage(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
   Napi::Value ExitResult(Napi::Env env, const char* reason);

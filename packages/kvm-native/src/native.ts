@@ -24,7 +24,6 @@ export interface NativeVcpu {
   setMpState(state: number): void;
   getLapic(): Uint8Array;
   setLapic(state: Uint8Array): void;
-  runPage(): Uint8Array;
 }
 
 export interface NativeEventFdPoll {

@@ -4,6 +4,12 @@ import type { CpuidEntry, ExitDispatch, Fpu, MsrEntry, Regs, RunOptions, RunResu
 
 export type SregsInput = Partial<Omit<Sregs, keyof Segment | "interruptBitmap">> & { interruptBitmap?: Array<number | bigint> };
 
+function sliceMs(name: string, v: number | undefined, dflt: number): number {
+  if (v === undefined || v === Infinity) return dflt;
+  if (!Number.isFinite(v) || v < 0) throw new RangeError(`${name} must be a non-negative number of ms, got ${v}`);
+  return Math.ceil(v);
+}
+
 /** A virtual CPU. Setters take partial objects: fields left out keep their current values. */
 export class Vcpu {
   readonly id: number;
@@ -21,7 +27,7 @@ export class Vcpu {
    * ("yield": re-enter with setImmediate). A callback that throws makes run() throw that error.
    */
   run(dispatch: ExitDispatch, options: RunOptions = {}): RunResult {
-    return this.h().run(dispatch, options.maxSliceMs ?? -1, options.minSliceMs ?? 4);
+    return this.h().run(dispatch, sliceMs("maxSliceMs", options.maxSliceMs, -1), sliceMs("minSliceMs", options.minSliceMs, 4));
   }
 
   /** From a dispatch callback: return "yield" after the current exit. */
