@@ -117,3 +117,18 @@ describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
     expect(readFileSync(marker, "utf8")).toBe("closed fixture-dev0\n");
   });
 });
+
+describe.skipIf(!kvmOk)("the README demo", () => {
+  it("node scripts/demo.mjs lists the bus and reads from virtio-rng and virtio-blk", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync(process.execPath, [path.join(cliDir, "scripts/demo.mjs")], { cwd: cliDir, encoding: "utf8", timeout: 120_000 });
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/^ {2}00:00\.0 {2}8086:29c0 {2}class 060000 {2}host bridge$/m);
+    expect(r.stdout).toMatch(/^ {2}00:[0-9a-f]{2}\.0 {2}1af4:1042 {2}class \w+ {2}virtio-blk$/m);
+    expect(r.stdout).toMatch(/^ {2}00:[0-9a-f]{2}\.0 {2}1af4:1044 {2}class \w+ {2}virtio-rng$/m);
+    expect(r.stdout).toMatch(/^virtio-rng: [0-9a-f]{32}$/m);
+    expect(r.stdout).not.toMatch(/^virtio-rng: 0{32}$/m);
+    expect(r.stdout).toContain('virtio-blk: 128 sectors; sector 0 says "Hello from a virtio-blk disk image written by pnpm demo"');
+    expect(r.status).toBe(0);
+  }, 120_000);
+});
