@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <mutex>
 #include <sys/ioctl.h>
 #include <uv.h>
 
@@ -18,16 +19,15 @@ int KickSignal() { return SIGRTMIN + 4; }
 static void NoopHandler(int) {}
 
 void EnsureKickSignal() {
-  static bool installed = false;
+  static std::once_flag installed;
   static thread_local bool unblocked = false;
-  if (!installed) {
+  std::call_once(installed, [] {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = NoopHandler;  // no SA_RESTART: the signal must make KVM_RUN fail with EINTR
     sigemptyset(&sa.sa_mask);
     sigaction(KickSignal(), &sa, nullptr);
-    installed = true;
-  }
+  });
   if (!unblocked) {
     sigset_t s;
     sigemptyset(&s);

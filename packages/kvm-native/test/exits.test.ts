@@ -145,6 +145,22 @@ describe.skipIf(!kvmOk)("Vcpu.run exit dispatch (real /dev/kvm)", () => {
     expect(() => runSync(t!.vcpu, { pio: () => "x" as never, mmio: () => 0 })).toThrow(/must return a number/);
   });
 
+  it("runs two vCPUs of one VM in turn on the JS thread, each with its own registers", () => {
+    t = realModeVm(`
+      mov $0xaa, %al; out %al, $0x10; hlt
+      second: mov $0xbb, %al; out %al, $0x10; hlt`);
+    const second = t.vm.createVcpu(1);
+    second.setSregs({ cs: { ...second.getSregs().cs, base: 0, selector: 0 } });
+    second.setRegs({ rip: CODE + 5, rflags: 2 });
+    const r0 = new Recorder(t.vcpu);
+    const r1 = new Recorder(second);
+    expect(runSync(second, r1)).toEqual({ reason: "hlt" });
+    expect(runSync(t.vcpu, r0)).toEqual({ reason: "hlt" });
+    expect(r0.pios).toEqual([[0x10, 1, true, 0xaa]]);
+    expect(r1.pios).toEqual([[0x10, 1, true, 0xbb]]);
+    expect(second.id).toBe(1);
+  });
+
   it("reports a triple fault as shutdown", () => {
     t = longModeVm(`lidt idtr; ud2
       idtr: .word 0; .quad 0`);
