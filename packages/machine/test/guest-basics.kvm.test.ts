@@ -97,3 +97,12 @@ describe.skipIf(!kvmOk)("guest programs under KVM", () => {
     expect(ticksWhileSpinning).toBeGreaterThanOrEqual(5);
   });
 });
+
+describe.skipIf(!kvmOk)("firmware tables as a guest sees them", () => {
+  it("lists every CPU and the ISA interrupt sources in an MP table found where Linux scans", async () => {
+    const { result, serial } = await runGuest("mptable", "raw", { cpus: 2 });
+    expect(serial).toMatch(/MP floating pointer at 0x9fc00 spec 1\.4, table 0x[0-9a-f]+ PCMP len \d+ entries \d+ checksum ok\n/);
+    expect(serial).toContain("MP cpus 2 io-interrupts 15\n");
+    expect(result.status).toBe(0);
+  });
+});
