@@ -45,6 +45,7 @@ export class VirtioBlk extends VirtioDevice {
   private readonly serial: Uint8Array;
   private inflight = 0;
   private inflightBytes = 0;
+  private signalPending = false;
 
   constructor(
     readonly backend: BlockBackend,
@@ -171,7 +172,7 @@ export class VirtioBlk extends VirtioDevice {
       this.inflightBytes -= bytes;
       const used = this.finish(chain, statusAt, status, written, error);
       ctx.queue(0).push(chain.head, used);
-      ctx.signal(0);
+      this.signalSoon(ctx);
       if (wasOverBudget && this.inflightBytes < INFLIGHT_BUDGET) this.notify(0); // take what waited for budget
     };
     io().then(
@@ -179,6 +180,19 @@ export class VirtioBlk extends VirtioDevice {
       (e: unknown) => done(BlkStatus.IOERR, 0, e),
     );
     return undefined;
+  }
+
+  /**
+   * Completions that land in the same event-loop turn share one interrupt: the signal waits for the check phase,
+   * after every I/O callback of this poll phase ran.
+   */
+  private signalSoon(ctx: NonNullable<VirtioBlk["context"]>): void {
+    if (this.signalPending) return;
+    this.signalPending = true;
+    setImmediate(() => {
+      this.signalPending = false;
+      ctx.signal(0);
+    });
   }
 
   /** Writes the status byte; returns the used length (data written plus the status byte). */
