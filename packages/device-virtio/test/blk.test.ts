@@ -173,6 +173,18 @@ describe("virtio-blk", () => {
     expect(ring.takeUsed().map((u) => u.id)).toEqual([fast.head, slow.head]);
   });
 
+  it("completions that finish in the same event-loop turn share one MSI-X interrupt", async () => {
+    const device = new VirtioBlk(new MemoryBlockBackend(pattern(64 * 512)));
+    const t = setupTransport(device);
+    t.sink.msixOn = true;
+    t.driver.init({ vectors: [2] });
+    const ring = t.driver.rings[0]!;
+    for (let i = 0; i < 4; i++) request(t.driver, BlkType.IN, BigInt(i), 512);
+    t.driver.kick(0);
+    await until(() => ring.usedIdx() === 4 && t.sink.sent.length > 0);
+    expect(t.sink.sent).toEqual([2]);
+  });
+
   it("drops a completion that arrives after a reset: no used entry, no guest write", async () => {
     const backend = new DelayedBackend(pattern(64 * 512));
     backend.delays = [20];
