@@ -102,6 +102,25 @@ describe("virtio-pci common configuration (modern)", () => {
   });
 });
 
+describe("configuration change notifications", () => {
+  it("bump config_generation and interrupt: config vector with MSI-X, ISR bit 1 + INTx without", () => {
+    const device = new VirtioRng();
+    const { driver, sink } = setupTransport(device);
+    device.onConfigChange(); // before DRIVER_OK: generation only
+    expect(driver.r(C.GENERATION, 1)).toBe(1);
+    expect(sink.level).toBe(false);
+    driver.init({ configVector: 2 });
+    device.onConfigChange();
+    expect(driver.r(C.GENERATION, 1)).toBe(2);
+    expect(sink.level).toBe(true);
+    expect(driver.isr()).toBe(2);
+    sink.msixOn = true;
+    device.onConfigChange();
+    expect(sink.sent).toEqual([2]);
+    expect(sink.level).toBe(false);
+  });
+});
+
 describe("virtio-rng through the modern transport", () => {
   it("fills device-writable buffers with random bytes and raises INTx with a read-to-clear ISR", () => {
     const { driver, mem, sink } = setupTransport(new VirtioRng());
