@@ -61,6 +61,7 @@ export interface MachineOptions {
 }
 
 const FIRST_DEVICE_SLOT = 8;
+const RFLAGS_IF = 0x200;
 
 function readImage(what: string, source: { path?: string; bytes?: Uint8Array }): Uint8Array {
   if (source.bytes) return source.bytes;
@@ -175,7 +176,12 @@ export class Machine {
         const vcpu = this.vm.createVcpu(id);
         vcpu.setCpuid(patchCpuid(cpuid, id, this.cpus));
         this.vcpus.push(vcpu);
-        this.loop.add(vcpu);
+        this.loop.add({
+          id,
+          run: (dispatch, opts) => vcpu.run(dispatch, opts),
+          requestStop: () => vcpu.requestStop(),
+          parked: () => vcpu.getMpState() === MpState.HALTED && (vcpu.getRegs().rflags & RFLAGS_IF) === 0,
+        });
       }
     } catch (e) {
       this.release();

@@ -31,6 +31,8 @@ export interface LoopVcpu {
   readonly id: number;
   run(dispatch: ExitDispatch, options: { maxSliceMs?: number }): VcpuRunResult;
   requestStop(): void;
+  /** True when the vCPU is halted with interrupts disabled: nothing but an NMI or INIT can wake it. */
+  parked?(): boolean;
 }
 
 export interface RunLoopOptions {
@@ -117,6 +119,9 @@ export class RunLoop {
         this.handle(vcpu, r);
       }
       this.current = undefined;
+      if (!this.result && this.vcpus.length > 0 && this.vcpus.every((v) => v.parked?.() === true)) {
+        this.stop({ status: 0, reason: "halt", message: `all vCPUs halted with interrupts disabled` });
+      }
       if (!this.result) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     return this.result;

@@ -74,6 +74,12 @@ describe.skipIf(!kvmOk)("guest programs under KVM", () => {
     expect(result.status).toBe(0);
   });
 
+  it("stops when every vCPU halts with interrupts disabled", async () => {
+    const { result, serial } = await runGuest("halt", "elf");
+    expect(serial).toBe("halting\n");
+    expect(result).toEqual({ status: 0, reason: "halt", message: "all vCPUs halted with interrupts disabled" });
+  });
+
   it("keeps JS timers firing while the guest spins without exits", async () => {
     let ticks = 0;
     let spinningAt = 0;

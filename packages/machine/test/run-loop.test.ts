@@ -122,6 +122,15 @@ describe("RunLoop", () => {
     }
   });
 
+  it("stops with reason halt only when every vCPU is parked", async () => {
+    const { loop } = setup();
+    let rounds = 0;
+    loop.add({ id: 0, run: () => (rounds++, { reason: "yield" }), requestStop: () => {}, parked: () => true });
+    loop.add({ id: 1, run: () => ({ reason: "yield" }), requestStop: () => {}, parked: () => rounds >= 3 });
+    expect(await loop.run()).toEqual({ status: 0, reason: "halt", message: "all vCPUs halted with interrupts disabled" });
+    expect(rounds).toBe(3);
+  });
+
   it("turns a failing KVM_RUN into an error result", async () => {
     const { loop } = setup();
     loop.add({ id: 3, run: () => { throw new Error("EFAULT"); }, requestStop: () => {} });
