@@ -73,6 +73,20 @@ export function convertToRgba(fb: Uint8Array, scanout: Scanout, rect: Rect, out:
   const bytes = layout.bytes;
   const out32 = new Uint32Array(out.buffer, out.byteOffset, out.byteLength >> 2);
   const lut = bytes === 2 ? table16(layout) : undefined;
+  // 32 bpp with 4-byte alignment: whole-word reads, swapping R and B (0x00RRGGBB -> 0xFFBBGGRR in memory order).
+  if (bytes === 4 && (fb.byteOffset + scanout.offset) % 4 === 0 && scanout.stride % 4 === 0) {
+    const words = new Uint32Array(fb.buffer, fb.byteOffset, fb.byteLength >> 2);
+    for (let row = 0; row < rect.height; row++) {
+      let src = (scanout.offset + (rect.y + row) * scanout.stride) / 4 + rect.x;
+      let dst = (outY + row) * outWidth + outX;
+      const end = dst + rect.width;
+      for (; dst < end; dst++, src++) {
+        const p = words[src]!;
+        out32[dst] = (((p >>> 16) & 0xff) | (p & 0xff00) | ((p & 0xff) << 16) | 0xff000000) >>> 0;
+      }
+    }
+    return;
+  }
   for (let row = 0; row < rect.height; row++) {
     let src = scanout.offset + (rect.y + row) * scanout.stride + rect.x * bytes;
     let dst = (outY + row) * outWidth + outX;

@@ -9,6 +9,8 @@ export type KeySink = (keysym: number, down: boolean) => void;
 
 /** What displays read: the visible picture, what changed, mode changes; and where they send keys. */
 export interface FrameSource {
+  /** The framebuffer bytes (read-only for displays). */
+  readonly fb: Uint8Array;
   readonly scanout: Scanout | undefined;
   capture(): RgbaFrame;
   subscribeDirty(): DirtySubscriber;

@@ -110,6 +110,38 @@ describe("VNC display", () => {
     expect(rects.map((r) => [r.x, r.y])).toEqual([[0, 0], [0, 64]]);
   });
 
+  it("answers a non-incremental request for an empty or off-screen rectangle with an empty update", async () => {
+    const display = await serve(screenWithPattern(32, 16));
+    const c = await client(display.port);
+    c.requestUpdate(false, { x: 100, y: 100, width: 10, height: 10 });
+    expect(await c.readUpdate()).toEqual([]);
+    c.requestUpdate(false, { x: 0, y: 0, width: 0, height: 0 });
+    expect(await c.readUpdate()).toEqual([]);
+  });
+
+  for (const logged of [false, true])
+  it(`a partial incremental request leaves the rest pending for the next whole-screen request${logged ? " (dirty log)" : ""}`, async () => {
+    const screen = screenWithPattern(256, 64);
+    let pages = new Uint8Array(screen.dirty.bitmapBytes);
+    if (logged)
+      screen.dirty.setSource(() => {
+        const out = pages;
+        pages = new Uint8Array(out.length);
+        return out;
+      });
+    const display = await serve(screen);
+    const c = await client(display.port);
+    c.requestUpdate(false);
+    await c.readUpdate();
+    screen.fb.set([1, 2, 3, 0], (10 * 256 + 10) * 4); // tile (0,0)
+    screen.fb.set([1, 2, 3, 0], (10 * 256 + 200) * 4); // tile (192,0)
+    pages[0] = 1 << 2; // both writes are on page 2 (row 10), reported once
+    c.requestUpdate(true, { x: 0, y: 0, width: 64, height: 64 });
+    expect((await c.readUpdate()).map((r) => r.x)).toEqual([0]);
+    c.requestUpdate(true);
+    expect((await c.readUpdate()).map((r) => r.x)).toEqual([192]);
+  });
+
   it("sends DesktopSize and the new picture when the mode changes", async () => {
     const screen = screenWithPattern(160, 100);
     const display = await serve(screen);

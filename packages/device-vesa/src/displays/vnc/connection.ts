@@ -1,9 +1,8 @@
 import type { Socket } from "node:net";
-import type { DirtySubscriber } from "../../dirty.js";
-import { dirtyRows } from "../../dirty.js";
 import { NO_SIGNAL, type Rect, type RgbaFrame } from "../../framebuffer.js";
 import type { FrameSource } from "../../screen.js";
 import { FrameDiffer } from "../differ.js";
+import { ScreenTracker } from "../tracker.js";
 import { Encoding, ZlibRectEncoder, rectHeader } from "./encodings.js";
 import { type ClientMessage, RfbProtocolError, parseClientMessage } from "./messages.js";
 import { type PixelFormat, SERVER_PIXEL_FORMAT, encodePixels, writePixelFormat } from "./pixel-format.js";
@@ -37,7 +36,9 @@ export class VncConnection {
   private encodings: number[] = [];
   private zlib = new ZlibRectEncoder();
   private readonly differ = new FrameDiffer();
-  private readonly dirty: DirtySubscriber;
+  private readonly tracker: ScreenTracker;
+  /** The last update left no known change unsent (it covered the whole screen). */
+  private complete = false;
   /** The picture size the client knows about. */
   private clientWidth = 0;
   private clientHeight = 0;
@@ -49,7 +50,7 @@ export class VncConnection {
     private readonly source: FrameSource,
     private readonly options: VncConnectionOptions,
   ) {
-    this.dirty = source.subscribeDirty();
+    this.tracker = new ScreenTracker(source);
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
     socket.on("error", () => this.close());
@@ -71,7 +72,7 @@ export class VncConnection {
     if (this.phase === "closed") return;
     this.phase = "closed";
     if (reason) this.options.onError(`${this.options.name}: closing connection: ${reason}`);
-    this.dirty.close();
+    this.tracker.close();
     this.socket.destroy();
     this.options.onClose();
   }
@@ -154,7 +155,7 @@ export class VncConnection {
   private takeClientInit(): boolean {
     if (this.input.length < 1) return false;
     this.input = this.input.subarray(1); // shared flag: every client shares the one screen anyway
-    const frame = this.source.capture();
+    const frame = this.source.scanout ?? NO_SIGNAL;
     this.clientWidth = frame.width;
     this.clientHeight = frame.height;
     const name = Buffer.from(this.options.name, "utf8");
@@ -198,22 +199,21 @@ export class VncConnection {
   /** Sends what the pending request asks for, or leaves it pending when an incremental request finds no change. */
   private answer(): void {
     const request = this.pending!;
-    const dirty = this.dirty.take();
-    const scanout = this.source.scanout;
-    const size = scanout ?? NO_SIGNAL;
-    const resize = (size.width !== this.clientWidth || size.height !== this.clientHeight) && this.encodings.includes(Encoding.DesktopSize);
+    const change = this.tracker.update();
+    const frame = this.tracker.frame;
+    const resize = (frame.width !== this.clientWidth || frame.height !== this.clientHeight) && this.encodings.includes(Encoding.DesktopSize);
     if (resize) {
-      this.clientWidth = size.width;
-      this.clientHeight = size.height;
+      this.clientWidth = frame.width;
+      this.clientHeight = frame.height;
       this.differ.reset();
     }
-    const bounds = { x: 0, y: 0, width: Math.min(size.width, this.clientWidth), height: Math.min(size.height, this.clientHeight) };
+    const bounds = { x: 0, y: 0, width: Math.min(frame.width, this.clientWidth), height: Math.min(frame.height, this.clientHeight) };
     const wanted = intersect(request, bounds);
-    const whole = !!wanted && wanted.width === size.width && wanted.height === size.height;
-    // The dirty log narrows the comparison only when it covers the whole request (the pages taken are gone).
-    const rows = request.incremental && whole && scanout ? dirtyRows(dirty, scanout) : undefined;
-    if (!resize && rows && !rows.includes(1)) return; // nothing written: stay pending
-    const frame = this.source.capture();
+    const whole = !!wanted && wanted.width === frame.width && wanted.height === frame.height;
+    // Nothing written since an update that left nothing unsent: keep waiting without comparing anything.
+    if (!resize && request.incremental && !change && this.complete) return;
+    // The written rows narrow the comparison only when everything before them was sent.
+    const rows = this.complete ? change?.rows : undefined;
     const rects: Rect[] = [];
     if (resize) rects.push(bounds);
     else if (wanted && !request.incremental) rects.push(wanted);
@@ -223,8 +223,12 @@ export class VncConnection {
         if (c) rects.push(c);
       }
     }
-    if (!resize && rects.length === 0) return; // nothing new: stay pending
+    if (!resize && request.incremental && rects.length === 0) {
+      this.complete ||= whole;
+      return; // nothing new: stay pending
+    }
     this.pending = undefined;
+    this.complete = whole || resize;
     this.send(frame, rects, resize);
   }
 

@@ -1,10 +1,10 @@
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "@vmm/core";
-import { dirtyRows, type DirtySubscriber } from "../../dirty.js";
-import { NO_SIGNAL, type Rect, type RgbaFrame } from "../../framebuffer.js";
+import type { Rect, RgbaFrame } from "../../framebuffer.js";
 import type { FrameSource } from "../../screen.js";
 import { FrameDiffer } from "../differ.js";
+import { ScreenTracker } from "../tracker.js";
 import type { Display } from "../display.js";
 import { PAGE_HTML } from "./page.js";
 import { WebSocketConnection } from "./websocket.js";
@@ -24,7 +24,7 @@ class WebClient {
   height = 0;
   constructor(
     readonly ws: WebSocketConnection,
-    readonly dirty: DirtySubscriber,
+    readonly tracker: ScreenTracker,
   ) {}
 }
 
@@ -70,13 +70,13 @@ export class WebDisplay implements Display {
         onClose: (reason) => {
           if (reason) this.options.logger?.warn(`web: closing a page connection: ${reason}`);
           if (client) {
-            client.dirty.close();
+            client.tracker.close();
             this.clients.delete(client);
           }
         },
       });
       if (!ws) return;
-      client = new WebClient(ws, this.source.subscribeDirty());
+      client = new WebClient(ws, new ScreenTracker(this.source));
       this.clients.add(client);
     });
     await new Promise<void>((resolve, reject) => {
@@ -117,15 +117,12 @@ export class WebDisplay implements Display {
 
   /** Sends what changed since the page's last update, if anything did. */
   private update(client: WebClient): void {
-    const scanout = this.source.scanout;
-    const size = scanout ?? NO_SIGNAL;
-    const dirty = client.dirty.take();
-    const resized = size.width !== client.width || size.height !== client.height;
-    const rows = scanout && !resized ? dirtyRows(dirty, scanout) : undefined;
-    if (rows && !rows.includes(1)) return;
-    const frame = this.source.capture();
+    const change = client.tracker.update();
+    const frame = client.tracker.frame;
+    const resized = frame.width !== client.width || frame.height !== client.height;
+    if (!change && !resized) return;
     if (resized) client.differ.reset();
-    const rects = client.differ.changes(frame, rows);
+    const rects = client.differ.changes(frame, resized ? undefined : change?.rows);
     if (!resized && rects.length === 0) return;
     client.ready = false;
     const parts: Buffer[] = [];
