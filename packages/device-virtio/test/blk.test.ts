@@ -21,7 +21,7 @@ function request(d: ModernDriver, type: number, sector: bigint, dataLen: number,
   if (opts.data) d.mem.write(data, opts.data);
   const status = d.alloc.alloc(1);
   d.mem.writeU8(status, 0xff);
-  const device = type === BlkType.OUT ? false : true;
+  const device = type === BlkType.IN || type === BlkType.GET_ID;
   const bufs: Buf[] = opts.split
     ? [{ addr: hdr, len: 8 }, { addr: hdr + 8, len: 8 }]
     : [{ addr: hdr, len: 16 }];
@@ -124,6 +124,32 @@ describe("virtio-blk", () => {
     expect(ring.takeUsed()).toEqual([{ id: r.head, len: 1 }]);
     expect(mem.readU8(r.status)).toBe(BlkStatus.IOERR);
     expect([...backend.bytes]).toEqual([...pattern(64 * 512)]);
+  });
+
+  it.each([
+    ["WRITE_ZEROES", BlkType.WRITE_ZEROES, 1],
+    ["DISCARD", BlkType.DISCARD, 0],
+  ])("%s zeroes a sector range; bad ranges get IOERR and bad flags UNSUPP", async (_n, type, flags) => {
+    const backend = new MemoryBlockBackend(pattern(64 * 512));
+    const { driver, ring, mem, transport } = blk(backend);
+    expect(transport.offered & bit(type === BlkType.DISCARD ? BlkFeature.DISCARD : BlkFeature.WRITE_ZEROES)).toBeTruthy();
+    const range = (sector: bigint, sectors: number, f: number) => {
+      const b = new Uint8Array(16);
+      const v = new DataView(b.buffer);
+      v.setBigUint64(0, sector, true);
+      v.setUint32(8, sectors, true);
+      v.setUint32(12, f, true);
+      return b;
+    };
+    const ok = request(driver, type, 0n, 16, { data: range(2n, 3, flags) });
+    const past = request(driver, type, 0n, 16, { data: range(62n, 3, flags) });
+    const badFlags = request(driver, type, 0n, 16, { data: range(2n, 1, 6) });
+    driver.kick(0);
+    await until(() => ring.usedIdx() === 3);
+    expect([ok, past, badFlags].map((r) => mem.readU8(r.status))).toEqual([BlkStatus.OK, BlkStatus.IOERR, BlkStatus.UNSUPP]);
+    expect(backend.bytes.subarray(1024, 2560).every((b) => b === 0)).toBe(true);
+    expect([...backend.bytes.subarray(512, 1024)]).toEqual([...pattern(64 * 512).subarray(512, 1024)]);
+    expect([...backend.bytes.subarray(2560)]).toEqual([...pattern(64 * 512).subarray(2560)]);
   });
 
   it("answers unknown request types with UNSUPP", () => {

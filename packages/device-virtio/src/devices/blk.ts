@@ -5,9 +5,9 @@ import type { BlockBackend } from "../backends/block.js";
 import { type DescriptorChain, gather, scatter, type Segment, sliceSegments } from "../virtqueue/descriptor-chain.js";
 
 /** virtio-blk feature bits (virtio 1.x, 5.2.3). */
-export const BlkFeature = { SIZE_MAX: 1, SEG_MAX: 2, RO: 5, BLK_SIZE: 6, FLUSH: 9 } as const;
+export const BlkFeature = { SIZE_MAX: 1, SEG_MAX: 2, RO: 5, BLK_SIZE: 6, FLUSH: 9, DISCARD: 13, WRITE_ZEROES: 14 } as const;
 /** Request types (5.2.6). */
-export const BlkType = { IN: 0, OUT: 1, FLUSH: 4, GET_ID: 8 } as const;
+export const BlkType = { IN: 0, OUT: 1, FLUSH: 4, GET_ID: 8, DISCARD: 11, WRITE_ZEROES: 13 } as const;
 /** Status byte values. */
 export const BlkStatus = { OK: 0, IOERR: 1, UNSUPP: 2 } as const;
 
@@ -20,6 +20,14 @@ const SIZE_MAX = 64 * 1024;
 const SEG_MAX = QUEUE_SIZE - 2;
 /** Bytes of bounce buffers in flight before the device stops taking new requests until some complete. */
 const INFLIGHT_BUDGET = 64 * 1024 * 1024;
+/** Largest DISCARD / WRITE_ZEROES range (sectors) and ranges per request advertised in the config. */
+const MAX_ZERO_SECTORS = 32768;
+const MAX_ZERO_SEGMENTS = 1;
+/** virtio_blk_discard_write_zeroes: sector (8), num_sectors (4), flags (4). */
+const RANGE_BYTES = 16;
+const RANGE_F_UNMAP = 1;
+/** Zeros are written in chunks of this size. */
+const ZERO_CHUNK = 1024 * 1024;
 
 export interface BlkOptions {
   /** Up to 20 bytes returned by GET_ID. */
@@ -55,12 +63,21 @@ export class VirtioBlk extends VirtioDevice {
     this.readonly = options.readonly === true || backend.readonly;
     this.capacity = BigInt(Math.floor(backend.size / SECTOR));
     this.features =
-      bit(BlkFeature.SIZE_MAX) | bit(BlkFeature.SEG_MAX) | bit(BlkFeature.BLK_SIZE) | bit(BlkFeature.FLUSH) | (this.readonly ? bit(BlkFeature.RO) : 0n);
+      bit(BlkFeature.SIZE_MAX) |
+      bit(BlkFeature.SEG_MAX) |
+      bit(BlkFeature.BLK_SIZE) |
+      bit(BlkFeature.FLUSH) |
+      (this.readonly ? bit(BlkFeature.RO) : bit(BlkFeature.DISCARD) | bit(BlkFeature.WRITE_ZEROES));
     const v = new DataView(this.config.buffer);
     v.setBigUint64(0, this.capacity, true);
     v.setUint32(8, SIZE_MAX, true);
     v.setUint32(12, SEG_MAX, true);
     v.setUint32(20, SECTOR, true);
+    v.setUint32(36, MAX_ZERO_SECTORS, true); // max_discard_sectors
+    v.setUint32(40, MAX_ZERO_SEGMENTS, true); // max_discard_seg
+    v.setUint32(44, 1, true); // discard_sector_alignment
+    v.setUint32(48, MAX_ZERO_SECTORS, true); // max_write_zeroes_sectors
+    v.setUint32(52, MAX_ZERO_SEGMENTS, true); // max_write_zeroes_seg
     this.serial = new TextEncoder().encode(options.serial ?? "").subarray(0, ID_BYTES);
   }
 
@@ -133,6 +150,10 @@ export class VirtioBlk extends VirtioDevice {
           return this.finish(chain, statusAt, BlkStatus.IOERR, 0, e);
         }
       }
+      case BlkType.DISCARD:
+      case BlkType.WRITE_ZEROES:
+        if (this.readonly) return this.finish(chain, statusAt, BlkStatus.IOERR, 0);
+        return this.zero(chain, statusAt, type === BlkType.DISCARD);
       default:
         return this.finish(chain, statusAt, BlkStatus.UNSUPP, 0);
     }
@@ -157,6 +178,39 @@ export class VirtioBlk extends VirtioDevice {
     return this.async(chain, statusAt, length, async () => {
       await this.backend.read(buffer, position);
       return ctx.active ? scatter(ctx.memory, data, 0, buffer) : 0;
+    });
+  }
+
+  /**
+   * DISCARD and WRITE_ZEROES (5.2.6): one range of whole sectors inside the disk. A raw file cannot punch holes
+   * from node, so both write zeros (reading a discarded range may return anything, zeros included).
+   */
+  private zero(chain: DescriptorChain, statusAt: Segment[], discard: boolean): number | undefined {
+    const ctx = this.context!;
+    const body = new Uint8Array(RANGE_BYTES);
+    try {
+      if (chain.readableBytes - HEADER !== RANGE_BYTES * MAX_ZERO_SEGMENTS) return this.finish(chain, statusAt, BlkStatus.UNSUPP, 0);
+      gather(ctx.memory, chain.readable, HEADER, body);
+    } catch (e) {
+      return this.finish(chain, statusAt, BlkStatus.IOERR, 0, e);
+    }
+    const r = new DataView(body.buffer);
+    const sector = r.getBigUint64(0, true);
+    const sectors = r.getUint32(8, true);
+    const flags = r.getUint32(12, true);
+    // The only flag is UNMAP, and only for WRITE_ZEROES; anything else is unsupported.
+    if (flags & ~RANGE_F_UNMAP || (discard && flags)) return this.finish(chain, statusAt, BlkStatus.UNSUPP, 0);
+    if (sectors === 0 || sectors > MAX_ZERO_SECTORS || sector + BigInt(sectors) > this.capacity) {
+      return this.finish(chain, statusAt, BlkStatus.IOERR, 0);
+    }
+    const start = Number(sector) * SECTOR;
+    const end = start + sectors * SECTOR;
+    return this.async(chain, statusAt, 0, async () => {
+      const zeros = new Uint8Array(Math.min(ZERO_CHUNK, end - start));
+      for (let at = start; at < end && ctx.active; at += zeros.length) {
+        await this.backend.write(zeros.subarray(0, Math.min(zeros.length, end - at)), at);
+      }
+      return 0;
     });
   }
 
