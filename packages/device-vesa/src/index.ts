@@ -16,3 +16,5 @@ export { WebDisplay, type WebDisplayOptions } from "./displays/web/server.js";
 export { screenshot, screenshotFromVnc } from "./screenshot.js";
 export { vesaDeviceType, vesaOptions, PLUGIN_NAME } from "./plugin.js";
 export { default as vesaPlugin } from "./plugin.js";
+export { ScreenTracker, type ScreenChange } from "./displays/tracker.js";
+export { FrameDiffer } from "./displays/differ.js";
