@@ -26,8 +26,8 @@ const MAX_ZERO_SEGMENTS = 1;
 /** virtio_blk_discard_write_zeroes: sector (8), num_sectors (4), flags (4). */
 const RANGE_BYTES = 16;
 const RANGE_F_UNMAP = 1;
-/** Zeros are written in chunks of this size. */
-const ZERO_CHUNK = 1024 * 1024;
+/** Zeros are written from this one shared (never modified) buffer, so many requests cost no extra memory. */
+const ZEROS = new Uint8Array(1024 * 1024);
 
 export interface BlkOptions {
   /** Up to 20 bytes returned by GET_ID. */
@@ -206,9 +206,8 @@ export class VirtioBlk extends VirtioDevice {
     const start = Number(sector) * SECTOR;
     const end = start + sectors * SECTOR;
     return this.async(chain, statusAt, 0, async () => {
-      const zeros = new Uint8Array(Math.min(ZERO_CHUNK, end - start));
-      for (let at = start; at < end && ctx.active; at += zeros.length) {
-        await this.backend.write(zeros.subarray(0, Math.min(zeros.length, end - at)), at);
+      for (let at = start; at < end && ctx.active; at += ZEROS.length) {
+        await this.backend.write(ZEROS.subarray(0, Math.min(ZEROS.length, end - at)), at);
       }
       return 0;
     });
