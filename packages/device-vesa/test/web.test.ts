@@ -21,20 +21,51 @@ describe("WebSocket framing", () => {
     const display = new WebDisplay(screenWithPattern(16, 16), { port: 0 });
     await display.start();
     try {
+      let upgraded = false;
       const closed = await new Promise<boolean>((resolve) => {
         const s = connect(display.port, "127.0.0.1");
         s.on("data", (d) => {
-          if (d.toString("latin1").startsWith("HTTP/1.1 101")) s.write(Buffer.from([0x81, 0x05, ...Buffer.from("ready")]));
+          if (d.toString("latin1").startsWith("HTTP/1.1 101")) {
+            upgraded = true;
+            s.write(Buffer.from([0x81, 0x05, ...Buffer.from("ready")])); // not masked
+          }
         });
         s.on("error", () => {});
         s.on("close", () => resolve(true));
         setTimeout(() => resolve(false), 3000);
-        s.write("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        s.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${display.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
       });
+      expect(upgraded).toBe(true);
       expect(closed).toBe(true);
       expect(display.clientCount).toBe(0);
       const res = await fetch(`http://127.0.0.1:${display.port}/`);
       expect(await res.text()).toContain("<canvas");
+    } finally {
+      await display.stop();
+    }
+  });
+});
+
+describe("web display access control", () => {
+  it("refuses other origins and other Host names (cross-site pages, DNS rebinding)", async () => {
+    const display = new WebDisplay(screenWithPattern(16, 16), { port: 0 });
+    await display.start();
+    try {
+      const ask = (headers: string) =>
+        new Promise<string>((resolve) => {
+          const s = connect(display.port, "127.0.0.1");
+          let got = "";
+          s.on("data", (d) => (got += d.toString("latin1")));
+          s.on("error", () => {});
+          s.on("close", () => resolve(got));
+          setTimeout(() => (s.destroy(), resolve(got)), 2000);
+          s.write(`GET /ws HTTP/1.1\r\n${headers}Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+        });
+      expect(await ask(`Host: 127.0.0.1:${display.port}\r\nOrigin: http://evil.example\r\n`)).toMatch(/^HTTP\/1.1 403/);
+      expect(await ask(`Host: evil.example:${display.port}\r\n`)).toMatch(/^HTTP\/1.1 403/);
+      expect(await ask(`Host: localhost:${display.port}\r\nOrigin: http://localhost:${display.port}\r\n`)).toMatch(/^HTTP\/1.1 101/);
+      const page = await fetch(`http://127.0.0.1:${display.port}/`);
+      expect(page.status).toBe(200);
     } finally {
       await display.stop();
     }

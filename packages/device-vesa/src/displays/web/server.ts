@@ -1,4 +1,4 @@
-import { type Server, createServer } from "node:http";
+import { type IncomingMessage, type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "@vmm/core";
 import type { Rect, RgbaFrame } from "../../framebuffer.js";
@@ -53,6 +53,10 @@ export class WebDisplay implements Display {
 
   async start(): Promise<void> {
     const server = createServer((req, res) => {
+      if (!this.trusted(req)) {
+        res.writeHead(403, { "content-type": "text/plain" });
+        return void res.end("forbidden: the display only answers pages it served itself\n");
+      }
       if (req.method === "GET" && (req.url === "/" || req.url === "/index.html")) {
         res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
         res.end(PAGE_HTML);
@@ -63,7 +67,8 @@ export class WebDisplay implements Display {
     });
     server.on("connection", (socket) => socket.unref());
     server.on("upgrade", (req, socket) => {
-      if (req.url !== "/ws") return void socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
+      if (!this.trusted(req)) return void socket.end("HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n");
+      if (req.url !== "/ws") return void socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
       let client: WebClient | undefined;
       const ws = WebSocketConnection.accept(req, socket, {
         onText: (text) => client && this.message(client, text),
@@ -102,6 +107,17 @@ export class WebDisplay implements Display {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  }
+
+  /**
+   * Browsers let any web page open a WebSocket to 127.0.0.1, so other sites could watch the screen and type:
+   * only requests addressed to this host and port (no DNS rebinding) from our own page's origin are served.
+   */
+  private trusted(req: IncomingMessage): boolean {
+    const hosts = [`127.0.0.1:${this.port}`, `localhost:${this.port}`];
+    if (!hosts.includes(req.headers.host ?? "")) return false;
+    const origin = req.headers.origin;
+    return origin === undefined || hosts.some((h) => origin === `http://${h}`);
   }
 
   private message(client: WebClient, text: string): void {
