@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { fixturePlugin, vmm } from "./helpers/spawn.js";
+import { spawnSync } from "node:child_process";
+import { bin, fixturePlugin, vmm } from "./helpers/spawn.js";
 
 const tmp = mkdtempSync(path.join(tmpdir(), "vmm-cli-"));
 const kernel = path.join(tmp, "guest.bin");
@@ -133,9 +134,10 @@ describe("vmm devices", () => {
   });
 });
 
+// A package installed in a project's node_modules, found only when vmm runs from that project.
+const project = mkdtempSync(path.join(tmpdir(), "vmm-project-"));
+
 describe("plugin resolution from the working directory", () => {
-  // A package installed in a project's node_modules, found only when vmm runs from that project.
-  const project = mkdtempSync(path.join(tmpdir(), "vmm-project-"));
   const pkg = path.join(project, "node_modules/@x/fixture");
   mkdirSync(pkg, { recursive: true });
   writeFileSync(
@@ -171,5 +173,17 @@ describe("built-in plugins", () => {
   it("built-in device options are validated with the plugin's name", () => {
     const r = vmm(["run", "-k", kernel, "--device", "virtio-blk,readonly=perhaps"]);
     expectOneLineError(r, 2, /^vmm: error: plugin @vmm\/device-virtio: device virtio-blk0: option 'path' is required \(raw disk image file\); option 'readonly': expected a boolean/);
+  });
+});
+
+describe("NODE_PATH", () => {
+  it("is ignored, like ES module imports ignore it: a plugin is found only where it is installed", () => {
+    const r = spawnSync(process.execPath, [bin, "devices", "--plugin", "@x/fixture"], {
+      cwd: tmp,
+      encoding: "utf8",
+      env: { ...process.env, NODE_PATH: path.join(project, "node_modules") },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^vmm: error: plugin @x\/fixture: not found from /);
   });
 });

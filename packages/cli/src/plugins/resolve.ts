@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -17,16 +18,30 @@ export function isPathSpecifier(specifier: string): boolean {
 }
 
 /**
- * Resolves a plugin the way Node resolves a `require` from a file in `cwd`: a package name through the
- * node_modules directories above `cwd` (honouring the package's "exports"), or a path (a file, or a package
- * directory through its "main") relative to `cwd`.
+ * The nearest directory at or above `cwd` whose node_modules holds package `name`, as an ES module import from
+ * `cwd` would find it. Unlike require, imports ignore NODE_PATH (which package managers set for their scripts),
+ * so a plugin is only found where the user installed it.
+ */
+function packageBase(name: string, cwd: string): string | undefined {
+  const packageName = name.startsWith("@") ? name.split("/").slice(0, 2).join("/") : name.split("/")[0]!;
+  for (let dir = cwd; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "node_modules", packageName, "package.json"))) return dir;
+    if (path.dirname(dir) === dir) return undefined;
+  }
+}
+
+/**
+ * Resolves a plugin from `cwd`: a package name through the node_modules directories above `cwd` (honouring the
+ * package's "exports" and "main"), or a path (a file, or a package directory through its "main") relative to `cwd`.
  */
 export function resolvePlugin(specifier: string, cwd: string): ResolvedPlugin {
-  const require = createRequire(path.join(cwd, "noop.js"));
-  const target = isPathSpecifier(specifier) ? path.resolve(cwd, specifier) : specifier;
+  const isPath = isPathSpecifier(specifier);
+  const base = isPath ? cwd : packageBase(specifier, cwd);
+  const target = isPath ? path.resolve(cwd, specifier) : specifier;
   let file: string;
   try {
-    file = require.resolve(target);
+    if (base === undefined) throw Object.assign(new Error(`cannot find package '${specifier}'`), { code: "MODULE_NOT_FOUND" });
+    file = createRequire(path.join(base, "noop.js")).resolve(target);
   } catch (error) {
     throw new PluginError(specifier, notFound(specifier, target, cwd, error), { cause: error });
   }
