@@ -121,6 +121,11 @@ export class VesaDevice extends PciFunction {
     await Promise.all(displays.map((d) => d.stop()));
   }
 
+  /** What the cli calls on every device after the VM ends (before the machine frees guest memory). */
+  async close(): Promise<void> {
+    await this.shutdown();
+  }
+
   protected override attached(): void {
     // The VBE ports are fixed (not a BAR); a second VESA device in one VM fails here with an address conflict.
     this.ports ??= this.pio.register(VBE_INDEX_PORT, 2, this.name, this.screen.vbe.portHandler());

@@ -1,3 +1,4 @@
+import { existsSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
@@ -47,12 +48,15 @@ describe("vesa plugin", () => {
     expect(() => validateOptions(type.options, { fbsize: "1K" }, { plugin: plugin.name })).toThrow(/below the minimum/);
   });
 
-  it("starts the displays it is given ('+'-separated) and stops them on shutdown", async () => {
+  it("starts the displays it is given ('+'-separated) and stops them on close (the cli's end-of-VM call)", async () => {
     const { create, logger } = vm();
     const device = (await create({ display: `vnc:0+web:0+png:${join(tmpdir(), "vesa-plugin.png")}` })) as vesa.VesaDevice;
     expect(device.displays.map((d) => d.kind)).toEqual(["vnc", "web", "png"]);
     expect(logger.lines.join("\n")).toMatch(/vnc on 127\.0\.0\.1:\d+/);
-    await device.shutdown();
+    const png = join(tmpdir(), "vesa-plugin.png");
+    rmSync(png, { force: true });
+    await device.close();
+    expect(existsSync(png)).toBe(true);
     expect(device.displays).toEqual([]);
   });
 
