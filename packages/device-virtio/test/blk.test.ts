@@ -152,6 +152,25 @@ describe("virtio-blk", () => {
     expect([...backend.bytes.subarray(2560)]).toEqual([...pattern(64 * 512).subarray(2560)]);
   });
 
+  it("fails reads whose data buffer is device-readable and writes whose data is device-writable", () => {
+    const backend = new MemoryBlockBackend(pattern(64 * 512));
+    const { driver, ring, mem } = blk(backend);
+    const hdr = (type: number) => {
+      const h = driver.alloc.alloc(16);
+      mem.writeU32(h, type);
+      return h;
+    };
+    const data = driver.alloc.alloc(512);
+    const s1 = driver.alloc.alloc(1);
+    const s2 = driver.alloc.alloc(1);
+    ring.post([{ addr: hdr(BlkType.IN), len: 16 }, { addr: data, len: 512 }, { addr: s1, len: 1, write: true }]);
+    ring.post([{ addr: hdr(BlkType.OUT), len: 16 }, { addr: data, len: 512, write: true }, { addr: s2, len: 1, write: true }]);
+    driver.kick(0);
+    expect(ring.takeUsed().map((u) => u.len)).toEqual([1, 1]);
+    expect([mem.readU8(s1), mem.readU8(s2)]).toEqual([BlkStatus.IOERR, BlkStatus.IOERR]);
+    expect([...backend.bytes]).toEqual([...pattern(64 * 512)]);
+  });
+
   it("answers unknown request types with UNSUPP", () => {
     const { driver, ring, mem } = blk();
     const r = request(driver, 0x55, 0n, 0);
