@@ -2,6 +2,19 @@
 // The vmm command. reflect-metadata must be loaded before anything that uses tsyringe.
 import "reflect-metadata";
 
+// Last resort for errors thrown outside any command's control (a plugin's stray timer or promise). While a VM
+// runs, `vmm run` listens itself and stops the VM cleanly; this only acts when nobody else listens.
+const debug = process.argv.includes("--debug");
+for (const event of ["uncaughtException", "unhandledRejection"]) {
+  process.on(event, (error) => {
+    if (process.listenerCount(event) > 1) return;
+    const text = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`vmm: error: internal error: ${text.replace(/\s*\n\s*/g, " ")}\n`);
+    if (debug && error instanceof Error && error.stack) process.stderr.write(error.stack + "\n");
+    process.exit(1);
+  });
+}
+
 const { main } = await import("../dist/main.js");
 const status = await main(process.argv.slice(2));
 // The VM and its devices are closed by now; do not wait for stray handles (sockets, timers) of plugins.

@@ -66,6 +66,7 @@ describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
     const r = vmm(["run", "-k", guests["pci-ecam"]!, "--plugin", fixture, "--device", "fixture-dev,id=7", "--debug"]);
     expect(r.stdout).toMatch(/^pci 00:[0-9a-f]{2}\.0 id 1234abcd /m);
     expect(r.stderr).toMatch(/^vmm: debug: fixture-dev0: config read 0x0\/4 -> 0x1234abcd$/m);
+    expect(r.stderr).toMatch(/^vmm: debug: vCPU 0: pio out1 0x3f8 = 0x/m);
     expect(r.status).toBe(0);
   });
 
@@ -87,6 +88,22 @@ describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
     const r = vmm(["run", "-k", guests.hello!, "--plugin", fixture, "--device", "fixture-dev,id=1,port=0x3f8"]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^vmm: error: pio: fixture-dev0 \[0x3f8, \+0x4\) overlaps serial0 \(16550A\)\n$/);
+  });
+
+  it("the shorthands create working built-in devices: -d, -n socket, --rng, --console virtio", () => {
+    const disk = path.join(tmp, "disk.img");
+    writeFileSync(disk, new Uint8Array(64 * 1024));
+    const r = vmm(["run", "-k", guests["pci-ecam"]!, "-d", disk, "-d", `${disk},ro`, "-n", `socket,path=${path.join(tmp, "net.sock")}`, "--rng", "--console", "virtio"]);
+    expect(r.stderr).toBe("");
+    for (const id of ["10421af4", "10411af4", "10441af4", "10431af4"]) expect(r.stdout).toMatch(new RegExp(`^pci 00:[0-9a-f]{2}\\.0 id ${id} `, "m"));
+    expect(r.stdout.match(/id 10421af4/g)).toHaveLength(2);
+    expect(r.status).toBe(0);
+  });
+
+  it("-n tap is refused by virtio-net in one line", () => {
+    const r = vmm(["run", "-k", guests.hello!, "-n", "tap"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^vmm: error: virtio-net0: the tap backend needs [^\n]*\n$/);
   });
 
   it.each([

@@ -165,6 +165,19 @@ describe("vmm run assembles one VM through its DI container", () => {
     expect(h.signals.listenerCount(signal)).toBe(0);
   });
 
+  it("an error thrown by device code outside a guest access stops the VM cleanly with one line", async () => {
+    const h = harness(async (m) => {
+      setTimeout(() => h.signals.emit("unhandledRejection", new Error("disk callback exploded")), 10);
+      await m.stopRequested;
+      return { status: 1, reason: "stopped" };
+    });
+    expect(await main(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,id=1"], h.ctx)).toBe(1);
+    expect(h.err.join("")).toBe("vmm: error: a device or plugin failed outside a guest access: disk callback exploded\n");
+    expect(h.machines[0]!.stopReason).toBe("async failure");
+    expect(events.at(-1)).toBe("close fixture-dev0");
+    expect(h.signals.listenerCount("unhandledRejection")).toBe(0);
+  });
+
   it("a signal still closes devices when the machine cannot be asked to stop", async () => {
     const h = harness(() => new Promise<RunResult>(() => {}), { withStop: false });
     const running = main(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,id=1"], h.ctx);

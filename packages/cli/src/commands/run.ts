@@ -1,10 +1,10 @@
 import { access, constants, readFile } from "node:fs/promises";
-import { StderrLogger, Tokens, type AddressSpace, type Logger } from "@vmm/core";
+import { StderrLogger, Tokens, VmmError, type AddressSpace, type Logger } from "@vmm/core";
 import { ARCHITECTURES, canonicalArch } from "../arch/index.js";
 import type { MachineFactory, RunResult, VirtualMachine } from "../arch/machine.js";
 import { assemble, closeAll, planDevices } from "../assemble.js";
 import type { CliContext } from "../context.js";
-import { FileError, type DeviceFaultError } from "../errors.js";
+import { describe, FileError, type DeviceFaultError } from "../errors.js";
 import { detectKernelKind } from "../options/kernel.js";
 import { buildRunConfig, type RawRunOptions, type RunConfig } from "../options/run-config.js";
 import { SugarTypes } from "../options/sugar.js";
@@ -49,7 +49,18 @@ function traceUnhandled(machine: VirtualMachine, logger: Logger): void {
   }
 }
 
-type Ending = { kind: "result"; result: RunResult } | { kind: "signal"; signal: StopSignal } | { kind: "fault"; fault: DeviceFaultError };
+type Ending =
+  | { kind: "result"; result: RunResult }
+  | { kind: "signal"; signal: StopSignal }
+  | { kind: "fault"; fault: DeviceFaultError }
+  | { kind: "async"; error: unknown };
+
+/** Errors thrown by device or plugin code outside a guest access (timers, I/O callbacks, promises). */
+export class AsyncFaultError extends VmmError {
+  constructor(cause: unknown) {
+    super("EASYNC", `a device or plugin failed outside a guest access: ${describe(cause)}`, { cause });
+  }
+}
 
 /**
  * `vmm run`: parse, check files and plugins, plan devices (all before touching KVM), assemble the VM, run it until
@@ -96,16 +107,17 @@ export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<n
   if (config.debug) traceUnhandled(machine, logger);
 
   const signals = ctx.signals ?? process;
-  const handlers = (Object.keys(SIGNAL_STATUS) as StopSignal[]).map((signal) => {
-    const handler = () => stop({ kind: "signal", signal });
-    signals.on(signal, handler);
-    return [signal, handler] as const;
-  });
+  const handlers: Array<readonly [string, (...args: unknown[]) => void]> = [
+    ...(Object.keys(SIGNAL_STATUS) as StopSignal[]).map((signal) => [signal, () => stop({ kind: "signal", signal })] as const),
+    // While the VM runs, a stray exception of a device's asynchronous work stops it cleanly instead of crashing.
+    ...(["uncaughtException", "unhandledRejection"] as const).map((event) => [event, (error: unknown) => stop({ kind: "async", error })] as const),
+  ];
+  for (const [event, handler] of handlers) signals.on(event, handler);
   let ending: Ending;
   try {
     const running = machine.run().then((result): Ending => ({ kind: "result", result }));
     const first = await Promise.race([running, ended]);
-    if (first.kind !== "result") machine.stop?.(first.kind === "signal" ? `${first.signal}` : first.fault.message);
+    if (first.kind !== "result") machine.stop?.(first.kind === "signal" ? first.signal : first.kind === "fault" ? first.fault.message : "async failure");
     ending = first;
     // A machine that can stop is waited for, so that no vCPU runs while devices close.
     if (first.kind !== "result" && machine.stop) await running.catch(() => undefined);
@@ -123,6 +135,7 @@ export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<n
     return SIGNAL_STATUS[ending.signal];
   }
   if (ending.kind === "fault") return 1;
+  if (ending.kind === "async") throw new AsyncFaultError(ending.error);
   const { result } = ending;
   if (result.status !== 0) logger.error(`${config.name}: ${result.message ?? result.reason} (exit status ${result.status})`);
   else logger.debug(`${config.name}: ${result.reason}${result.message ? `: ${result.message}` : ""}`);
