@@ -71,6 +71,7 @@ describe("vesa plugin", () => {
     const { create } = vm();
     await expect(create({ display: "sdl" })).rejects.toThrow(/unknown kind 'sdl'/);
     await expect(create({ display: "vnc:99999" })).rejects.toThrow(ConfigurationError);
+    await expect(create({ display: "png:/nonexistent-dir/x.png" })).rejects.toThrow(/cannot write \/nonexistent-dir\/x.png/);
     const busy = createServer();
     await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
     const port = (busy.address() as { port: number }).port;

@@ -1,4 +1,5 @@
-import { renameSync, writeFileSync } from "node:fs";
+import { accessSync, constants, renameSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { deflateSync } from "node:zlib";
 import type { RgbaFrame } from "../framebuffer.js";
 import type { FrameSource } from "../screen.js";
@@ -71,9 +72,20 @@ export class PngDisplay implements Display {
   }
 
   /** Writes the last picture if the process exits without a stop() (a VM that ends by exiting). */
-  private readonly atExit = () => this.screenshot();
+  private readonly atExit = () => {
+    try {
+      this.screenshot();
+    } catch (e) {
+      process.stderr.write(`vmm: warning: png display: cannot write ${this.path}: ${(e as Error).message}\n`);
+    }
+  };
 
   async start(): Promise<void> {
+    try {
+      accessSync(dirname(resolve(this.path)), constants.W_OK);
+    } catch {
+      throw new Error(`png display: cannot write ${this.path}: its directory does not exist or is not writable`);
+    }
     process.once("exit", this.atExit);
   }
 
