@@ -18,5 +18,6 @@ export { installLegacyDevices, type LegacyDevices, type LegacyDeviceOptions } fr
 export { KvmInterruptController, IOAPIC_PINS } from "./services/interrupts.js";
 export { KvmMemoryMapper } from "./services/memory-mapper.js";
 export { KvmIoEvents } from "./services/io-events.js";
+export { MsiRouter, MachineTokens, type MsiRoute } from "./services/msi-routes.js";
 export { createPciHost, PCI_INTX_GSIS, type PciHost } from "./services/pci.js";
 export { openKvm } from "./kvm-open.js";

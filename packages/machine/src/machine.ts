@@ -24,6 +24,7 @@ import { RunLoop, type MachineResult } from "./run-loop.js";
 import { KvmInterruptController } from "./services/interrupts.js";
 import { KvmIoEvents } from "./services/io-events.js";
 import { KvmMemoryMapper } from "./services/memory-mapper.js";
+import { MachineTokens, MsiRouter } from "./services/msi-routes.js";
 import { createPciHost, type PciHost } from "./services/pci.js";
 import { patchCpuid } from "./x86_64/cpuid.js";
 import { Layout, buildMemoryMap, type MemoryMap } from "./x86_64/memory-map.js";
@@ -102,6 +103,8 @@ export class Machine {
   readonly mmio: AddressSpace;
   readonly interrupts: KvmInterruptController;
   readonly ioEvents: KvmIoEvents;
+  /** MSIs raised through irqfd (no userspace exit); also in `container` under MachineTokens.MsiRoutes. */
+  readonly msiRoutes: MsiRouter;
   readonly pci: PciHost;
   readonly legacy: LegacyDevices;
   readonly logger: Logger;
@@ -149,6 +152,7 @@ export class Machine {
       this.interrupts = new KvmInterruptController(this.vm);
       this.ioEvents = new KvmIoEvents(this.vm);
       const mapper = new KvmMemoryMapper(this.vm, FIRST_DEVICE_SLOT);
+      this.msiRoutes = new MsiRouter(this.vm);
       this.loop = new RunLoop({ pio: this.pio, mmio: this.mmio, logger: this.logger, maxSliceMs: options.maxSliceMs, trace: options.debug });
 
       this.container = (options.container ?? rootContainer).createChildContainer();
@@ -159,6 +163,7 @@ export class Machine {
       this.container.register(Tokens.IoEvents, { useValue: this.ioEvents });
       this.container.register(Tokens.MemoryMapper, { useValue: mapper });
       this.container.register(Tokens.Logger, { useValue: this.logger });
+      this.container.register(MachineTokens.MsiRoutes, { useValue: this.msiRoutes });
 
       this.legacy = installLegacyDevices({
         pio: this.pio,

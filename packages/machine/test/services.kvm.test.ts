@@ -88,3 +88,40 @@ async function runWithDevice(program: string, dev: TestFunction) {
     machine.close();
   }
 }
+
+describe.skipIf(!kvmOk)("MSI delivery under KVM", () => {
+  it("delivers an MSI through KVM_SIGNAL_MSI and another through an irqfd on an MSI GSI route", async () => {
+    const path = await buildGuest("msi", { format: "elf" });
+    let serial = "";
+    let machine: Machine | undefined;
+    let sent = false;
+    machine = new Machine({
+      memoryMiB: 32,
+      kernel: { kind: "elf", path },
+      logger: new MemoryLogger(),
+      serial: {
+        output: (b) => {
+          serial += Buffer.from(b).toString();
+          if (!sent && serial.includes("ready")) {
+            sent = true;
+            const m = machine!;
+            setTimeout(() => {
+              m.interrupts.signal({ address: 0xfee00000, data: 0x41 });
+              const route = m.msiRoutes.add({ address: 0xfee00000, data: 0x40 });
+              route.update({ address: 0xfee00000, data: 0x42 });
+              route.trigger();
+            }, 5);
+          }
+        },
+      },
+    });
+    try {
+      const result = await machine.run();
+      expect(serial).toContain("msi: ready, address fee00000\n");
+      expect(serial).toContain("msi: vector 41 x1, vector 42 x1\n");
+      expect(result).toMatchObject({ status: 0, reason: "debug-exit" });
+    } finally {
+      machine.close();
+    }
+  });
+});

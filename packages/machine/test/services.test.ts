@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KvmIoEvents, KvmMemoryMapper } from "../src/index.js";
+import { KvmIoEvents, KvmMemoryMapper, MsiRouter } from "../src/index.js";
 
 function fakeVm() {
   const calls: string[] = [];
@@ -62,5 +62,40 @@ describe("KvmIoEvents", () => {
     h.remove();
     expect(notified).toBe(1);
     expect(log).toEqual(["ioeventfd mmio c0001000 4 2", "unref", "deassign", "close fd"]);
+  });
+});
+
+describe("MsiRouter", () => {
+  it("keeps KVM's irqchip routes, adds MSI routes above the IOAPIC pins with an irqfd, reuses freed GSIs", () => {
+    const tables: { gsi: number; type: string; address?: number; data?: number; irqchip?: number; pin?: number }[][] = [];
+    const log: string[] = [];
+    const vm = {
+      setGsiRouting: (entries: never[]) => void tables.push(entries),
+      createEventFd: () => ({ write: () => void log.push("write"), close: () => void log.push("close") }) as never,
+      irqfd: (_fd: unknown, gsi: number) => (log.push(`irqfd ${gsi}`), { remove: () => void log.push(`unirqfd ${gsi}`) }),
+    };
+    const router = new MsiRouter(vm);
+    const a = router.add({ address: 0xfee00000, data: 0x41 });
+    const b = router.add({ address: 0xfee01000, data: 0x42 });
+    expect([a.gsi, b.gsi]).toEqual([24, 25]);
+    const last = tables.at(-1)!;
+    // GSI 4 goes to the master PIC pin 4 and IOAPIC pin 4; GSI 17 to the IOAPIC only.
+    expect(last.filter((r) => r.gsi === 4)).toEqual([
+      { gsi: 4, type: "irqchip", irqchip: 0, pin: 4 },
+      { gsi: 4, type: "irqchip", irqchip: 2, pin: 4 },
+    ]);
+    expect(last.filter((r) => r.gsi === 17)).toEqual([{ gsi: 17, type: "irqchip", irqchip: 2, pin: 17 }]);
+    expect(last.filter((r) => r.type === "msi")).toEqual([
+      { gsi: 24, type: "msi", address: 0xfee00000, data: 0x41 },
+      { gsi: 25, type: "msi", address: 0xfee01000, data: 0x42 },
+    ]);
+    a.update({ address: 0xfee00000, data: 0x51 });
+    expect(tables.at(-1)!.find((r) => r.gsi === 24)).toMatchObject({ data: 0x51 });
+    a.trigger();
+    a.remove();
+    a.remove();
+    expect(tables.at(-1)!.some((r) => r.gsi === 24)).toBe(false);
+    expect(router.add({ address: 0xfee00000, data: 0x43 }).gsi).toBe(24);
+    expect(log).toEqual(["irqfd 24", "irqfd 25", "write", "unirqfd 24", "close", "irqfd 24"]);
   });
 });
