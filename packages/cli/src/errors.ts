@@ -34,6 +34,13 @@ export class DeviceFaultError extends VmmError {
   }
 }
 
+/** Device or plugin code threw outside a guest access (a timer, an I/O callback, a promise); the VM is stopped. */
+export class AsyncFaultError extends VmmError {
+  constructor(cause: unknown) {
+    super("EASYNC", `a device or plugin failed outside a guest access: ${describe(cause)}`, { cause });
+  }
+}
+
 /** A file the user named cannot be used. */
 export class FileError extends VmmError {
   constructor(what: string, path: string, cause: unknown) {

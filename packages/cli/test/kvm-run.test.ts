@@ -51,6 +51,14 @@ describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
     expect(lines[0]).toMatch(/^vmm: error: .*(emulat|internal)/i);
   });
 
+  it("-p and -i reach the machine (which passes them to bzImage kernels only, and says so)", () => {
+    const initrd = path.join(tmp, "initrd.img");
+    writeFileSync(initrd, new Uint8Array(4096));
+    const r = vmm(["run", "-k", guests.hello!, "-p", "console=ttyS0", "-i", initrd, "--name", "p"]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe("vmm: warning: p: a command line is only passed to bzImage kernels; ignored\n");
+  });
+
   it("two vCPUs and more memory are accepted", () => {
     const r = vmm(["run", "-k", guests.hello!, "-c", "2", "-m", "1G"]);
     expect(r.status).toBe(0);

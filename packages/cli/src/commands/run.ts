@@ -1,10 +1,10 @@
 import { access, constants, readFile } from "node:fs/promises";
-import { StderrLogger, Tokens, VmmError, type AddressSpace, type Logger } from "@vmm/core";
+import { StderrLogger, Tokens, type AddressSpace, type Logger } from "@vmm/core";
 import { ARCHITECTURES, canonicalArch } from "../arch/index.js";
 import type { MachineFactory, RunResult, VirtualMachine } from "../arch/machine.js";
 import { assemble, closeAll, planDevices } from "../assemble.js";
 import type { CliContext } from "../context.js";
-import { describe, FileError, type DeviceFaultError } from "../errors.js";
+import { AsyncFaultError, FileError, type DeviceFaultError } from "../errors.js";
 import { detectKernelKind } from "../options/kernel.js";
 import { buildRunConfig, type RawRunOptions, type RunConfig } from "../options/run-config.js";
 import { SugarTypes } from "../options/sugar.js";
@@ -55,12 +55,6 @@ type Ending =
   | { kind: "fault"; fault: DeviceFaultError }
   | { kind: "async"; error: unknown };
 
-/** Errors thrown by device or plugin code outside a guest access (timers, I/O callbacks, promises). */
-export class AsyncFaultError extends VmmError {
-  constructor(cause: unknown) {
-    super("EASYNC", `a device or plugin failed outside a guest access: ${describe(cause)}`, { cause });
-  }
-}
 
 /**
  * `vmm run`: parse, check files and plugins, plan devices (all before touching KVM), assemble the VM, run it until
