@@ -43,11 +43,16 @@ export interface MachineOptions {
   /** Linux command line (bzImage only). */
   readonly cmdline?: string;
   readonly initrd?: { readonly path?: string; readonly bytes?: Uint8Array };
-  /** COM1: host input (stdin by default: none) and where the guest's output goes (stdout by default). */
+  /**
+   * COM1: host input and where the guest's output goes. Without this option COM1 writes to stdout and, unless
+   * `console` is "virtio", reads stdin while the machine runs.
+   */
   readonly serial?: {
     readonly input?: NodeJS.ReadableStream;
     readonly output?: NodeJS.WritableStream | ((bytes: Uint8Array) => void);
   };
+  /** Which console the guest uses (the cli's --console); "virtio" leaves stdin to a virtio console device. */
+  readonly console?: "serial" | "virtio";
   readonly logger?: Logger;
   /** Trace every exit and unhandled access through logger.debug. */
   readonly debug?: boolean;
@@ -168,7 +173,7 @@ export class Machine {
       this.legacy = installLegacyDevices({
         pio: this.pio,
         interrupts: this.interrupts,
-        serialOutput: outputSink(options.serial?.output),
+        serialOutput: outputSink(options.serial ? options.serial.output : process.stdout),
         memory: { baseKiB: this.memoryMap.lowKiB, extendedBytes: this.memoryMap.extendedBytes, highBytes: this.memoryMap.highBytes },
         onReset: () => this.loop.stop({ status: 0, reason: "reset", message: "the guest reset the machine (i8042 command 0xFE)" }),
         onDebugExit: (status) => this.loop.stop({ status, reason: "debug-exit", message: `the guest wrote ${status} to the debug-exit port` }),
@@ -261,13 +266,17 @@ export class Machine {
     if (this.state !== "created") throw new ConfigurationError(`${this.name}: a machine runs once`);
     this.load();
     this.state = "running";
-    const input = this.options.serial?.input;
+    const o = this.options;
+    const stdin = !o.serial && o.console !== "virtio" ? process.stdin : undefined;
+    const input = o.serial ? o.serial.input : stdin;
     const onData = (chunk: Buffer | string) => this.legacy.uart.input(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
     input?.on("data", onData);
     try {
       return await this.loop.run();
     } finally {
       input?.off("data", onData);
+      // Stdin was only read for this run: stop reading so it does not keep the process alive.
+      stdin?.pause();
       this.state = "done";
     }
   }

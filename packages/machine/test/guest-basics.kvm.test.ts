@@ -74,6 +74,12 @@ describe.skipIf(!kvmOk)("guest programs under KVM", () => {
     expect(result.status).toBe(0);
   });
 
+  it("takes #UD, #DE and #PF in IDT handlers that resume the guest, and a LAPIC self-IPI", async () => {
+    const { result, serial } = await runGuest("exceptions", "raw");
+    expect(serial).toBe("exceptions: ud 1 de 1 pf 1 cr2 100000000 ipi 1\n");
+    expect(result.status).toBe(0);
+  });
+
   it("stops when every vCPU halts with interrupts disabled", async () => {
     const { result, serial } = await runGuest("halt", "elf");
     expect(serial).toBe("halting\n");
