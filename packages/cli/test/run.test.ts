@@ -96,6 +96,15 @@ describe("vmm run assembles one VM through its DI container", () => {
     expect(events).toEqual(["close virtio-console0", "close virtio-rng0", "close virtio-net0", "close virtio-blk1", "close virtio-blk0"]);
   });
 
+  it("--plugin with a built-in's name gives the built-in options instead of loading another copy", async () => {
+    const h = harness(async () => shutdown, { builtins: ["fixture-plugin.mjs"] });
+    expect(await main(["run", "-k", kernel, "--plugin", "fixture-plugin.mjs,flavour=fancy", "--device", "fixture-dev,id=1"], h.ctx)).toBe(0);
+    expect(events.filter((e) => e.startsWith("register"))).toEqual(["register flavour=fancy", "register flavour=fancy"]);
+    const bad = harness(async () => shutdown, { builtins: ["fixture-plugin.mjs"] });
+    expect(await main(["run", "-k", kernel, "--plugin", "fixture-plugin.mjs,flavour=bland"], bad.ctx)).toBe(2);
+    expect(bad.err.join("")).toBe('vmm: error: plugin fixture-plugin: option \'flavour\': expected one of plain, fancy, got "bland"\n');
+  });
+
   it("built-in device options are validated like any plugin's", async () => {
     const h = harness(async () => shutdown, { builtins: ["fake-virtio.mjs"] });
     const status = await main(["run", "-k", kernel, "-n", "tap", "--device", "virtio-blk"], h.ctx);

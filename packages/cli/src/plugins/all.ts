@@ -1,12 +1,20 @@
 import type { CliContext } from "../context.js";
 import type { Spec } from "../options/spec.js";
 import { BUILTIN_PLUGINS, loadBuiltinPlugins } from "./builtin.js";
-import { loadPlugin, mergePlugins, type LoadedPlugin } from "./load.js";
+import { acceptPlugin, loadPlugin, mergePlugins, type LoadedPlugin } from "./load.js";
 
-/** The built-in plugins followed by the `--plugin` ones (resolved from the working directory), checked. */
+/**
+ * The built-in plugins followed by the `--plugin` ones (resolved from the working directory), checked. Naming a
+ * built-in with `--plugin` (e.g. `--plugin @vmm/device-vesa,display=vnc`) gives it options; it is not resolved
+ * from the working directory.
+ */
 export async function loadAllPlugins(specs: readonly Spec[], ctx: CliContext): Promise<LoadedPlugin[]> {
-  const builtin = await loadBuiltinPlugins(ctx.builtins ?? BUILTIN_PLUGINS);
+  const builtins = ctx.builtins ?? BUILTIN_PLUGINS;
+  const builtin = await loadBuiltinPlugins(builtins);
   const user: LoadedPlugin[] = [];
-  for (const spec of specs) user.push(await loadPlugin(spec, ctx.cwd));
+  for (const spec of specs) {
+    const entry = builtins.find((b) => b.name === spec.name);
+    user.push(entry ? acceptPlugin(await entry.load(), entry.name, spec.options, true, "built-in") : await loadPlugin(spec, ctx.cwd));
+  }
   return mergePlugins(builtin, user);
 }
