@@ -17,7 +17,7 @@ if (!toolchain) console.warn(`\n${"!".repeat(70)}\n!! @vmm/guest-kit: gcc/binuti
 describe("guest-kit", () => {
   it("lists its guest programs", async () => {
     const names = await listGuests();
-    for (const n of ["hello", "exit-status", "reset", "rtc", "uart-irq", "emulation-failure", "smp", "spin", "pci-ecam"]) {
+    for (const n of ["hello", "exit-status", "reset", "rtc", "uart-irq", "emulation-failure", "smp", "spin", "pci-ecam", "mptable", "msi", "exceptions", "port-poke", "halt", "triple-fault"]) {
       expect(names).toContain(n);
     }
   });

@@ -80,6 +80,14 @@ describe.skipIf(!kvmOk)("guest programs under KVM", () => {
     expect(result.status).toBe(0);
   });
 
+  it("reports a triple fault as a shutdown with the vCPU and RIP, non-zero status", async () => {
+    const { result, serial } = await runGuest("triple-fault", "elf");
+    expect(serial).toBe("triple faulting\n");
+    expect(result.status).not.toBe(0);
+    expect(result.reason).toBe("shutdown");
+    expect(result.message).toMatch(/^vCPU 0: the guest shut down \(triple fault\) at RIP 0x[0-9a-f]+$/);
+  });
+
   it("stops when every vCPU halts with interrupts disabled", async () => {
     const { result, serial } = await runGuest("halt", "elf");
     expect(serial).toBe("halting\n");

@@ -110,6 +110,12 @@ describe("RunLoop", () => {
     expect(a.stops).toBe(1);
   });
 
+  it("reports a failed VM entry with its hardware reason", async () => {
+    const { loop } = setup();
+    loop.add(new FakeVcpu(0, [() => ({ reason: "fail-entry", code: 0x21, rip: 0xfff0 })]));
+    expect(await loop.run()).toEqual({ status: 1, reason: "error", message: "vCPU 0: VM entry failed, hardware reason 0x21 at RIP 0xfff0" });
+  });
+
   it("maps KVM system events: reset, power off, crash", async () => {
     for (const [type, expected] of [
       [2, { status: 0, reason: "reset" }],
