@@ -110,6 +110,12 @@ describe("@x/device-pci-testdev installed from its tarball", () => {
       expect(r.status).toBe(0);
     });
 
+    it("device options reach the device: another ID register value makes the guest's ID check fail", () => {
+      const r = vmm(["run", "-k", guest, "--plugin", "@x/device-pci-testdev", "--device", "pci-testdev,id=0x1234"]);
+      expect(r.stdout).toContain("pci-testdev: ID through memory: FAIL (got 00001234, want 54534554)");
+      expect(r.status).toBe(1);
+    });
+
     it("the guest fails (exit 1) when the device is not there", () => {
       const r = vmm(["run", "-k", guest]);
       expect(r.stdout).toContain("pci-testdev: FAIL: device 7e57:0001 not found");
