@@ -126,8 +126,8 @@ export class Machine {
     this.logger = options.logger ?? new StderrLogger(options.debug ?? false);
     this.cpus = options.cpus ?? 1;
     this.memoryMap = buildMemoryMap(memoryMiB(options));
-    const kvm = openKvm();
     if (!Number.isInteger(this.cpus) || this.cpus < 1) throw new ConfigurationError(`cpus must be a positive integer (got ${this.cpus})`);
+    const kvm = openKvm();
     this.kvm = kvm.kvm;
     if (this.cpus > kvm.maxVcpus) {
       kvm.kvm.close();

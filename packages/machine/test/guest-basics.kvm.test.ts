@@ -65,8 +65,8 @@ describe.skipIf(!kvmOk)("guest programs under KVM", () => {
     expect(result.message).toMatch(/^vCPU 0: KVM internal error \(emulation failure\) at RIP 0x1[0-9a-f]{5}, instruction bytes: cc/);
   });
 
-  it("runs every vCPU (2 vCPUs, both listed in the MADT)", async () => {
-    const { result, serial } = await runGuest("smp", "raw", { cpus: 2 });
+  it.each(["raw", "elf"] as const)("runs every vCPU (2 vCPUs, both listed in the MADT), %s entry", async (format) => {
+    const { result, serial } = await runGuest("smp", format, { cpus: 2 });
     expect(serial).toContain("MADT lists 2 cpus\n");
     expect(serial).toContain("cpu BSP apic id 0 running\n");
     expect(serial).toContain("cpu AP apic id 1 running\n");
@@ -86,6 +86,11 @@ describe.skipIf(!kvmOk)("guest programs under KVM", () => {
     expect(result.status).not.toBe(0);
     expect(result.reason).toBe("shutdown");
     expect(result.message).toMatch(/^vCPU 0: the guest shut down \(triple fault\) at RIP 0x[0-9a-f]+$/);
+  });
+
+  it("refuses more vCPUs than KVM offers, and bad options, with clear errors", async () => {
+    await expect(runGuest("hello", "raw", { cpus: 1000 })).rejects.toThrow(/1000 vCPUs asked for, but this host's KVM allows at most \d+/);
+    await expect(runGuest("hello", "raw", { memoryMiB: 3 })).rejects.toThrow(/memory must be a whole number of MiB between 16/);
   });
 
   it("stops when every vCPU halts with interrupts disabled", async () => {
