@@ -3,6 +3,7 @@ import { PciFunction } from "@vmm/pci";
 import type { Display } from "./displays/display.js";
 import { VesaScreen } from "./screen.js";
 import { type ScreenInfo, screenInfo } from "./screen-info.js";
+import { DAC_PORT_BASE, DAC_PORT_COUNT } from "./vbe/dac.js";
 import { VBE_INDEX_PORT } from "./vbe/registers.js";
 
 /** The Bochs/QEMU standard VGA IDs: Linux's bochs DRM driver binds to them and then uses the VBE ports. */
@@ -32,14 +33,15 @@ export interface VesaDeviceOptions {
 /**
  * A VESA linear framebuffer as a PCI display function. BAR 0 (32-bit, prefetchable) is the framebuffer: RAM
  * from the MemoryMapper, mapped with dirty logging wherever the bus says the BAR is decoded. The mode comes from
- * the Bochs VBE ports 0x1CE/0x1CF. No legacy VGA (no 0xA0000 window, no VGA ports, no palette).
+ * the Bochs VBE ports 0x1CE/0x1CF; 8 bpp palettes from the VGA DAC ports 0x3C6-0x3C9. No other legacy VGA
+ * (no 0xA0000 window, no text mode, no VGA BIOS).
  */
 export class VesaDevice extends PciFunction {
   readonly screen: VesaScreen;
   readonly fbSize: number;
   readonly displays: Display[] = [];
   private region: MappedRegion | undefined;
-  private ports: Registration | undefined;
+  private ports: Registration[] | undefined;
   private readonly mapper: MemoryMapper;
   private readonly pio: AddressSpace;
   private readonly log: Logger | undefined;
@@ -93,6 +95,7 @@ export class VesaDevice extends PciFunction {
   override reset(): void {
     super.reset();
     this.screen.vbe.reset();
+    this.screen.dac.reset();
   }
 
   /** screen_info for a Linux boot, describing the current mode at the current BAR address. */
@@ -128,7 +131,10 @@ export class VesaDevice extends PciFunction {
 
   protected override attached(): void {
     // The VBE ports are fixed (not a BAR); a second VESA device in one VM fails here with an address conflict.
-    this.ports ??= this.pio.register(VBE_INDEX_PORT, 2, this.name, this.screen.vbe.portHandler());
+    this.ports ??= [
+      this.pio.register(VBE_INDEX_PORT, 2, this.name, this.screen.vbe.portHandler()),
+      this.pio.register(DAC_PORT_BASE, DAC_PORT_COUNT, `${this.name} (VGA DAC)`, this.screen.dac.portHandler()),
+    ];
   }
 
   private unmap(): void {

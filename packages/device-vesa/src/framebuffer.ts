@@ -68,10 +68,22 @@ function table16(layout: PixelLayout): Uint32Array {
  * Converts `rect` of the scanout to RGBA into `out` at (outX, outY) of a picture `outWidth` pixels wide.
  * The caller clips `rect` to the scanout; the scanout was checked to fit in `fb` when the mode was enabled.
  */
-export function convertToRgba(fb: Uint8Array, scanout: Scanout, rect: Rect, out: Uint8Array, outWidth: number, outX = rect.x, outY = rect.y): void {
+export function convertToRgba(fb: Uint8Array, scanout: Scanout, rect: Rect, out: Uint8Array, outWidth: number, outX = rect.x, outY = rect.y, palette?: Palette): void {
+  const out32 = new Uint32Array(out.buffer, out.byteOffset, out.byteLength >> 2);
+  if (scanout.bpp === 8) {
+    // Palettised: each byte (masked by the PEL mask) indexes the DAC's RGBA words; black without a DAC.
+    const words = palette?.words;
+    const mask = palette?.pelMask ?? 0xff;
+    for (let row = 0; row < rect.height; row++) {
+      let src = scanout.offset + (rect.y + row) * scanout.stride + rect.x;
+      let dst = (outY + row) * outWidth + outX;
+      const end = dst + rect.width;
+      for (; dst < end; dst++, src++) out32[dst] = words ? words[fb[src]! & mask]! : 0xff000000;
+    }
+    return;
+  }
   const layout = pixelLayout(scanout.bpp);
   const bytes = layout.bytes;
-  const out32 = new Uint32Array(out.buffer, out.byteOffset, out.byteLength >> 2);
   const lut = bytes === 2 ? table16(layout) : undefined;
   // 32 bpp with 4-byte alignment: whole-word reads, swapping R and B (0x00RRGGBB -> 0xFFBBGGRR in memory order).
   if (bytes === 4 && (fb.byteOffset + scanout.offset) % 4 === 0 && scanout.stride % 4 === 0) {
@@ -100,15 +112,21 @@ export function convertToRgba(fb: Uint8Array, scanout: Scanout, rect: Rect, out:
   }
 }
 
+/** An 8 bpp palette: RGBA words by index and the VGA PEL mask applied to pixel values. */
+export interface Palette {
+  readonly words: Uint32Array;
+  readonly pelMask: number;
+}
+
 /** The whole visible picture as RGBA, or a black NO_SIGNAL picture when no mode is enabled. */
-export function captureFrame(fb: Uint8Array, scanout: Scanout | undefined): RgbaFrame {
+export function captureFrame(fb: Uint8Array, scanout: Scanout | undefined, palette?: Palette): RgbaFrame {
   if (!scanout) {
     const rgba = new Uint8Array(NO_SIGNAL.width * NO_SIGNAL.height * 4);
     for (let i = 3; i < rgba.length; i += 4) rgba[i] = 0xff;
     return { ...NO_SIGNAL, rgba };
   }
   const rgba = new Uint8Array(scanout.width * scanout.height * 4);
-  convertToRgba(fb, scanout, { x: 0, y: 0, width: scanout.width, height: scanout.height }, rgba, scanout.width);
+  convertToRgba(fb, scanout, { x: 0, y: 0, width: scanout.width, height: scanout.height }, rgba, scanout.width, 0, 0, palette);
   return { width: scanout.width, height: scanout.height, rgba };
 }
 

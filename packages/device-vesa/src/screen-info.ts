@@ -43,6 +43,7 @@ export interface ScreenInfo {
 export function screenInfo(lfbBase: number, fbSize: number, scanout: Scanout): ScreenInfo {
   if (!Number.isSafeInteger(lfbBase) || lfbBase < 0 || lfbBase % 4096) throw new RangeError(`framebuffer base 0x${lfbBase.toString(16)} is not page aligned`);
   if (scanout.offset !== 0) throw new RangeError("screen_info cannot describe a panned scanout");
+  if (scanout.bpp === 8) throw new RangeError("screen_info: 8 bpp palette modes are not described (use 15/16/24/32 bpp)");
   const layout = pixelLayout(scanout.bpp);
   const used = layout.red.bits + layout.green.bits + layout.blue.bits;
   const spare = layout.bytes * 8 - used;

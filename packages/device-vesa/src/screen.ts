@@ -1,8 +1,9 @@
 import type { Logger } from "@vmm/core";
 import { DirtyLog, type DirtySubscriber } from "./dirty.js";
-import { captureFrame, type RgbaFrame } from "./framebuffer.js";
+import { captureFrame, type Palette, type RgbaFrame } from "./framebuffer.js";
 import type { Scanout } from "./vbe/mode.js";
-import { VbeRegisterFile } from "./vbe/registers.js";
+import { VgaDac } from "./vbe/dac.js";
+import { VbeEnable, VbeRegisterFile } from "./vbe/registers.js";
 
 /** Receives keys typed into a display, as X11 keysyms (what RFB KeyEvent carries). */
 export type KeySink = (keysym: number, down: boolean) => void;
@@ -12,6 +13,8 @@ export interface FrameSource {
   /** The framebuffer bytes (read-only for displays). */
   readonly fb: Uint8Array;
   readonly scanout: Scanout | undefined;
+  /** The 8 bpp palette. */
+  readonly palette: Palette;
   capture(): RgbaFrame;
   subscribeDirty(): DirtySubscriber;
   onModeChange(listener: (scanout: Scanout | undefined) => void): () => void;
@@ -24,6 +27,7 @@ export interface FrameSource {
  */
 export class VesaScreen implements FrameSource {
   readonly vbe: VbeRegisterFile;
+  readonly dac: VgaDac;
   readonly dirty: DirtyLog;
   /** Where typed keys go. No keyboard device exists yet to forward to, so the machine (or a test) sets this. */
   onKey: KeySink | undefined;
@@ -46,6 +50,17 @@ export class VesaScreen implements FrameSource {
       },
       onRefused: (reason) => this.logger?.debug(reason),
     });
+    // A palette change repaints every 8 bpp pixel without touching a page: displays must look at everything.
+    this.dac = new VgaDac(
+      () => (this.vbe.state.enable & VbeEnable.DAC_8BIT) !== 0,
+      () => {
+        if (this.vbe.scanout?.bpp === 8) this.dirty.markAll();
+      },
+    );
+  }
+
+  get palette(): Palette {
+    return this.dac;
   }
 
   get scanout(): Scanout | undefined {
@@ -53,7 +68,7 @@ export class VesaScreen implements FrameSource {
   }
 
   capture(): RgbaFrame {
-    return captureFrame(this.fb, this.vbe.scanout);
+    return captureFrame(this.fb, this.vbe.scanout, this.dac);
   }
 
   subscribeDirty(): DirtySubscriber {

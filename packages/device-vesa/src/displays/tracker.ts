@@ -47,7 +47,7 @@ export class ScreenTracker {
     for (let y = 0; y < rows.length; y++) {
       if (!rows[y]) continue;
       any = true;
-      convertToRgba(this.source.fb, scanout, { x: 0, y, width: scanout.width, height: 1 }, this.current.rgba, scanout.width);
+      convertToRgba(this.source.fb, scanout, { x: 0, y, width: scanout.width, height: 1 }, this.current.rgba, scanout.width, 0, y, this.source.palette);
     }
     return any ? { frame: this.current, rows } : undefined;
   }

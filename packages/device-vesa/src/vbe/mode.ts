@@ -3,11 +3,8 @@
 export const VBE_MAX_XRES = 2560;
 export const VBE_MAX_YRES = 1600;
 export const VBE_MAX_BPP = 32;
-/**
- * Depths the device implements. 8 bpp would need a VGA DAC palette, which this device does not emulate, so it
- * is refused like any other unsupported depth.
- */
-export const VBE_SUPPORTED_BPP: readonly number[] = [15, 16, 24, 32];
+/** Depths the device implements; 8 bpp is palettised through the VGA DAC ports (vbe/dac.ts). */
+export const VBE_SUPPORTED_BPP: readonly number[] = [8, 15, 16, 24, 32];
 
 /** The mode registers as the guest programmed them. */
 export interface VbeModeRegisters {
