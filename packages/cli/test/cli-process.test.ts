@@ -68,6 +68,10 @@ describe("usage errors exit 2 with one line", () => {
     [["run", "-k", kernel, "--plugin", `${fixture},flavour=sour`], /plugin fixture-plugin: option 'flavour': expected one of plain, fancy, got "sour"/],
     [["run", "-k", kernel, "--plugin", fixture, "--plugin", fixture], /plugin fixture-plugin is given twice/],
     [["devices", "surplus"], /too many arguments for 'devices'/],
+    [["run", "-k"], /option '-k, --kernel <file>' argument missing/],
+    [["run", "-k", kernel, "stray"], /too many arguments for 'run'/],
+    [["run", "-k", kernel, "--device", ",x=1"], /--device ',x=1': missing the name before the options/],
+    [["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,id=1,id=2"], /option 'id' given twice/],
   ])("vmm %j", (args, pattern) => expectOneLineError(vmm(args as string[]), 2, pattern));
 
   it("bad device options name the plugin, the device and every problem", () => {
