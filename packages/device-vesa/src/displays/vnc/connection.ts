@@ -172,8 +172,10 @@ export class VncConnection {
   private handle(message: ClientMessage): void {
     switch (message.type) {
       case "setPixelFormat":
+        // Everything the client holds is in the old format: the next update repaints the whole screen.
         this.format = message.format;
         this.differ.reset();
+        this.complete = false;
         break;
       case "setEncodings":
         this.encodings = message.encodings;

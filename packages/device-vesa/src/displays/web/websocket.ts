@@ -50,11 +50,6 @@ export class WebSocketConnection {
     return !this.closed;
   }
 
-  /** Bytes queued in the socket but not yet sent (for back-pressure). */
-  get buffered(): number {
-    return (this.socket as Duplex & { writableLength: number }).writableLength;
-  }
-
   sendBinary(data: Buffer): void {
     this.frame(0x2, data);
   }
