@@ -55,6 +55,11 @@ type Ending =
   | { kind: "fault"; fault: DeviceFaultError }
   | { kind: "async"; error: unknown };
 
+function stopReason(ending: Ending): string {
+  if (ending.kind === "signal") return ending.signal;
+  if (ending.kind === "fault") return ending.fault.message;
+  return "async failure";
+}
 
 /**
  * `vmm run`: parse, check files and plugins, plan devices (all before touching KVM), assemble the VM, run it until
@@ -72,8 +77,15 @@ export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<n
   const createMachine: MachineFactory = await (ctx.machineFactory ?? ((a: string) => ARCHITECTURES[a]!()))(arch);
 
   const logger = new StderrLogger(config.debug, (line) => ctx.stderr(line + "\n"));
-  let stop: (ending: Ending) => void = () => {};
-  const ended = new Promise<Ending>((resolve) => (stop = resolve));
+  let vm: VirtualMachine | undefined;
+  let settle: (ending: Ending) => void = () => {};
+  const ended = new Promise<Ending>((resolve) => (settle = resolve));
+  // Stops the machine at once: a fault is seen inside a vCPU exit, and the run loop would otherwise keep going
+  // until it next yields to the event loop.
+  const stop = (ending: Ending) => {
+    settle(ending);
+    vm?.stop?.(stopReason(ending));
+  };
   let firstFault: DeviceFaultError | undefined;
   const onFault = (fault: DeviceFaultError) => {
     firstFault ??= fault;
@@ -97,6 +109,7 @@ export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<n
     devices,
     onFault,
   });
+  vm = machine;
   logger.debug(`${config.name}: ${arch}, ${kernel.kind} kernel ${kernel.path}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
   if (config.debug) traceUnhandled(machine, logger);
 
@@ -111,7 +124,8 @@ export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<n
   try {
     const running = machine.run().then((result): Ending => ({ kind: "result", result }));
     const first = await Promise.race([running, ended]);
-    if (first.kind !== "result") machine.stop?.(first.kind === "signal" ? first.signal : first.kind === "fault" ? first.fault.message : "async failure");
+    // An ending seen before the machine ran (a fault while devices were attached) stops it now.
+    if (first.kind !== "result") machine.stop?.(stopReason(first));
     ending = first;
     // A machine that can stop is waited for, so that no vCPU runs while devices close.
     if (first.kind !== "result" && machine.stop) await running.catch(() => undefined);
@@ -120,16 +134,17 @@ export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<n
     await closeAll(created, machine, (problem) => logger.error(problem));
   }
   // A fault seen while the guest ran wins over however the machine then reported the stop.
-  if (firstFault) {
-    logger.error(firstFault.message);
+  const fault = firstFault ?? (ending.kind === "fault" ? ending.fault : undefined);
+  if (fault) {
+    logger.error(fault.message);
     return 1;
   }
   if (ending.kind === "signal") {
     logger.info(`${config.name}: stopped by ${ending.signal}`);
     return SIGNAL_STATUS[ending.signal];
   }
-  if (ending.kind === "fault") return 1;
   if (ending.kind === "async") throw new AsyncFaultError(ending.error);
+  if (ending.kind !== "result") throw new Error("unreachable");
   const { result } = ending;
   if (result.status !== 0) logger.error(`${config.name}: ${result.message ?? result.reason} (exit status ${result.status})`);
   else logger.debug(`${config.name}: ${result.reason}${result.message ? `: ${result.message}` : ""}`);
