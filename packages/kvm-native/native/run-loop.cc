@@ -5,7 +5,9 @@
 #include "watcher.h"
 #include <cerrno>
 #include <csignal>
+#include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 #include <sys/ioctl.h>
 #include <uv.h>
@@ -125,6 +127,12 @@ inline bool ReadResult(napi_env env, napi_value v, uint64_t* out) {
   return false;
 }
 
+int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 struct RunOptions {
   int64_t maxSliceMs = -1;
   int64_t minSliceMs = 4;
@@ -163,6 +171,10 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   running_.store(true, std::memory_order_seq_cst);
   if (stopRequested_.load()) run_->immediate_exit = 1;  // a kick() raced with the arming above
   watcher_->Arm(uv_backend_fd(loop), timeout, opt.minSliceMs, KickTarget{run_, &inKvmRun_, runThread_});
+  // The JS thread also checks the deadline itself between exits (a vDSO clock read, ~60 ns), so timers
+  // stay on time during exit storms even when the watcher thread waits for a CPU on a busy host.
+  const int64_t deadlineNs =
+      timeout < 0 ? -1 : MonotonicNs() + std::max(timeout, opt.minSliceMs) * 1000000;
 
   uint32_t inScope = 0;
   napi_handle_scope scope;
@@ -236,7 +248,7 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
       case KVM_EXIT_HLT: stop = "hlt"; break;
       default: special = true; break;
     }
-    if (stopRequested_.load()) stop = "yield";
+    if (stopRequested_.load() || (deadlineNs >= 0 && MonotonicNs() >= deadlineNs)) stop = "yield";
     if (++inScope == kExitsPerScope) {
       napi_close_handle_scope(e, scope);
       napi_open_handle_scope(e, &scope);
