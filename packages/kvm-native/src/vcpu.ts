@@ -15,8 +15,11 @@ export class Vcpu {
   readonly id: number;
   private handle: NativeVcpu | undefined;
 
-  /** @internal Use Vm.createVcpu(). */
-  constructor(handle: NativeVcpu, id: number) {
+  /**
+   * @internal Use Vm.createVcpu(). `owner` (the Vm) is only held so that the VM and the guest memory of its
+   * memslots stay alive, and mapped, as long as a vCPU that can touch them is reachable.
+   */
+  constructor(handle: NativeVcpu, id: number, private readonly owner?: object) {
     this.handle = handle;
     this.id = id;
   }

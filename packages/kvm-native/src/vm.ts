@@ -184,7 +184,7 @@ export class Vm {
   createVcpu(id: number): Vcpu {
     assertUint("vcpu id", id);
     const fd = native().createVcpuFd(this.assertOpen(), id);
-    const vcpu = new Vcpu(new (native().VcpuHandle)(fd, this.vcpuMmapSize, id), id);
+    const vcpu = new Vcpu(new (native().VcpuHandle)(fd, this.vcpuMmapSize, id), id, this);
     this.vcpus.set(id, vcpu);
     return vcpu;
   }
