@@ -8,7 +8,10 @@ import { DEFAULT_ARCH, DEFAULT_CPUS, DEFAULT_MEMORY, type RawRunOptions } from "
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-function buildProgram(ctx: CliContext, act: (run: () => Promise<number> | number) => void): Command {
+/** Runs a command's body; commander's parseAsync awaits it, so its errors come out of parseAsync. */
+type Act = (run: () => Promise<number> | number) => Promise<void>;
+
+function buildProgram(ctx: CliContext, act: Act): Command {
   const program = new Command("vmm")
     .description("Run virtual machines on Linux KVM; every device is a plugin package.")
     .version(cliVersion(), "-V, --version", "print the version")
@@ -65,9 +68,9 @@ function buildProgram(ctx: CliContext, act: (run: () => Promise<number> | number
 /** Parses the arguments (without node and the script) and runs the command; resolves to the exit status. */
 export async function main(argv: readonly string[], ctx: CliContext = processContext()): Promise<number> {
   const debug = argv.includes("--debug");
-  let pending: Promise<number> | number | undefined;
-  const program = buildProgram(ctx, (run) => {
-    pending = run();
+  let status: number = ExitCode.ok;
+  const program = buildProgram(ctx, async (run) => {
+    status = await run();
   });
   try {
     if (!argv.length) {
@@ -75,7 +78,7 @@ export async function main(argv: readonly string[], ctx: CliContext = processCon
       return ExitCode.usage;
     }
     await program.parseAsync([...argv], { from: "user" });
-    return pending === undefined ? ExitCode.ok : await pending;
+    return status;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version are "errors" with status 0.
