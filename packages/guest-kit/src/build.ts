@@ -69,37 +69,53 @@ async function tool(cmd: string, args: string[], what: string): Promise<void> {
 
 const inflight = new Map<string, Promise<string>>();
 
+export interface BuildOptions {
+  format: GuestFormat;
+  /** A program kept outside guest-kit (an absolute path to a .c file); `name` then only names the build. */
+  source?: string;
+}
+
 /**
  * Builds guest program `name` for `format` ("raw": a flat binary for 0x10000 in real mode; "elf": an ELF64
  * executable at 1 MiB entered in 64-bit mode) and returns the path of the image. Builds are cached by a hash of
  * every source, the linker script, the flags and the compiler version, so a second call costs one hash.
+ * Programs include the runtime as "guest.h".
  */
-export async function buildGuest(name: string, options: { format: GuestFormat }): Promise<string> {
+export async function buildGuest(name: string, options: BuildOptions): Promise<string> {
   const format = options.format;
   if (format !== "raw" && format !== "elf") throw new Error(`guest-kit: unknown format '${String(format)}' (raw or elf)`);
-  const available = await listGuests();
-  if (!available.includes(name)) throw new Error(`guest-kit: no guest program '${name}' (have: ${available.join(", ")})`);
-  const key = `${name}/${format}`;
+  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`guest-kit: bad guest name '${name}'`);
+  let source = options.source;
+  if (source === undefined) {
+    const available = await listGuests();
+    if (!available.includes(name)) throw new Error(`guest-kit: no guest program '${name}' (have: ${available.join(", ")})`);
+    source = join(programsDir, `${name}.c`);
+  } else if (!existsSync(source)) {
+    throw new Error(`guest-kit: guest source ${source} does not exist`);
+  }
+  const key = `${source}/${format}`;
   let p = inflight.get(key);
   if (!p) {
-    p = build(name, format);
+    p = build(name, source, format);
     inflight.set(key, p);
-    p.catch(() => inflight.delete(key));
+    // Only concurrent callers share a build; a later call re-hashes the sources, which may have changed.
+    const settled = () => inflight.delete(key);
+    p.then(settled, settled);
   }
   return p;
 }
 
-async function build(name: string, format: GuestFormat): Promise<string> {
+async function build(name: string, program: string, format: GuestFormat): Promise<string> {
   const include = await compilerIncludeDir();
-  const cflags = GUEST_CFLAGS.map((f) => (f === "GCC_INCLUDE" ? include : f));
-  const sources = [...(await runtimeSources(format)), join(programsDir, `${name}.c`)];
+  const cflags = [...GUEST_CFLAGS.map((f) => (f === "GCC_INCLUDE" ? include : f)), "-I", runtimeDir];
+  const sources = [...(await runtimeSources(format)), program];
   const script = join(guestSourceDir, `${format}.ld`);
   const headers = (await readdir(runtimeDir)).filter((f) => f.endsWith(".h")).map((f) => join(runtimeDir, f));
   const hash = createHash("sha256");
   const version = (await run("gcc", ["--version"])).stdout.split("\n")[0];
   hash.update(JSON.stringify({ cflags, ldflags: LDFLAGS, format, version, name }));
   for (const f of [...sources, ...headers, script]) {
-    hash.update(f.slice(guestSourceDir.length));
+    hash.update(f.startsWith(guestSourceDir) ? f.slice(guestSourceDir.length) : f);
     hash.update(await readFile(f));
   }
   const digest = hash.digest("hex").slice(0, 16);
@@ -113,7 +129,7 @@ async function build(name: string, format: GuestFormat): Promise<string> {
     const objects: string[] = [];
     for (const src of sources) {
       const obj = join(work, `${objects.length}-${src.split("/").pop()}.o`);
-      await tool("gcc", [...cflags, `-DGUEST_FORMAT="${format}"`, "-c", src, "-o", obj], `compiling ${src.slice(guestSourceDir.length + 1)}`);
+      await tool("gcc", [...cflags, `-DGUEST_FORMAT="${format}"`, "-c", src, "-o", obj], `compiling ${src.startsWith(guestSourceDir) ? src.slice(guestSourceDir.length + 1) : src}`);
       objects.push(obj);
     }
     const elf = join(work, `${name}.elf`);

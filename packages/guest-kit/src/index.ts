@@ -1,1 +1,1 @@
-export { buildGuest, listGuests, GUEST_CFLAGS, guestSourceDir, guestCacheDir, type GuestFormat } from "./build.js";
+export { buildGuest, listGuests, GUEST_CFLAGS, guestSourceDir, guestCacheDir, type GuestFormat, type BuildOptions } from "./build.js";

@@ -1,5 +1,7 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { GUEST_CFLAGS, buildGuest, listGuests } from "../src/index.js";
 
@@ -56,6 +58,16 @@ describe("guest-kit", () => {
       const second = await buildGuest("exit-status", { format: "raw" });
       expect(second).toBe(first);
       expect(statSync(second).mtimeMs).toBe(mtime);
+    });
+    it("builds a program kept outside guest-kit, which includes the runtime as guest.h", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "guest-kit-ext-"));
+      const src = join(dir, "external.c");
+      writeFileSync(src, '#include "guest.h"\nint main(void) { printf("external\\n"); return 7; }\n');
+      const path = await buildGuest("external", { format: "elf", source: src });
+      expect(path).toMatch(/\.guest-cache\/external-elf-[0-9a-f]{16}\/external\.elf$/);
+      writeFileSync(src, "int main(void) { return undefined_symbol; }\n");
+      await expect(buildGuest("external", { format: "elf", source: src })).rejects.toThrow(/compiling .*external\.c failed: .*undefined_symbol/s);
+      await expect(buildGuest("external", { format: "elf", source: join(dir, "missing.c") })).rejects.toThrow(/does not exist/);
     });
   });
 });

@@ -4,7 +4,7 @@
  * patternColour) into the linear framebuffer at BAR 0, then waits for a byte on COM1, draws one more block (so
  * the host sees a dirty-logged incremental change) and exits 0.
  */
-#include "../../../guest-kit/guest/runtime/guest.h"
+#include "guest.h"
 
 #define VBE_INDEX 0x1ce
 #define VBE_DATA 0x1cf
