@@ -1,0 +1,40 @@
+import { MemoryLogger, type PciDevice } from "@vmm/core";
+import { buildGuest, type GuestFormat } from "@vmm/guest-kit";
+import { kvmAvailability } from "@vmm/kvm-native";
+import { Machine, type MachineResult } from "@vmm/machine";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const kvm = kvmAvailability();
+export const kvmOk = kvm.ok;
+if (!kvm.ok) {
+  console.warn(`\n${"!".repeat(78)}\n!! @vmm/guest-tests: KVM guest tests SKIPPED: ${kvm.reason}\n${"!".repeat(78)}\n`);
+}
+
+const guests = join(dirname(fileURLToPath(import.meta.url)), "..", "guests");
+
+export interface GuestRun {
+  result: MachineResult;
+  serial: string;
+  logger: MemoryLogger;
+}
+
+/** Builds guests/NAME.c, runs it on a fresh machine with `devices` on the PCI bus, and collects COM1. */
+export async function runGuest(name: string, devices: (machine: Machine) => PciDevice[], format: GuestFormat = "elf"): Promise<GuestRun> {
+  const path = await buildGuest(name, { format, source: join(guests, `${name}.c`) });
+  const logger = new MemoryLogger();
+  let serial = "";
+  const machine = new Machine({
+    memoryMiB: 64,
+    logger,
+    kernel: { kind: format, path },
+    serial: { output: (bytes) => void (serial += Buffer.from(bytes).toString("latin1")) },
+  });
+  try {
+    for (const d of devices(machine)) machine.addPciDevice(d);
+    const result = await machine.run();
+    return { result, serial, logger };
+  } finally {
+    machine.close();
+  }
+}
