@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { buildExternalGuest } from "./support/build-guest.js";
+import { buildGuest } from "@vmm/guest-kit";
 
 const pluginDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const root = path.resolve(pluginDir, "../..");
@@ -68,7 +68,7 @@ beforeAll(async () => {
     cwd: project,
     stdio: "pipe",
   });
-  guest = await buildExternalGuest(path.join(pluginDir, "guest/pci-testdev.c"), path.join(work, "guest"));
+  guest = await buildGuest("pci-testdev", { format: "elf", source: path.join(pluginDir, "guest/pci-testdev.c") });
 }, 180_000);
 
 describe("@x/device-pci-testdev installed from its tarball", () => {

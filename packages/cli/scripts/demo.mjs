@@ -6,7 +6,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildGuestProgram } from "./build-guest.mjs";
+import { buildGuest } from "@vmm/guest-kit";
 
 const cliDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -20,7 +20,7 @@ export async function writeDemoDisk(file) {
 }
 
 export async function demoCommand() {
-  const kernel = await buildGuestProgram(path.join(cliDir, "guests/demo.c"));
+  const kernel = await buildGuest("demo", { format: "elf", source: path.join(cliDir, "guests/demo.c") });
   const disk = await writeDemoDisk(path.join(tmpdir(), "vmm-demo", "disk.img"));
   return [path.join(cliDir, "bin/vmm.js"), "run", "-k", kernel, "--rng", "-d", disk, "--name", "demo"];
 }
