@@ -54,24 +54,40 @@ class EventFdPoll : public Napi::ObjectWrap<EventFdPoll> {
     context_ = new Napi::AsyncContext(env, "EventFd");
     uv_loop_t* loop;
     napi_get_uv_event_loop(env, &loop);
-    handle_ = new uv_poll_t;
-    int r = uv_poll_init(loop, handle_, fd_);
-    if (r == 0) r = uv_poll_start(handle_, UV_READABLE, OnReadable);
+    box_ = new PollBox{{}, this};
+    int r = uv_poll_init(loop, &box_->handle, fd_);
     if (r != 0) {
-      delete handle_;
-      handle_ = nullptr;
+      delete box_;
+      box_ = nullptr;
+      ThrowKvmError(env, "uv_poll_init", -r);
+      return;
+    }
+    box_->handle.data = box_;
+    r = uv_poll_start(&box_->handle, UV_READABLE, OnReadable);
+    if (r != 0) {
+      box_->owner = nullptr;  // not Ref'd yet: nothing to release
+      uv_close(reinterpret_cast<uv_handle_t*>(&box_->handle), OnClosed);
+      box_ = nullptr;
       ThrowKvmError(env, "uv_poll_start", -r);
       return;
     }
-    handle_->data = this;
-    Ref();  // the JS object stays alive while the poll is open
+    Ref();  // the JS object stays alive while the poll is open; released once libuv has closed the handle
+    napi_add_env_cleanup_hook(env, CleanupHook, this);
   }
 
   ~EventFdPoll() override { delete context_; }
 
  private:
+  // The handle and a back pointer, freed by libuv's close callback (never while a callback runs).
+  struct PollBox {
+    uv_poll_t handle;
+    EventFdPoll* owner;  // null once the owner must not be touched (env teardown)
+  };
+
   static void OnReadable(uv_poll_t* h, int status, int events) {
-    auto* self = static_cast<EventFdPoll*>(h->data);
+    auto* box = static_cast<PollBox*>(h->data);
+    EventFdPoll* self = box->owner;
+    if (!self) return;
     uint64_t v;
     if (read(self->fd_, &v, sizeof v) != sizeof v) return;  // EAGAIN: someone else drained it
     Napi::Env env = self->Env();
@@ -79,29 +95,48 @@ class EventFdPoll : public Napi::ObjectWrap<EventFdPoll> {
     self->callback_.MakeCallback(env.Global(), {Napi::BigInt::New(env, v)}, *self->context_);
   }
 
+  // Unref (which may let the GC finalize this object) only here, outside any callback of ours.
+  static void OnClosed(uv_handle_t* h) {
+    auto* box = static_cast<PollBox*>(h->data);
+    if (box->owner) box->owner->Unref();
+    delete box;
+  }
+
+  // The environment (a worker, say) is going away: close the handle so its loop can close.
+  static void CleanupHook(void* arg) {
+    auto* self = static_cast<EventFdPoll*>(arg);
+    if (!self->box_) return;
+    self->box_->owner = nullptr;
+    self->Stop();
+  }
+
+  void Stop() {
+    uv_poll_stop(&box_->handle);
+    uv_close(reinterpret_cast<uv_handle_t*>(&box_->handle), OnClosed);
+    box_ = nullptr;
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (handle_) {
-      uv_poll_stop(handle_);
-      uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      handle_ = nullptr;
+    if (box_) {
+      napi_remove_env_cleanup_hook(info.Env(), CleanupHook, this);
+      Stop();
       callback_.Reset();
-      Unref();
     }
     return info.Env().Undefined();
   }
 
   Napi::Value RefJs(const Napi::CallbackInfo& info) {
-    if (handle_) uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+    if (box_) uv_ref(reinterpret_cast<uv_handle_t*>(&box_->handle));
     return info.Env().Undefined();
   }
 
   Napi::Value UnrefJs(const Napi::CallbackInfo& info) {
-    if (handle_) uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+    if (box_) uv_unref(reinterpret_cast<uv_handle_t*>(&box_->handle));
     return info.Env().Undefined();
   }
 
   int32_t fd_ = -1;
-  uv_poll_t* handle_ = nullptr;
+  PollBox* box_ = nullptr;
   Napi::FunctionReference callback_;
   Napi::AsyncContext* context_ = nullptr;
 };

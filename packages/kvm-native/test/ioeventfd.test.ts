@@ -57,6 +57,21 @@ describe.skipIf(!kvmOk)("ioeventfd (real /dev/kvm)", () => {
     expect(await signalled).toBe(2n);
   });
 
+  it("lets an onSignal callback close its own EventFd", async () => {
+    t = realModeVm(GUEST);
+    const efd = t.vm.createEventFd();
+    const got = await new Promise<bigint>((resolve) => {
+      efd.onSignal((n) => {
+        efd.close();
+        resolve(n);
+      });
+      efd.write(5);
+    });
+    expect(got).toBe(5n);
+    expect(efd.isClosed).toBe(true);
+    expect(() => efd.write()).toThrow(/closed/);
+  });
+
   it("rejects bad ranges and duplicate registrations", () => {
     t = realModeVm(GUEST);
     const efd = t.vm.createEventFd();

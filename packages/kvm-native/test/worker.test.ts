@@ -19,6 +19,8 @@ const vcpu = new native.VcpuHandle(native.createVcpuFd(vm, 0), native.getVcpuMma
 const cs = vcpu.getSregs().cs;
 vcpu.setSregs({ cs: { ...cs, base: 0, selector: 0 } });
 vcpu.setRegs({ rip: 0x1000, rflags: 2 });
+// left open on purpose: terminating the worker must close it (env cleanup hook) without aborting
+new native.EventFdPoll(native.eventfdCreate(), () => {});
 let fired = false, yields = 0, outs = 0;
 setTimeout(() => { fired = true; }, 30);
 const dispatch = { pio() { outs++; return 0; }, mmio() { return 0; } };
@@ -32,7 +34,7 @@ const dispatch = { pio() { outs++; return 0; }, mmio() { return 0; } };
 `;
 
 describe.skipIf(!kvmOk)("a vCPU in a worker thread (real /dev/kvm)", () => {
-  it("runs a guest in a worker while the worker's timers still fire", async () => {
+  it("runs a guest in a worker while the worker's timers still fire, and tears down cleanly", async () => {
     const code = assemble(`.code16\n1: out %al, $0x10\n jmp 1b`);
     const w = new Worker(WORKER, { eval: true, workerData: { root: packageRoot, code } });
     const msg = await new Promise<{ yields?: number; outs?: number; error?: unknown }>((resolve, reject) => {
