@@ -1,20 +1,6 @@
 import type { GuestMemory } from "@vmm/core";
+import type { DescriptorTable, Segment } from "@vmm/kvm-native";
 import { Layout } from "./memory-map.js";
-
-/** A segment register as KVM describes it (struct kvm_segment). */
-export interface Segment {
-  base: number;
-  limit: number;
-  selector: number;
-  type: number;
-  present: number;
-  dpl: number;
-  db: number;
-  s: number;
-  l: number;
-  g: number;
-  avl: number;
-}
 
 /** The special registers a loader sets; everything else keeps KVM's reset value. */
 export interface SregsPatch {
@@ -24,7 +10,7 @@ export interface SregsPatch {
   fs: Segment;
   gs: Segment;
   ss: Segment;
-  gdt?: { base: number; limit: number };
+  gdt?: DescriptorTable;
   cr0?: number;
   cr3?: number;
   cr4?: number;
