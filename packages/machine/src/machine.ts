@@ -179,7 +179,7 @@ export class Machine {
         onDebugExit: (status) => this.loop.stop({ status, reason: "debug-exit", message: `the guest wrote ${status} to the debug-exit port` }),
         now: options.now,
       });
-      this.pci = createPciHost({ pio: this.pio, mmio: this.mmio, interrupts: this.interrupts, logger: this.logger });
+      this.pci = createPciHost({ pio: this.pio, mmio: this.mmio, interrupts: this.interrupts, logger: this.logger, msiRoutes: this.msiRoutes });
 
       const cpuid = this.kvm.supportedCpuid();
       for (let id = 0; id < this.cpus; id++) {
@@ -294,6 +294,7 @@ export class Machine {
   }
 
   private release(): void {
+    this.pci?.close(); // MSI-X irqfd routes, while the VM fd is still open
     this.ioEvents?.close();
     for (const v of this.vcpus) v.close?.();
     this.vm?.close();

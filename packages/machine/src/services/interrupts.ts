@@ -14,6 +14,8 @@ export const IOAPIC_PINS = 24;
  * GSI, so devices sharing a GSI (PCI INTx) do not clear each other's level; the irqchip sees only changes.
  */
 export class KvmInterruptController implements InterruptController {
+  /** MSIs injected with KVM_SIGNAL_MSI (one ioctl each) so far; irqfd deliveries are not counted here. */
+  msiSignals = 0;
   private readonly shared = new Map<number, SharedLine>();
 
   constructor(private readonly vm: IrqSink) {}
@@ -29,6 +31,7 @@ export class KvmInterruptController implements InterruptController {
   }
 
   signal(message: MsiMessage): void {
+    this.msiSignals++;
     this.vm.signalMsi(message.address, message.data);
   }
 }

@@ -36,53 +36,108 @@ const MAX_GSI = 1024;
 
 /**
  * GSI routing for MSIs delivered without a userspace round trip: each route is an MSI GSI above the IOAPIC pins
- * with an irqfd on it. The whole table (irqchip defaults plus MSI routes) is rewritten on every change.
+ * with an irqfd on it. KVM_SET_GSI_ROUTING replaces the whole table (irqchip defaults plus MSI routes), so it is
+ * rewritten on every change, or once at the end of a `batch`.
  */
 export class MsiRouter {
+  /** Route table rewrites (KVM_SET_GSI_ROUTING calls) so far. */
+  commits = 0;
+  /** Interrupts raised through `trigger()` so far (writes to a route's eventfd from JS). */
+  triggers = 0;
   private readonly routes = new Map<number, MsiMessage>();
   private readonly free: number[] = [];
   private next = FIRST_MSI_GSI;
+  private depth = 0;
+  private dirty = false;
+  /** irqfds to assign once the batch's table is in KVM. */
+  private pendingIrqfds: Array<() => void> = [];
 
   constructor(private readonly vm: Pick<Vm, "setGsiRouting" | "createEventFd" | "irqfd">) {}
 
+  /** MSI routes in use. */
+  get size(): number {
+    return this.routes.size;
+  }
+
+  /**
+   * Runs `fn` with one routing table rewrite at the end instead of one per add/update/remove. Routes added inside
+   * get their irqfd after that rewrite; nested batches commit with the outermost.
+   */
+  batch<T>(fn: () => T): T {
+    this.depth++;
+    try {
+      return fn();
+    } finally {
+      if (--this.depth === 0) this.flush();
+    }
+  }
+
   add(message: MsiMessage): MsiRoute {
     const gsi = this.free.pop() ?? this.next++;
-    if (gsi >= MAX_GSI) throw new ConfigurationError(`out of MSI routes (${MAX_GSI - FIRST_MSI_GSI})`);
+    if (gsi >= MAX_GSI) {
+      this.next = Math.min(this.next, MAX_GSI);
+      throw new ConfigurationError(`out of MSI routes (${MAX_GSI - FIRST_MSI_GSI})`);
+    }
     this.routes.set(gsi, message);
     const eventFd = this.vm.createEventFd();
-    let irqfd: { remove(): void };
-    try {
-      this.commit();
-      irqfd = this.vm.irqfd(eventFd, gsi);
-    } catch (e) {
-      this.routes.delete(gsi);
-      this.free.push(gsi);
-      eventFd.close();
-      throw e;
-    }
+    let irqfd: { remove(): void } | undefined;
     let removed = false;
+    const assign = () => {
+      if (!removed) irqfd = this.vm.irqfd(eventFd, gsi);
+    };
+    if (this.depth > 0) {
+      this.dirty = true;
+      this.pendingIrqfds.push(assign);
+    } else {
+      try {
+        this.commit();
+        assign();
+      } catch (e) {
+        this.routes.delete(gsi);
+        this.free.push(gsi);
+        eventFd.close();
+        throw e;
+      }
+    }
     return {
       gsi,
       eventFd,
-      trigger: () => eventFd.write(1),
+      trigger: () => {
+        this.triggers++;
+        eventFd.write(1);
+      },
       update: (m) => {
         if (removed) return;
         this.routes.set(gsi, m);
-        this.commit();
+        this.changed();
       },
       remove: () => {
         if (removed) return;
         removed = true;
-        irqfd.remove();
+        irqfd?.remove();
         eventFd.close();
         this.routes.delete(gsi);
         this.free.push(gsi);
-        this.commit();
+        this.changed();
       },
     };
   }
 
+  private changed(): void {
+    if (this.depth > 0) this.dirty = true;
+    else this.commit();
+  }
+
+  private flush(): void {
+    const assign = this.pendingIrqfds;
+    this.pendingIrqfds = [];
+    if (this.dirty) this.commit();
+    for (const a of assign) a();
+  }
+
   private commit(): void {
+    this.dirty = false;
+    this.commits++;
     const msi: GsiRoute[] = [...this.routes].map(([gsi, m]) => ({ gsi, type: "msi", address: m.address, data: m.data }));
     this.vm.setGsiRouting([...irqchipRoutes(), ...msi]);
   }

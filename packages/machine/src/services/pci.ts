@@ -1,6 +1,8 @@
 import type { AddressSpace, InterruptController, Logger, PciDevice } from "@vmm/core";
 import { PciBus } from "@vmm/pci";
 import { Layout } from "../x86_64/memory-map.js";
+import type { MsiRouter } from "./msi-routes.js";
+import { isMsixTable, MsixIrqfdRouter } from "./msix-irqfd.js";
 
 /** IOAPIC pins for PCI INTx (above the ISA IRQs, so they never share a pin with a legacy device). */
 export const PCI_INTX_GSIS: readonly number[] = [16, 17, 18, 19];
@@ -10,18 +12,27 @@ export interface PciHostOptions {
   readonly mmio: AddressSpace;
   readonly interrupts: InterruptController;
   readonly logger: Logger;
+  /** When given, every attached function's MSI-X vectors are delivered through irqfd routes (else KVM_SIGNAL_MSI). */
+  readonly msiRoutes?: MsiRouter;
 }
 
 /** The machine's view of its PCI host: the bus and the interrupt routes the firmware tables describe. */
 export interface PciHost {
   readonly bus: PciBus;
   attach(device: PciDevice): void;
+  /** Removes a function from the bus and its MSI-X routes from KVM. */
+  detach(device: PciDevice): void;
+  /** The irqfd router of a function's MSI-X vectors (undefined without MSI-X or without `msiRoutes`). */
+  msixRouter(device: PciDevice): MsixIrqfdRouter | undefined;
   intxRoutes(): { bus: number; device: number; pin: number; gsi: number }[];
+  /** Removes every MSI-X route (before the VM is closed). */
+  close(): void;
 }
 
 /**
  * The PCI host bridge: bus 0 behind CF8/CFC and the ECAM window, BARs allocated in the machine's I/O, 32-bit
- * and 64-bit windows, INTx swizzled over IOAPIC pins 16-19.
+ * and 64-bit windows, INTx swizzled over IOAPIC pins 16-19. MSI-X goes through irqfd routes kept in sync with
+ * each function's table; MSI (without X) and devices without an MSI-X capability use KVM_SIGNAL_MSI.
  */
 export function createPciHost(o: PciHostOptions): PciHost {
   const bus = new PciBus({
@@ -35,9 +46,25 @@ export function createPciHost(o: PciHostOptions): PciHost {
   });
   bus.installConfigPorts();
   bus.installEcam(Layout.ecam.base, Layout.ecam.busCount);
+  const routers = new Map<PciDevice, MsixIrqfdRouter>();
   return {
     bus,
-    attach: (device) => void bus.attach(device),
+    attach: (device) => {
+      bus.attach(device);
+      // The bus connected the capability to KVM_SIGNAL_MSI; the router takes over the final delivery.
+      const msix = (device as { msix?: unknown }).msix;
+      if (o.msiRoutes && isMsixTable(msix)) routers.set(device, new MsixIrqfdRouter(msix, o.msiRoutes, o.interrupts, o.logger, device.name));
+    },
+    detach: (device) => {
+      routers.get(device)?.close();
+      routers.delete(device);
+      bus.detach(device);
+    },
+    msixRouter: (device) => routers.get(device),
     intxRoutes: () => bus.intxRoutes().map((r) => ({ bus: r.address.bus, device: r.address.device, pin: r.pin, gsi: r.gsi })),
+    close: () => {
+      for (const r of routers.values()) r.close();
+      routers.clear();
+    },
   };
 }
