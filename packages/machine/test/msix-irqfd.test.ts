@@ -19,8 +19,8 @@ function fakeVm(options: { failRouting?: () => boolean } = {}) {
       let gsi = -1;
       return { write: () => void writes.push(gsi), close: () => void log.push("close"), set gsi(g: number) { gsi = g; } } as never;
     },
-    irqfd: (fd: { gsi: number }, gsi: number) => {
-      fd.gsi = gsi;
+    irqfd: (fd: unknown, gsi: number) => {
+      (fd as { gsi: number }).gsi = gsi;
       log.push(`irqfd ${gsi} after ${tables.length} tables`);
       return { remove: () => void log.push(`unirqfd ${gsi}`) };
     },
@@ -41,7 +41,7 @@ function driver(cap: MsixCapability) {
     mask: (v: number, on: boolean) => entry(v, 12, on ? 1 : 0),
     data: (v: number, data: number) => entry(v, 8, data),
     control: (enable: boolean, functionMask: boolean) => {
-      (cap.body as Uint8Array)[1] = (enable ? 0x80 : 0) | (functionMask ? 0x40 : 0);
+      cap.body[1] = (enable ? 0x80 : 0) | (functionMask ? 0x40 : 0);
       cap.onWrite(0, 2, 0);
     },
   };
