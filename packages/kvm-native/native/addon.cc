@@ -9,6 +9,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitVm(env, exports);
   InitVcpu(env, exports);
   InitEventFd(env, exports);
+  InitFdPoll(env, exports);
+  InitTap(env, exports);
   return exports;
 }
 }  // namespace kvmn

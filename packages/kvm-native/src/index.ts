@@ -3,6 +3,7 @@ export { Kvm, kvmAvailability } from "./kvm.js";
 export { Vm, type MemoryRegion, type GsiRoute, type IoEventFdRange, type Registration } from "./vm.js";
 export { Vcpu, type SregsInput } from "./vcpu.js";
 export { EventFd } from "./eventfd.js";
+export { openTap, Tap, type TapOptions } from "./tap.js";
 export type {
   CpuidEntry,
   DescriptorTable,

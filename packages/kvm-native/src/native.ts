@@ -32,6 +32,14 @@ export interface NativeEventFdPoll {
   unref(): void;
 }
 
+export interface NativeReadablePoll {
+  close(): void;
+  pause(): void;
+  resume(): void;
+  ref(): void;
+  unref(): void;
+}
+
 export interface NativeAddon {
   setErrorClass(ctor: typeof KvmError): void;
   openDevice(path: string): number;
@@ -59,6 +67,10 @@ export interface NativeAddon {
   eventfdWrite(fd: number, value: number | bigint): void;
   eventfdRead(fd: number): bigint | null;
   EventFdPoll: new (fd: number, callback: (count: bigint) => void) => NativeEventFdPoll;
+  ReadablePoll: new (fd: number, callback: () => void) => NativeReadablePoll;
+  tapOpen(device: string, name: string, vnetHdrSize: number): { fd: number; name: string };
+  tapRead(fd: number, buffer: Uint8Array): number;
+  tapWrite(fd: number, frame: Uint8Array): number;
 }
 
 let cached: NativeAddon | undefined;
