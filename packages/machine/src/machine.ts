@@ -24,7 +24,11 @@ import { RunLoop, type MachineResult } from "./run-loop.js";
 import { KvmInterruptController } from "./services/interrupts.js";
 import { KvmIoEvents } from "./services/io-events.js";
 import { KvmMemoryMapper } from "./services/memory-mapper.js";
-import { MachineTokens, MsiRouter } from "./services/msi-routes.js";
+import { MsiRouter } from "./services/msi-routes.js";
+import { MachineTokens } from "./devices/tokens.js";
+import { BootFramebuffer } from "./devices/boot-framebuffer.js";
+import { I8042_KEYBOARD_IRQ } from "./devices/i8042.js";
+import { KeysymKeyboard } from "./devices/keyboard.js";
 import { createPciHost, type PciHost } from "./services/pci.js";
 import { patchCpuid } from "./x86_64/cpuid.js";
 import { Layout, buildMemoryMap, type MemoryMap } from "./x86_64/memory-map.js";
@@ -112,6 +116,10 @@ export class Machine {
   readonly msiRoutes: MsiRouter;
   readonly pci: PciHost;
   readonly legacy: LegacyDevices;
+  /** The PS/2 keyboard by keysym; also in `container` under MachineTokens.Keyboard. */
+  readonly keyboard: KeysymKeyboard;
+  /** A display device's screen_info for bzImage boots; also under MachineTokens.BootFramebuffer. */
+  readonly bootFramebuffer = new BootFramebuffer();
   readonly logger: Logger;
   readonly cpus: number;
   private readonly kvm: Kvm;
@@ -179,6 +187,10 @@ export class Machine {
         onDebugExit: (status) => this.loop.stop({ status, reason: "debug-exit", message: `the guest wrote ${status} to the debug-exit port` }),
         now: options.now,
       });
+      this.legacy.i8042.connectIrq(this.interrupts.line(I8042_KEYBOARD_IRQ));
+      this.keyboard = new KeysymKeyboard(this.legacy.i8042.keyboard, this.logger);
+      this.container.register(MachineTokens.Keyboard, { useValue: this.keyboard });
+      this.container.register(MachineTokens.BootFramebuffer, { useValue: this.bootFramebuffer });
       this.pci = createPciHost({ pio: this.pio, mmio: this.mmio, interrupts: this.interrupts, logger: this.logger, msiRoutes: this.msiRoutes });
 
       const cpuid = this.kvm.supportedCpuid();
@@ -242,6 +254,7 @@ export class Machine {
           initrd: o.initrd ? readImage("initrd", o.initrd) : undefined,
           e820: this.memoryMap.e820,
           decompress: o.decompress,
+          screenInfo: this.bootFramebuffer.screenInfo(),
         });
         break;
       default:

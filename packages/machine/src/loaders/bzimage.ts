@@ -8,6 +8,9 @@ import { lz4DecodeLegacy } from "./lz4.js";
 
 /** Offsets in the x86 boot protocol's boot_params ("zero page") and setup header (Documentation/x86/boot). */
 export const BootParams = {
+  /** struct screen_info (0x40 bytes): the boot display. */
+  screenInfo: 0x000,
+  screenInfoSize: 0x40,
   extRamdiskImage: 0x0c0,
   extRamdiskSize: 0x0c4,
   extCmdLinePtr: 0x0c8,
@@ -54,6 +57,11 @@ export interface BzImageOptions {
    * hosts whose KVM emulates every instruction this saves minutes. Other payload formats fall back to "guest".
    */
   readonly decompress?: "host" | "guest";
+  /**
+   * The 64 bytes of struct screen_info describing a framebuffer the kernel may use before any display driver
+   * (vesafb, simplefb through sysfb), placed at offset 0 of boot_params. Without it screen_info stays zero.
+   */
+  readonly screenInfo?: Uint8Array;
 }
 
 export interface SetupHeader {
@@ -138,9 +146,9 @@ export function decompressPayload(image: Uint8Array, hdr: SetupHeader = parseSet
 
 /**
  * Loads a Linux bzImage by the x86 boot protocol: the protected-mode kernel at 1 MiB, boot_params with the setup
- * header copied from the image, the command line, an initrd at the top of low RAM, and the e820 table; the boot
- * CPU enters the 64-bit entry (code32_start + 0x200) with RSI pointing at boot_params. Linux starts the other
- * CPUs itself (INIT/SIPI), so there is no AP entry.
+ * header copied from the image, the command line, an initrd at the top of low RAM, the e820 table and, when a
+ * display provides one, screen_info; the boot CPU enters the 64-bit entry (code32_start + 0x200) with RSI
+ * pointing at boot_params. Linux starts the other CPUs itself (INIT/SIPI), so there is no AP entry.
  */
 export function loadBzImage(memory: GuestMemory, image: Uint8Array, options: BzImageOptions): LoadedImage {
   const hdr = parseSetupHeader(image);
@@ -150,10 +158,14 @@ export function loadBzImage(memory: GuestMemory, image: Uint8Array, options: BzI
     bad(`command line is ${cmdline.length} bytes; the kernel accepts at most ${hdr.cmdlineSize}`);
   }
   if (options.e820.length > BootParams.e820Max) bad(`too many e820 entries (${options.e820.length})`);
+  if (options.screenInfo && options.screenInfo.length !== BootParams.screenInfoSize) {
+    bad(`screen_info must be ${BootParams.screenInfoSize} bytes (got ${options.screenInfo.length})`);
+  }
 
   place(memory, BZIMAGE_LOAD, kernel, "bzImage protected-mode kernel");
   const bp = memory.view(Layout.bootParams, BootParams.size);
   bp.fill(0);
+  if (options.screenInfo) bp.set(options.screenInfo, BootParams.screenInfo);
   bp.set(image.subarray(BootParams.setupHeader, BootParams.setupHeader + hdr.headerLength), BootParams.setupHeader);
   const view = new DataView(bp.buffer, bp.byteOffset, bp.byteLength);
   view.setUint16(BootParams.vidMode, 0xffff, true);
