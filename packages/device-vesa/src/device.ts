@@ -2,9 +2,9 @@ import { type AddressSpace, ConfigurationError, type IoHandler, type Logger, typ
 import { PciFunction } from "@vmm/pci";
 import type { Display } from "./displays/display.js";
 import { VesaScreen } from "./screen.js";
-import { type ScreenInfo, screenInfo } from "./screen-info.js";
+import { type ScreenInfo, encodeScreenInfo, screenInfo } from "./screen-info.js";
 import { DAC_PORT_BASE, DAC_PORT_COUNT } from "./vbe/dac.js";
-import { VBE_INDEX_PORT } from "./vbe/registers.js";
+import { VBE_INDEX_PORT, VbeEnable, VbeIndex } from "./vbe/registers.js";
 
 /** The Bochs/QEMU standard VGA IDs: Linux's bochs DRM driver binds to them and then uses the VBE ports. */
 export const VESA_VENDOR_ID = 0x1234;
@@ -18,6 +18,13 @@ export const VESA_CLASS_CODE = 0x030000;
 export const DEFAULT_FB_SIZE = 16 * 1024 * 1024;
 export const MIN_FB_SIZE = 1024 * 1024;
 export const MAX_FB_SIZE = 256 * 1024 * 1024;
+
+/** Modes a Linux boot starts in (the first that fits the framebuffer), as firmware would set before booting. */
+export const BOOT_MODES: readonly { readonly width: number; readonly height: number; readonly bpp: number }[] = [
+  { width: 1024, height: 768, bpp: 32 },
+  { width: 800, height: 600, bpp: 32 },
+  { width: 640, height: 480, bpp: 16 },
+];
 
 export interface VesaDeviceOptions {
   readonly name: string;
@@ -104,6 +111,25 @@ export class VesaDevice extends PciFunction {
     const base = this.framebufferAddress;
     if (!scanout || base === undefined) throw new ConfigurationError(`${this.name}: no mode is enabled or BAR 0 is not decoded`);
     return screenInfo(base, this.fbSize, scanout);
+  }
+
+  /**
+   * struct screen_info (64 bytes) for a Linux boot, what the machine's boot framebuffer hook asks for when it
+   * loads a bzImage. With no mode enabled the device first enables the boot mode (BOOT_MODES), the way firmware
+   * leaves a mode set for the kernel, so vesafb/simplefb can draw before any driver programs VBE.
+   */
+  bootScreenInfo(): Uint8Array {
+    if (!this.screen.scanout) {
+      const mode = BOOT_MODES.find((m) => m.width * m.height * (m.bpp / 8) <= this.fbSize);
+      if (!mode) throw new ConfigurationError(`${this.name}: no boot mode fits a ${this.fbSize}-byte framebuffer`);
+      const vbe = this.screen.vbe;
+      vbe.write(VbeIndex.ENABLE, 0);
+      vbe.write(VbeIndex.XRES, mode.width);
+      vbe.write(VbeIndex.YRES, mode.height);
+      vbe.write(VbeIndex.BPP, mode.bpp);
+      vbe.write(VbeIndex.ENABLE, VbeEnable.ENABLED | VbeEnable.LFB_ENABLED);
+    }
+    return encodeScreenInfo(this.screenInfo());
   }
 
   /** Adds and starts a display. */

@@ -29,7 +29,7 @@ export class VesaScreen implements FrameSource {
   readonly vbe: VbeRegisterFile;
   readonly dac: VgaDac;
   readonly dirty: DirtyLog;
-  /** Where typed keys go. No keyboard device exists yet to forward to, so the machine (or a test) sets this. */
+  /** Where typed keys go: the plugin points it at the machine's keyboard (MachineTokens.Keyboard) when there is one. */
   onKey: KeySink | undefined;
   private readonly listeners = new Set<(scanout: Scanout | undefined) => void>();
 
