@@ -183,7 +183,7 @@ export class Machine {
         interrupts: this.interrupts,
         serialOutput: outputSink(options.serial ? options.serial.output : process.stdout),
         memory: { baseKiB: this.memoryMap.lowKiB, extendedBytes: this.memoryMap.extendedBytes, highBytes: this.memoryMap.highBytes },
-        onReset: () => this.loop.stop({ status: 0, reason: "reset", message: "the guest reset the machine (i8042 command 0xFE)" }),
+        onReset: () => this.loop.stop({ status: 0, reason: "reset", message: "the guest reset the machine (i8042 reset line: command 0xFE or the output port)" }),
         onDebugExit: (status) => this.loop.stop({ status, reason: "debug-exit", message: `the guest wrote ${status} to the debug-exit port` }),
         now: options.now,
       });
