@@ -16,6 +16,7 @@ export * from "./backends/block.js";
 export * from "./backends/file-image.js";
 export * from "./backends/channel.js";
 export * from "./backends/net-socket.js";
+export * from "./backends/net-tap.js";
 export * from "./devices/blk.js";
 export * from "./devices/net.js";
 export * from "./devices/console.js";

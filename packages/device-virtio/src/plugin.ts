@@ -18,6 +18,7 @@ import type { DependencyContainer, InjectionToken } from "tsyringe";
 import { stdioChannel, UnixServerChannel } from "./backends/channel.js";
 import { FileImage } from "./backends/file-image.js";
 import { type SocketMode, SocketNetBackend } from "./backends/net-socket.js";
+import { TapNetBackend } from "./backends/net-tap.js";
 import type { VirtioDevice } from "./device.js";
 import { VirtioBlk } from "./devices/blk.js";
 import { VirtioConsole } from "./devices/console.js";
@@ -71,7 +72,7 @@ const deviceTypes: CoreDeviceType[] = [
   },
   {
     type: "virtio-net",
-    description: "virtio network device linked to another VM through a Unix socket",
+    description: "virtio network device linked to another VM through a Unix socket, or to a host tap interface",
     options: {
       backend: { type: "enum", values: ["socket", "tap"], description: "where frames go (default socket)" },
       mode: { type: "enum", values: ["socket", "tap"], description: "the same as backend (kvmtool's -n mode=)" },
@@ -82,7 +83,7 @@ const deviceTypes: CoreDeviceType[] = [
         default: "auto",
         description: "socket role: auto listens unless a peer already listens at path",
       },
-      ifname: { type: "string", description: "host tap interface (tap backend)" },
+      ifname: { type: "string", description: "host tap interface, created when missing (tap backend; default: a kernel-chosen tapN)" },
       mac: { type: "string", description: "station address, e.g. 52:54:00:12:34:56 (default: random 52:54:00:xx:xx:xx)" },
       transport,
     },
@@ -97,13 +98,12 @@ const deviceTypes: CoreDeviceType[] = [
         throw new ConfigurationError(`${context.name}: backend=${String(options.backend)} and mode=${String(options.mode)} disagree`);
       }
       const kind = options.backend ?? options.mode ?? "socket";
+      const { logger } = services(context.container);
       if (kind === "tap") {
-        throw new ConfigurationError(
-          `${context.name}: the tap backend needs the TUNSETIFF ioctl on /dev/net/tun, which this build cannot issue without native support; use backend=socket`,
-        );
+        const backend = TapNetBackend.open((options.ifname as string | undefined) ?? "", { logger, label: context.name });
+        return pciFunction(context, new VirtioNet(backend, mac), options);
       }
       if (!options.path) throw new ConfigurationError(`${context.name}: backend=socket needs path=<unix socket>`);
-      const { logger } = services(context.container);
       const backend = await SocketNetBackend.open(options.path as string, options.role as SocketMode, logger);
       return pciFunction(context, new VirtioNet(backend, mac), options);
     },

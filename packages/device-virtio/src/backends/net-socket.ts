@@ -8,6 +8,9 @@ export interface NetBackend {
   open(receive: (frame: Uint8Array) => void): void;
   send(frame: Uint8Array): void;
   close(): Promise<void>;
+  /** Optional flow control: stop delivering frames, leaving them queued at the source, until `resume()`. */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** Largest frame the socket carries: a 64 KiB GSO-sized frame plus an Ethernet header with a VLAN tag. */

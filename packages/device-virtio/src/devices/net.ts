@@ -93,6 +93,13 @@ export class VirtioNet extends VirtioDevice {
     }
     this.backlog.push(frame);
     this.deliver();
+    this.applyBackPressure();
+  }
+
+  /** While frames wait for receive buffers, a backend that can (tap) leaves further frames queued at the source. */
+  private applyBackPressure(): void {
+    if (this.backlog.length) this.backend.pause?.();
+    else this.backend.resume?.();
   }
 
   /** Moves backlogged frames into receive buffers while the guest has room. */
@@ -143,5 +150,6 @@ export class VirtioNet extends VirtioDevice {
       return;
     }
     ctx.signal(RX);
+    this.applyBackPressure();
   }
 }

@@ -1,0 +1,143 @@
+import { ConfigurationError, type Logger } from "@vmm/core";
+import { KvmError, openTap, type Tap } from "@vmm/kvm-native";
+import { MAX_FRAME, type NetBackend } from "./net-socket.js";
+
+/** Frames read per readiness callback, so one busy tap cannot hold the event loop (vCPUs, timers). */
+const READ_BATCH = 64;
+
+export interface TapNetOptions {
+  logger?: Logger;
+  /** Prefix for messages (the device's name). */
+  label?: string;
+  /** The clone device; default /dev/net/tun. */
+  device?: string;
+}
+
+/** Why an attach failed, in words an operator can act on. */
+function hint(err: KvmError, ifname: string): string {
+  switch (err.errno) {
+    case "ENOENT":
+      return err.syscall.startsWith("open") ? "the host has no tun driver (modprobe tun)" : "no such device";
+    case "EACCES":
+    case "EPERM":
+      return `creating or attaching a tap needs CAP_NET_ADMIN; or let an administrator create a persistent tap for this user (ip tuntap add dev ${ifname || "NAME"} mode tap user USER)`;
+    case "EBUSY":
+      return "another process (or another device of this VM) is attached to it";
+    case "EINVAL":
+      return `'${ifname}' exists and is not a tap interface`;
+    default:
+      return err.message;
+  }
+}
+
+/**
+ * Ethernet frames through a host tap interface (IFF_TAP | IFF_NO_PI, no virtio_net_hdr: the device strips
+ * and prepends the header, as for the socket backend). Frames are read when the tap's fd is readable, at most
+ * READ_BATCH per event-loop turn; `pause()` (the guest has no receive buffers) stops reading so frames wait
+ * in the kernel's queue instead of in memory. Oversized frames and failed writes are dropped and counted.
+ */
+export class TapNetBackend implements NetBackend {
+  /** Frames delivered to the device / sent to the host. */
+  rxFrames = 0;
+  txFrames = 0;
+  /** Frames read from the tap that were larger than MAX_FRAME. */
+  rxOversized = 0;
+  /** Frames the host did not take (interface down, queue full) or that were too large to send. */
+  txDropped = 0;
+  private receive: ((frame: Uint8Array) => void) | undefined;
+  private paused = false;
+  private readonly buffer = new Uint8Array(MAX_FRAME + 1); // one byte more than allowed reveals truncation
+
+  private constructor(
+    private readonly tap: Tap,
+    private readonly logger: Logger | undefined,
+    private readonly label: string,
+  ) {}
+
+  /** Attaches to (or creates) the tap `ifname`; "" lets the kernel pick a name. Throws ConfigurationError. */
+  static open(ifname: string, options: TapNetOptions = {}): TapNetBackend {
+    const label = `${options.label ? `${options.label}: ` : ""}tap ${ifname || "(kernel-named)"}`;
+    let tap: Tap;
+    try {
+      tap = openTap(ifname, { device: options.device });
+    } catch (e) {
+      if (e instanceof KvmError) {
+        throw new ConfigurationError(`${label}: cannot attach: ${e.syscall} failed with ${e.errno}: ${hint(e, ifname)}`, { cause: e });
+      }
+      throw new ConfigurationError(`${label}: cannot attach: ${(e as Error).message}`, { cause: e });
+    }
+    return new TapNetBackend(tap, options.logger, `${options.label ? `${options.label}: ` : ""}tap ${tap.name}`);
+  }
+
+  /** The interface name (the kernel's choice when none was given). */
+  get ifname(): string {
+    return this.tap.name;
+  }
+
+  open(receive: (frame: Uint8Array) => void): void {
+    this.receive = receive;
+    this.tap.onReadable(() => this.readBatch());
+    if (this.paused) this.tap.pause();
+  }
+
+  send(frame: Uint8Array): void {
+    if (frame.length === 0 || frame.length > MAX_FRAME) {
+      this.dropTx(`a ${frame.length}-byte frame`);
+      return;
+    }
+    try {
+      if (this.tap.write(frame) < 0) this.dropTx("the host queue is full");
+      else this.txFrames++;
+    } catch (e) {
+      this.dropTx((e as Error).message); // EIO while the interface is down: a cable that is not plugged in
+    }
+  }
+
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.tap.pause();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.tap.resume();
+  }
+
+  async close(): Promise<void> {
+    this.tap.close();
+  }
+
+  private readBatch(): void {
+    for (let i = 0; i < READ_BATCH && !this.paused && !this.tap.isClosed; i++) {
+      let n: number;
+      try {
+        n = this.tap.read(this.buffer);
+      } catch (e) {
+        // The interface was deleted under us, say: stop watching rather than spin on an fd that stays readable.
+        this.logger?.error(`${this.label}: read failed (${(e as Error).message}); receiving stopped`);
+        this.tap.offReadable();
+        return;
+      }
+      if (n < 0) return; // nothing more queued
+      if (n === 0) continue;
+      if (n > MAX_FRAME) {
+        this.rxOversized++;
+        if (this.rxOversized === 1 || this.rxOversized % 1000 === 0) {
+          this.logger?.warn(`${this.label}: dropped a frame over ${MAX_FRAME} bytes (${this.rxOversized} so far); lower the interface's MTU`);
+        }
+        continue;
+      }
+      this.rxFrames++;
+      this.receive?.(this.buffer.slice(0, n));
+    }
+  }
+
+  private dropTx(why: string): void {
+    this.txDropped++;
+    if (this.txDropped === 1 || this.txDropped % 1000 === 0) {
+      this.logger?.warn(`${this.label}: dropped a transmitted frame: ${why} (${this.txDropped} so far)`);
+    }
+  }
+}
