@@ -1,13 +1,16 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ConfigurationError, GuestMemory, MemoryLogger, Tokens, TrappingIoEvents, validateOptions, type DeviceType } from "@vmm/core";
+import { kvmAvailability } from "@vmm/kvm-native";
+import { Machine } from "@vmm/machine";
 import { container } from "tsyringe";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TapNetBackend } from "../src/backends/net-tap.js";
 import { VirtioNet } from "../src/devices/net.js";
 import plugin from "../src/plugin.js";
-import type { VirtioPciFunction } from "../src/transport/virtio-pci.js";
+import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
 import { setupTransport, until } from "./harness.js";
+import { buildVirtioGuest } from "./kvm-guest.js";
 import { insideNetns, ip, netnsOk, runInFreshNetns } from "./netns.js";
 
 // virtio-net on a tap: the namespace tests run in a child vitest under `unshare -n`, so the taps, their
@@ -15,6 +18,7 @@ import { insideNetns, ip, netnsOk, runInFreshNetns } from "./netns.js";
 const MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56] as const;
 const HOST_IP = [10, 213, 0, 1] as const;
 const packageDir = fileURLToPath(new URL("..", import.meta.url));
+const kvm = kvmAvailability();
 
 function arpRequest(senderIp: readonly number[], targetIp: readonly number[]): Uint8Array {
   return Uint8Array.from([
@@ -109,11 +113,12 @@ describe.skipIf(!netnsOk || insideNetns)("virtio-net tap backend in a fresh netw
     const { status, output } = await runInFreshNetns(packageDir, fileURLToPath(import.meta.url), 90_000);
     if (status !== 0) console.error(output);
     expect(status, output.slice(-4000)).toBe(0);
-    // In the child only this launcher is skipped: every namespace test ran and passed.
+    // In the child only this launcher (and the KVM guest test on a host without KVM) is skipped.
     const summary = /Tests\s+(\d+) passed(?: \| (\d+) skipped)? \((\d+)\)/.exec(output);
     expect(summary, output.slice(-4000)).not.toBeNull();
-    expect(Number(summary![2] ?? 0)).toBe(1);
-    expect(Number(summary![1])).toBe(Number(summary![3]) - 1);
+    const skipped = kvm.ok ? 1 : 2;
+    expect(Number(summary![2] ?? 0)).toBe(skipped);
+    expect(Number(summary![1])).toBe(Number(summary![3]) - skipped);
   }, 120_000);
 });
 
@@ -204,4 +209,48 @@ describe.runIf(insideNetns)("virtio-net tap backend (inside the namespace)", () 
       await fn.close();
     }
   });
+});
+
+if (insideNetns && !kvm.ok) {
+  console.warn(`\n${"!".repeat(78)}\n!! @vmm/device-virtio: tap KVM guest test SKIPPED: ${kvm.reason}\n${"!".repeat(78)}\n`);
+}
+
+describe.runIf(insideNetns && kvm.ok)("virtio-net tap backend under KVM (inside the namespace)", () => {
+  it("a freestanding guest driver resolves 10.213.0.1 with ARP and pings it through the tap", async () => {
+    writeFileSync("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+    const elf = await buildVirtioGuest("virtio-net-tap-arp");
+    const backend = TapNetBackend.open("vmmtap5", { label: "virtio-net0" });
+    ip("addr", "add", "10.213.0.1/24", "dev", "vmmtap5");
+    ip("link", "set", "vmmtap5", "up");
+    let serial = "";
+    const machine = new Machine({
+      memoryMiB: 64,
+      logger: new MemoryLogger(),
+      kernel: { kind: "elf", path: elf },
+      serial: { output: (b) => void (serial += Buffer.from(b).toString("latin1")) },
+    });
+    const c = machine.container;
+    const net = new VirtioPciFunction({
+      name: "virtio-net0",
+      device: new VirtioNet(backend, MAC),
+      memory: c.resolve(Tokens.GuestMemory),
+      ioevents: c.resolve(Tokens.IoEvents),
+      logger: c.resolve(Tokens.Logger),
+    });
+    machine.addPciDevice(net);
+    const timer = setTimeout(() => machine.stop("test timeout"), 40_000);
+    let result;
+    try {
+      result = await machine.run();
+    } finally {
+      clearTimeout(timer);
+      machine.close();
+      await net.close();
+    }
+    expect(ip("-br", "link", "show")).not.toContain("vmmtap5"); // closing the device removed the tap
+    expect(serial).toMatch(/ok arp: 10\.213\.0\.1 is-at [0-9a-f:]{17}/);
+    expect(serial).toContain("ok ping: echo reply from 10.213.0.1");
+    expect({ status: result.status, reason: result.reason, serial }).toMatchObject({ status: 0, reason: "debug-exit" });
+    expect(backend.txFrames).toBe(2);
+  }, 60_000);
 });
