@@ -1,11 +1,11 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ConfigurationError, GuestMemory, MemoryLogger, Tokens, TrappingIoEvents, validateOptions, type DeviceType } from "@vmm/core";
-import { kvmAvailability } from "@vmm/kvm-native";
+import { KvmError, kvmAvailability } from "@vmm/kvm-native";
 import { Machine } from "@vmm/machine";
 import { container } from "tsyringe";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TapNetBackend } from "../src/backends/net-tap.js";
+import { tapAttachHint, TapNetBackend } from "../src/backends/net-tap.js";
 import { VirtioNet } from "../src/devices/net.js";
 import plugin from "../src/plugin.js";
 import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
@@ -105,6 +105,18 @@ describe("tap backend errors that touch no interface", () => {
     expect((err as Error).message).toBe(
       "net0: tap vmmtapx: cannot attach: open(/dev/net/no-such-tun) failed with ENOENT: the host has no tun driver (modprobe tun)",
     );
+  });
+});
+
+describe("tap attach hints", () => {
+  it("tells an operator what to do for each errno the kernel returns", () => {
+    const hint = (syscall: string, errno: string) => tapAttachHint(new KvmError(syscall, errno), "vmmtap0");
+    expect(hint("TUNSETIFF", "EPERM")).toMatch(/needs CAP_NET_ADMIN; .*ip tuntap add dev vmmtap0 mode tap user USER/);
+    expect(hint("open(/dev/net/tun)", "EACCES")).toMatch(/needs CAP_NET_ADMIN/);
+    expect(hint("TUNSETIFF", "EBUSY")).toMatch(/another process/);
+    expect(hint("open(/dev/net/tun)", "ENOENT")).toMatch(/no tun driver/);
+    expect(hint("TUNSETIFF", "EINVAL")).toMatch(/'vmmtap0' exists and is not a tap/);
+    expect(hint("TUNSETIFF", "ENOMEM")).toMatch(/TUNSETIFF failed: ENOMEM/);
   });
 });
 

@@ -14,7 +14,7 @@ export interface TapNetOptions {
 }
 
 /** Why an attach failed, in words an operator can act on. */
-function hint(err: KvmError, ifname: string): string {
+export function tapAttachHint(err: KvmError, ifname: string): string {
   switch (err.errno) {
     case "ENOENT":
       return err.syscall.startsWith("open") ? "the host has no tun driver (modprobe tun)" : "no such device";
@@ -62,7 +62,7 @@ export class TapNetBackend implements NetBackend {
       tap = openTap(ifname, { device: options.device });
     } catch (e) {
       if (e instanceof KvmError) {
-        throw new ConfigurationError(`${label}: cannot attach: ${e.syscall} failed with ${e.errno}: ${hint(e, ifname)}`, { cause: e });
+        throw new ConfigurationError(`${label}: cannot attach: ${e.syscall} failed with ${e.errno}: ${tapAttachHint(e, ifname)}`, { cause: e });
       }
       throw new ConfigurationError(`${label}: cannot attach: ${(e as Error).message}`, { cause: e });
     }
