@@ -10,8 +10,10 @@ function fakeVm(options: { failRouting?: () => boolean } = {}) {
   const tables: Route[][] = [];
   const writes: number[] = [];
   const log: string[] = [];
+  const attempts = { routing: 0 };
   const vm = {
     setGsiRouting: (entries: never[]) => {
+      attempts.routing++;
       if (options.failRouting?.()) throw new Error("EINVAL");
       tables.push(entries);
     },
@@ -26,7 +28,7 @@ function fakeVm(options: { failRouting?: () => boolean } = {}) {
     },
   };
   const msiRoutes = (t: Route[] | undefined) => (t ?? []).filter((r) => r.type === "msi").map((r) => [r.gsi, r.data]);
-  return { vm, tables, writes, log, msiRoutes };
+  return { vm, tables, writes, log, msiRoutes, attempts };
 }
 
 /** A driver's view of the table: 32-bit writes to entry fields and the control word. */
@@ -127,10 +129,17 @@ describe("MsixIrqfdRouter", () => {
     t.cap.notify(0);
     expect(t.signalled).toEqual([{ address: 0xfee00000, data: 0x42 }]);
     expect(t.irq.fallbacks).toBe(1);
+    const attempts = t.attempts.routing;
+    t.cap.notify(0); // the failed message is not retried on every delivery
+    expect(t.attempts.routing).toBe(attempts);
+    expect(t.irq.fallbacks).toBe(2);
     fail = false;
+    t.d.data(0, 0x44); // a new message is tried again
+    t.cap.notify(0);
+    expect(t.writes).toEqual([24]);
     t.d.program(1, 0x43);
     t.d.mask(1, false);
-    expect(t.router.size).toBe(1);
+    expect(t.router.size).toBe(2);
     t.irq.close();
     expect(t.router.size).toBe(0);
     t.cap.notify(1);

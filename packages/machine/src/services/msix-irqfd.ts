@@ -37,6 +37,8 @@ export class MsixIrqfdRouter implements MsiController {
   fallbacks = 0;
   private readonly routes: Array<MsiRoute | undefined>;
   private readonly programmed: Array<MsiMessage | undefined>;
+  /** The message a vector's route could not be made for: not retried (an ioctl per delivery) until it changes. */
+  private readonly failed: Array<MsiMessage | undefined>;
   /** Route per message in KVM (vectors sharing a message are the same interrupt, any of their routes will do). */
   private readonly byMessage = new Map<string, MsiRoute>();
   private closed = false;
@@ -51,6 +53,7 @@ export class MsixIrqfdRouter implements MsiController {
   ) {
     this.routes = new Array<MsiRoute | undefined>(msix.vectors).fill(undefined);
     this.programmed = new Array<MsiMessage | undefined>(msix.vectors).fill(undefined);
+    this.failed = new Array<MsiMessage | undefined>(msix.vectors).fill(undefined);
     msix.subscribe((change) => {
       if (this.closed) return;
       if (change.vector === "all") this.sync(this.allVectors());
@@ -60,7 +63,11 @@ export class MsixIrqfdRouter implements MsiController {
     this.sync(this.allVectors());
   }
 
-  /** The route of `vector` while it is in KVM (for a backend that signals the eventfd itself). */
+  /**
+   * The route of `vector` while it is in KVM, for a backend that signals the eventfd itself. Such writes bypass
+   * the capability's masking: a backend may only write while the vector is deliverable (routes follow the table
+   * only then).
+   */
   route(vector: number): MsiRoute | undefined {
     return this.routes[vector];
   }
@@ -112,7 +119,11 @@ export class MsixIrqfdRouter implements MsiController {
   }
 
   private sync(vectors: readonly number[]): void {
-    const stale = vectors.filter((v) => v >= 0 && v < this.msix.vectors && this.deliverable(v) && !same(this.programmed[v], this.msix.message(v)));
+    const stale = vectors.filter((v) => {
+      if (v < 0 || v >= this.msix.vectors || !this.deliverable(v)) return false;
+      const m = this.msix.message(v);
+      return !same(this.programmed[v], m) && !same(this.failed[v], m);
+    });
     if (stale.length === 0) return;
     try {
       this.router.batch(() => {
@@ -121,7 +132,10 @@ export class MsixIrqfdRouter implements MsiController {
     } catch (e) {
       if (!this.warned) this.logger.warn(`${this.name}: MSI-X through irqfd failed, falling back to KVM_SIGNAL_MSI: ${(e as Error).message}`);
       this.warned = true;
-      for (const v of stale) this.forget(v);
+      for (const v of stale) {
+        this.failed[v] = this.msix.message(v);
+        this.forget(v);
+      }
     }
   }
 
@@ -131,6 +145,7 @@ export class MsixIrqfdRouter implements MsiController {
     if (existing) existing.update(message);
     else this.routes[vector] = this.router.add(message);
     this.programmed[vector] = message;
+    this.failed[vector] = undefined;
     this.byMessage.set(keyOf(message), this.routes[vector]!);
   }
 
