@@ -6,7 +6,9 @@ import { describe, expect, it } from "vitest";
 import type { VesaDevice } from "../src/device.js";
 import { RfbClient } from "../src/displays/vnc/client.js";
 import type { VncDisplay } from "../src/displays/vnc/server.js";
+import type { WebDisplay } from "../src/displays/web/server.js";
 import plugin from "../src/plugin.js";
+import { webSend } from "./support/web-keys.js";
 
 const kvm = kvmAvailability();
 if (!kvm.ok) console.warn(`\n${"!".repeat(78)}\n!! @vmm/device-vesa: KVM keyboard / boot tests SKIPPED: ${kvm.reason}\n${"!".repeat(78)}\n`);
@@ -36,7 +38,7 @@ function bzImage(): Uint8Array {
 }
 
 describe.skipIf(!kvm.ok)("the VESA device with the machine under KVM", () => {
-  it("VNC KeyEvents reach the guest through the i8042 as set 1 scancodes on IRQ 1", async () => {
+  it("VNC KeyEvents and the web page's keys reach the guest through the i8042 as set 1 scancodes on IRQ 1", async () => {
     const path = await buildGuest("keyboard", { format: "elf" });
     let serial = "";
     let onReady: (() => void) | undefined;
@@ -54,15 +56,19 @@ describe.skipIf(!kvm.ok)("the VESA device with the machine under KVM", () => {
     });
     let device: VesaDevice | undefined;
     try {
-      device = await vesa(machine, "vnc:0");
+      device = await vesa(machine, "vnc:0+web:0");
       const vnc = device.displays.find((d) => d.kind === "vnc") as VncDisplay;
+      const web = device.displays.find((d) => d.kind === "web") as WebDisplay;
       const running = machine.run();
       await ready;
       const client = await RfbClient.connect(vnc.port);
-      // "Hi" and Enter, as a VNC viewer sends them: Shift, 'H' (upper case while shifted), Shift up, 'i', Return.
-      for (const [keysym, down] of [[0xffe1, true], [0x48, true], [0x48, false], [0xffe1, false], [0x69, true], [0x69, false], [0xff0d, true], [0xff0d, false]] as const) {
+      // "Hi" as a VNC viewer sends it: Shift, 'H' (upper case while shifted), Shift up, 'i'; then Return from the
+      // web page (its keydown/keyup messages), once the VNC keys arrived.
+      for (const [keysym, down] of [[0xffe1, true], [0x48, true], [0x48, false], [0xffe1, false], [0x69, true], [0x69, false]] as const) {
         client.key(keysym, down);
       }
+      await expect.poll(() => serial.match(/^scancode 97$/m)).toBeTruthy();
+      await webSend(web.port, "key 65293 1", "key 65293 0");
       const result = await running;
       client.close();
       expect(result).toMatchObject({ status: 0, reason: "debug-exit" });

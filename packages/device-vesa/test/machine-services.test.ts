@@ -1,4 +1,3 @@
-import { connect } from "node:net";
 import { MemoryLogger, MmioBackedMemoryMapper, Tokens, createMmioSpace, createPortIoSpace, validateOptions, type DeviceType } from "@vmm/core";
 import { BootFramebuffer, MachineTokens } from "@vmm/machine";
 import { PciBus } from "@vmm/pci";
@@ -12,6 +11,7 @@ import { MachineServices } from "../src/machine-services.js";
 import plugin from "../src/plugin.js";
 import { VIDEO_CAPABILITY_64BIT_BASE, encodeScreenInfo, screenInfo } from "../src/screen-info.js";
 import { VbeIndex } from "../src/vbe/registers.js";
+import { webSend } from "./support/web-keys.js";
 
 const MiB = 1024 * 1024;
 
@@ -39,22 +39,6 @@ function vm(services: { keyboard?: boolean; boot?: boolean } = {}) {
     windows: { io: { base: 0x6200, size: 0x9e00 }, mem32: { base: 0xc0000000, size: 0x20000000 } },
   });
   return { create, keys, boot, bus };
-}
-
-/** Sends one masked WebSocket text frame to the web display, after the upgrade. */
-function webSend(port: number, text: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, "127.0.0.1");
-    s.on("error", reject);
-    s.on("data", (d) => {
-      if (!d.toString("latin1").startsWith("HTTP/1.1 101")) return reject(new Error(d.toString("latin1")));
-      const payload = Buffer.from(text);
-      const mask = Buffer.from([1, 2, 3, 4]);
-      const masked = payload.map((b, i) => b ^ mask[i % 4]!);
-      s.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]), () => setTimeout(() => (s.destroy(), resolve()), 50));
-    });
-    s.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-  });
 }
 
 describe("the machine's services, found in the container", () => {
