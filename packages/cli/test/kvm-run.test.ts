@@ -110,10 +110,10 @@ describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
     expect(r.status).toBe(0);
   });
 
-  it("-n tap is refused by virtio-net in one line", () => {
-    const r = vmm(["run", "-k", guests.hello!, "-n", "tap"]);
+  it("-n tap with a bad interface name is refused in one line, before any tap is created", () => {
+    const r = vmm(["run", "-k", guests.hello!, "-n", "tap,ifname=bad/name"]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^vmm: error: virtio-net0: the tap backend needs [^\n]*\n$/);
+    expect(r.stderr).toMatch(/^vmm: error: virtio-net0: tap bad\/name: cannot attach: tap interface name 'bad\/name' must be at most 15 bytes[^\n]*\n$/);
   });
 
   it.each([
