@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { buildGuest } from "@vmm/guest-kit";
 
 const cliDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const root = path.resolve(cliDir, "../..");
 
 /** A 64 KiB raw image whose first sector holds a line of text. */
 export async function writeDemoDisk(file) {
@@ -27,7 +28,9 @@ export async function demoCommand() {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const args = await demoCommand();
-  console.log(`$ vmm ${args.slice(1).join(" ")}`);
+  // Echo the command with paths inside the repository shown relative to it.
+  const shown = args.slice(1).map((a) => (a.startsWith(root + path.sep) ? path.relative(root, a) : a));
+  console.log(`$ vmm ${shown.join(" ")}`);
   const child = spawn(process.execPath, args, { stdio: "inherit" });
   child.on("exit", (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 }
