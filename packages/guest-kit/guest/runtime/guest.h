@@ -62,6 +62,8 @@ u32 pci_cf8_read(u8 bus, u8 dev, u8 fn, u16 off, int size);
 void pci_cf8_write(u8 bus, u8 dev, u8 fn, u16 off, int size, u32 v);
 u32 pci_ecam_read(u64 base, u8 bus, u8 dev, u8 fn, u16 off, int size);
 void pci_ecam_write(u64 base, u8 bus, u8 dev, u8 fn, u16 off, int size, u32 v);
+/* Where BAR `bar` of bus:dev.0 is decoded now: an I/O port, a 32-bit or a 64-bit memory address (flag bits cleared) */
+u64 pci_bar_address(u8 bus, u8 dev, u8 bar);
 
 /* ACPI: the RSDP (EBDA or BIOS area) and tables by signature */
 const void *acpi_rsdp(void);

@@ -37,3 +37,13 @@ void pci_ecam_write(u64 base, u8 bus, u8 dev, u8 fn, u16 off, int size, u32 v) {
 	else if (size == 2) mmio_write16(a, (u16)v);
 	else mmio_write32(a, v);
 }
+
+u64 pci_bar_address(u8 bus, u8 dev, u8 bar) {
+	u16 off = 0x10 + 4 * bar;
+	u32 lo = pci_cf8_read(bus, dev, 0, off, 4);
+	if (lo & 1) return lo & ~3u; /* I/O space */
+	u64 a = lo & ~0xfu;
+	/* memory type 2: a 64-bit BAR, whose upper half is the next register */
+	if (((lo >> 1) & 3) == 2) a |= (u64)pci_cf8_read(bus, dev, 0, off + 4, 4) << 32;
+	return a;
+}
