@@ -4,29 +4,14 @@
  * read-to-clear ISR. Then BAR0 is moved with I/O decoding on: the old doorbell must be dead and the new one live.
  * The exit status names the first failing step (0 = all passed).
  */
-#include "guest.h"
+#include "virtio.h"
 
 #define QSZ 256
 #define MOVED_IO 0x9000
 
-struct desc {
-	u64 addr;
-	u32 len;
-	u16 flags;
-	u16 next;
-} __attribute__((packed));
-
-/* The legacy layout: table, avail right after it, used ring on the next 4 KiB boundary. */
-struct legacy_ring {
-	struct desc d[QSZ];
-	u16 avail[3 + QSZ];
-	u8 pad[4096 - 2 * (3 + QSZ)];
-	u16 used_hdr[2];
-	u32 used[2 * QSZ];
-	u16 avail_event;
-} __attribute__((aligned(4096)));
-
-static struct legacy_ring ring;
+/* The legacy layout (which virtq_init uses): table, avail right after it, used ring on the next 4 KiB boundary. */
+static u8 ring[VIRTQ_RING_BYTES(QSZ)] __attribute__((aligned(4096)));
+static struct virtq q;
 static u8 buf[32];
 static volatile u32 irqs, isr_seen;
 static u16 io;
@@ -38,27 +23,12 @@ static void on_intx(struct frame *f) {
 	lapic_eoi();
 }
 
-static u16 avail_idx, used_seen;
+static void post(void) { virtq_add_buf(&q, 0, (u64)buf, sizeof buf, 1); }
 
-static void post(void) {
-	ring.d[0].addr = (u64)buf;
-	ring.d[0].len = sizeof buf;
-	ring.d[0].flags = 2;
-	ring.avail[2 + avail_idx % QSZ] = 0;
-	__asm__ volatile("" ::: "memory");
-	avail_idx++;
-	((volatile u16 *)ring.avail)[1] = avail_idx;
-}
-
+/* Waits (bounded) for the next used element; returns its length or -1. */
 static long wait_used(u64 cycles) {
-	u64 end = rdtsc() + cycles;
-	while (((volatile u16 *)ring.used_hdr)[1] == used_seen) {
-		if (rdtsc() > end) return -1;
-		cpu_relax();
-	}
-	u32 len = ((volatile u32 *)ring.used)[2 * (used_seen % QSZ) + 1];
-	used_seen++;
-	return len;
+	u32 len;
+	return virtq_poll_used(&q, cycles, &len) < 0 ? -1 : (long)len;
 }
 
 int main(void) {
@@ -81,7 +51,8 @@ int main(void) {
 	outl(io + 0x04, 0);
 	outw(io + 0x0e, 0);
 	if (inw(io + 0x0c) != QSZ) { printf("FAIL queue size %u\n", inw(io + 0x0c)); return 11; }
-	outl(io + 0x08, (u32)((u64)&ring >> 12));
+	virtq_init(&q, ring, QSZ);
+	outl(io + 0x08, (u32)((u64)ring >> 12));
 	outb(io + 0x12, 7);
 	printf("host features %x, pfn %x\n", host, inl(io + 0x08));
 

@@ -4,119 +4,33 @@
  * transport, VERSION_1 + MAC, receive queue 0 with four 2 KiB buffers, transmit queue 1; completions polled.
  * Frames that are not the expected answer (the kernel's own traffic) are skipped.
  */
-#include "guest.h"
+#include "virtio.h"
 
 #define QSZ 8
 #define HDR 12
+#define WAIT 30000000000UL /* TSC cycles for one completion */
 
-struct desc {
-	u64 addr;
-	u32 len;
-	u16 flags;
-	u16 next;
-} __attribute__((packed));
-
-struct vring {
-	struct desc d[QSZ];
-	u16 avail[3 + QSZ];
-	u8 pad[4096 - 16 * QSZ - 2 * (3 + QSZ)];
-	u16 used_hdr[2];
-	u32 used[2 * QSZ];
-	u16 avail_event;
-} __attribute__((aligned(4096)));
-
-struct queue {
-	struct vring *r;
-	u16 avail_idx, used_seen, notify_off;
-};
-
-static struct vring rx_ring, tx_ring;
-static struct queue rxq, txq;
+static u8 rx_ring[VIRTQ_RING_BYTES(QSZ)] __attribute__((aligned(4096)));
+static u8 tx_ring[VIRTQ_RING_BYTES(QSZ)] __attribute__((aligned(4096)));
+static struct virtq rxq, txq;
 static u8 rx_bufs[4][2048] __attribute__((aligned(64)));
 static u8 tx_buf[2048] __attribute__((aligned(64)));
-static u64 common, notify, devcfg;
-static u32 mult;
+static struct virtio_pci net;
 static u8 mac[6], host_mac[6];
 static const u8 my_ip[4] = { 10, 213, 0, 2 }, host_ip[4] = { 10, 213, 0, 1 };
 
-static u32 cfg(u8 slot, u16 off, int size) { return pci_cf8_read(0, slot, 0, off, size); }
-
-static u64 bar_address(u8 slot, u8 bar) {
-	u32 lo = cfg(slot, 0x10 + 4 * bar, 4);
-	u64 a = lo & ~0xfu;
-	if (((lo >> 1) & 3) == 2) a |= (u64)cfg(slot, 0x14 + 4 * bar, 4) << 32;
-	return a;
-}
-
-static int find_net(void) {
-	for (u8 slot = 0; slot < 32; slot++) {
-		if (cfg(slot, 0, 4) != 0x10411af4) continue;
-		for (u8 at = cfg(slot, 0x34, 1); at; at = cfg(slot, at + 1, 1)) {
-			if (cfg(slot, at, 1) != 0x09) continue;
-			u64 base = bar_address(slot, cfg(slot, at + 4, 1)) + cfg(slot, at + 8, 4);
-			u8 type = cfg(slot, at + 3, 1);
-			if (type == 1) common = base;
-			if (type == 2) { notify = base; mult = cfg(slot, at + 16, 4); }
-			if (type == 4) devcfg = base;
-		}
-		return common && notify && devcfg;
-	}
-	return 0;
-}
-
-static void setup_queue(u16 index, struct queue *q, struct vring *r) {
-	memset(r, 0, sizeof(*r));
-	q->r = r;
-	mmio_write16(common + 0x16, index);
-	mmio_write16(common + 0x18, QSZ);
-	mmio_write32(common + 0x20, (u32)(u64)r->d);
-	mmio_write32(common + 0x24, 0);
-	mmio_write32(common + 0x28, (u32)(u64)r->avail);
-	mmio_write32(common + 0x2c, 0);
-	mmio_write32(common + 0x30, (u32)(u64)r->used_hdr);
-	mmio_write32(common + 0x34, 0);
-	q->notify_off = mmio_read16(common + 0x1e);
-	mmio_write16(common + 0x1c, 1);
-}
-
-static void make_available(struct queue *q, u16 head) {
-	q->r->avail[2 + q->avail_idx % QSZ] = head;
-	__asm__ volatile("" ::: "memory");
-	q->avail_idx++;
-	((volatile u16 *)q->r->avail)[1] = q->avail_idx;
-	mmio_write16(notify + (u64)q->notify_off * mult, 0);
-}
-
-/* Next used element (bounded wait): returns the head and its length, or -1. */
-static int next_used(struct queue *q, u32 *len) {
-	u64 end = rdtsc() + 30000000000UL;
-	while (((volatile u16 *)q->r->used_hdr)[1] == q->used_seen) {
-		if (rdtsc() > end) return -1;
-		cpu_relax();
-	}
-	u32 slot = q->used_seen % QSZ;
-	q->used_seen++;
-	*len = ((volatile u32 *)q->r->used)[2 * slot + 1];
-	return ((volatile u32 *)q->r->used)[2 * slot];
-}
-
 static void post_rx(int i) {
-	rxq.r->d[i].addr = (u64)rx_bufs[i];
-	rxq.r->d[i].len = sizeof rx_bufs[i];
-	rxq.r->d[i].flags = 2;
-	make_available(&rxq, i);
+	virtq_add_buf(&rxq, i, (u64)rx_bufs[i], sizeof rx_bufs[i], 1);
+	virtio_notify(&net, &rxq);
 }
 
 /* Sends the frame built at tx_buf + HDR (zero header, padded to 60 bytes). */
 static int send(u32 frame) {
 	memset(tx_buf, 0, HDR);
 	if (frame < 60) { memset(tx_buf + HDR + frame, 0, 60 - frame); frame = 60; }
-	txq.r->d[0].addr = (u64)tx_buf;
-	txq.r->d[0].len = HDR + frame;
-	txq.r->d[0].flags = 0;
-	make_available(&txq, 0);
-	u32 len;
-	return next_used(&txq, &len) == 0;
+	virtq_add_buf(&txq, 0, (u64)tx_buf, HDR + frame, 0);
+	virtio_notify(&net, &txq);
+	return virtq_poll_used(&txq, WAIT, NULL) == 0;
 }
 
 static u16 be16(const u8 *p) { return (u16)(p[0] << 8 | p[1]); }
@@ -134,7 +48,7 @@ static u16 checksum(const u8 *p, u32 n) {
 static int receive(int (*match)(const u8 *eth, u32 len)) {
 	for (int tries = 0; tries < 64; tries++) {
 		u32 len;
-		int head = next_used(&rxq, &len);
+		int head = virtq_poll_used(&rxq, WAIT, &len);
 		if (head < 0 || head > 3) return 0;
 		int ok = len >= HDR + 14 && match(rx_bufs[head] + HDR, len - HDR);
 		post_rx(head);
@@ -157,19 +71,14 @@ static int is_echo_reply(const u8 *eth, u32 len) {
 }
 
 int main(void) {
-	if (!find_net()) { printf("FAIL virtio-net not found\n"); return 10; }
-	mmio_write8(common + 0x14, 0);
-	mmio_write8(common + 0x14, 3);
-	mmio_write32(common + 0x08, 0);
-	mmio_write32(common + 0x0c, 1u << 5); /* MAC */
-	mmio_write32(common + 0x08, 1);
-	mmio_write32(common + 0x0c, 1); /* VERSION_1 */
-	mmio_write8(common + 0x14, 0x0b);
-	if (!(mmio_read8(common + 0x14) & 0x08)) { printf("FAIL features\n"); return 11; }
-	setup_queue(0, &rxq, &rx_ring);
-	setup_queue(1, &txq, &tx_ring);
-	mmio_write8(common + 0x14, 0x0f);
-	for (int i = 0; i < 6; i++) mac[i] = mmio_read8(devcfg + i);
+	if (!virtio_pci_find(VIRTIO_ID_NET, 0, &net) || !net.devcfg) { printf("FAIL virtio-net not found\n"); return 10; }
+	if (!virtio_negotiate(&net, VIRTIO_F_VERSION_1 | 1u << 5 /* MAC */)) { printf("FAIL features\n"); return 11; }
+	if (!virtio_queue_setup(&net, 0, &rxq, rx_ring, QSZ, VIRTIO_NO_VECTOR) ||
+	    !virtio_queue_setup(&net, 1, &txq, tx_ring, QSZ, VIRTIO_NO_VECTOR) || !virtio_driver_ok(&net)) {
+		printf("FAIL queue setup\n");
+		return 12;
+	}
+	for (int i = 0; i < 6; i++) mac[i] = mmio_read8(net.devcfg + i);
 	for (int i = 0; i < 4; i++) post_rx(i);
 
 	/* ARP: who has 10.213.0.1? tell 10.213.0.2 */
