@@ -4,6 +4,8 @@
 #include "vcpu.h"
 #include "watcher.h"
 #include <cerrno>
+#include <climits>
+#include <cstddef>
 #include <csignal>
 #include <algorithm>
 #include <cstring>
@@ -135,12 +137,76 @@ int64_t MonotonicNs() {
 
 struct RunOptions {
   int64_t maxSliceMs = -1;
-  int64_t minSliceMs = 4;
+  int64_t immediateSliceMs = 4;
 };
+
+// How long the guest may run before the event loop needs the thread: libuv's own rule
+// (uv_backend_timeout) minus one clause. libuv answers 0 whenever an idle handle is active, and Node keeps
+// its idle handle active while any setImmediate is queued or being processed, including the very one that
+// re-entered run(). That zero says nothing about new work, so idle handles only cap the slice at
+// immediateSliceMs (immediates queued by others still run soon). Every other reason stays exact: a stop
+// request, pending I/O callbacks or closing handles give a real 0, otherwise the next timer's due time.
+// New fd readiness (ioeventfds, threadpool completions, sockets) is the watcher's job.
+#if UV_VERSION_MAJOR == 1 && UV_VERSION_MINOR >= 46
+inline bool QueueEmpty(const uv__queue* q) { return q->next == q; }
+
+int64_t NextTimerMs(const uv_loop_t* loop) {
+  if (loop->timer_heap.min == nullptr) return -1;
+  // The heap's nodes are the heap_node fields of started uv_timer_t handles.
+  const uv_timer_t* t = reinterpret_cast<const uv_timer_t*>(
+      static_cast<const char*>(loop->timer_heap.min) - offsetof(uv_timer_t, heap_node));
+  return static_cast<int64_t>(std::min<uint64_t>(uv_timer_get_due_in(t), INT_MAX));
+}
+
+int64_t SliceTimeoutMs(uv_loop_t* loop, int64_t immediateSliceMs) {
+  if (loop->stop_flag != 0 || !QueueEmpty(&loop->pending_queue) || loop->closing_handles != nullptr) return 0;
+  int64_t t = NextTimerMs(loop);
+  if (!QueueEmpty(&loop->idle_handles) && (t < 0 || t > immediateSliceMs)) t = immediateSliceMs;
+  return t;
+}
+#else
+// Another libuv layout: no peeking. A zero is then taken as "immediates pending" (the old behaviour).
+int64_t SliceTimeoutMs(uv_loop_t* loop, int64_t immediateSliceMs) {
+  int64_t t = uv_backend_timeout(loop);
+  return t == 0 ? immediateSliceMs : t;
+}
+#endif
+
+// Counts the turns of this thread's event loop (a prepare handle runs once per turn, just before the poll
+// phase; unref'd, so it keeps nothing alive, and it does not change libuv's timeout). A run entered while
+// the loop has not turned since this vCPU's previous run (a synchronous caller) would see the same ready
+// fds and due timers as that run and be kicked at once, forever: such a run gets a plain slice instead.
+struct LoopTurns {
+  uv_prepare_t handle;
+  uv_loop_t* loop = nullptr;
+  uint64_t count = 0;
+};
+thread_local LoopTurns* tlTurns = nullptr;
+
+void CloseTurns(void* arg) {
+  auto* t = static_cast<LoopTurns*>(arg);
+  if (tlTurns == t) tlTurns = nullptr;
+  uv_prepare_stop(&t->handle);
+  uv_close(reinterpret_cast<uv_handle_t*>(&t->handle), [](uv_handle_t* h) { delete static_cast<LoopTurns*>(h->data); });
+}
+
+// The loop's turn count; UINT64_MAX when no counter could be started (every run then counts as fresh).
+uint64_t LoopTurn(napi_env env, uv_loop_t* loop) {
+  if (tlTurns && tlTurns->loop == loop) return tlTurns->count;
+  auto* t = new LoopTurns();
+  t->loop = loop;
+  t->handle.data = t;
+  if (uv_prepare_init(loop, &t->handle) != 0) { delete t; return UINT64_MAX; }
+  uv_prepare_start(&t->handle, [](uv_prepare_t* h) { static_cast<LoopTurns*>(h->data)->count++; });
+  uv_unref(reinterpret_cast<uv_handle_t*>(&t->handle));
+  napi_add_env_cleanup_hook(env, CloseTurns, t);  // a worker's loop must close with no handle left open
+  tlTurns = t;
+  return 0;
+}
 
 }  // namespace
 
-// run(dispatch, maxSliceMs (-1: none), minSliceMs) -> RunResult
+// run(dispatch, maxSliceMs (-1: none), immediateSliceMs) -> RunResult
 Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   napi_env e = env;
@@ -152,8 +218,8 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   if (!pioV.IsFunction() || !mmioV.IsFunction()) { ThrowType(env, "dispatch.pio and dispatch.mmio must be functions"); return env.Undefined(); }
   RunOptions opt;
   if (info[1].IsNumber()) opt.maxSliceMs = info[1].As<Napi::Number>().Int64Value();
-  if (info[2].IsNumber()) opt.minSliceMs = info[2].As<Napi::Number>().Int64Value();
-  if (opt.minSliceMs < 0) opt.minSliceMs = 0;
+  if (info[2].IsNumber()) opt.immediateSliceMs = info[2].As<Napi::Number>().Int64Value();
+  if (opt.immediateSliceMs < 0) opt.immediateSliceMs = 0;
 
   if (stopRequested_.exchange(false)) return ExitResult(env, "yield");
 
@@ -164,17 +230,21 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   if (!watcher_) watcher_.reset(new LoopWatcher());
 
   uv_update_time(loop);
-  int64_t timeout = uv_backend_timeout(loop);
+  const uint64_t turn = LoopTurn(e, loop);
+  const bool stale = turn != UINT64_MAX && turn == watcher_->lastRunTurn;
+  watcher_->lastRunTurn = turn;
+  // Fresh: the slice lasts until new work (fd readiness, watched by the watcher) or the loop's timeout.
+  // Stale: the loop's readiness and timers are what the previous run already saw: a plain slice, no fd watch.
+  int64_t timeout = stale ? opt.immediateSliceMs : SliceTimeoutMs(loop, opt.immediateSliceMs);
   if (opt.maxSliceMs >= 0 && (timeout < 0 || timeout > opt.maxSliceMs)) timeout = opt.maxSliceMs;
+  const int64_t deadlineNs = timeout < 0 ? -1 : MonotonicNs() + timeout * 1000000;
   runThread_ = pthread_self();
   run_->immediate_exit = 0;
   running_.store(true, std::memory_order_seq_cst);
   if (stopRequested_.load()) run_->immediate_exit = 1;  // a kick() raced with the arming above
-  watcher_->Arm(uv_backend_fd(loop), timeout, opt.minSliceMs, KickTarget{run_, &inKvmRun_, runThread_});
+  watcher_->Arm(stale ? -1 : uv_backend_fd(loop), deadlineNs, KickTarget{run_, &inKvmRun_, runThread_});
   // The JS thread also checks the deadline itself between exits (a vDSO clock read, ~60 ns), so timers
   // stay on time during exit storms even when the watcher thread waits for a CPU on a busy host.
-  const int64_t deadlineNs =
-      timeout < 0 ? -1 : MonotonicNs() + std::max(timeout, opt.minSliceMs) * 1000000;
 
   uint32_t inScope = 0;
   napi_handle_scope scope;
@@ -248,7 +318,8 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
       case KVM_EXIT_HLT: stop = "hlt"; break;
       default: special = true; break;
     }
-    if (stopRequested_.load() || (deadlineNs >= 0 && MonotonicNs() >= deadlineNs)) stop = "yield";
+    // Never over an exit that needs the machine (hlt, internal error, ...): that exit would be lost.
+    if (!stop && !special && !failed && (stopRequested_.load() || (deadlineNs >= 0 && MonotonicNs() >= deadlineNs))) stop = "yield";
     if (++inScope == kExitsPerScope) {
       napi_close_handle_scope(e, scope);
       napi_open_handle_scope(e, &scope);

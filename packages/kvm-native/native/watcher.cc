@@ -15,11 +15,14 @@ static int64_t NowNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-static int PollMs(int64_t untilNs) {
-  if (untilNs < 0) return -1;
+// Waits until `untilNs` (< 0: forever) with nanosecond precision, so a slice ends on its deadline, not
+// on the next whole millisecond.
+static int PollUntil(pollfd* fds, nfds_t n, int64_t untilNs) {
+  if (untilNs < 0) return ppoll(fds, n, nullptr, nullptr);
   int64_t left = untilNs - NowNs();
-  if (left <= 0) return 0;
-  return static_cast<int>((left + 999999) / 1000000);
+  if (left < 0) left = 0;
+  timespec ts{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+  return ppoll(fds, n, &ts, nullptr);
 }
 
 void KickNow(const KickTarget& t) {
@@ -49,16 +52,13 @@ LoopWatcher::~LoopWatcher() {
   close(wakeFd_);
 }
 
-void LoopWatcher::Arm(int backendFd, int64_t timeoutMs, int64_t minSliceMs, const KickTarget& target) {
-  int64_t now = NowNs();
+void LoopWatcher::Arm(int backendFd, int64_t deadlineNs, const KickTarget& target) {
   {
     std::lock_guard<std::mutex> l(mu_);
     armed_ = true;
     generation_++;
     backendFd_ = backendFd;
-    deadlineNs_ = timeoutMs < 0 ? -1 : now + timeoutMs * 1000000;
-    earliestNs_ = now + minSliceMs * 1000000;
-    if (deadlineNs_ >= 0 && deadlineNs_ < earliestNs_) deadlineNs_ = earliestNs_;
+    deadlineNs_ = deadlineNs;
     target_ = target;
     kicked_.store(false, std::memory_order_release);
   }
@@ -77,7 +77,7 @@ void LoopWatcher::Main() {
     bool armed;
     uint64_t gen;
     int backend;
-    int64_t deadline, earliest;
+    int64_t deadline;
     {
       std::lock_guard<std::mutex> l(mu_);
       if (quit_) return;
@@ -85,7 +85,6 @@ void LoopWatcher::Main() {
       gen = generation_;
       backend = backendFd_;
       deadline = deadlineNs_;
-      earliest = earliestNs_;
     }
     if (!armed) {
       pollfd p{wakeFd_, POLLIN, 0};
@@ -94,17 +93,13 @@ void LoopWatcher::Main() {
       continue;
     }
     pollfd p[2] = {{wakeFd_, POLLIN, 0}, {backend, POLLIN, 0}};
-    int r = poll(p, 2, PollMs(deadline));
+    int r = PollUntil(p, 2, deadline);
     if (r < 0 && errno == EINTR) continue;
     if (p[0].revents & POLLIN) {  // re-armed, disarmed or quitting: reload the state
       (void)!read(wakeFd_, &drained, sizeof drained);
       continue;
     }
-    // The loop has work or the deadline passed; honour the minimum slice, unless re-armed meanwhile.
-    if (PollMs(earliest) > 0) {
-      pollfd w{wakeFd_, POLLIN, 0};
-      if (poll(&w, 1, PollMs(earliest)) > 0) continue;
-    }
+    // The loop has new work or the deadline passed: kick now, unless re-armed meanwhile.
     std::lock_guard<std::mutex> l(mu_);
     if (armed_ && generation_ == gen) {
       kicked_.store(true, std::memory_order_release);

@@ -1,6 +1,7 @@
 // A helper thread that watches the Node event loop while the JS thread sits in KVM_RUN.
-// While armed it polls libuv's backend fd with libuv's timeout; when the loop has work (or the
-// slice is over) it kicks the vCPU: immediate_exit = 1 first, then a real-time signal.
+// While armed it polls libuv's backend fd (the epoll fd: readable as soon as any watched fd is) until the
+// slice's deadline; when the loop has new work or the deadline passes it kicks the vCPU at once:
+// immediate_exit = 1 first, then a real-time signal.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -25,10 +26,12 @@ class LoopWatcher {
  public:
   LoopWatcher();
   ~LoopWatcher();
-  // timeoutMs < 0: no deadline (only loop activity kicks). minSliceMs: the guest runs at least this long.
-  void Arm(int backendFd, int64_t timeoutMs, int64_t minSliceMs, const KickTarget& target);
+  // deadlineNs (CLOCK_MONOTONIC) < 0: no deadline (only loop activity kicks). backendFd < 0: deadline only.
+  void Arm(int backendFd, int64_t deadlineNs, const KickTarget& target);
   void Disarm();
   bool kicked() const { return kicked_.load(std::memory_order_acquire); }
+  // The event-loop turn during which this vCPU's previous run started (JS thread only).
+  uint64_t lastRunTurn = UINT64_MAX;
 
  private:
   void Main();
@@ -41,7 +44,6 @@ class LoopWatcher {
   uint64_t generation_ = 0;
   int backendFd_ = -1;
   int64_t deadlineNs_ = -1;  // CLOCK_MONOTONIC, -1: none
-  int64_t earliestNs_ = 0;   // no kick before this (minimum slice)
   KickTarget target_{};
   std::atomic<bool> kicked_{false};
 };

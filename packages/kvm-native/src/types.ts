@@ -93,7 +93,8 @@ export type RunResult =
 export interface RunOptions {
   /** Return "yield" after at most this many ms even if the event loop is idle. Default: libuv's timeout only. */
   maxSliceMs?: number;
-  /** The guest runs at least this long before a kick for event-loop work (default 4 ms), so it always progresses
-   * (and the re-entry setImmediate, which makes libuv report "work pending", does not cut every slice short). */
-  minSliceMs?: number;
+  /** While setImmediate callbacks are queued (libuv idle handles active, as they are for the immediate that
+   * re-entered run()), the slice ends after at most this many ms (default 4) so that they run. It is a cap, not
+   * a floor: new fd readiness and due timers still end the slice at once. */
+  immediateSliceMs?: number;
 }

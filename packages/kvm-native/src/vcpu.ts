@@ -26,11 +26,16 @@ export class Vcpu {
 
   /**
    * Runs the guest on the calling (JS) thread. Port-I/O and MMIO exits call `dispatch` synchronously;
-   * returns when an exit needs the machine, a callback called requestStop(), or the event loop has work
-   * ("yield": re-enter with setImmediate). A callback that throws makes run() throw that error.
+   * returns when an exit needs the machine, a callback called requestStop(), the event loop gets new work (an fd
+   * it watches becomes readable, its next timer is due) or the slice is over ("yield": re-enter with setImmediate).
+   * A callback that throws makes run() throw that error.
    */
   run(dispatch: ExitDispatch, options: RunOptions = {}): RunResult {
-    return this.h().run(dispatch, sliceMs("maxSliceMs", options.maxSliceMs, -1), sliceMs("minSliceMs", options.minSliceMs, 4));
+    return this.h().run(
+      dispatch,
+      sliceMs("maxSliceMs", options.maxSliceMs, -1),
+      sliceMs("immediateSliceMs", options.immediateSliceMs, 4),
+    );
   }
 
   /** From a dispatch callback: return "yield" after the current exit. */

@@ -40,6 +40,6 @@ describe.skipIf(!kvmOk)("the event loop keeps running while a vCPU runs (real /d
     expect(r.reason).toBe("yield");
     expect(took).toBeLessThan(1000); // liveness only
     expect(() => t!.vcpu.run(new Recorder(t!.vcpu), { maxSliceMs: -1 })).toThrow(RangeError);
-    expect(() => t!.vcpu.run(new Recorder(t!.vcpu), { minSliceMs: Number.NaN })).toThrow(RangeError);
+    expect(() => t!.vcpu.run(new Recorder(t!.vcpu), { immediateSliceMs: Number.NaN })).toThrow(RangeError);
   });
 });
