@@ -2,9 +2,6 @@
  * is emulated here (host-kvm.md). */
 #include "virtio.h"
 
-/* Compiler barrier: the rings are written before the index that publishes them (x86 keeps store order). */
-#define barrier() __asm__ volatile("" ::: "memory")
-
 void virtq_init(struct virtq *q, void *ring_memory, u16 size) {
 	u8 *m = ring_memory;
 	u64 used = VIRTQ_USED_OFFSET(size);
@@ -16,12 +13,6 @@ void virtq_init(struct virtq *q, void *ring_memory, u16 size) {
 	q->used = (volatile struct virtq_used *)(m + used);
 	q->size = size;
 	q->next_avail = q->last_used = 0;
-}
-
-void virtq_make_available(struct virtq *q, u16 head) {
-	q->avail->ring[q->next_avail & (q->size - 1)] = head;
-	barrier();
-	q->avail->idx = ++q->next_avail;
 }
 
 void virtq_write_chain(struct virtq *q, u16 head, const struct virtq_buf *bufs, u16 n) {
@@ -37,14 +28,6 @@ void virtq_write_chain(struct virtq *q, u16 head, const struct virtq_buf *bufs, 
 void virtq_add_chain(struct virtq *q, u16 head, const struct virtq_buf *bufs, u16 n) {
 	virtq_write_chain(q, head, bufs, n);
 	virtq_make_available(q, head);
-}
-
-int virtq_next_used(struct virtq *q, u32 *len) {
-	if (q->used->idx == q->last_used) return -1;
-	barrier();
-	volatile struct virtq_used_elem *e = &q->used->ring[q->last_used++ & (q->size - 1)];
-	if (len) *len = e->len;
-	return (int)e->id;
 }
 
 int virtq_poll_used(struct virtq *q, u64 cycles, u32 *len) {

@@ -80,10 +80,30 @@ static inline void virtq_add_buf(struct virtq *q, u16 head, u64 addr, u32 len, u
 	const struct virtq_buf b = { addr, len, device_writes };
 	virtq_add_chain(q, head, &b, 1);
 }
-/* Makes the chain whose descriptors are already written at `head` available (no notification). */
-void virtq_make_available(struct virtq *q, u16 head);
+/*
+ * Makes the chain whose descriptors are already written at `head` available (no notification). Inline, like
+ * virtq_next_used, with the queue's fields read once: a driver's completion loop runs both per request, and every
+ * guest instruction is emulated on this project's hosts.
+ */
+static inline void virtq_make_available(struct virtq *q, u16 head) {
+	volatile struct virtq_avail *avail = q->avail;
+	u16 next = q->next_avail;
+	avail->ring[next & (q->size - 1)] = head;
+	q->next_avail = ++next;
+	__asm__ volatile("" ::: "memory"); /* descriptors and ring entry before the index that publishes them */
+	avail->idx = next;
+}
 /* The next used element without waiting: its head (and length in *len when len is not NULL), or -1 if none. */
-int virtq_next_used(struct virtq *q, u32 *len);
+static inline int virtq_next_used(struct virtq *q, u32 *len) {
+	volatile struct virtq_used *used = q->used;
+	u16 seen = q->last_used;
+	if (used->idx == seen) return -1;
+	/* volatile reads stay in program order: the element is read after the index that published it */
+	volatile struct virtq_used_elem *e = &used->ring[seen & (q->size - 1)];
+	q->last_used = seen + 1;
+	if (len) *len = e->len;
+	return (int)e->id;
+}
 /* As virtq_next_used, but waits up to `cycles` TSC cycles for it; -1 on timeout. */
 int virtq_poll_used(struct virtq *q, u64 cycles, u32 *len);
 
