@@ -47,8 +47,6 @@ static void wait_irq(void) {
 	cli();
 }
 
-static u64 bar_mem(u8 dev, int bar) { return cfg(dev, 0x10 + 4 * bar, 4) & ~0xfu; }
-static u16 bar_io(u8 dev, int bar) { return cfg(dev, 0x10 + 4 * bar, 4) & ~0x3u; }
 
 static void check_enumeration(u64 ecam, u8 a) {
 	outl(0xcf8, 0x80001234);
@@ -141,14 +139,14 @@ static void check_sizing(u8 a) {
 	/* Sizing while decode is on must not break the mapping afterwards. */
 	set_cfg(a, 0x14, 4, 0xffffffff);
 	set_cfg(a, 0x14, 4, bar1);
-	EXPECT(mmio_read32(bar_mem(a, 1)), ID_MAGIC | a, "device answers after sizing with decode on");
+	EXPECT(mmio_read32(pci_bar_address(0, a, 1)), ID_MAGIC | a, "device answers after sizing with decode on");
 }
 
 static void check_moves(u8 a, u8 b, u64 free_mem) {
-	u64 a1 = bar_mem(a, 1), b1 = bar_mem(b, 1);
+	u64 a1 = pci_bar_address(0, a, 1), b1 = pci_bar_address(0, b, 1);
 	EXPECT(mmio_read32(a1), ID_MAGIC | a, "A BAR1 ID");
 	EXPECT(mmio_read32(b1), ID_MAGIC | b, "B BAR1 ID");
-	EXPECT(inl(bar_io(a, 0)), ID_MAGIC | a, "A BAR0 (I/O) ID");
+	EXPECT(inl((u16)pci_bar_address(0, a, 0)), ID_MAGIC | a, "A BAR0 (I/O) ID");
 
 	set_cfg(a, 0x14, 4, (u32)free_mem);
 	EXPECT(mmio_read32(free_mem), ID_MAGIC | a, "A answers at its new address");
@@ -171,7 +169,7 @@ static void check_moves(u8 a, u8 b, u64 free_mem) {
 	EXPECT(mmio_read32(b1), ID_MAGIC | b, "B's window back");
 
 	/* I/O BAR move with decode on, and a move onto the UART that must roll back. */
-	u16 io = bar_io(a, 0);
+	u16 io = (u16)pci_bar_address(0, a, 0);
 	set_cfg(a, 0x10, 4, 0x7000);
 	EXPECT(inl(0x7000), ID_MAGIC | a, "I/O BAR moved");
 	EXPECT(inl(io), 0xffffffff, "old I/O window gone");
@@ -183,8 +181,8 @@ static void check_moves(u8 a, u8 b, u64 free_mem) {
 }
 
 static void check_decode_toggle(u8 a) {
-	u64 a1 = bar_mem(a, 1), table = bar_mem(a, 4);
-	u16 io = bar_io(a, 0);
+	u64 a1 = pci_bar_address(0, a, 1), table = pci_bar_address(0, a, 4);
+	u16 io = (u16)pci_bar_address(0, a, 0);
 	set_cfg(a, 4, 2, 0x0001);
 	EXPECT(mmio_read32(a1), 0xffffffff, "memory decode off: BAR1 gone");
 	EXPECT(mmio_read32(table), 0xffffffff, "memory decode off: MSI-X table gone");
@@ -210,13 +208,13 @@ static void check_bar64(u8 a, u64 free_mem) {
 /* Table and PBA locations come from the capability (BIR in bits 0-2, offset above), as a driver reads them. */
 static u64 msix_region(u8 dev, u16 reg) {
 	u32 v = cfg(dev, 0x40 + reg, 4);
-	return bar_mem(dev, v & 7) + (v & ~7u);
+	return pci_bar_address(0, dev, v & 7) + (v & ~7u);
 }
 
 static void check_msix(u8 a) {
 	EXPECT(cfg(a, 0x40, 1), 0x11, "MSI-X capability at 0x40");
 	EXPECT(cfg(a, 0x42, 2) & 0x7ff, 1, "MSI-X table size 2");
-	u64 table = msix_region(a, 4), pba = msix_region(a, 8), regs = bar_mem(a, 1);
+	u64 table = msix_region(a, 4), pba = msix_region(a, 8), regs = pci_bar_address(0, a, 1);
 	EXPECT(mmio_read32(table + 12), 1, "vector 0 starts masked");
 	EXPECT(mmio_read32(table + 16 + 12), 1, "vector 1 starts masked");
 	EXPECT(mmio_read32(pba), 0, "PBA starts clear");
@@ -246,7 +244,7 @@ static void check_msix(u8 a) {
 static void check_intx(u8 a) {
 	u8 line = cfg(a, 0x3c, 1);
 	ioapic_route(line, 0x51, lapic_id(), 1);
-	u64 regs = bar_mem(a, 1);
+	u64 regs = pci_bar_address(0, a, 1);
 	set_cfg(a, 4, 2, 0x0403); /* interrupt disable */
 	mmio_write32(regs + 0xc, 1);
 	wait_irq();
