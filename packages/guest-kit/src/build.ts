@@ -110,7 +110,9 @@ async function build(name: string, program: string, format: GuestFormat): Promis
   const cflags = [...GUEST_CFLAGS.map((f) => (f === "GCC_INCLUDE" ? include : f)), "-I", runtimeDir];
   const sources = [...(await runtimeSources(format)), program];
   const script = join(guestSourceDir, `${format}.ld`);
-  const headers = (await readdir(runtimeDir)).filter((f) => f.endsWith(".h")).map((f) => join(runtimeDir, f));
+  // The runtime's headers and those beside the program (it may include local ones) decide the build too.
+  const headersIn = async (dir: string) => (await readdir(dir)).filter((f) => f.endsWith(".h")).sort().map((f) => join(dir, f));
+  const headers = [...(await headersIn(runtimeDir)), ...(dirname(program) === runtimeDir ? [] : await headersIn(dirname(program)))];
   const hash = createHash("sha256");
   const version = (await run("gcc", ["--version"])).stdout.split("\n")[0];
   hash.update(JSON.stringify({ cflags, ldflags: LDFLAGS, format, version, name }));

@@ -65,6 +65,12 @@ describe("guest-kit", () => {
       writeFileSync(src, '#include "guest.h"\nint main(void) { printf("external\\n"); return 7; }\n');
       const path = await buildGuest("external", { format: "elf", source: src });
       expect(path).toMatch(/\.guest-cache\/external-elf-[0-9a-f]{16}\/external\.elf$/);
+      // A header beside the program is part of the build: changing it gives a new image.
+      writeFileSync(join(dir, "local.h"), "#define ANSWER 7\n");
+      writeFileSync(src, '#include "guest.h"\n#include "local.h"\nint main(void) { return ANSWER; }\n');
+      const withHeader = await buildGuest("external", { format: "elf", source: src });
+      writeFileSync(join(dir, "local.h"), "#define ANSWER 8\n");
+      expect(await buildGuest("external", { format: "elf", source: src })).not.toBe(withHeader);
       writeFileSync(src, "int main(void) { return undefined_symbol; }\n");
       await expect(buildGuest("external", { format: "elf", source: src })).rejects.toThrow(/compiling .*external\.c failed: .*undefined_symbol/s);
       await expect(buildGuest("external", { format: "elf", source: join(dir, "missing.c") })).rejects.toThrow(/does not exist/);
