@@ -7,7 +7,7 @@ import { KvmError } from "./errors.js";
 import type { CpuidEntry, Fpu, MsrEntry, Regs, RunResult, Sregs } from "./types.js";
 
 export interface NativeVcpu {
-  run(dispatch: object, maxSliceMs: number, minSliceMs: number): RunResult;
+  run(dispatch: object, maxSliceMs: number, immediateSliceMs: number): RunResult;
   requestStop(): void;
   kick(): void;
   close(): void;
