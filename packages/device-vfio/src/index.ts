@@ -1,1 +1,2 @@
-export {};
+export { parseHostAddress, formatHostAddress } from "./host-address.js";
+export { vfioHostStatus, hostFunctionStatus, type VfioHostStatus } from "./host-status.js";
