@@ -5,16 +5,14 @@ import { MemoryLogger, Tokens } from "@vmm/core";
 import { buildGuest } from "@vmm/guest-kit";
 import { kvmAvailability } from "@vmm/kvm-native";
 import { Machine } from "@vmm/machine";
+import { kvmTestGate } from "@vmm/test-support";
 import { describe, expect, it } from "vitest";
 import { MemoryBlockBackend } from "../src/backends/block.js";
 import { VirtioBlk } from "../src/devices/blk.js";
 import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const kvm = kvmAvailability();
-if (!kvm.ok) {
-  console.warn(`\n${"!".repeat(78)}\n!! @vmm/device-virtio: benchmark guest test SKIPPED: ${kvm.reason}\n${"!".repeat(78)}\n`);
-}
+const kvm = kvmTestGate("@vmm/device-virtio", { what: "benchmark guest test", check: kvmAvailability });
 
 /** An in-memory disk that records every read and how many were in flight at once (reads finish a turn later). */
 class RecordingDisk extends MemoryBlockBackend {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { MemoryLogger, Tokens } from "@vmm/core";
 import { kvmAvailability } from "@vmm/kvm-native";
 import { Machine } from "@vmm/machine";
+import { kvmTestGate } from "@vmm/test-support";
 import { describe, expect, it } from "vitest";
 import { FileImage } from "../src/backends/file-image.js";
 import { SocketNetBackend } from "../src/backends/net-socket.js";
@@ -14,10 +15,7 @@ import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
 import { until } from "./harness.js";
 import { buildVirtioGuest } from "./kvm-guest.js";
 
-const kvm = kvmAvailability();
-if (!kvm.ok) {
-  console.warn(`\n${"!".repeat(78)}\n!! @vmm/device-virtio: KVM guest tests SKIPPED: ${kvm.reason}\n${"!".repeat(78)}\n`);
-}
+const kvm = kvmTestGate("@vmm/device-virtio", { what: "KVM guest tests", check: kvmAvailability });
 
 describe.skipIf(!kvm.ok)("virtio devices under KVM (a freestanding guest driver)", () => {
   it("rng via ioeventfd + MSI-X, BAR move moves the doorbell, blk read/write/flush/get-id/IOERR", async () => {

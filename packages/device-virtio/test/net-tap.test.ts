@@ -3,6 +3,8 @@ import { fileURLToPath } from "node:url";
 import { ConfigurationError, GuestMemory, MemoryLogger, Tokens, TrappingIoEvents, validateOptions, type DeviceType } from "@vmm/core";
 import { KvmError, kvmAvailability } from "@vmm/kvm-native";
 import { Machine } from "@vmm/machine";
+import { kvmTestGate } from "@vmm/test-support";
+import { insideNetns, ip, netnsOk, runInFreshNetns } from "@vmm/test-support/netns";
 import { container } from "tsyringe";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tapAttachHint, TapNetBackend } from "../src/backends/net-tap.js";
@@ -11,7 +13,6 @@ import plugin from "../src/plugin.js";
 import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
 import { setupTransport, until } from "./harness.js";
 import { buildVirtioGuest } from "./kvm-guest.js";
-import { insideNetns, ip, netnsOk, runInFreshNetns } from "./netns.js";
 
 // virtio-net on a tap: the namespace tests run in a child vitest under `unshare -n`, so the taps, their
 // private addresses and all traffic exist only in a namespace that dies with the child.
@@ -223,9 +224,7 @@ describe.runIf(insideNetns)("virtio-net tap backend (inside the namespace)", () 
   });
 });
 
-if (insideNetns && !kvm.ok) {
-  console.warn(`\n${"!".repeat(78)}\n!! @vmm/device-virtio: tap KVM guest test SKIPPED: ${kvm.reason}\n${"!".repeat(78)}\n`);
-}
+if (insideNetns) kvmTestGate("@vmm/device-virtio", { what: "tap KVM guest test", check: () => kvm });
 
 describe.runIf(insideNetns && kvm.ok)("virtio-net tap backend under KVM (inside the namespace)", () => {
   it("a freestanding guest driver resolves 10.213.0.1 with ARP and pings it through the tap", async () => {

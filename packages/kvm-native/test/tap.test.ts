@@ -1,11 +1,11 @@
 import { spawnSync } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { fileURLToPath } from "node:url";
+import { insideNetns, ip, netnsOk, runInFreshNetns } from "@vmm/test-support/netns";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KvmError, openTap, type Tap } from "../src/index.js";
 import { packageRoot } from "../src/native.js";
 import { arpRequest, type Bytes, icmpEcho, parseArp, parseIcmpEcho } from "./support/frames.js";
-import { insideNetns, ip, netnsOk, runInFreshNetns } from "./support/netns.js";
 
 // The tap tests run in a child vitest inside a fresh network namespace (unshare -n): the tap, its address
 // 10.213.0.1/24 and every frame exist only there, and the namespace dies with the child.

@@ -1,4 +1,4 @@
-// (The same helper as @vmm/kvm-native's test/support/netns.ts; test helpers are not shared across packages.)
+// The network-namespace harness shared by the tap tests of @vmm/kvm-native and @vmm/device-virtio.
 // Runs a test file again inside a fresh network namespace, so tap tests only ever see interfaces they create.
 // `unshare -n` ties the namespace to the child process: it disappears when the child exits or is killed, so
 // nothing can leak on failure or timeout. The host's own interfaces are never touched.
