@@ -1,9 +1,8 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MemoryLogger, Tokens } from "@vmm/core";
 import { kvmAvailability } from "@vmm/kvm-native";
-import { Machine } from "@vmm/machine";
+import type { Machine } from "@vmm/machine";
 import { kvmTestGate } from "@vmm/test-support";
 import { describe, expect, it } from "vitest";
 import { FileImage } from "../src/backends/file-image.js";
@@ -11,9 +10,9 @@ import { SocketNetBackend } from "../src/backends/net-socket.js";
 import { VirtioBlk } from "../src/devices/blk.js";
 import { VirtioNet } from "../src/devices/net.js";
 import { VirtioRng } from "../src/devices/rng.js";
-import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
+import type { VirtioPciFunction } from "../src/transport/virtio-pci.js";
 import { until } from "./harness.js";
-import { buildVirtioGuest } from "./kvm-guest.js";
+import { buildVirtioGuest, VirtioGuestVm } from "./kvm-guest.js";
 
 const kvm = kvmTestGate("@vmm/device-virtio", { what: "KVM guest tests", check: kvmAvailability });
 
@@ -23,31 +22,11 @@ describe.skipIf(!kvm.ok)("virtio devices under KVM (a freestanding guest driver)
     try {
       const image = join(dir, "disk.img");
       await writeFile(image, Uint8Array.from({ length: 16 * 512 }, (_, i) => (i * 13 + 7) & 0xff));
-      const elf = await buildVirtioGuest("virtio-smoke");
-      const logger = new MemoryLogger();
-      let serial = "";
-      const machine = new Machine({
-        memoryMiB: 64,
-        logger,
-        kernel: { kind: "elf", path: elf },
-        serial: { output: (b) => void (serial += Buffer.from(b).toString("latin1")) },
-      });
-      const c = machine.container;
-      const common = { memory: c.resolve(Tokens.GuestMemory), ioevents: c.resolve(Tokens.IoEvents), logger: c.resolve(Tokens.Logger) };
-      const rng = new VirtioPciFunction({ name: "virtio-rng0", device: new VirtioRng(), ...common });
-      const blkDevice = new VirtioBlk(await FileImage.open(image), { serial: "vmm-kvm-disk" });
-      const blk = new VirtioPciFunction({ name: "virtio-blk0", device: blkDevice, ...common });
-      machine.addPciDevice(rng);
-      machine.addPciDevice(blk);
-      const timer = setTimeout(() => machine.stop("test timeout"), 60_000);
-      let result;
-      try {
-        result = await machine.run();
-      } finally {
-        clearTimeout(timer);
-        machine.close();
-        await blk.close();
-      }
+      const vm = new VirtioGuestVm(await buildVirtioGuest("virtio-smoke"));
+      vm.addVirtio("virtio-rng0", new VirtioRng());
+      const blk = vm.addVirtio("virtio-blk0", new VirtioBlk(await FileImage.open(image), { serial: "vmm-kvm-disk" }));
+      const result = await vm.run(60_000, [blk]);
+      const serial = vm.serial;
       expect(serial).toContain("ok blk: read past the end -> IOERR");
       expect({ status: result.status, reason: result.reason, serial }).toMatchObject({ status: 0, reason: "debug-exit" });
       const after = await readFile(image);
@@ -58,33 +37,10 @@ describe.skipIf(!kvm.ok)("virtio devices under KVM (a freestanding guest driver)
   }, 90_000);
 
   it("legacy driver on a transitional rng: PFN queue, port doorbell with datamatch, INTx + ISR, I/O BAR move", async () => {
-    const elf = await buildVirtioGuest("virtio-legacy");
-    let serial = "";
-    const machine = new Machine({
-      memoryMiB: 64,
-      logger: new MemoryLogger(),
-      kernel: { kind: "elf", path: elf },
-      serial: { output: (b) => void (serial += Buffer.from(b).toString("latin1")) },
-    });
-    const c = machine.container;
-    const rng = new VirtioPciFunction({
-      name: "virtio-rng0",
-      device: new VirtioRng(),
-      transport: "transitional",
-      memory: c.resolve(Tokens.GuestMemory),
-      ioevents: c.resolve(Tokens.IoEvents),
-      logger: c.resolve(Tokens.Logger),
-    });
-    machine.addPciDevice(rng);
-    const timer = setTimeout(() => machine.stop("test timeout"), 60_000);
-    let result;
-    try {
-      result = await machine.run();
-    } finally {
-      clearTimeout(timer);
-      machine.close();
-      await rng.close();
-    }
+    const vm = new VirtioGuestVm(await buildVirtioGuest("virtio-legacy"));
+    const rng = vm.addVirtio("virtio-rng0", new VirtioRng(), "transitional");
+    const result = await vm.run(60_000, [rng]);
+    const serial = vm.serial;
     expect(serial).toContain("ok legacy rng: reset");
     expect({ status: result.status, reason: result.reason, serial }).toMatchObject({ status: 0, reason: "debug-exit" });
   }, 90_000);
@@ -97,24 +53,9 @@ describe.skipIf(!kvm.ok)("virtio devices under KVM (a freestanding guest driver)
     try {
       for (const last of [1, 2]) {
         const backend = await SocketNetBackend.open(path);
-        let serial = "";
-        const machine = new Machine({
-          name: `vm${last}`,
-          memoryMiB: 64,
-          logger: new MemoryLogger(),
-          kernel: { kind: "elf", path: elf },
-          serial: { output: (b) => void (serial += Buffer.from(b).toString("latin1")) },
-        });
-        const c = machine.container;
-        const net = new VirtioPciFunction({
-          name: "virtio-net0",
-          device: new VirtioNet(backend, [0x52, 0x54, 0, 0, 0, last]),
-          memory: c.resolve(Tokens.GuestMemory),
-          ioevents: c.resolve(Tokens.IoEvents),
-          logger: c.resolve(Tokens.Logger),
-        });
-        machine.addPciDevice(net);
-        vms.push({ machine, net, backend, serial: () => serial });
+        const vm = new VirtioGuestVm(elf, { name: `vm${last}` });
+        const net = vm.addVirtio("virtio-net0", new VirtioNet(backend, [0x52, 0x54, 0, 0, 0, last]));
+        vms.push({ machine: vm.machine, net, backend, serial: () => vm.serial });
       }
       await until(() => vms.every((v) => v.backend.connected));
       const timer = setTimeout(() => vms.forEach((v) => v.machine.stop("test timeout")), 60_000);

@@ -2,7 +2,6 @@ import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ConfigurationError, GuestMemory, MemoryLogger, Tokens, TrappingIoEvents, validateOptions, type DeviceType } from "@vmm/core";
 import { KvmError, kvmAvailability } from "@vmm/kvm-native";
-import { Machine } from "@vmm/machine";
 import { kvmTestGate } from "@vmm/test-support";
 import { insideNetns, ip, netnsOk, runInFreshNetns } from "@vmm/test-support/netns";
 import { container } from "tsyringe";
@@ -12,7 +11,7 @@ import { VirtioNet } from "../src/devices/net.js";
 import plugin from "../src/plugin.js";
 import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
 import { setupTransport, until } from "./harness.js";
-import { buildVirtioGuest } from "./kvm-guest.js";
+import { buildVirtioGuest, VirtioGuestVm } from "./kvm-guest.js";
 
 // virtio-net on a tap: the namespace tests run in a child vitest under `unshare -n`, so the taps, their
 // private addresses and all traffic exist only in a namespace that dies with the child.
@@ -233,31 +232,10 @@ describe.runIf(insideNetns && kvm.ok)("virtio-net tap backend under KVM (inside 
     const backend = TapNetBackend.open("vmmtap5", { label: "virtio-net0" });
     ip("addr", "add", "10.213.0.1/24", "dev", "vmmtap5");
     ip("link", "set", "vmmtap5", "up");
-    let serial = "";
-    const machine = new Machine({
-      memoryMiB: 64,
-      logger: new MemoryLogger(),
-      kernel: { kind: "elf", path: elf },
-      serial: { output: (b) => void (serial += Buffer.from(b).toString("latin1")) },
-    });
-    const c = machine.container;
-    const net = new VirtioPciFunction({
-      name: "virtio-net0",
-      device: new VirtioNet(backend, MAC),
-      memory: c.resolve(Tokens.GuestMemory),
-      ioevents: c.resolve(Tokens.IoEvents),
-      logger: c.resolve(Tokens.Logger),
-    });
-    machine.addPciDevice(net);
-    const timer = setTimeout(() => machine.stop("test timeout"), 40_000);
-    let result;
-    try {
-      result = await machine.run();
-    } finally {
-      clearTimeout(timer);
-      machine.close();
-      await net.close();
-    }
+    const vm = new VirtioGuestVm(elf);
+    const net = vm.addVirtio("virtio-net0", new VirtioNet(backend, MAC));
+    const result = await vm.run(40_000, [net]);
+    const serial = vm.serial;
     expect(ip("-br", "link", "show")).not.toContain("vmmtap5"); // closing the device removed the tap
     expect(serial).toMatch(/ok arp: 10\.213\.0\.1 is-at [0-9a-f:]{17}/);
     expect(serial).toContain("ok ping: echo reply from 10.213.0.1");
