@@ -5,33 +5,21 @@
  * and runs a guest program that finds and exercises the device under /dev/kvm.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { accessSync, constants, mkdirSync, mkdtempSync, readdirSync, realpathSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, realpathSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildGuest } from "@vmm/guest-kit";
+import { kvmTestGate } from "@vmm/test-support";
 
 const pluginDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const root = path.resolve(pluginDir, "../..");
 const vmmBin = path.join(root, "packages/cli/bin/vmm.js");
 const tsc = createRequire(path.join(root, "package.json")).resolve("typescript/bin/tsc");
 
-function kvmUsable(): boolean {
-  try {
-    accessSync("/dev/kvm", constants.R_OK | constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-const kvmOk = kvmUsable();
-if (!kvmOk) {
-  console.warn(
-    "\n" + "!".repeat(78) + "\n!! /dev/kvm is not usable: the pci-testdev guest run is SKIPPED.\n" + "!".repeat(78) + "\n",
-  );
-}
+const kvmOk = kvmTestGate("@x/device-pci-testdev", { what: "the pci-testdev guest run" }).ok;
 
 const work = mkdtempSync(path.join(tmpdir(), "vmm-third-party-"));
 const project = path.join(work, "project");

@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { MemoryLogger, Tokens, validateOptions, type DeviceType } from "@vmm/core";
 import { kvmAvailability } from "@vmm/kvm-native";
 import { Machine } from "@vmm/machine";
+import { kvmTestGate } from "@vmm/test-support";
 import jpeg from "jpeg-js";
 import { describe, expect, it } from "vitest";
 import type { VesaDevice } from "../src/device.js";
@@ -20,8 +21,7 @@ import { buildPackageGuest } from "./support/build-guest.js";
 import { expectedFrame, firstDifference, patternColour } from "./support/pattern.js";
 import { decodePng } from "./support/png-decode.js";
 
-const kvm = kvmAvailability();
-if (!kvm.ok) console.warn(`\n${"!".repeat(78)}\n!! @vmm/device-vesa: KVM guest test SKIPPED: ${kvm.reason}\n${"!".repeat(78)}\n`);
+const kvm = kvmTestGate("@vmm/device-vesa", { what: "KVM guest test", check: kvmAvailability });
 const VNCSNAPSHOT = "/usr/bin/vncsnapshot";
 
 describe.skipIf(!kvm.ok)("a guest under KVM drives the VESA device", () => {

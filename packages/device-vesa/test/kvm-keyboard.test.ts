@@ -2,6 +2,7 @@ import { MemoryLogger, Tokens, validateOptions, type DeviceType } from "@vmm/cor
 import { buildGuest } from "@vmm/guest-kit";
 import { kvmAvailability } from "@vmm/kvm-native";
 import { Layout, Machine } from "@vmm/machine";
+import { kvmTestGate } from "@vmm/test-support";
 import { describe, expect, it } from "vitest";
 import type { VesaDevice } from "../src/device.js";
 import { RfbClient } from "../src/displays/vnc/client.js";
@@ -10,8 +11,7 @@ import type { WebDisplay } from "../src/displays/web/server.js";
 import plugin from "../src/plugin.js";
 import { webSend } from "./support/web-keys.js";
 
-const kvm = kvmAvailability();
-if (!kvm.ok) console.warn(`\n${"!".repeat(78)}\n!! @vmm/device-vesa: KVM keyboard / boot tests SKIPPED: ${kvm.reason}\n${"!".repeat(78)}\n`);
+const kvm = kvmTestGate("@vmm/device-vesa", { what: "KVM keyboard / boot tests", check: kvmAvailability });
 
 async function vesa(machine: Machine, display: string): Promise<VesaDevice> {
   plugin.register(machine.container, {});

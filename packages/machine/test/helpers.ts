@@ -1,16 +1,12 @@
 import { MemoryLogger } from "@vmm/core";
 import { buildGuest, type GuestFormat } from "@vmm/guest-kit";
 import { kvmAvailability } from "@vmm/kvm-native";
+import { kvmTestGate } from "@vmm/test-support";
 import { PassThrough } from "node:stream";
 import { Machine, type MachineOptions, type MachineResult } from "../src/index.js";
 
-export const kvm = kvmAvailability();
+export const kvm = kvmTestGate("@vmm/machine", { what: "KVM guest-program tests", check: kvmAvailability });
 export const kvmOk = kvm.ok;
-if (!kvm.ok) {
-  console.warn(
-    `\n${"!".repeat(78)}\n!! @vmm/machine: KVM tests SKIPPED: ${kvm.reason}\n!! Guest programs are not run on this host.\n${"!".repeat(78)}\n`,
-  );
-}
 
 export interface GuestRun {
   result: MachineResult;

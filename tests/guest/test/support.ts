@@ -2,14 +2,11 @@ import { MemoryLogger, type PciDevice } from "@vmm/core";
 import { buildGuest, type GuestFormat } from "@vmm/guest-kit";
 import { kvmAvailability } from "@vmm/kvm-native";
 import { Machine, type MachineResult } from "@vmm/machine";
+import { kvmTestGate } from "@vmm/test-support";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const kvm = kvmAvailability();
-export const kvmOk = kvm.ok;
-if (!kvm.ok) {
-  console.warn(`\n${"!".repeat(78)}\n!! @vmm/guest-tests: KVM guest tests SKIPPED: ${kvm.reason}\n${"!".repeat(78)}\n`);
-}
+export const kvmOk = kvmTestGate("@vmm/guest-tests", { what: "KVM guest tests", check: kvmAvailability }).ok;
 
 const guests = join(dirname(fileURLToPath(import.meta.url)), "..", "guests");
 
