@@ -61,40 +61,32 @@ static bool ArgBytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, s
   return true;
 }
 
-// tapRead(fd, buffer) -> bytes of one frame, or -1 when none is queued (EAGAIN). A frame longer than the
-// buffer comes back truncated to the buffer's length (the rest is discarded by the kernel).
-static Napi::Value TapRead(const Napi::CallbackInfo& info) {
+// Moves one frame with `io` (read or write); -1 when the kernel has none queued or cannot take one now (EAGAIN).
+static Napi::Value FrameIo(const Napi::CallbackInfo& info, const char* what, ssize_t (*io)(int, uint8_t*, size_t)) {
   Napi::Env env = info.Env();
   int32_t fd;
   uint8_t* data;
   size_t len;
   if (!ArgI32(info, 0, &fd) || !ArgBytes(info, 1, &data, &len)) return env.Undefined();
   ssize_t n;
-  do n = read(fd, data, len); while (n < 0 && errno == EINTR);
+  do n = io(fd, data, len); while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN) return Napi::Number::New(env, -1);
-    ThrowKvmError(env, "read(tap)", errno);
+    ThrowKvmError(env, what, errno);
     return env.Undefined();
   }
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-// tapWrite(fd, frame) -> bytes written, or -1 when the kernel cannot take it now (EAGAIN).
-static Napi::Value TapWrite(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int32_t fd;
-  uint8_t* data;
-  size_t len;
-  if (!ArgI32(info, 0, &fd) || !ArgBytes(info, 1, &data, &len)) return env.Undefined();
-  ssize_t n;
-  do n = write(fd, data, len); while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN) return Napi::Number::New(env, -1);
-    ThrowKvmError(env, "write(tap)", errno);
-    return env.Undefined();
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
-}
+static ssize_t ReadFrame(int fd, uint8_t* data, size_t len) { return read(fd, data, len); }
+static ssize_t WriteFrame(int fd, uint8_t* data, size_t len) { return write(fd, data, len); }
+
+// tapRead(fd, buffer) -> bytes of one frame, or -1 when none is queued. A frame longer than the buffer comes back
+// truncated to the buffer's length (the rest is discarded by the kernel).
+static Napi::Value TapRead(const Napi::CallbackInfo& info) { return FrameIo(info, "read(tap)", ReadFrame); }
+
+// tapWrite(fd, frame) -> bytes written, or -1 when the kernel cannot take it now.
+static Napi::Value TapWrite(const Napi::CallbackInfo& info) { return FrameIo(info, "write(tap)", WriteFrame); }
 
 void InitTap(Napi::Env env, Napi::Object exports) {
   exports.Set("tapOpen", Napi::Function::New(env, TapOpen, "tapOpen"));
