@@ -19,7 +19,7 @@ import { BarAllocator, type PciWindows } from "./allocator.js";
 import { barOffset, ROM_INDEX, validateBars } from "./bars/bar-layout.js";
 import { BarMapper, touchesBarDecoding, type BarConflict, type MappedFunction } from "./bars/bar-mapper.js";
 import { Command, HEADER_TYPE_MULTI_FUNCTION, Reg, ROM_ENABLE } from "./config/header.js";
-import { PciFunction } from "./function.js";
+import type { PciFunction } from "./function.js";
 import { HostBridge } from "./host-bridge.js";
 
 /** Default GSIs that INTx pins are swizzled over (the usual PCI interrupt lines of a PC). */
@@ -302,7 +302,9 @@ export class PciBus implements ConfigTarget {
 
   private handlerFor(device: PciDevice, index: number): IoHandler | undefined {
     if (index === ROM_INDEX) return device.rom ? romHandler(device.rom.bytes) : undefined;
-    return device instanceof PciFunction ? device.busBarHandler(index) : device.barHandler?.(index);
+    // Duck-typed, not instanceof: a plugin may bring its own copy of @vmm/pci, whose PciFunction is another class.
+    const busBarHandler = (device as Partial<Pick<PciFunction, "busBarHandler">>).busBarHandler;
+    return typeof busBarHandler === "function" ? busBarHandler.call(device, index) : device.barHandler?.(index);
   }
 
   /** Writes the allocated BAR addresses and turns decoding on, through the normal config write path. */

@@ -121,3 +121,20 @@ describe("MSI-X capability", () => {
     expect(() => new MsixCapability({ vectors: 2, tableBar: 1, tableOffset: 4 })).toThrow(/aligned/);
   });
 });
+
+describe("a function from another copy of @vmm/pci", () => {
+  it("still gets its MSI-X table carved out of the BAR (the bus does not rely on instanceof)", () => {
+    const rig = makeRig();
+    const inner = new TestFunction({ bars: [{ index: 2, kind: "mem32", size: 0x1000 }] });
+    inner.addCapability(new MsixCapability({ vectors: 2, tableBar: 2, tableOffset: 0 }));
+    // The same object seen through another prototype chain, as a plugin's own copy of PciFunction would be.
+    const foreign = Object.create(Object.getPrototypeOf(Object.prototype), Object.getOwnPropertyDescriptors(inner));
+    for (const key of ["configRead", "configWrite", "barHandler", "busBarHandler", "attach", "barActivated", "barDeactivated", "reset"] as const) {
+      foreign[key] = (inner[key] as (...a: unknown[]) => unknown).bind(inner);
+    }
+    expect(foreign instanceof TestFunction).toBe(false);
+    rig.bus.attach(foreign);
+    const table = rig.bus.configRead({ device: 1 }, 0x18, 4);
+    expect(rig.mmio.read(table + 12, 4)).toBe(1); // vector 0 starts masked: the table answers, not the device
+  });
+});
