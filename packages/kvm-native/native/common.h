@@ -14,6 +14,8 @@ struct AddonData {
 
 // Throws a KvmError(syscall, errno) into JS; callers return right after.
 void ThrowKvmError(Napi::Env env, const char* syscall, int err);
+// ioctl(fd, request, arg); on failure throws a KvmError naming `name` and returns false.
+bool IoctlOrThrow(Napi::Env env, int fd, unsigned long request, void* arg, const char* name);
 // Throws a TypeError/RangeError; returns false so callers can `return Fail(...)`-style bail out.
 void ThrowType(Napi::Env env, const char* msg);
 void ThrowRange(Napi::Env env, const char* msg);

@@ -4,8 +4,15 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <sys/ioctl.h>
 
 namespace kvmn {
+
+bool IoctlOrThrow(Napi::Env env, int fd, unsigned long request, void* arg, const char* name) {
+  if (ioctl(fd, request, arg) >= 0) return true;
+  ThrowKvmError(env, name, errno);
+  return false;
+}
 
 void ThrowKvmError(Napi::Env env, const char* syscall, int err) {
   const char* name = strerrorname_np(err);

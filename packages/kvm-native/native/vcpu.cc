@@ -128,7 +128,7 @@ Napi::Value VcpuHandle::GetRegs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   kvm_regs r{};
-  if (ioctl(fd_, KVM_GET_REGS, &r) < 0) { ThrowKvmError(env, "KVM_GET_REGS", errno); return env.Undefined(); }
+  if (!IoctlOrThrow(env, fd_, KVM_GET_REGS, &r, "KVM_GET_REGS")) return env.Undefined();
   Napi::Object o = Napi::Object::New(env);
   for (const auto& f : kRegs) o.Set(f.name, U64ToNumber(env, At64(&r, f.offset)));
   return o;
@@ -141,10 +141,10 @@ Napi::Value VcpuHandle::SetRegs(const Napi::CallbackInfo& info) {
   Napi::Object o = RequireObject(info, 0, &ok);
   if (!ok || !CheckOpen(env)) return env.Undefined();
   kvm_regs r{};
-  if (ioctl(fd_, KVM_GET_REGS, &r) < 0) { ThrowKvmError(env, "KVM_GET_REGS", errno); return env.Undefined(); }
+  if (!IoctlOrThrow(env, fd_, KVM_GET_REGS, &r, "KVM_GET_REGS")) return env.Undefined();
   for (const auto& f : kRegs)
     if (!FieldU64(o, f.name, &At64(&r, f.offset), At64(&r, f.offset), false)) return env.Undefined();
-  if (ioctl(fd_, KVM_SET_REGS, &r) < 0) ThrowKvmError(env, "KVM_SET_REGS", errno);
+  IoctlOrThrow(env, fd_, KVM_SET_REGS, &r, "KVM_SET_REGS");
   return env.Undefined();
 }
 
@@ -152,7 +152,7 @@ Napi::Value VcpuHandle::GetSregs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   kvm_sregs s{};
-  if (ioctl(fd_, KVM_GET_SREGS, &s) < 0) { ThrowKvmError(env, "KVM_GET_SREGS", errno); return env.Undefined(); }
+  if (!IoctlOrThrow(env, fd_, KVM_GET_SREGS, &s, "KVM_GET_SREGS")) return env.Undefined();
   Napi::Object o = Napi::Object::New(env);
   for (const auto& f : kSegments)
     o.Set(f.name, SegmentToJs(env, *reinterpret_cast<kvm_segment*>(reinterpret_cast<uint8_t*>(&s) + f.offset)));
@@ -177,7 +177,7 @@ Napi::Value VcpuHandle::SetSregs(const Napi::CallbackInfo& info) {
   Napi::Object o = RequireObject(info, 0, &ok);
   if (!ok || !CheckOpen(env)) return env.Undefined();
   kvm_sregs s{};
-  if (ioctl(fd_, KVM_GET_SREGS, &s) < 0) { ThrowKvmError(env, "KVM_GET_SREGS", errno); return env.Undefined(); }
+  if (!IoctlOrThrow(env, fd_, KVM_GET_SREGS, &s, "KVM_GET_SREGS")) return env.Undefined();
   for (const auto& f : kSegments) {
     Napi::Value v = o.Get(f.name);
     if (v.IsUndefined()) continue;
@@ -207,7 +207,7 @@ Napi::Value VcpuHandle::SetSregs(const Napi::CallbackInfo& info) {
       s.interrupt_bitmap[i] = w;
     }
   }
-  if (ioctl(fd_, KVM_SET_SREGS, &s) < 0) ThrowKvmError(env, "KVM_SET_SREGS", errno);
+  IoctlOrThrow(env, fd_, KVM_SET_SREGS, &s, "KVM_SET_SREGS");
   return env.Undefined();
 }
 
@@ -215,7 +215,7 @@ Napi::Value VcpuHandle::GetFpu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   kvm_fpu f{};
-  if (ioctl(fd_, KVM_GET_FPU, &f) < 0) { ThrowKvmError(env, "KVM_GET_FPU", errno); return env.Undefined(); }
+  if (!IoctlOrThrow(env, fd_, KVM_GET_FPU, &f, "KVM_GET_FPU")) return env.Undefined();
   Napi::Object o = Napi::Object::New(env);
   Napi::Uint8Array fpr = Napi::Uint8Array::New(env, sizeof(f.fpr));
   memcpy(fpr.Data(), f.fpr, sizeof(f.fpr));
@@ -239,7 +239,7 @@ Napi::Value VcpuHandle::SetFpu(const Napi::CallbackInfo& info) {
   Napi::Object o = RequireObject(info, 0, &ok);
   if (!ok || !CheckOpen(env)) return env.Undefined();
   kvm_fpu f{};
-  if (ioctl(fd_, KVM_GET_FPU, &f) < 0) { ThrowKvmError(env, "KVM_GET_FPU", errno); return env.Undefined(); }
+  if (!IoctlOrThrow(env, fd_, KVM_GET_FPU, &f, "KVM_GET_FPU")) return env.Undefined();
   uint64_t v;
   struct { const char* name; void* p; size_t size; } scalars[] = {
       {"fcw", &f.fcw, 2}, {"fsw", &f.fsw, 2}, {"ftwx", &f.ftwx, 1}, {"lastOpcode", &f.last_opcode, 2},
@@ -260,7 +260,7 @@ Napi::Value VcpuHandle::SetFpu(const Napi::CallbackInfo& info) {
     Napi::TypedArray t = av.As<Napi::TypedArray>();
     memcpy(a.p, static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset(), a.size);
   }
-  if (ioctl(fd_, KVM_SET_FPU, &f) < 0) ThrowKvmError(env, "KVM_SET_FPU", errno);
+  IoctlOrThrow(env, fd_, KVM_SET_FPU, &f, "KVM_SET_FPU");
   return env.Undefined();
 }
 
@@ -336,7 +336,7 @@ Napi::Value VcpuHandle::SetCpuid(const Napi::CallbackInfo& info) {
       *dst[k] = static_cast<uint32_t>(v);
     }
   }
-  if (ioctl(fd_, kSetCpuid2, c.arg()) < 0) ThrowKvmError(env, "KVM_SET_CPUID2", errno);
+  IoctlOrThrow(env, fd_, kSetCpuid2, c.arg(), "KVM_SET_CPUID2");
   return env.Undefined();
 }
 
@@ -344,7 +344,7 @@ Napi::Value VcpuHandle::GetMpState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   kvm_mp_state s{};
-  if (ioctl(fd_, KVM_GET_MP_STATE, &s) < 0) { ThrowKvmError(env, "KVM_GET_MP_STATE", errno); return env.Undefined(); }
+  if (!IoctlOrThrow(env, fd_, KVM_GET_MP_STATE, &s, "KVM_GET_MP_STATE")) return env.Undefined();
   return Napi::Number::New(env, s.mp_state);
 }
 
@@ -352,7 +352,7 @@ Napi::Value VcpuHandle::SetMpState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   kvm_mp_state s{};
   if (!ArgU32(info, 0, &s.mp_state) || !CheckOpen(env)) return env.Undefined();
-  if (ioctl(fd_, KVM_SET_MP_STATE, &s) < 0) ThrowKvmError(env, "KVM_SET_MP_STATE", errno);
+  IoctlOrThrow(env, fd_, KVM_SET_MP_STATE, &s, "KVM_SET_MP_STATE");
   return env.Undefined();
 }
 
@@ -360,7 +360,7 @@ Napi::Value VcpuHandle::GetLapic(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
   kvm_lapic_state s{};
-  if (ioctl(fd_, KVM_GET_LAPIC, &s) < 0) { ThrowKvmError(env, "KVM_GET_LAPIC", errno); return env.Undefined(); }
+  if (!IoctlOrThrow(env, fd_, KVM_GET_LAPIC, &s, "KVM_GET_LAPIC")) return env.Undefined();
   Napi::Uint8Array out = Napi::Uint8Array::New(env, sizeof(s.regs));
   memcpy(out.Data(), s.regs, sizeof(s.regs));
   return out;
@@ -376,7 +376,7 @@ Napi::Value VcpuHandle::SetLapic(const Napi::CallbackInfo& info) {
   if (!CheckOpen(env)) return env.Undefined();
   Napi::TypedArray t = info[0].As<Napi::TypedArray>();
   memcpy(s.regs, static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset(), sizeof(s.regs));
-  if (ioctl(fd_, KVM_SET_LAPIC, &s) < 0) ThrowKvmError(env, "KVM_SET_LAPIC", errno);
+  IoctlOrThrow(env, fd_, KVM_SET_LAPIC, &s, "KVM_SET_LAPIC");
   return env.Undefined();
 }
 

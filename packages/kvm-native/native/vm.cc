@@ -65,7 +65,7 @@ static Napi::Value SetUserMemoryRegion(const Napi::CallbackInfo& info) {
     r.memory_size = len;
     r.userspace_addr = reinterpret_cast<uintptr_t>(p);
   }
-  if (ioctl(fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) ThrowKvmError(env, "KVM_SET_USER_MEMORY_REGION", errno);
+  IoctlOrThrow(env, fd, KVM_SET_USER_MEMORY_REGION, &r, "KVM_SET_USER_MEMORY_REGION");
   return env.Undefined();
 }
 
@@ -80,7 +80,7 @@ static Napi::Value GetDirtyLog(const Napi::CallbackInfo& info) {
   kvm_dirty_log d{};
   d.slot = slot;
   d.dirty_bitmap = out.Data();
-  if (ioctl(fd, KVM_GET_DIRTY_LOG, &d) < 0) { ThrowKvmError(env, "KVM_GET_DIRTY_LOG", errno); return env.Undefined(); }
+  if (!IoctlOrThrow(env, fd, KVM_GET_DIRTY_LOG, &d, "KVM_GET_DIRTY_LOG")) return env.Undefined();
   return out;
 }
 
@@ -102,7 +102,7 @@ static Napi::Value SetIdentityMapAddr(const Napi::CallbackInfo& info) {
   int32_t fd;
   uint64_t addr;
   if (!ArgI32(info, 0, &fd) || !ArgU64(info, 1, &addr)) return env.Undefined();
-  if (ioctl(fd, KVM_SET_IDENTITY_MAP_ADDR, &addr) < 0) ThrowKvmError(env, "KVM_SET_IDENTITY_MAP_ADDR", errno);
+  IoctlOrThrow(env, fd, KVM_SET_IDENTITY_MAP_ADDR, &addr, "KVM_SET_IDENTITY_MAP_ADDR");
   return env.Undefined();
 }
 
@@ -111,7 +111,7 @@ static Napi::Value CreatePit2(const Napi::CallbackInfo& info) {
   int32_t fd;
   if (!ArgI32(info, 0, &fd)) return env.Undefined();
   kvm_pit_config c{};
-  if (ioctl(fd, KVM_CREATE_PIT2, &c) < 0) ThrowKvmError(env, "KVM_CREATE_PIT2", errno);
+  IoctlOrThrow(env, fd, KVM_CREATE_PIT2, &c, "KVM_CREATE_PIT2");
   return env.Undefined();
 }
 
@@ -123,7 +123,7 @@ static Napi::Value IrqLine(const Napi::CallbackInfo& info) {
   kvm_irq_level l{};
   l.irq = gsi;
   l.level = level ? 1 : 0;
-  if (ioctl(fd, KVM_IRQ_LINE, &l) < 0) ThrowKvmError(env, "KVM_IRQ_LINE", errno);
+  IoctlOrThrow(env, fd, KVM_IRQ_LINE, &l, "KVM_IRQ_LINE");
   return env.Undefined();
 }
 
@@ -179,7 +179,7 @@ static Napi::Value SetGsiRouting(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
   }
-  if (ioctl(fd, kSetGsiRouting, rt.arg()) < 0) ThrowKvmError(env, "KVM_SET_GSI_ROUTING", errno);
+  IoctlOrThrow(env, fd, kSetGsiRouting, rt.arg(), "KVM_SET_GSI_ROUTING");
   return env.Undefined();
 }
 
@@ -198,7 +198,7 @@ static Napi::Value Irqfd(const Napi::CallbackInfo& info) {
     f.flags = KVM_IRQFD_FLAG_RESAMPLE;
     f.resamplefd = static_cast<uint32_t>(rfd);
   }
-  if (ioctl(fd, KVM_IRQFD, &f) < 0) ThrowKvmError(env, "KVM_IRQFD", errno);
+  IoctlOrThrow(env, fd, KVM_IRQFD, &f, "KVM_IRQFD");
   return env.Undefined();
 }
 
@@ -217,7 +217,7 @@ static Napi::Value Ioeventfd(const Napi::CallbackInfo& info) {
   e.len = len;
   e.fd = efd;
   e.flags = flags;
-  if (ioctl(fd, KVM_IOEVENTFD, &e) < 0) ThrowKvmError(env, "KVM_IOEVENTFD", errno);
+  IoctlOrThrow(env, fd, KVM_IOEVENTFD, &e, "KVM_IOEVENTFD");
   return env.Undefined();
 }
 
