@@ -4,34 +4,10 @@
  * transport, VERSION_1 + MAC, receive queue 0 with four 2 KiB buffers, transmit queue 1; completions polled.
  * Frames that are not the expected answer (the kernel's own traffic) are skipped.
  */
-#include "virtio.h"
+#include "virtio-net-guest.h"
 
-#define QSZ 8
-#define HDR 12
-#define WAIT 30000000000UL /* TSC cycles for one completion */
-
-static u8 rx_ring[VIRTQ_RING_BYTES(QSZ)] __attribute__((aligned(4096)));
-static u8 tx_ring[VIRTQ_RING_BYTES(QSZ)] __attribute__((aligned(4096)));
-static struct virtq rxq, txq;
-static u8 rx_bufs[4][2048] __attribute__((aligned(64)));
-static u8 tx_buf[2048] __attribute__((aligned(64)));
-static struct virtio_pci net;
-static u8 mac[6], host_mac[6];
+static u8 host_mac[6];
 static const u8 my_ip[4] = { 10, 213, 0, 2 }, host_ip[4] = { 10, 213, 0, 1 };
-
-static void post_rx(int i) {
-	virtq_add_buf(&rxq, i, (u64)rx_bufs[i], sizeof rx_bufs[i], 1);
-	virtio_notify(&net, &rxq);
-}
-
-/* Sends the frame built at tx_buf + HDR (zero header, padded to 60 bytes). */
-static int send(u32 frame) {
-	memset(tx_buf, 0, HDR);
-	if (frame < 60) { memset(tx_buf + HDR + frame, 0, 60 - frame); frame = 60; }
-	virtq_add_buf(&txq, 0, (u64)tx_buf, HDR + frame, 0);
-	virtio_notify(&net, &txq);
-	return virtq_poll_used(&txq, WAIT, NULL) == 0;
-}
 
 static u16 be16(const u8 *p) { return (u16)(p[0] << 8 | p[1]); }
 static void put16(u8 *p, u16 v) { p[0] = v >> 8; p[1] = v & 0xff; }
@@ -71,15 +47,8 @@ static int is_echo_reply(const u8 *eth, u32 len) {
 }
 
 int main(void) {
-	if (!virtio_pci_find(VIRTIO_ID_NET, 0, &net) || !net.devcfg) { printf("FAIL virtio-net not found\n"); return 10; }
-	if (!virtio_negotiate(&net, VIRTIO_F_VERSION_1 | 1u << 5 /* MAC */)) { printf("FAIL features\n"); return 11; }
-	if (!virtio_queue_setup(&net, 0, &rxq, rx_ring, QSZ, VIRTIO_NO_VECTOR) ||
-	    !virtio_queue_setup(&net, 1, &txq, tx_ring, QSZ, VIRTIO_NO_VECTOR) || !virtio_driver_ok(&net)) {
-		printf("FAIL queue setup\n");
-		return 12;
-	}
-	for (int i = 0; i < 6; i++) mac[i] = mmio_read8(net.devcfg + i);
-	for (int i = 0; i < 4; i++) post_rx(i);
+	int failed = net_start();
+	if (failed) return failed;
 
 	/* ARP: who has 10.213.0.1? tell 10.213.0.2 */
 	u8 *eth = tx_buf + HDR;
@@ -92,7 +61,7 @@ int main(void) {
 	memcpy(eth + 28, my_ip, 4);
 	memset(eth + 32, 0, 6);
 	memcpy(eth + 38, host_ip, 4);
-	if (!send(42)) { printf("FAIL arp tx\n"); return 20; }
+	if (!net_send(42)) { printf("FAIL arp tx\n"); return 20; }
 	if (!receive(is_arp_reply)) { printf("FAIL no arp reply\n"); return 21; }
 	printf("ok arp: 10.213.0.1 is-at %02x:%02x:%02x:%02x:%02x:%02x\n", host_mac[0], host_mac[1], host_mac[2], host_mac[3],
 	       host_mac[4], host_mac[5]);
@@ -115,7 +84,7 @@ int main(void) {
 	put16(icmp + 6, 1);
 	memcpy(icmp + 8, "vmm-tap", 8);
 	put16(icmp + 2, checksum(icmp, 16));
-	if (!send(14 + 20 + 16)) { printf("FAIL echo tx\n"); return 30; }
+	if (!net_send(14 + 20 + 16)) { printf("FAIL echo tx\n"); return 30; }
 	if (!receive(is_echo_reply)) { printf("FAIL no echo reply\n"); return 31; }
 	printf("ok ping: echo reply from 10.213.0.1\n");
 	return 0;
