@@ -1,15 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { InterruptLine } from "@vmm/core";
 import { CmosRtc, DebugExit, I8042, RX_QUEUE_LIMIT, Uart16550, byteHandler } from "../src/index.js";
-
-class Line implements InterruptLine {
-  level = false;
-  edges = 0;
-  set(level: boolean): void {
-    if (level && !this.level) this.edges++;
-    this.level = level;
-  }
-}
+import { Line } from "./irq-line.js";
 
 function uart() {
   const out: number[] = [];

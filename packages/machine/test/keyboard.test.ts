@@ -1,4 +1,3 @@
-import type { InterruptLine } from "@vmm/core";
 import { describe, expect, it } from "vitest";
 import {
   I8042,
@@ -14,16 +13,8 @@ import {
   scancodes,
   type KeyName,
 } from "../src/index.js";
+import { Line } from "./irq-line.js";
 
-/** An IRQ line that counts rising edges. */
-class Line implements InterruptLine {
-  level = false;
-  edges = 0;
-  set(level: boolean): void {
-    if (level && !this.level) this.edges++;
-    this.level = level;
-  }
-}
 
 const DATA = 0, CMD = 4;
 
