@@ -7,6 +7,17 @@ import type { VesaScreen } from "../src/screen.js";
 import { expectedFrame, firstDifference } from "./support/pattern.js";
 import { screenWithPattern, setMode } from "./support/screen.js";
 
+/** Feeds a screen's dirty-page log by hand: `pages` is what the next read reports, after which it starts empty. */
+function fakeDirtyLog(screen: VesaScreen): { pages: Uint8Array } {
+  const log = { pages: new Uint8Array(screen.dirty.bitmapBytes) };
+  screen.dirty.setSource(() => {
+    const out = log.pages;
+    log.pages = new Uint8Array(out.length);
+    return out;
+  });
+  return log;
+}
+
 const open: { stop(): Promise<void> }[] = [];
 const clients: RfbClient[] = [];
 afterEach(async () => {
@@ -85,12 +96,7 @@ describe("VNC display", () => {
 
   it("uses the dirty-page log to skip comparing untouched pages", async () => {
     const screen = screenWithPattern(320, 200);
-    let pages = new Uint8Array(screen.dirty.bitmapBytes);
-    screen.dirty.setSource(() => {
-      const out = pages;
-      pages = new Uint8Array(out.length);
-      return out;
-    });
+    const log = fakeDirtyLog(screen);
     const display = await serve(screen);
     const c = await client(display.port);
     c.requestUpdate(false);
@@ -104,8 +110,8 @@ describe("VNC display", () => {
     // ... one it reports is found and sent (with the earlier one, which shares the tile).
     const at = (100 * 320 + 10) * 4;
     screen.fb.set([2, 2, 2, 0], at);
-    pages[at >> 15] |= 1 << ((at >> 12) & 7);
-    pages[0] |= 1;
+    log.pages[at >> 15] |= 1 << ((at >> 12) & 7);
+    log.pages[0] |= 1;
     const rects = await next;
     expect(rects.map((r) => [r.x, r.y])).toEqual([[0, 0], [0, 64]]);
   });
@@ -122,20 +128,14 @@ describe("VNC display", () => {
   for (const logged of [false, true])
   it(`a partial incremental request leaves the rest pending for the next whole-screen request${logged ? " (dirty log)" : ""}`, async () => {
     const screen = screenWithPattern(256, 64);
-    let pages = new Uint8Array(screen.dirty.bitmapBytes);
-    if (logged)
-      screen.dirty.setSource(() => {
-        const out = pages;
-        pages = new Uint8Array(out.length);
-        return out;
-      });
+    const log = logged ? fakeDirtyLog(screen) : { pages: new Uint8Array(screen.dirty.bitmapBytes) };
     const display = await serve(screen);
     const c = await client(display.port);
     c.requestUpdate(false);
     await c.readUpdate();
     screen.fb.set([1, 2, 3, 0], (10 * 256 + 10) * 4); // tile (0,0)
     screen.fb.set([1, 2, 3, 0], (10 * 256 + 200) * 4); // tile (192,0)
-    pages[0] = 1 << 2; // both writes are on page 2 (row 10), reported once
+    log.pages[0] = 1 << 2; // both writes are on page 2 (row 10), reported once
     c.requestUpdate(true, { x: 0, y: 0, width: 64, height: 64 });
     expect((await c.readUpdate()).map((r) => r.x)).toEqual([0]);
     c.requestUpdate(true);
