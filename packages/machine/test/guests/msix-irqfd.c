@@ -36,7 +36,6 @@ static void wait_irq(void) {
 
 static u32 cfg(u8 dev, u16 off, int size) { return pci_cf8_read(0, dev, 0, off, size); }
 static void set_cfg(u8 dev, u16 off, int size, u32 v) { pci_cf8_write(0, dev, 0, off, size, v); }
-static u64 bar_mem(u8 dev, int bar) { return cfg(dev, 0x10 + 4 * bar, 4) & ~0xfu; }
 
 int main(void) {
 	idt_init();
@@ -53,7 +52,8 @@ int main(void) {
 		if (cfg(a, at, 1) == 0x11) cap = at;
 	if (!cap) { printf("FAIL no MSI-X capability\n"); return 101; }
 	u32 t = cfg(a, cap + 4, 4), p = cfg(a, cap + 8, 4);
-	u64 table = bar_mem(a, t & 7) + (t & ~7u), pba = bar_mem(a, p & 7) + (p & ~7u), fire = bar_mem(a, 0);
+	u64 table = pci_bar_address(0, a, t & 7) + (t & ~7u), pba = pci_bar_address(0, a, p & 7) + (p & ~7u),
+	    fire = pci_bar_address(0, a, 0);
 	u16 ctrl = cfg(a, cap + 2, 2) & 0x3fff;
 
 	mmio_write32(table + 0, (u32)msi_address(lapic_id()));
