@@ -202,11 +202,12 @@ export class RunLoop {
       },
       mmio: (address, size, isWrite, lo, hi) => {
         this.exits++;
-        if (trace) logger.debug(`vCPU ${this.current?.id}: mmio ${isWrite ? "write" : "read"}${size} ${hex(address)}${isWrite ? ` = ${hex(size === 8 ? (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0) : lo)}` : ""}`);
+        const written64 = isWrite && size === 8 ? (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0) : undefined;
+        if (trace) logger.debug(`vCPU ${this.current?.id}: mmio ${isWrite ? "write" : "read"}${size} ${hex(address)}${isWrite ? ` = ${hex(written64 ?? lo)}` : ""}`);
         try {
           if (size === 8) {
-            if (isWrite) {
-              mmio.write64(address, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
+            if (written64 !== undefined) {
+              mmio.write64(address, written64);
               return 0;
             }
             return mmio.read64(address);
