@@ -73,15 +73,19 @@ describe.skipIf(!kvmOk)("a run slice ends on new event-loop work, not on the re-
   it("a setTimeout falls due and fires on time while the guest spins without exits under 5 s slices", async () => {
     t = realModeVm(SPIN);
     const start = performance.now();
-    let lateness = -1;
-    setTimeout(() => { lateness = performance.now() - start - 50; }, 50);
+    let firedAt: number | undefined;
+    setTimeout(() => { firedAt = performance.now(); }, 50);
     let runs = 0;
-    while (lateness < 0 && performance.now() - start < 4000) {
-      const { result } = await runFromImmediate(t.vcpu, LONG, () => lateness >= 0);
+    while (firedAt === undefined && performance.now() - start < 4000) {
+      const { result } = await runFromImmediate(t.vcpu, LONG, () => firedAt !== undefined);
       expect(result.reason).toBe("yield");
       runs++;
     }
-    expect(lateness).toBeGreaterThanOrEqual(0);
+    expect(firedAt).toBeDefined();
+    const lateness = firedAt! - start - 50;
+    // libuv schedules timers in whole milliseconds of its cached loop time, so a timer may fire up to 1 ms before
+    // performance.now() says 50 ms have passed; it must never be earlier than that.
+    expect(lateness).toBeGreaterThan(-1);
     expect(lateness).toBeLessThan(1000); // liveness: the timer's due time ended the slice, not the 5 s cap
     expect(runs).toBeGreaterThanOrEqual(1);
   });
