@@ -156,11 +156,18 @@ export class PciFunction implements PciDevice {
     return this.config.read(offset, size);
   }
 
+  /** True while command bit 2 (Bus Master Enable) is set: the function may write guest memory and signal MSI. */
+  get busMasterEnabled(): boolean {
+    return (this.config.file.read(Reg.COMMAND, 2) & Command.BUS_MASTER) !== 0;
+  }
+
   configWrite(offset: number, size: SmallAccessSize, value: number): void {
+    const bme = this.busMasterEnabled;
     this.config.write(offset, size, value);
     if (offset <= Reg.COMMAND + 1 && offset + size > Reg.COMMAND + 1) {
       this.intx.setDisabled((this.config.file.read(Reg.COMMAND, 2) & Command.INTX_DISABLE) !== 0);
     }
+    if (this.busMasterEnabled !== bme) this.busMasterChanged(this.busMasterEnabled);
     this.configWritten(offset, size, value);
   }
 
@@ -200,13 +207,21 @@ export class PciFunction implements PciDevice {
    * and the interrupt line stay (the bus reprograms BARs on a machine reset).
    */
   reset(): void {
+    const bme = this.busMasterEnabled;
     this.config.file.set(Reg.COMMAND, 2, 0);
     this.config.file.set(Reg.STATUS, 2, this.config.file.read(Reg.STATUS, 2) & ~Status.ERRORS_W1C);
     this.intx.setDisabled(false);
     this.intx.set(false);
     this.msixCap?.reset();
     this.msiCap?.reset();
+    if (bme) this.busMasterChanged(false);
   }
+
+  /**
+   * Hook after a config write or reset changed Bus Master Enable, with the new state (after the write is applied,
+   * before `configWritten`). Devices stop or resume DMA here.
+   */
+  protected busMasterChanged(_enabled: boolean): void {}
 
   /** Hook after a guest config write (already applied to the register file). */
   protected configWritten(_offset: number, _size: SmallAccessSize, _value: number): void {}
