@@ -59,22 +59,40 @@ describe("CF8/CFC", () => {
     expect(bus.stats.dropped).toBe(before + 2);
   });
 
-  it("serves naturally aligned 1/2/4-byte data accesses and drops the rest", () => {
+  it("serves 1/2/4-byte data accesses inside the dword and drops the ones that cross it", () => {
     const { pio, bus } = rig();
     pio.write(0xcf8, 4, cf8(0, 1, 0, 0));
     expect(pio.read(0xcfd, 1)).toBe(0x1a);
     expect(pio.read(0xcfe, 2)).toBe(0x1041);
     expect(pio.read(0xcff, 1)).toBe(0x10);
+    // inw 0xCFD: bytes 1-2, the vendor ID's high byte and the device ID's low byte
+    expect(pio.read(0xcfd, 2)).toBe(0x411a);
     const before = bus.stats.dropped;
-    expect(pio.read(0xcfd, 2)).toBe(0xffff);
     expect(pio.read(0xcfe, 4)).toBe(0xffff_ffff);
     expect(pio.read(0xcfd, 4)).toBe(0xffff_ffff);
     expect(pio.read(0xcff, 2)).toBe(0xffff);
+    pio.write(0xcf8, 4, cf8(0, 1, 0, 0x04));
+    pio.write(0xcff, 2, 0xffff); // would reach 0x07-0x08
     expect(bus.stats.dropped).toBe(before + 4);
     // byte write to the command register through 0xCFC+0
-    pio.write(0xcf8, 4, cf8(0, 1, 0, 0x04));
     pio.write(0xcfc, 1, 0x00);
     expect(pio.read(0xcfc, 2)).toBe(0x0000);
+    // outw 0xCFD: command high byte and status low byte, each through its own mask
+    pio.write(0xcfd, 2, 0xffff);
+    expect(pio.read(0xcfc, 4)).toBe(0x0000_0500);
+  });
+
+  it("serves a 2-byte access at offset 1 of a dword whose halves are two 16-bit registers", () => {
+    const { pio } = rig();
+    pio.write(0xcf8, 4, cf8(0, 1, 0, 0x2c)); // subsystem vendor (0x2c) and subsystem (0x2e), both 0
+    expect(pio.read(0xcfd, 2)).toBe(0);
+    pio.write(0xcf8, 4, cf8(0, 1, 0, 0x14)); // BAR1: mem32, 4 KiB
+    const bar = pio.read(0xcfc, 4);
+    pio.write(0xcfd, 2, 0xffff); // BAR bits 23:8 through a 2-byte write at offset 1
+    expect(pio.read(0xcfc, 4)).toBe(((bar & 0xff00_0000) | 0x00ff_f000) >>> 0);
+    expect(pio.read(0xcfd, 2)).toBe(0xfff0);
+    pio.write(0xcfd, 2, (bar >>> 8) & 0xffff);
+    expect(pio.read(0xcfc, 4)).toBe(bar);
   });
 
   it("reaches only the first 256 bytes", () => {
@@ -104,10 +122,25 @@ describe("ECAM", () => {
     mmio.write64(at + 0x14, 0n);
     expect(mmio.read(at + 2, 4)).toBe(0xffff_ffff);
     expect(mmio.read(at + 3, 2)).toBe(0xffff);
-    expect(mmio.read(at + 1, 2)).toBe(0xffff);
+    expect(mmio.read(at + 0x17, 2)).toBe(0xffff);
     mmio.write(at + 0x16, 4, 0);
-    expect(bus.stats.dropped).toBe(before + 6);
+    mmio.write(at + 0x13, 2, 0);
+    expect(bus.stats.dropped).toBe(before + 7);
     expect(bus.configRead({ device: 1 }, 0x14, 4)).toBe(0xd200_0000);
+    expect(bus.configRead({ device: 1 }, 0x10, 4)).toBe(0);
+  });
+
+  it("serves 1- and 2-byte accesses anywhere inside a dword (any byte-enable pattern of one dword)", () => {
+    const { mmio, bus } = rig();
+    const at = base + (1 << 15);
+    const before = bus.stats.dropped;
+    expect(mmio.read(at + 1, 2)).toBe(0x411a);
+    expect(mmio.read(at + 0x0d, 2)).toBe(0); // latency timer and header type
+    mmio.write(at + 0x15, 2, 0x1234); // BAR1 bits 23:8
+    expect(bus.configRead({ device: 1 }, 0x14, 4)).toBe(0xd212_3000);
+    expect(mmio.read(at + 0x15, 2)).toBe(0x1230);
+    expect(bus.configRead({ device: 1 }, 0x17, 1)).toBe(0xd2);
+    expect(bus.stats.dropped).toBe(before);
   });
 
   it("reads extended space as 0 for a conventional function", () => {
@@ -127,6 +160,7 @@ describe("ECAM", () => {
     bus.trace = (e) => events.push(`${e.via} ${e.write ? "w" : "r"} ${e.device}.${e.function} +${e.offset}/${e.size}${e.dropped ? " dropped" : ""}`);
     mmio.read(base + (1 << 15), 4);
     mmio.read(base + (1 << 15) + 1, 2);
-    expect(events).toEqual(["ecam r 1.0 +0/4", "ecam r 1.0 +1/2 dropped"]);
+    mmio.read(base + (1 << 15) + 3, 2);
+    expect(events).toEqual(["ecam r 1.0 +0/4", "ecam r 1.0 +1/2", "ecam r 1.0 +3/2 dropped"]);
   });
 });

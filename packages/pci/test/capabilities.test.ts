@@ -61,6 +61,28 @@ describe("capability chain", () => {
     expect(writes).toEqual([4, 2, 0xbeef]);
   });
 
+  it("calls live handlers once per access, also for a 2-byte access at an odd offset inside the dword", () => {
+    const fn = new TestFunction();
+    const calls: string[] = [];
+    const body = new Uint8Array(6);
+    fn.addCapability({
+      id: 0x09,
+      body,
+      writable: new Uint8Array(6).fill(0xff),
+      onRead: (o, s) => {
+        calls.push(`r${o}/${s}`);
+        body[3] = 0x5a; // live byte at 0x45
+      },
+      onWrite: (o, s, v) => calls.push(`w${o}/${s}=${v.toString(16)}`),
+    });
+    fn.configWrite(0x45, 2, 0xbeef); // body bytes 3-4: one guest access, one call
+    expect(fn.configRead(0x45, 2)).toBe(0xbe5a);
+    expect(calls).toEqual(["w3/2=beef", "r3/2"]);
+    fn.configWrite(0x43, 1, 0x77);
+    expect(fn.configRead(0x42, 4)).toBe(0x5a00_7700);
+    expect(calls.slice(2)).toEqual(["w1/1=77", "r0/4"]);
+  });
+
   it("refuses a capability that does not fit below 0x100 or has a wrong mask length", () => {
     const fn = new TestFunction({ name: "full" });
     fn.addCapability(vendorCap(150));

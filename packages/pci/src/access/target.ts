@@ -2,7 +2,7 @@ import type { SmallAccessSize } from "@vmm/core";
 
 /** Where a config mechanism sends decoded transactions (the bus). */
 export interface ConfigTarget {
-  /** A decoded read; the target validates width and alignment. */
+  /** A decoded read; the target validates the width and that it stays inside one dword. */
   read(bus: number, device: number, fn: number, offset: number, size: number, via: ConfigMechanism): number;
   write(bus: number, device: number, fn: number, offset: number, size: number, value: number, via: ConfigMechanism): void;
   /** A transaction the mechanism itself refuses (bad width, enable bit clear); reads return all-ones. */

@@ -18,8 +18,9 @@ interface Placed {
 
 /**
  * A function's config space: a masked register file (256 bytes or 4 KiB) plus overlays for capability bodies,
- * which keep their own bytes and masks and may compute bytes live. Accesses are at most a dword and never cross
- * one; the bus guarantees that.
+ * which keep their own bytes and masks and may compute bytes live. Accesses are 1, 2 or 4 bytes at any offset
+ * that stays inside one dword (so 16-bit registers may be reached half at a time); the bus guarantees that.
+ * Storage is byte-granular, so any byte pattern lands in its lanes.
  */
 export class ConfigSpace {
   readonly file: MaskedBytes;
@@ -78,11 +79,7 @@ export class ConfigSpace {
     }
     for (const p of pieces) {
       if (!p.overlay.onWrite) continue;
-      const lo = Math.max(offset, p.start);
-      const hi = Math.min(offset + size, p.end);
-      for (const [o, s] of naturalChunks(lo, hi - lo)) {
-        p.overlay.onWrite(o - p.start, s, extract(value, o - offset, s));
-      }
+      for (const [o, s] of liveChunks(p, offset, size)) p.overlay.onWrite(o - p.start, s, extract(value, o - offset, s));
     }
   }
 
@@ -92,14 +89,20 @@ export class ConfigSpace {
     for (const p of this.overlays) {
       if (p.start >= offset + size || p.end <= offset) continue;
       out.push(p);
-      if (read && p.overlay.onRead) {
-        const lo = Math.max(offset, p.start);
-        const hi = Math.min(offset + size, p.end);
-        for (const [o, s] of naturalChunks(lo, hi - lo)) p.overlay.onRead(o - p.start, s);
-      }
+      if (read && p.overlay.onRead) for (const [o, s] of liveChunks(p, offset, size)) p.overlay.onRead(o - p.start, s);
     }
     return out;
   }
+}
+
+/**
+ * The part of an access that falls in an overlay, as live-handler calls: one call when it is 1, 2 or 4 bytes
+ * (at any offset; a handler with side effects must see one guest access once), natural chunks for 3 bytes.
+ */
+function liveChunks(p: Placed, offset: number, size: number): Array<[number, SmallAccessSize]> {
+  const lo = Math.max(offset, p.start);
+  const length = Math.min(offset + size, p.end) - lo;
+  return length === 3 ? naturalChunks(lo, 3) : [[lo, length as SmallAccessSize]];
 }
 
 function extract(value: number, byteOffset: number, size: number): number {
