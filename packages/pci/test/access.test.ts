@@ -14,19 +14,26 @@ const cf8 = (bus: number, dev: number, fn: number, reg: number) =>
   (0x8000_0000 | (bus << 16) | (dev << 11) | (fn << 8) | reg) >>> 0;
 
 describe("CF8/CFC", () => {
-  it("latches CONFIG_ADDRESS exactly and reads it back", () => {
+  it("latches CONFIG_ADDRESS and reads it back with reserved bits 30:24 and 1:0 as 0", () => {
     const { pio } = rig();
-    for (const v of [0x8000_1234, 0x7fff_ffff, 0xffff_ffff, 0]) {
-      pio.write(0xcf8, 4, v);
-      expect(pio.read(0xcf8, 4)).toBe(v);
+    for (const [v, back] of [
+      [0x8000_1234, 0x8000_1234],
+      [0x7fff_ffff, 0x00ff_fffc],
+      [0xffff_ffff, 0x80ff_fffc],
+      [0x8000_0803, 0x8000_0800],
+      [0x0100_0000, 0],
+      [0, 0],
+    ]) {
+      pio.write(0xcf8, 4, v!);
+      expect(pio.read(0xcf8, 4)).toBe(back);
     }
   });
 
   it("accepts only dword accesses to the address latch", () => {
     const { pio, bus } = rig();
-    pio.write(0xcf8, 4, 0x7fff_ffff);
+    pio.write(0xcf8, 4, 0x7fff_fffc);
     pio.write(0xcfa, 1, 0x55);
-    expect(pio.read(0xcf8, 4)).toBe(0x7fff_ffff);
+    expect(pio.read(0xcf8, 4)).toBe(0x00ff_fffc);
     expect(pio.read(0xcf8, 2)).toBe(0xffff);
     expect(bus.stats.dropped).toBe(2);
   });

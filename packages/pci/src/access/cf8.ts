@@ -4,6 +4,8 @@ import { onesFor, type ConfigTarget } from "./target.js";
 export const CF8_ADDRESS_PORT = 0xcf8;
 export const CF8_DATA_PORT = 0xcfc;
 const ENABLE = 0x8000_0000;
+/** Bits CONFIG_ADDRESS implements: enable, bus, device, function, register. 30:24 and 1:0 are reserved, read 0. */
+const LATCH_BITS = 0x80ff_fffc;
 
 /** The fields of a CONFIG_ADDRESS value: bit 31 enable, 23:16 bus, 15:11 device, 10:8 function, 7:2 register. */
 export function decodeCf8(latch: number): { enabled: boolean; bus: number; device: number; fn: number; register: number } {
@@ -17,9 +19,9 @@ export function decodeCf8(latch: number): { enabled: boolean; bus: number; devic
 }
 
 /**
- * Configuration mechanism #1: a 32-bit address latch at 0xCF8 (dword accesses only; it reads back exactly what
- * was written) and a data window at 0xCFC-0xCFF (1/2/4-byte accesses, naturally aligned). Anything else is
- * dropped and counted by the target.
+ * Configuration mechanism #1: a 32-bit address latch at 0xCF8 (dword accesses only; it reads back what was
+ * written with the reserved bits 30:24 and 1:0 as 0) and a data window at 0xCFC-0xCFF (1/2/4-byte accesses that
+ * stay inside the dword). Anything else is dropped and counted by the target.
  */
 export class Cf8Mechanism {
   /** The CONFIG_ADDRESS latch. */
@@ -38,7 +40,7 @@ export class Cf8Mechanism {
     },
     write: (offset, size, value) => {
       if (offset !== 0 || size !== 4) return this.target.dropped(`CONFIG_ADDRESS ${size}-byte write at +${offset}`, "cf8");
-      this.latch = value >>> 0;
+      this.latch = (value & LATCH_BITS) >>> 0;
     },
   };
 
