@@ -71,11 +71,22 @@ export async function assemble(options: AssembleOptions): Promise<Assembly> {
       if (!entry) throw new PluginError(planned.plugin, `device type '${planned.type}' vanished between planning and assembly`);
       const device = await createDevice(entry, planned, machine);
       devices.push(device);
+      let attachFault: DeviceFaultError | undefined;
       const guarded = guardDevice(device, {
-        onFault: options.onFault,
+        onFault: (fault) => {
+          attachFault ??= fault;
+          options.onFault(fault);
+        },
         trace: options.config.debug ? options.config.logger : undefined,
       });
-      machine.addPciDevice(guarded);
+      try {
+        machine.addPciDevice(guarded);
+      } catch (error) {
+        // The guard answers all-ones after a fault, so the bus then reports a symptom (a BAR that cannot be
+        // mapped); the device's own error is the cause.
+        throw attachFault ?? error;
+      }
+      if (attachFault) throw attachFault;
     }
     return { machine, devices };
   } catch (error) {

@@ -80,7 +80,7 @@ describe("usage errors exit 2 with one line", () => {
     expect(r.stderr).toContain("unknown option 'colour' (known: id, size, mode, marker, port)");
     expect(r.stderr).toContain("option 'id' is required (value of the ID register)");
     expect(r.stderr).toContain("option 'size': expected a size like 64M, got \"12Q\"");
-    expect(r.stderr).toContain("option 'mode': expected one of ok, explode, explode-config, got \"loud\"");
+    expect(r.stderr).toContain("option 'mode': expected one of ok, explode, explode-config, explode-bar-write, got \"loud\"");
   });
   it("names the right instance of a repeated device type", () => {
     const r = vmm(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,id=1", "--device", "fixture-dev,id=70000"]);
@@ -122,7 +122,7 @@ describe("vmm devices", () => {
     expect(r.stdout).toMatch(/^ {2}option\s+type\s+default\s+description$/m);
     expect(r.stdout).toMatch(/^ {2}id\s+integer 0\.\.65535\s+\(required\)\s+value of the ID register$/m);
     expect(r.stdout).toMatch(/^ {2}size\s+size 16\.\.\s+4096\s+BAR0 size$/m);
-    expect(r.stdout).toMatch(/^ {2}mode\s+one of ok\|explode\|explode-config\s+ok\s+explode makes BAR reads throw, explode-config reads of the vendor ID$/m);
+    expect(r.stdout).toMatch(/^ {2}mode\s+one of ok\|explode\|explode-config\|explode-bar-write\s+ok\s+explode makes BAR reads throw, explode-config reads of the vendor ID, explode-bar-write writes to BAR0$/m);
     expect(r.stdout).toMatch(/^ {2}port\s+integer 0\.\.65532\s+-\s+a fixed I\/O port/m);
   });
   it("--json gives the same catalog as data", () => {

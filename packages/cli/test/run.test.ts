@@ -27,7 +27,7 @@ interface Harness {
   signals: EventEmitter;
 }
 
-function harness(guest: GuestScript, options: { withStop?: boolean; builtins?: string[] } = {}): Harness {
+function harness(guest: GuestScript, options: { withStop?: boolean; builtins?: string[]; realBus?: boolean } = {}): Harness {
   const out: string[] = [];
   const err: string[] = [];
   const machines: FakeMachine[] = [];
@@ -41,7 +41,7 @@ function harness(guest: GuestScript, options: { withStop?: boolean; builtins?: s
     machineFactory: async (arch) => {
       expect(arch).toBe("x86_64");
       return (config) => {
-        const m = new FakeMachine(config, guest, options.withStop ?? true);
+        const m = new FakeMachine(config, guest, options.withStop ?? true, options.realBus ?? false);
         machines.push(m);
         return m;
       };
@@ -143,6 +143,24 @@ describe("vmm run assembles one VM through its DI container", () => {
     expect(afterFault).toBe(0xffffffff);
     expect(h.machines[0]!.stopReason).toMatch(/fixture-dev0/);
     expect(events.at(-1)).toBe("close fixture-dev0");
+  });
+
+  it("a device that throws while the bus programs its BARs is reported by name with its own error", async () => {
+    let ran = false;
+    const h = harness(
+      async () => {
+        ran = true;
+        return shutdown;
+      },
+      { realBus: true },
+    );
+    const status = await main(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,id=1,mode=explode-bar-write"], h.ctx);
+    expect(status).toBe(1);
+    // Not the bus's "BAR0 ... cannot be mapped", which only follows from the guard answering all-ones.
+    expect(h.err.join("")).toBe("vmm: error: device fixture-dev0 failed in config write at 0x10: BAR0 register welded shut\n");
+    expect(ran).toBe(false);
+    expect(events.at(-1)).toBe("close fixture-dev0");
+    expect(h.machines[0]!.closed).toBe(true);
   });
 
   it("a device fault prints its stack with --debug", async () => {

@@ -7,6 +7,7 @@ import {
   TrappingIoEvents,
   type PciDevice,
 } from "@vmm/core";
+import { PciBus } from "@vmm/pci";
 import { container as rootContainer } from "tsyringe";
 import type { MachineConfig, RunResult, VirtualMachine } from "../../src/arch/machine.js";
 
@@ -28,6 +29,8 @@ export class FakeMachine implements VirtualMachine {
   stopReason: string | undefined;
   closed = false;
   private next = BAR_BASE;
+  /** With `realBus`, devices are attached to a real PciBus, which programs their BARs through config writes. */
+  private readonly bus: PciBus | undefined;
   private stopped!: () => void;
   /** Resolves when stop() is called. */
   readonly stopRequested = new Promise<void>((resolve) => (this.stopped = resolve));
@@ -36,6 +39,7 @@ export class FakeMachine implements VirtualMachine {
     readonly config: MachineConfig,
     private readonly guest: GuestScript,
     readonly withStop = true,
+    realBus = false,
   ) {
     this.container.register(Tokens.GuestMemory, { useValue: new GuestMemory([{ gpa: 0, bytes: new Uint8Array(1 << 16) }]) });
     this.container.register(Tokens.PortIo, { useValue: this.pio });
@@ -43,10 +47,23 @@ export class FakeMachine implements VirtualMachine {
     this.container.register(Tokens.IoEvents, { useValue: new TrappingIoEvents() });
     this.container.register(Tokens.Logger, { useValue: new MemoryLogger() });
     if (!withStop) this.stop = undefined;
+    this.bus = realBus
+      ? new PciBus({
+          pio: this.pio,
+          mmio: this.mmio,
+          msi: { signal: () => {} },
+          irq: () => ({ level: false, set: () => {} }),
+          windows: { io: { base: 0x6200, size: 0x2000 }, mem32: { base: BAR_BASE, size: 0x0100_0000 } },
+        })
+      : undefined;
   }
 
   addPciDevice(device: PciDevice): void {
     this.devices.push(device);
+    if (this.bus) {
+      this.bus.attach(device);
+      return;
+    }
     for (const bar of device.bars) {
       const handler = device.barHandler?.(bar.index);
       if (!handler || bar.kind === "io") continue;
