@@ -43,6 +43,31 @@ describe("virtio-pci common configuration (modern)", () => {
     expect(driver.status() & Status.FEATURES_OK).toBe(0);
   });
 
+  it.each([0x8000_0000, 0xffff_ffff, 0x8000_0001, 2])("feature select 0x%s (no such word): reads 0, writes ignored, no throw", (select) => {
+    const { driver, transport } = setupTransport(new VirtioRng());
+    driver.w(C.DF_SELECT, 4, select);
+    expect(driver.r(C.DF_SELECT, 4)).toBe(select);
+    expect(driver.r(C.DF, 4)).toBe(0);
+    driver.w(C.GF_SELECT, 4, 0);
+    driver.w(C.GF, 4, 0x3000_0000);
+    driver.w(C.GF_SELECT, 4, select);
+    expect(driver.r(C.GF_SELECT, 4)).toBe(select);
+    driver.w(C.GF, 4, 0xffff_ffff);
+    expect(driver.r(C.GF, 4)).toBe(0);
+    expect(transport.driverFeatures).toBe(0x3000_0000n);
+  });
+
+  it("reads 32-bit registers with bit 31 set as unsigned numbers", () => {
+    const { driver } = setupTransport(new VirtioRng());
+    driver.w(C.Q_DESC, 4, 0x8000_0010);
+    driver.w(C.Q_DESC + 4, 4, 0xffff_fff0);
+    expect(driver.r(C.Q_DESC, 4)).toBe(0x8000_0010);
+    expect(driver.r(C.Q_DESC + 4, 4)).toBe(0xffff_fff0);
+    driver.w(C.GF_SELECT, 4, 0);
+    driver.w(C.GF, 4, 0x8000_0000);
+    expect(driver.r(C.GF, 4)).toBe(0x8000_0000);
+  });
+
   it("honours smaller power-of-two queue sizes and refuses others; unknown queues read 0", () => {
     const { driver } = setupTransport(new VirtioRng());
     driver.w(C.Q_SIZE, 2, 16);

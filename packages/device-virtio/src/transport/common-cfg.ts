@@ -1,5 +1,5 @@
 import { NO_VECTOR } from "../constants.js";
-import type { SplitQueue } from "../virtqueue/split-ring.js";
+import type { RingField, SplitQueue } from "../virtqueue/split-ring.js";
 import { type Register, RegisterTable } from "./register-table.js";
 import type { VirtioTransport } from "./state.js";
 
@@ -17,21 +17,13 @@ const programmable = (t: T): SplitQueue | undefined => {
 };
 
 /** A 64-bit queue address field as two 32-bit halves (the driver may use either width: 4.1.3.1). */
-function address(name: string, offset: number, field: "desc" | "driver" | "device"): Register<T>[] {
+function address(name: string, offset: number, field: RingField): Register<T>[] {
   const half = (hi: boolean): Register<T> => ({
     name: `${name}_${hi ? "hi" : "lo"}`,
     offset: offset + (hi ? 4 : 0),
     width: 4,
-    read: (t) => {
-      const v = sel(t)?.[field] ?? 0;
-      return hi ? Math.floor(v / 2 ** 32) : v % 2 ** 32;
-    },
-    write: (t, v) => {
-      const q = programmable(t);
-      if (!q) return;
-      const old = q[field];
-      q[field] = hi ? (v >>> 0) * 2 ** 32 + (old % 2 ** 32) : Math.floor(old / 2 ** 32) * 2 ** 32 + (v >>> 0);
-    },
+    read: (t) => sel(t)?.addressWord(field, hi) ?? 0,
+    write: (t, v) => programmable(t)?.setAddressWord(field, hi, v),
   });
   return [half(false), half(true)];
 }
@@ -42,7 +34,7 @@ export const COMMON_CFG_REGISTERS: readonly Register<T>[] = [
     offset: 0x00,
     width: 4,
     read: (t) => t.deviceFeatureSelect,
-    write: (t, v) => void (t.deviceFeatureSelect = v),
+    write: (t, v) => void (t.deviceFeatureSelect = v >>> 0),
   },
   { name: "device_feature", offset: 0x04, width: 4, read: (t) => t.deviceFeatureWord(t.deviceFeatureSelect) },
   {
@@ -50,7 +42,7 @@ export const COMMON_CFG_REGISTERS: readonly Register<T>[] = [
     offset: 0x08,
     width: 4,
     read: (t) => t.driverFeatureSelect,
-    write: (t, v) => void (t.driverFeatureSelect = v),
+    write: (t, v) => void (t.driverFeatureSelect = v >>> 0),
   },
   {
     name: "driver_feature",

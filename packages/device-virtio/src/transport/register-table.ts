@@ -13,6 +13,9 @@ export interface Register<S> {
 
 const MASK = [0, 0xff, 0xffff, 0, 0xffff_ffff] as const;
 
+/** `value` cut to `width` bytes, unsigned: `& 0xffff_ffff` alone yields a negative number when bit 31 is set. */
+export const unsigned = (value: number, width: Width): number => (value & MASK[width]) >>> 0;
+
 /**
  * Dispatches accesses to a table of registers. An access matching a register exactly goes straight to it;
  * other accesses are assembled byte by byte (reads) or merged read-modify-write (writes), and bytes no
@@ -36,7 +39,7 @@ export class RegisterTable<S> {
 
   read(state: S, offset: number, size: Width): number {
     const exact = this.byByte[offset];
-    if (exact && exact.offset === offset && exact.width === size) return exact.read(state) & MASK[size];
+    if (exact && exact.offset === offset && exact.width === size) return unsigned(exact.read(state), size);
     let value = 0;
     for (let i = size - 1; i >= 0; i--) {
       const r = this.byByte[offset + i];
@@ -49,7 +52,7 @@ export class RegisterTable<S> {
   write(state: S, offset: number, size: Width, value: number): void {
     const exact = this.byByte[offset];
     if (exact && exact.offset === offset && exact.width === size) {
-      exact.write?.(state, value & MASK[size]);
+      exact.write?.(state, unsigned(value, size));
       return;
     }
     const touched = new Set<Register<S>>();
@@ -65,7 +68,7 @@ export class RegisterTable<S> {
         const byte = (value >>> (8 * i)) & 0xff;
         merged = (merged & ~(0xff << (8 * at))) | (byte << (8 * at));
       }
-      r.write!(state, (merged >>> 0) & MASK[r.width]);
+      r.write!(state, unsigned(merged, r.width));
     }
   }
 }

@@ -16,6 +16,15 @@ export interface InterruptSink {
   intx(): InterruptLine | undefined;
 }
 
+/** 32-bit feature words the transport knows: bits 0-63. */
+const FEATURE_WORDS = 2;
+
+/** Word `select` of `features`, unsigned; selects are guest-chosen 32-bit values, so anything else reads 0. */
+function featureWord(features: bigint, select: number): number {
+  const word = select >>> 0;
+  return word < FEATURE_WORDS ? Number((features >> BigInt(32 * word)) & 0xffff_ffffn) : 0;
+}
+
 /** Ring features every device offers. */
 const RING_FEATURES = bit(FeatureBit.RING_INDIRECT_DESC) | bit(FeatureBit.RING_EVENT_IDX);
 
@@ -75,19 +84,20 @@ export class VirtioTransport {
     return this.queues[this.queueSelect];
   }
 
-  /** One 32-bit word of the offered features. */
+  /** One 32-bit word of the offered features; a select naming no word reads 0 (4.1.4.3.1). */
   deviceFeatureWord(select: number): number {
-    return select > 1 ? 0 : Number((this.offered >> BigInt(32 * select)) & 0xffff_ffffn);
+    return featureWord(this.offered, select);
   }
 
   driverFeatureWord(select: number): number {
-    return select > 1 ? 0 : Number((this.driverFeatures >> BigInt(32 * select)) & 0xffff_ffffn);
+    return featureWord(this.driverFeatures, select);
   }
 
-  /** Replaces one word of the driver's features; ignored once FEATURES_OK is set. */
+  /** Replaces one word of the driver's features; ignored for a select naming no word, or once FEATURES_OK is set. */
   writeDriverFeatureWord(select: number, value: number): void {
-    if (select > 1 || this.status & Status.FEATURES_OK) return;
-    const shift = BigInt(32 * select);
+    const word = select >>> 0;
+    if (word >= FEATURE_WORDS || this.status & Status.FEATURES_OK) return;
+    const shift = BigInt(32 * word);
     this.driverFeatures = (this.driverFeatures & ~(0xffff_ffffn << shift)) | (BigInt(value >>> 0) << shift);
   }
 

@@ -23,11 +23,11 @@ export interface QueueOptions {
  * addresses, MSI-X vector, enable) and the device's ring cursors. All guest accesses are bounds-checked; a
  * driver that breaks the ring rules gets a VirtqueueError, never a VMM crash.
  */
+/** The three ring addresses the driver programs. */
+export type RingField = "desc" | "driver" | "device";
+
 export class SplitQueue {
   size: number;
-  desc = 0;
-  driver = 0;
-  device = 0;
   enabled = false;
   vector = NO_VECTOR;
 
@@ -36,6 +36,8 @@ export class SplitQueue {
   private signalledUsed = 0;
   private options: QueueOptions = { eventIdx: false, indirect: false };
   private started = false;
+  /** Ring addresses as 32-bit [low, high] words: exactly what the driver wrote (a number holds only 53 bits). */
+  private readonly words: Record<RingField, [number, number]> = { desc: [0, 0], driver: [0, 0], device: [0, 0] };
 
   constructor(
     readonly index: number,
@@ -43,6 +45,44 @@ export class SplitQueue {
     private readonly memory: GuestMemory,
   ) {
     this.size = maxSize;
+  }
+
+  /** Descriptor table, available ring (driver area) and used ring (device area) addresses. */
+  get desc(): number {
+    return this.address("desc");
+  }
+  set desc(gpa: number) {
+    this.setAddress("desc", gpa);
+  }
+  get driver(): number {
+    return this.address("driver");
+  }
+  set driver(gpa: number) {
+    this.setAddress("driver", gpa);
+  }
+  get device(): number {
+    return this.address("device");
+  }
+  set device(gpa: number) {
+    this.setAddress("device", gpa);
+  }
+
+  /** One 32-bit half of a ring address (`high`: bits 32-63), unsigned. */
+  addressWord(field: RingField, high: boolean): number {
+    return this.words[field][high ? 1 : 0]!;
+  }
+
+  setAddressWord(field: RingField, high: boolean, value: number): void {
+    this.words[field][high ? 1 : 0] = value >>> 0;
+  }
+
+  private address(field: RingField): number {
+    const [lo, hi] = this.words[field];
+    return hi * 2 ** 32 + lo;
+  }
+
+  private setAddress(field: RingField, gpa: number): void {
+    this.words[field] = [gpa % 2 ** 32 >>> 0, Math.floor(gpa / 2 ** 32) >>> 0];
   }
 
   /** Back to the reset state: nothing programmed, cursors at 0. */
