@@ -257,29 +257,59 @@ interface Region {
   h: IoHandler;
 }
 
-/** Routes accesses inside `regions` to their handlers (region-relative) and the rest to `inner`. */
+/**
+ * Routes accesses inside `regions` to their handlers (region-relative) and the rest to `inner`. An access that
+ * straddles a region's edge is split, so each side gets exactly its own bytes.
+ */
 function overlayHandler(regions: Region[], inner: IoHandler | undefined): IoHandler {
-  const find = (o: number) => regions.find((r) => o >= r.lo && o < r.hi);
+  const none: IoHandler = { read: () => 0, write: () => {} };
+  const innerH = inner ?? none;
+  /** The one owner of [o, o+n) with its offset, or undefined when the access straddles an edge. */
+  const owner = (o: number, n: number): [IoHandler, number] | undefined => {
+    for (const r of regions) {
+      if (o >= r.lo && o + n <= r.hi) return [r.h, o - r.lo];
+      if (o < r.hi && o + n > r.lo) return undefined;
+    }
+    return [innerH, o];
+  };
+  /** Straddling accesses, as runs of 1, 2 or 4 bytes that each have one owner. */
+  const runs = (o: number, n: number): Array<[number, SmallAccessSize]> => {
+    const out: Array<[number, SmallAccessSize]> = [];
+    let at = o;
+    while (at < o + n) {
+      const left = o + n - at;
+      const s: SmallAccessSize = left >= 4 && owner(at, 4) ? 4 : left >= 2 && owner(at, 2) ? 2 : 1;
+      out.push([at, s]);
+      at += s;
+    }
+    return out;
+  };
   return {
     read(o, s) {
-      const r = find(o);
-      return r ? r.h.read(o - r.lo, s) : inner ? inner.read(o, s) : 0;
+      const one = owner(o, s);
+      if (one) return one[0].read(one[1], s);
+      let v = 0;
+      for (const [at, n] of runs(o, s)) v += this.read(at, n) * 2 ** (8 * (at - o));
+      return v;
     },
     write(o, s, v) {
-      const r = find(o);
-      if (r) r.h.write(o - r.lo, s, v);
-      else inner?.write(o, s, v);
+      const one = owner(o, s);
+      if (one) return one[0].write(one[1], s, v);
+      for (const [at, n] of runs(o, s)) {
+        const part = (v >>> (8 * (at - o))) & (n === 4 ? 0xffff_ffff : (1 << (8 * n)) - 1);
+        this.write(at, n, part >>> 0);
+      }
     },
     read64(o) {
-      const r = find(o);
-      if (!r && inner?.read64) return inner.read64(o);
+      const one = owner(o, 8);
+      if (one?.[0].read64) return one[0].read64(one[1]);
       const lo = this.read(o, 4) >>> 0;
       const hi = this.read(o + 4, 4) >>> 0;
       return (BigInt(hi) << 32n) | BigInt(lo);
     },
     write64(o, v) {
-      const r = find(o);
-      if (!r && inner?.write64) return inner.write64(o, v);
+      const one = owner(o, 8);
+      if (one?.[0].write64) return one[0].write64(one[1], v);
       this.write(o, 4, Number(v & 0xffff_ffffn));
       this.write(o + 4, 4, Number((v >> 32n) & 0xffff_ffffn));
     },

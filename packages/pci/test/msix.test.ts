@@ -138,3 +138,81 @@ describe("a function from another copy of @vmm/pci", () => {
     expect(rig.mmio.read(table + 12, 4)).toBe(1); // vector 0 starts masked: the table answers, not the device
   });
 });
+
+describe("MSI-X table accesses that span entries or regions", () => {
+  it("a 4-byte write across two entries lands in both and both are reported", () => {
+    const { rig, msix, table } = msixRig(3);
+    const changes: MsixChange[] = [];
+    msix.subscribe((c) => changes.push(c));
+    rig.mmio.write(table + 14, 4, 0xfee0_0000); // entry 0 bytes 14-15 (reserved), entry 1 bytes 0-1
+    expect(msix.message(1).address).toBe(0x0000_fee0);
+    expect(changes).toEqual([{ vector: 0 }, { vector: 1 }]);
+  });
+
+  it("an unaligned 8-byte write across an entry boundary updates and reports both entries", () => {
+    const { rig, msix, table, ctrl } = msixRig(3);
+    ctrl(0x8000);
+    msix.notify(1); // pending while masked
+    const changes: MsixChange[] = [];
+    msix.subscribe((c) => changes.push(c));
+    rig.mmio.write(table + 16, 4, 0xfee0_0000);
+    rig.mmio.write(table + 24, 4, 0x51);
+    changes.length = 0;
+    // bytes 26-33: entry 1 data high, vector control (unmask), reserved; entry 2 address bits 15:0
+    rig.mmio.write64(table + 26, 0x3000n << 48n);
+    expect(msix.masked(1)).toBe(false);
+    expect(rig.messages).toEqual([{ address: 0xfee0_0000, data: 0x51 }]);
+    expect(msix.message(2).address).toBe(0x3000);
+    expect(changes).toEqual([{ vector: 1 }, { vector: 2 }]);
+  });
+
+  it("a qword write at table offset 12 unmasks entry 0 and programs entry 1", () => {
+    const { rig, msix, table, ctrl } = msixRig(3);
+    ctrl(0x8000);
+    rig.mmio.write(table, 4, 0xfee0_0000);
+    rig.mmio.write(table + 8, 4, 0x40);
+    msix.notify(0);
+    rig.mmio.write64(table + 12, 0xfee0_1000_0000_0000n);
+    expect(rig.messages).toEqual([{ address: 0xfee0_0000, data: 0x40 }]);
+    expect(msix.message(1).address).toBe(0xfee0_1000);
+    expect(rig.mmio.read64(table + 12)).toBe(0xfee0_1000_0000_0000n);
+  });
+
+  it("splits accesses that straddle the table, the PBA and the device's own registers", () => {
+    const rig = makeRig();
+    const qwords: string[] = [];
+    const regs = new Uint8Array(0x1000).map((_, i) => i & 0xff);
+    class Qword extends TestFunction {
+      override barHandler(index: number) {
+        return {
+          read: (o: number, s: 1 | 2 | 4) => (index === 1 ? regs.slice(o, o + s).reduceRight((v, b) => v * 256 + b, 0) : 0),
+          write: (o: number, s: 1 | 2 | 4, v: number) => void this.writes.push([index, o, s, v]),
+          read64: (o: number) => {
+            qwords.push(`r${o.toString(16)}`);
+            return 0n;
+          },
+          write64: (o: number) => void qwords.push(`w${o.toString(16)}`),
+        };
+      }
+    }
+    const fn = new Qword({ bars: [{ index: 1, kind: "mem32", size: 0x1000 }] });
+    const msix = new MsixCapability({ vectors: 2, tableBar: 1, tableOffset: 0x800 }); // PBA at 0x820
+    fn.addCapability(msix);
+    rig.bus.attach(fn);
+    const bar = rig.bus.configRead({ device: 1 }, 0x14, 4);
+    // qword just below the table: the device gets its half, entry 0's address gets the other
+    rig.mmio.write64(bar + 0x7fc, 0xfee0_3000_1234_5678n);
+    expect(fn.writes).toEqual([[1, 0x7fc, 4, 0x1234_5678]]);
+    expect(msix.message(0).address).toBe(0xfee0_3000);
+    expect(rig.mmio.read64(bar + 0x7fc)).toBe(0xfee0_3000_fffe_fdfcn); // device bytes 0x7fc-0x7ff, then the table
+    // fully inside the device's registers, a qword still goes to its read64/write64
+    rig.mmio.write64(bar + 0x100, 1n);
+    expect(rig.mmio.read64(bar + 0x100)).toBe(0n);
+    expect(qwords).toEqual(["w100", "r100"]);
+    // 4 bytes across the PBA's end: PBA bytes read 0 (nothing pending), the device answers for the rest
+    expect(rig.mmio.read(bar + 0x826, 4)).toBe(0x2928_0000);
+    rig.mmio.write(bar + 0x81e, 4, 0xffff_ffff); // entry 1 reserved bytes, then the read-only PBA
+    expect(msix.pending(0)).toBe(false);
+    expect(fn.writes.length).toBe(1);
+  });
+});

@@ -90,13 +90,18 @@ export class MsixCapability implements PciCapability {
     writeLe(this.body, 2, 4, (this.tableOffset | this.tableBar) >>> 0);
     writeLe(this.body, 6, 4, (this.pbaOffset | this.pbaBar) >>> 0);
     this.resetTable();
+    // Bytes outside the table or PBA read 0 and ignore writes, so an access may straddle their ends.
     this.tableHandler = {
-      read: (o, s) => this.tableRead(o, s),
-      write: (o, s, v) => this.tableWrite(o, s, v),
+      read: (o, s) => readLe(this.table, o, s),
+      write: (o, s, v) => this.tableWrite(o, [v >>> 0], s),
+      read64: (o) => BigInt(readLe(this.table, o, 4)) | (BigInt(readLe(this.table, o + 4, 4)) << 32n),
+      write64: (o, v) => this.tableWrite(o, [Number(v & 0xffff_ffffn), Number((v >> 32n) & 0xffff_ffffn)], 8),
     };
     this.pbaHandler = {
-      read: (o, s) => (o + s <= this.pbaSize ? readLe(this.pba, o, s) : 0),
+      read: (o, s) => readLe(this.pba, o, s),
       write: () => {},
+      read64: (o) => BigInt(readLe(this.pba, o, 4)) | (BigInt(readLe(this.pba, o + 4, 4)) << 32n),
+      write64: () => {},
     };
   }
 
@@ -166,25 +171,26 @@ export class MsixCapability implements PciCapability {
     for (let v = 0; v < this.vectors; v++) this.table[v * MSIX_ENTRY_SIZE + ENTRY_VECTOR_CONTROL] = 1;
   }
 
-  private tableRead(offset: number, size: SmallAccessSize): number {
-    if (offset < 0 || offset + size > this.tableSize) return 0;
-    return readLe(this.table, offset, size);
-  }
-
-  private tableWrite(offset: number, size: SmallAccessSize, value: number): void {
-    if (offset < 0 || offset + size > this.tableSize) return;
-    for (let i = 0; i < size; i++) {
-      const at = offset + i;
+  /**
+   * A guest write of `size` bytes (1, 2, 4 or 8; `dwords` holds the value, low dword first). It may span two
+   * entries: every byte lands, then each entry it touched sends what its unmask released and is reported.
+   */
+  private tableWrite(offset: number, dwords: number[], size: number): void {
+    if (offset < 0) return;
+    const end = Math.min(offset + size, this.tableSize);
+    for (let at = offset; at < end; at++) {
+      const i = at - offset;
+      let byte = (dwords[i >> 2]! >>> (8 * (i & 3))) & 0xff;
       const field = at % MSIX_ENTRY_SIZE;
-      let byte = (value >>> (8 * i)) & 0xff;
       if (field === 0) byte &= 0xfc; // message address is dword aligned
       if (field === ENTRY_VECTOR_CONTROL) byte &= 1; // only the mask bit is defined
       if (field > ENTRY_VECTOR_CONTROL) byte = 0;
       this.table[at] = byte;
     }
-    const vector = Math.floor(offset / MSIX_ENTRY_SIZE);
-    this.flushPending(vector);
-    this.emit({ vector });
+    for (let v = Math.floor(offset / MSIX_ENTRY_SIZE); v * MSIX_ENTRY_SIZE < end; v++) {
+      this.flushPending(v);
+      this.emit({ vector: v });
+    }
   }
 
   /** Sends the pending messages that are no longer masked. */
