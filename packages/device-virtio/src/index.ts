@@ -15,6 +15,7 @@ export * from "./transport/virtio-pci.js";
 export * from "./backends/block.js";
 export * from "./backends/file-image.js";
 export * from "./backends/channel.js";
+export * from "./backends/unix-listen.js";
 export * from "./backends/net-socket.js";
 export * from "./backends/net-tap.js";
 export * from "./devices/blk.js";

@@ -1,7 +1,6 @@
 import { type Server, type Socket, createServer } from "node:net";
-import { unlink } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
-import { ConfigurationError } from "@vmm/core";
+import { listenUnix } from "./unix-listen.js";
 
 /** A host byte stream behind a virtio-console port. */
 export interface ByteChannel {
@@ -90,27 +89,5 @@ export class UnixServerChannel implements ByteChannel {
   async close(): Promise<void> {
     this.client?.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
-  }
-}
-
-/** Listens on a Unix socket path; a stale socket file left by a dead VMM is replaced. */
-export async function listenUnix(server: Server, path: string): Promise<void> {
-  const attempt = () =>
-    new Promise<void>((resolve, reject) => {
-      const onError = (e: Error) => reject(e);
-      server.once("error", onError);
-      server.listen(path, () => {
-        server.off("error", onError);
-        resolve();
-      });
-    });
-  try {
-    await attempt();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE") throw new ConfigurationError(`cannot listen on ${path}: ${(e as Error).message}`, { cause: e });
-    await unlink(path).catch(() => {});
-    await attempt().catch((e2: Error) => {
-      throw new ConfigurationError(`cannot listen on ${path}: ${e2.message}`, { cause: e2 });
-    });
   }
 }

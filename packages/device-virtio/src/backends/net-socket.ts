@@ -1,6 +1,6 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { ConfigurationError, type Logger } from "@vmm/core";
-import { listenUnix } from "./channel.js";
+import { listenUnix } from "./unix-listen.js";
 
 /** Moves Ethernet frames between a virtio-net device and the host. */
 export interface NetBackend {
