@@ -3,6 +3,7 @@ import { container as rootContainer } from "tsyringe";
 import type { MachineConfig, MachineFactory, VirtualMachine } from "./arch/machine.js";
 import { describe, OptionsError, type DeviceFaultError } from "./errors.js";
 import { guardDevice } from "./instrument.js";
+import { settleWithin, StoppedError } from "./settle.js";
 import type { Spec } from "./options/spec.js";
 import { lookupType, registerAll, type CatalogEntry } from "./plugins/catalog.js";
 import type { LoadedPlugin } from "./plugins/load.js";
@@ -20,8 +21,8 @@ export interface PlannedDevice {
  * Checks every requested device against the device types the plugins provide, before any VM exists: unknown
  * types and bad options are usage errors that name the plugin, the device and the option.
  */
-export async function planDevices(plugins: readonly LoadedPlugin[], specs: readonly Spec[]): Promise<PlannedDevice[]> {
-  const catalog = await registerAll(rootContainer.createChildContainer(), plugins);
+export async function planDevices(plugins: readonly LoadedPlugin[], specs: readonly Spec[], abort?: AbortSignal): Promise<PlannedDevice[]> {
+  const catalog = await registerAll(rootContainer.createChildContainer(), plugins, abort);
   const counts = new Map<string, number>();
   return specs.map((spec) => {
     const entry = lookupType(catalog, spec.name);
@@ -48,6 +49,8 @@ export interface AssembleOptions {
   readonly devices: readonly PlannedDevice[];
   /** The first device fault while the guest runs. */
   readonly onFault: (fault: DeviceFaultError) => void;
+  /** Fires on a signal: assembly stops, and what was built is closed. */
+  readonly abort?: AbortSignal;
 }
 
 /** A VM with its devices, ready to run. `devices` are the devices as created (not the guards). */
@@ -65,11 +68,12 @@ export async function assemble(options: AssembleOptions): Promise<Assembly> {
   const machine = await options.createMachine(options.config);
   const devices: PciDevice[] = [];
   try {
-    const catalog = await registerAll(machine.container, options.plugins);
+    if (options.abort?.aborted) throw new StoppedError(options.abort.reason);
+    const catalog = await registerAll(machine.container, options.plugins, options.abort);
     for (const planned of options.devices) {
       const entry = catalog.get(planned.type);
       if (!entry) throw new PluginError(planned.plugin, `device type '${planned.type}' vanished between planning and assembly`);
-      const device = await createDevice(entry, planned, machine);
+      const device = await createDevice(entry, planned, machine, options.abort);
       devices.push(device);
       let attachFault: DeviceFaultError | undefined;
       const guarded = guardDevice(device, {
@@ -95,12 +99,17 @@ export async function assemble(options: AssembleOptions): Promise<Assembly> {
   }
 }
 
-async function createDevice(entry: CatalogEntry, planned: PlannedDevice, machine: VirtualMachine): Promise<PciDevice> {
+async function createDevice(entry: CatalogEntry, planned: PlannedDevice, machine: VirtualMachine, abort?: AbortSignal): Promise<PciDevice> {
   let device: PciDevice;
   try {
-    device = await entry.type.create({ container: machine.container, name: planned.name }, planned.options);
+    device = await settleWithin(
+      // Called inside the promise chain so that a synchronous throw is handled like a rejection.
+      Promise.resolve().then(() => entry.type.create({ container: machine.container, name: planned.name }, planned.options)),
+      (limit) => new Error(`create() did not finish within ${limit}`),
+      abort,
+    );
   } catch (error) {
-    if (error instanceof VmmError) throw error;
+    if (error instanceof VmmError || error instanceof StoppedError) throw error;
     throw new PluginError(entry.plugin, `device ${planned.name} could not be created: ${describe(error)}`, { cause: error });
   }
   const d = device as Partial<PciDevice> | undefined;
@@ -123,13 +132,13 @@ export async function closeAll(devices: readonly PciDevice[], machine: VirtualMa
     const close = (device as PciDevice & Closable).close;
     if (typeof close !== "function") continue;
     try {
-      await close.call(device);
+      await settleWithin(close.call(device), (limit) => new Error(`close() did not finish within ${limit}`));
     } catch (error) {
       report(`device ${device.name} failed to close: ${describe(error)}`);
     }
   }
   try {
-    await machine.close?.();
+    await settleWithin(machine.close?.(), (limit) => new Error(`close() did not finish within ${limit}`));
   } catch (error) {
     report(`the machine failed to close: ${describe(error)}`);
   }

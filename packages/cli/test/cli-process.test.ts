@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { bin, fixturePlugin, vmm } from "./helpers/spawn.js";
 
 const tmp = mkdtempSync(path.join(tmpdir(), "vmm-cli-"));
@@ -12,6 +12,12 @@ writeFileSync(kernel, Uint8Array.of(0xf4));
 const disk = path.join(tmp, "disk.img");
 writeFileSync(disk, new Uint8Array(4096));
 const fixture = fixturePlugin("fixture-plugin.mjs");
+const fifo = path.join(tmp, "kernel.fifo");
+spawnSync("mkfifo", [fifo]);
+// Sparse: 2 MiB that take no disk space, one more byte than fits in -m 2M.
+const big = path.join(tmp, "big.bin");
+writeFileSync(big, "");
+truncateSync(big, 2 * 2 ** 20 + 1);
 
 /** Exactly one line on stderr, the vmm error line, and no stack trace. */
 function expectOneLineError(r: { stderr: string; status: number | null }, status: number, pattern: RegExp): void {
@@ -104,6 +110,24 @@ describe("runtime errors exit 1 with one line", () => {
     [["run", "-k", kernel, "--plugin", fixture, "--plugin", fixturePlugin("duplicate-type.mjs")], /plugin copycat: device type 'fixture-dev' is already provided by plugin fixture-plugin/],
   ])("vmm %j", (args, pattern) => expectOneLineError(vmm(args as string[]), 1, pattern));
 
+  // Bounded: before the fix /dev/zero was read until memory ran out and a FIFO blocked forever.
+  it.each([
+    [["run", "-k", "/dev/zero"], /^vmm: error: kernel '\/dev\/zero': not a regular file \(a character device\); give a file$/],
+    [["run", "-k", fifo], /^vmm: error: kernel '.*kernel\.fifo': not a regular file \(a FIFO\); give a file$/],
+    [["run", "-k", kernel, "-i", "/dev/zero"], /^vmm: error: initrd '\/dev\/zero': not a regular file \(a character device\)/],
+    [["run", "-k", kernel, "-i", fifo], /^vmm: error: initrd '.*kernel\.fifo': not a regular file \(a FIFO\)/],
+    [["run", "-k", big, "-m", "2M"], /^vmm: error: kernel '.*big\.bin': 2097153 bytes \(2\.0 MiB\) does not fit in the guest's 2097152 bytes \(2 MiB\) of RAM \(-m\)$/],
+    [["run", "-k", kernel, "-i", big, "-m", "2M"], /^vmm: error: initrd '.*big\.bin': 2097153 bytes .* does not fit in the guest's 2097152 bytes/],
+  ])("refuses an input that is not a regular file or does not fit in RAM: vmm %j", (args, pattern) => {
+    expectOneLineError(vmm(args as string[], { timeout: 10_000 }), 1, pattern);
+  });
+
+  it("a plugin whose register() never settles is timed out with one line naming it (not exit 13 without a word)", () => {
+    const r = vmm(["run", "-k", kernel, "--plugin", fixturePlugin("register-hangs.mjs")], { env: { VMM_INTERNAL_SETTLE_TIMEOUT_MS: "300" } });
+    expect(r.stdout).toBe("sleepy: registering\n");
+    expectOneLineError(r, 1, /^vmm: error: plugin sleepy: register did not finish within 300 ms \(a promise that never settles\?\)$/);
+  });
+
   it("--debug adds the stack trace", () => {
     const r = vmm(["run", "-k", kernel, "--debug", "--plugin", fixturePlugin("register-throws.mjs")]);
     expect(r.status).toBe(1);
@@ -189,5 +213,29 @@ describe("NODE_PATH", () => {
     });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^vmm: error: plugin @x\/fixture: not found from /);
+  });
+});
+
+describe("signals before the VM runs", () => {
+  it.each([
+    ["SIGHUP", 129],
+    ["SIGINT", 130],
+    ["SIGQUIT", 131],
+    ["SIGTERM", 143],
+  ] as const)("%s while a plugin registers exits %i with one line", async (signal, status) => {
+    const child = spawn(process.execPath, [bin, "run", "-k", kernel, "--name", "early", "--plugin", fixturePlugin("register-hangs.mjs")], { cwd: tmp });
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<[number | null, string | null]>((resolve) => child.on("exit", (c, s) => resolve([c, s])));
+    await new Promise<void>((resolve) =>
+      child.stdout.on("data", (c: Buffer) => {
+        stdout += c.toString();
+        if (stdout.includes("registering")) resolve();
+      }),
+    );
+    child.kill(signal);
+    expect(await exited).toEqual([status, null]);
+    expect(stderr).toBe(`vmm: early: stopped by ${signal}\n`);
   });
 });

@@ -4,10 +4,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { Tokens } from "@vmm/core";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { RunResult } from "../src/arch/machine.js";
 import type { CliContext } from "../src/context.js";
 import { main } from "../src/main.js";
+import { settleTimeouts } from "../src/settle.js";
 import { FakeMachine, type GuestScript } from "./helpers/fake-machine.js";
 import { fixturePlugin } from "./helpers/spawn.js";
 
@@ -174,7 +175,9 @@ describe("vmm run assembles one VM through its DI container", () => {
   });
 
   it.each([
+    ["SIGHUP", 129],
     ["SIGINT", 130],
+    ["SIGQUIT", 131],
     ["SIGTERM", 143],
   ])("%s stops the VM and flushes devices", async (signal, expected) => {
     const h = harness(async (m) => {
@@ -245,5 +248,76 @@ describe("vmm run assembles one VM through its DI container", () => {
     });
     expect(await main(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,id=1,port=0x600"], h.ctx)).toBe(0);
     expect(h.machines[0]!.pio.find(0x600)?.owner).toBe("fixture-dev0");
+  });
+});
+
+describe("plugin code that never settles, and signals while the VM is assembled", () => {
+  const sloppy = fixturePlugin("bad-device.mjs");
+  const defaultTimeout = settleTimeouts.ms;
+  afterEach(() => {
+    settleTimeouts.ms = defaultTimeout;
+  });
+  const until = async (condition: () => boolean) => {
+    for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(condition()).toBe(true);
+  };
+
+  it("the default bound is 10 s", () => {
+    expect(defaultTimeout).toBe(10_000);
+  });
+
+  it("a register() that never settles is timed out with one line naming the plugin", async () => {
+    settleTimeouts.ms = 100;
+    const h = harness(async () => shutdown);
+    expect(await main(["run", "-k", kernel, "--plugin", fixturePlugin("register-hangs.mjs")], h.ctx)).toBe(1);
+    expect(h.err.join("")).toBe("vmm: error: plugin sleepy: register did not finish within 100 ms (a promise that never settles?)\n");
+    expect(h.machines).toHaveLength(0);
+  });
+
+  it("a create() that never settles is timed out, naming the plugin and device, and what was built is closed", async () => {
+    settleTimeouts.ms = 100;
+    const h = harness(async () => shutdown);
+    const status = await main(["run", "-k", kernel, "--plugin", fixture, "--plugin", sloppy, "--device", "fixture-dev,id=1", "--device", "create-hangs"], h.ctx);
+    expect(status).toBe(1);
+    expect(h.err.join("")).toBe("vmm: error: plugin sloppy: device create-hangs0 could not be created: create() did not finish within 100 ms\n");
+    expect(events).toContain("close fixture-dev0");
+    expect(h.machines[0]!.closed).toBe(true);
+  });
+
+  it("a close() that never settles is reported and the other devices still close", async () => {
+    settleTimeouts.ms = 100;
+    const h = harness(async () => shutdown);
+    const status = await main(["run", "-k", kernel, "--plugin", fixture, "--plugin", sloppy, "--device", "fixture-dev,id=1", "--device", "close-hangs"], h.ctx);
+    expect(status).toBe(0);
+    expect(h.err.join("")).toBe("vmm: error: device close-hangs0 failed to close: close() did not finish within 100 ms\n");
+    expect(events).toEqual(expect.arrayContaining(["close close-hangs0 (never settles)", "close fixture-dev0"]));
+    expect(h.machines[0]!.closed).toBe(true);
+  });
+
+  it.each([
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+    ["SIGHUP", 129],
+  ])("%s while devices are being created closes the devices already created", async (signal, expected) => {
+    const h = harness(async () => shutdown);
+    const running = main(["run", "-k", kernel, "--name", "early", "--plugin", fixture, "--plugin", sloppy, "--device", "fixture-dev,id=1", "--device", "create-hangs"], h.ctx);
+    await until(() => events.includes("creating create-hangs0"));
+    expect(events).not.toContain("close fixture-dev0");
+    h.signals.emit(signal);
+    expect(await running).toBe(expected);
+    expect(events.at(-1)).toBe("close fixture-dev0");
+    expect(h.machines[0]!.closed).toBe(true);
+    expect(h.err.join("")).toBe(`vmm: early: stopped by ${signal}\n`);
+    expect(h.signals.listenerCount(signal)).toBe(0);
+  });
+
+  it("a signal while a plugin registers stops before any machine exists", async () => {
+    const h = harness(async () => shutdown);
+    const running = main(["run", "-k", kernel, "--name", "early", "--plugin", fixturePlugin("register-hangs.mjs")], h.ctx);
+    await new Promise((r) => setTimeout(r, 50));
+    h.signals.emit("SIGTERM");
+    expect(await running).toBe(143);
+    expect(h.machines).toHaveLength(0);
+    expect(h.err.join("")).toBe("vmm: early: stopped by SIGTERM\n");
   });
 });

@@ -1,25 +1,67 @@
-import { access, constants, readFile } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { access, constants, open, stat, type FileHandle } from "node:fs/promises";
 import { StderrLogger, Tokens, type AddressSpace, type Logger } from "@vmm/core";
 import { ARCHITECTURES, canonicalArch } from "../arch/index.js";
-import type { MachineFactory, RunResult, VirtualMachine } from "../arch/machine.js";
-import { assemble, closeAll, planDevices } from "../assemble.js";
+import type { MachineConfig, MachineFactory, RunResult, VirtualMachine } from "../arch/machine.js";
+import { assemble, closeAll, planDevices, type PlannedDevice } from "../assemble.js";
 import type { CliContext } from "../context.js";
-import { AsyncFaultError, FileError, type DeviceFaultError } from "../errors.js";
+import { AsyncFaultError, DeviceFaultError, FileError } from "../errors.js";
 import { detectKernelKind } from "../options/kernel.js";
 import { buildRunConfig, type RawRunOptions, type RunConfig } from "../options/run-config.js";
 import { SugarTypes } from "../options/sugar.js";
 import { loadAllPlugins } from "../plugins/all.js";
 
 /** Exit statuses for a VM stopped by a signal: 128 + the signal number, as shells report it. */
-const SIGNAL_STATUS = { SIGINT: 130, SIGTERM: 143 } as const;
+const SIGNAL_STATUS = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 } as const;
 type StopSignal = keyof typeof SIGNAL_STATUS;
 
-async function readInput(what: string, path: string): Promise<Uint8Array> {
+const MiB = 2 ** 20;
+const sizeText = (bytes: number) => `${bytes} bytes (${(bytes / MiB).toFixed(bytes % MiB ? 1 : 0)} MiB)`;
+
+/**
+ * Reads a kernel or initrd: only a regular file (a device such as /dev/zero would be read until memory runs out,
+ * a FIFO blocks), and only one that fits in guest RAM.
+ */
+async function readInput(what: string, path: string, ram: number): Promise<Uint8Array> {
+  const refuse = (problem: string) => new FileError(what, path, new Error(problem));
+  let info: Stats;
   try {
-    return new Uint8Array(await readFile(path));
+    info = await stat(path);
   } catch (error) {
     throw new FileError(what, path, error);
   }
+  if (info.isDirectory()) throw new FileError(what, path, Object.assign(new Error("is a directory"), { code: "EISDIR" }));
+  if (!info.isFile()) throw refuse(`not a regular file (${fileType(info)}); give a file`);
+  if (info.size > ram) throw refuse(`${sizeText(info.size)} does not fit in the guest's ${sizeText(ram)} of RAM (-m)`);
+  let handle: FileHandle | undefined;
+  try {
+    // O_NONBLOCK: should the path have been replaced by a FIFO since stat, open must not wait for a writer.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const again = await handle.stat();
+    if (!again.isFile()) throw refuse(`not a regular file (${fileType(again)}); give a file`);
+    if (again.size > ram) throw refuse(`${sizeText(again.size)} does not fit in the guest's ${sizeText(ram)} of RAM (-m)`);
+    const bytes = new Uint8Array(again.size);
+    let filled = 0;
+    while (filled < bytes.length) {
+      const { bytesRead } = await handle.read(bytes, filled, bytes.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return filled === bytes.length ? bytes : bytes.subarray(0, filled);
+  } catch (error) {
+    if (error instanceof FileError) throw error;
+    throw new FileError(what, path, error);
+  } finally {
+    await handle?.close();
+  }
+}
+
+function fileType(info: Stats): string {
+  if (info.isCharacterDevice()) return "a character device";
+  if (info.isBlockDevice()) return "a block device";
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isSocket()) return "a socket";
+  return "not a file";
 }
 
 /** Disk images must exist before any VM is built; writable unless given read-only. */
@@ -63,77 +105,112 @@ function stopReason(ending: Ending): string {
 
 /**
  * `vmm run`: parse, check files and plugins, plan devices (all before touching KVM), assemble the VM, run it until
- * the guest stops it, a device faults or a signal arrives, then flush and close every device.
+ * the guest stops it, a device faults or a signal arrives, then flush and close every device. Signal handlers are
+ * installed first: a signal while plugins load or devices are created stops there and closes what was built.
  */
 export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<number> {
   const config = buildRunConfig(raw);
   const arch = canonicalArch(config.arch);
-  const kernelBytes = await readInput("kernel", config.kernel);
-  const kernel = { path: config.kernel, kind: detectKernelKind(kernelBytes, config.kernel), bytes: kernelBytes };
-  const initrd = config.initrd ? { path: config.initrd, bytes: await readInput("initrd", config.initrd) } : undefined;
-  await checkDisks(config);
-  const plugins = await loadAllPlugins(config.plugins, ctx);
-  const devices = await planDevices(plugins, config.devices);
-  const createMachine: MachineFactory = await (ctx.machineFactory ?? ((a: string) => ARCHITECTURES[a]!()))(arch);
-
   const logger = new StderrLogger(config.debug, (line) => ctx.stderr(line + "\n"));
+  const abort = new AbortController();
   let vm: VirtualMachine | undefined;
   let settle: (ending: Ending) => void = () => {};
   const ended = new Promise<Ending>((resolve) => (settle = resolve));
   // Stops the machine at once: a fault is seen inside a vCPU exit, and the run loop would otherwise keep going
-  // until it next yields to the event loop.
+  // until it next yields to the event loop. Before the machine runs, it stops the assembly instead.
   const stop = (ending: Ending) => {
     settle(ending);
+    abort.abort(stopReason(ending));
     vm?.stop?.(stopReason(ending));
   };
-  let firstFault: DeviceFaultError | undefined;
-  const onFault = (fault: DeviceFaultError) => {
-    firstFault ??= fault;
-    stop({ kind: "fault", fault });
-  };
-
-  const { machine, devices: created } = await assemble({
-    config: {
-      name: config.name,
-      memory: config.memory,
-      cpus: config.cpus,
-      kernel,
-      initrd,
-      params: config.params,
-      console: config.console,
-      debug: config.debug,
-      logger,
-    },
-    createMachine,
-    plugins,
-    devices,
-    onFault,
-  });
-  vm = machine;
-  logger.debug(`${config.name}: ${arch}, ${kernel.kind} kernel ${kernel.path}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
-  if (config.debug) traceUnhandled(machine, logger);
 
   const signals = ctx.signals ?? process;
   const handlers: Array<readonly [string, (...args: unknown[]) => void]> = [
     ...(Object.keys(SIGNAL_STATUS) as StopSignal[]).map((signal) => [signal, () => stop({ kind: "signal", signal })] as const),
-    // While the VM runs, a stray exception of a device's asynchronous work stops it cleanly instead of crashing.
+    // A stray exception of a device's asynchronous work stops the VM cleanly instead of crashing.
     ...(["uncaughtException", "unhandledRejection"] as const).map((event) => [event, (error: unknown) => stop({ kind: "async", error })] as const),
   ];
   for (const [event, handler] of handlers) signals.on(event, handler);
+  try {
+    return await runVm(config, arch, ctx, logger, { abort: abort.signal, ended, stop, setVm: (m) => (vm = m) });
+  } finally {
+    for (const [signal, handler] of handlers) signals.off(signal, handler);
+  }
+}
+
+interface Control {
+  readonly abort: AbortSignal;
+  /** Settles with the first signal, fault or asynchronous failure. */
+  readonly ended: Promise<Ending>;
+  readonly stop: (ending: Ending) => void;
+  readonly setVm: (vm: VirtualMachine) => void;
+}
+
+async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: Logger, control: Control): Promise<number> {
+  let firstFault: DeviceFaultError | undefined;
+  const onFault = (fault: DeviceFaultError) => {
+    firstFault ??= fault;
+    control.stop({ kind: "fault", fault });
+  };
+
+  let assembly: Awaited<ReturnType<typeof assemble>>;
+  let kernel: MachineConfig["kernel"];
+  let devices: PlannedDevice[];
+  try {
+    const kernelBytes = await readInput("kernel", config.kernel, config.memory);
+    kernel = { path: config.kernel, kind: detectKernelKind(kernelBytes, config.kernel), bytes: kernelBytes };
+    const initrd = config.initrd ? { path: config.initrd, bytes: await readInput("initrd", config.initrd, config.memory) } : undefined;
+    await checkDisks(config);
+    control.abort.throwIfAborted();
+    const plugins = await loadAllPlugins(config.plugins, ctx, control.abort);
+    devices = await planDevices(plugins, config.devices, control.abort);
+    const createMachine: MachineFactory = await (ctx.machineFactory ?? ((a: string) => ARCHITECTURES[a]!()))(arch);
+    control.abort.throwIfAborted();
+    assembly = await assemble({
+      config: {
+        name: config.name,
+        memory: config.memory,
+        cpus: config.cpus,
+        kernel,
+        initrd,
+        params: config.params,
+        console: config.console,
+        debug: config.debug,
+        logger,
+      },
+      createMachine,
+      plugins,
+      devices,
+      onFault,
+      abort: control.abort,
+    });
+  } catch (error) {
+    // A signal (or a stray asynchronous failure) before the guest ran: assemble closed what it had built.
+    if (control.abort.aborted && !(error instanceof DeviceFaultError)) return finish(await control.ended, undefined, config, logger);
+    throw error;
+  }
+  const { machine, devices: created } = assembly;
+  control.setVm(machine);
+  logger.debug(`${config.name}: ${arch}, ${kernel.kind} kernel ${kernel.path}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
+  if (config.debug) traceUnhandled(machine, logger);
+
   let ending: Ending;
   try {
     const running = machine.run().then((result): Ending => ({ kind: "result", result }));
-    const first = await Promise.race([running, ended]);
+    const first = await Promise.race([running, control.ended]);
     // An ending seen before the machine ran (a fault while devices were attached) stops it now.
     if (first.kind !== "result") machine.stop?.(stopReason(first));
     ending = first;
     // A machine that can stop is waited for, so that no vCPU runs while devices close.
     if (first.kind !== "result" && machine.stop) await running.catch(() => undefined);
   } finally {
-    for (const [signal, handler] of handlers) signals.off(signal, handler);
     await closeAll(created, machine, (problem) => logger.error(problem));
   }
-  // A fault seen while the guest ran wins over however the machine then reported the stop.
+  return finish(ending, firstFault, config, logger);
+}
+
+/** The exit status for how the run ended; a fault seen while the guest ran wins over how the machine reported it. */
+function finish(ending: Ending, firstFault: DeviceFaultError | undefined, config: RunConfig, logger: Logger): number {
   const fault = firstFault ?? (ending.kind === "fault" ? ending.fault : undefined);
   if (fault) {
     logger.error(fault.message);

@@ -8,13 +8,13 @@ import { acceptPlugin, loadPlugin, mergePlugins, type LoadedPlugin } from "./loa
  * built-in with `--plugin` (e.g. `--plugin @vmm/device-vesa,display=vnc`) gives it options; it is not resolved
  * from the working directory.
  */
-export async function loadAllPlugins(specs: readonly Spec[], ctx: CliContext): Promise<LoadedPlugin[]> {
+export async function loadAllPlugins(specs: readonly Spec[], ctx: CliContext, abort?: AbortSignal): Promise<LoadedPlugin[]> {
   const builtins = ctx.builtins ?? BUILTIN_PLUGINS;
   const builtin = await loadBuiltinPlugins(builtins);
   const user: LoadedPlugin[] = [];
   for (const spec of specs) {
     const entry = builtins.find((b) => b.name === spec.name);
-    user.push(entry ? acceptPlugin(await entry.load(), entry.name, spec.options, true, "built-in") : await loadPlugin(spec, ctx.cwd));
+    user.push(entry ? acceptPlugin(await entry.load(), entry.name, spec.options, true, "built-in") : await loadPlugin(spec, ctx.cwd, abort));
   }
   return mergePlugins(builtin, user);
 }

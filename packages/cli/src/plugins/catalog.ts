@@ -35,11 +35,15 @@ function checkDeviceType(value: unknown, plugin: string): DeviceType {
  * Registers the plugins into `container` one at a time, attributing each new device type to the plugin that
  * registered it. Two plugins providing the same type name is an error naming both.
  */
-export async function registerAll(container: DependencyContainer, plugins: readonly LoadedPlugin[]): Promise<Map<string, CatalogEntry>> {
+export async function registerAll(
+  container: DependencyContainer,
+  plugins: readonly LoadedPlugin[],
+  abort?: AbortSignal,
+): Promise<Map<string, CatalogEntry>> {
   const catalog = new Map<string, CatalogEntry>();
   let seen = deviceTypes(container).length;
   for (const loaded of plugins) {
-    await registerPlugin(container, loaded);
+    await registerPlugin(container, loaded, abort);
     const all = deviceTypes(container);
     for (const value of all.slice(seen)) {
       const type = checkDeviceType(value, loaded.plugin.name);

@@ -9,6 +9,7 @@ import {
 import type { DependencyContainer } from "tsyringe";
 import { describe, OptionsError, UsageError } from "../errors.js";
 import type { Spec } from "../options/spec.js";
+import { settleWithin, StoppedError } from "../settle.js";
 import { resolvePlugin } from "./resolve.js";
 
 /** A plugin ready to register: the checked module and its validated plugin-wide options. */
@@ -37,12 +38,14 @@ export function acceptPlugin(module: unknown, source: string, raw: Spec["options
 }
 
 /** Resolves (from `cwd`), imports and checks one `--plugin NAME[,key=value...]`. */
-export async function loadPlugin(spec: Spec, cwd: string): Promise<LoadedPlugin> {
+export async function loadPlugin(spec: Spec, cwd: string, abort?: AbortSignal): Promise<LoadedPlugin> {
   const resolved = resolvePlugin(spec.name, cwd);
   let module: unknown;
   try {
-    module = await import(resolved.url);
+    // A module's top-level await may never settle either.
+    module = await settleWithin(import(resolved.url), (limit) => new Error(`its module did not finish loading within ${limit}`), abort);
   } catch (error) {
+    if (error instanceof StoppedError) throw error;
     throw new PluginError(spec.name, `failed to load ${resolved.file}: ${describe(error)}`, { cause: error });
   }
   return acceptPlugin(module, spec.name, spec.options, false, resolved.file);
@@ -66,11 +69,16 @@ export function mergePlugins(builtin: readonly LoadedPlugin[], user: readonly Lo
 }
 
 /** Runs one plugin's `register` into the VM's container; a throw names the plugin. */
-export async function registerPlugin(container: DependencyContainer, loaded: LoadedPlugin): Promise<void> {
+export async function registerPlugin(container: DependencyContainer, loaded: LoadedPlugin, abort?: AbortSignal): Promise<void> {
+  const name = loaded.plugin.name;
   try {
-    await loaded.plugin.register(container, loaded.options);
+    await settleWithin(
+      loaded.plugin.register(container, loaded.options),
+      (limit) => new PluginError(name, `register did not finish within ${limit} (a promise that never settles?)`),
+      abort,
+    );
   } catch (error) {
-    if (error instanceof PluginError) throw error;
+    if (error instanceof PluginError || error instanceof StoppedError) throw error;
     const text = error instanceof VmmError ? error.message : describe(error);
     throw new PluginError(loaded.plugin.name, `register failed: ${text}`, { cause: error });
   }

@@ -14,11 +14,12 @@ export interface Outcome {
 }
 
 /** Runs the real vmm process (the built bin) and waits for it. */
-export function vmm(args: readonly string[], options: { cwd?: string; timeout?: number } = {}): Outcome {
+export function vmm(args: readonly string[], options: { cwd?: string; timeout?: number; env?: NodeJS.ProcessEnv } = {}): Outcome {
   const r = spawnSync(process.execPath, [bin, ...args], {
     cwd: options.cwd ?? cliDir,
     encoding: "utf8",
     timeout: options.timeout ?? 30_000,
+    env: options.env ? { ...process.env, ...options.env } : undefined,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
