@@ -124,6 +124,7 @@ export class PciFunction implements PciDevice {
     if (cap instanceof MsixCapability) this.msixCap = cap;
     if (cap instanceof MsiCapability || cap instanceof MsixCapability) {
       this.connectable.push(cap);
+      cap.setBusMaster(this.busMasterEnabled);
       if (this.msiController) cap.connect(this.msiController);
     }
     return offset;
@@ -167,7 +168,7 @@ export class PciFunction implements PciDevice {
     if (offset <= Reg.COMMAND + 1 && offset + size > Reg.COMMAND + 1) {
       this.intx.setDisabled((this.config.file.read(Reg.COMMAND, 2) & Command.INTX_DISABLE) !== 0);
     }
-    if (this.busMasterEnabled !== bme) this.busMasterChanged(this.busMasterEnabled);
+    if (this.busMasterEnabled !== bme) this.busMasterSet(this.busMasterEnabled);
     this.configWritten(offset, size, value);
   }
 
@@ -214,7 +215,7 @@ export class PciFunction implements PciDevice {
     this.intx.set(false);
     this.msixCap?.reset();
     this.msiCap?.reset();
-    if (bme) this.busMasterChanged(false);
+    if (bme) this.busMasterSet(false);
   }
 
   /**
@@ -233,6 +234,12 @@ export class PciFunction implements PciDevice {
   protected defineRegister(r: HeaderRegister): void {
     this.config.file.set(r.offset, r.size, r.initial);
     this.config.file.mask(r.offset, r.size, r.writable ?? 0, r.writeOneToClear ?? 0);
+  }
+
+  /** MSI and MSI-X are memory writes: they follow Bus Master Enable (INTx does not). Then the device hears it. */
+  private busMasterSet(enabled: boolean): void {
+    for (const cap of this.connectable) cap.setBusMaster(enabled);
+    this.busMasterChanged(enabled);
   }
 
   private checkMsixPlacement(cap: MsixCapability): void {

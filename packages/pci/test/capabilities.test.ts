@@ -191,6 +191,7 @@ describe("MSI capability", () => {
     const msi = new MsiCapability(options);
     const at = fn.addCapability(msi);
     rig.bus.attach(fn);
+    rig.bus.configWrite({ device: 1 }, 0x04, 2, 0x0004); // bus master: MSI is a memory write
     const w = (o: number, s: number, v: number) => rig.bus.configWrite({ device: 1 }, at + o, s, v);
     const r = (o: number, s: number) => rig.bus.configRead({ device: 1 }, at + o, s);
     return { rig, fn, msi, at, w, r };

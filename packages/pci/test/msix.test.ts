@@ -9,6 +9,7 @@ function msixRig(vectors = 3) {
   const msix = new MsixCapability({ vectors, tableBar: 2, tableOffset: 0x0, pbaOffset: 0x210 });
   const at = fn.addCapability(msix);
   rig.bus.attach(fn);
+  rig.bus.configWrite({ device: 1 }, 0x04, 2, 0x0006); // memory decode and bus master, as a driver sets them
   const table = rig.bus.configRead({ device: 1 }, 0x18, 4); // BAR2
   const ctrl = (v: number) => rig.bus.configWrite({ device: 1 }, at + 2, 2, v);
   const entry = (v: number, address: number, data: number, masked: boolean) => {

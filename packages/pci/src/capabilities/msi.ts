@@ -19,7 +19,8 @@ export interface MsiOptions {
 /**
  * The MSI capability (ID 0x05). Body offsets are relative to the byte after the header: control at 0, address
  * at 2, then (64-bit) upper address at 6 and data at 10, or (32-bit) data at 6; mask and pending follow the data.
- * `notify(vector)` sends the message, or sets the pending bit while the vector is masked and sends it on unmask.
+ * `notify(vector)` sends the message, or holds it pending while the vector is masked or Bus Master Enable is clear
+ * and sends it once neither holds it back.
  */
 export class MsiCapability implements PciCapability {
   readonly id = MSI_CAPABILITY_ID;
@@ -31,6 +32,9 @@ export class MsiCapability implements PciCapability {
   private readonly maskAt: number | undefined;
   /** Messages dropped because MSI was disabled or the vector was not allocated. */
   dropped = 0;
+  private busMasterOn = true;
+  /** Pending vectors of a capability without per-vector masking (held while Bus Master Enable is clear). */
+  private held = 0;
 
   constructor(options: MsiOptions = {}) {
     const vectors = options.vectors ?? 1;
@@ -81,32 +85,57 @@ export class MsiCapability implements PciCapability {
     return this.maskAt !== undefined && ((readLe(this.body, this.maskAt, 4) >>> vector) & 1) === 1;
   }
 
+  /** A message is waiting: the vector was masked, or Bus Master Enable was clear, when it was signalled. */
   pending(vector: number): boolean {
-    return this.maskAt !== undefined && ((readLe(this.body, this.maskAt + 4, 4) >>> vector) & 1) === 1;
+    return ((this.pendingBits >>> vector) & 1) === 1;
   }
 
-  /** Signals `vector`: delivered now, held pending while masked, or dropped while MSI is off. */
+  /** Whether the function may send messages (command register Bus Master Enable, as the function reports it). */
+  get busMaster(): boolean {
+    return this.busMasterOn;
+  }
+
+  /**
+   * Signals `vector`: delivered now, held pending while masked or while Bus Master Enable is clear (MSI is a
+   * memory write), or dropped while MSI is off.
+   */
   notify(vector: number): void {
     if (!this.enabled || !Number.isInteger(vector) || vector < 0 || vector >= this.enabledVectors) {
       this.dropped++;
       return;
     }
-    if (this.masked(vector)) {
+    if (this.masked(vector) || !this.busMasterOn) {
       this.setPending(vector, true);
       return;
     }
     this.deliver(vector);
   }
 
-  /** Back to the reset state: disabled, one vector allocated, message and mask cleared. */
+  /** @internal Bus Master Enable changed (PciFunction calls it); setting it sends what was held. */
+  setBusMaster(enabled: boolean): void {
+    this.busMasterOn = enabled;
+    this.flushPending();
+  }
+
+  /** Back to the reset state: disabled, one vector allocated, message, mask and pending cleared. */
   reset(): void {
     const control = this.control & ~(CTRL_ENABLE | (0x7 << 4));
     this.body.fill(0);
     writeLe(this.body, 0, 2, control);
+    this.held = 0;
   }
 
   onWrite(_offset: number, _size: SmallAccessSize, _value: number): void {
-    if (this.maskAt === undefined || !this.enabled) return;
+    this.flushPending();
+  }
+
+  private get control(): number {
+    return readLe(this.body, 0, 2);
+  }
+
+  /** Sends pending messages that nothing holds back any more (enabled, bus master, unmasked). */
+  private flushPending(): void {
+    if (!this.enabled || !this.busMasterOn || this.pendingBits === 0) return;
     for (let v = 0; v < this.enabledVectors; v++) {
       if (this.pending(v) && !this.masked(v)) {
         this.setPending(v, false);
@@ -115,8 +144,9 @@ export class MsiCapability implements PciCapability {
     }
   }
 
-  private get control(): number {
-    return readLe(this.body, 0, 2);
+  /** The pending register when the capability has one, else the private bits. */
+  private get pendingBits(): number {
+    return this.maskAt === undefined ? this.held : readLe(this.body, this.maskAt + 4, 4);
   }
 
   private deliver(vector: number): void {
@@ -126,8 +156,10 @@ export class MsiCapability implements PciCapability {
   }
 
   private setPending(vector: number, on: boolean): void {
-    const at = this.maskAt! + 4;
-    const bits = readLe(this.body, at, 4);
-    writeLe(this.body, at, 4, on ? bits | (1 << vector) : bits & ~(1 << vector));
+    const bit = 2 ** vector; // not 1 << vector: bit 31 would make it negative
+    const bits = this.pendingBits;
+    const next = (on ? bits | bit : bits & ~bit) >>> 0;
+    if (this.maskAt === undefined) this.held = next;
+    else writeLe(this.body, this.maskAt + 4, 4, next);
   }
 }

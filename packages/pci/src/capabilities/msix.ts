@@ -30,8 +30,8 @@ export type MsixChange = { vector: number } | { vector: "all" };
 
 /**
  * The MSI-X capability (ID 0x11) with its table and pending-bit array. Vectors start masked, as the
- * specification requires; an event on a masked vector (or while the function mask is set) sets its pending bit,
- * and the message is sent as soon as the vector is unmasked. Route BAR accesses to `tableHandler` and
+ * specification requires; an event on a masked vector (or while the function mask is set, or Bus Master Enable
+ * is clear) sets its pending bit, and the message is sent as soon as nothing holds it back. Route BAR accesses to `tableHandler` and
  * `pbaHandler` (PciFunction does it for you).
  */
 export class MsixCapability implements PciCapability {
@@ -52,6 +52,7 @@ export class MsixCapability implements PciCapability {
   private readonly table: Uint8Array;
   private readonly pba: Uint8Array;
   private controller: MsiController | undefined;
+  private busMasterOn = true;
   private readonly listeners: Array<(change: MsixChange) => void> = [];
 
   constructor(options: MsixOptions) {
@@ -136,17 +137,36 @@ export class MsixCapability implements PciCapability {
     return { address: readLe(this.table, at + 4, 4) * 2 ** 32 + readLe(this.table, at, 4), data: readLe(this.table, at + 8, 4) };
   }
 
-  /** Signals `vector`: delivered now, pending while masked, dropped (and counted) while MSI-X is disabled. */
+  /** Whether the function may send messages (command register Bus Master Enable, as the function reports it). */
+  get busMaster(): boolean {
+    return this.busMasterOn;
+  }
+
+  /**
+   * Signals `vector`: delivered now; pending (PBA bit set) while the vector or function is masked or Bus Master
+   * Enable is clear (MSI-X is a memory write); dropped (and counted) while MSI-X is disabled.
+   */
   notify(vector: number): void {
     if (!this.enabled || !Number.isInteger(vector) || vector < 0 || vector >= this.vectors) {
       this.dropped++;
       return;
     }
-    if (this.functionMasked || this.masked(vector)) {
+    if (this.functionMasked || this.masked(vector) || !this.busMasterOn) {
       this.setPending(vector, true);
       return;
     }
     this.controller?.signal(this.message(vector));
+  }
+
+  /**
+   * @internal Bus Master Enable changed (PciFunction calls it). Setting it sends the pending messages of unmasked
+   * vectors; subscribers hear `{ vector: "all" }` so mirrored routes can follow `busMaster`.
+   */
+  setBusMaster(enabled: boolean): void {
+    if (enabled === this.busMasterOn) return;
+    this.busMasterOn = enabled;
+    this.flushPending();
+    this.emit({ vector: "all" });
   }
 
   /** Back to the reset state: disabled, every vector masked, nothing pending. */
@@ -195,7 +215,7 @@ export class MsixCapability implements PciCapability {
 
   /** Sends the pending messages that are no longer masked. */
   private flushPending(only?: number): void {
-    if (!this.enabled || this.functionMasked) return;
+    if (!this.enabled || this.functionMasked || !this.busMasterOn) return;
     const from = only ?? 0;
     const to = only === undefined ? this.vectors : only + 1;
     for (let v = from; v < to; v++) {
