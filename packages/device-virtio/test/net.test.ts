@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { bit } from "../src/constants.js";
 import { encodeFrame, FrameDecoder, type NetBackend, SocketNetBackend } from "../src/backends/net-socket.js";
-import { NetFeature, parseMac, VirtioNet } from "../src/devices/net.js";
+import { MAX_ETHERNET_FRAME, NetFeature, parseMac, VirtioNet } from "../src/devices/net.js";
 import { ALL_BUT, setupTransport, until } from "./harness.js";
 
 const MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56] as const;
@@ -23,6 +23,16 @@ class LoopbackBackend implements NetBackend {
     this.receive!(frame);
   }
   async close() {}
+}
+
+class PausableBackend extends LoopbackBackend {
+  paused = false;
+  pause() {
+    this.paused = true;
+  }
+  resume() {
+    this.paused = false;
+  }
 }
 
 function vm(backend: NetBackend, features?: (f: bigint) => bigint) {
@@ -78,17 +88,75 @@ describe("virtio-net device model", () => {
     expect(v.sink.level).toBe(true);
   });
 
-  it("spreads a large frame over mergeable buffers and counts them in num_buffers", () => {
+  it("spreads a full-size frame over mergeable buffers and counts them in num_buffers", () => {
     const b = new LoopbackBackend();
     const v = vm(b);
-    const bufs = postRx(v, 1024, 4);
-    b.inject(frameOf(3000, 9));
+    const bufs = postRx(v, 512, 4);
+    b.inject(frameOf(MAX_ETHERNET_FRAME, 9));
     const used = v.rx.takeUsed();
-    expect(used.map((u) => u.len)).toEqual([1024, 1024, 964]);
+    expect(used.map((u) => u.len)).toEqual([512, 512, 12 + MAX_ETHERNET_FRAME - 1024]);
     expect(v.mem.readU16(bufs[0]! + 10)).toBe(3);
-    const got = new Uint8Array(3012);
-    bufs.slice(0, 3).forEach((a, i) => got.set(v.mem.view(a, used[i]!.len), i * 1024));
-    expect([...got.subarray(12)]).toEqual([...frameOf(3000, 9)]);
+    const got = new Uint8Array(12 + MAX_ETHERNET_FRAME);
+    bufs.slice(0, 3).forEach((a, i) => got.set(v.mem.view(a, used[i]!.len), i * 512));
+    expect([...got.subarray(12)]).toEqual([...frameOf(MAX_ETHERNET_FRAME, 9)]);
+  });
+
+  it.each([
+    ["with mergeable buffers", (f: bigint) => f],
+    ["without mergeable buffers", (f: bigint) => ALL_BUT(f, NetFeature.MRG_RXBUF)],
+  ])("%s and no guest GSO, drops and counts a frame over 1518 bytes; the next frame is delivered", (_n, features) => {
+    const b = new LoopbackBackend();
+    const v = vm(b, features);
+    expect(v.transport.offered & (bit(NetFeature.GUEST_TSO4) | bit(NetFeature.GUEST_TSO6) | bit(NetFeature.GUEST_UFO))).toBe(0n);
+    const [buf] = postRx(v, 65536 + 64, 2);
+    b.inject(frameOf(MAX_ETHERNET_FRAME + 1, 1));
+    b.inject(frameOf(60000, 2));
+    expect(v.rx.usedIdx()).toBe(0);
+    expect([v.device.rxDropped, v.device.rxOversized]).toEqual([2, 2]);
+    expect(v.logger.lines.join("\n")).toMatch(/1519-byte frame over the driver's 1518/);
+    b.inject(frameOf(MAX_ETHERNET_FRAME, 3));
+    expect(v.rx.takeUsed()).toEqual([{ id: 0, len: 12 + MAX_ETHERNET_FRAME }]);
+    expect([...v.mem.view(buf! + 12, MAX_ETHERNET_FRAME)]).toEqual([...frameOf(MAX_ETHERNET_FRAME, 3)]);
+  });
+
+  it("with mergeable buffers drops a frame the whole ring cannot hold instead of waiting forever", () => {
+    const b = new LoopbackBackend();
+    const device = new VirtioNet(b, MAC);
+    const t = setupTransport(device);
+    expect(t.driver.init({ queueSizes: [8, 8] })).toBe(true);
+    const v = { ...t, device, rx: t.driver.rings[0]!, tx: t.driver.rings[1]! };
+    postRx(v, 64, 4);
+    b.inject(frameOf(400, 1)); // 412 bytes > 4 x 64: the driver may still post more, so the frame waits
+    expect(v.rx.usedIdx()).toBe(0);
+    postRx(v, 64, 4); // now the ring is full (8 x 64 = 512) and the frame fits
+    expect(v.rx.takeUsed().map((u) => u.len)).toEqual([64, 64, 64, 64, 64, 64, 28]);
+    postRx(v, 64, 7); // 8 buffers again, the whole ring, 512 bytes
+    b.inject(frameOf(1000, 2)); // can never fit: every descriptor is already posted
+    expect(v.rx.usedIdx()).toBe(7);
+    expect(v.device.rxDropped).toBe(1);
+    expect(v.device.rxOversized).toBe(0);
+    b.inject(frameOf(100, 3)); // the next frame is delivered into the buffers the dropped one could not use
+    expect(v.rx.takeUsed().map((u) => u.len)).toEqual([64, 48]);
+  });
+
+  it("a reset drops the receive backlog and resumes a paused backend; the new driver gets only new frames", () => {
+    const b = new PausableBackend();
+    const v = vm(b);
+    b.inject(frameOf(50, 1));
+    b.inject(frameOf(51, 2));
+    expect(b.paused).toBe(true);
+    v.driver.rings.length = 0;
+    expect(v.driver.init()).toBe(true); // status 0 first: a reset
+    expect(b.paused).toBe(false);
+    expect(v.device.rxDropped).toBe(2);
+    const rx = v.driver.rings[0]!;
+    const a = v.alloc.alloc(2048);
+    rx.post([{ addr: a, len: 2048, write: true }]);
+    v.driver.kick(0);
+    expect(rx.usedIdx()).toBe(0);
+    b.inject(frameOf(52, 3));
+    expect(rx.takeUsed()).toEqual([{ id: 0, len: 64 }]);
+    expect([...v.mem.view(a + 12, 52)]).toEqual([...frameOf(52, 3)]);
   });
 
   it("keeps frames until the guest posts buffers, then delivers them in order", () => {

@@ -76,6 +76,8 @@ describe("virtqueue parser under random rings (property)", () => {
             if (!chain) return;
             expect(chain.head).toBeLessThan(size);
             expect(chain.readable.length + chain.writable.length).toBeLessThanOrEqual(size);
+            expect(chain.tableEntries).toBeGreaterThanOrEqual(1);
+            expect(chain.tableEntries).toBeLessThanOrEqual(size);
             expect(chain.readableBytes + chain.writableBytes).toBeLessThanOrEqual(1 << 20);
             q.push(chain.head, 0);
           }

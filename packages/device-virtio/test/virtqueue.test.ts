@@ -28,6 +28,7 @@ describe("split virtqueue", () => {
     expect(chain.writable).toEqual([{ addr: b, len: 64 }]);
     expect(chain.readableBytes).toBe(32);
     expect(chain.writableBytes).toBe(64);
+    expect(chain.tableEntries).toBe(2);
     expect(q.pop()).toBeUndefined();
     q.push(chain.head, 10);
     expect(ring.takeUsed()).toEqual([{ id: head, len: 10 }]);
@@ -45,6 +46,7 @@ describe("split virtqueue", () => {
     const chain = q.pop()!;
     expect(chain.readable.length).toBe(1);
     expect(chain.writable.map((s) => s.len)).toEqual([512, 1]);
+    expect(chain.tableEntries).toBe(1); // the indirect descriptor; its table is the driver's own memory
 
     const q2 = new SplitQueue(0, 8, mem);
     Object.assign(q2, { desc: ring.desc, driver: ring.avail, device: ring.used });

@@ -5,7 +5,11 @@ import { MAX_FRAME } from "../backends/net-socket.js";
 import { type DescriptorChain, gather, scatter } from "../virtqueue/descriptor-chain.js";
 
 /** virtio-net feature bits (virtio 1.x, 5.1.3). */
-export const NetFeature = { MAC: 5, MRG_RXBUF: 15, STATUS: 16 } as const;
+export const NetFeature = { MAC: 5, GUEST_TSO4: 7, GUEST_TSO6: 8, GUEST_UFO: 10, MRG_RXBUF: 15, STATUS: 16 } as const;
+/** Largest frame a driver without receive offloads takes: 1500-byte MTU, Ethernet header and an 802.1Q tag. */
+export const MAX_ETHERNET_FRAME = 1500 + 14 + 4;
+/** Receive offloads that let the device pass frames of up to 64 KiB (5.1.6.3.1). */
+const GUEST_GSO = bit(NetFeature.GUEST_TSO4) | bit(NetFeature.GUEST_TSO6) | bit(NetFeature.GUEST_UFO);
 const RX = 0;
 const TX = 1;
 const LINK_UP = 1;
@@ -35,8 +39,10 @@ export class VirtioNet extends VirtioDevice {
   readonly config = new Uint8Array(12);
   override readonly maxChainBytes = MAX_FRAME + 64;
   private backlog: Uint8Array[] = [];
-  /** Frames dropped: backlog full, or too big for the guest's buffers. */
+  /** Frames dropped: backlog full, too big for the negotiated features or the guest's buffers, or reset. */
   rxDropped = 0;
+  /** Of those, frames larger than the negotiated features allow (MAX_ETHERNET_FRAME without guest GSO). */
+  rxOversized = 0;
   txFrames = 0;
 
   constructor(
@@ -63,6 +69,23 @@ export class VirtioNet extends VirtioDevice {
 
   protected override started(): void {
     this.deliver();
+  }
+
+  /** A reset forgets frames meant for the old driver: they could never be delivered (oversized, say). */
+  protected override stopped(): void {
+    this.rxDropped += this.backlog.length;
+    this.backlog = [];
+    this.applyBackPressure();
+  }
+
+  /** The largest frame the driver can take with the features it accepted. */
+  private maxReceiveFrame(): number {
+    return (this.context?.features ?? 0n) & GUEST_GSO ? MAX_FRAME : MAX_ETHERNET_FRAME;
+  }
+
+  /** Received frames waiting for receive buffers. */
+  get rxPending(): number {
+    return this.backlog.length;
   }
 
   /** virtio_net_hdr size: 12 bytes with VERSION_1 or mergeable buffers, 10 for legacy drivers without them. */
@@ -96,6 +119,15 @@ export class VirtioNet extends VirtioDevice {
     this.applyBackPressure();
   }
 
+  private dropOversized(ctx: NonNullable<VirtioNet["context"]>, length: number, limit: number): void {
+    this.backlog.shift();
+    this.rxDropped++;
+    this.rxOversized++;
+    if (this.rxOversized === 1 || this.rxOversized % 1000 === 0) {
+      ctx.logger.warn(`virtio-net: dropped a received ${length}-byte frame over the driver's ${limit} (${this.rxOversized} so far)`);
+    }
+  }
+
   /** While frames wait for receive buffers, a backend that can (tap) leaves further frames queued at the source. */
   private applyBackPressure(): void {
     if (this.backlog.length) this.backend.pause?.();
@@ -109,23 +141,33 @@ export class VirtioNet extends VirtioDevice {
     const q = ctx.queue(RX);
     const mergeable = (ctx.features & bit(NetFeature.MRG_RXBUF)) !== 0n;
     const hdr = this.headerSize();
+    const limit = this.maxReceiveFrame();
     try {
       while (ctx.active && this.backlog.length) {
         const frame = this.backlog[0]!;
+        if (frame.length > limit) {
+          this.dropOversized(ctx, frame.length, limit);
+          continue;
+        }
         const total = hdr + frame.length;
         // Collect enough chains for the whole frame before writing anything: one without mergeable buffers.
         const chains: DescriptorChain[] = [];
         let room = 0;
+        let entries = 0;
         while (room < total && (mergeable || chains.length === 0)) {
           const chain = q.pop();
           if (!chain) break;
           chains.push(chain);
           room += chain.writableBytes;
+          entries += chain.tableEntries;
         }
         if (room < total) {
           for (let i = 0; i < chains.length; i++) q.undoPop();
-          if (mergeable || chains.length === 0) break; // wait for more buffers
-          this.backlog.shift(); // the guest's buffers are too small for this frame: drop it, keep the buffer
+          // Wait for more buffers only while the driver can still post some: with the whole ring in the
+          // device's hands the frame can never fit, and waiting would wedge receive for good.
+          const ringFull = entries >= q.size || chains.length >= q.size;
+          if (chains.length === 0 || (mergeable && !ringFull)) break;
+          this.backlog.shift(); // the guest's buffers are too small for this frame: drop it, keep the buffers
           this.rxDropped++;
           continue;
         }

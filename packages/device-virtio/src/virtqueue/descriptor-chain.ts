@@ -19,6 +19,8 @@ export interface DescriptorChain {
   readonly writable: readonly Segment[];
   readonly readableBytes: number;
   readonly writableBytes: number;
+  /** Entries of the queue's descriptor table the chain holds (an indirect chain holds one). */
+  readonly tableEntries: number;
 }
 
 export interface ChainLimits {
@@ -48,9 +50,11 @@ export function walkChain(memory: GuestMemory, queue: number, table: number, siz
   let indirect = false;
   let index = head;
   let seen = 0;
+  let tableEntries = 0;
   for (;;) {
     if (index >= entries) fail(`descriptor index ${index} outside a table of ${entries}`);
     if (++seen > limits.maxDescriptors) fail(`longer than ${limits.maxDescriptors} descriptors (a loop?)`);
+    if (!indirect) tableEntries++;
     const at = base + index * DESCRIPTOR_SIZE;
     let addr: bigint, len: number, flags: number, next: number;
     try {
@@ -88,7 +92,7 @@ export function walkChain(memory: GuestMemory, queue: number, table: number, siz
     if (!(flags & DescFlag.NEXT)) break;
     index = next;
   }
-  return { head, readable, writable, readableBytes, writableBytes };
+  return { head, readable, writable, readableBytes, writableBytes, tableEntries };
 }
 
 /**
