@@ -14,7 +14,7 @@ import {
 } from "@vmm/core";
 import { Cf8Mechanism, CF8_ADDRESS_PORT, CF8_DATA_PORT } from "./access/cf8.js";
 import { ECAM_BUS_SIZE, ecamHandler } from "./access/ecam.js";
-import { isSmallSize, onesFor, type ConfigMechanism, type ConfigTarget } from "./access/target.js";
+import { isSmallSize, onesFor, toWidth, type ConfigMechanism, type ConfigTarget } from "./access/target.js";
 import { BarAllocator, type PciWindows } from "./allocator.js";
 import { barOffset, ROM_INDEX, validateBars } from "./bars/bar-layout.js";
 import { BarMapper, touchesBarDecoding, type BarConflict, type MappedFunction } from "./bars/bar-mapper.js";
@@ -240,21 +240,23 @@ export class PciBus implements ConfigTarget {
   read(bus: number, device: number, fn: number, offset: number, size: number, via: ConfigMechanism): number {
     const entry = this.route(bus, device, fn, offset, size, false, 0, via);
     if (!entry) return onesFor(size);
-    let value = offset >= entry.configSize ? 0 : entry.device.configRead(offset, size as 1 | 2 | 4) >>> 0;
+    // toWidth: a foreign PciDevice may answer with int32 or with bits above the width.
+    let value = offset >= entry.configSize ? 0 : toWidth(entry.device.configRead(offset, size as 1 | 2 | 4), size);
     if (offset <= Reg.HEADER_TYPE && offset + size > Reg.HEADER_TYPE) value = this.withMultiFunctionBit(entry, value, offset);
     this.trace?.({ via, write: false, bus, device, function: fn, offset, size, value });
     return value;
   }
 
   write(bus: number, device: number, fn: number, offset: number, size: number, value: number, via: ConfigMechanism): void {
-    const entry = this.route(bus, device, fn, offset, size, true, value, via);
+    const v = toWidth(value, size);
+    const entry = this.route(bus, device, fn, offset, size, true, v, via);
     if (!entry) return;
-    this.trace?.({ via, write: true, bus, device, function: fn, offset, size, value: value >>> 0 });
+    this.trace?.({ via, write: true, bus, device, function: fn, offset, size, value: v });
     if (offset >= entry.configSize) return;
     const s = size as 1 | 2 | 4;
-    if (!touchesBarDecoding(offset, size)) return entry.device.configWrite(offset, s, value >>> 0);
+    if (!touchesBarDecoding(offset, size)) return entry.device.configWrite(offset, s, v);
     const snapshot = this.mapper.before(entry);
-    entry.device.configWrite(offset, s, value >>> 0);
+    entry.device.configWrite(offset, s, v);
     this.mapper.after(entry, offset, size, snapshot);
   }
 
@@ -304,7 +306,8 @@ export class PciBus implements ConfigTarget {
     if (index === ROM_INDEX) return device.rom ? romHandler(device.rom.bytes) : undefined;
     // Duck-typed, not instanceof: a plugin may bring its own copy of @vmm/pci, whose PciFunction is another class.
     const busBarHandler = (device as Partial<Pick<PciFunction, "busBarHandler">>).busBarHandler;
-    return typeof busBarHandler === "function" ? busBarHandler.call(device, index) : device.barHandler?.(index);
+    const h = typeof busBarHandler === "function" ? busBarHandler.call(device, index) : device.barHandler?.(index);
+    return h && unsignedHandler(h);
   }
 
   /** Writes the allocated BAR addresses and turns decoding on, through the normal config write path. */
@@ -312,7 +315,7 @@ export class PciBus implements ConfigTarget {
     const { device } = entry;
     const write = (offset: number, size: number, value: number) => {
       this.write(0, entry.address.device, entry.address.function, offset, size, value, "direct");
-      entry.initial.set(offset, value);
+      entry.initial.set(offset, toWidth(value, size)); // reset() writes these straight to the device
     };
     let command = 0;
     for (const bar of device.bars) {
@@ -323,7 +326,7 @@ export class PciBus implements ConfigTarget {
       command |= bar.kind === "io" ? Command.IO : Command.MEMORY;
     }
     if (device.rom) {
-      write(Reg.ROM_BAR, 4, assigned.get(ROM_INDEX)! & ~ROM_ENABLE);
+      write(Reg.ROM_BAR, 4, (assigned.get(ROM_INDEX)! & ~ROM_ENABLE) >>> 0); // & of an address >= 2 GiB is negative
       command |= Command.MEMORY;
     }
     if (entry.gsi !== undefined) write(Reg.INTERRUPT_LINE, 1, entry.gsi & 0xff);
@@ -389,6 +392,20 @@ function hex2(n: number): string {
 
 function keyOf(bus: number, device: number, fn: number): number {
   return (bus << 8) | (device << 3) | fn;
+}
+
+/**
+ * A BAR handler whose values are unsigned of the access width both ways, whatever the caller or the device does
+ * with bit 31 (a negative value would break a device's BigInt arithmetic or reach the guest as garbage).
+ */
+function unsignedHandler(h: IoHandler): IoHandler {
+  const out: IoHandler = {
+    read: (o, s) => toWidth(h.read(o, s), s),
+    write: (o, s, v) => h.write(o, s, toWidth(v, s)),
+  };
+  if (h.read64) out.read64 = (o) => BigInt.asUintN(64, h.read64!(o));
+  if (h.write64) out.write64 = (o, v) => h.write64!(o, BigInt.asUintN(64, v));
+  return out;
 }
 
 /** Expansion ROM contents: read-only, zero past the image. */

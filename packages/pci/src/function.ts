@@ -11,6 +11,7 @@ import {
   type PciExtendedCapability,
   type SmallAccessSize,
 } from "@vmm/core";
+import { toWidth } from "./access/target.js";
 import { barRegisters, romRegister, validateBars } from "./bars/bar-layout.js";
 import { CapabilityChain } from "./capabilities/chain.js";
 import { expressCapability, type ExpressDeviceType } from "./capabilities/express.js";
@@ -163,6 +164,7 @@ export class PciFunction implements PciDevice {
   }
 
   configWrite(offset: number, size: SmallAccessSize, value: number): void {
+    value = toWidth(value, size); // configWritten hooks see the unsigned value of the access width
     const bme = this.busMasterEnabled;
     this.config.write(offset, size, value);
     if (offset <= Reg.COMMAND + 1 && offset + size > Reg.COMMAND + 1) {

@@ -54,6 +54,8 @@ export function makeRig(options: Partial<PciBusOptions> = {}): Rig {
 export class TestFunction extends PciFunction {
   readonly events: string[] = [];
   readonly writes: Array<[number, number, number, number]> = [];
+  /** What the configWritten hook saw: offset, size, value. */
+  readonly configWrites: Array<[number, number, number]> = [];
 
   constructor(options: Partial<PciFunctionOptions> & { bars?: PciBarDescriptor[] } = {}) {
     super({ name: "test", vendorId: 0x1af4, deviceId: 0x1041, classCode: 0x020000, revision: 1, ...options });
@@ -71,6 +73,10 @@ export class TestFunction extends PciFunction {
         this.writes.push([index, offset, size, value]);
       },
     };
+  }
+
+  protected override configWritten(offset: number, size: 1 | 2 | 4, value: number): void {
+    this.configWrites.push([offset, size, value]);
   }
 
   override barActivated(w: PciBarWindow): void {

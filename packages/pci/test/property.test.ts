@@ -208,9 +208,24 @@ const interesting = fc.constantFrom(
   0x8000,
   0xc000,
 );
-const value = fc.oneof({ weight: 3, arbitrary: interesting }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff_ffff }) });
+/** Values with bit 31 set, as unsigned numbers and as the int32 that `|`, `&` and `<<` make of them. */
+const bit31 = fc.oneof(
+  fc.constantFrom(0x8000_0000, 0x8000_0001, 0xfee0_0000, 0xffff_fffc),
+  fc.integer({ min: 0x8000_0000, max: 0xffff_ffff }),
+  fc.integer({ min: 0x8000_0000, max: 0xffff_ffff }).map((v) => v | 0),
+);
+const value = fc.oneof(
+  { weight: 3, arbitrary: interesting },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff_ffff }) },
+  { weight: 1, arbitrary: bit31 },
+);
+/** Odd lanes inside a dword (served) and the last lanes of one (crossing it for wider accesses). */
+const insideDword = fc
+  .record({ dword: fc.constantFrom(0x00, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x24, 0x2c, 0x30, 0x3c, 0x40, 0x44, 0x48, 0x50), lane: fc.constantFrom(1, 2, 3) })
+  .map(({ dword, lane }) => dword + lane);
 const offset = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(0x04, 0x10, 0x14, 0x18, 0x1c, 0x20, 0x24, 0x30, 0x0c, 0x3c) },
+  { weight: 2, arbitrary: insideDword },
   { weight: 3, arbitrary: fc.integer({ min: 0, max: 0xff }) },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xfff }) },
 );
@@ -218,6 +233,45 @@ const size = fc.constantFrom(1, 2, 4, 4, 4, 3, 8);
 const op = fc.record({ target: fc.integer({ min: 0, max: 3 }), offset, size, value, via: fc.constantFrom("direct", "cf8", "ecam") });
 
 type Op = { target: number; offset: number; size: number; value: number; via: string };
+
+/**
+ * After one write: a 1/2/4-byte access inside a dword is served (not dropped) and one that crosses a dword is
+ * dropped and counted; reading it back gives an unsigned number of its width (all-ones when it crosses); the
+ * device's configWritten hook saw only unsigned values of the access width.
+ */
+function checkAccessRules(rig: Rig, fns: Placed[], op: Op, droppedBefore: number): void {
+  const small = op.size === 1 || op.size === 2 || op.size === 4;
+  const crosses = (op.offset & 3) + op.size > 4;
+  const limit = op.via === "cf8" ? 0x100 : 0x1000;
+  if (small && op.offset + op.size <= limit) {
+    expect(rig.bus.stats.dropped - droppedBefore, `${op.size}-byte write at 0x${op.offset.toString(16)}`).toBe(crosses ? 1 : 0);
+  }
+  for (const p of fns) {
+    for (const [, size, v] of p.fn.configWrites) {
+      expect(Number.isInteger(v) && v >= 0 && v < 2 ** (8 * size), `${p.label} hook got 0x${v.toString(16)}/${size}`).toBe(true);
+    }
+  }
+  const back = readBack(rig, fns, op);
+  if (back === undefined) return;
+  if (typeof back === "bigint") return expect(back).toBe(0xffff_ffff_ffff_ffffn);
+  expect(Number.isInteger(back) && back >= 0 && back < 2 ** (8 * op.size), `read 0x${back.toString(16)}`).toBe(true);
+  if (small && crosses) expect(back).toBe(2 ** (8 * op.size) - 1);
+}
+
+/** Reads back what `op` addressed through the same mechanism; bigint for 8-byte ECAM reads, undefined when none. */
+function readBack(rig: Rig, fns: Placed[], op: Op): number | bigint | undefined {
+  const p = fns[op.target];
+  const device = p?.device ?? 7;
+  const func = p?.function ?? 0;
+  if (op.size !== 1 && op.size !== 2 && op.size !== 4 && !(op.via === "ecam" && op.size === 8)) return undefined;
+  if (op.via === "direct") return rig.bus.configRead({ device, function: func }, op.offset, op.size);
+  if (op.via === "cf8") {
+    rig.pio.write(0xcf8, 4, (0x8000_0000 | (device << 11) | (func << 8) | (op.offset & 0xfc)) >>> 0);
+    return rig.pio.read(0xcfc + (op.offset & 3), op.size as 1 | 2 | 4);
+  }
+  const at = ECAM + (device << 15) + (func << 12) + op.offset;
+  return op.size === 8 ? rig.mmio.read64(at) : rig.mmio.read(at, op.size as 1 | 2 | 4);
+}
 
 /** Issues one write as a guest would through the chosen mechanism; target 3 is an absent function. */
 function issue(rig: Rig, fns: Placed[], op: Op): void {
@@ -232,7 +286,7 @@ function issue(rig: Rig, fns: Placed[], op: Op): void {
     return;
   }
   const at = ECAM + (device << 15) + (func << 12) + op.offset;
-  if (op.size === 8) rig.mmio.write64(at, BigInt(op.value) * 0x1_0000_0001n);
+  if (op.size === 8) rig.mmio.write64(at, BigInt(op.value >>> 0) * 0x1_0000_0001n);
   else if (op.size === 1 || op.size === 2 || op.size === 4) rig.mmio.write(at, op.size, op.value);
 }
 
@@ -248,6 +302,8 @@ describe("property: random config writes", () => {
         model.observe(rig, fns, 0);
         for (const [step, o] of ops.entries()) {
           const before = fns.map(snapshot);
+          const dropped = rig.bus.stats.dropped;
+          for (const p of fns) p.fn.configWrites.length = 0;
           issue(rig, fns, o);
           fns.forEach((p, i) => {
             const after = snapshot(p);
@@ -263,6 +319,7 @@ describe("property: random config writes", () => {
               expect(changedBits & ~(writable | writeOneToClear), `${p.label} read-only bits at 0x${b.toString(16)}`).toBe(0);
             }
           });
+          checkAccessRules(rig, fns, o, dropped);
           checkRegistrations(rig, fns, false);
           model.observe(rig, fns, step + 1);
           model.check(rig);
@@ -290,21 +347,45 @@ describe("property: random config writes", () => {
     expect(coverage.overlaps).toBeGreaterThan(0);
   }, 300_000);
 
-  it("never throw on random reads through every mechanism and always return a value of the access width", () => {
+  it("never throw on random reads through every mechanism (and BAR accesses) and always return a value of the access width", () => {
     fc.assert(
       fc.property(
         fc.array(
-          fc.record({ latch: fc.integer({ min: 0, max: 0xffff_ffff }), port: fc.integer({ min: 0xcf8, max: 0xcff }), size: fc.constantFrom(1, 2, 4), ecam: fc.integer({ min: 0, max: 0xf_ffff }) }),
+          fc.record({
+            latch: fc.oneof(fc.integer({ min: 0, max: 0xffff_ffff }), bit31),
+            port: fc.integer({ min: 0xcf8, max: 0xcff }),
+            size: fc.constantFrom(1, 2, 4),
+            ecam: fc.oneof(fc.integer({ min: 0, max: 0xf_ffff }), insideDword.map((o) => (1 << 15) + o)),
+            bar: fc.integer({ min: 0x7f0, max: 0x830 }), // function a's BAR1 around its MSI-X table and PBA
+            barSize: fc.constantFrom(1, 2, 4, 8),
+            value: bit31,
+          }),
           { maxLength: 40 },
         ),
         (reads) => {
-          const { rig } = build();
+          const { rig, fns } = build();
+          const inWidth = (v: number, size: number) => Number.isInteger(v) && v >= 0 && v < 2 ** (8 * size);
+          const bar1 = () => rig.bus.configRead(fns[0]!, 0x14, 4) & 0xffff_fff0;
+          rig.bus.configWrite(fns[0]!, 0x04, 2, 0x0007);
           for (const r of reads) {
             rig.pio.write(0xcf8, 4, r.latch);
+            expect(inWidth(rig.pio.read(0xcf8, 4), 4)).toBe(true);
             const v = rig.pio.read(r.port, r.size as 1 | 2 | 4);
-            expect(v >= 0 && v < 2 ** (8 * r.size)).toBe(true);
+            expect(inWidth(v, r.size), `port 0x${r.port.toString(16)}/${r.size}: 0x${v.toString(16)}`).toBe(true);
             const e = rig.mmio.read(ECAM + r.ecam, r.size as 1 | 2 | 4);
-            expect(e >= 0 && e < 2 ** (8 * r.size)).toBe(true);
+            expect(inWidth(e, r.size), `ECAM 0x${r.ecam.toString(16)}/${r.size}: 0x${e.toString(16)}`).toBe(true);
+            if ((r.ecam & 3) + r.size > 4) expect(e).toBe(2 ** (8 * r.size) - 1);
+            // BAR accesses across the MSI-X table, PBA and device registers, written with bit 31 set
+            const at = bar1() + r.bar;
+            if (r.barSize === 8) {
+              rig.mmio.write64(at, BigInt(r.value >>> 0) << 31n);
+              const q = rig.mmio.read64(at);
+              expect(q >= 0n && q < 2n ** 64n).toBe(true);
+            } else {
+              rig.mmio.write(at, r.barSize as 1 | 2 | 4, r.value);
+              const b = rig.mmio.read(at, r.barSize as 1 | 2 | 4);
+              expect(inWidth(b, r.barSize), `BAR1+0x${r.bar.toString(16)}/${r.barSize}: 0x${b.toString(16)}`).toBe(true);
+            }
           }
         },
       ),

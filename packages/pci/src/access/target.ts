@@ -18,3 +18,11 @@ export function onesFor(size: number): number {
 export function isSmallSize(size: number): size is SmallAccessSize {
   return size === 1 || size === 2 || size === 4;
 }
+
+/**
+ * A value as an unsigned number of the access width. Values may arrive as int32 (what `|`, `&` and `<<` make of
+ * bit 31) or with bits above the width; config and BAR paths hand devices and guests this form only.
+ */
+export function toWidth(value: number, size: number): number {
+  return size === 1 ? value & 0xff : size === 2 ? value & 0xffff : value >>> 0;
+}
