@@ -16,7 +16,7 @@ import { writeFirmwareTables } from "./firmware/index.js";
 import type { PlatformDescription } from "./firmware/platform.js";
 import { MpState, type Kvm, type Vcpu, type Vm } from "@vmm/kvm-native";
 import { openKvm } from "./kvm-open.js";
-import { loadBzImage } from "./loaders/bzimage.js";
+import { decompressPayloadAsync, loadBzImage } from "./loaders/bzimage.js";
 import { loadElf } from "./loaders/elf.js";
 import type { LoadedImage } from "./loaders/image.js";
 import { loadRaw } from "./loaders/raw.js";
@@ -128,6 +128,8 @@ export class Machine {
   private readonly loop: RunLoop;
   private state: "created" | "running" | "done" | "closed" = "created";
   private loaded: LoadedImage | undefined;
+  /** A bzImage's kernel decompressed on the host ahead of load() (XZ is only decoded asynchronously). */
+  private vmlinux: Uint8Array | undefined;
 
   constructor(private readonly options: MachineOptions) {
     this.name = options.name ?? "vm";
@@ -143,10 +145,11 @@ export class Machine {
     }
     this.vm = this.kvm.createVm();
     try {
-      const regions = this.memoryMap.ram.map((block, slot) => {
-        const bytes = this.vm.allocateMemory(block.size);
-        this.vm.setMemoryRegion({ slot, guestPhysAddr: block.gpa, memory: bytes });
-        return { gpa: block.gpa, bytes };
+      // One memslot per block; JS sees a block above 4 GiB as several regions (one ArrayBuffer per chunk).
+      const regions = this.memoryMap.ram.flatMap((block, slot) => {
+        const ram = this.vm.allocateRam(block.size);
+        this.vm.setMemoryRegion({ slot, guestPhysAddr: block.gpa, memory: ram });
+        return ram.regions(block.gpa);
       });
       this.memory = new GuestMemory(regions);
       this.vm.setTssAddr(Layout.kvmTss);
@@ -234,6 +237,16 @@ export class Machine {
     };
   }
 
+  /**
+   * Decompresses a bzImage's kernel on the host when that needs asynchronous work (XZ); `run` does this before
+   * `load`. Without it, `load` decodes gzip and LZ4 itself and leaves XZ to the guest's decompressor.
+   */
+  async prepare(): Promise<void> {
+    const o = this.options;
+    if (this.loaded || this.vmlinux || o.kernel.kind !== "bzimage" || o.decompress === "guest") return;
+    this.vmlinux = await decompressPayloadAsync(readImage("kernel", o.kernel));
+  }
+
   /** Loads the kernel and firmware tables (done by `run`; exposed for inspection). */
   load(): LoadedImage {
     if (this.loaded) return this.loaded;
@@ -254,6 +267,7 @@ export class Machine {
           initrd: o.initrd ? readImage("initrd", o.initrd) : undefined,
           e820: this.memoryMap.e820,
           decompress: o.decompress,
+          vmlinux: this.vmlinux,
           screenInfo: this.bootFramebuffer.screenInfo(),
         });
         break;
@@ -277,6 +291,7 @@ export class Machine {
   /** Runs the guest until it exits, resets, fails or `stop` is called. */
   async run(): Promise<MachineResult> {
     if (this.state !== "created") throw new ConfigurationError(`${this.name}: a machine runs once`);
+    await this.prepare();
     this.load();
     this.state = "running";
     const o = this.options;

@@ -5,6 +5,7 @@ import { gunzipSync } from "node:zlib";
 import { parseElf64 } from "./elf.js";
 import { place, type LoadedImage } from "./image.js";
 import { lz4DecodeLegacy } from "./lz4.js";
+import { xzDecode } from "./xz.js";
 
 /** Offsets in the x86 boot protocol's boot_params ("zero page") and setup header (Documentation/x86/boot). */
 export const BootParams = {
@@ -52,11 +53,15 @@ export interface BzImageOptions {
   readonly e820: readonly E820Entry[];
   /**
    * "guest" (the boot protocol proper): the kernel's own decompressor runs from the 64-bit entry at
-   * code32_start + 0x200. "host" (default): the VMM decompresses the payload (gzip or LZ4) and enters the kernel
-   * ELF at its entry point with the same boot_params, which is what the decompressor would do at its end; on
-   * hosts whose KVM emulates every instruction this saves minutes. Other payload formats fall back to "guest".
+   * code32_start + 0x200. "host" (default): the VMM decompresses the payload (gzip or LZ4 here, XZ through
+   * `vmlinux` from decompressPayloadAsync) and enters the kernel ELF at its entry point with the same
+   * boot_params, which is what the decompressor would do at its end; on hosts whose KVM emulates every
+   * instruction this saves minutes. Other payload formats, and images whose header gives no payload (memtest86+),
+   * fall back to "guest".
    */
   readonly decompress?: "host" | "guest";
+  /** The payload already decompressed on the host (decompressPayloadAsync), for formats only decoded async. */
+  readonly vmlinux?: Uint8Array;
   /**
    * The 64 bytes of struct screen_info describing a framebuffer the kernel may use before any display driver
    * (vesafb, simplefb through sysfb), placed at offset 0 of boot_params. Without it screen_info stays zero.
@@ -122,26 +127,54 @@ export function payloadFormat(payload: Uint8Array): PayloadFormat {
 }
 
 /**
- * The kernel ELF (vmlinux) inside a bzImage, decompressed on the host, or undefined when the payload's format
- * is not one the VMM decodes (gzip, LZ4). The payload's last 4 bytes hold the decompressed size.
+ * The compressed kernel inside the protected-mode part, or undefined when the setup header gives none. The
+ * boot protocol makes payload_offset/payload_length hints for the in-kernel decompressor: an image that is not
+ * a compressed Linux kernel (memtest86+) leaves them 0 and is simply entered.
  */
-export function decompressPayload(image: Uint8Array, hdr: SetupHeader = parseSetupHeader(image)): Uint8Array | undefined {
+export function payloadOf(image: Uint8Array, hdr: SetupHeader = parseSetupHeader(image)): Uint8Array | undefined {
+  if (hdr.payloadLength === 0) return undefined;
   const start = (hdr.setupSects + 1) * 512 + hdr.payloadOffset;
   if (hdr.payloadLength < 8 || start + hdr.payloadLength > image.length) bad("payload lies outside the file");
-  const payload = image.subarray(start, start + hdr.payloadLength);
-  const size = new DataView(payload.buffer, payload.byteOffset).getUint32(payload.length - 4, true);
+  return image.subarray(start, start + hdr.payloadLength);
+}
+
+/** The payload's last 4 bytes: the decompressed size. */
+const payloadSize = (payload: Uint8Array) => new DataView(payload.buffer, payload.byteOffset).getUint32(payload.length - 4, true);
+
+/**
+ * The kernel ELF (vmlinux) inside a bzImage, decompressed on the host, or undefined when there is no payload or
+ * its format is not one decoded synchronously (gzip, LZ4; XZ needs decompressPayloadAsync).
+ */
+export function decompressPayload(image: Uint8Array, hdr: SetupHeader = parseSetupHeader(image)): Uint8Array | undefined {
+  const payload = payloadOf(image, hdr);
+  if (!payload) return undefined;
   try {
     switch (payloadFormat(payload)) {
       case "gzip":
         return new Uint8Array(gunzipSync(payload.subarray(0, payload.length - 4)));
       case "lz4":
-        return lz4DecodeLegacy(payload.subarray(0, payload.length - 4), size);
+        return lz4DecodeLegacy(payload.subarray(0, payload.length - 4), payloadSize(payload));
       default:
         return undefined;
     }
   } catch (e) {
     bad(`the compressed kernel cannot be decoded: ${(e as Error).message}`);
   }
+}
+
+/** decompressPayload, plus the formats decoded asynchronously (XZ, through WebAssembly). */
+export async function decompressPayloadAsync(image: Uint8Array, hdr: SetupHeader = parseSetupHeader(image)): Promise<Uint8Array | undefined> {
+  const payload = payloadOf(image, hdr);
+  if (!payload || payloadFormat(payload) !== "xz") return decompressPayload(image, hdr);
+  let vmlinux: Uint8Array;
+  try {
+    // The kernel's build appends the decompressed size after the .xz stream.
+    vmlinux = await xzDecode(payload.subarray(0, payload.length - 4));
+  } catch (e) {
+    bad(`the compressed kernel cannot be decoded: ${(e as Error).message}`);
+  }
+  if (vmlinux.length !== payloadSize(payload)) bad(`the XZ payload decodes to ${vmlinux.length} bytes, not the ${payloadSize(payload)} its trailer says`);
+  return vmlinux;
 }
 
 /**
@@ -198,7 +231,7 @@ export function loadBzImage(memory: GuestMemory, image: Uint8Array, options: BzI
   });
 
   writeIdentityPaging(memory);
-  const vmlinux = options.decompress === "guest" ? undefined : decompressPayload(image, hdr);
+  const vmlinux = options.decompress === "guest" ? undefined : (options.vmlinux ?? decompressPayload(image, hdr));
   if (vmlinux) {
     const elf = parseElf64(vmlinux);
     for (const seg of elf.segments) {
@@ -218,6 +251,9 @@ export function loadBzImage(memory: GuestMemory, image: Uint8Array, options: BzI
     kind: "bzimage",
     entry: longModeEntry({ rip: BZIMAGE_LOAD + 0x200, rsi: Layout.bootParams }),
     segments,
-    note: "kernel entered at its 64-bit entry (code32_start + 0x200); it decompresses itself",
+    note:
+      hdr.payloadLength === 0
+        ? "no compressed payload in the setup header; entered at its 64-bit entry (code32_start + 0x200)"
+        : "kernel entered at its 64-bit entry (code32_start + 0x200); it decompresses itself",
   };
 }
