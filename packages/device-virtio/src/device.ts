@@ -11,6 +11,10 @@ export interface VirtioContext {
   readonly features: bigint;
   /** False once the transport was reset (or the device needs a reset): late I/O completions must be dropped. */
   readonly active: boolean;
+  /** False while PCI Bus Master Enable is clear: no ring or buffer access until it is set again. */
+  readonly busMaster: boolean;
+  /** Runs `work` now, or when bus mastering is enabled again; dropped if the device is reset first. */
+  whenBusMaster(work: () => void): void;
   queue(index: number): SplitQueue;
   /** Interrupts the driver for used buffers on `queue`, if its suppression state asks for one. */
   signal(queue: number): void;
@@ -50,6 +54,11 @@ export abstract class VirtioDevice {
     this.stopped();
   }
 
+  /** Bus Master Enable was set again while the device runs: resume work that waited for guest memory. */
+  busMasterResumed(): void {
+    if (this.context?.active) this.resumed();
+  }
+
   /** The driver made buffers available on `queue`. */
   abstract notify(queue: number): void;
 
@@ -61,6 +70,8 @@ export abstract class VirtioDevice {
 
   protected started(): void {}
   protected stopped(): void {}
+  /** Host-side backlogs (received frames, console input) may go to the guest again. */
+  protected resumed(): void {}
 
   /**
    * Runs `work` for each chain available on `queue` (while `more()` holds) and interrupts the driver once at the
@@ -73,7 +84,7 @@ export abstract class VirtioDevice {
     if (!ctx) return;
     const q = ctx.queue(queue);
     try {
-      while (ctx.active && more()) {
+      while (ctx.active && ctx.busMaster && more()) {
         const chain = q.pop();
         if (!chain) break;
         let written: number | undefined;

@@ -27,6 +27,7 @@ describe.skipIf(!kvm.ok)("virtio devices under KVM (a freestanding guest driver)
       const blk = vm.addVirtio("virtio-blk0", new VirtioBlk(await FileImage.open(image), { serial: "vmm-kvm-disk" }));
       const result = await vm.run(60_000, [blk]);
       const serial = vm.serial;
+      expect(serial).toContain("ok rng: held while Bus Master Enable was clear, served once set");
       expect(serial).toContain("ok blk: read past the end -> IOERR");
       expect({ status: result.status, reason: result.reason, serial }).toMatchObject({ status: 0, reason: "debug-exit" });
       const after = await readFile(image);

@@ -5,6 +5,7 @@ import { PciBus } from "@vmm/pci";
 import type { VirtioDevice } from "../src/device.js";
 import { type TransportKind, VirtioPciFunction } from "../src/transport/virtio-pci.js";
 import { Allocator, makeMemory, RAM_BASE } from "./driver.js";
+import { ModernDriver } from "./harness.js";
 
 export interface RecordedIoEvent {
   request: IoEventRequest;
@@ -24,7 +25,14 @@ export class RecordingIoEvents implements IoEventRegistry {
   }
 }
 
-export function pciMachine(device: VirtioDevice, transport: TransportKind = "modern") {
+/** PCI command register bits the tests flip. */
+export const Command = { MEMORY: 2, BUS_MASTER: 4 } as const;
+
+/**
+ * A bus with `device` attached and its BARs decoded. Bus Master Enable is set as a guest driver sets it before
+ * using the device (Linux's pci_set_master), unless `busMaster: false`.
+ */
+export function pciMachine(device: VirtioDevice, transport: TransportKind = "modern", options: { busMaster?: boolean } = {}) {
   const pio = createPortIoSpace();
   const mmio = createMmioSpace();
   const msis: MsiMessage[] = [];
@@ -45,7 +53,19 @@ export function pciMachine(device: VirtioDevice, transport: TransportKind = "mod
   const cfg = (off: number, size: 1 | 2 | 4) => bus.configRead({ device: address.device }, off, size);
   const cfgw = (off: number, size: 1 | 2 | 4, v: number) => bus.configWrite({ device: address.device }, off, size, v);
   const bar = (index: number) => bus.windows(fn).find((w) => w.index === index)?.address;
-  return { pio, mmio, msis, lines, ioevents, logger, bus, memory, fn, address, cfg, cfgw, bar, alloc: new Allocator(RAM_BASE) };
+  const setBusMaster = (on: boolean) => cfgw(4, 2, on ? cfg(4, 2) | Command.BUS_MASTER : cfg(4, 2) & ~Command.BUS_MASTER);
+  if (options.busMaster !== false) setBusMaster(true);
+  return { pio, mmio, msis, lines, ioevents, logger, bus, memory, fn, address, cfg, cfgw, bar, setBusMaster, alloc: new Allocator(RAM_BASE) };
+}
+
+/** A modern driver reaching BAR1 through the bus's MMIO space, wherever the BAR is now. */
+export function modernDriverOver(m: ReturnType<typeof pciMachine>): ModernDriver {
+  const base = () => m.bar(1)!;
+  const bar = {
+    read: (o: number, s: 1 | 2 | 4) => m.mmio.read(base() + o, s),
+    write: (o: number, s: 1 | 2 | 4, v: number) => m.mmio.write(base() + o, s, v),
+  };
+  return new ModernDriver(bar, m.memory, m.alloc);
 }
 
 /** Walks the capability list: [offset, id] pairs. */

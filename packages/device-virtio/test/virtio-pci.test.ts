@@ -5,17 +5,8 @@ import { MemoryBlockBackend } from "../src/backends/block.js";
 import { VirtioBlk } from "../src/devices/blk.js";
 import { ModernLayout } from "../src/transport/modern.js";
 import { DriverRing } from "./driver.js";
-import { C, ModernDriver } from "./harness.js";
-import { capabilities, pciMachine } from "./pci-machine.js";
-
-function modernDriverOver(m: ReturnType<typeof pciMachine>) {
-  const base = () => m.bar(1)!;
-  const bar = {
-    read: (o: number, s: 1 | 2 | 4) => m.mmio.read(base() + o, s),
-    write: (o: number, s: 1 | 2 | 4, v: number) => m.mmio.write(base() + o, s, v),
-  };
-  return new ModernDriver(bar, m.memory, m.alloc);
-}
+import { C } from "./harness.js";
+import { capabilities, modernDriverOver, pciMachine } from "./pci-machine.js";
 
 describe("virtio-pci function identity", () => {
   it.each([

@@ -117,6 +117,8 @@ static void run_case(int random, u32 block, u32 depth, u32 requests) {
 
 int main(void) {
 	if (!virtio_pci_find(VIRTIO_ID_BLK, 0, &blk) || !blk.devcfg) { printf("FAIL virtio-blk (modern) not found\n"); return 10; }
+	/* Bus Master Enable (command bit 2): without it the device may not touch our memory (Linux: pci_set_master). */
+	pci_cf8_write(0, blk.slot, 0, 0x04, 2, pci_cf8_read(0, blk.slot, 0, 0x04, 2) | 4);
 	if (!setup()) { printf("FAIL virtio-blk queue setup\n"); return 11; }
 	printf("ready qsz %u\n", QSZ);
 	char line[64];

@@ -1,6 +1,6 @@
 import { GuestMemoryError } from "@vmm/core";
 import { bit, VirtioType } from "../constants.js";
-import { VirtioDevice } from "../device.js";
+import { type VirtioContext, VirtioDevice } from "../device.js";
 import type { BlockBackend } from "../backends/block.js";
 import { type DescriptorChain, gather, scatter, type Segment, sliceSegments } from "../virtqueue/descriptor-chain.js";
 
@@ -92,7 +92,7 @@ export class VirtioBlk extends VirtioDevice {
     const q = ctx.queue(0);
     try {
       // Stop taking requests while too many bytes are in flight; a completion resumes.
-      while (ctx.active && this.inflightBytes < INFLIGHT_BUDGET) {
+      while (ctx.active && ctx.busMaster && this.inflightBytes < INFLIGHT_BUDGET) {
         const chain = q.pop();
         if (!chain) break;
         const used = this.start(chain);
@@ -140,7 +140,7 @@ export class VirtioBlk extends VirtioDevice {
         if (this.readonly) return this.finish(chain, statusAt, BlkStatus.IOERR, 0);
         return this.transfer(chain, statusAt, sector, dataOut, chain.readableBytes - HEADER, true);
       case BlkType.FLUSH:
-        return this.async(chain, statusAt, 0, () => this.backend.flush().then(() => 0));
+        return this.async(chain, statusAt, 0, () => this.backend.flush());
       case BlkType.GET_ID: {
         const id = new Uint8Array(Math.min(ID_BYTES, chain.writableBytes - 1));
         id.set(this.serial.subarray(0, id.length));
@@ -173,12 +173,15 @@ export class VirtioBlk extends VirtioDevice {
       } catch (e) {
         return this.finish(chain, statusAt, BlkStatus.IOERR, 0, e);
       }
-      return this.async(chain, statusAt, length, () => this.backend.write(buffer, position).then(() => 0));
+      return this.async(chain, statusAt, length, () => this.backend.write(buffer, position));
     }
-    return this.async(chain, statusAt, length, async () => {
-      await this.backend.read(buffer, position);
-      return ctx.active ? scatter(ctx.memory, data, 0, buffer) : 0;
-    });
+    return this.async(
+      chain,
+      statusAt,
+      length,
+      () => this.backend.read(buffer, position),
+      () => scatter(ctx.memory, data, 0, buffer),
+    );
   }
 
   /**
@@ -209,37 +212,52 @@ export class VirtioBlk extends VirtioDevice {
       for (let at = start; at < end && ctx.active; at += ZEROS.length) {
         await this.backend.write(ZEROS.subarray(0, Math.min(ZEROS.length, end - at)), at);
       }
-      return 0;
     });
   }
 
-  /** Runs `io`, then completes the chain if the device was not reset meanwhile. */
-  private async(chain: DescriptorChain, statusAt: Segment[], bytes: number, io: () => Promise<number>): undefined {
+  /**
+   * Runs `io`, then completes the chain if the device was not reset meanwhile: `publish` copies the data into the
+   * guest's buffers (returning the bytes written), then the status byte and the used ring. All of that touches
+   * guest memory, so it waits while PCI Bus Master Enable is clear.
+   */
+  private async(chain: DescriptorChain, statusAt: Segment[], bytes: number, io: () => Promise<void>, publish: () => number = () => 0): undefined {
     const ctx = this.context!;
     this.inflight++;
     this.inflightBytes += bytes;
-    const done = (status: number, written: number, error?: unknown) => {
+    const done = (status: number, error?: unknown) => {
       this.inflight--;
-      if (!ctx.active) return;
-      const wasOverBudget = this.inflightBytes >= INFLIGHT_BUDGET;
-      this.inflightBytes -= bytes;
-      const used = this.finish(chain, statusAt, status, written, error);
-      ctx.queue(0).push(chain.head, used);
-      this.signalSoon(ctx);
-      if (wasOverBudget && this.inflightBytes < INFLIGHT_BUDGET) this.notify(0); // take what waited for budget
+      ctx.whenBusMaster(() => this.complete(ctx, chain, statusAt, bytes, status, publish, error));
     };
     io().then(
-      (written) => done(BlkStatus.OK, written),
-      (e: unknown) => done(BlkStatus.IOERR, 0, e),
+      () => done(BlkStatus.OK),
+      (e: unknown) => done(BlkStatus.IOERR, e),
     );
     return undefined;
+  }
+
+  private complete(ctx: VirtioContext, chain: DescriptorChain, statusAt: Segment[], bytes: number, status: number, publish: () => number, error: unknown): void {
+    if (!ctx.active) return;
+    const wasOverBudget = this.inflightBytes >= INFLIGHT_BUDGET;
+    this.inflightBytes -= bytes;
+    let written = 0;
+    if (status === BlkStatus.OK) {
+      try {
+        written = publish();
+      } catch (e) {
+        [status, error] = [BlkStatus.IOERR, e];
+      }
+    }
+    const used = this.finish(chain, statusAt, status, written, error);
+    ctx.queue(0).push(chain.head, used);
+    this.signalSoon(ctx);
+    if (wasOverBudget && this.inflightBytes < INFLIGHT_BUDGET) this.notify(0); // take what waited for budget
   }
 
   /**
    * Completions that land in the same event-loop turn share one interrupt: the signal waits for the check phase,
    * after every I/O callback of this poll phase ran.
    */
-  private signalSoon(ctx: NonNullable<VirtioBlk["context"]>): void {
+  private signalSoon(ctx: VirtioContext): void {
     if (this.signalPending) return;
     this.signalPending = true;
     setImmediate(() => {

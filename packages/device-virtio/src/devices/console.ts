@@ -43,6 +43,10 @@ export class VirtioConsole extends VirtioDevice {
     this.deliver();
   }
 
+  protected override resumed(): void {
+    this.deliver();
+  }
+
   override async close(): Promise<void> {
     await this.channel.close();
   }

@@ -71,6 +71,10 @@ export class VirtioNet extends VirtioDevice {
     this.deliver();
   }
 
+  protected override resumed(): void {
+    this.deliver();
+  }
+
   /** A reset forgets frames meant for the old driver: they could never be delivered (oversized, say). */
   protected override stopped(): void {
     this.rxDropped += this.backlog.length;
@@ -137,7 +141,7 @@ export class VirtioNet extends VirtioDevice {
   /** Moves backlogged frames into receive buffers while the guest has room. */
   private deliver(): void {
     const ctx = this.context;
-    if (!ctx) return;
+    if (!ctx?.busMaster) return;
     const q = ctx.queue(RX);
     const mergeable = (ctx.features & bit(NetFeature.MRG_RXBUF)) !== 0n;
     const hdr = this.headerSize();

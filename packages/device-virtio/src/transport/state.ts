@@ -48,6 +48,15 @@ export class VirtioTransport {
   readonly queues: readonly SplitQueue[];
   readonly isr: IsrRegister;
   private context: (VirtioContext & { active: boolean }) | undefined;
+  /**
+   * PCI Bus Master Enable. While clear the device touches no guest memory: doorbells are remembered and served,
+   * and late completions published, once it is set again. Without PCI (tests, benchmarks) it stays set.
+   */
+  private busMaster = true;
+  /** Queues notified while bus mastering was off. */
+  private readonly notifiedWhileOff = new Set<number>();
+  /** Device work (completions) waiting for bus mastering; dropped on reset. */
+  private heldWork: (() => void)[] = [];
 
   constructor(
     readonly device: VirtioDevice,
@@ -149,7 +158,35 @@ export class VirtioTransport {
       this.activate(); // legacy drivers may kick before DRIVER_OK (virtio 1.x, 4.1.5.1.3.1 legacy notes)
     }
     if (!this.context?.active || queue >= this.queues.length || !this.queues[queue]!.isStarted) return;
+    if (!this.busMaster) {
+      this.notifiedWhileOff.add(queue); // served when the driver sets Bus Master Enable
+      return;
+    }
     this.device.notify(queue);
+  }
+
+  get busMasterEnabled(): boolean {
+    return this.busMaster;
+  }
+
+  /**
+   * PCI Bus Master Enable changed. Setting it publishes the completions that waited, serves the queues notified
+   * meanwhile, lets the device resume host-side backlogs, and signals what that produced.
+   */
+  setBusMaster(enabled: boolean): void {
+    if (enabled === this.busMaster) return;
+    this.busMaster = enabled;
+    const ctx = this.context;
+    if (!enabled || !ctx?.active) return;
+    const held = this.heldWork;
+    this.heldWork = [];
+    for (const work of held) if (ctx.active) work();
+    const notified = [...this.notifiedWhileOff];
+    this.notifiedWhileOff.clear();
+    for (const q of notified) this.notify(q);
+    if (!ctx.active) return;
+    this.device.busMasterResumed();
+    for (const q of this.queues) if (ctx.active && q.isStarted) this.signalQueue(q.index); // signals swallowed while off
   }
 
   /** Signals a used-buffer interrupt for `queue` if the ring asks for one. */
@@ -198,9 +235,18 @@ export class VirtioTransport {
       logger: this.logger,
       features: this.driverFeatures,
       active: true,
+      get busMaster() {
+        return transport.busMaster;
+      },
+      whenBusMaster: (work: () => void) => {
+        if (!context.active) return;
+        if (transport.busMaster) work();
+        else transport.heldWork.push(work);
+      },
       queue: (i: number) => transport.queues[i]!,
+      // The interrupt decision reads the avail ring; while bus mastering is off setBusMaster signals later.
       signal: (i: number) => {
-        if (context.active) transport.signalQueue(i);
+        if (context.active && transport.busMaster) transport.signalQueue(i);
       },
       fail: (e: unknown) => {
         if (context.active) transport.needsReset(e);
@@ -226,6 +272,8 @@ export class VirtioTransport {
   }
 
   private stopDevice(): void {
+    this.notifiedWhileOff.clear();
+    this.heldWork = [];
     if (!this.context) return;
     const wasActive = this.context.active;
     this.context.active = false;

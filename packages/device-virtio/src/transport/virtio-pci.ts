@@ -74,6 +74,7 @@ export class VirtioPciFunction extends PciFunction {
       options.logger,
       name,
     );
+    this.transport.setBusMaster(this.busMasterEnabled); // clear after reset: no DMA until the driver sets it
     this.addCapability(msix);
     for (const cap of modernCapabilities(Bars.MODERN, device.queueSizes.length, device.config.length)) this.addCapability(cap);
     this.addCapability(new PciCfgCapability((bar) => this.barHandler(bar)));
@@ -105,6 +106,11 @@ export class VirtioPciFunction extends PciFunction {
   /** Where the doorbells of a BAR are registered now (for tests and traces). */
   doorbellAddress(index: number): number | undefined {
     return this.doorbells[index]?.address;
+  }
+
+  /** Bus Master Enable gates all virtqueue DMA (the @vmm/pci side holds MSI/MSI-X itself). */
+  protected override busMasterChanged(enabled: boolean): void {
+    this.transport.setBusMaster(enabled);
   }
 
   override reset(): void {

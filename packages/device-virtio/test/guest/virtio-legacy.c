@@ -31,10 +31,14 @@ static long wait_used(u64 cycles) {
 	return virtq_poll_used(&q, cycles, &len) < 0 ? -1 : (long)len;
 }
 
+/* Bus Master Enable (command bit 2): without it the device may not touch our memory (Linux: pci_set_master). */
+static void bus_master(u8 slot) { pci_cf8_write(0, slot, 0, 0x04, 2, pci_cf8_read(0, slot, 0, 0x04, 2) | 4); }
+
 int main(void) {
 	u8 slot = 0xff;
 	for (u8 s = 0; s < 32; s++) if (pci_cf8_read(0, s, 0, 0, 4) == 0x10041af4) slot = s;
 	if (slot == 0xff) { printf("FAIL transitional rng not found\n"); return 10; }
+	bus_master(slot);
 	io = pci_cf8_read(0, slot, 0, 0x10, 4) & ~3u;
 	u8 gsi = pci_cf8_read(0, slot, 0, 0x3c, 1);
 	printf("rng 00:%02x.0 io %x gsi %u\n", slot, io, gsi);

@@ -25,6 +25,8 @@ static void post_rx(int i) {
  * that failed (10 not found, 11 features, 12 queue setup) after printing why. */
 static int net_start(void) {
 	if (!virtio_pci_find(VIRTIO_ID_NET, 0, &net) || !net.devcfg) { printf("FAIL virtio-net not found\n"); return 10; }
+	/* Bus Master Enable (command bit 2): without it the device may not touch our memory (Linux: pci_set_master). */
+	pci_cf8_write(0, net.slot, 0, 0x04, 2, pci_cf8_read(0, net.slot, 0, 0x04, 2) | 4);
 	if (!virtio_negotiate(&net, VIRTIO_F_VERSION_1 | 1u << 5 /* MAC */)) { printf("FAIL features\n"); return 11; }
 	if (!virtio_queue_setup(&net, 0, &rxq, rx_ring, QSZ, VIRTIO_NO_VECTOR) ||
 	    !virtio_queue_setup(&net, 1, &txq, tx_ring, QSZ, VIRTIO_NO_VECTOR) || !virtio_driver_ok(&net)) {

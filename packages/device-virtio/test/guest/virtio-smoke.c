@@ -3,6 +3,7 @@
  * bus 0, negotiates VERSION_1, sets up one 8-entry split queue per device and checks that
  *  - rng fills a buffer (doorbell through a KVM ioeventfd, completion polled in the used ring);
  *  - after the guest moves rng's BAR1, the old doorbell no longer notifies and the new one does;
+ *  - with Bus Master Enable clear a doorbell is not served (no used entry, buffer untouched) until it is set;
  *  - an MSI-X vector programmed by the guest is delivered to the LAPIC (vector 0x40);
  *  - blk reads sector 0 (a host-written pattern), writes sector 1, flushes, and returns the serial by GET_ID;
  *  - a read past the end of the disk completes with IOERR.
@@ -55,10 +56,15 @@ static int blk_request(struct virtio_pci *blk, u32 type, u64 sector, u32 len, in
 	return blk_status;
 }
 
+/* Bus Master Enable (command bit 2): without it the device may not touch our memory (Linux: pci_set_master). */
+static void bus_master(u8 slot) { pci_cf8_write(0, slot, 0, 0x04, 2, pci_cf8_read(0, slot, 0, 0x04, 2) | 4); }
+
 int main(void) {
 	struct virtio_pci rng, blk;
 	if (!virtio_pci_find(VIRTIO_ID_RNG, 0, &rng) || !rng.isr) { printf("FAIL rng not found\n"); return 10; }
 	if (!virtio_pci_find(VIRTIO_ID_BLK, 0, &blk) || !blk.isr) { printf("FAIL blk not found\n"); return 11; }
+	bus_master(rng.slot);
+	bus_master(blk.slot);
 	printf("rng at 00:%02x.0 common %lx notify %lx mult %u; blk at 00:%02x.0\n", rng.slot, rng.common, rng.notify, rng.notify_mult, blk.slot);
 
 	/* MSI-X: vector 1 of rng -> LAPIC vector 0x40 (the table is in the BAR the capability names). */
@@ -102,6 +108,18 @@ int main(void) {
 	virtio_notify(&rng, &rngq);
 	if (wait_used(&rngq, LONG_WAIT) != 64) { printf("FAIL no completion via the moved doorbell\n"); return 32; }
 	printf("ok rng: doorbell moved from %lx to %lx, old one dead\n", old_notify, new_notify);
+
+	pci_cf8_write(0, rng.slot, 0, 0x04, 2, pci_cf8_read(0, rng.slot, 0, 0x04, 2) & ~4u);
+	memset(rng_buf, 0, sizeof rng_buf);
+	virtq_add_chain(&rngq, 0, &rng_chain, 1);
+	virtio_notify(&rng, &rngq);
+	if (wait_used(&rngq, SHORT_WAIT) >= 0) { printf("FAIL rng served with Bus Master Enable clear\n"); return 33; }
+	nonzero = 0;
+	for (u32 i = 0; i < sizeof rng_buf; i++) nonzero |= rng_buf[i];
+	if (nonzero) { printf("FAIL rng wrote guest memory with Bus Master Enable clear\n"); return 34; }
+	bus_master(rng.slot);
+	if (wait_used(&rngq, LONG_WAIT) != 64) { printf("FAIL rng not served once Bus Master Enable was set\n"); return 35; }
+	printf("ok rng: held while Bus Master Enable was clear, served once set\n");
 
 	/* virtio-blk: polled (queue vector NO_VECTOR, MSI-X off). */
 	if (!setup(&blk, &blkq, blk_ring, VIRTIO_NO_VECTOR)) { printf("FAIL blk setup\n"); return 40; }
