@@ -2,6 +2,8 @@
 // irqfd, ioeventfd and vCPU fd creation. Every call is one ioctl; policy lives in TypeScript.
 #include "common.h"
 #include "kvm-abi.h"
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -15,24 +17,67 @@ namespace kvmn {
 
 static const uint64_t kPage = 4096;
 
-static void FreeGuestMemory(Napi::Env env, void* data, size_t* size) {
-  munmap(data, *size);
-  Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(*size));
-  delete size;
+// One anonymous mapping, viewed by one or more external ArrayBuffers (chunks: V8 caps one ArrayBuffer at
+// buffer.constants.MAX_LENGTH, 4 GiB on Node 20). Each chunk holds a reference; the last one collected unmaps.
+struct GuestMapping {
+  void* base;
+  size_t size;
+  std::atomic<uint32_t> refs;
+};
+
+static void ReleaseMapping(napi_env env, GuestMapping* m) {
+  if (m->refs.fetch_sub(1) != 1) return;
+  munmap(m->base, m->size);
+  int64_t unused;
+  napi_adjust_external_memory(env, -static_cast<int64_t>(m->size), &unused);
+  delete m;
 }
 
-// Anonymous, page-aligned, zero-filled memory handed to JS as an external ArrayBuffer: no copies,
-// and it stays mapped until the last JS reference (the Vm keeps one per memslot) is collected.
+static void FinalizeChunk(napi_env env, void* data, void* /*hint*/) { ReleaseMapping(env, static_cast<GuestMapping*>(data)); }
+static void NoFinalizer(napi_env, void*, void*) {}
+
+// allocateMemory(size, chunkSize) -> ArrayBuffer[]: anonymous, page-aligned, zero-filled memory (MAP_NORESERVE:
+// pages are only backed once touched), split into chunks of chunkSize bytes (the last may be shorter), no copies.
 static Napi::Value AllocateMemory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint64_t size;
-  if (!ArgU64(info, 0, &size)) return env.Undefined();
-  if (size == 0 || size % kPage != 0) { ThrowRange(env, "memory size must be a non-zero multiple of 4096"); return env.Undefined(); }
+  uint64_t size, chunk;
+  if (!ArgU64(info, 0, &size) || !ArgU64(info, 1, &chunk)) return env.Undefined();
+  if (size == 0 || size % kPage != 0 || chunk == 0 || chunk % kPage != 0) {
+    ThrowRange(env, "memory size and chunk size must be non-zero multiples of 4096");
+    return env.Undefined();
+  }
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) { ThrowKvmError(env, "mmap", errno); return env.Undefined(); }
   madvise(p, size, MADV_MERGEABLE);
-  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(size));
-  return Napi::ArrayBuffer::New(env, p, size, FreeGuestMemory, new size_t(size));
+  auto* m = new GuestMapping{p, size, {1}};  // this call's own reference, dropped below
+  const uint64_t n = (size + chunk - 1) / chunk;
+  Napi::Array out = Napi::Array::New(env, n);
+  bool ok = true;
+  for (uint64_t i = 0; i < n && ok; i++) {
+    const uint64_t off = i * chunk;
+    napi_value ab;
+    // The buffer's own finalizer owns nothing: when creating the buffer fails, Node has already run it (and
+    // node-addon-api then freed its wrapper a second time: the old double free). The reference is attached
+    // only to a buffer that exists, so it is dropped exactly once.
+    ok = napi_create_external_arraybuffer(env, static_cast<uint8_t*>(p) + off, std::min(chunk, size - off), NoFinalizer,
+                                          nullptr, &ab) == napi_ok &&
+         napi_add_finalizer(env, ab, m, FinalizeChunk, nullptr, nullptr) == napi_ok;
+    if (ok) {
+      m->refs.fetch_add(1);
+      out.Set(static_cast<uint32_t>(i), ab);
+    }
+  }
+  // Told to V8 once all chunks exist (before, each new chunk could start a GC); undone by the last release.
+  int64_t unused;
+  napi_adjust_external_memory(env, static_cast<int64_t>(size), &unused);
+  ReleaseMapping(env, m);  // unmaps now when no chunk took a reference
+  if (!ok) {
+    if (env.IsExceptionPending()) env.GetAndClearPendingException();
+    ThrowRange(env, ("guest memory chunk of " + std::to_string(std::min(chunk, size)) +
+                     " bytes cannot be made an ArrayBuffer (too large for this Node?)").c_str());
+    return env.Undefined();
+  }
+  return out;
 }
 
 static bool TypedArrayRange(Napi::Env env, Napi::Value v, uint8_t** ptr, size_t* len) {
@@ -43,7 +88,29 @@ static bool TypedArrayRange(Napi::Env env, Napi::Value v, uint8_t** ptr, size_t*
   return true;
 }
 
-// setUserMemoryRegion(vmFd, slot, flags, guestPhysAddr, memory | undefined): undefined removes the slot.
+// A Uint8Array, or an array of Uint8Arrays that must lie back to back in memory (the chunks of one mapping).
+static bool MemoryRange(Napi::Env env, Napi::Value v, uint8_t** ptr, uint64_t* len) {
+  if (!v.IsArray()) {
+    size_t l;
+    if (!TypedArrayRange(env, v, ptr, &l)) return false;
+    *len = l;
+    return true;
+  }
+  Napi::Array a = v.As<Napi::Array>();
+  *len = 0;
+  *ptr = nullptr;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    uint8_t* p;
+    size_t l;
+    if (!TypedArrayRange(env, a.Get(i), &p, &l)) return false;
+    if (i == 0) *ptr = p;
+    else if (p != *ptr + *len) { ThrowRange(env, "memory chunks must be contiguous"); return false; }
+    *len += l;
+  }
+  return true;
+}
+
+// setUserMemoryRegion(vmFd, slot, flags, guestPhysAddr, memory | chunks | undefined): undefined removes the slot.
 static Napi::Value SetUserMemoryRegion(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t fd;
@@ -56,8 +123,8 @@ static Napi::Value SetUserMemoryRegion(const Napi::CallbackInfo& info) {
   r.guest_phys_addr = gpa;
   if (!info[4].IsUndefined()) {
     uint8_t* p;
-    size_t len;
-    if (!TypedArrayRange(env, info[4], &p, &len)) return env.Undefined();
+    uint64_t len;
+    if (!MemoryRange(env, info[4], &p, &len)) return env.Undefined();
     if (len == 0 || len % kPage || reinterpret_cast<uintptr_t>(p) % kPage || gpa % kPage) {
       ThrowRange(env, "memslot memory, size and guest address must be page aligned and non-empty");
       return env.Undefined();

@@ -1,6 +1,6 @@
 export { KvmError } from "./errors.js";
 export { Kvm, kvmAvailability } from "./kvm.js";
-export { Vm, type MemoryRegion, type GsiRoute, type IoEventFdRange, type Registration } from "./vm.js";
+export { GuestRam, MAX_MEMORY_CHUNK, Vm, type MemoryRegion, type GsiRoute, type IoEventFdRange, type Registration } from "./vm.js";
 export { Vcpu, type SregsInput } from "./vcpu.js";
 export { EventFd } from "./eventfd.js";
 export { openTap, Tap, type TapOptions } from "./tap.js";

@@ -49,8 +49,8 @@ export interface NativeAddon {
   getVcpuMmapSize(fd: number): number;
   createVm(fd: number): number;
   getSupportedCpuid(fd: number): CpuidEntry[];
-  allocateMemory(size: number): ArrayBuffer;
-  setUserMemoryRegion(vmFd: number, slot: number, flags: number, gpa: number, memory: Uint8Array | undefined): void;
+  allocateMemory(size: number, chunkSize: number): ArrayBuffer[];
+  setUserMemoryRegion(vmFd: number, slot: number, flags: number, gpa: number, memory: Uint8Array | readonly Uint8Array[] | undefined): void;
   getDirtyLog(vmFd: number, slot: number, pages: number): Uint8Array;
   setTssAddr(vmFd: number, addr: number): void;
   setIdentityMapAddr(vmFd: number, addr: number): void;

@@ -1,14 +1,40 @@
+import { constants as bufferConstants } from "node:buffer";
 import { IoeventfdFlags, MemFlags, PAGE_SIZE } from "./constants.js";
 import { KvmError } from "./errors.js";
 import { EventFd } from "./eventfd.js";
 import { native } from "./native.js";
 import { Vcpu } from "./vcpu.js";
 
+/** The largest ArrayBuffer this Node makes (buffer.constants.MAX_LENGTH: 4 GiB on Node 20), in whole pages. */
+export const MAX_MEMORY_CHUNK = Math.floor(Math.min(bufferConstants.MAX_LENGTH, Number.MAX_SAFE_INTEGER) / PAGE_SIZE) * PAGE_SIZE;
+
+/**
+ * Guest RAM of any size: one contiguous native mapping (one memslot can take it whole), seen from JS as
+ * `chunks`, consecutive Uint8Arrays of `chunkSize` bytes (the last may be shorter), because one ArrayBuffer
+ * cannot exceed MAX_MEMORY_CHUNK. The mapping lives as long as any chunk is referenced.
+ */
+export class GuestRam {
+  readonly size: number;
+
+  /** @internal Use Vm.allocateRam(). */
+  constructor(
+    readonly chunks: readonly Uint8Array[],
+    readonly chunkSize: number,
+  ) {
+    this.size = chunks.reduce((n, c) => n + c.byteLength, 0);
+  }
+
+  /** The chunks as RAM regions from guest-physical address `gpa` on (what GuestMemory takes). */
+  regions(gpa: number): Array<{ gpa: number; bytes: Uint8Array }> {
+    return this.chunks.map((bytes, i) => ({ gpa: gpa + i * this.chunkSize, bytes }));
+  }
+}
+
 export interface MemoryRegion {
   slot: number;
   guestPhysAddr: number;
-  /** Page-aligned memory, normally from Vm.allocateMemory (a subarray at a page boundary works too). */
-  memory: Uint8Array;
+  /** Page-aligned memory from Vm.allocateMemory (a subarray at a page boundary works too) or Vm.allocateRam. */
+  memory: Uint8Array | GuestRam;
   readonly?: boolean;
   logDirty?: boolean;
 }
@@ -38,6 +64,25 @@ function assertAddress(name: string, v: number): void {
   if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative safe integer, got ${v}`);
 }
 
+function assertMemorySize(size: number): void {
+  if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
+    throw new RangeError(`guest memory size must be a positive multiple of ${PAGE_SIZE}, got ${size}`);
+  }
+}
+
+function memorySize(m: Uint8Array | GuestRam): number {
+  return m instanceof GuestRam ? m.size : m.byteLength;
+}
+
+function mapMemory(size: number, chunkSize: number): ArrayBuffer[] {
+  try {
+    return native().allocateMemory(size, chunkSize);
+  } catch (e) {
+    if (!(e instanceof KvmError)) throw e;
+    throw new KvmError(e.syscall, e.errno, e.errnoNumber, `cannot map ${size} bytes of guest memory; ${e.message}`);
+  }
+}
+
 /** A KVM virtual machine. Memory given to memslots is kept referenced here so it stays mapped while the VM lives. */
 export class Vm {
   private fd: number;
@@ -51,24 +96,50 @@ export class Vm {
     this.vcpuMmapSize = vcpuMmapSize;
   }
 
-  /** Anonymous, zero-filled, page-aligned native memory, shared with KVM and JS without copies. */
+  /**
+   * Anonymous, zero-filled, page-aligned native memory, shared with KVM and JS without copies; at most
+   * MAX_MEMORY_CHUNK bytes (one Uint8Array). Guest RAM of any size: allocateRam.
+   */
   allocateMemory(size: number): Uint8Array {
-    if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
-      throw new RangeError(`guest memory size must be a positive multiple of ${PAGE_SIZE}, got ${size}`);
+    assertMemorySize(size);
+    if (size > MAX_MEMORY_CHUNK) {
+      throw new RangeError(`${size} bytes do not fit in one Uint8Array (at most ${MAX_MEMORY_CHUNK} here): use allocateRam`);
     }
-    return new Uint8Array(native().allocateMemory(size));
+    return new Uint8Array(mapMemory(size, size)[0]!);
+  }
+
+  /**
+   * Guest RAM of `size` bytes in one mapping, pages backed only when touched (MAP_NORESERVE), so RAM larger
+   * than the host's can be mapped. `chunkSize` (a multiple of 4096, at most MAX_MEMORY_CHUNK) splits the JS
+   * view; it defaults to the largest.
+   */
+  allocateRam(size: number, options: { chunkSize?: number } = {}): GuestRam {
+    assertMemorySize(size);
+    const chunkSize = options.chunkSize ?? MAX_MEMORY_CHUNK;
+    if (!Number.isSafeInteger(chunkSize) || chunkSize <= 0 || chunkSize % PAGE_SIZE !== 0 || chunkSize > MAX_MEMORY_CHUNK) {
+      throw new RangeError(`chunkSize must be a multiple of ${PAGE_SIZE} in (0, ${MAX_MEMORY_CHUNK}], got ${chunkSize}`);
+    }
+    return new GuestRam(mapMemory(size, chunkSize).map((b) => new Uint8Array(b)), chunkSize);
   }
 
   /** Adds or replaces memslot `slot` (KVM_SET_USER_MEMORY_REGION). Works while vCPUs run. */
   setMemoryRegion(r: MemoryRegion): void {
     assertUint("slot", r.slot, 0xffff);
     assertAddress("guestPhysAddr", r.guestPhysAddr);
-    if (!(r.memory instanceof Uint8Array)) throw new TypeError("memory must be a Uint8Array");
-    if (r.guestPhysAddr % PAGE_SIZE !== 0 || r.memory.byteLength === 0 || r.memory.byteLength % PAGE_SIZE !== 0) {
+    if (!(r.memory instanceof Uint8Array) && !(r.memory instanceof GuestRam)) throw new TypeError("memory must be a Uint8Array or GuestRam");
+    const size = memorySize(r.memory);
+    if (r.guestPhysAddr % PAGE_SIZE !== 0 || size === 0 || size % PAGE_SIZE !== 0) {
       throw new RangeError("guestPhysAddr and memory size must be page aligned and memory non-empty");
     }
     const flags = (r.readonly ? MemFlags.READONLY : 0) | (r.logDirty ? MemFlags.LOG_DIRTY_PAGES : 0);
-    native().setUserMemoryRegion(this.assertOpen(), r.slot, flags, r.guestPhysAddr, r.memory);
+    const memory = r.memory instanceof GuestRam ? r.memory.chunks : r.memory;
+    try {
+      native().setUserMemoryRegion(this.assertOpen(), r.slot, flags, r.guestPhysAddr, memory);
+    } catch (e) {
+      if (!(e instanceof KvmError)) throw e;
+      const what = `memslot ${r.slot}: ${size} bytes at guest-physical 0x${r.guestPhysAddr.toString(16)} cannot be mapped`;
+      throw new KvmError(e.syscall, e.errno, e.errnoNumber, `${what}; ${e.message}`);
+    }
     this.slots.set(r.slot, { readonly: false, logDirty: false, ...r });
   }
 
@@ -84,7 +155,7 @@ export class Vm {
     const r = this.slots.get(slot);
     if (!r) throw new KvmError("KVM_GET_DIRTY_LOG", "ENOENT", 2, `memslot ${slot} is not set`);
     if (!r.logDirty) throw new KvmError("KVM_GET_DIRTY_LOG", "ENOENT", 2, `memslot ${slot} does not log dirty pages`);
-    const pages = r.memory.byteLength / PAGE_SIZE;
+    const pages = memorySize(r.memory) / PAGE_SIZE;
     return native().getDirtyLog(this.assertOpen(), slot, pages).subarray(0, Math.ceil(pages / 8));
   }
 

@@ -12,7 +12,7 @@ const { parentPort, workerData } = require("node:worker_threads");
 const native = require(require.resolve("node-gyp-build", { paths: [workerData.root] }))(workerData.root);
 const kvm = native.openDevice("/dev/kvm");
 const vm = native.createVm(kvm);
-const ram = new Uint8Array(native.allocateMemory(0x10000));
+const ram = new Uint8Array(native.allocateMemory(0x10000, 0x10000)[0]);
 native.setUserMemoryRegion(vm, 0, 0, 0, ram);
 ram.set(workerData.code, 0x1000);
 const vcpu = new native.VcpuHandle(native.createVcpuFd(vm, 0), native.getVcpuMmapSize(kvm), 0);
