@@ -69,10 +69,11 @@ static Napi::Object WithVcpu(Napi::Value result, uint32_t id) {
   return o;
 }
 
-static double Rip(int fd) {
+// The exact RIP as a bigint (a double rounds kernel addresses); undefined when it cannot be read.
+static Napi::Value Rip(Napi::Env env, int fd) {
   kvm_regs r{};
-  if (ioctl(fd, KVM_GET_REGS, &r) < 0) return -1;
-  return static_cast<double>(r.rip);
+  if (ioctl(fd, KVM_GET_REGS, &r) < 0) return env.Undefined();
+  return Napi::BigInt::New(env, static_cast<uint64_t>(r.rip));
 }
 
 Napi::Value VcpuHandle::InternalErrorResult(Napi::Env env) {
@@ -80,7 +81,7 @@ Napi::Value VcpuHandle::InternalErrorResult(Napi::Env env) {
   uint32_t ndata = run_->internal.ndata;
   if (ndata > 16) ndata = 16;
   o.Set("suberror", Napi::Number::New(env, run_->internal.suberror));
-  o.Set("rip", Napi::Number::New(env, Rip(fd_)));
+  o.Set("rip", Rip(env, fd_));
   size_t nbytes = 0;
   const uint8_t* bytes = nullptr;
   if (run_->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && ndata >= 3 &&
@@ -337,14 +338,14 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   switch (run_->exit_reason) {
     case KVM_EXIT_SHUTDOWN: {
       Napi::Object o = WithVcpu(ExitResult(env, "shutdown"), id_);
-      o.Set("rip", Napi::Number::New(env, Rip(fd_)));
+      o.Set("rip", Rip(env, fd_));
       return o;
     }
     case KVM_EXIT_INTERNAL_ERROR: return InternalErrorResult(env);
     case KVM_EXIT_FAIL_ENTRY: {
       Napi::Object o = WithVcpu(ExitResult(env, "fail-entry"), id_);
-      o.Set("code", U64ToNumber(env, run_->fail_entry.hardware_entry_failure_reason));
-      o.Set("rip", Napi::Number::New(env, Rip(fd_)));
+      o.Set("code", Napi::BigInt::New(env, static_cast<uint64_t>(run_->fail_entry.hardware_entry_failure_reason)));
+      o.Set("rip", Rip(env, fd_));
       return o;
     }
     case KVM_EXIT_SYSTEM_EVENT: {
@@ -355,7 +356,7 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
     default: {
       Napi::Object o = WithVcpu(ExitResult(env, "unknown"), id_);
       o.Set("exitReason", Napi::Number::New(env, run_->exit_reason));
-      o.Set("rip", Napi::Number::New(env, Rip(fd_)));
+      o.Set("rip", Rip(env, fd_));
       return o;
     }
   }

@@ -1,4 +1,4 @@
-// vCPU register state: declarative field tables map kvm structs to plain JS objects of numbers.
+// vCPU register state: declarative field tables map kvm structs to plain JS objects (64-bit registers as bigints).
 #include "vcpu.h"
 #include "kvm-abi.h"
 #include "watcher.h"
@@ -43,7 +43,7 @@ uint64_t& At64(void* base, size_t off) { return *reinterpret_cast<uint64_t*>(sta
 
 Napi::Object SegmentToJs(Napi::Env env, const kvm_segment& s) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("base", U64ToNumber(env, s.base));
+  o.Set("base", Napi::BigInt::New(env, static_cast<uint64_t>(s.base)));  // fs/gs bases are often kernel addresses
   o.Set("limit", Napi::Number::New(env, s.limit));
   o.Set("selector", Napi::Number::New(env, s.selector));
   for (const auto& f : kSegBytes) o.Set(f.name, Napi::Number::New(env, reinterpret_cast<const uint8_t*>(&s)[f.offset]));
@@ -130,7 +130,12 @@ Napi::Value VcpuHandle::GetRegs(const Napi::CallbackInfo& info) {
   kvm_regs r{};
   if (!IoctlOrThrow(env, fd_, KVM_GET_REGS, &r, "KVM_GET_REGS")) return env.Undefined();
   Napi::Object o = Napi::Object::New(env);
-  for (const auto& f : kRegs) o.Set(f.name, U64ToNumber(env, At64(&r, f.offset)));
+  // Exact 64-bit values (a double would round kernel addresses like RIP 0xffffffff8305e26c); rflags is a
+  // number since bits 22-63 are reserved.
+  for (const auto& f : kRegs) {
+    uint64_t v = At64(&r, f.offset);
+    o.Set(f.name, f.offset == offsetof(kvm_regs, rflags) ? U64ToNumber(env, v) : Napi::BigInt::New(env, static_cast<uint64_t>(v)));
+  }
   return o;
 }
 
@@ -159,11 +164,11 @@ Napi::Value VcpuHandle::GetSregs(const Napi::CallbackInfo& info) {
   for (const auto& f : kTables) {
     auto* t = reinterpret_cast<kvm_dtable*>(reinterpret_cast<uint8_t*>(&s) + f.offset);
     Napi::Object d = Napi::Object::New(env);
-    d.Set("base", U64ToNumber(env, t->base));
+    d.Set("base", Napi::BigInt::New(env, static_cast<uint64_t>(t->base)));
     d.Set("limit", Napi::Number::New(env, t->limit));
     o.Set(f.name, d);
   }
-  for (const auto& f : kControl) o.Set(f.name, U64ToNumber(env, At64(&s, f.offset)));
+  for (const auto& f : kControl) o.Set(f.name, Napi::BigInt::New(env, static_cast<uint64_t>(At64(&s, f.offset))));
   Napi::Array bm = Napi::Array::New(env, 4);
   for (uint32_t i = 0; i < 4; i++) bm.Set(i, Napi::BigInt::New(env, static_cast<uint64_t>(s.interrupt_bitmap[i])));
   o.Set("interruptBitmap", bm);
@@ -226,8 +231,8 @@ Napi::Value VcpuHandle::GetFpu(const Napi::CallbackInfo& info) {
   o.Set("fsw", Napi::Number::New(env, f.fsw));
   o.Set("ftwx", Napi::Number::New(env, f.ftwx));
   o.Set("lastOpcode", Napi::Number::New(env, f.last_opcode));
-  o.Set("lastIp", U64ToNumber(env, f.last_ip));
-  o.Set("lastDp", U64ToNumber(env, f.last_dp));
+  o.Set("lastIp", Napi::BigInt::New(env, static_cast<uint64_t>(f.last_ip)));
+  o.Set("lastDp", Napi::BigInt::New(env, static_cast<uint64_t>(f.last_dp)));
   o.Set("xmm", xmm);
   o.Set("mxcsr", Napi::Number::New(env, f.mxcsr));
   return o;

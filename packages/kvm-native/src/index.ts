@@ -7,13 +7,17 @@ export { openTap, Tap, type TapOptions } from "./tap.js";
 export type {
   CpuidEntry,
   DescriptorTable,
+  DescriptorTableState,
   ExitDispatch,
   Fpu,
+  FpuInput,
   MsrEntry,
   Regs,
+  RegsInput,
   RunOptions,
   RunResult,
   Segment,
+  SegmentState,
   Sregs,
 } from "./types.js";
 export {

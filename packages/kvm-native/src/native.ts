@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KvmError } from "./errors.js";
-import type { CpuidEntry, Fpu, MsrEntry, Regs, RunResult, Sregs } from "./types.js";
+import type { CpuidEntry, Fpu, FpuInput, MsrEntry, Regs, RegsInput, RunResult, Sregs } from "./types.js";
 
 export interface NativeVcpu {
   run(dispatch: object, maxSliceMs: number, immediateSliceMs: number): RunResult;
@@ -12,11 +12,11 @@ export interface NativeVcpu {
   kick(): void;
   close(): void;
   getRegs(): Regs;
-  setRegs(regs: Partial<Record<keyof Regs, number | bigint>>): void;
+  setRegs(regs: RegsInput): void;
   getSregs(): Sregs;
   setSregs(sregs: object): void;
   getFpu(): Fpu;
-  setFpu(fpu: Partial<Fpu>): void;
+  setFpu(fpu: FpuInput): void;
   getMsrs(indices: number[]): MsrEntry[];
   setMsrs(entries: Array<{ index: number; value: number | bigint }>): number;
   setCpuid(entries: CpuidEntry[]): void;

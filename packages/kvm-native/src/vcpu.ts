@@ -1,8 +1,8 @@
 import { KvmError } from "./errors.js";
 import type { NativeVcpu } from "./native.js";
-import type { CpuidEntry, ExitDispatch, Fpu, MsrEntry, Regs, RunOptions, RunResult, Segment, Sregs } from "./types.js";
+import type { CpuidEntry, ExitDispatch, Fpu, FpuInput, MsrEntry, Regs, RegsInput, RunOptions, RunResult, Sregs, SregsInput } from "./types.js";
 
-export type SregsInput = Partial<Omit<Sregs, keyof Segment | "interruptBitmap">> & { interruptBitmap?: Array<number | bigint> };
+export type { SregsInput } from "./types.js";
 
 function sliceMs(name: string, v: number | undefined, dflt: number): number {
   if (v === undefined || v === Infinity) return dflt;
@@ -52,7 +52,7 @@ export class Vcpu {
     return this.h().getRegs();
   }
 
-  setRegs(regs: Partial<Record<keyof Regs, number | bigint>>): void {
+  setRegs(regs: RegsInput): void {
     this.h().setRegs(regs);
   }
 
@@ -60,7 +60,7 @@ export class Vcpu {
     return this.h().getSregs();
   }
 
-  setSregs(sregs: SregsInput | Partial<Sregs>): void {
+  setSregs(sregs: SregsInput): void {
     this.h().setSregs(sregs);
   }
 
@@ -68,7 +68,7 @@ export class Vcpu {
     return this.h().getFpu();
   }
 
-  setFpu(fpu: Partial<Fpu>): void {
+  setFpu(fpu: FpuInput): void {
     this.h().setFpu(fpu);
   }
 

@@ -109,7 +109,7 @@ describe.skipIf(!kvmOk)("Vcpu.run exit dispatch (real /dev/kvm)", () => {
     if (res.reason !== "internal-error") return;
     expect(res.suberror).toBe(1);
     expect(res.vcpuId).toBe(0);
-    expect(res.rip).toBe(CODE + 2);
+    expect(res.rip).toBe(BigInt(CODE + 2));
     expect(res.bytes[0]).toBe(0xcc);
   });
 

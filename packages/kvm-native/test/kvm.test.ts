@@ -94,17 +94,17 @@ describe.skipIf(!kvmOk)("Kvm, Vm and Vcpu state (real /dev/kvm)", () => {
     vcpu.setCpuid(kvm.supportedCpuid());
     vcpu.setRegs({ rax: 0x123456789abc, r15: 7, rip: 0xfff0, rflags: 0x202 });
     const regs = vcpu.getRegs();
-    expect(regs).toMatchObject({ rax: 0x123456789abc, r15: 7, rip: 0xfff0, rflags: 0x202, rbx: 0 });
+    expect(regs).toMatchObject({ rax: 0x123456789abcn, r15: 7n, rip: 0xfff0n, rflags: 0x202, rbx: 0n });
     vcpu.setRegs({ rbx: 2n ** 40n });
-    expect(vcpu.getRegs()).toMatchObject({ rax: 0x123456789abc, rbx: 2 ** 40 });
+    expect(vcpu.getRegs()).toMatchObject({ rax: 0x123456789abcn, rbx: 2n ** 40n });
 
     const s = vcpu.getSregs();
-    expect(s.cs).toMatchObject({ selector: 0xf000, base: 0xffff0000, present: 1 });
+    expect(s.cs).toMatchObject({ selector: 0xf000, base: 0xffff0000n, present: 1 });
     vcpu.setSregs({ cs: { ...s.cs, selector: 0x10, base: 0x100 }, gdt: { base: 0x500, limit: 0x17 }, cr4: 0x20 });
     const s2 = vcpu.getSregs();
-    expect(s2.cs).toMatchObject({ selector: 0x10, base: 0x100 });
-    expect(s2.gdt).toEqual({ base: 0x500, limit: 0x17 });
-    expect(s2.cr4).toBe(0x20);
+    expect(s2.cs).toMatchObject({ selector: 0x10, base: 0x100n });
+    expect(s2.gdt).toEqual({ base: 0x500n, limit: 0x17 });
+    expect(s2.cr4).toBe(0x20n);
     expect(s2.ds).toEqual(s.ds);
     expect(s2.interruptBitmap).toEqual([0n, 0n, 0n, 0n]);
 
