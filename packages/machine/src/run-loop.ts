@@ -16,14 +16,15 @@ export interface ExitDispatch {
   mmio(address: number, size: number, isWrite: boolean, lo: number, hi: number): number | bigint;
 }
 
+/** `rip` and `code` are bigints from @vmm/kvm-native (exact 64-bit values); numbers are accepted too. */
 export type VcpuRunResult =
   | { reason: "yield" }
   | { reason: "hlt" }
-  | { reason: "shutdown"; rip?: number }
-  | { reason: "internal-error"; suberror: number; rip: number; bytes?: Uint8Array }
-  | { reason: "fail-entry"; code: number; rip?: number }
+  | { reason: "shutdown"; rip?: number | bigint }
+  | { reason: "internal-error"; suberror: number; rip?: number | bigint; bytes?: Uint8Array }
+  | { reason: "fail-entry"; code: number | bigint; rip?: number | bigint }
   | { reason: "system-event"; type: number }
-  | { reason: "unknown"; exitReason: number; rip?: number }
+  | { reason: "unknown"; exitReason: number; rip?: number | bigint }
   | { reason: string };
 
 /** The vCPU operations the loop needs. */
@@ -55,6 +56,7 @@ const INTERNAL_ERROR_SUBERRORS: Readonly<Record<number, string>> = {
   4: "unexpected exit",
 };
 
+/** Hex of an exact integer; a number above 2^53 has lost its low bits, so registers come as bigints. */
 export const hex = (n: number | bigint) => `0x${n.toString(16)}`;
 export const hexBytes = (b: Uint8Array | undefined) =>
   b && b.length ? Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ") : "(none)";
@@ -139,10 +141,10 @@ export class RunLoop {
         return this.stop({
           status: 1,
           reason: "shutdown",
-          message: `vCPU ${id}: the guest shut down (triple fault)${at((r as { rip?: number }).rip)}`,
+          message: `vCPU ${id}: the guest shut down (triple fault)${at((r as { rip?: number | bigint }).rip)}`,
         });
       case "internal-error": {
-        const e = r as { suberror: number; rip: number; bytes?: Uint8Array };
+        const e = r as { suberror: number; rip?: number | bigint; bytes?: Uint8Array };
         const kind = INTERNAL_ERROR_SUBERRORS[e.suberror] ?? `suberror ${e.suberror}`;
         return this.stop({
           status: 1,
@@ -151,7 +153,7 @@ export class RunLoop {
         });
       }
       case "fail-entry": {
-        const e = r as { code: number; rip?: number };
+        const e = r as { code: number | bigint; rip?: number | bigint };
         return this.stop({ status: 1, reason: "error", message: `vCPU ${id}: VM entry failed, hardware reason ${hex(e.code)}${at(e.rip)}` });
       }
       case "system-event": {
@@ -162,7 +164,7 @@ export class RunLoop {
         return this.stop({ status: 1, reason: "error", message: `vCPU ${id}: unknown system event ${type}` });
       }
       default: {
-        const e = r as { exitReason?: number; rip?: number };
+        const e = r as { exitReason?: number; rip?: number | bigint };
         return this.stop({
           status: 1,
           reason: "error",
