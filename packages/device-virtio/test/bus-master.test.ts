@@ -45,6 +45,18 @@ describe("virtio-pci under Bus Master Enable", () => {
     expect(m.msis).toEqual([{ address: 0xfee0_0000, data: 0x41 }]);
   });
 
+  it("the transport follows the command register: clear at power-on, set and cleared by the guest, cleared by a function reset", () => {
+    const m = pciMachine(new VirtioRng(), "modern", { busMaster: false });
+    expect(m.fn.transport.busMasterEnabled).toBe(false);
+    m.setBusMaster(true);
+    expect(m.fn.transport.busMasterEnabled).toBe(true);
+    m.setBusMaster(false);
+    expect(m.fn.transport.busMasterEnabled).toBe(false);
+    m.setBusMaster(true);
+    m.bus.reset();
+    expect(m.fn.transport.busMasterEnabled).toBe(false);
+  });
+
   it("a function that was never given BME serves nothing", () => {
     const m = pciMachine(new VirtioRng(), "modern", { busMaster: false });
     const d = modernDriverOver(m);

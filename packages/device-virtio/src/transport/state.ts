@@ -165,6 +165,7 @@ export class VirtioTransport {
     this.device.notify(queue);
   }
 
+  /** Whether the device may touch guest memory now (PCI Bus Master Enable). */
   get busMasterEnabled(): boolean {
     return this.busMaster;
   }
