@@ -116,8 +116,40 @@ describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
     expect(r.stderr).toMatch(/^vmm: error: virtio-net0: tap bad\/name: cannot attach: tap interface name 'bad\/name' must be at most 15 bytes[^\n]*\n$/);
   });
 
+  it("a device that throws while the bus programs its BARs is named with its own error", () => {
+    const marker = path.join(tmp, "attach-closed");
+    const r = vmm(["run", "-k", guests.hello!, "--plugin", fixture, "--device", `fixture-dev,id=1,mode=explode-bar-write,marker=${marker}`]);
+    expect(r.stderr).toBe("vmm: error: device fixture-dev0 failed in config write at 0x10: BAR0 register welded shut\n");
+    expect(r.status).toBe(1);
+    expect(r.stdout).not.toContain("Hello");
+    expect(readFileSync(marker, "utf8")).toBe("closed fixture-dev0\n");
+  });
+
+  it("SIGINT while devices are created closes those already created", async () => {
+    const marker = path.join(tmp, "early-closed");
+    writeFileSync(marker, "");
+    const args = ["run", "-k", guests.hello!, "--name", "early", "--plugin", fixture, "--plugin", fixturePlugin("bad-device.mjs")];
+    const child = spawn(process.execPath, [bin, ...args, "--device", `fixture-dev,id=1,marker=${marker}`, "--device", "create-hangs"], { cwd: cliDir });
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    await new Promise<void>((resolve) =>
+      child.stdout.on("data", (c: Buffer) => {
+        stdout += c.toString();
+        if (stdout.includes("creating create-hangs0")) resolve();
+      }),
+    );
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(stderr).toBe("vmm: early: stopped by SIGINT\n");
+    expect(readFileSync(marker, "utf8")).toBe("closed fixture-dev0\n");
+  });
+
   it.each([
+    ["SIGHUP", 129],
     ["SIGINT", 130],
+    ["SIGQUIT", 131],
     ["SIGTERM", 143],
   ] as const)("%s stops a running guest cleanly and flushes devices", async (signal, status) => {
     const marker = path.join(tmp, `${signal}-closed`);
