@@ -98,6 +98,8 @@ describe("multi-function devices", () => {
     expect(rig.bus.configRead({ device: 4 }, 0x0e, 1)).toBe(0x80);
     expect(rig.bus.configRead({ device: 4 }, 0x0c, 4) >>> 16).toBe(0x0080);
     expect(rig.bus.configRead({ device: 4, function: 3 }, 0x0e, 2)).toBe(0x0080);
+    rig.bus.configWrite({ device: 4 }, 0x0d, 1, 0x40); // latency timer, beside it
+    expect(rig.bus.configRead({ device: 4 }, 0x0d, 2)).toBe(0x8040); // the bit in the high lane of an odd access
     expect(rig.bus.configRead({ device: 4, function: 1 }, 0x00, 4)).toBe(0xffff_ffff);
     // the guest cannot write it
     rig.bus.configWrite({ device: 4 }, 0x0c, 4, 0);

@@ -28,6 +28,18 @@ describe("BAR reassignment", () => {
     expect(rig.bus.windows(a).find((w) => w.index === 1)?.address).toBe(0xd380_0000);
   });
 
+  it("moves a 64-bit BAR written through 2-byte accesses at odd offsets only once both halves are written", () => {
+    const { rig, a, A } = twoDevices();
+    a.events.length = 0;
+    A.write(0x1d, 2, 0x0001); // high dword bits 23:8: 0x10 -> 0x110
+    expect(A.read(0x1c)).toBe(0x110);
+    expect(a.events).toEqual([]);
+    A.write(0x19, 2, 0x0040); // low dword bits 23:8
+    expect(A.read(0x18)).toBe(0x0000_400c);
+    expect(a.events).toEqual(["-2@1000000000", "+2@11000004000"]);
+    expect(rig.bus.stats.dropped).toBe(0);
+  });
+
   it("moves an I/O BAR and follows the command register's decode bits", () => {
     const { rig, a, A } = twoDevices();
     A.write(0x10, 4, 0x7000);
