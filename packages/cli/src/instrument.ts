@@ -11,6 +11,13 @@ export interface GuardOptions {
 const hex = (n: number) => `0x${n.toString(16)}`;
 
 /**
+ * A device's answer as the bus expects it: unsigned and no wider than the access. Plugin code may compute a
+ * register with `|` or `<<` and hand back a negative number (0x80000000 | 0 is -2147483648); that must not
+ * travel on into BigInt shifts, indexes or DataView offsets further down.
+ */
+const unsigned = (value: number, size: number) => (size >= 4 ? value >>> 0 : value & (size === 2 ? 0xffff : 0xff));
+
+/**
  * Wraps a device so that an exception thrown by its code while the guest runs is caught, reported once through
  * `onFault` (naming the device and what it was doing), and answered like an absent device (reads return
  * all-ones, writes are dropped) until the VM has stopped. With `trace`, config accesses are logged.
@@ -39,12 +46,12 @@ export function guardDevice(device: PciDevice, options: GuardOptions): PciDevice
   const wrapHandler = (index: number, h: IoHandler): IoHandler => {
     const where = (what: string, offset: number, size: number) => `BAR${index} ${what} at ${hex(offset)} (${size} bytes)`;
     const wrapped: IoHandler = {
-      read: (offset, size) => guard(() => where("read", offset, size), ones(size), () => h.read(offset, size)),
+      read: (offset, size) => guard(() => where("read", offset, size), ones(size), () => unsigned(h.read(offset, size), size)),
       write: (offset, size, value) => guard(() => where("write", offset, size), undefined, () => h.write(offset, size, value)),
     };
     if (h.read64) {
       const read64 = h.read64.bind(h);
-      wrapped.read64 = (offset) => guard(() => where("read", offset, 8), 0xffff_ffff_ffff_ffffn, () => read64(offset));
+      wrapped.read64 = (offset) => guard(() => where("read", offset, 8), 0xffff_ffff_ffff_ffffn, () => BigInt.asUintN(64, read64(offset)));
     }
     if (h.write64) {
       const write64 = h.write64.bind(h);
@@ -55,7 +62,7 @@ export function guardDevice(device: PciDevice, options: GuardOptions): PciDevice
 
   const overrides: Partial<PciDevice> = {
     configRead(offset, size) {
-      const value = guard(() => `config read at ${hex(offset)}`, ones(size), () => device.configRead(offset, size));
+      const value = guard(() => `config read at ${hex(offset)}`, ones(size), () => unsigned(device.configRead(offset, size), size));
       trace?.debug(`${name}: config read ${hex(offset)}/${size} -> ${hex(value)}`);
       return value;
     },

@@ -76,4 +76,30 @@ describe("guardDevice", () => {
     expect(g.barHandler).toBeUndefined();
     expect(g.reset).toBeUndefined();
   });
+
+  it("hands the bus unsigned values of the access width, whatever sign the device's code produced", () => {
+    class Signed extends PciFunction {
+      constructor() {
+        super({ name: "signed0", vendorId: 0x1234, deviceId: 0x5678, classCode: 0xff0000, bars: [{ index: 0, kind: "mem64", size: 0x1000 }] });
+      }
+      override configRead(offset: number, size: 1 | 2 | 4): number {
+        // A register assembled with | and <<: JavaScript makes bit 31 a sign.
+        return offset === 0x40 ? (0x80 << 24) | 0x12 : offset === 0x44 ? -1 : super.configRead(offset, size);
+      }
+      override barHandler(): IoHandler {
+        return { read: (_o, size) => (size === 4 ? 0x80000000 | 0 : -2), write: () => {}, read64: () => -1n };
+      }
+    }
+    const trace = new MemoryLogger();
+    const g = guardDevice(new Signed(), { onFault: () => {}, trace });
+    expect(g.configRead(0x40, 4)).toBe(0x80000012);
+    expect(g.configRead(0x44, 2)).toBe(0xffff);
+    expect(g.configRead(0x44, 1)).toBe(0xff);
+    const bar = g.barHandler!(0)!;
+    expect(bar.read(0, 4)).toBe(0x80000000);
+    expect(bar.read(0, 2)).toBe(0xfffe);
+    expect(bar.read64!(0)).toBe(0xffff_ffff_ffff_ffffn);
+    expect(trace.lines.join("\n")).toContain("signed0: config read 0x40/4 -> 0x80000012");
+  });
 });
+
