@@ -162,3 +162,23 @@ describe("VBE register file", () => {
     );
   });
 });
+
+describe("bit 31 from the guest", () => {
+  it("VBE and DAC ports take any 32-bit value, including bit 31, and always read back unsigned of the access width", async () => {
+    const { VgaDac } = await import("../src/vbe/dac.js");
+    const { vbe } = file();
+    const dac = new VgaDac(() => false, () => {});
+    const handlers = [vbe.portHandler(), dac.portHandler()];
+    fc.assert(
+      fc.property(fc.constantFrom(0, 1), fc.constantFrom(0, 1, 2, 3), fc.constantFrom(1, 2, 4), fc.oneof(fc.constantFrom(0x80000000, 0xffffffff, 0x8000ffff), fc.nat({ max: 0xffffffff })), (h, offset, size, value) => {
+        const handler = handlers[h]!;
+        const at = h === 0 ? offset % 2 : offset;
+        handler.write(at, size as 1 | 2 | 4, value);
+        const r = handler.read(at, size as 1 | 2 | 4);
+        return Number.isInteger(r) && r >= 0 && r < 2 ** (8 * size);
+      }),
+    );
+    expect(vbe.index).toBeGreaterThanOrEqual(0);
+    expect([...dac.words].every((w) => w >= 0)).toBe(true);
+  });
+});
