@@ -12,7 +12,8 @@
         "native/watcher.cc",
         "native/eventfd.cc",
         "native/fd-poll.cc",
-        "native/tap.cc"
+        "native/tap.cc",
+        "native/file.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -11,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitEventFd(env, exports);
   InitFdPoll(env, exports);
   InitTap(env, exports);
+  InitFile(env, exports);
   return exports;
 }
 }  // namespace kvmn

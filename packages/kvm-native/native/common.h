@@ -37,5 +37,6 @@ void InitVcpu(Napi::Env env, Napi::Object exports);
 void InitEventFd(Napi::Env env, Napi::Object exports);
 void InitFdPoll(Napi::Env env, Napi::Object exports);
 void InitTap(Napi::Env env, Napi::Object exports);
+void InitFile(Napi::Env env, Napi::Object exports);
 
 }  // namespace kvmn

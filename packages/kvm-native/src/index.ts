@@ -4,6 +4,7 @@ export { GuestRam, MAX_MEMORY_CHUNK, Vm, type MemoryRegion, type GsiRoute, type 
 export { Vcpu, type SregsInput } from "./vcpu.js";
 export { EventFd } from "./eventfd.js";
 export { openTap, Tap, type TapOptions } from "./tap.js";
+export { blockDeviceSize, lockFile, type FileLockMode } from "./file.js";
 export type {
   CpuidEntry,
   DescriptorTable,
