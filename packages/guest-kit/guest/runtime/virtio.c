@@ -86,6 +86,9 @@ int virtio_pci_find(u16 device_id, int nth, struct virtio_pci *d) {
 
 int virtio_negotiate(struct virtio_pci *d, u64 features) {
 	u64 c = d->common;
+	/* Memory decode and Bus Master Enable, as Linux's probe does (pci_set_master): without BME the device does no
+	 * DMA and sends no MSI-X. */
+	pci_cf8_write(0, d->slot, 0, 0x04, 2, cfg(d->slot, 0x04, 2) | 0x6);
 	mmio_write8(c + CC_STATUS, 0); /* reset */
 	mmio_write8(c + CC_STATUS, S_ACKNOWLEDGE);
 	mmio_write8(c + CC_STATUS, S_ACKNOWLEDGE | S_DRIVER);

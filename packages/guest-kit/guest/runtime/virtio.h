@@ -117,7 +117,8 @@ struct virtio_pci {
 
 /* Finds the nth (0-based) function with this device ID on bus 0; 1 when found with common and notify structures. */
 int virtio_pci_find(u16 device_id, int nth, struct virtio_pci *d);
-/* Reset, ACKNOWLEDGE, DRIVER, write `features`, FEATURES_OK; 1 when the device kept FEATURES_OK. */
+/* Memory decode and Bus Master Enable on, reset, ACKNOWLEDGE, DRIVER, write `features`, FEATURES_OK; 1 when the
+ * device kept FEATURES_OK. */
 int virtio_negotiate(struct virtio_pci *d, u64 features);
 /*
  * Sets up queue `index` with `size` entries in `ring_memory` (see virtq_init), MSI-X vector `msix_vector`
