@@ -52,7 +52,7 @@ int main(void) {
 	}
 	u8 d = (u8)found;
 	u32 cmd = pci_cf8_read(0, d, 0, 0x04, 2);
-	pci_cf8_write(0, d, 0, 0x04, 2, cmd | 0x3); /* I/O and memory decoding (the VMM enables them already) */
+	pci_cf8_write(0, d, 0, 0x04, 2, cmd | 0x7); /* I/O and memory decoding (the VMM enables them already), bus master for MSI-X */
 	u64 mem = pci_cf8_read(0, d, 0, 0x10, 4) & ~0xfUL;
 	u16 io = (u16)(pci_cf8_read(0, d, 0, 0x14, 4) & ~0x3U);
 	printf("pci-testdev at 00:%02x.0, BAR0 memory %lx, BAR1 I/O %x\n", d, mem, io);

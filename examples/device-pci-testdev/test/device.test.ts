@@ -60,7 +60,10 @@ describe("pci-testdev on the bus", () => {
     while (cap && r.cfg(cap, 1) !== 0x11) cap = r.cfg(cap + 1, 1);
     expect(cap).not.toBe(0);
     r.bus.configWrite(r.address, cap + 2, 2, r.cfg(cap + 2, 2) | 0x8000);
+    // An MSI-X message is a memory write: it waits for Bus Master Enable.
     r.mmio.write(r.mem + Reg.MSIX_TRIGGER, 4, 2);
+    expect(r.messages).toEqual([]);
+    r.bus.configWrite(r.address, 0x04, 2, r.cfg(0x04, 2) | 0x4);
     expect(r.messages).toEqual([{ address: 0xfee0_0000, data: 0x4062 }]);
     expect(r.mmio.read(r.mem + Reg.IRQ_COUNT, 4)).toBe(1);
   });
