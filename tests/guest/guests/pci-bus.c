@@ -53,7 +53,7 @@ static void check_enumeration(u64 ecam, u8 a) {
 	EXPECT(inl(0xcf8), 0x80001234, "CF8 latch reads back");
 	outl(0xcf8, 0x7fffffff);
 	outb(0xcfa, 0x55);
-	EXPECT(inl(0xcf8), 0x7fffffff, "CF8 latch ignores byte writes");
+	EXPECT(inl(0xcf8), 0x00fffffc, "CF8 latch ignores byte writes; reserved bits 30:24 and 1:0 read 0");
 
 	EXPECT(cfg(0, 0, 4), 0x29c08086, "host bridge id");
 	EXPECT(cfg(0, 8, 4) >> 8, 0x060000, "host bridge class");
@@ -67,13 +67,15 @@ static void check_enumeration(u64 ecam, u8 a) {
 	outl(0xcf8, 0x80000000);
 	EXPECT(inb(0xcfd), 0x80, "CFC byte lane 1");
 	EXPECT(inw(0xcfe), 0x29c0, "CFC word at 2");
+	EXPECT(inw(0xcfd), 0xc080, "CFC word at 1, inside the dword");
 	EXPECT(inl(0xcfe), 0xffffffff, "misaligned dword dropped");
 	EXPECT(inw(0xcff), 0xffff, "word crossing the dword dropped");
 
 	EXPECT(pci_ecam_read(ecam, 0, a, 0, 0, 4), cfg(a, 0, 4), "ECAM agrees with CF8");
 	EXPECT(pci_ecam_read(ecam, 0, a, 1, 0, 4), 0xffffffff, "ECAM absent function");
 	EXPECT(pci_ecam_read(ecam, 1, 0, 0, 0, 4), 0xffffffff, "ECAM bus 1");
-	EXPECT(mmio_read16(ecam + ((u64)a << 15) + 1), 0xffff, "ECAM misaligned word dropped");
+	EXPECT(mmio_read16(ecam + ((u64)a << 15) + 1), (cfg(a, 0, 4) >> 8) & 0xffff, "ECAM word at 1, inside the dword");
+	EXPECT(mmio_read16(ecam + ((u64)a << 15) + 3), 0xffff, "ECAM word crossing the dword dropped");
 	EXPECT(mmio_read64(ecam + ((u64)a << 15)), 0xffffffffffffffffUL, "ECAM 8-byte read dropped");
 	EXPECT(pci_ecam_read(ecam, 0, a, 0, 0x100, 4), 0, "conventional function: extended space reads 0");
 }

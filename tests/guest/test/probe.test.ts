@@ -40,6 +40,7 @@ describe("PciProbe (the guest tests' device) on a bus without KVM", () => {
     mmio.write(table, 4, 0xfee00000);
     mmio.write(table + 8, 4, 0x41);
     bus.configWrite(address, 0x42, 2, cfg(0x42, 2) | 0x8000);
+    bus.configWrite(address, 0x04, 2, cfg(0x04, 2) | 0x4); // Bus Master Enable: MSI-X messages are memory writes
     mmio.write(bar(1) + 8, 4, 0);
     expect(sent).toEqual([]);
     expect(mmio.read(pba, 4) & 1).toBe(1);
