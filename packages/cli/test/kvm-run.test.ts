@@ -102,12 +102,23 @@ describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
 
   it("the shorthands create working built-in devices: -d, -n socket, --rng, --console virtio", () => {
     const disk = path.join(tmp, "disk.img");
+    const seed = path.join(tmp, "seed.img");
     writeFileSync(disk, new Uint8Array(64 * 1024));
-    const r = vmm(["run", "-k", guests["pci-ecam"]!, "-d", disk, "-d", `${disk},ro`, "-n", `socket,path=${path.join(tmp, "net.sock")}`, "--rng", "--console", "virtio"]);
+    writeFileSync(seed, new Uint8Array(64 * 1024));
+    const r = vmm(["run", "-k", guests["pci-ecam"]!, "-d", disk, "-d", `${seed},ro`, "-n", `socket,path=${path.join(tmp, "net.sock")}`, "--rng", "--console", "virtio"]);
     expect(r.stderr).toBe("");
     for (const id of ["10421af4", "10411af4", "10441af4", "10431af4"]) expect(r.stdout).toMatch(new RegExp(`^pci 00:[0-9a-f]{2}\\.0 id ${id} `, "m"));
     expect(r.stdout.match(/id 10421af4/g)).toHaveLength(2);
     expect(r.status).toBe(0);
+  });
+
+  it("one image given twice is refused in one line naming the image, since two writers would corrupt it", () => {
+    const disk = path.join(tmp, "twice.img");
+    writeFileSync(disk, new Uint8Array(64 * 1024));
+    const r = vmm(["run", "-k", guests.hello!, "-d", disk, "-d", `${disk},ro`]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.split("\n")).toHaveLength(2);
+    expect(r.stderr).toContain(`disk image ${disk} is in use: this process`);
   });
 
   it("-n tap with a bad interface name is refused in one line, before any tap is created", () => {
