@@ -168,13 +168,7 @@ function plainStream(block: Block): Uint8Array {
     Uint8Array.from(indexBytes),
     Uint8Array.from([...footer, ...FOOTER_MAGIC]),
   ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return Buffer.concat(parts);
 }
 
 async function lzma2(stream: Uint8Array, into: Uint8Array): Promise<void> {
