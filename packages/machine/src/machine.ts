@@ -12,6 +12,7 @@ import {
 } from "@vmm/core";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
 import { installLegacyDevices, type LegacyDevices } from "./devices/legacy.js";
+import { PM_TIMER_PORT } from "./devices/pm-timer.js";
 import { writeFirmwareTables } from "./firmware/index.js";
 import type { PlatformDescription } from "./firmware/platform.js";
 import { MpState, type Kvm, type Vcpu, type Vm } from "@vmm/kvm-native";
@@ -233,6 +234,7 @@ export class Machine {
       ioapic: { id: this.cpus, address: Layout.ioapic, gsiBase: 0, pins: 24 },
       isaIrqs: [0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
       pciIntx: this.pci.intxRoutes(),
+      pmTimerPort: PM_TIMER_PORT,
       ecam: { base: Layout.ecam.base, segment: 0, startBus: 0, endBus: Layout.ecam.busCount - 1 },
     };
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CmosRtc, DebugExit, I8042, RX_QUEUE_LIMIT, Uart16550, byteHandler } from "../src/index.js";
+import { CmosRtc, DebugExit, I8042, PmTimer, RX_QUEUE_LIMIT, Uart16550, byteHandler } from "../src/index.js";
 import { Line } from "./irq-line.js";
 
 function uart() {
@@ -178,6 +178,22 @@ describe("DebugExit", () => {
     h.write(0, 1, 7);
     h.write(0, 4, 0x1234);
     expect(seen).toEqual([7, 0x34]);
+  });
+});
+
+describe("PmTimer", () => {
+  it("counts at 3.579545 MHz from zero, wraps at 24 bits, and serves any byte lane", () => {
+    let ns = 5_000_000_000n;
+    const t = new PmTimer(() => ns);
+    expect(t.read(0, 4)).toBe(0);
+    ns += 1_000_000_000n; // one second
+    expect(t.read(0, 4)).toBe(3_579_545);
+    expect(t.read(1, 1)).toBe((3_579_545 >>> 8) & 0xff);
+    expect(t.read(2, 2)).toBe(3_579_545 >>> 16);
+    ns += 4_000_000_000n; // 5 s = 17,897,725 ticks, past 2^24
+    expect(t.read(0, 4)).toBe(17_897_725 - 2 ** 24);
+    t.write();
+    expect(t.read(0, 4)).toBe(17_897_725 - 2 ** 24);
   });
 });
 

@@ -84,6 +84,19 @@ describe("ACPI tables", () => {
     expect(fadt.length).toBe(276);
     expect(u32(fadt, 40)).toBe(bySig.get("DSDT")!.address);
     expect(Number(new DataView(fadt.buffer).getBigUint64(140, true))).toBe(bySig.get("DSDT")!.address);
+    // No PM timer unless the platform has one.
+    expect(u32(fadt, 76)).toBe(0);
+    expect(fadt.subarray(208, 220).every((b) => b === 0)).toBe(true);
+  });
+
+  it("points the FADT's PM_TMR_BLK and X_PM_TMR_BLK (system I/O, 32 bits, dword access) at the PM timer", () => {
+    const fadt = buildAcpiTables({ ...platform, pmTimerPort: 0x608 }, 0xf0000).find((t) => text(t.bytes, 0, 4) === "FACP")!.bytes;
+    expect(byteSum(fadt)).toBe(0);
+    expect(u32(fadt, 76)).toBe(0x608);
+    expect(fadt[91]).toBe(4); // PM_TMR_LEN
+    expect(u32(fadt, 112) & (1 << 8)).toBe(0); // TMR_VAL_EXT clear: a 24-bit timer
+    expect([...fadt.subarray(208, 212)]).toEqual([1, 32, 0, 3]);
+    expect(Number(new DataView(fadt.buffer, fadt.byteOffset).getBigUint64(212, true))).toBe(0x608);
   });
 
   it("describes the ECAM window in MCFG and every CPU in the MADT", () => {

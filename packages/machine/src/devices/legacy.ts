@@ -2,6 +2,7 @@ import type { AddressSpace, InterruptController, Registration } from "@vmm/core"
 import { byteHandler } from "./byte-registers.js";
 import { CMOS_PORTS, CmosRtc, type CmosMemorySizes } from "./cmos-rtc.js";
 import { DEBUG_EXIT_PORT, DebugExit, PostCodePort } from "./debug-exit.js";
+import { PM_TIMER_PORT, PmTimer } from "./pm-timer.js";
 import { I8042, I8042_PORTS } from "./i8042.js";
 import { COM1, Uart16550 } from "./uart16550.js";
 
@@ -21,6 +22,7 @@ export interface LegacyDevices {
   readonly rtc: CmosRtc;
   readonly debugExit: DebugExit;
   readonly postCode: PostCodePort;
+  readonly pmTimer: PmTimer;
   readonly registrations: readonly Registration[];
 }
 
@@ -31,6 +33,7 @@ export function installLegacyDevices(o: LegacyDeviceOptions): LegacyDevices {
   const rtc = new CmosRtc(o.memory, o.now);
   const debugExit = new DebugExit(o.onDebugExit);
   const postCode = new PostCodePort();
+  const pmTimer = new PmTimer();
   const i8042Handler = byteHandler(i8042);
   const registrations = [
     o.pio.register(COM1.port, 8, "serial0 (16550A)", byteHandler(uart)),
@@ -43,6 +46,7 @@ export function installLegacyDevices(o: LegacyDeviceOptions): LegacyDevices {
     o.pio.register(CMOS_PORTS.index, 2, "cmos-rtc", byteHandler(rtc)),
     o.pio.register(DEBUG_EXIT_PORT, 1, "debug-exit", byteHandler(debugExit)),
     o.pio.register(0x80, 1, "post-code", byteHandler(postCode)),
+    o.pio.register(PM_TIMER_PORT, 4, "acpi-pm-timer", pmTimer),
   ];
-  return { uart, i8042, rtc, debugExit, postCode, registrations };
+  return { uart, i8042, rtc, debugExit, postCode, pmTimer, registrations };
 }

@@ -8,5 +8,7 @@ export interface PlatformDescription {
   readonly isaIrqs: readonly number[];
   /** PCI INTx routes: device number on bus 0, pin 1..4 (INTA..INTD), the IOAPIC pin (GSI). Level, active low. */
   readonly pciIntx: readonly { readonly bus: number; readonly device: number; readonly pin: number; readonly gsi: number }[];
+  /** The ACPI PM timer's I/O port, when the machine has one (the FADT points at it). */
+  readonly pmTimerPort?: number;
   readonly ecam: { readonly base: number; readonly segment: number; readonly startBus: number; readonly endBus: number };
 }

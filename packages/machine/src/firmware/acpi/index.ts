@@ -36,7 +36,7 @@ export function buildAcpiTables(p: PlatformDescription, base: number, descriptio
     return address;
   };
   const dsdt = put(buildDsdt(description));
-  const pointed = [put(buildFadt(dsdt)), put(buildMadt(p)), put(buildMcfg(p.ecam))];
+  const pointed = [put(buildFadt(dsdt, p.pmTimerPort)), put(buildMadt(p)), put(buildMcfg(p.ecam))];
   const rsdt = put(buildRsdt(pointed));
   const xsdt = put(buildXsdt(pointed));
   placed.unshift({ address: base, bytes: buildRsdp(rsdt, xsdt) });

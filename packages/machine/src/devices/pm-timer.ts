@@ -1,0 +1,32 @@
+import type { IoHandler, SmallAccessSize } from "@vmm/core";
+
+/** Where ICH9's ACPI block (PMBASE 0x600) puts the PM timer; firmware tables point the guest at it. */
+export const PM_TIMER_PORT = 0x608;
+/** The ACPI PM timer's fixed rate (ACPI 6.5, 4.8.3.3): 3.579545 MHz. */
+export const PM_TIMER_HZ = 3_579_545n;
+const MASK_24 = 0xff_ffffn;
+
+/**
+ * The ACPI power-management timer: a free-running 24-bit counter at 3.579545 MHz, read through one dword port
+ * (any byte lane may be read alone). Writes are ignored. Guests use it as a clocksource and to calibrate the TSC.
+ */
+export class PmTimer implements IoHandler {
+  private readonly start: bigint;
+
+  /** `nowNs`: a monotonic clock in nanoseconds. */
+  constructor(private readonly nowNs: () => bigint = process.hrtime.bigint) {
+    this.start = nowNs();
+  }
+
+  /** The counter's value now (24 bits). */
+  count(): number {
+    return Number((((this.nowNs() - this.start) * PM_TIMER_HZ) / 1_000_000_000n) & MASK_24);
+  }
+
+  read(offset: number, size: SmallAccessSize): number {
+    const shifted = this.count() >>> (8 * offset);
+    return size === 4 ? shifted >>> 0 : shifted & ((1 << (8 * size)) - 1);
+  }
+
+  write(): void {}
+}
