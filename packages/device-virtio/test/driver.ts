@@ -13,6 +13,16 @@ export function makeMemory(size = 1 << 20, gpa = RAM_BASE): GuestMemory {
   return new GuestMemory([{ gpa, bytes: new Uint8Array(size) }]);
 }
 
+/**
+ * RAM from `gpa` as adjacent regions of `chunk` bytes, the way the host hands over RAM above 4 GiB (one
+ * ArrayBuffer per chunk of at most 4 GiB), so tests can put guest buffers across a chunk boundary.
+ */
+export function makeChunkedMemory(size: number, chunk: number, gpa = RAM_BASE): { memory: GuestMemory; chunks: Uint8Array[] } {
+  const chunks: Uint8Array[] = [];
+  for (let at = 0; at < size; at += chunk) chunks.push(new Uint8Array(Math.min(chunk, size - at)));
+  return { memory: new GuestMemory(chunks.map((bytes, i) => ({ gpa: gpa + i * chunk, bytes }))), chunks };
+}
+
 /** A bump allocator over guest RAM. */
 export class Allocator {
   constructor(private next: number) {}

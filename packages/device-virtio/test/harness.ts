@@ -122,8 +122,7 @@ export class ModernDriver {
   }
 }
 
-export function setupTransport(device: VirtioDevice, memSize = 4 << 20) {
-  const mem = makeMemory(memSize);
+export function setupTransport(device: VirtioDevice, memSize = 4 << 20, mem: GuestMemory = makeMemory(memSize)) {
   const alloc = new Allocator(RAM_BASE);
   const sink = new RecordingSink();
   const logger = new MemoryLogger();

@@ -19,7 +19,8 @@ export class VirtioRng extends VirtioDevice {
       for (const s of chain.writable) {
         const n = Math.min(s.len, MAX_REQUEST - written);
         if (n <= 0) break;
-        randomFillSync(ctx.memory.view(s.addr, n));
+        // segments(), not view(): the buffer may cross from one host RAM chunk into the next.
+        for (const part of ctx.memory.segments(s.addr, n)) randomFillSync(part);
         written += n;
       }
       return written;

@@ -108,7 +108,8 @@ export function gather(memory: GuestMemory, segments: readonly Segment[], offset
       continue;
     }
     const n = Math.min(s.len - offset, dst.length - done);
-    dst.set(memory.view(s.addr + offset, n), done);
+    // read(), not view(): a guest buffer may cross from one host RAM chunk into the next.
+    memory.read(s.addr + offset, dst.subarray(done, done + n));
     done += n;
     offset = 0;
   }
