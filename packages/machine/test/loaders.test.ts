@@ -116,6 +116,17 @@ describe("ELF loader", () => {
     expect(memory.readU64(pd3 + 511 * 8)).toBe(0xffe00000n | 0x83n);
   });
 
+  it("zeroes a .bss that crosses from one RAM chunk into the next (RAM above 4 GiB comes in chunks)", () => {
+    const chunk = 16 * MiB;
+    const memory = new GuestMemory([
+      { gpa: 0, bytes: new Uint8Array(chunk) },
+      { gpa: chunk, bytes: new Uint8Array(chunk) },
+    ]);
+    memory.write(chunk - 4, Uint8Array.of(9, 9, 9, 9, 9, 9, 9, 9));
+    loadElf(memory, elf(chunk - 8, [{ paddr: chunk - 8, data: [1, 2], memSize: 16 }]));
+    expect([...memory.segments(chunk - 8, 16).flatMap((p) => [...p])]).toEqual([1, 2, ...new Array(14).fill(0)]);
+  });
+
   it("rejects malformed and misplaced images with clear errors", () => {
     const memory = ram();
     expect(() => loadElf(memory, new Uint8Array(100))).toThrow(/no ELF magic/);

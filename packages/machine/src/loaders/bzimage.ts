@@ -237,7 +237,7 @@ export function loadBzImage(memory: GuestMemory, image: Uint8Array, options: BzI
     for (const seg of elf.segments) {
       if (seg.paddr < BZIMAGE_LOAD) bad(`kernel segment at 0x${seg.paddr.toString(16)} lies below 1 MiB`);
       place(memory, seg.paddr, vmlinux.subarray(seg.fileOffset, seg.fileOffset + seg.fileSize), "decompressed kernel");
-      memory.view(seg.paddr + seg.fileSize, seg.memSize - seg.fileSize).fill(0);
+      for (const part of memory.segments(seg.paddr + seg.fileSize, seg.memSize - seg.fileSize)) part.fill(0);
       segments.push({ gpa: seg.paddr, size: seg.memSize });
     }
     return {

@@ -83,7 +83,8 @@ export function loadElf(memory: GuestMemory, image: Uint8Array): LoadedImage {
   }
   for (const s of elf.segments) {
     place(memory, s.paddr, image.subarray(s.fileOffset, s.fileOffset + s.fileSize), "ELF segment");
-    memory.view(s.paddr + s.fileSize, s.memSize - s.fileSize).fill(0);
+    // segments(): a segment may cross a boundary between RAM chunks (guest RAM above 4 GiB).
+    for (const part of memory.segments(s.paddr + s.fileSize, s.memSize - s.fileSize)) part.fill(0);
   }
   writeIdentityPaging(memory);
   const entry = longModeEntry({ rip: elf.entry });
