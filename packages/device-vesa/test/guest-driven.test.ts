@@ -15,7 +15,7 @@ import { VbeIndex } from "../src/vbe/registers.js";
 import { haveChromium, launchChromium, warnNoChromium } from "./support/browser.js";
 import { machine } from "./support/guest.js";
 import { expectedFrame, firstDifference } from "./support/pattern.js";
-import { decodePng } from "./support/png-decode.js";
+import { decodePng } from "@vmm/test-support";
 
 const VNCSNAPSHOT = "/usr/bin/vncsnapshot";
 const WIDTH = 400;

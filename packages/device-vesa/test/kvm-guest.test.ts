@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { MemoryLogger, Tokens, validateOptions, type DeviceType } from "@vmm/core";
 import { kvmAvailability } from "@vmm/kvm-native";
 import { Machine } from "@vmm/machine";
-import { kvmTestGate } from "@vmm/test-support";
+import { decodePng, kvmTestGate } from "@vmm/test-support";
 import jpeg from "jpeg-js";
 import { afterAll, describe, expect, it } from "vitest";
 import type { VesaDevice } from "../src/device.js";
@@ -19,7 +19,6 @@ import plugin from "../src/plugin.js";
 import { haveChromium, launchChromium, warnNoChromium } from "./support/browser.js";
 import { buildPackageGuest } from "./support/build-guest.js";
 import { expectedFrame, firstDifference, patternColour } from "./support/pattern.js";
-import { decodePng } from "./support/png-decode.js";
 
 const kvm = kvmTestGate("@vmm/device-vesa", { what: "KVM guest test", check: kvmAvailability });
 const VNCSNAPSHOT = "/usr/bin/vncsnapshot";

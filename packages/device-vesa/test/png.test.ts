@@ -5,8 +5,8 @@ import { describe, expect, it } from "vitest";
 import { crc32, encodePng, PngDisplay } from "../src/displays/png.js";
 import { VesaScreen } from "../src/screen.js";
 import { VbeEnable, VbeIndex } from "../src/vbe/registers.js";
-import { decodePng } from "./support/png-decode.js";
 import { expectedFrame, firstDifference } from "./support/pattern.js";
+import { decodePng } from "@vmm/test-support";
 
 describe("PNG encoder", () => {
   it("computes the standard CRC-32", () => {

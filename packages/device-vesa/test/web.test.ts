@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebDisplay } from "../src/displays/web/server.js";
 import { acceptKey } from "../src/displays/web/websocket.js";
 import { expectedFrame, firstDifference } from "./support/pattern.js";
-import { decodePng } from "./support/png-decode.js";
 import { drawPattern, screenWithPattern, setMode } from "./support/screen.js";
 import { haveChromium, launchChromium, warnNoChromium } from "./support/browser.js";
+import { decodePng } from "@vmm/test-support";
 
 warnNoChromium();
 

@@ -1,3 +1,4 @@
 // The KVM gate has no side effects on import. The network-namespace harness probes the host when imported,
 // so it lives behind its own entry point: @vmm/test-support/netns.
 export { devKvmUsable, kvmSkipBanner, kvmTestGate, type KvmAvailability, type KvmTestGateOptions } from "./kvm-gate.js";
+export { decodePng, type DecodedPng } from "./png-decode.js";

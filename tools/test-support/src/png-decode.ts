@@ -1,9 +1,16 @@
-import { inflateSync } from "node:zlib";
-import { crc32 } from "../../src/displays/png.js";
-import type { RgbaFrame } from "../../src/framebuffer.js";
+// A strict PNG reader for tests that look at what a display wrote (device-vesa's displays, a Linux guest's
+// framebuffer console).
+import { crc32, inflateSync } from "node:zlib";
+
+export interface DecodedPng {
+  readonly width: number;
+  readonly height: number;
+  /** 4 bytes a pixel, rows top to bottom. */
+  readonly rgba: Uint8Array;
+}
 
 /** A strict PNG reader for tests: 8-bit RGB/RGBA, non-interlaced, all filters; checks signature and CRCs. */
-export function decodePng(png: Uint8Array): RgbaFrame {
+export function decodePng(png: Uint8Array): DecodedPng {
   const buf = Buffer.from(png);
   if (buf.subarray(0, 8).toString("hex") !== "89504e470d0a1a0a") throw new Error("not a PNG");
   let at = 8;
