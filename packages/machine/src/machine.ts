@@ -12,6 +12,7 @@ import {
 } from "@vmm/core";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
 import { installLegacyDevices, type LegacyDevices } from "./devices/legacy.js";
+import { LineBuffer } from "./devices/line-buffer.js";
 import { PM_TIMER_PORT } from "./devices/pm-timer.js";
 import { writeFirmwareTables } from "./firmware/index.js";
 import type { PlatformDescription } from "./firmware/platform.js";
@@ -93,10 +94,12 @@ function memoryMiB(o: MachineOptions): number {
   return 256;
 }
 
-function outputSink(output: NonNullable<MachineOptions["serial"]>["output"]): (bytes: Uint8Array) => void {
-  if (!output) return (b) => void process.stdout.write(b);
-  if (typeof output === "function") return output;
-  return (b) => void output.write(b);
+/** Where COM1's bytes go: a function gets each byte as it is sent; a stream gets whole lines (LineBuffer). */
+function outputSink(output: NonNullable<MachineOptions["serial"]>["output"]): { write: (bytes: Uint8Array) => void; flush: () => void } {
+  if (typeof output === "function") return { write: output, flush: () => {} };
+  const stream = output ?? process.stdout;
+  const lines = new LineBuffer((b) => void stream.write(b));
+  return { write: lines.push, flush: lines.flush };
 }
 
 /**
@@ -117,6 +120,7 @@ export class Machine {
   readonly msiRoutes: MsiRouter;
   readonly pci: PciHost;
   readonly legacy: LegacyDevices;
+  private readonly flushSerial: () => void;
   /** The PS/2 keyboard by keysym; also in `container` under MachineTokens.Keyboard. */
   readonly keyboard: KeysymKeyboard;
   /** A display device's screen_info for bzImage boots; also under MachineTokens.BootFramebuffer. */
@@ -182,10 +186,12 @@ export class Machine {
       this.container.register(Tokens.Logger, { useValue: this.logger });
       this.container.register(MachineTokens.MsiRoutes, { useValue: this.msiRoutes });
 
+      const serial = outputSink(options.serial ? options.serial.output : process.stdout);
+      this.flushSerial = serial.flush;
       this.legacy = installLegacyDevices({
         pio: this.pio,
         interrupts: this.interrupts,
-        serialOutput: outputSink(options.serial ? options.serial.output : process.stdout),
+        serialOutput: serial.write,
         memory: { baseKiB: this.memoryMap.lowKiB, extendedBytes: this.memoryMap.extendedBytes, highBytes: this.memoryMap.highBytes },
         onReset: () => this.loop.stop({ status: 0, reason: "reset", message: "the guest reset the machine (i8042 reset line: command 0xFE or the output port)" }),
         onDebugExit: (status) => this.loop.stop({ status, reason: "debug-exit", message: `the guest wrote ${status} to the debug-exit port` }),
@@ -305,6 +311,7 @@ export class Machine {
       return await this.loop.run();
     } finally {
       input?.off("data", onData);
+      this.flushSerial();
       // Stdin was only read for this run: stop reading so it does not keep the process alive.
       stdin?.pause();
       this.state = "done";

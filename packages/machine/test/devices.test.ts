@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CmosRtc, DebugExit, I8042, PmTimer, RX_QUEUE_LIMIT, Uart16550, byteHandler } from "../src/index.js";
+import { CmosRtc, DebugExit, I8042, LineBuffer, PmTimer, RX_QUEUE_LIMIT, Uart16550, byteHandler } from "../src/index.js";
 import { Line } from "./irq-line.js";
 
 function uart() {
@@ -178,6 +178,21 @@ describe("DebugExit", () => {
     h.write(0, 1, 7);
     h.write(0, 4, 0x1234);
     expect(seen).toEqual([7, 0x34]);
+  });
+});
+
+describe("LineBuffer (serial output to a stream)", () => {
+  it("writes whole lines, caps a line's length, and writes a partial line when the event loop turns", async () => {
+    const writes: string[] = [];
+    const lines = new LineBuffer((b) => writes.push(Buffer.from(b).toString("latin1")), 8);
+    for (const c of "ab\ncd") lines.push(Uint8Array.of(c.charCodeAt(0)));
+    expect(writes).toEqual(["ab\n"]);
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toEqual(["ab\n", "cd"]);
+    lines.push(Buffer.from("0123456789"));
+    expect(writes.slice(2)).toEqual(["01234567"]);
+    lines.flush();
+    expect(writes.slice(2)).toEqual(["01234567", "89"]);
   });
 });
 
