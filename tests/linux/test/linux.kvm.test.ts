@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Layout } from "@vmm/machine";
 import { decodePng, kvmSkipBanner } from "@vmm/test-support";
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { bootLinux, parsePci, sectorPattern, type BootResult } from "../src/boot.js";
+import { bootLinux, parsePci, sectorPattern, type BootOptions, type BootResult } from "../src/boot.js";
 
 const guest = inject("linuxGuest");
 if (!guest.ok) console.warn(kvmSkipBanner("@vmm/linux-tests", "Linux guest tests", guest.reason));
@@ -70,54 +70,63 @@ function interruptLine(r: BootResult, name: RegExp): { count: number; chip: stri
   return m ? { count: Number(m[1]), chip: m[2]! } : undefined;
 }
 
-describe.skipIf(!guest.ok)("Linux 6.1 boots under vmm and drives every device with its own drivers", () => {
-  const g = guest as { ok: true; bzImage: string; initramfs: string };
+type GuestOptions = Omit<BootOptions, "bzImage" | "initramfs" | "timeoutMs">;
 
+/** Boots once in the block's beforeAll; its tests read `boot.r`, and `boot.log` says where the serial log went. */
+function bootBeforeAll(tag: string, options: () => GuestOptions, after?: () => void): { r: BootResult; log: string } {
+  const boot = { r: undefined as unknown as BootResult, log: "" };
+  beforeAll(async () => {
+    const g = guest as { ok: true; bzImage: string; initramfs: string };
+    try {
+      boot.r = await bootLinux({ bzImage: g.bzImage, initramfs: g.initramfs, timeoutMs: 200_000, ...options() });
+    } finally {
+      after?.();
+    }
+    boot.log = saveLog(tag, boot.r);
+  }, 220_000);
+  return boot;
+}
+
+describe.skipIf(!guest.ok)("Linux 6.1 boots under vmm and drives every device with its own drivers", () => {
   describe("with MSI-X", () => {
     const { disk, seed } = disks("msix");
     const consoleSocket = join(tmp, "console.sock");
-    let r: BootResult;
-    let log = "";
     let hostHeard = "";
-
-    beforeAll(async () => {
-      let console: Socket | undefined;
-      const answer = () => {
-        console = connect(consoleSocket);
-        console.on("error", () => {});
-        let answered = false;
-        console.on("data", (d) => {
-          hostHeard += d.toString();
-          // Once: hvc0 is a tty that echoes what the host sends.
-          if (!answered && hostHeard.includes("\n")) {
-            answered = true;
-            console!.write("hello from the host\n");
-          }
-        });
-      };
-      r = await bootLinux({
-        bzImage: g.bzImage,
-        initramfs: g.initramfs,
+    let hostEnd: Socket | undefined;
+    const answer = () => {
+      hostEnd = connect(consoleSocket);
+      hostEnd.on("error", () => {});
+      let answered = false;
+      hostEnd.on("data", (d) => {
+        hostHeard += d.toString();
+        // Once: hvc0 is a tty that echoes what the host sends.
+        if (!answered && hostHeard.includes("\n")) {
+          answered = true;
+          hostEnd!.write("hello from the host\n");
+        }
+      });
+    };
+    const boot = bootBeforeAll(
+      "msix",
+      () => ({
         vmmArgs: ["-m", "256M", "-d", disk, "-d", `${seed},ro`, "--rng", "--device", `virtio-console,backend=socket,path=${consoleSocket}`],
         checks: ["pci", "rng", "blk-write:vda:2048", "blk-read:vdb", "blk-ro:vdb", "console", "rescan:0000:00:01.0", "blk-write:vda:4096", "interrupts"],
         // The console socket exists once vmm is up; connect when the kernel starts talking.
         onLine: (line) => {
-          if (!console && line.includes("Linux version")) answer();
+          if (!hostEnd && line.includes("Linux version")) answer();
         },
-        timeoutMs: 200_000,
-      });
-      console?.destroy();
-      log = saveLog("msix", r);
-    }, 220_000);
+      }),
+      () => hostEnd?.destroy(),
+    );
 
     it("reaches userspace and its init finishes every check, with no PCI or driver errors in the kernel log and no clock parameters", () => {
-      expectClean(r, log);
-      console.info(`[linux] userspace ${((r.userspaceMs ?? 0) / 1000).toFixed(1)} s after vmm started`);
+      expectClean(boot.r, boot.log);
+      console.info(`[linux] userspace ${((boot.r.userspaceMs ?? 0) / 1000).toFixed(1)} s after vmm started`);
     });
 
     it("enumerates over MMCONFIG exactly the functions vmm created, with their IDs, classes and BARs inside the root bridge window", () => {
-      expect(r.serial).toMatch(/PCI: Using configuration type 1 for base access|PCI: MMCONFIG at \[mem 0xe0000000/);
-      const fns = parsePci(r.report);
+      expect(boot.r.serial).toMatch(/PCI: Using configuration type 1 for base access|PCI: MMCONFIG at \[mem 0xe0000000/);
+      const fns = parsePci(boot.r.report);
       expect(fns.map((f) => [f.bdf, f.vendor, f.device, f.classCode, f.driver])).toEqual([
         ["0000:00:00.0", 0x8086, 0x29c0, 0x060000, "none"],
         ["0000:00:01.0", VIRTIO_VENDOR, 0x1042, 0x018000, "virtio-pci"],
@@ -139,9 +148,9 @@ describe.skipIf(!guest.ok)("Linux 6.1 boots under vmm and drives every device wi
     });
 
     it("virtio-blk: a pattern written through /dev/vda and flushed is on the host's image, also after the function was removed and rescanned", () => {
-      expect(r.report).toContain("blk-write vda lba=2048 bytes=8192 ok");
-      expect(r.report).toContain("rescan 0000:00:01.0 ok");
-      expect(r.report).toContain("blk-write vda lba=4096 bytes=8192 ok");
+      expect(boot.r.report).toContain("blk-write vda lba=2048 bytes=8192 ok");
+      expect(boot.r.report).toContain("rescan 0000:00:01.0 ok");
+      expect(boot.r.report).toContain("blk-write vda lba=4096 bytes=8192 ok");
       const image = readFileSync(disk);
       for (const lba of [2048, 4096]) {
         expect(Buffer.compare(image.subarray(lba * 512, lba * 512 + 8192), Buffer.from(sectorPattern(lba, 8192))), `LBA ${lba}`).toBe(0);
@@ -151,16 +160,16 @@ describe.skipIf(!guest.ok)("Linux 6.1 boots under vmm and drives every device wi
     });
 
     it("virtio-blk read-only: Linux reads the seed disk and refuses to write it", () => {
-      const read = r.report.find((l) => l.startsWith("blk-read vdb "));
+      const read = boot.r.report.find((l) => l.startsWith("blk-read vdb "));
       expect(read).toBe(`blk-read vdb size=${MiB} head=${Buffer.concat([Buffer.from(SEED_TEXT), Buffer.alloc(64 - SEED_TEXT.length)]).toString("hex")}`);
-      const ro = r.report.find((l) => l.startsWith("blk-ro vdb "));
+      const ro = boot.r.report.find((l) => l.startsWith("blk-ro vdb "));
       // Opening may succeed, but the write fails (EPERM); nothing reaches the image.
       expect(ro).toMatch(/^blk-ro vdb open-for-write=(-1[0-9]|-30|0 write=-1 fsync=0)$/);
       expect(readFileSync(seed).subarray(0, SEED_TEXT.length).toString()).toBe(SEED_TEXT);
     });
 
     it("virtio-rng: /dev/hwrng is backed by virtio_rng and delivers bytes", () => {
-      const line = r.report.find((l) => l.startsWith("rng "));
+      const line = boot.r.report.find((l) => l.startsWith("rng "));
       expect(line).toMatch(/^rng current=virtio_rng\.0 bytes=[0-9a-f]{64}$/);
       expect(line).not.toMatch(/bytes=0{64}$/);
     });
@@ -168,57 +177,48 @@ describe.skipIf(!guest.ok)("Linux 6.1 boots under vmm and drives every device wi
     it("virtio-console: hvc0 carries a line each way", () => {
       // The tty's output processing turns the guest's "\n" into "\r\n".
       expect(hostHeard).toMatch(/^hello from the guest on hvc0\r\n/);
-      expect(r.report).toContain("console received=hello from the host");
+      expect(boot.r.report).toContain("console received=hello from the host");
     });
 
     it("interrupts: every virtqueue that completed work raised its own MSI-X vector", () => {
       for (const queue of [/virtio0-req\.0/, /virtio2-input/, /virtio3-input/]) {
-        const line = interruptLine(r, queue);
+        const line = interruptLine(boot.r, queue);
         expect(line, String(queue)).toBeDefined();
         expect(line!.chip, String(queue)).toBe("PCI-MSI");
         expect(line!.count, String(queue)).toBeGreaterThan(0);
       }
-      expect(interrupts(r).some((l) => /IO-APIC.*virtio/.test(l))).toBe(false);
+      expect(interrupts(boot.r).some((l) => /IO-APIC.*virtio/.test(l))).toBe(false);
     });
   });
 
   describe("with pci=nomsi (INTx) and a BAR reassignment Linux asks for", () => {
     const { disk, seed } = disks("intx");
-    let r: BootResult;
-    let log = "";
-
-    beforeAll(async () => {
-      r = await bootLinux({
-        bzImage: g.bzImage,
-        initramfs: g.initramfs,
-        vmmArgs: ["-m", "256M", "-d", disk, "-d", `${seed},ro`, "--rng"],
-        // 1 MiB alignment for 00:02.0: Linux releases its BARs and assigns new ones before the driver binds.
-        kernelArgs: ["pci=nomsi,resource_alignment=20@0000:00:02.0"],
-        checks: ["pci", "rng", "blk-write:vda:2048", "blk-read:vdb", "interrupts"],
-        timeoutMs: 200_000,
-      });
-      log = saveLog("intx", r);
-    }, 220_000);
+    const boot = bootBeforeAll("intx", () => ({
+      vmmArgs: ["-m", "256M", "-d", disk, "-d", `${seed},ro`, "--rng"],
+      // 1 MiB alignment for 00:02.0: Linux releases its BARs and assigns new ones before the driver binds.
+      kernelArgs: ["pci=nomsi,resource_alignment=20@0000:00:02.0"],
+      checks: ["pci", "rng", "blk-write:vda:2048", "blk-read:vdb", "interrupts"],
+    }));
 
     it("finishes every check with no PCI or driver errors", () => {
-      expectClean(r, log);
+      expectClean(boot.r, boot.log);
     });
 
     it("moves 00:02.0's BARs to 1 MiB-aligned addresses, and the disk behind it still reads", () => {
-      const moved = parsePci(r.report).find((f) => f.bdf === "0000:00:02.0")!;
+      const moved = parsePci(boot.r.report).find((f) => f.bdf === "0000:00:02.0")!;
       expect(moved.bars.length).toBe(2);
       for (const b of moved.bars) expect(b.start % BigInt(MiB), `BAR${b.index}`).toBe(0n);
-      expect(r.report.find((l) => l.startsWith("blk-read vdb "))).toMatch(new RegExp(`size=${MiB} head=${Buffer.from(SEED_TEXT).toString("hex")}`));
+      expect(boot.r.report.find((l) => l.startsWith("blk-read vdb "))).toMatch(new RegExp(`size=${MiB} head=${Buffer.from(SEED_TEXT).toString("hex")}`));
     });
 
     it("delivers virtio interrupts on IOAPIC pins 16-19 (the DSDT's _PRT) and none by MSI", () => {
-      expect(interrupts(r).some((l) => /PCI-MSI/.test(l))).toBe(false);
+      expect(interrupts(boot.r).some((l) => /PCI-MSI/.test(l))).toBe(false);
       // /proc/interrupts: "IRQ: count IO-APIC PIN-fasteoi virtioN"; Linux numbers IRQs its own way, pins are GSIs.
       for (const dev of ["virtio0", "virtio1", "virtio2"]) {
-        const line = interrupts(r).find((l) => new RegExp(`\\s${dev}$`).test(l));
+        const line = interrupts(boot.r).find((l) => new RegExp(`\\s${dev}$`).test(l));
         expect(line, dev).toMatch(/^\s*\d+:\s+\d+\s+IO-APIC\s+1[6-9]-fasteoi\s/);
       }
-      expect(interruptLine(r, /\svirtio0$/)!.count).toBeGreaterThan(0);
+      expect(interruptLine(boot.r, /\svirtio0$/)!.count).toBeGreaterThan(0);
       const image = readFileSync(disk);
       expect(Buffer.compare(image.subarray(2048 * 512, 2048 * 512 + 8192), Buffer.from(sectorPattern(2048, 8192)))).toBe(0);
     });
@@ -226,29 +226,19 @@ describe.skipIf(!guest.ok)("Linux 6.1 boots under vmm and drives every device wi
 });
 
 describe.skipIf(!guest.ok)("Linux draws its console on the vesa device's boot framebuffer", () => {
-  const g = guest as { ok: true; bzImage: string; initramfs: string };
   const png = join(tmp, "screen.png");
-  let r: BootResult;
-  let log = "";
-
-  beforeAll(async () => {
-    r = await bootLinux({
-      bzImage: g.bzImage,
-      initramfs: g.initramfs,
-      vmmArgs: ["-m", "256M", "--device", `vesa,display=png:${png}`],
-      kernelArgs: ["console=tty0"],
-      checks: ["cat:/sys/class/graphics/fb0/name", "cat:/sys/class/graphics/fb0/virtual_size"],
-      timeoutMs: 200_000,
-    });
-    log = saveLog("vesa", r);
-  }, 220_000);
+  const boot = bootBeforeAll("vesa", () => ({
+    vmmArgs: ["-m", "256M", "--device", `vesa,display=png:${png}`],
+    kernelArgs: ["console=tty0"],
+    checks: ["cat:/sys/class/graphics/fb0/name", "cat:/sys/class/graphics/fb0/virtual_size"],
+  }));
 
   it("vesafb takes the screen_info framebuffer and fbcon shows text on it, as the PNG display saw it", () => {
-    expect(r.report.at(-1), log).toBe("done failures=0");
-    expect(r.serial).toMatch(/vesafb: framebuffer at 0x[0-9a-f]+, mapped to/);
-    expect(r.serial).toMatch(/Console: switching to colour frame buffer device \d+x\d+/);
-    expect(r.report).toContain("/sys/class/graphics/fb0/name VESA VGA");
-    const size = /\/sys\/class\/graphics\/fb0\/virtual_size (\d+),(\d+)/.exec(r.report.join("\n"));
+    expect(boot.r.report.at(-1), boot.log).toBe("done failures=0");
+    expect(boot.r.serial).toMatch(/vesafb: framebuffer at 0x[0-9a-f]+, mapped to/);
+    expect(boot.r.serial).toMatch(/Console: switching to colour frame buffer device \d+x\d+/);
+    expect(boot.r.report).toContain("/sys/class/graphics/fb0/name VESA VGA");
+    const size = /\/sys\/class\/graphics\/fb0\/virtual_size (\d+),(\d+)/.exec(boot.r.report.join("\n"));
     const image = decodePng(readFileSync(png));
     expect([image.width, image.height]).toEqual([Number(size![1]), Number(size![2])]);
     // Text, not a blank or filled screen: lit pixels in many 16-pixel character rows, a small share of the screen.
