@@ -123,9 +123,9 @@ describe("runtime errors exit 1 with one line", () => {
   });
 
   it("a plugin whose register() never settles is timed out with one line naming it (not exit 13 without a word)", () => {
-    const r = vmm(["run", "-k", kernel, "--plugin", fixturePlugin("register-hangs.mjs")], { env: { VMM_INTERNAL_SETTLE_TIMEOUT_MS: "300" } });
+    const r = vmm(["run", "-k", kernel, "--plugin", fixturePlugin("register-hangs.mjs")], { env: { VMM_INTERNAL_SETTLE_TIMEOUT_MS: "1500" } });
     expect(r.stdout).toBe("sleepy: registering\n");
-    expectOneLineError(r, 1, /^vmm: error: plugin sleepy: register did not finish within 300 ms \(a promise that never settles\?\)$/);
+    expectOneLineError(r, 1, /^vmm: error: plugin sleepy: register did not finish within 1500 ms \(a promise that never settles\?\)$/);
   });
 
   it("--debug adds the stack trace", () => {

@@ -251,6 +251,9 @@ describe("vmm run assembles one VM through its DI container", () => {
   });
 });
 
+// Long enough that loading a fixture module (transformed on first use, on a cold machine) is not what times out.
+const HANG_MS = 1500;
+
 describe("plugin code that never settles, and signals while the VM is assembled", () => {
   const sloppy = fixturePlugin("bad-device.mjs");
   const defaultTimeout = settleTimeouts.ms;
@@ -267,29 +270,29 @@ describe("plugin code that never settles, and signals while the VM is assembled"
   });
 
   it("a register() that never settles is timed out with one line naming the plugin", async () => {
-    settleTimeouts.ms = 100;
+    settleTimeouts.ms = HANG_MS;
     const h = harness(async () => shutdown);
     expect(await main(["run", "-k", kernel, "--plugin", fixturePlugin("register-hangs.mjs")], h.ctx)).toBe(1);
-    expect(h.err.join("")).toBe("vmm: error: plugin sleepy: register did not finish within 100 ms (a promise that never settles?)\n");
+    expect(h.err.join("")).toBe(`vmm: error: plugin sleepy: register did not finish within ${HANG_MS} ms (a promise that never settles?)\n`);
     expect(h.machines).toHaveLength(0);
   });
 
   it("a create() that never settles is timed out, naming the plugin and device, and what was built is closed", async () => {
-    settleTimeouts.ms = 100;
+    settleTimeouts.ms = HANG_MS;
     const h = harness(async () => shutdown);
     const status = await main(["run", "-k", kernel, "--plugin", fixture, "--plugin", sloppy, "--device", "fixture-dev,id=1", "--device", "create-hangs"], h.ctx);
     expect(status).toBe(1);
-    expect(h.err.join("")).toBe("vmm: error: plugin sloppy: device create-hangs0 could not be created: create() did not finish within 100 ms\n");
+    expect(h.err.join("")).toBe(`vmm: error: plugin sloppy: device create-hangs0 could not be created: create() did not finish within ${HANG_MS} ms\n`);
     expect(events).toContain("close fixture-dev0");
     expect(h.machines[0]!.closed).toBe(true);
   });
 
   it("a close() that never settles is reported and the other devices still close", async () => {
-    settleTimeouts.ms = 100;
+    settleTimeouts.ms = HANG_MS;
     const h = harness(async () => shutdown);
     const status = await main(["run", "-k", kernel, "--plugin", fixture, "--plugin", sloppy, "--device", "fixture-dev,id=1", "--device", "close-hangs"], h.ctx);
     expect(status).toBe(0);
-    expect(h.err.join("")).toBe("vmm: error: device close-hangs0 failed to close: close() did not finish within 100 ms\n");
+    expect(h.err.join("")).toBe(`vmm: error: device close-hangs0 failed to close: close() did not finish within ${HANG_MS} ms\n`);
     expect(events).toEqual(expect.arrayContaining(["close close-hangs0 (never settles)", "close fixture-dev0"]));
     expect(h.machines[0]!.closed).toBe(true);
   });
