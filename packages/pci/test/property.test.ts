@@ -291,56 +291,62 @@ function issue(rig: Rig, fns: Placed[], op: Op): void {
 
 const coverage = { rollbacks: 0, overlaps: 0 };
 
-describe("property: random config writes", () => {
-  it("never throw, never change read-only bits, and keep registrations equal to the decoded BARs", () => {
-    fc.assert(
-      fc.property(fc.array(op, { minLength: 1, maxLength: 60 }), (ops) => {
-        const { rig, fns } = build();
-        checkRegistrations(rig, fns, true);
-        const model = new OverlapModel();
-        model.observe(rig, fns, 0);
-        for (const [step, o] of ops.entries()) {
-          const before = fns.map(snapshot);
-          const dropped = rig.bus.stats.dropped;
-          for (const p of fns) p.fn.configWrites.length = 0;
-          issue(rig, fns, o);
-          fns.forEach((p, i) => {
-            const after = snapshot(p);
-            const old = before[i]!;
-            for (let b = 0; b < after.length; b++) {
-              if (after[b] === old[b]) continue;
-              const at = o.via === "cf8" ? o.offset & 0xff : o.offset; // CF8 reaches only 256 bytes
-              const written = i === o.target && b >= at && b < at + o.size;
-              // A write reaches only its own bytes (a rolled-back BAR move rewrites that BAR's registers).
-              expect(written || (i === o.target && BAR_AREA(b)), `${p.label} byte 0x${b.toString(16)} changed`).toBe(true);
-              const { writable, writeOneToClear } = p.fn.space.masksAt(b);
-              const changedBits = after[b]! ^ old[b]!;
-              expect(changedBits & ~(writable | writeOneToClear), `${p.label} read-only bits at 0x${b.toString(16)}`).toBe(0);
-            }
-          });
-          checkAccessRules(rig, fns, o, dropped);
-          checkRegistrations(rig, fns, false);
-          model.observe(rig, fns, step + 1);
-          model.check(rig);
-        }
-        // Complete any half-written 64-bit BAR (low then high, current values): then everything is exact.
-        let step = ops.length + 1;
-        for (const p of fns) {
-          for (const bar of p.fn.bars.filter((x) => x.kind === "mem64")) {
-            const off = 0x10 + 4 * bar.index;
-            for (const o of [off, off + 4]) {
-              rig.bus.configWrite(p, o, 4, rig.bus.configRead(p, o, 4));
-              model.observe(rig, fns, step++);
-              model.check(rig);
-            }
+function runBatch(): void {
+  fc.assert(
+    fc.property(fc.array(op, { minLength: 1, maxLength: 60 }), (ops) => {
+      const { rig, fns } = build();
+      checkRegistrations(rig, fns, true);
+      const model = new OverlapModel();
+      model.observe(rig, fns, 0);
+      for (const [step, o] of ops.entries()) {
+        const before = fns.map(snapshot);
+        const dropped = rig.bus.stats.dropped;
+        for (const p of fns) p.fn.configWrites.length = 0;
+        issue(rig, fns, o);
+        fns.forEach((p, i) => {
+          const after = snapshot(p);
+          const old = before[i]!;
+          for (let b = 0; b < after.length; b++) {
+            if (after[b] === old[b]) continue;
+            const at = o.via === "cf8" ? o.offset & 0xff : o.offset; // CF8 reaches only 256 bytes
+            const written = i === o.target && b >= at && b < at + o.size;
+            // A write reaches only its own bytes (a rolled-back BAR move rewrites that BAR's registers).
+            expect(written || (i === o.target && BAR_AREA(b)), `${p.label} byte 0x${b.toString(16)} changed`).toBe(true);
+            const { writable, writeOneToClear } = p.fn.space.masksAt(b);
+            const changedBits = after[b]! ^ old[b]!;
+            expect(changedBits & ~(writable | writeOneToClear), `${p.label} read-only bits at 0x${b.toString(16)}`).toBe(0);
+          }
+        });
+        checkAccessRules(rig, fns, o, dropped);
+        checkRegistrations(rig, fns, false);
+        model.observe(rig, fns, step + 1);
+        model.check(rig);
+      }
+      // Complete any half-written 64-bit BAR (low then high, current values): then everything is exact.
+      let step = ops.length + 1;
+      for (const p of fns) {
+        for (const bar of p.fn.bars.filter((x) => x.kind === "mem64")) {
+          const off = 0x10 + 4 * bar.index;
+          for (const o of [off, off + 4]) {
+            rig.bus.configWrite(p, o, 4, rig.bus.configRead(p, o, 4));
+            model.observe(rig, fns, step++);
+            model.check(rig);
           }
         }
-        checkRegistrations(rig, fns, true);
-        coverage.rollbacks += rig.logger.lines.filter((l) => l.startsWith("warn:")).length;
-        coverage.overlaps += rig.logger.lines.filter((l) => l.includes("shadowed")).length;
-      }),
-      { numRuns: Number(process.env.PCI_PROPERTY_RUNS ?? 300) },
-    );
+      }
+      checkRegistrations(rig, fns, true);
+      coverage.rollbacks += rig.logger.lines.filter((l) => l.startsWith("warn:")).length;
+      coverage.overlaps += rig.logger.lines.filter((l) => l.includes("shadowed")).length;
+    }),
+    { numRuns: Number(process.env.PCI_PROPERTY_RUNS ?? 300) },
+  );
+}
+
+describe("property: random config writes", () => {
+  it("never throw, never change read-only bits, and keep registrations equal to the decoded BARs", () => {
+    // Rollbacks are rare draws (1-5 per 300 runs): up to three batches, so the coverage check below is about the
+    // generators, not about luck (one batch missed them about 1 time in 20).
+    for (let batch = 0; batch < 3 && (batch === 0 || coverage.rollbacks === 0 || coverage.overlaps === 0); batch++) runBatch();
     // The generators must reach the interesting paths, or the property proves little.
     expect(coverage.rollbacks).toBeGreaterThan(0);
     expect(coverage.overlaps).toBeGreaterThan(0);
