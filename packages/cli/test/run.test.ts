@@ -57,6 +57,14 @@ beforeEach(() => {
   events.length = 0;
 });
 
+
+/** Resolves once `cond()` holds (checked every 5 ms, for at most 10 s). */
+async function until(cond: () => boolean): Promise<void> {
+  for (let waited = 0; !cond(); waited += 5) {
+    if (waited > 10_000) throw new Error("condition not reached within 10 s");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 describe("vmm run assembles one VM through its DI container", () => {
   it("creates plugin devices from the machine's container and lets the guest use them", async () => {
     let seen = 0;
@@ -180,12 +188,14 @@ describe("vmm run assembles one VM through its DI container", () => {
     ["SIGQUIT", 131],
     ["SIGTERM", 143],
   ])("%s stops the VM and flushes devices", async (signal, expected) => {
+    let started = false;
     const h = harness(async (m) => {
+      started = true;
       await m.stopRequested;
       return { status: 0, reason: "stopped" };
     });
     const running = main(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,id=1", "--name", "sig"], h.ctx);
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => started); // the VM runs (a fixed delay raced assembly on a cold machine)
     expect(events).not.toContain("close fixture-dev0");
     h.signals.emit(signal);
     expect(await running).toBe(expected);
@@ -209,9 +219,10 @@ describe("vmm run assembles one VM through its DI container", () => {
   });
 
   it("a signal still closes devices when the machine cannot be asked to stop", async () => {
-    const h = harness(() => new Promise<RunResult>(() => {}), { withStop: false });
+    let started = false;
+    const h = harness(() => ((started = true), new Promise<RunResult>(() => {})), { withStop: false });
     const running = main(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,id=1"], h.ctx);
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => started);
     h.signals.emit("SIGINT");
     expect(await running).toBe(130);
     expect(events.at(-1)).toBe("close fixture-dev0");
