@@ -1,6 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile, writeFile } from "node:fs/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { bit, Status } from "../src/constants.js";
 import { type BlockBackend, MemoryBlockBackend } from "../src/backends/block.js";
@@ -8,6 +6,7 @@ import { FileImage } from "../src/backends/file-image.js";
 import { BlkFeature, BlkStatus, BlkType, VirtioBlk } from "../src/devices/blk.js";
 import type { Buf } from "./driver.js";
 import { type ModernDriver, setupTransport, until } from "./harness.js";
+import { tempDirEach } from "./temp-dir.js";
 
 const pattern = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
 
@@ -254,16 +253,10 @@ describe("virtio-blk", () => {
 });
 
 describe("virtio-blk on a raw image file", () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), "vmm-blk-"));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const inDir = tempDirEach("vmm-blk-");
 
   it("reads and writes the file, flushes with fdatasync, and never touches the partial tail sector", async () => {
-    const path = join(dir, "disk.img");
+    const path = inDir("disk.img");
     const initial = pattern(8 * 512 + 100, 5);
     await writeFile(path, initial);
     const image = await FileImage.open(path);
@@ -288,12 +281,12 @@ describe("virtio-blk on a raw image file", () => {
   });
 
   it("opens read-only images without write access and reports a missing file clearly", async () => {
-    const path = join(dir, "ro.img");
+    const path = inDir("ro.img");
     await writeFile(path, new Uint8Array(1024));
     const image = await FileImage.open(path, { readonly: true });
     expect(image.readonly).toBe(true);
     await expect(image.write(new Uint8Array(512), 0)).rejects.toThrow(/read-only/);
     await image.close();
-    await expect(FileImage.open(join(dir, "missing.img"))).rejects.toThrow(/disk image .*missing.img: cannot open for writing \(ENOENT\)/);
+    await expect(FileImage.open(inDir("missing.img"))).rejects.toThrow(/disk image .*missing.img: cannot open for writing \(ENOENT\)/);
   });
 });

@@ -1,11 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { bit } from "../src/constants.js";
 import { encodeFrame, FrameDecoder, type NetBackend, SocketNetBackend } from "../src/backends/net-socket.js";
 import { MAX_ETHERNET_FRAME, NetFeature, parseMac, VirtioNet } from "../src/devices/net.js";
 import { ALL_BUT, setupTransport, until } from "./harness.js";
+import { tempDirEach } from "./temp-dir.js";
 
 const MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56] as const;
 const frameOf = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i + seed) & 0xff);
@@ -201,16 +200,10 @@ describe("virtio-net device model", () => {
 });
 
 describe("virtio-net socket backend: two VMs on one host", () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), "vmm-net-"));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const inDir = tempDirEach("vmm-net-");
 
   it("links two devices through a Unix socket (first listens, second connects) in both directions", async () => {
-    const path = join(dir, "link.sock");
+    const path = inDir("link.sock");
     const a = await SocketNetBackend.open(path);
     const b = await SocketNetBackend.open(path);
     expect([a.role, b.role]).toEqual(["listen", "connect"]);
@@ -230,11 +223,11 @@ describe("virtio-net socket backend: two VMs on one host", () => {
   });
 
   it("drops frames while no peer is connected and reports a refused explicit connect", async () => {
-    const path = join(dir, "lonely.sock");
+    const path = inDir("lonely.sock");
     const a = await SocketNetBackend.open(path, "listen");
     a.send(frameOf(60, 0));
     expect(a.dropped).toBe(1);
     await a.close();
-    await expect(SocketNetBackend.open(join(dir, "nobody.sock"), "connect")).rejects.toThrow(/cannot connect \(ENOENT\)/);
+    await expect(SocketNetBackend.open(inDir("nobody.sock"), "connect")).rejects.toThrow(/cannot connect \(ENOENT\)/);
   });
 });

@@ -1,12 +1,11 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { writeFile } from "node:fs/promises";
 import { assertPlugin, ConfigurationError, type DeviceType, GuestMemory, MemoryLogger, PluginError, Tokens, TrappingIoEvents, validateOptions } from "@vmm/core";
 import { container } from "tsyringe";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as pkg from "../src/index.js";
 import plugin from "../src/plugin.js";
 import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
+import { tempDirEach } from "./temp-dir.js";
 
 function vmContainer() {
   const c = container.createChildContainer();
@@ -25,13 +24,7 @@ async function create(type: string, raw: Record<string, unknown>, name = `${type
 }
 
 describe("virtio plugin", () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), "vmm-plugin-"));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const inDir = tempDirEach("vmm-plugin-");
 
   it("is a valid plugin, exported as default and as virtioPlugin, registering the four device types", async () => {
     expect(assertPlugin({ default: plugin }, "@vmm/device-virtio")).toBe(plugin);
@@ -47,7 +40,7 @@ describe("virtio plugin", () => {
     const rng = await create("virtio-rng", { transport: "transitional" });
     expect(rng).toBeInstanceOf(VirtioPciFunction);
     expect(rng.configRead(0, 4)).toBe(0x10041af4);
-    const image = join(dir, "disk.img");
+    const image = inDir("disk.img");
     await writeFile(image, new Uint8Array(1 << 20));
     const blk = (await create("virtio-blk", { path: image, readonly: "on", serial: "abc" })) as VirtioPciFunction;
     expect(blk.configRead(0, 4)).toBe(0x10421af4);
@@ -59,9 +52,9 @@ describe("virtio plugin", () => {
   it("reports missing or bad options clearly", async () => {
     await expect(create("virtio-blk", {})).rejects.toThrow(PluginError);
     await expect(create("virtio-blk", {})).rejects.toThrow(/option 'path' is required/);
-    await expect(create("virtio-blk", { path: join(dir, "nope.img") })).rejects.toThrow(/nope.img: cannot open for writing \(ENOENT\)/);
+    await expect(create("virtio-blk", { path: inDir("nope.img") })).rejects.toThrow(/nope.img: cannot open for writing \(ENOENT\)/);
     await expect(create("virtio-rng", { transport: "legacy" })).rejects.toThrow(/expected one of modern, transitional/);
-    await expect(create("virtio-net", { path: join(dir, "s"), mac: "01:00:00:00:00:00" })).rejects.toThrow(/not a unicast MAC/);
+    await expect(create("virtio-net", { path: inDir("s"), mac: "01:00:00:00:00:00" })).rejects.toThrow(/not a unicast MAC/);
     // Names the kernel cannot take are refused before /dev/net/tun is opened (no interface is created here).
     await expect(create("virtio-net", { backend: "tap", ifname: "name-longer-than-15" })).rejects.toThrow(/tap name-longer-than-15: cannot attach: .*at most 15 bytes/);
     await expect(create("virtio-net", { mode: "tap", ifname: "bad/name" })).rejects.toThrow(ConfigurationError);
@@ -71,9 +64,9 @@ describe("virtio plugin", () => {
   });
 
   it("creates virtio-net on a socket with the given MAC, and virtio-console on a socket", async () => {
-    const net = (await create("virtio-net", { mode: "socket", role: "listen", path: join(dir, "n.sock"), mac: "52:54:00:aa:bb:cc" })) as VirtioPciFunction;
+    const net = (await create("virtio-net", { mode: "socket", role: "listen", path: inDir("n.sock"), mac: "52:54:00:aa:bb:cc" })) as VirtioPciFunction;
     expect([...(net.virtioDevice as pkg.VirtioNet).config.subarray(0, 6)]).toEqual([0x52, 0x54, 0, 0xaa, 0xbb, 0xcc]);
-    const con = (await create("virtio-console", { backend: "socket", path: join(dir, "c.sock") })) as VirtioPciFunction;
+    const con = (await create("virtio-console", { backend: "socket", path: inDir("c.sock") })) as VirtioPciFunction;
     expect(con.configRead(0, 4)).toBe(0x10431af4);
     await net.close();
     await con.close();

@@ -1,8 +1,6 @@
 // Guest buffers that cross the boundary between two adjacent host RAM chunks (a guest with more than 8 GiB of
 // RAM sees one at 8 GiB, 12 GiB, ...): the devices must serve them as if RAM were one piece, as hardware does.
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile, writeFile } from "node:fs/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FileImage } from "../src/backends/file-image.js";
 import { BlkStatus, BlkType, VirtioBlk } from "../src/devices/blk.js";
@@ -10,6 +8,7 @@ import { VirtioRng } from "../src/devices/rng.js";
 import type { VirtioDevice } from "../src/device.js";
 import { makeChunkedMemory, RAM_BASE } from "./driver.js";
 import { setupTransport, until } from "./harness.js";
+import { tempDirEach } from "./temp-dir.js";
 
 const CHUNK = 2 << 20;
 /** Where the first chunk ends and the second begins, and where the second ends and the third begins. */
@@ -25,16 +24,10 @@ function chunked(device: VirtioDevice) {
 }
 
 describe("guest buffers across adjacent RAM chunks", () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), "virtio-chunks-"));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const inDir = tempDirEach("virtio-chunks-");
 
   it("virtio-blk writes a data buffer that crosses a chunk boundary to the image and reads it back across one", async () => {
-    const path = join(dir, "disk.img");
+    const path = inDir("disk.img");
     const initial = pattern(256 * 512, 5);
     await writeFile(path, initial);
     const device = new VirtioBlk(await FileImage.open(path));

@@ -1,12 +1,12 @@
 import { spawn } from "node:child_process";
-import { lstat, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, writeFile } from "node:fs/promises";
 import { connect, createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigurationError } from "@vmm/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { UnixServerChannel } from "../src/backends/channel.js";
 import { SocketNetBackend } from "../src/backends/net-socket.js";
+import { tempDirEach } from "./temp-dir.js";
 
 /** The two backends that listen on a path: the console server and virtio-net's listen role (explicit and auto). */
 const listeners: [string, (path: string) => Promise<{ close(): Promise<void> }>, { connectsToLive: boolean }][] = [
@@ -43,16 +43,10 @@ async function failure(p: Promise<unknown>): Promise<Error> {
 }
 
 describe.each(listeners)("%s: what may be at the path", (_name, listen, { connectsToLive }) => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), "vmm-listen-"));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const inDir = tempDirEach("vmm-listen-");
 
   it("a regular file is left alone and the error names the path", async () => {
-    const path = join(dir, "precious.txt");
+    const path = inDir("precious.txt");
     await writeFile(path, "do not delete me");
     const error = await failure(listen(path));
     expect(error.message).toContain(path);
@@ -61,7 +55,7 @@ describe.each(listeners)("%s: what may be at the path", (_name, listen, { connec
   });
 
   it("a directory is left alone", async () => {
-    const path = join(dir, "sub");
+    const path = inDir("sub");
     await mkdir(path);
     await writeFile(join(path, "inside"), "x");
     expect((await failure(listen(path))).message).toMatch(/directory/);
@@ -69,7 +63,7 @@ describe.each(listeners)("%s: what may be at the path", (_name, listen, { connec
   });
 
   it("a live listening socket is not hijacked", async () => {
-    const path = join(dir, "live.sock");
+    const path = inDir("live.sock");
     const owner: Server = createServer();
     let connections = 0;
     owner.on("connection", (s) => {
@@ -96,7 +90,7 @@ describe.each(listeners)("%s: what may be at the path", (_name, listen, { connec
   });
 
   it("a stale socket left by a dead process is replaced", async () => {
-    const path = join(dir, "stale.sock");
+    const path = inDir("stale.sock");
     await staleSocket(path);
     expect(await accepts(path)).toBe(false);
     const b = await listen(path);
