@@ -83,7 +83,7 @@ function bootBeforeAll(tag: string, options: () => GuestOptions, after?: () => v
       after?.();
     }
     boot.log = saveLog(tag, boot.r);
-  }, 220_000);
+  }, 320_000);
   return boot;
 }
 
@@ -111,6 +111,12 @@ describe.skipIf(!guest.ok)("Linux 6.1 boots under vmm and drives every device wi
       () => ({
         vmmArgs: ["-m", "256M", "-d", disk, "-d", `${seed},ro`, "--rng", "--device", `virtio-console,backend=socket,path=${consoleSocket}`],
         checks: ["pci", "rng", "blk-write:vda:2048", "blk-read:vdb", "blk-ro:vdb", "console", "rescan:0000:00:01.0", "blk-write:vda:4096", "interrupts"],
+        // A retried boot is a new vmm with a new socket: the previous connection and what it heard go.
+        onBoot: () => {
+          hostEnd?.destroy();
+          hostEnd = undefined;
+          hostHeard = "";
+        },
         // The console socket exists once vmm is up; connect when the kernel starts talking.
         onLine: (line) => {
           if (!hostEnd && line.includes("Linux version")) answer();

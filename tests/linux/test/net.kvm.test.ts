@@ -34,6 +34,10 @@ describe.runIf(insideNetns && guest.ok)("inside the namespace", () => {
       checks: [`net-up:eth0:${GUEST_IP}/24`, `ping:${HOST_IP}`, "cat:/proc/net/dev"],
       // vmm creates the tap as it starts; the host end is configured while the guest boots.
       // (/sys/class/net shows the namespace that mounted sysfs, not this one: ask ip.)
+      // A retried boot is a new vmm with a new tap, configured again.
+      onBoot: () => {
+        configured = false;
+      },
       onLine: (line) => {
         // The tap goes with vmm: read its counters while the guest still runs.
         if (line.startsWith("@@ ping ")) hostRx = Number(/"rx":\{"bytes":\d+,"packets":(\d+)/.exec(ip("-s", "-j", "link", "show", TAP))?.[1] ?? 0);
@@ -51,5 +55,5 @@ describe.runIf(insideNetns && guest.ok)("inside the namespace", () => {
     // The host saw the guest's frames on the tap too.
     expect(hostRx).toBeGreaterThan(0);
     expect(r.status).toBe(0);
-  }, 220_000);
+  }, 320_000);
 });
