@@ -16,3 +16,4 @@ export * from "./intx.js";
 export * from "./function.js";
 export * from "./host-bridge.js";
 export * from "./bus.js";
+export * from "./q35-host-bridge.js";
