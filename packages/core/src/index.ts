@@ -2,6 +2,7 @@ export * from "./errors.js";
 export * from "./address-space.js";
 export * from "./guest-memory.js";
 export * from "./interrupts.js";
+export * from "./msi-vectors.js";
 export * from "./pci-device.js";
 export * from "./services.js";
 export * from "./logger.js";

@@ -1,5 +1,6 @@
 import type { IoHandler, SmallAccessSize } from "./address-space.js";
-import type { InterruptLine, MsiController } from "./interrupts.js";
+import type { InterruptLine } from "./interrupts.js";
+import type { MsiVectorFactory } from "./msi-vectors.js";
 
 /** segment:bus:device.function */
 export interface PciAddress {
@@ -32,8 +33,11 @@ export interface PciAttachContext {
   readonly address: PciAddress;
   /** The function's INTx line (the pin it reports in config space). */
   readonly intx: InterruptLine;
-  /** MSI delivery for MSI and MSI-X capabilities. */
-  readonly msi: MsiController;
+  /**
+   * Where the function's MSI and MSI-X capabilities allocate their vectors, once, at attach. The bus tracks what
+   * is created here and closes it when the function is detached.
+   */
+  readonly msiVectors: MsiVectorFactory;
 }
 
 /**
@@ -55,8 +59,10 @@ export interface PciDevice {
   configWrite(offset: number, size: SmallAccessSize, value: number): void;
 
   /**
-   * A BAR-relative handler the bus registers for a trapped BAR while its window is decoded. Returning undefined
-   * means the function maps the window itself in `barActivated` (RAM-backed BARs, passthrough).
+   * The one BAR-relative handler the bus registers for a trapped BAR while its window is decoded: everything the
+   * function answers in that BAR (for a PciFunction, its own registers with quirk windows and the MSI-X table and
+   * PBA layered on top). Returning undefined means the function maps the window itself in `barActivated`
+   * (RAM-backed BARs, passthrough).
    */
   barHandler?(index: number): IoHandler | undefined;
   /** The window is now decoded at `window.address`. Called after the bus registered the handler. */

@@ -6,7 +6,8 @@ import {
   type InterruptLine,
   type IoHandler,
   type Logger,
-  type MsiController,
+  type MsiVectorFactory,
+  type MsiVectorSet,
   type PciAddress,
   type PciBarWindow,
   type PciDevice,
@@ -19,7 +20,6 @@ import { BarAllocator, type PciWindows } from "./allocator.js";
 import { barOffset, ROM_INDEX, validateBars } from "./bars/bar-layout.js";
 import { BarMapper, touchesBarDecoding, type BarConflict, type MappedFunction } from "./bars/bar-mapper.js";
 import { Command, HEADER_TYPE_MULTI_FUNCTION, Reg, ROM_ENABLE } from "./config/header.js";
-import type { PciFunction } from "./function.js";
 import { HostBridge } from "./host-bridge.js";
 
 /** Default GSIs that INTx pins are swizzled over (the usual PCI interrupt lines of a PC). */
@@ -28,7 +28,11 @@ export const DEFAULT_INTX_GSIS: readonly number[] = [5, 9, 10, 11];
 export interface PciBusOptions {
   pio: AddressSpace;
   mmio: AddressSpace;
-  msi: MsiController;
+  /**
+   * Where attached functions allocate their MSI and MSI-X vectors (the machine's irqfd routes; a
+   * `SignalMsiVectors` over a plain MsiController in tests).
+   */
+  msiVectors: MsiVectorFactory;
   /** The machine's interrupt lines: a GSI lookup or an InterruptController. */
   irq: ((gsi: number) => InterruptLine) | InterruptController;
   windows: PciWindows;
@@ -76,6 +80,8 @@ interface Entry extends MappedFunction {
   readonly configSize: number;
   gsi: number | undefined;
   initial: Map<number, number>;
+  /** The vector sets the function allocated at attach; closed when it is detached. */
+  vectorSets: MsiVectorSet[];
 }
 
 /**
@@ -137,29 +143,44 @@ export class PciBus implements ConfigTarget {
       configSize: device.express ? 0x1000 : 0x100,
       gsi: undefined,
       initial: new Map(),
+      vectorSets: [],
       handler: (index) => this.handlerFor(device, index),
+    };
+    const msiVectors: MsiVectorFactory = {
+      create: (owner, count) => {
+        const set = this.options.msiVectors.create(owner, count);
+        entry.vectorSets.push(set);
+        return set;
+      },
     };
     this.entries.set(key, entry);
     try {
       const line = this.connectIntx(entry);
-      device.attach?.({ address, intx: line, msi: this.options.msi });
+      device.attach?.({ address, intx: line, msiVectors });
       this.mapper.add(entry);
       this.program(entry, assigned);
       this.checkMapped(entry, assigned);
     } catch (error) {
       this.mapper.remove(entry);
       this.entries.delete(key);
+      closeVectors(entry);
       throw error;
     }
     return address;
   }
 
-  /** Removes a function: its windows stop decoding and its INTx is deasserted. */
+  /** Removes a function: its windows stop decoding, its INTx is deasserted and its MSI vector sets are closed. */
   detach(device: PciDevice): void {
     const entry = [...this.entries.values()].find((e) => e.device === device);
     if (!entry) return;
     this.mapper.remove(entry);
     this.entries.delete(keyOf(entry.address.bus, entry.address.device, entry.address.function));
+    closeVectors(entry);
+  }
+
+  /** The MSI vector sets a function allocated from `msiVectors` at attach (one per MSI / MSI-X capability). */
+  msiVectorSets(device: PciDevice): readonly MsiVectorSet[] {
+    return this.entryOf(device)?.vectorSets ?? [];
   }
 
   /** Registers configuration mechanism #1 at 0xCF8-0xCFF in the port I/O space. */
@@ -304,9 +325,7 @@ export class PciBus implements ConfigTarget {
 
   private handlerFor(device: PciDevice, index: number): IoHandler | undefined {
     if (index === ROM_INDEX) return device.rom ? romHandler(device.rom.bytes) : undefined;
-    // Duck-typed, not instanceof: a plugin may bring its own copy of @vmm/pci, whose PciFunction is another class.
-    const busBarHandler = (device as Partial<Pick<PciFunction, "busBarHandler">>).busBarHandler;
-    const h = typeof busBarHandler === "function" ? busBarHandler.call(device, index) : device.barHandler?.(index);
+    const h = device.barHandler?.(index);
     return h && unsignedHandler(h);
   }
 
@@ -388,6 +407,10 @@ export function formatAddress(a: PciAddress): string {
 
 function hex2(n: number): string {
   return n.toString(16).padStart(2, "0");
+}
+
+function closeVectors(entry: Entry): void {
+  for (const set of entry.vectorSets.splice(0)) set.close();
 }
 
 function keyOf(bus: number, device: number, fn: number): number {

@@ -1,7 +1,8 @@
 import {
   ConfigurationError,
+  type Handle,
   type IoHandler,
-  type MsiController,
+  type MsiVectorFactory,
   type PciAddress,
   type PciAttachContext,
   type PciBarDescriptor,
@@ -32,7 +33,7 @@ export interface PciFunctionOptions {
   subsystemVendorId?: number;
   subsystemId?: number;
   bars?: readonly PciBarDescriptor[];
-  /** Handlers per BAR index, as an alternative to overriding `barHandler`. */
+  /** The device's handlers per BAR index, as an alternative to overriding `deviceBarHandler`. */
   barHandlers?: Readonly<Record<number, IoHandler>>;
   /** 0 = no INTx, 1-4 = INTA#-INTD#. */
   interruptPin?: 0 | 1 | 2 | 3 | 4;
@@ -40,6 +41,17 @@ export interface PciFunctionOptions {
   express?: { type: ExpressDeviceType };
   /** Expansion ROM contents; the ROM BAR size is the next power of two of at least 2 KiB. */
   rom?: Uint8Array;
+}
+
+/** A quirk window: a handler laid over a sub-range of a BAR (see `PciFunction.overlayBar`). */
+export interface BarOverlay {
+  /** Where the window starts in the BAR, and its length in bytes. */
+  readonly offset: number;
+  readonly size: number;
+  /** Names the window in errors. */
+  readonly name: string;
+  /** Serves the accesses inside the window, with window-relative offsets. */
+  readonly handler: IoHandler;
 }
 
 const u = (n: number, bits: number) => Number.isInteger(n) && n >= 0 && n < 2 ** bits;
@@ -62,12 +74,14 @@ export class PciFunction implements PciDevice {
   protected readonly capabilities: CapabilityChain;
   /** The function's bus address, once attached. */
   address: PciAddress | undefined;
-  /** MSI delivery, once attached. */
-  protected msiController: MsiController | undefined;
+  /** Where MSI and MSI-X vectors come from, once attached. */
+  protected msiVectors: MsiVectorFactory | undefined;
   private msiCap: MsiCapability | undefined;
   private msixCap: MsixCapability | undefined;
   private readonly handlers: Readonly<Record<number, IoHandler>>;
   private readonly connectable: Array<MsiCapability | MsixCapability> = [];
+  /** Quirk windows per BAR index, in the arrays the composed handlers read on every access. */
+  private readonly overlays = new Map<number, Region[]>();
 
   constructor(options: PciFunctionOptions) {
     const o = options;
@@ -126,7 +140,7 @@ export class PciFunction implements PciDevice {
     if (cap instanceof MsiCapability || cap instanceof MsixCapability) {
       this.connectable.push(cap);
       cap.setBusMaster(this.busMasterEnabled);
-      if (this.msiController) cap.connect(this.msiController);
+      if (this.msiVectors) this.connectVectors(cap, this.msiVectors);
     }
     return offset;
   }
@@ -174,33 +188,71 @@ export class PciFunction implements PciDevice {
     this.configWritten(offset, size, value);
   }
 
-  /** The handler for a BAR's accesses (offsets relative to the BAR). Override, or pass `barHandlers`. */
+  /**
+   * The one handler the bus registers for a BAR (offsets relative to the BAR), composed in layers; an access goes
+   * to the topmost layer that covers it, and one that straddles a layer's edge is split so each side gets its
+   * own bytes:
+   *
+   *     MSI-X table, PBA     the framework, when the capability lives in this BAR
+   *     overlay windows      overlayBar(index, ...): quirks, window-relative offsets
+   *     device handler       deviceBarHandler(index) / the barHandlers option
+   *
+   * Subclasses override `deviceBarHandler`, not this. Undefined when no layer serves the BAR (the function maps
+   * it itself in `barActivated`).
+   */
   barHandler(index: number): IoHandler | undefined {
-    return this.handlers[index];
+    const device = this.deviceBarHandler(index);
+    const msix = this.msixRegions(index);
+    const overlays = this.overlays.get(index);
+    if (!device && msix.length === 0 && !overlays?.length) return undefined;
+    const h = overlayHandler(this.overlayList(index), device ?? ABSENT); // live: windows may come and go
+    return msix.length ? overlayHandler(msix, h) : h;
   }
 
   /**
-   * What the bus registers for a BAR: `barHandler(index)` with the MSI-X table and PBA carved out of it when
-   * they live in this BAR.
+   * Lays `overlay.handler` over `[offset, offset + size)` of a BAR: accesses inside the window reach it with
+   * window-relative offsets, the rest of the BAR still reaches the device's handler, and the MSI-X table and PBA
+   * stay on top of both. It takes effect at once on a trapped BAR; on a BAR the device maps itself (no handler),
+   * at its next decode. Windows of one BAR may not overlap. `remove()` takes the window away again.
    */
-  busBarHandler(index: number): IoHandler | undefined {
-    const inner = this.barHandler(index);
-    const msix = this.msixCap;
-    if (!msix || (msix.tableBar !== index && msix.pbaBar !== index)) return inner;
-    const regions: Region[] = [];
-    if (msix.tableBar === index) regions.push({ lo: msix.tableOffset, hi: msix.tableOffset + msix.tableSize, h: msix.tableHandler });
-    if (msix.pbaBar === index) regions.push({ lo: msix.pbaOffset, hi: msix.pbaOffset + msix.pbaSize, h: msix.pbaHandler });
-    return overlayHandler(regions, inner);
+  overlayBar(index: number, overlay: BarOverlay): Handle {
+    const bar = this.bars.find((b) => b.index === index);
+    const what = `${this.name}: overlay "${overlay.name}" on BAR${index}`;
+    if (!bar) throw new ConfigurationError(`${what}: the function has no BAR${index}`);
+    const { offset, size } = overlay;
+    if (!Number.isInteger(offset) || !Number.isInteger(size) || offset < 0 || size < 1 || offset + size > bar.size) {
+      throw new ConfigurationError(`${what}: 0x${offset.toString(16)}+0x${size.toString(16)} is not inside the BAR (0x${bar.size.toString(16)} bytes)`);
+    }
+    const list = this.overlayList(index);
+    const clash = list.find((r) => offset < r.hi && r.lo < offset + size);
+    if (clash) throw new ConfigurationError(`${what}: overlaps "${clash.name}"`);
+    const region: Region = { lo: offset, hi: offset + size, h: overlay.handler, name: overlay.name };
+    list.push(region);
+    list.sort((a, b) => a.lo - b.lo);
+    return {
+      remove: () => {
+        const at = list.indexOf(region);
+        if (at >= 0) list.splice(at, 1);
+      },
+    };
+  }
+
+  /** The device's own handler for a BAR (offsets relative to the BAR). Override it, or pass `barHandlers`. */
+  protected deviceBarHandler(index: number): IoHandler | undefined {
+    return this.handlers[index];
   }
 
   barActivated(_window: PciBarWindow): void {}
   barDeactivated(_window: PciBarWindow): void {}
 
-  /** Called by the bus. Subclasses that override it must call `super.attach(context)`. */
+  /**
+   * Called by the bus. Subclasses that override it must call `super.attach(context)`. MSI and MSI-X capabilities
+   * allocate their vectors from `context.msiVectors` here, once.
+   */
   attach(context: PciAttachContext): void {
     this.address = context.address;
-    this.msiController = context.msi;
-    for (const cap of this.connectable) cap.connect(context.msi);
+    this.msiVectors = context.msiVectors;
+    for (const cap of this.connectable) this.connectVectors(cap, context.msiVectors);
     this.intx.connect(context.intx);
     this.attached(context);
   }
@@ -229,7 +281,7 @@ export class PciFunction implements PciDevice {
   /** Hook after a guest config write (already applied to the register file). */
   protected configWritten(_offset: number, _size: SmallAccessSize, _value: number): void {}
 
-  /** Hook after attach (the address, INTx and MSI controller are set). */
+  /** Hook after attach (the address, INTx and MSI vectors are set). */
   protected attached(_context: PciAttachContext): void {}
 
   /** Declares a register in the file: initial value and masks. */
@@ -242,6 +294,25 @@ export class PciFunction implements PciDevice {
   private busMasterSet(enabled: boolean): void {
     for (const cap of this.connectable) cap.setBusMaster(enabled);
     this.busMasterChanged(enabled);
+  }
+
+  private connectVectors(cap: MsiCapability | MsixCapability, factory: MsiVectorFactory): void {
+    cap.connect(factory.create(`${this.name} ${cap instanceof MsixCapability ? "MSI-X" : "MSI"}`, cap.vectors));
+  }
+
+  private overlayList(index: number): Region[] {
+    let list = this.overlays.get(index);
+    if (!list) this.overlays.set(index, (list = []));
+    return list;
+  }
+
+  /** The MSI-X table and PBA windows in BAR `index`. */
+  private msixRegions(index: number): Region[] {
+    const msix = this.msixCap;
+    const regions: Region[] = [];
+    if (msix?.tableBar === index) regions.push({ lo: msix.tableOffset, hi: msix.tableOffset + msix.tableSize, h: msix.tableHandler, name: "MSI-X table" });
+    if (msix?.pbaBar === index) regions.push({ lo: msix.pbaOffset, hi: msix.pbaOffset + msix.pbaSize, h: msix.pbaHandler, name: "MSI-X PBA" });
+    return regions;
   }
 
   private checkMsixPlacement(cap: MsixCapability): void {
@@ -264,15 +335,18 @@ interface Region {
   lo: number;
   hi: number;
   h: IoHandler;
+  name: string;
 }
 
+/** Bytes no layer serves: read 0, writes ignored. */
+const ABSENT: IoHandler = { read: () => 0, write: () => {} };
+
 /**
- * Routes accesses inside `regions` to their handlers (region-relative) and the rest to `inner`. An access that
- * straddles a region's edge is split, so each side gets exactly its own bytes.
+ * Routes accesses inside `regions` (disjoint; read on every access, so the array may change) to their handlers
+ * (region-relative) and the rest to `inner`. An access that straddles a region's edge is split, so each side gets
+ * exactly its own bytes.
  */
-function overlayHandler(regions: Region[], inner: IoHandler | undefined): IoHandler {
-  const none: IoHandler = { read: () => 0, write: () => {} };
-  const innerH = inner ?? none;
+function overlayHandler(regions: readonly Region[], innerH: IoHandler): IoHandler {
   /** The one owner of [o, o+n) with its offset, or undefined when the access straddles an edge. */
   const owner = (o: number, n: number): [IoHandler, number] | undefined => {
     for (const r of regions) {

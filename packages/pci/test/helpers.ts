@@ -2,6 +2,7 @@ import {
   createMmioSpace,
   createPortIoSpace,
   MemoryLogger,
+  SignalMsiVectors,
   type AddressSpace,
   type InterruptLine,
   type IoHandler,
@@ -36,7 +37,7 @@ export function makeRig(options: Partial<PciBusOptions> = {}): Rig {
   const bus = new PciBus({
     pio,
     mmio,
-    msi: { signal: (m) => messages.push(m) },
+    msiVectors: new SignalMsiVectors({ signal: (m) => messages.push(m) }),
     irq: (gsi): InterruptLine => ({
       get level() {
         return levels.get(gsi) ?? false;
@@ -66,7 +67,7 @@ export class TestFunction extends PciFunction {
     return this.config;
   }
 
-  override barHandler(index: number): IoHandler {
+  protected override deviceBarHandler(index: number): IoHandler {
     return {
       read: (offset) => (offset === 0 ? 0xa0 + index : offset & 0xff),
       write: (offset, size, value) => {

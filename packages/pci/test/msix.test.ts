@@ -130,7 +130,7 @@ describe("a function from another copy of @vmm/pci", () => {
     inner.addCapability(new MsixCapability({ vectors: 2, tableBar: 2, tableOffset: 0 }));
     // The same object seen through another prototype chain, as a plugin's own copy of PciFunction would be.
     const foreign = Object.create(Object.getPrototypeOf(Object.prototype), Object.getOwnPropertyDescriptors(inner));
-    for (const key of ["configRead", "configWrite", "barHandler", "busBarHandler", "attach", "barActivated", "barDeactivated", "reset"] as const) {
+    for (const key of ["configRead", "configWrite", "barHandler", "attach", "barActivated", "barDeactivated", "reset"] as const) {
       foreign[key] = (inner[key] as (...a: unknown[]) => unknown).bind(inner);
     }
     expect(foreign instanceof TestFunction).toBe(false);
@@ -184,7 +184,7 @@ describe("MSI-X table accesses that span entries or regions", () => {
     const qwords: string[] = [];
     const regs = new Uint8Array(0x1000).map((_, i) => i & 0xff);
     class Qword extends TestFunction {
-      override barHandler(index: number) {
+      protected override deviceBarHandler(index: number) {
         return {
           read: (o: number, s: 1 | 2 | 4) => (index === 1 ? regs.slice(o, o + s).reduceRight((v, b) => v * 256 + b, 0) : 0),
           write: (o: number, s: 1 | 2 | 4, v: number) => void this.writes.push([index, o, s, v]),

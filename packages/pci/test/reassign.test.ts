@@ -215,7 +215,7 @@ describe("BAR reassignment", () => {
   it("notifies devices that map windows themselves (no handler) without registering anything", () => {
     const rig = makeRig();
     const fn = new (class extends TestFunction {
-      override barHandler(): IoHandler {
+      protected override deviceBarHandler(): IoHandler {
         return undefined as unknown as IoHandler;
       }
     })({ bars: [{ index: 0, kind: "mem32", size: 0x1000 }] });

@@ -1,4 +1,4 @@
-import { ConfigurationError, type MsiController, type PciCapability, type SmallAccessSize } from "@vmm/core";
+import { ConfigurationError, type MsiMessage, type MsiVectorSet, type PciCapability, type SmallAccessSize } from "@vmm/core";
 import { readLe, writeLe } from "../config/masked-bytes.js";
 
 export const MSI_CAPABILITY_ID = 0x05;
@@ -20,14 +20,16 @@ export interface MsiOptions {
  * The MSI capability (ID 0x05). Body offsets are relative to the byte after the header: control at 0, address
  * at 2, then (64-bit) upper address at 6 and data at 10, or (32-bit) data at 6; mask and pending follow the data.
  * `notify(vector)` sends the message, or holds it pending while the vector is masked or Bus Master Enable is clear
- * and sends it once neither holds it back.
+ * and sends it once neither holds it back. Each vector is delivered through an `MsiVector` allocated at attach,
+ * kept programmed with its message while it is deliverable (enabled, allocated, unmasked, Bus Master Enable set)
+ * and with undefined otherwise; multi-message vectors get the data with their number in the low bits.
  */
 export class MsiCapability implements PciCapability {
   readonly id = MSI_CAPABILITY_ID;
   readonly body: Uint8Array;
   readonly writable: Uint8Array;
   readonly vectors: number;
-  private controller: MsiController | undefined;
+  private vectorSet: MsiVectorSet | undefined;
   private readonly dataAt: number;
   private readonly maskAt: number | undefined;
   /** Messages dropped because MSI was disabled or the vector was not allocated. */
@@ -58,9 +60,10 @@ export class MsiCapability implements PciCapability {
     if (this.maskAt !== undefined) writeLe(this.writable, this.maskAt, 4, vectors === 32 ? 0xffff_ffff : (1 << vectors) - 1);
   }
 
-  /** Called by the function when it is attached. */
-  connect(controller: MsiController): void {
-    this.controller = controller;
+  /** @internal Called by the function when it is attached: the vectors this capability delivers through. */
+  connect(vectors: MsiVectorSet): void {
+    this.vectorSet = vectors;
+    this.program();
   }
 
   get enabled(): boolean {
@@ -114,6 +117,7 @@ export class MsiCapability implements PciCapability {
   /** @internal Bus Master Enable changed (PciFunction calls it); setting it sends what was held. */
   setBusMaster(enabled: boolean): void {
     this.busMasterOn = enabled;
+    this.program();
     this.flushPending();
   }
 
@@ -123,10 +127,18 @@ export class MsiCapability implements PciCapability {
     this.body.fill(0);
     writeLe(this.body, 0, 2, control);
     this.held = 0;
+    this.program();
   }
 
   onWrite(_offset: number, _size: SmallAccessSize, _value: number): void {
+    this.program();
     this.flushPending();
+  }
+
+  /** The message `vector` sends (the data's low bits carry the vector number when several are allocated). */
+  message(vector: number): MsiMessage {
+    const count = this.enabledVectors;
+    return { address: this.address, data: ((this.data & ~(count - 1)) | vector) & 0xffff };
   }
 
   private get control(): number {
@@ -150,9 +162,19 @@ export class MsiCapability implements PciCapability {
   }
 
   private deliver(vector: number): void {
-    const count = this.enabledVectors;
-    const data = (this.data & ~(count - 1)) | vector;
-    this.controller?.signal({ address: this.address, data });
+    this.vectorSet?.vector(vector).trigger();
+  }
+
+  /** Brings every vector's programmed message in line with the registers, as one platform update. */
+  private program(): void {
+    const set = this.vectorSet;
+    if (!set) return;
+    set.batch(() => {
+      for (let v = 0; v < this.vectors; v++) {
+        const deliverable = this.enabled && this.busMasterOn && v < this.enabledVectors && !this.masked(v);
+        set.vector(v).program(deliverable ? this.message(v) : undefined);
+      }
+    });
   }
 
   private setPending(vector: number, on: boolean): void {

@@ -1,7 +1,8 @@
 import {
   ConfigurationError,
   type IoHandler,
-  type MsiController,
+  type MsiMessage,
+  type MsiVectorSet,
   type PciCapability,
   type SmallAccessSize,
 } from "@vmm/core";
@@ -25,14 +26,16 @@ export interface MsixOptions {
   pbaOffset?: number;
 }
 
-/** Why a vector changed, for listeners that mirror the table elsewhere (KVM MSI routes, irqfds). */
+/** Why a vector changed, for listeners that watch the table (`subscribe`). */
 export type MsixChange = { vector: number } | { vector: "all" };
 
 /**
  * The MSI-X capability (ID 0x11) with its table and pending-bit array. Vectors start masked, as the
  * specification requires; an event on a masked vector (or while the function mask is set, or Bus Master Enable
  * is clear) sets its pending bit, and the message is sent as soon as nothing holds it back. Route BAR accesses to `tableHandler` and
- * `pbaHandler` (PciFunction does it for you).
+ * `pbaHandler` (PciFunction does it for you). Each vector is delivered through an `MsiVector` allocated at attach,
+ * programmed with its entry's message while it is deliverable (enabled, function and vector unmasked, Bus Master
+ * Enable set) and with undefined otherwise; each config or table write updates them as one batch.
  */
 export class MsixCapability implements PciCapability {
   readonly id = MSIX_CAPABILITY_ID;
@@ -51,7 +54,7 @@ export class MsixCapability implements PciCapability {
   dropped = 0;
   private readonly table: Uint8Array;
   private readonly pba: Uint8Array;
-  private controller: MsiController | undefined;
+  private vectorSet: MsiVectorSet | undefined;
   private busMasterOn = true;
   private readonly listeners: Array<(change: MsixChange) => void> = [];
 
@@ -106,8 +109,10 @@ export class MsixCapability implements PciCapability {
     };
   }
 
-  connect(controller: MsiController): void {
-    this.controller = controller;
+  /** @internal Called by the function when it is attached: the vectors this capability delivers through. */
+  connect(vectors: MsiVectorSet): void {
+    this.vectorSet = vectors;
+    this.program();
   }
 
   /** Called with each change of the enable/mask state or of a table entry. */
@@ -132,7 +137,7 @@ export class MsixCapability implements PciCapability {
   }
 
   /** The message of a vector as the table holds it now. */
-  message(vector: number): { address: number; data: number } {
+  message(vector: number): MsiMessage {
     const at = vector * MSIX_ENTRY_SIZE;
     return { address: readLe(this.table, at + 4, 4) * 2 ** 32 + readLe(this.table, at, 4), data: readLe(this.table, at + 8, 4) };
   }
@@ -155,16 +160,17 @@ export class MsixCapability implements PciCapability {
       this.setPending(vector, true);
       return;
     }
-    this.controller?.signal(this.message(vector));
+    this.vectorSet?.vector(vector).trigger();
   }
 
   /**
    * @internal Bus Master Enable changed (PciFunction calls it). Setting it sends the pending messages of unmasked
-   * vectors; subscribers hear `{ vector: "all" }` so mirrored routes can follow `busMaster`.
+   * vectors; subscribers hear `{ vector: "all" }`.
    */
   setBusMaster(enabled: boolean): void {
     if (enabled === this.busMasterOn) return;
     this.busMasterOn = enabled;
+    this.program();
     this.flushPending();
     this.emit({ vector: "all" });
   }
@@ -173,10 +179,12 @@ export class MsixCapability implements PciCapability {
   reset(): void {
     writeLe(this.body, 0, 2, this.vectors - 1);
     this.resetTable();
+    this.program();
     this.emit({ vector: "all" });
   }
 
   onWrite(_offset: number, _size: SmallAccessSize, _value: number): void {
+    this.program();
     this.flushPending();
     this.emit({ vector: "all" });
   }
@@ -207,7 +215,9 @@ export class MsixCapability implements PciCapability {
       if (field > ENTRY_VECTOR_CONTROL) byte = 0;
       this.table[at] = byte;
     }
-    for (let v = Math.floor(offset / MSIX_ENTRY_SIZE); v * MSIX_ENTRY_SIZE < end; v++) {
+    const first = Math.floor(offset / MSIX_ENTRY_SIZE);
+    this.program(first, Math.ceil(end / MSIX_ENTRY_SIZE));
+    for (let v = first; v * MSIX_ENTRY_SIZE < end; v++) {
       this.flushPending(v);
       this.emit({ vector: v });
     }
@@ -221,9 +231,21 @@ export class MsixCapability implements PciCapability {
     for (let v = from; v < to; v++) {
       if (this.pending(v) && !this.masked(v)) {
         this.setPending(v, false);
-        this.controller?.signal(this.message(v));
+        this.vectorSet?.vector(v).trigger();
       }
     }
+  }
+
+  /** Brings the programmed messages of vectors [from, to) in line with the table, as one platform update. */
+  private program(from = 0, to = this.vectors): void {
+    const set = this.vectorSet;
+    if (!set) return;
+    const on = this.enabled && !this.functionMasked && this.busMasterOn;
+    set.batch(() => {
+      for (let v = from; v < Math.min(to, this.vectors); v++) {
+        set.vector(v).program(on && !this.masked(v) ? this.message(v) : undefined);
+      }
+    });
   }
 
   private setPending(vector: number, on: boolean): void {
