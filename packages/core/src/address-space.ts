@@ -1,4 +1,5 @@
 import { AddressConflictError, ConfigurationError } from "./errors.js";
+import { widthMask } from "./registers/bits.js";
 
 /** Widths an access can have. 8 only occurs on MMIO. */
 export type AccessSize = 1 | 2 | 4 | 8;
@@ -37,11 +38,9 @@ export interface UnhandledAccess {
   value?: number | bigint;
 }
 
-const ALL_ONES = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
-
 /** Reads of unhandled addresses return all-ones of the access width, like an absent device on a real bus. */
 export function allOnes(size: SmallAccessSize): number {
-  return ALL_ONES[size];
+  return widthMask(size);
 }
 
 /**
@@ -103,7 +102,7 @@ export class AddressSpace {
     const r = this.find(address);
     if (!r) {
       this.miss(address, size, false);
-      return ALL_ONES[size];
+      return widthMask(size);
     }
     return r.handler.read(address - r.base, size);
   }

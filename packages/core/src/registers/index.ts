@@ -1,0 +1,2 @@
+export * from "./bits.js";
+export * from "./table.js";
