@@ -4,6 +4,7 @@ export * from "./guest-memory.js";
 export * from "./interrupts.js";
 export * from "./msi-vectors.js";
 export * from "./pci-device.js";
+export * from "./registers/index.js";
 export * from "./services.js";
 export * from "./logger.js";
 export * from "./tokens.js";
