@@ -4,7 +4,6 @@ export * from "./virtqueue/errors.js";
 export * from "./virtqueue/descriptor-chain.js";
 export * from "./virtqueue/split-ring.js";
 export * from "./transport/state.js";
-export * from "./transport/register-table.js";
 export * from "./transport/common-cfg.js";
 export * from "./transport/legacy.js";
 export * from "./transport/modern.js";

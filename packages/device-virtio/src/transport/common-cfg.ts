@@ -1,6 +1,6 @@
+import { type RegisterSpec, RegisterTable, split64 } from "@vmm/core";
 import { NO_VECTOR } from "../constants.js";
 import type { RingField, SplitQueue } from "../virtqueue/split-ring.js";
-import { type Register, RegisterTable } from "./register-table.js";
 import type { VirtioTransport } from "./state.js";
 
 /** Size of struct virtio_pci_common_cfg (virtio 1.x, 4.1.4.3), without the 1.2 notify-data/reset fields. */
@@ -17,33 +17,16 @@ const programmable = (t: T): SplitQueue | undefined => {
 };
 
 /** A 64-bit queue address field as two 32-bit halves (the driver may use either width: 4.1.3.1). */
-function address(name: string, offset: number, field: RingField): Register<T>[] {
-  const half = (hi: boolean): Register<T> => ({
-    name: `${name}_${hi ? "hi" : "lo"}`,
-    offset: offset + (hi ? 4 : 0),
-    width: 4,
-    read: (t) => sel(t)?.addressWord(field, hi) ?? 0,
-    write: (t, v) => programmable(t)?.setAddressWord(field, hi, v),
+const address = (name: string, offset: number, field: RingField): RegisterSpec<T>[] =>
+  split64<T>(name, offset, {
+    read: (t, hi) => sel(t)?.addressWord(field, hi) ?? 0,
+    write: (t, hi, v) => void programmable(t)?.setAddressWord(field, hi, v),
   });
-  return [half(false), half(true)];
-}
 
-export const COMMON_CFG_REGISTERS: readonly Register<T>[] = [
-  {
-    name: "device_feature_select",
-    offset: 0x00,
-    width: 4,
-    read: (t) => t.deviceFeatureSelect,
-    write: (t, v) => void (t.deviceFeatureSelect = v >>> 0),
-  },
+export const COMMON_CFG_REGISTERS: readonly RegisterSpec<T>[] = [
+  { name: "device_feature_select", offset: 0x00, width: 4, field: "deviceFeatureSelect" },
   { name: "device_feature", offset: 0x04, width: 4, read: (t) => t.deviceFeatureWord(t.deviceFeatureSelect) },
-  {
-    name: "driver_feature_select",
-    offset: 0x08,
-    width: 4,
-    read: (t) => t.driverFeatureSelect,
-    write: (t, v) => void (t.driverFeatureSelect = v >>> 0),
-  },
+  { name: "driver_feature_select", offset: 0x08, width: 4, field: "driverFeatureSelect" },
   {
     name: "driver_feature",
     offset: 0x0c,
@@ -72,8 +55,8 @@ export const COMMON_CFG_REGISTERS: readonly Register<T>[] = [
       t.writeStatus(v);
     },
   },
-  { name: "config_generation", offset: 0x15, width: 1, read: (t) => t.configGeneration },
-  { name: "queue_select", offset: 0x16, width: 2, read: (t) => t.queueSelect, write: (t, v) => void (t.queueSelect = v) },
+  { name: "config_generation", offset: 0x15, width: 1, field: "configGeneration", access: "ro" },
+  { name: "queue_select", offset: 0x16, width: 2, field: "queueSelect" },
   {
     name: "queue_size",
     offset: 0x18,
@@ -114,4 +97,5 @@ export const COMMON_CFG_REGISTERS: readonly Register<T>[] = [
   ...address("queue_device", 0x30, "device"),
 ];
 
-export const commonCfg = new RegisterTable<T>(COMMON_CFG_REGISTERS, COMMON_CFG_SIZE);
+/** Byte lanes as the spec allows (any width at any offset): narrow writes merge, unbacked bytes read 0. */
+export const commonCfg = new RegisterTable<T>(COMMON_CFG_REGISTERS, { size: COMMON_CFG_SIZE });

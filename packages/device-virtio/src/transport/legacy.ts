@@ -1,6 +1,5 @@
-import type { IoHandler, SmallAccessSize } from "@vmm/core";
+import { type IoHandler, type RegisterSpec, RegisterTable, readLE, type SmallAccessSize } from "@vmm/core";
 import { NO_VECTOR } from "../constants.js";
-import { type Register, RegisterTable, readBytesLE } from "./register-table.js";
 import type { VirtioTransport } from "./state.js";
 
 /** Legacy queues: 4 KiB pages, used ring aligned to 4096 (virtio 1.x, 4.1.5.1.3.1 / 2.7.2 legacy layout). */
@@ -14,7 +13,7 @@ export const LEGACY_BAR_SIZE = 0x100;
 type T = VirtioTransport;
 
 /** The legacy header (virtio 1.x, 4.1.4.8), before the MSI-X fields. */
-const LEGACY_REGISTERS: readonly Register<T>[] = [
+const LEGACY_REGISTERS: readonly RegisterSpec<T>[] = [
   { name: "host_features", offset: 0x00, width: 4, read: (t) => t.deviceFeatureWord(0) },
   {
     name: "guest_features",
@@ -46,7 +45,7 @@ const LEGACY_REGISTERS: readonly Register<T>[] = [
     },
   },
   { name: "queue_size", offset: 0x0c, width: 2, read: (t) => t.selectedQueue?.maxSize ?? 0 },
-  { name: "queue_select", offset: 0x0e, width: 2, read: (t) => t.queueSelect, write: (t, v) => void (t.queueSelect = v) },
+  { name: "queue_select", offset: 0x0e, width: 2, field: "queueSelect" },
   { name: "queue_notify", offset: LEGACY_NOTIFY, width: 2, read: () => 0, write: (t, v) => t.notify(v) },
   {
     name: "device_status",
@@ -61,7 +60,7 @@ const LEGACY_REGISTERS: readonly Register<T>[] = [
 ];
 
 /** Present only while MSI-X is enabled; the device configuration moves from 0x14 to 0x18. */
-const LEGACY_MSIX_REGISTERS: readonly Register<T>[] = [
+const LEGACY_MSIX_REGISTERS: readonly RegisterSpec<T>[] = [
   { name: "config_vector", offset: 0x14, width: 2, read: (t) => t.configVector, write: (t, v) => void (t.configVector = t.validVector(v)) },
   {
     name: "queue_vector",
@@ -75,8 +74,8 @@ const LEGACY_MSIX_REGISTERS: readonly Register<T>[] = [
   },
 ];
 
-const header = new RegisterTable<T>(LEGACY_REGISTERS, 0x14);
-const msixHeader = new RegisterTable<T>([...LEGACY_REGISTERS, ...LEGACY_MSIX_REGISTERS], 0x18);
+const header = new RegisterTable<T>(LEGACY_REGISTERS, { size: 0x14 });
+const msixHeader = new RegisterTable<T>([...LEGACY_REGISTERS, ...LEGACY_MSIX_REGISTERS], { size: 0x18 });
 const ISR_OFFSET = 0x13;
 
 /** The legacy I/O BAR: header, ISR (read-to-clear) and the device configuration after the header. */
@@ -86,7 +85,7 @@ export function legacyBarHandler(t: T): IoHandler {
     read(offset: number, size: SmallAccessSize): number {
       const table = layout();
       if (offset === ISR_OFFSET && size === 1) return t.isr.readAndClear();
-      if (offset >= table.size) return readBytesLE(t.device.config, offset - table.size, size);
+      if (offset >= table.size) return readLE(t.device.config, offset - table.size, size);
       if (offset + size > table.size) return 0;
       return table.read(t, offset, size);
     },

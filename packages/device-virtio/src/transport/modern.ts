@@ -1,7 +1,6 @@
-import type { IoHandler, PciCapability, SmallAccessSize } from "@vmm/core";
+import { type IoHandler, type PciCapability, readLE, type SmallAccessSize } from "@vmm/core";
 import { COMMON_CFG_SIZE, commonCfg } from "./common-cfg.js";
 import type { Doorbell } from "./notify.js";
-import { readBytesLE, type Width } from "./register-table.js";
 import type { VirtioTransport } from "./state.js";
 
 /** virtio_pci_cap.cfg_type values (virtio 1.x, 4.1.4). */
@@ -62,24 +61,22 @@ export function modernBarHandler(t: VirtioTransport): IoHandler {
   const notifySize = t.queues.length * ModernLayout.NOTIFY_MULTIPLIER;
   return {
     read(offset: number, size: SmallAccessSize): number {
-      const w = size as Width;
       if (offset < ModernLayout.COMMON + COMMON_CFG_SIZE) {
-        return offset + w <= COMMON_CFG_SIZE ? commonCfg.read(t, offset, w) : 0;
+        return offset + size <= COMMON_CFG_SIZE ? commonCfg.read(t, offset, size) : 0;
       }
       if (offset === ModernLayout.ISR) return t.isr.readAndClear();
-      if (offset >= ModernLayout.DEVICE && offset + w <= ModernLayout.DEVICE + deviceSize) {
-        return readBytesLE(t.device.config, offset - ModernLayout.DEVICE, w);
+      if (offset >= ModernLayout.DEVICE && offset + size <= ModernLayout.DEVICE + deviceSize) {
+        return readLE(t.device.config, offset - ModernLayout.DEVICE, size);
       }
       return 0;
     },
     write(offset: number, size: SmallAccessSize, value: number): void {
-      const w = size as Width;
       if (offset < ModernLayout.COMMON + COMMON_CFG_SIZE) {
-        if (offset + w <= COMMON_CFG_SIZE) commonCfg.write(t, offset, w, value);
+        if (offset + size <= COMMON_CFG_SIZE) commonCfg.write(t, offset, size, value);
         return;
       }
-      if (offset >= ModernLayout.DEVICE && offset + w <= ModernLayout.DEVICE + deviceSize) {
-        return t.device.writeConfig(offset - ModernLayout.DEVICE, w, value);
+      if (offset >= ModernLayout.DEVICE && offset + size <= ModernLayout.DEVICE + deviceSize) {
+        return t.device.writeConfig(offset - ModernLayout.DEVICE, size, value);
       }
       if (offset >= ModernLayout.NOTIFY && offset < ModernLayout.NOTIFY + notifySize) {
         // Without VIRTIO_F_NOTIFICATION_DATA the doorbell's address says which queue; the value is its index.

@@ -1,4 +1,4 @@
-import type { IoHandler, PciCapability, SmallAccessSize } from "@vmm/core";
+import { type IoHandler, type PciCapability, type SmallAccessSize, toUnsigned } from "@vmm/core";
 import { CfgType, VENDOR_CAPABILITY_ID } from "./modern.js";
 
 /** Body offsets of struct virtio_pci_cfg_cap after the 2-byte header (virtio 1.x, 4.1.4.9). */
@@ -35,8 +35,7 @@ export class PciCfgCapability implements PciCapability {
     if (offset + size <= DATA || offset >= DATA + 4) return;
     const target = this.target();
     if (!target) return;
-    const mask = target.length === 4 ? 0xffff_ffff : (1 << (8 * target.length)) - 1;
-    target.handler.write(target.offset, target.length, (this.view.getUint32(DATA, true) & mask) >>> 0);
+    target.handler.write(target.offset, target.length, toUnsigned(this.view.getUint32(DATA, true), target.length));
   }
 
   private target(): { handler: IoHandler; offset: number; length: SmallAccessSize } | undefined {

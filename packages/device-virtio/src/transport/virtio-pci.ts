@@ -1,4 +1,4 @@
-import type { GuestMemory, IoEventRegistry, IoHandler, Logger, PciBarDescriptor, PciBarWindow } from "@vmm/core";
+import { type GuestMemory, type IoEventRegistry, type IoHandler, type Logger, nextPowerOfTwo, type PciBarDescriptor, type PciBarWindow } from "@vmm/core";
 import { MsixCapability, PciFunction } from "@vmm/pci";
 import { modernDeviceId, PCI_IDENTITY, VIRTIO_VENDOR_ID } from "../constants.js";
 import type { VirtioDevice } from "../device.js";
@@ -22,8 +22,6 @@ export interface VirtioPciOptions {
 
 /** BAR numbers: legacy I/O registers, the modern structures, the MSI-X table and PBA. */
 export const Bars = { LEGACY: 0, MODERN: 1, MSIX: 2 } as const;
-
-const nextPowerOfTwo = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(n, 1)));
 
 /**
  * A virtio device on PCI (virtio 1.x, 4.1): vendor capabilities for the modern interface, optionally the legacy
@@ -91,7 +89,7 @@ export class VirtioPciFunction extends PciFunction {
     }
   }
 
-  override barHandler(index: number): IoHandler | undefined {
+  protected override deviceBarHandler(index: number): IoHandler | undefined {
     return this.virtioHandlers[index];
   }
 
