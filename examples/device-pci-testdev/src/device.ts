@@ -49,8 +49,7 @@ export class PciTestDevice extends PciFunction {
     this.msixVectors = new MsixCapability({ vectors: options.vectors ?? 4, tableBar: Bars.mmio, tableOffset: MSIX_TABLE_OFFSET });
     this.addCapability(this.msixVectors);
     this.registers = new TestdevRegisters(options.id ?? DEFAULT_ID, (vector) => this.raise(vector));
-    const regs = this.registers;
-    this.handler = { read: (o, s) => regs.read(o, s), write: (o, s, v) => regs.write(o, s, v) };
+    this.handler = this.registers.handler();
   }
 
   override barHandler(index: number): IoHandler | undefined {

@@ -2,7 +2,7 @@ import { PLUGIN_API_VERSION, registerDeviceType, type VmmPlugin } from "@vmm/cor
 import { PciTestDevice } from "./device.js";
 
 export { PciTestDevice, Bars, MMIO_BAR_SIZE, MSIX_TABLE_OFFSET, TESTDEV_CLASS, TESTDEV_DEVICE_ID, TESTDEV_VENDOR_ID } from "./device.js";
-export { DEFAULT_ID, Reg, REGISTER_BYTES, TestdevRegisters } from "./registers.js";
+export { DEFAULT_ID, Reg, REGISTER_BYTES, type RegisterState, TESTDEV_REGISTERS, TestdevRegisters } from "./registers.js";
 
 const PLUGIN = "@x/device-pci-testdev";
 

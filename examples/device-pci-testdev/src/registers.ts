@@ -1,4 +1,4 @@
-import type { SmallAccessSize } from "@vmm/core";
+import { type IoHandler, type RegisterSpec, RegisterTable, type SmallAccessSize } from "@vmm/core";
 
 /**
  * The test device's registers, the same in the memory BAR and the I/O BAR (offsets relative to the BAR). Every
@@ -30,6 +30,7 @@ export const REGISTER_BYTES = 0x20;
 /** "TEST" as a little-endian dword. */
 export const DEFAULT_ID = 0x54534554;
 
+/** What the registers act on: their values and the device's MSI-X request. */
 export interface RegisterState {
   readonly id: number;
   scratch: number;
@@ -37,73 +38,78 @@ export interface RegisterState {
   lastDoorbell: number;
   irqCount: number;
   errors: number;
+  /** Asks the device for an MSI-X vector; false for a vector the device does not have. */
+  readonly raise: (vector: number) => boolean;
 }
 
-interface Register {
-  readonly name: keyof typeof Reg;
-  readonly read?: (s: RegisterState) => number;
-  /** Returns false to count the write as an error (e.g. a bad vector number). */
-  readonly write?: (s: RegisterState, value: number, raise: (vector: number) => boolean) => boolean | void;
-}
-
-/** The register file, declaratively: absent `read` reads 0, absent `write` makes the register read-only. */
-const REGISTERS: readonly Register[] = [
-  { name: "ID", read: (s) => s.id },
-  { name: "SCRATCH", read: (s) => s.scratch, write: (s, v) => void (s.scratch = v) },
-  { name: "COUNTER", read: (s) => s.counter },
+/**
+ * The register file, declaratively: a register backed by a `field` reads it (and, unless read-only, stores writes
+ * in it); a `write` handler does what a write does and returns false to refuse it.
+ */
+const REGISTERS: readonly RegisterSpec<RegisterState>[] = [
+  { name: "ID", offset: Reg.ID, width: 4, field: "id", access: "ro" },
+  { name: "SCRATCH", offset: Reg.SCRATCH, width: 4, field: "scratch" },
+  { name: "COUNTER", offset: Reg.COUNTER, width: 4, field: "counter", access: "ro" },
   {
     name: "DOORBELL",
+    offset: Reg.DOORBELL,
+    width: 4,
+    access: "wo",
     write: (s, v) => {
       s.counter = (s.counter + 1) >>> 0;
       s.lastDoorbell = v;
     },
   },
-  { name: "LAST_DOORBELL", read: (s) => s.lastDoorbell },
+  { name: "LAST_DOORBELL", offset: Reg.LAST_DOORBELL, width: 4, field: "lastDoorbell", access: "ro" },
   {
     name: "MSIX_TRIGGER",
-    write: (s, v, raise) => {
-      if (!raise(v)) return false;
+    offset: Reg.MSIX_TRIGGER,
+    width: 4,
+    access: "wo",
+    write: (s, v) => {
+      if (!s.raise(v)) return false; // no such vector: refused, so it counts in ERRORS
       s.irqCount = (s.irqCount + 1) >>> 0;
     },
   },
-  { name: "IRQ_COUNT", read: (s) => s.irqCount },
-  { name: "ERRORS", read: (s) => s.errors },
+  { name: "IRQ_COUNT", offset: Reg.IRQ_COUNT, width: 4, field: "irqCount", access: "ro" },
+  { name: "ERRORS", offset: Reg.ERRORS, width: 4, field: "errors", access: "ro" },
 ];
 
-const BY_OFFSET = new Map<number, Register>(REGISTERS.map((r) => [Reg[r.name], r]));
+/**
+ * The access rules: reads may take part of one register; writes must be one whole register; anything else (an
+ * access across registers or outside them, a narrow write, a write to a read-only register, a refused vector) is
+ * dropped, reads all-ones, and counts in ERRORS. Values are unsigned, whatever the guest or a handler passes.
+ */
+export const TESTDEV_REGISTERS = new RegisterTable<RegisterState>(REGISTERS, {
+  size: REGISTER_BYTES,
+  spanning: "refuse",
+  narrowWrite: "refuse",
+  fill: 0xff,
+  onRefused: (s) => void (s.errors = (s.errors + 1) >>> 0),
+});
 
-/** Serves BAR-relative accesses to the register file. `raise` asks for an MSI-X vector and says if it was valid. */
+/** One device's registers: BAR-relative accesses served by TESTDEV_REGISTERS on this device's state. */
 export class TestdevRegisters {
   readonly state: RegisterState;
 
-  constructor(
-    id: number,
-    private readonly raise: (vector: number) => boolean,
-  ) {
-    this.state = { id, scratch: 0, counter: 0, lastDoorbell: 0, irqCount: 0, errors: 0 };
+  constructor(id: number, raise: (vector: number) => boolean) {
+    this.state = { id, scratch: 0, counter: 0, lastDoorbell: 0, irqCount: 0, errors: 0, raise };
   }
 
   read(offset: number, size: SmallAccessSize): number {
-    const base = offset & ~3;
-    const shift = (offset & 3) * 8;
-    if (offset + size > base + 4 || base >= REGISTER_BYTES) return this.drop(size === 4 ? 0xffffffff : (1 << (size * 8)) - 1);
-    const value = BY_OFFSET.get(base)?.read?.(this.state) ?? 0;
-    const mask = size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
-    return ((value >>> shift) & mask) >>> 0;
+    return TESTDEV_REGISTERS.read(this.state, offset, size);
   }
 
   write(offset: number, size: SmallAccessSize, value: number): void {
-    const reg = BY_OFFSET.get(offset);
-    if (size !== 4 || !reg?.write) return void this.drop(0);
-    if (reg.write(this.state, value >>> 0, this.raise) === false) this.drop(0);
+    TESTDEV_REGISTERS.write(this.state, offset, size, value);
+  }
+
+  /** The handler both BARs use. */
+  handler(): IoHandler {
+    return TESTDEV_REGISTERS.handler(this.state);
   }
 
   reset(): void {
     Object.assign(this.state, { scratch: 0, counter: 0, lastDoorbell: 0, irqCount: 0, errors: 0 });
-  }
-
-  private drop<T>(result: T): T {
-    this.state.errors = (this.state.errors + 1) >>> 0;
-    return result;
   }
 }
