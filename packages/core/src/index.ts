@@ -6,6 +6,8 @@ export * from "./msi-vectors.js";
 export * from "./pci-device.js";
 export * from "./registers/index.js";
 export * from "./services.js";
+export * from "./services/keyboard.js";
+export * from "./services/boot-framebuffer.js";
 export * from "./logger.js";
 export * from "./tokens.js";
 export * from "./plugin/options.js";

@@ -1,10 +1,9 @@
 export { VesaDevice, type VesaDeviceOptions, VESA_VENDOR_ID, VESA_DEVICE_ID, VESA_CLASS_CODE, VESA_SUBSYSTEM_VENDOR_ID, VESA_SUBSYSTEM_ID, DEFAULT_FB_SIZE, MIN_FB_SIZE, MAX_FB_SIZE, BOOT_MODES } from "./device.js";
-export { MachineServices, type MachineKeyboard, type MachineBootFramebuffer } from "./machine-services.js";
 export { VesaScreen, type FrameSource, type KeySink } from "./screen.js";
 export { VbeRegisterFile, VbeIndex, VbeEnable, VBE_INDEX_PORT, VBE_DATA_PORT, VBE_ID_MIN, VBE_ID_MAX } from "./vbe/registers.js";
 export { type Scanout, type VbeModeRegisters, scanoutOf, VBE_MAX_XRES, VBE_MAX_YRES, VBE_SUPPORTED_BPP } from "./vbe/mode.js";
 export { type RgbaFrame, type Rect, type PixelLayout, pixelLayout, packPixel, captureFrame, convertToRgba, NO_SIGNAL } from "./framebuffer.js";
-export { type ScreenInfo, screenInfo, encodeScreenInfo, SCREEN_INFO_SIZE, VIDEO_TYPE_VLFB } from "./screen-info.js";
+export { type ScreenInfo, screenInfo, encodeScreenInfo, VIDEO_TYPE_VLFB } from "./screen-info.js";
 export { DirtyLog, type DirtyPages, type DirtySubscriber, dirtyRows } from "./dirty.js";
 export { type Display, type DisplaySpec, parseDisplays, DEFAULT_VNC_PORT, DEFAULT_WEB_PORT } from "./displays/display.js";
 export { createDisplay } from "./displays/create.js";

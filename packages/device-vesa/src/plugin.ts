@@ -2,7 +2,6 @@ import { type DeviceType, type Logger, type MemoryMapper, type AddressSpace, typ
 import { DEFAULT_FB_SIZE, MAX_FB_SIZE, MIN_FB_SIZE, VesaDevice } from "./device.js";
 import { parseDisplays } from "./displays/display.js";
 import { createDisplay } from "./displays/create.js";
-import { type MachineBootFramebuffer, type MachineKeyboard, MachineServices } from "./machine-services.js";
 
 export const PLUGIN_NAME = "@vmm/device-vesa";
 
@@ -38,8 +37,8 @@ export function vesaDeviceType(defaultDisplay?: string): DeviceType {
       });
       // Typed keys go to the machine's keyboard, and a Linux boot gets this framebuffer as screen_info, when the
       // machine offers those services; otherwise keys are dropped (debug log) and screen_info stays empty.
-      if (container.isRegistered(MachineServices.Keyboard, true)) {
-        const keyboard = container.resolve<MachineKeyboard>(MachineServices.Keyboard);
+      if (container.isRegistered(Tokens.Keyboard, true)) {
+        const keyboard = container.resolve(Tokens.Keyboard);
         device.screen.onKey = (keysym, down) => void keyboard.press(keysym, down);
       }
       try {
@@ -48,9 +47,9 @@ export function vesaDeviceType(defaultDisplay?: string): DeviceType {
         await device.shutdown();
         throw new ConfigurationError(`${name}: cannot start display: ${(e as Error).message}`, { cause: e });
       }
-      if (container.isRegistered(MachineServices.BootFramebuffer, true)) {
+      if (container.isRegistered(Tokens.BootFramebuffer, true)) {
         try {
-          container.resolve<MachineBootFramebuffer>(MachineServices.BootFramebuffer).provide(name, () => device.bootScreenInfo());
+          container.resolve(Tokens.BootFramebuffer).provide(name, () => device.bootScreenInfo());
         } catch (e) {
           await device.shutdown(); // a second display device: its servers must not outlive the refusal
           throw e;

@@ -1,3 +1,4 @@
+import { SCREEN_INFO_SIZE } from "@vmm/core";
 import { pixelLayout } from "./framebuffer.js";
 import type { Scanout } from "./vbe/mode.js";
 
@@ -5,8 +6,6 @@ import type { Scanout } from "./vbe/mode.js";
 export const VIDEO_TYPE_VLFB = 0x23;
 /** screen_info.capabilities: ext_lfb_base holds the high 32 bits of the base. */
 export const VIDEO_CAPABILITY_64BIT_BASE = 1 << 1;
-/** Size of Linux's struct screen_info (the first bytes of x86 boot_params). */
-export const SCREEN_INFO_SIZE = 0x40;
 
 /**
  * What a Linux boot needs to drive the framebuffer without a driver (vesafb, or simplefb through sysfb): the

@@ -29,7 +29,7 @@ export class VesaScreen implements FrameSource {
   readonly vbe: VbeRegisterFile;
   readonly dac: VgaDac;
   readonly dirty: DirtyLog;
-  /** Where typed keys go: the plugin points it at the machine's keyboard (MachineTokens.Keyboard) when there is one. */
+  /** Where typed keys go: the plugin points it at the machine's keyboard (core's Tokens.Keyboard) when there is one. */
   onKey: KeySink | undefined;
   private readonly listeners = new Set<(scanout: Scanout | undefined) => void>();
 

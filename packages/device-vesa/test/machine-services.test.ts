@@ -1,5 +1,5 @@
 import { MemoryLogger, MmioBackedMemoryMapper, Tokens, createMmioSpace, createPortIoSpace, validateOptions, type DeviceType } from "@vmm/core";
-import { BootFramebuffer, MachineTokens } from "@vmm/machine";
+import { BootFramebufferSlot } from "@vmm/machine";
 import { PciBus } from "@vmm/pci";
 import { container as rootContainer } from "tsyringe";
 import { describe, expect, it } from "vitest";
@@ -7,7 +7,6 @@ import type { VesaDevice } from "../src/device.js";
 import { RfbClient } from "../src/displays/vnc/client.js";
 import type { VncDisplay } from "../src/displays/vnc/server.js";
 import type { WebDisplay } from "../src/displays/web/server.js";
-import { MachineServices } from "../src/machine-services.js";
 import plugin from "../src/plugin.js";
 import { VIDEO_CAPABILITY_64BIT_BASE, encodeScreenInfo, screenInfo } from "../src/screen-info.js";
 import { VbeIndex } from "../src/vbe/registers.js";
@@ -24,9 +23,9 @@ function vm(services: { keyboard?: boolean; boot?: boolean } = {}) {
   c.register(Tokens.PortIo, { useValue: pio });
   c.register(Tokens.Logger, { useValue: new MemoryLogger() });
   const keys: [number, boolean][] = [];
-  if (services.keyboard) c.register(MachineTokens.Keyboard, { useValue: { press: (k: number, d: boolean) => (keys.push([k, d]), true) } });
-  const boot = new BootFramebuffer();
-  if (services.boot) c.register(MachineTokens.BootFramebuffer, { useValue: boot });
+  if (services.keyboard) c.register(Tokens.Keyboard, { useValue: { press: (k: number, d: boolean) => (keys.push([k, d]), true) } });
+  const boot = new BootFramebufferSlot();
+  if (services.boot) c.register(Tokens.BootFramebuffer, { useValue: boot });
   plugin.register(c, {});
   const type = c.resolveAll<DeviceType>(Tokens.DeviceType).find((t) => t.type === "vesa")!;
   const create = async (name: string, raw: Record<string, unknown>) =>
@@ -42,11 +41,6 @@ function vm(services: { keyboard?: boolean; boot?: boolean } = {}) {
 }
 
 describe("the machine's services, found in the container", () => {
-  it("uses the same keys as @vmm/machine's MachineTokens", () => {
-    expect(MachineServices.Keyboard).toBe(MachineTokens.Keyboard);
-    expect(MachineServices.BootFramebuffer).toBe(MachineTokens.BootFramebuffer);
-  });
-
   it("sends VNC KeyEvents and the web page's keys to the machine's keyboard", async () => {
     const { create, keys } = vm({ keyboard: true });
     const device = await create("vesa0", { display: "vnc:0+web:0" });

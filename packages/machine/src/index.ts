@@ -15,9 +15,8 @@ export { I8042, I8042_PORTS, I8042_KEYBOARD_IRQ, I8042Status, I8042Config, I8042
 export { Ps2Keyboard, KbdReply, KEYBOARD_ID, KEYBOARD_QUEUE_LIMIT } from "./devices/ps2-keyboard.js";
 export { KEYS, KEY_NAMES, scancodes, TRANSLATE_SET2_TO_SET1, type KeyName, type ScancodeSet } from "./devices/scancodes.js";
 export { KEYSYM_TO_KEY, keyForKeysym } from "./devices/keysyms.js";
-export { KeysymKeyboard, type Keyboard } from "./devices/keyboard.js";
-export { BootFramebuffer, SCREEN_INFO_SIZE, type ScreenInfoProvider } from "./devices/boot-framebuffer.js";
-export { MachineTokens } from "./devices/tokens.js";
+export { KeysymKeyboard } from "./devices/keyboard.js";
+export { BootFramebufferSlot } from "./devices/boot-framebuffer.js";
 export { CmosRtc, CMOS_PORTS, type CmosMemorySizes } from "./devices/cmos-rtc.js";
 export { DebugExit, PostCodePort, DEBUG_EXIT_PORT } from "./devices/debug-exit.js";
 export { PmTimer, PM_TIMER_HZ, PM_TIMER_PORT } from "./devices/pm-timer.js";

@@ -27,8 +27,7 @@ import { KvmInterruptController } from "./services/interrupts.js";
 import { KvmIoEvents } from "./services/io-events.js";
 import { KvmMemoryMapper } from "./services/memory-mapper.js";
 import { MsiRouter } from "./services/msi-routes.js";
-import { MachineTokens } from "./devices/tokens.js";
-import { BootFramebuffer } from "./devices/boot-framebuffer.js";
+import { BootFramebufferSlot } from "./devices/boot-framebuffer.js";
 import { I8042_KEYBOARD_IRQ } from "./devices/i8042.js";
 import { KeysymKeyboard } from "./devices/keyboard.js";
 import { createPciHost, type PciHost } from "./services/pci.js";
@@ -116,15 +115,15 @@ export class Machine {
   readonly mmio: AddressSpace;
   readonly interrupts: KvmInterruptController;
   readonly ioEvents: KvmIoEvents;
-  /** MSIs raised through irqfd (no userspace exit); also in `container` under MachineTokens.MsiRoutes. */
+  /** MSIs raised through irqfd (no userspace exit). */
   readonly msiRoutes: MsiRouter;
   readonly pci: PciHost;
   readonly legacy: LegacyDevices;
   private readonly flushSerial: () => void;
-  /** The PS/2 keyboard by keysym; also in `container` under MachineTokens.Keyboard. */
+  /** The PS/2 keyboard by keysym; also in `container` under Tokens.Keyboard. */
   readonly keyboard: KeysymKeyboard;
-  /** A display device's screen_info for bzImage boots; also under MachineTokens.BootFramebuffer. */
-  readonly bootFramebuffer = new BootFramebuffer();
+  /** A display device's screen_info for bzImage boots; also in `container` under Tokens.BootFramebuffer. */
+  readonly bootFramebuffer = new BootFramebufferSlot();
   readonly logger: Logger;
   readonly cpus: number;
   private readonly kvm: Kvm;
@@ -184,7 +183,6 @@ export class Machine {
       this.container.register(Tokens.IoEvents, { useValue: this.ioEvents });
       this.container.register(Tokens.MemoryMapper, { useValue: mapper });
       this.container.register(Tokens.Logger, { useValue: this.logger });
-      this.container.register(MachineTokens.MsiRoutes, { useValue: this.msiRoutes });
 
       const serial = outputSink(options.serial ? options.serial.output : process.stdout);
       this.flushSerial = serial.flush;
@@ -199,8 +197,8 @@ export class Machine {
       });
       this.legacy.i8042.connectIrq(this.interrupts.line(I8042_KEYBOARD_IRQ));
       this.keyboard = new KeysymKeyboard(this.legacy.i8042.keyboard, this.logger);
-      this.container.register(MachineTokens.Keyboard, { useValue: this.keyboard });
-      this.container.register(MachineTokens.BootFramebuffer, { useValue: this.bootFramebuffer });
+      this.container.register(Tokens.Keyboard, { useValue: this.keyboard });
+      this.container.register(Tokens.BootFramebuffer, { useValue: this.bootFramebuffer });
       this.pci = createPciHost({ pio: this.pio, mmio: this.mmio, interrupts: this.interrupts, logger: this.logger, msiRoutes: this.msiRoutes });
 
       const cpuid = this.kvm.supportedCpuid();

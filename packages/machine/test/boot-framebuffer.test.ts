@@ -1,6 +1,6 @@
-import { ConfigurationError, GuestMemory } from "@vmm/core";
+import { ConfigurationError, GuestMemory, SCREEN_INFO_SIZE, Tokens } from "@vmm/core";
 import { describe, expect, it } from "vitest";
-import { BootFramebuffer, BootParams, Layout, Machine, MachineTokens, SCREEN_INFO_SIZE, buildMemoryMap, loadBzImage } from "../src/index.js";
+import { BootFramebufferSlot, BootParams, Layout, Machine, buildMemoryMap, loadBzImage } from "../src/index.js";
 import { kvmOk } from "./helpers.js";
 
 const MiB = 1024 * 1024;
@@ -60,17 +60,17 @@ describe("screen_info in boot_params", () => {
   });
 
   it("takes one provider, checks what it returns", () => {
-    const hook = new BootFramebuffer();
+    const hook = new BootFramebufferSlot();
     expect(hook.screenInfo()).toBeUndefined();
     hook.provide("vesa0", () => screenInfo());
     expect(hook.provider).toBe("vesa0");
     expect(hook.screenInfo()).toEqual(screenInfo());
     expect(() => hook.provide("vesa1", () => screenInfo())).toThrow(ConfigurationError);
     expect(() => hook.provide("vesa1", () => screenInfo())).toThrow(/vesa0 already provides/);
-    const short = new BootFramebuffer();
+    const short = new BootFramebufferSlot();
     short.provide("x", () => new Uint8Array(10));
     expect(() => short.screenInfo()).toThrow(/64 bytes/);
-    const blank = new BootFramebuffer();
+    const blank = new BootFramebufferSlot();
     blank.provide("y", () => new Uint8Array(SCREEN_INFO_SIZE));
     expect(() => blank.screenInfo()).toThrow(/no video type/);
   });
@@ -79,7 +79,7 @@ describe("screen_info in boot_params", () => {
     const machine = new Machine({ memoryMiB: 64, kernel: { kind: "bzimage", bytes: bzImage() }, decompress: "guest", serial: { output: () => {} } });
     try {
       let asked = 0;
-      machine.container.resolve(MachineTokens.BootFramebuffer).provide("display0", () => (asked++, screenInfo()));
+      machine.container.resolve(Tokens.BootFramebuffer).provide("display0", () => (asked++, screenInfo()));
       machine.load();
       expect(asked).toBe(1);
       expect([...machine.memory.view(Layout.bootParams, SCREEN_INFO_SIZE)]).toEqual([...screenInfo()]);

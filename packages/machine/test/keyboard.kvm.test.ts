@@ -1,7 +1,7 @@
-import { MemoryLogger } from "@vmm/core";
+import { MemoryLogger, Tokens } from "@vmm/core";
 import { buildGuest } from "@vmm/guest-kit";
 import { describe, expect, it } from "vitest";
-import { Machine, MachineTokens, type Keyboard } from "../src/index.js";
+import { Machine } from "../src/index.js";
 import { kvmOk } from "./helpers.js";
 
 /** Shift down, 'H', Shift up, 'i', Return: what a VNC client sends for typing "Hi" and Enter. */
@@ -33,7 +33,7 @@ describe.skipIf(!kvmOk)("PS/2 keyboard under KVM", () => {
           if (typed || !serial.includes("keyboard ready\n")) return;
           typed = true;
           // The keyboard as devices find it: in the VM's container.
-          const keyboard = machine.container.resolve<Keyboard>(MachineTokens.Keyboard);
+          const keyboard = machine.container.resolve(Tokens.Keyboard);
           setTimeout(() => TYPED.forEach(([keysym, down]) => keyboard.press(keysym, down)), 5);
         },
       },
@@ -46,7 +46,7 @@ describe.skipIf(!kvmOk)("PS/2 keyboard under KVM", () => {
       expect(codes).toEqual(SET1);
       expect(serial).toMatch(/keyboard: 8 codes in [1-8] interrupts\n/);
       expect(result).toMatchObject({ status: 0, reason: "debug-exit" });
-      expect(machine.keyboard).toBe(machine.container.resolve(MachineTokens.Keyboard));
+      expect(machine.keyboard).toBe(machine.container.resolve(Tokens.Keyboard));
     } finally {
       machine.close();
     }

@@ -1,20 +1,14 @@
-import { ConfigurationError } from "@vmm/core";
+import { ConfigurationError, SCREEN_INFO_SIZE, type BootFramebuffer, type ScreenInfoProvider } from "@vmm/core";
 
-/** Size of Linux's struct screen_info, the first bytes of x86 boot_params. */
-export const SCREEN_INFO_SIZE = 0x40;
 /** Offset of orig_video_isVGA in struct screen_info (0 = no display described). */
 const ORIG_VIDEO_IS_VGA = 0x0f;
 
-/** Gives the 64 bytes of struct screen_info for the framebuffer as it is when the kernel is loaded. */
-export type ScreenInfoProvider = () => Uint8Array;
-
 /**
- * Where a display device describes its framebuffer for a Linux boot (`MachineTokens.BootFramebuffer`). The
- * machine does not know display devices; one of them registers a provider at assembly time, and the bzImage
- * loader places what it returns at offset 0 of boot_params (screen_info), so vesafb or simplefb can use the
- * framebuffer before any driver programs the device.
+ * The machine's `BootFramebuffer` (core's contract, registered under `Tokens.BootFramebuffer`): holds the one
+ * display device's screen_info provider, and the bzImage loader places what it returns at offset 0 of
+ * boot_params.
  */
-export class BootFramebuffer {
+export class BootFramebufferSlot implements BootFramebuffer {
   private source: { name: string; provider: ScreenInfoProvider } | undefined;
 
   /** Registers the boot display; a second one is refused (Linux takes one screen_info). */

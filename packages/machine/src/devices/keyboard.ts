@@ -1,17 +1,12 @@
-import type { Logger } from "@vmm/core";
+import type { Keyboard, Logger } from "@vmm/core";
 import { keyForKeysym } from "./keysyms.js";
 import type { Ps2Keyboard } from "./ps2-keyboard.js";
 import type { KeyName } from "./scancodes.js";
 
 /**
- * The machine's keyboard as displays see it (`MachineTokens.Keyboard`): keys by X11 keysym, as RFB KeyEvent
- * and the web display deliver them, typed on the PS/2 keyboard behind the i8042.
+ * The machine's keyboard as displays see it (core's `Keyboard`, registered under `Tokens.Keyboard`): keys by X11
+ * keysym, typed on the PS/2 keyboard behind the i8042 with a US layout.
  */
-export interface Keyboard {
-  /** A key went down or up; false when the keysym has no key on a US keyboard or the key was not sent. */
-  press(keysym: number, down: boolean): boolean;
-}
-
 export class KeysymKeyboard implements Keyboard {
   /** Keysyms that had no key. */
   unknown = 0;

@@ -1,6 +1,5 @@
 import { ConfigurationError, type MsiMessage } from "@vmm/core";
 import type { EventFd, GsiRoute, Vm } from "@vmm/kvm-native";
-import type { InjectionToken } from "tsyringe";
 import { IOAPIC_PINS } from "./interrupts.js";
 
 /** An MSI delivered by the kernel when its eventfd is written (KVM irqfd over an MSI GSI route). */
@@ -15,11 +14,6 @@ export interface MsiRoute {
   /** Removes the irqfd and the route; calling it twice is harmless. */
   remove(): void;
 }
-
-/** Machine-specific service (beside core's Tokens): MSI routes backed by irqfd. */
-export const MachineTokens = {
-  MsiRoutes: Symbol.for("@vmm/machine:MsiRoutes") as InjectionToken<MsiRouter>,
-} as const;
 
 /** KVM's default routes, which KVM_SET_GSI_ROUTING would otherwise drop: ISA IRQs to both PICs and the IOAPIC. */
 function irqchipRoutes(): GsiRoute[] {
