@@ -21,7 +21,6 @@ export { CmosRtc, CMOS_PORTS, type CmosMemorySizes } from "./devices/cmos-rtc.js
 export { DebugExit, PostCodePort, DEBUG_EXIT_PORT } from "./devices/debug-exit.js";
 export { PmTimer, PM_TIMER_HZ, PM_TIMER_PORT } from "./devices/pm-timer.js";
 export { LineBuffer } from "./devices/line-buffer.js";
-export { byteHandler, type ByteDevice, type ByteRegister } from "./devices/byte-registers.js";
 export { installLegacyDevices, type LegacyDevices, type LegacyDeviceOptions } from "./devices/legacy.js";
 export { KvmInterruptController, IOAPIC_PINS } from "./services/interrupts.js";
 export { KvmMemoryMapper } from "./services/memory-mapper.js";

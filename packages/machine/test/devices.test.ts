@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CmosRtc, DebugExit, I8042, LineBuffer, PmTimer, RX_QUEUE_LIMIT, Uart16550, byteHandler } from "../src/index.js";
+import { CmosRtc, DebugExit, I8042, LineBuffer, PmTimer, RX_QUEUE_LIMIT, Uart16550 } from "../src/index.js";
 import { Line } from "./irq-line.js";
 
 function uart() {
@@ -14,92 +14,92 @@ const IER = 1, IIR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7;
 describe("Uart16550", () => {
   it("transmits THR writes and reports an empty transmitter", () => {
     const { dev, out } = uart();
-    for (const c of "hi") dev.writeByte(0, c.charCodeAt(0));
+    for (const c of "hi") dev.write(0, 1, c.charCodeAt(0));
     expect(String.fromCharCode(...out)).toBe("hi");
-    expect(dev.readByte(LSR) & 0x60).toBe(0x60);
+    expect(dev.read(LSR, 1) & 0x60).toBe(0x60);
   });
 
   it("overlays the divisor latch while LCR.DLAB is set and keeps the scratch register", () => {
     const { dev, out } = uart();
-    dev.writeByte(LCR, 0x83);
-    dev.writeByte(0, 0x01);
-    dev.writeByte(IER, 0x02);
-    expect([dev.readByte(0), dev.readByte(IER)]).toEqual([0x01, 0x02]);
-    dev.writeByte(LCR, 0x03);
-    expect(dev.readByte(IER)).toBe(0); // IER untouched by the DLM write
+    dev.write(LCR, 1, 0x83);
+    dev.write(0, 1, 0x01);
+    dev.write(IER, 1, 0x02);
+    expect([dev.read(0, 1), dev.read(IER, 1)]).toEqual([0x01, 0x02]);
+    dev.write(LCR, 1, 0x03);
+    expect(dev.read(IER, 1)).toBe(0); // IER untouched by the DLM write
     expect(out).toEqual([]); // the DLL write did not transmit
-    dev.writeByte(SCR, 0x5a);
-    expect(dev.readByte(SCR)).toBe(0x5a);
+    dev.write(SCR, 1, 0x5a);
+    expect(dev.read(SCR, 1)).toBe(0x5a);
   });
 
   it("raises THRE when enabled, acknowledges it on IIR read, re-arms it after a THR write", () => {
     const { dev, irq } = uart();
-    dev.writeByte(MCR, 0x08);
-    expect(dev.readByte(IIR) & 0x0f).toBe(0x01);
-    dev.writeByte(IER, 0x02);
+    dev.write(MCR, 1, 0x08);
+    expect(dev.read(IIR, 1) & 0x0f).toBe(0x01);
+    dev.write(IER, 1, 0x02);
     expect(irq.level).toBe(true);
-    expect(dev.readByte(IIR) & 0x0f).toBe(0x02);
+    expect(dev.read(IIR, 1) & 0x0f).toBe(0x02);
     expect(irq.level).toBe(false);
-    expect(dev.readByte(IIR) & 0x0f).toBe(0x01);
-    dev.writeByte(0, 0x41);
+    expect(dev.read(IIR, 1) & 0x0f).toBe(0x01);
+    dev.write(0, 1, 0x41);
     expect(irq.level).toBe(true);
     expect(irq.edges).toBe(2);
   });
 
   it("gates the interrupt line with MCR.OUT2", () => {
     const { dev, irq } = uart();
-    dev.writeByte(IER, 0x02);
+    dev.write(IER, 1, 0x02);
     expect(irq.level).toBe(false);
-    dev.writeByte(MCR, 0x08);
+    dev.write(MCR, 1, 0x08);
     expect(irq.level).toBe(true);
   });
 
   it("queues host input, signals RDA ahead of THRE, and drains through RBR", () => {
     const { dev, irq } = uart();
-    dev.writeByte(MCR, 0x08);
-    dev.writeByte(IER, 0x03);
+    dev.write(MCR, 1, 0x08);
+    dev.write(IER, 1, 0x03);
     dev.input(new Uint8Array([0x61, 0x62]));
-    expect(dev.readByte(LSR) & 1).toBe(1);
-    expect(dev.readByte(IIR) & 0x0f).toBe(0x04);
-    expect(dev.readByte(0)).toBe(0x61);
-    expect(dev.readByte(0)).toBe(0x62);
-    expect(dev.readByte(LSR) & 1).toBe(0);
-    expect(dev.readByte(IIR) & 0x0f).toBe(0x02); // THRE still pending
-    expect(dev.readByte(IIR) & 0x0f).toBe(0x01);
+    expect(dev.read(LSR, 1) & 1).toBe(1);
+    expect(dev.read(IIR, 1) & 0x0f).toBe(0x04);
+    expect(dev.read(0, 1)).toBe(0x61);
+    expect(dev.read(0, 1)).toBe(0x62);
+    expect(dev.read(LSR, 1) & 1).toBe(0);
+    expect(dev.read(IIR, 1) & 0x0f).toBe(0x02); // THRE still pending
+    expect(dev.read(IIR, 1) & 0x0f).toBe(0x01);
     expect(irq.level).toBe(false);
   });
 
   it("reports FIFO mode in IIR and clears the receive FIFO on request", () => {
     const { dev } = uart();
-    dev.writeByte(IIR, 0x01);
-    expect(dev.readByte(IIR) & 0xc0).toBe(0xc0);
+    dev.write(IIR, 1, 0x01);
+    expect(dev.read(IIR, 1) & 0xc0).toBe(0xc0);
     dev.input(new Uint8Array([1, 2, 3]));
-    dev.writeByte(IIR, 0x03);
-    expect(dev.readByte(LSR) & 1).toBe(0);
+    dev.write(IIR, 1, 0x03);
+    expect(dev.read(LSR, 1) & 1).toBe(0);
   });
 
   it("loops back THR to RBR and MCR to MSR in loopback mode", () => {
     const { dev, out } = uart();
-    dev.writeByte(MCR, 0x10 | 0x0a);
-    expect(dev.readByte(MSR) & 0xf0).toBe(0x90);
-    dev.writeByte(0, 0x55);
+    dev.write(MCR, 1, 0x10 | 0x0a);
+    expect(dev.read(MSR, 1) & 0xf0).toBe(0x90);
+    dev.write(0, 1, 0x55);
     expect(out).toEqual([]);
-    expect(dev.readByte(0)).toBe(0x55);
-    dev.writeByte(MCR, 0);
-    expect(dev.readByte(MSR)).toBe(0xb0);
+    expect(dev.read(0, 1)).toBe(0x55);
+    dev.write(MCR, 1, 0);
+    expect(dev.read(MSR, 1)).toBe(0xb0);
   });
 
   it("drops input beyond the queue limit and reports an overrun once", () => {
     const { dev } = uart();
     dev.input(new Uint8Array(RX_QUEUE_LIMIT + 3));
     expect(dev.dropped).toBe(3);
-    expect(dev.readByte(LSR) & 0x02).toBe(0x02);
-    expect(dev.readByte(LSR) & 0x02).toBe(0);
+    expect(dev.read(LSR, 1) & 0x02).toBe(0x02);
+    expect(dev.read(LSR, 1) & 0x02).toBe(0);
   });
 
   it("splits wide port accesses into byte registers", () => {
     const { dev } = uart();
-    const h = byteHandler(dev);
+    const h = dev;
     h.write(LCR, 1, 0x80);
     h.write(0, 2, 0x0201);
     expect(h.read(0, 2)).toBe(0x0201);
@@ -110,17 +110,17 @@ describe("I8042", () => {
   it("pulses reset on command 0xFE and answers the self tests", () => {
     let resets = 0;
     const kbd = new I8042(() => resets++);
-    expect(kbd.readByte(4) & 0x01).toBe(0);
-    kbd.writeByte(4, 0xaa);
-    expect(kbd.readByte(4) & 0x01).toBe(1);
-    expect(kbd.readByte(0)).toBe(0x55);
-    expect(kbd.readByte(4) & 0x01).toBe(0);
-    kbd.writeByte(4, 0x60);
-    kbd.writeByte(0, 0x47);
-    kbd.writeByte(4, 0x20);
-    expect(kbd.readByte(0)).toBe(0x47);
+    expect(kbd.read(4, 1) & 0x01).toBe(0);
+    kbd.write(4, 1, 0xaa);
+    expect(kbd.read(4, 1) & 0x01).toBe(1);
+    expect(kbd.read(0, 1)).toBe(0x55);
+    expect(kbd.read(4, 1) & 0x01).toBe(0);
+    kbd.write(4, 1, 0x60);
+    kbd.write(0, 1, 0x47);
+    kbd.write(4, 1, 0x20);
+    expect(kbd.read(0, 1)).toBe(0x47);
     expect(resets).toBe(0);
-    kbd.writeByte(4, 0xfe);
+    kbd.write(4, 1, 0xfe);
     expect(resets).toBe(1);
   });
 });
@@ -130,8 +130,8 @@ describe("CmosRtc", () => {
   const at = new Date(Date.UTC(2024, 1, 29, 23, 59, 58)); // Thursday
 
   function read(rtc: CmosRtc, reg: number): number {
-    rtc.writeByte(0, reg);
-    return rtc.readByte(1);
+    rtc.write(0, 1, reg);
+    return rtc.read(1, 1);
   }
 
   it("reads the host clock in BCD, 24-hour mode by default", () => {
@@ -143,22 +143,22 @@ describe("CmosRtc", () => {
 
   it("switches to binary and 12-hour mode through status register B", () => {
     const rtc = new CmosRtc(sizes, () => at);
-    rtc.writeByte(0, 0x0b);
-    rtc.writeByte(1, 0x04);
+    rtc.write(0, 1, 0x0b);
+    rtc.write(1, 1, 0x04);
     expect(read(rtc, 0x02)).toBe(59);
     expect(read(rtc, 0x04)).toBe(0x80 | 11);
   });
 
   it("ignores writes to the clock and status C/D, masks the NMI bit of the index", () => {
     const rtc = new CmosRtc(sizes, () => at);
-    rtc.writeByte(0, 0x80 | 0x00);
-    rtc.writeByte(1, 0x11);
+    rtc.write(0, 1, 0x80 | 0x00);
+    rtc.write(1, 1, 0x11);
     expect(read(rtc, 0)).toBe(0x58);
-    rtc.writeByte(0, 0x0d);
-    rtc.writeByte(1, 0);
+    rtc.write(0, 1, 0x0d);
+    rtc.write(1, 1, 0);
     expect(read(rtc, 0x0d)).toBe(0x80);
-    rtc.writeByte(0, 0x40);
-    rtc.writeByte(1, 0x99);
+    rtc.write(0, 1, 0x40);
+    rtc.write(1, 1, 0x99);
     expect(read(rtc, 0x40)).toBe(0x99);
   });
 
@@ -174,7 +174,7 @@ describe("CmosRtc", () => {
 describe("DebugExit", () => {
   it("reports the written byte as the exit status", () => {
     const seen: number[] = [];
-    const h = byteHandler(new DebugExit((s) => seen.push(s)));
+    const h = new DebugExit((s) => seen.push(s));
     h.write(0, 1, 7);
     h.write(0, 4, 0x1234);
     expect(seen).toEqual([7, 0x34]);

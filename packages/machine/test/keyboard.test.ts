@@ -9,7 +9,6 @@ import {
   KEYSYM_TO_KEY,
   KeysymKeyboard,
   TRANSLATE_SET2_TO_SET1,
-  byteHandler,
   scancodes,
   type KeyName,
 } from "../src/index.js";
@@ -26,12 +25,12 @@ function controller() {
   /** Reads every byte waiting in the output buffer. */
   const drain = () => {
     const out: number[] = [];
-    while (c.readByte(CMD) & I8042Status.OBF) out.push(c.readByte(DATA));
+    while (c.read(CMD, 1) & I8042Status.OBF) out.push(c.read(DATA, 1));
     return out;
   };
   const command = (cmd: number, data?: number) => {
-    c.writeByte(CMD, cmd);
-    if (data !== undefined) c.writeByte(DATA, data);
+    c.write(CMD, 1, cmd);
+    if (data !== undefined) c.write(DATA, 1, data);
   };
   return { c, irq, keys, drain, command, resets: () => resets };
 }
@@ -95,15 +94,15 @@ describe("scan code tables", () => {
 describe("i8042 controller", () => {
   it("starts with translation and the keyboard interrupt on, no aux port, SYS after the self test", () => {
     const { c, command, drain } = controller();
-    expect(c.readByte(CMD)).toBe(I8042Status.SYS | I8042Status.UNLOCKED);
+    expect(c.read(CMD, 1)).toBe(I8042Status.SYS | I8042Status.UNLOCKED);
     command(0x20);
-    expect(c.readByte(CMD) & (I8042Status.OBF | I8042Status.A2)).toBe(I8042Status.OBF | I8042Status.A2);
+    expect(c.read(CMD, 1) & (I8042Status.OBF | I8042Status.A2)).toBe(I8042Status.OBF | I8042Status.A2);
     expect(drain()).toEqual([I8042Config.KBD_INT | I8042Config.SYS | I8042Config.AUX_DISABLED | I8042Config.TRANSLATE]);
     command(0x60, 0x00);
-    expect(c.readByte(CMD) & (I8042Status.SYS | I8042Status.A2)).toBe(0); // SYS mirrors the command byte; last write was data
+    expect(c.read(CMD, 1) & (I8042Status.SYS | I8042Status.A2)).toBe(0); // SYS mirrors the command byte; last write was data
     command(0xaa);
     expect(drain()).toEqual([0x55]);
-    expect(c.readByte(CMD) & I8042Status.SYS).toBe(I8042Status.SYS);
+    expect(c.read(CMD, 1) & I8042Status.SYS).toBe(I8042Status.SYS);
     command(0xab);
     expect(drain()).toEqual([0x00]);
     // Controller RAM beyond the command byte.
@@ -130,44 +129,44 @@ describe("i8042 controller", () => {
 
   it("answers keyboard commands: reset, identify (translated 0x83 -> 0x41), set get/set, echo, LEDs, typematic, enable/disable", () => {
     const { c, command, drain } = controller();
-    c.writeByte(DATA, 0xff);
+    c.write(DATA, 1, 0xff);
     expect(drain()).toEqual([0xfa, 0xaa]);
-    c.writeByte(DATA, 0xf2);
+    c.write(DATA, 1, 0xf2);
     expect(drain()).toEqual([0xfa, 0xab, 0x41]);
     command(0x60, 0x05); // translation off
-    c.writeByte(DATA, 0xf2);
+    c.write(DATA, 1, 0xf2);
     expect(drain()).toEqual([0xfa, 0xab, 0x83]);
-    c.writeByte(DATA, 0xf0);
-    c.writeByte(DATA, 0x00);
+    c.write(DATA, 1, 0xf0);
+    c.write(DATA, 1, 0x00);
     expect(drain()).toEqual([0xfa, 0xfa, 0x02]);
-    c.writeByte(DATA, 0xf0);
-    c.writeByte(DATA, 0x01);
+    c.write(DATA, 1, 0xf0);
+    c.write(DATA, 1, 0x01);
     expect(drain()).toEqual([0xfa, 0xfa]);
     expect(c.keyboard.state.set).toBe(1);
-    c.writeByte(DATA, 0xf0);
-    c.writeByte(DATA, 0x03);
+    c.write(DATA, 1, 0xf0);
+    c.write(DATA, 1, 0x03);
     expect(drain()).toEqual([0xfa, 0xfe]); // set 3 not offered
-    c.writeByte(DATA, 0xee);
+    c.write(DATA, 1, 0xee);
     expect(drain()).toEqual([0xee]);
-    c.writeByte(DATA, 0xed);
-    c.writeByte(DATA, 0x07);
+    c.write(DATA, 1, 0xed);
+    c.write(DATA, 1, 0x07);
     expect(drain()).toEqual([0xfa, 0xfa]);
     expect(c.keyboard.state.leds).toBe(7);
-    c.writeByte(DATA, 0xf3);
-    c.writeByte(DATA, 0x20);
+    c.write(DATA, 1, 0xf3);
+    c.write(DATA, 1, 0x20);
     expect(drain()).toEqual([0xfa, 0xfa]);
     expect(c.keyboard.state.typematic).toBe(0x20);
-    c.writeByte(DATA, 0xf5);
+    c.write(DATA, 1, 0xf5);
     expect(drain()).toEqual([0xfa]);
     expect(c.keyboard.key("KeyA", true)).toBe(false); // scanning off
     expect(drain()).toEqual([]);
-    c.writeByte(DATA, 0xf4);
+    c.write(DATA, 1, 0xf4);
     expect(drain()).toEqual([0xfa]);
-    c.writeByte(DATA, 0x12); // not a command
+    c.write(DATA, 1, 0x12); // not a command
     expect(drain()).toEqual([0xfe]);
-    c.writeByte(DATA, 0xfe); // resend the last byte
+    c.write(DATA, 1, 0xfe); // resend the last byte
     expect(drain()).toEqual([0xfe]);
-    c.writeByte(DATA, 0xff); // reset restores set 2
+    c.write(DATA, 1, 0xff); // reset restores set 2
     expect(drain()).toEqual([0xfa, 0xaa]);
     expect(c.keyboard.state).toMatchObject({ set: 2, scanning: true, leds: 0 });
   });
@@ -191,7 +190,7 @@ describe("i8042 controller", () => {
     const { c, command, keys, drain } = controller();
     command(0xad);
     keys.press(0x61, true);
-    expect(c.readByte(CMD) & I8042Status.OBF).toBe(0);
+    expect(c.read(CMD, 1) & I8042Status.OBF).toBe(0);
     command(0x20); // controller answers still come through
     expect(drain()[0]! & I8042Config.KBD_DISABLED).toBe(I8042Config.KBD_DISABLED);
     command(0xae);
@@ -213,16 +212,16 @@ describe("i8042 controller", () => {
     keys.key("KeyQ", false);
     expect(irq.level).toBe(true);
     expect(irq.edges).toBe(1);
-    expect(c.readByte(DATA)).toBe(0x10);
+    expect(c.read(DATA, 1)).toBe(0x10);
     expect(irq.edges).toBe(2); // the next byte landed: a new edge
-    expect(c.readByte(DATA)).toBe(0x90);
+    expect(c.read(DATA, 1)).toBe(0x90);
     expect(irq.level).toBe(false);
-    expect(c.readByte(DATA)).toBe(0x90); // empty buffer: the last byte again, no interrupt
+    expect(c.read(DATA, 1)).toBe(0x90); // empty buffer: the last byte again, no interrupt
     expect(irq.edges).toBe(2);
     command(0x60, 0x64); // interrupt off
     keys.key("KeyQ", true);
     expect(irq.level).toBe(false);
-    expect(c.readByte(CMD) & I8042Status.OBF).toBe(I8042Status.OBF);
+    expect(c.read(CMD, 1) & I8042Status.OBF).toBe(I8042Status.OBF);
     command(0x60, 0x65); // on again with a byte waiting: the line rises
     expect(irq.edges).toBe(3);
   });
@@ -246,9 +245,9 @@ describe("i8042 controller", () => {
     expect(resets()).toBe(3);
   });
 
-  it("works through the byte handler and counts unsupported commands", () => {
+  it("works as an IoHandler and counts unsupported commands", () => {
     const { c } = controller();
-    const h = byteHandler(c);
+    const h = c;
     h.write(CMD, 1, 0xaa);
     expect(h.read(DATA, 1)).toBe(0x55);
     h.write(CMD, 1, 0x01);

@@ -1,4 +1,4 @@
-import type { ByteDevice } from "./byte-registers.js";
+import { type IoHandler, RegisterTable, type SmallAccessSize } from "@vmm/core";
 
 export const CMOS_PORTS = { index: 0x70, data: 0x71 } as const;
 
@@ -43,7 +43,15 @@ const toBcd = (v: number) => ((Math.floor(v / 10) % 10) << 4) | v % 10;
  * size registers (0x15-0x18, 0x30/0x31, 0x34/0x35, 0x5B-0x5D) are filled from the machine's memory map.
  * Offsets: 0 = index port, 1 = data port.
  */
-export class CmosRtc implements ByteDevice {
+export class CmosRtc implements IoHandler {
+  /** The two ports, each one byte (wider accesses reach the bytes after them, which read 0xff). */
+  private static readonly PORTS = new RegisterTable<CmosRtc>(
+    [
+      { name: "INDEX", offset: 0, width: 1, read: (c) => c.index, write: (c, v) => void (c.index = v & 0x7f) },
+      { name: "DATA", offset: 1, width: 1, read: (c) => c.register(c.index), write: (c, v) => c.writeData(v) },
+    ],
+    { fill: 0xff },
+  );
   private readonly nvram = new Uint8Array(128);
   private index = 0;
 
@@ -95,16 +103,15 @@ export class CmosRtc implements ByteDevice {
     return (b & STATUS_B_BINARY ? v : toBcd(v)) | pm;
   }
 
-  readByte(offset: number): number {
-    if (offset === 0) return this.index;
-    return this.register(this.index);
+  read(offset: number, size: SmallAccessSize): number {
+    return CmosRtc.PORTS.read(this, offset, size);
   }
 
-  writeByte(offset: number, value: number): void {
-    if (offset === 0) {
-      this.index = value & 0x7f;
-      return;
-    }
+  write(offset: number, size: SmallAccessSize, value: number): void {
+    CmosRtc.PORTS.write(this, offset, size, value);
+  }
+
+  private writeData(value: number): void {
     const i = this.index;
     // Clock registers follow the host clock; status C and D are read-only; UIP (bit 7 of A) is read-only.
     if (CLOCK[i] || i === REG_C || i === REG_D) return;

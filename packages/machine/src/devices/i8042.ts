@@ -1,5 +1,4 @@
-import type { InterruptLine } from "@vmm/core";
-import type { ByteDevice } from "./byte-registers.js";
+import { type InterruptLine, type IoHandler, RegisterTable, type SmallAccessSize } from "@vmm/core";
 import { Ps2Keyboard } from "./ps2-keyboard.js";
 import { SET2_BREAK_PREFIX, TRANSLATE_SET2_TO_SET1 } from "./scancodes.js";
 
@@ -92,7 +91,15 @@ export interface I8042Options {
  * byte's TRANSLATE bit is set; controller answers go first. The CPU reset line (0xFE, or an output port
  * write with bit 0 clear) stops the VM through `onReset`.
  */
-export class I8042 implements ByteDevice {
+export class I8042 implements IoHandler {
+  /** Port 0x60 at offset 0, port 0x64 at offset 4; other bytes read 0xff. */
+  private static readonly PORTS = new RegisterTable<I8042>(
+    [
+      { name: "DATA", offset: 0, width: 1, read: (c) => c.readData(), write: (c, v) => c.writeData(v) },
+      { name: "STATUS/COMMAND", offset: 4, width: 1, read: (c) => c.readStatus(), write: (c, v) => c.writeCommand(v) },
+    ],
+    { size: 8, fill: 0xff },
+  );
   readonly keyboard: Ps2Keyboard;
   /** Controller commands the model does not implement (accepted and ignored). */
   ignoredCommands = 0;
@@ -126,38 +133,44 @@ export class I8042 implements ByteDevice {
     return this.ram[0]!;
   }
 
-  readByte(offset: number): number {
-    if (offset === 0) {
-      const v = this.output ?? this.lastOutput; // an empty buffer reads the last byte again
-      this.output = undefined;
-      this.updateIrq(); // the line drops; the next byte (if any) raises it again: one edge per byte
-      this.fill();
-      return v;
-    }
-    if (offset === 4) {
-      let status = I8042Status.UNLOCKED;
-      if (this.output !== undefined) status |= I8042Status.OBF;
-      if (this.config & I8042Config.SYS) status |= I8042Status.SYS;
-      if (this.lastWasCommand) status |= I8042Status.A2;
-      return status;
-    }
-    return 0xff;
+  read(offset: number, size: SmallAccessSize): number {
+    return I8042.PORTS.read(this, offset, size);
   }
 
-  writeByte(offset: number, value: number): void {
-    if (offset === 0) {
-      this.lastWasCommand = false;
-      const pending = this.pending;
-      this.pending = undefined;
-      if (pending) pending.command.data!(this, value, pending.code);
-      else this.keyboard.write(value);
-    } else if (offset === 4) {
-      this.lastWasCommand = true;
-      const command = commandFor(value);
-      this.pending = command.data ? { command, code: value } : undefined;
-      if (command === IGNORED) this.ignoredCommands++;
-      command.run?.(this, value);
-    }
+  write(offset: number, size: SmallAccessSize, value: number): void {
+    I8042.PORTS.write(this, offset, size, value);
+  }
+
+  private readData(): number {
+    const v = this.output ?? this.lastOutput; // an empty buffer reads the last byte again
+    this.output = undefined;
+    this.updateIrq(); // the line drops; the next byte (if any) raises it again: one edge per byte
+    this.fill();
+    return v;
+  }
+
+  private readStatus(): number {
+    let status = I8042Status.UNLOCKED;
+    if (this.output !== undefined) status |= I8042Status.OBF;
+    if (this.config & I8042Config.SYS) status |= I8042Status.SYS;
+    if (this.lastWasCommand) status |= I8042Status.A2;
+    return status;
+  }
+
+  private writeData(value: number): void {
+    this.lastWasCommand = false;
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending) pending.command.data!(this, value, pending.code);
+    else this.keyboard.write(value);
+  }
+
+  private writeCommand(value: number): void {
+    this.lastWasCommand = true;
+    const command = commandFor(value);
+    this.pending = command.data ? { command, code: value } : undefined;
+    if (command === IGNORED) this.ignoredCommands++;
+    command.run?.(this, value);
   }
 
   // ---- used by the command table ----

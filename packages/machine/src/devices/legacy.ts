@@ -1,5 +1,4 @@
 import type { AddressSpace, InterruptController, Registration } from "@vmm/core";
-import { byteHandler } from "./byte-registers.js";
 import { CMOS_PORTS, CmosRtc, type CmosMemorySizes } from "./cmos-rtc.js";
 import { DEBUG_EXIT_PORT, DebugExit, PostCodePort } from "./debug-exit.js";
 import { PM_TIMER_PORT, PmTimer } from "./pm-timer.js";
@@ -34,18 +33,17 @@ export function installLegacyDevices(o: LegacyDeviceOptions): LegacyDevices {
   const debugExit = new DebugExit(o.onDebugExit);
   const postCode = new PostCodePort();
   const pmTimer = new PmTimer();
-  const i8042Handler = byteHandler(i8042);
   const registrations = [
-    o.pio.register(COM1.port, 8, "serial0 (16550A)", byteHandler(uart)),
+    o.pio.register(COM1.port, 8, "serial0 (16550A)", uart),
     // The i8042's two ports are 4 apart; one handler sees offsets 0 and 4.
-    o.pio.register(I8042_PORTS.data, 1, "i8042", i8042Handler),
+    o.pio.register(I8042_PORTS.data, 1, "i8042", i8042),
     o.pio.register(I8042_PORTS.command, 1, "i8042", {
-      read: (_off, size) => i8042Handler.read(4, size),
-      write: (_off, size, v) => i8042Handler.write(4, size, v),
+      read: (_off, size) => i8042.read(4, size),
+      write: (_off, size, v) => i8042.write(4, size, v),
     }),
-    o.pio.register(CMOS_PORTS.index, 2, "cmos-rtc", byteHandler(rtc)),
-    o.pio.register(DEBUG_EXIT_PORT, 1, "debug-exit", byteHandler(debugExit)),
-    o.pio.register(0x80, 1, "post-code", byteHandler(postCode)),
+    o.pio.register(CMOS_PORTS.index, 2, "cmos-rtc", rtc),
+    o.pio.register(DEBUG_EXIT_PORT, 1, "debug-exit", debugExit),
+    o.pio.register(0x80, 1, "post-code", postCode),
     o.pio.register(PM_TIMER_PORT, 4, "acpi-pm-timer", pmTimer),
   ];
   return { uart, i8042, rtc, debugExit, postCode, pmTimer, registrations };

@@ -1,5 +1,4 @@
-import type { InterruptLine } from "@vmm/core";
-import type { ByteDevice, ByteRegister } from "./byte-registers.js";
+import { type InterruptLine, type IoHandler, type RegisterSpec, RegisterTable, type SmallAccessSize } from "@vmm/core";
 
 export const COM1 = { port: 0x3f8, irq: 4 } as const;
 
@@ -47,7 +46,7 @@ interface UartState {
  * A 16550A UART: transmit goes straight to the output; receive is a host-fed queue. The interrupt line follows
  * the IIR (RDA before THRE before modem status) gated by MCR.OUT2 as on a PC.
  */
-export class Uart16550 implements ByteDevice {
+export class Uart16550 implements IoHandler {
   private readonly s: UartState = { ier: 0, lcr: 0x03, mcr: 0, scr: 0, fcr: 0, dll: 12, dlm: 0, threPending: false, overrun: false, rx: [] };
   private readonly txByte = new Uint8Array(1);
   /** Host bytes dropped because the receive queue was full. */
@@ -55,33 +54,34 @@ export class Uart16550 implements ByteDevice {
 
   constructor(private readonly options: UartOptions) {}
 
-  /** Register table for DLAB=0; DLAB=1 overlays offsets 0 and 1 with the divisor latch. */
-  private readonly registers: readonly ByteRegister<UartState>[] = [
-    { name: "RBR/THR", read: () => this.receive(), write: (_s, v) => this.transmit(v) },
-    { name: "IER", read: (s) => s.ier, write: (_s, v) => this.setIer(v & 0x0f) },
-    { name: "IIR/FCR", read: () => this.readIir(), write: (_s, v) => this.setFcr(v) },
-    { name: "LCR", read: (s) => s.lcr, write: (s, v) => void (s.lcr = v) },
-    { name: "MCR", read: (s) => s.mcr, write: (s, v) => ((s.mcr = v & 0x1f), this.update()) },
-    { name: "LSR", read: (s) => this.readLsr(s) },
-    { name: "MSR", read: (s) => this.readMsr(s) },
-    { name: "SCR", read: (s) => s.scr, write: (s, v) => void (s.scr = v) },
+  /** Byte registers for DLAB=0; a wider access reaches consecutive registers, low first, as on the ISA bus. */
+  private readonly registers: readonly RegisterSpec<UartState>[] = [
+    { name: "RBR/THR", offset: 0, width: 1, read: () => this.receive(), write: (_s, v) => this.transmit(v) },
+    { name: "IER", offset: 1, width: 1, field: "ier", write: (_s, v) => this.setIer(v & 0x0f) },
+    { name: "IIR/FCR", offset: 2, width: 1, read: () => this.readIir(), write: (_s, v) => this.setFcr(v) },
+    { name: "LCR", offset: 3, width: 1, field: "lcr" },
+    { name: "MCR", offset: 4, width: 1, field: "mcr", write: (s, v) => ((s.mcr = v & 0x1f), this.update()) },
+    { name: "LSR", offset: 5, width: 1, read: (s) => this.readLsr(s) },
+    { name: "MSR", offset: 6, width: 1, read: (s) => this.readMsr(s) },
+    { name: "SCR", offset: 7, width: 1, field: "scr" },
   ];
-  private readonly divisorLatch: readonly ByteRegister<UartState>[] = [
-    { name: "DLL", read: (s) => s.dll, write: (s, v) => void (s.dll = v) },
-    { name: "DLM", read: (s) => s.dlm, write: (s, v) => void (s.dlm = v) },
-  ];
+  private readonly normal = new RegisterTable<UartState>(this.registers, { fill: 0xff });
+  /** DLAB=1 overlays offsets 0 and 1 with the divisor latch. */
+  private readonly divisorLatch = new RegisterTable<UartState>(
+    [{ name: "DLL", offset: 0, width: 1, field: "dll" }, { name: "DLM", offset: 1, width: 1, field: "dlm" }, ...this.registers.slice(2)],
+    { fill: 0xff },
+  );
 
-  private register(offset: number): ByteRegister<UartState> | undefined {
-    if (this.s.lcr & LCR_DLAB && offset < 2) return this.divisorLatch[offset];
-    return this.registers[offset];
+  private table(): RegisterTable<UartState> {
+    return this.s.lcr & LCR_DLAB ? this.divisorLatch : this.normal;
   }
 
-  readByte(offset: number): number {
-    return this.register(offset)?.read?.(this.s) ?? 0xff;
+  read(offset: number, size: SmallAccessSize): number {
+    return this.table().read(this.s, offset, size);
   }
 
-  writeByte(offset: number, value: number): void {
-    this.register(offset)?.write?.(this.s, value & 0xff);
+  write(offset: number, size: SmallAccessSize, value: number): void {
+    this.table().write(this.s, offset, size, value);
   }
 
   /** Queues bytes from the host (stdin) for the guest to read. */
