@@ -1,4 +1,4 @@
-import type { IoHandler, SmallAccessSize } from "@vmm/core";
+import { type IoHandler, RegisterTable } from "@vmm/core";
 
 /** The VGA DAC (palette) ports the device answers, for 8 bpp modes: PEL mask, read index, write index, data. */
 export const DAC_PORT_BASE = 0x3c6;
@@ -10,6 +10,16 @@ export const DAC_PORT_COUNT = 4;
  * 0xAABBGGRR) for pixel conversion, with the PEL mask applied by the converter.
  */
 export class VgaDac {
+  /** One byte register per port; a wider access acts on the port's register alone. */
+  private static readonly PORTS = new RegisterTable<VgaDac>(
+    [
+      { name: "PEL_MASK", offset: 0, width: 1, field: "pelMask", write: (d, v) => d.setPelMask(v) },
+      { name: "READ_INDEX/DAC_STATE", offset: 1, width: 1, read: (d) => (d.lastWasRead ? 0x03 : 0x00), write: (d, v) => d.setReadIndex(v) }, // 3 = in read mode
+      { name: "WRITE_INDEX", offset: 2, width: 1, read: (d) => d.writeIndex, write: (d, v) => d.setWriteIndex(v) },
+      { name: "DATA", offset: 3, width: 1, read: (d) => d.readData(), write: (d, v) => d.writeData(v) },
+    ],
+    { decode: "port" },
+  );
   /** Entries as 8-bit channels, 3 bytes each. */
   private readonly entries = new Uint8Array(256 * 3);
   readonly words = new Uint32Array(256).fill(0xff000000);
@@ -36,59 +46,45 @@ export class VgaDac {
 
   /** Port handler for DAC_PORT_BASE..+3. Byte accesses; wider ones act on their first byte. */
   portHandler(): IoHandler {
-    return {
-      read: (offset, size) => this.read(offset, size),
-      write: (offset, _size, value) => this.write(offset, value & 0xff),
-    };
+    return VgaDac.PORTS.handler(this);
   }
 
-  private read(offset: number, _size: SmallAccessSize): number {
-    switch (offset) {
-      case 0:
-        return this.pelMask;
-      case 1:
-        return this.lastWasRead ? 0x03 : 0x00; // DAC state: 3 = in read mode
-      case 2:
-        return this.writeIndex;
-      default: {
-        const v = this.entries[this.readIndex * 3 + this.readCycle]!;
-        if (++this.readCycle === 3) {
-          this.readCycle = 0;
-          this.readIndex = (this.readIndex + 1) & 0xff;
-        }
-        return this.eightBit() ? v : v >> 2;
-      }
+  private setPelMask(value: number): void {
+    this.pelMask = value;
+    this.onChange();
+  }
+
+  private setReadIndex(value: number): void {
+    this.readIndex = value;
+    this.readCycle = 0;
+    this.lastWasRead = true;
+  }
+
+  private setWriteIndex(value: number): void {
+    this.writeIndex = value;
+    this.writeCycle = 0;
+    this.lastWasRead = false;
+  }
+
+  private readData(): number {
+    const v = this.entries[this.readIndex * 3 + this.readCycle]!;
+    if (++this.readCycle === 3) {
+      this.readCycle = 0;
+      this.readIndex = (this.readIndex + 1) & 0xff;
     }
+    return this.eightBit() ? v : v >> 2;
   }
 
-  private write(offset: number, value: number): void {
-    switch (offset) {
-      case 0:
-        this.pelMask = value;
-        this.onChange();
-        return;
-      case 1:
-        this.readIndex = value;
-        this.readCycle = 0;
-        this.lastWasRead = true;
-        return;
-      case 2:
-        this.writeIndex = value;
-        this.writeCycle = 0;
-        this.lastWasRead = false;
-        return;
-      default: {
-        const v = this.eightBit() ? value : ((value & 0x3f) << 2) | ((value & 0x3f) >> 4);
-        const i = this.writeIndex;
-        this.entries[i * 3 + this.writeCycle] = v;
-        if (++this.writeCycle === 3) {
-          this.writeCycle = 0;
-          const e = this.entries;
-          this.words[i] = (e[i * 3]! | (e[i * 3 + 1]! << 8) | (e[i * 3 + 2]! << 16) | 0xff000000) >>> 0;
-          this.writeIndex = (i + 1) & 0xff;
-          this.onChange();
-        }
-      }
+  private writeData(value: number): void {
+    const v = this.eightBit() ? value : ((value & 0x3f) << 2) | ((value & 0x3f) >> 4);
+    const i = this.writeIndex;
+    this.entries[i * 3 + this.writeCycle] = v;
+    if (++this.writeCycle === 3) {
+      this.writeCycle = 0;
+      const e = this.entries;
+      this.words[i] = (e[i * 3]! | (e[i * 3 + 1]! << 8) | (e[i * 3 + 2]! << 16) | 0xff000000) >>> 0;
+      this.writeIndex = (i + 1) & 0xff;
+      this.onChange();
     }
   }
 }

@@ -1,4 +1,4 @@
-import type { IoHandler, SmallAccessSize } from "@vmm/core";
+import { type IoHandler, type RegisterRefusal, type RegisterSpec, RegisterTable } from "@vmm/core";
 import { VBE_MAX_BPP, VBE_MAX_XRES, VBE_MAX_YRES, VBE_SUPPORTED_BPP, type Scanout, type VbeModeRegisters, scanoutOf, virtualHeight } from "./mode.js";
 
 /** The Bochs VBE ("DISPI") interface: a 16-bit index port and a 16-bit data port. */
@@ -48,11 +48,7 @@ interface VbeState extends VbeModeRegisters {
 type Mutable = { -readonly [K in keyof VbeState]: VbeState[K] };
 
 /** One register: how it reads and how a write is checked. A write returns a refusal reason or nothing. */
-interface VbeRegister {
-  readonly name: string;
-  read(file: VbeRegisterFile): number;
-  write?(file: VbeRegisterFile, value: number): string | void;
-}
+type VbeRegister = Omit<RegisterSpec<VbeRegisterFile>, "offset" | "width">;
 
 const inRange = (what: string, value: number, min: number, max: number): string | void =>
   value < min || value > max ? `${what} ${value} outside ${min}..${max}` : undefined;
@@ -102,6 +98,25 @@ const REGISTERS: Record<number, VbeRegister> = {
   [VbeIndex.VIDEO_MEMORY_64K]: { name: "VIDEO_MEMORY_64K", read: (f) => Math.min(0xffff, f.fbSize / 0x10000) },
 };
 
+/**
+ * The register table: 16-bit registers at offset index * 2 (where QEMU's MMIO BAR puts them at 0x500). Unknown
+ * indexes read 0; refused writes (unknown index, read-only register, a value the register's check refuses) are
+ * reported and change nothing.
+ */
+const DISPI = new RegisterTable<VbeRegisterFile>(
+  Object.entries(REGISTERS).map(([index, r]) => ({ ...r, offset: Number(index) * 2, width: 2 })),
+  { onRefused: (f, r) => f.refused(r) },
+);
+
+/** The index port (0x1CE) and the data port (0x1CF), each 16 bits: a byte write to the index sets its low byte. */
+const PORTS = new RegisterTable<VbeRegisterFile>(
+  [
+    { name: "INDEX", offset: 0, width: 2, field: "index" },
+    { name: "DATA", offset: 1, width: 2, read: (f) => f.read(f.index), write: (f, v) => f.write(f.index, v), narrowWrite: "zero-extend" },
+  ],
+  { decode: "port" },
+);
+
 const RESET: VbeState = { id: VBE_ID_MAX, xres: 640, yres: 480, bpp: 32, enable: 0, bank: 0, virtWidth: 0, xOffset: 0, yOffset: 0 };
 
 export interface VbeRegisterFileOptions {
@@ -146,23 +161,23 @@ export class VbeRegisterFile {
   }
 
   read(index: number): number {
-    const reg = REGISTERS[index];
-    return reg ? reg.read(this) & 0xffff : 0;
+    return DISPI.read(this, (index & 0xffff) * 2, 2);
   }
 
   write(index: number, value: number): void {
-    const reg = REGISTERS[index];
-    const v = value & 0xffff;
-    const refused = !reg ? `write of 0x${v.toString(16)} to unknown index ${index}` : !reg.write ? `${reg.name} is read-only` : reg.write(this, v);
-    if (refused) this.options.onRefused?.(`VBE ${reg?.name ?? index}: refused: ${refused}`);
+    DISPI.write(this, (index & 0xffff) * 2, 2, value);
+  }
+
+  /** Reports a write the register table refused (reads of unknown indexes just read 0). */
+  refused(r: RegisterRefusal): void {
+    if (!r.write) return;
+    const reason = r.register ? r.reason : `write of 0x${r.value!.toString(16)} to unknown index ${r.offset / 2}`;
+    this.options.onRefused?.(`VBE ${r.register ?? r.offset / 2}: refused: ${reason}`);
   }
 
   /** Port handler for the range starting at VBE_INDEX_PORT (2 ports: index, data). */
   portHandler(): IoHandler {
-    return {
-      read: (offset, size) => this.portRead(offset, size),
-      write: (offset, size, value) => this.portWrite(offset, size, value),
-    };
+    return PORTS.handler(this);
   }
 
   /** Applies mode-field changes; while enabled the result must be a valid mode. Used by the register table. */
@@ -214,20 +229,5 @@ export class VbeRegisterFile {
       (a && scanout && a.width === scanout.width && a.height === scanout.height && a.bpp === scanout.bpp && a.stride === scanout.stride && a.offset === scanout.offset);
     this.current = scanout;
     if (!same) this.options.onModeChange?.(scanout);
-  }
-
-  private portRead(offset: number, size: SmallAccessSize): number {
-    if (offset === 0) return size === 1 ? this.index & 0xff : this.index;
-    const value = this.read(this.index);
-    return size === 1 ? value & 0xff : value;
-  }
-
-  private portWrite(offset: number, size: SmallAccessSize, value: number): void {
-    if (offset === 0) {
-      if (size === 1) this.index = (this.index & 0xff00) | (value & 0xff);
-      else this.index = value & 0xffff;
-      return;
-    }
-    this.write(this.index, size === 1 ? value & 0xff : value & 0xffff);
   }
 }
