@@ -31,6 +31,9 @@ import { BootFramebufferSlot } from "./devices/boot-framebuffer.js";
 import { I8042_KEYBOARD_IRQ } from "./devices/i8042.js";
 import { KeysymKeyboard } from "./devices/keyboard.js";
 import { createPciHost, type PciHost } from "./services/pci.js";
+import { Q35HostBridge } from "@vmm/pci";
+import { FirmwareBoot, ramSlots } from "./firmware-boot.js";
+import { ResetControl } from "./devices/reset-control.js";
 import { patchCpuid } from "./x86_64/cpuid.js";
 import { Layout, buildMemoryMap, type MemoryMap } from "./x86_64/memory-map.js";
 
@@ -44,7 +47,8 @@ export interface MachineOptions {
   readonly memory?: number;
   /** vCPUs (default 1). */
   readonly cpus?: number;
-  readonly kernel: { readonly kind: KernelKind; readonly path?: string; readonly bytes?: Uint8Array };
+  /** The kernel to load (required unless `firmware` is given; refused with it). */
+  readonly kernel?: { readonly kind: KernelKind; readonly path?: string; readonly bytes?: Uint8Array };
   /** Linux command line (bzImage only). */
   readonly cmdline?: string;
   readonly initrd?: { readonly path?: string; readonly bytes?: Uint8Array };
@@ -69,6 +73,13 @@ export interface MachineOptions {
   readonly decompress?: "host" | "guest";
   /** Host clock for the RTC (tests). */
   readonly now?: () => Date;
+  /**
+   * Boot firmware (SeaBIOS's bios.bin): mapped read-only below 4 GiB, its last 128 KiB shadowed at 0xE0000 through
+   * the host bridge's PAM registers; vCPU 0 starts at the reset vector; the tables go through fw_cfg.
+   */
+  readonly firmware?: { readonly path?: string; readonly bytes?: Uint8Array };
+  /** Where the debug console's bytes (port 0x402, firmware's log) go; discarded without it. */
+  readonly debugcon?: (bytes: Uint8Array) => void;
 }
 
 const FIRST_DEVICE_SLOT = 8;
@@ -119,6 +130,12 @@ export class Machine {
   readonly msiRoutes: MsiRouter;
   readonly pci: PciHost;
   readonly legacy: LegacyDevices;
+  /** The Q35-like host bridge at 00:00.0 (PCIEXBAR moves ECAM; PAM drives the BIOS shadow under firmware). */
+  readonly hostBridge: Q35HostBridge;
+  /** Port 0xCF9. */
+  readonly resetControl: ResetControl;
+  /** Firmware, shadow RAM, fw_cfg and debug console of a firmware boot. */
+  readonly firmwareBoot: FirmwareBoot | undefined;
   private readonly flushSerial: () => void;
   /** The PS/2 keyboard by keysym; also in `container` under Tokens.Keyboard. */
   readonly keyboard: KeysymKeyboard;
@@ -152,7 +169,7 @@ export class Machine {
       // One memslot per block; JS sees a block above 4 GiB as several regions (one ArrayBuffer per chunk).
       const regions = this.memoryMap.ram.flatMap((block, slot) => {
         const ram = this.vm.allocateRam(block.size);
-        this.vm.setMemoryRegion({ slot, guestPhysAddr: block.gpa, memory: ram });
+        for (const r of ramSlots(block, slot, ram, options.firmware !== undefined)) this.vm.setMemoryRegion(r);
         return ram.regions(block.gpa);
       });
       this.memory = new GuestMemory(regions);
@@ -199,7 +216,41 @@ export class Machine {
       this.keyboard = new KeysymKeyboard(this.legacy.i8042.keyboard, this.logger);
       this.container.register(Tokens.Keyboard, { useValue: this.keyboard });
       this.container.register(Tokens.BootFramebuffer, { useValue: this.bootFramebuffer });
-      this.pci = createPciHost({ pio: this.pio, mmio: this.mmio, interrupts: this.interrupts, logger: this.logger, msiRoutes: this.msiRoutes });
+      if (options.firmware && options.kernel) {
+        throw new ConfigurationError(
+          `${this.name}: a kernel and firmware were both given; firmware boots from a disk (loading a kernel through fw_cfg needs QEMU's linuxboot option ROM, which vmm does not have)`,
+        );
+      }
+      this.resetControl = new ResetControl((kind) =>
+        this.loop.stop({ status: 0, reason: "reset", message: `the guest reset the machine (${kind} reset through port 0xCF9)` }),
+      );
+      this.hostBridge = new Q35HostBridge({
+        ecam: { base: Layout.ecam.base, busCount: Layout.ecam.busCount },
+        lowRamTop: this.memoryMap.ram[0]!.size,
+        onEcamChange: (w) => {
+          try {
+            this.pci?.moveEcam(w);
+          } catch (e) {
+            this.logger.warn(`${this.name}: ECAM cannot move to 0x${w.base.toString(16)}: ${(e as Error).message}`);
+          }
+        },
+        onPamChange: (segments) => this.firmwareBoot?.shadow.apply(segments),
+      });
+      this.pci = createPciHost({ pio: this.pio, mmio: this.mmio, interrupts: this.interrupts, logger: this.logger, msiRoutes: this.msiRoutes, hostBridge: this.hostBridge, configAddress: (inner) => this.resetControl.overlay(inner) });
+      this.firmwareBoot = options.firmware
+        ? new FirmwareBoot({
+            image: readImage("firmware", options.firmware),
+            memory: this.memory,
+            mapper,
+            pio: this.pio,
+            mmio: this.mmio,
+            bridge: this.hostBridge,
+            cpus: this.cpus,
+            memoryMap: this.memoryMap,
+            platform: () => this.platform(),
+            debugcon: options.debugcon,
+          })
+        : undefined;
 
       const cpuid = this.kvm.supportedCpuid();
       for (let id = 0; id < this.cpus; id++) {
@@ -239,7 +290,7 @@ export class Machine {
       isaIrqs: [0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
       pciIntx: this.pci.intxRoutes(),
       pmTimerPort: PM_TIMER_PORT,
-      ecam: { base: Layout.ecam.base, segment: 0, startBus: 0, endBus: Layout.ecam.busCount - 1 },
+      ecam: { base: this.hostBridge.ecamWindow.base, segment: 0, startBus: 0, endBus: this.hostBridge.ecamWindow.busCount - 1 },
     };
   }
 
@@ -249,7 +300,7 @@ export class Machine {
    */
   async prepare(): Promise<void> {
     const o = this.options;
-    if (this.loaded || this.vmlinux || o.kernel.kind !== "bzimage" || o.decompress === "guest") return;
+    if (this.loaded || this.vmlinux || o.kernel?.kind !== "bzimage" || o.decompress === "guest") return;
     this.vmlinux = await decompressPayloadAsync(readImage("kernel", o.kernel));
   }
 
@@ -257,6 +308,8 @@ export class Machine {
   load(): LoadedImage {
     if (this.loaded) return this.loaded;
     const o = this.options;
+    if (this.firmwareBoot) return this.loadFirmware();
+    if (!o.kernel) throw new ConfigurationError(`${this.name}: give a kernel or firmware`);
     const image = readImage("kernel", o.kernel);
     let loaded: LoadedImage;
     switch (o.kernel.kind) {
@@ -326,6 +379,16 @@ export class Machine {
     if (this.state === "closed") return;
     this.state = "closed";
     this.release();
+  }
+
+  /** A firmware boot: vCPU 0 at the reset vector, the others waiting for INIT/SIPI; no tables in RAM (fw_cfg has them). */
+  private loadFirmware(): LoadedImage {
+    const loaded = this.firmwareBoot!.loaded();
+    this.vcpus[0]!.setSregs(loaded.entry.sregs);
+    this.vcpus[0]!.setRegs(loaded.entry.regs);
+    this.logger.debug(`${this.name}: ${loaded.note}`);
+    this.loaded = loaded;
+    return loaded;
   }
 
   private release(): void {

@@ -1,5 +1,7 @@
 import type { AddressSpace, InterruptController, Logger, PciDevice } from "@vmm/core";
 import { PciBus } from "@vmm/pci";
+import { CF8_ADDRESS_PORT, CF8_DATA_PORT, type EcamWindow } from "@vmm/pci";
+import type { IoHandler, Registration } from "@vmm/core";
 import { Layout } from "../x86_64/memory-map.js";
 import type { MsiRouter } from "./msi-routes.js";
 import { isMsixTable, MsixIrqfdRouter } from "./msix-irqfd.js";
@@ -14,11 +16,17 @@ export interface PciHostOptions {
   readonly logger: Logger;
   /** When given, every attached function's MSI-X vectors are delivered through irqfd routes (else KVM_SIGNAL_MSI). */
   readonly msiRoutes?: MsiRouter;
+  /** The function at 00:00.0 instead of the bus's plain host bridge (the machine's Q35 bridge). */
+  readonly hostBridge?: PciDevice;
+  /** Wraps CONFIG_ADDRESS's handler (0xCF8-0xCFB), e.g. to put the reset control register at 0xCF9. */
+  readonly configAddress?: (inner: IoHandler) => IoHandler;
 }
 
 /** The machine's view of its PCI host: the bus and the interrupt routes the firmware tables describe. */
 export interface PciHost {
   readonly bus: PciBus;
+  /** Moves ECAM where PCIEXBAR says (or removes it when disabled). */
+  moveEcam(window: EcamWindow): void;
   attach(device: PciDevice): void;
   /** Removes a function from the bus and its MSI-X routes from KVM. */
   detach(device: PciDevice): void;
@@ -43,12 +51,20 @@ export function createPciHost(o: PciHostOptions): PciHost {
     windows: { io: Layout.pciIo, mem32: Layout.pciMem32, mem64: Layout.pciMem64 },
     logger: o.logger,
     intxGsis: PCI_INTX_GSIS,
+    hostBridge: !o.hostBridge,
   });
-  bus.installConfigPorts();
-  bus.installEcam(Layout.ecam.base, Layout.ecam.busCount);
+  if (o.hostBridge) bus.attach(o.hostBridge, { device: 0, function: 0 });
+  const address = o.configAddress ? o.configAddress(bus.cf8.addressHandler) : bus.cf8.addressHandler;
+  o.pio.register(CF8_ADDRESS_PORT, 4, "pci config address", address);
+  o.pio.register(CF8_DATA_PORT, 4, "pci config data", bus.cf8.dataHandler);
+  let ecam: Registration | undefined = bus.installEcam(Layout.ecam.base, Layout.ecam.busCount);
   const routers = new Map<PciDevice, MsixIrqfdRouter>();
   return {
     bus,
+    moveEcam: (w) => {
+      ecam?.unregister();
+      ecam = w.enabled ? bus.installEcam(w.base, w.busCount) : undefined;
+    },
     attach: (device) => {
       bus.attach(device);
       // The bus connected the capability to KVM_SIGNAL_MSI; the router takes over the final delivery.

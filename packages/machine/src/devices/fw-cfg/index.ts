@@ -1,0 +1,65 @@
+import type { AddressSpace, GuestMemory, Registration } from "@vmm/core";
+import type { PlatformDescription } from "../../firmware/platform.js";
+import { E820Type, type E820Entry } from "../../x86_64/memory-map.js";
+import { AcpiFiles, buildAcpiBlobs } from "./acpi-loader.js";
+import { FW_CFG_PORTS, FwCfg, FwCfgKey } from "./fw-cfg.js";
+
+export * from "./fw-cfg.js";
+export * from "./acpi-loader.js";
+
+export interface FwCfgSetup {
+  readonly memory: GuestMemory;
+  readonly pio: AddressSpace;
+  readonly cpus: number;
+  /** Guest RAM in bytes (the legacy RAM size item). */
+  readonly ramBytes: number;
+  /** The memory map; its RAM entries become etc/e820 (firmware reserves its own areas). */
+  readonly e820: readonly E820Entry[];
+  /** What the ACPI tables describe, read when firmware fetches them (after it placed ECAM). */
+  readonly platform: () => PlatformDescription;
+  /** Whether ECAM decodes now (no MCFG when firmware disabled it). */
+  readonly ecamEnabled: () => boolean;
+  /** OpenFirmware device paths in boot order (the "bootorder" file), when any. */
+  readonly bootOrder?: () => readonly string[];
+}
+
+/** etc/e820: 20-byte little-endian records (address, length, type). */
+export function e820File(entries: readonly E820Entry[]): Uint8Array {
+  const out = new Uint8Array(entries.length * 20);
+  const v = new DataView(out.buffer);
+  entries.forEach((e, i) => {
+    v.setBigUint64(i * 20, BigInt(e.addr), true);
+    v.setBigUint64(i * 20 + 8, BigInt(e.size), true);
+    v.setUint32(i * 20 + 16, e.type, true);
+  });
+  return out;
+}
+
+/**
+ * fw_cfg for a firmware boot, on ports 0x510 (selector), 0x511 (data) and 0x514 (DMA): signature and ID (with
+ * DMA), CPU count, RAM size, no boot menu, etc/e820 (RAM only), the machine's ACPI tables through
+ * etc/table-loader, etc/acpi/tables and etc/acpi/rsdp (built when firmware reads them), and bootorder.
+ */
+export function installFwCfg(o: FwCfgSetup): { fwCfg: FwCfg; registrations: Registration[] } {
+  const fwCfg = new FwCfg(o.memory);
+  fwCfg.setU16(FwCfgKey.cpuCount, o.cpus);
+  fwCfg.setU16(FwCfgKey.maxCpus, o.cpus);
+  fwCfg.setU64(FwCfgKey.ramSize, o.ramBytes);
+  fwCfg.setU16(FwCfgKey.bootMenu, 0);
+  fwCfg.setU16(FwCfgKey.noGraphic, 0);
+  fwCfg.addFile("etc/e820", e820File(o.e820.filter((e) => e.type === E820Type.ram && e.addr >= 0x10_0000 || e.addr === 0).map((e) => (e.addr === 0 ? { ...e, size: 0xa0000 } : e))));
+  const acpi = () => buildAcpiBlobs(o.platform(), o.ecamEnabled());
+  fwCfg.addFile(AcpiFiles.rsdp, () => acpi().rsdp);
+  fwCfg.addFile(AcpiFiles.tables, () => acpi().tables);
+  fwCfg.addFile(AcpiFiles.loader, () => acpi().loader);
+  if (o.bootOrder) {
+    const order = o.bootOrder;
+    fwCfg.addFile("bootorder", () => new TextEncoder().encode(order().map((p) => p + "\n").join("") + "\0"));
+  }
+  const registrations = [
+    o.pio.register(FW_CFG_PORTS.selector, 1, "fw_cfg selector", fwCfg.selectorHandler),
+    o.pio.register(FW_CFG_PORTS.data, 1, "fw_cfg data", fwCfg.dataHandler),
+    o.pio.register(FW_CFG_PORTS.dma, 8, "fw_cfg dma", fwCfg.dmaHandler),
+  ];
+  return { fwCfg, registrations };
+}
