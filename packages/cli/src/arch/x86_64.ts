@@ -1,3 +1,4 @@
+import { closeSync, openSync, writeSync } from "node:fs";
 import type { MachineOptions } from "@vmm/machine";
 import type { MachineConfig, VirtualMachine } from "./machine.js";
 
@@ -10,12 +11,34 @@ export function x86MachineOptions(config: MachineConfig): MachineOptions {
     name: config.name,
     memory: config.memory,
     cpus: config.cpus,
-    kernel: { kind: config.kernel.kind, path: config.kernel.path, bytes: config.kernel.bytes },
+    kernel: config.kernel && { kind: config.kernel.kind, path: config.kernel.path, bytes: config.kernel.bytes },
+    firmware: config.firmware,
+    debugcon: config.debugcon ? fileSink(config.debugcon) : undefined,
     initrd: config.initrd,
     cmdline: config.params || undefined,
     serial: { input: config.console === "serial" ? process.stdin : undefined, output: process.stdout },
     logger: config.logger,
     debug: config.debug,
+  };
+}
+
+/** Bytes appended to a file (created or truncated), a line per write; the rest when the process exits. */
+function fileSink(path: string): (bytes: Uint8Array) => void {
+  const fd = openSync(path, "w");
+  let pending: number[] = [];
+  const flush = () => {
+    if (pending.length) writeSync(fd, Uint8Array.from(pending));
+    pending = [];
+  };
+  process.once("exit", () => {
+    flush();
+    closeSync(fd);
+  });
+  return (bytes) => {
+    for (const b of bytes) {
+      pending.push(b);
+      if (b === 0x0a) flush();
+    }
   };
 }
 

@@ -6,6 +6,9 @@ import { expandDisk, expandNetwork, parseConsole, SugarTypes, type ConsoleKind }
 /** `vmm run` options as commander hands them over (strings, repeatable ones as arrays). */
 export interface RawRunOptions {
   kernel?: string;
+  firmware?: string;
+  debugcon?: string;
+  reboot?: boolean;
   initrd?: string;
   params?: string;
   mem?: string;
@@ -25,7 +28,12 @@ export interface RawRunOptions {
 export interface RunConfig {
   readonly arch: string;
   readonly name: string;
-  readonly kernel: string;
+  /** Absent when firmware boots the VM. */
+  readonly kernel?: string;
+  readonly firmware?: string;
+  readonly debugcon?: string;
+  /** A guest reset starts the VM again (else the run ends with status 0). */
+  readonly reboot: boolean;
   readonly initrd?: string;
   readonly params: string;
   readonly memory: number;
@@ -42,7 +50,11 @@ export const DEFAULT_CPUS = "1";
 export const DEFAULT_ARCH = "x86_64";
 
 export function buildRunConfig(raw: RawRunOptions, pid = process.pid): RunConfig {
-  if (!raw.kernel) throw new UsageError("no kernel given (use -k/--kernel FILE)");
+  if (!raw.kernel && !raw.firmware) throw new UsageError("no kernel given (use -k/--kernel FILE, or -f/--firmware FILE to boot firmware)");
+  if (raw.kernel && raw.firmware) {
+    throw new UsageError("-k and --firmware together are not supported: firmware boots from a disk (a kernel through fw_cfg needs QEMU's linuxboot option ROM)");
+  }
+  if ((raw.initrd || raw.params) && raw.firmware) throw new UsageError("-i and -p go with -k; with --firmware the guest's boot loader chooses them");
   const console = parseConsole(raw.console ?? "serial");
   const devices: Spec[] = [];
   for (const d of raw.disk ?? []) devices.push(expandDisk(d));
@@ -59,6 +71,9 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid): RunConfig
     arch: raw.arch ?? DEFAULT_ARCH,
     name,
     kernel: raw.kernel,
+    firmware: raw.firmware,
+    debugcon: raw.debugcon,
+    reboot: raw.reboot ?? false,
     initrd: raw.initrd,
     params: raw.params ?? "",
     memory: parseMemorySize(raw.mem ?? DEFAULT_MEMORY),
