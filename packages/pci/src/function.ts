@@ -3,6 +3,7 @@ import {
   type Handle,
   type IoHandler,
   type MsiVectorFactory,
+  nextPowerOfTwo,
   type PciAddress,
   type PciAttachContext,
   type PciBarDescriptor,
@@ -397,10 +398,4 @@ function overlayHandler(regions: readonly Region[], innerH: IoHandler): IoHandle
       this.write(o + 4, 4, Number((v >> 32n) & 0xffff_ffffn));
     },
   };
-}
-
-function nextPowerOfTwo(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
 }

@@ -1,4 +1,4 @@
-import type { SmallAccessSize } from "@vmm/core";
+import { readLE, type SmallAccessSize, writeLE } from "@vmm/core";
 
 /**
  * Little-endian byte storage with per-bit masks. A write changes only writable bits; a 1 written to a
@@ -40,17 +40,9 @@ export class MaskedBytes {
   }
 }
 
-export function readLe(bytes: Uint8Array, offset: number, size: number): number {
-  let v = 0;
-  for (let i = size - 1; i >= 0; i--) v = v * 256 + (bytes[offset + i] ?? 0);
-  return v;
-}
-
-export function writeLe(bytes: Uint8Array, offset: number, size: number, value: number): void {
-  for (let i = 0; i < size; i++) {
-    bytes[offset + i] = (value >>> (8 * i)) & 0xff;
-  }
-}
+/** Little-endian register bytes: core's helpers, under the names this package uses. */
+export const readLe = readLE;
+export const writeLe = writeLE;
 
 /** Applies a guest write of `size` bytes with writable and write-1-to-clear masks (either may be absent). */
 export function maskedWrite(
