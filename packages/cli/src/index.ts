@@ -1,7 +1,7 @@
 export { main } from "./main.js";
 export type { CliContext } from "./context.js";
-export type { MachineConfig, MachineFactory, RunResult, VirtualMachine } from "./arch/machine.js";
+export type { MachineConfig, MachineFactory, VirtualMachineResult, VirtualMachine } from "./arch/machine.js";
 export { ExitCode, UsageError, DeviceFaultError, renderError } from "./errors.js";
 export { parseMemorySize } from "./options/size.js";
 export { parseSpec, type Spec } from "./options/spec.js";
-export { detectKernelKind, type KernelKind } from "./options/kernel.js";
+export { detectKernelKind, type KernelImageKind } from "./options/kernel.js";

@@ -5,7 +5,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { Tokens } from "@vmm/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { RunResult } from "../src/arch/machine.js";
+import type { VirtualMachineResult } from "../src/arch/machine.js";
 import type { CliContext } from "../src/context.js";
 import { main } from "../src/main.js";
 import { settleTimeouts } from "../src/settle.js";
@@ -51,7 +51,7 @@ function harness(guest: GuestScript, options: { withStop?: boolean; builtins?: s
   return { ctx, out, err, machines, signals };
 }
 
-const shutdown: RunResult = { status: 0, reason: "shutdown" };
+const shutdown: VirtualMachineResult = { status: 0, reason: "shutdown" };
 
 beforeEach(() => {
   events.length = 0;
@@ -218,7 +218,7 @@ describe("vmm run assembles one VM through its DI container", () => {
 
   it("a signal still closes devices when the machine cannot be asked to stop", async () => {
     let started = false;
-    const h = harness(() => ((started = true), new Promise<RunResult>(() => {})), { withStop: false });
+    const h = harness(() => ((started = true), new Promise<VirtualMachineResult>(() => {})), { withStop: false });
     const running = main(["run", "-k", kernel, "--plugin", fixture, "--device", "fixture-dev,id=1"], h.ctx);
     await until(() => started);
     h.signals.emit("SIGINT");

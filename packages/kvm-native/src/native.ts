@@ -4,10 +4,10 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KvmError } from "./errors.js";
-import type { CpuidEntry, Fpu, FpuInput, MsrEntry, Regs, RegsInput, RunResult, Sregs } from "./types.js";
+import type { CpuidEntry, Fpu, FpuInput, MsrEntry, Regs, RegsInput, VcpuRunResult, Sregs } from "./types.js";
 
 export interface NativeVcpu {
-  run(dispatch: object, maxSliceMs: number, immediateSliceMs: number): RunResult;
+  run(dispatch: object, maxSliceMs: number, immediateSliceMs: number): VcpuRunResult;
   requestStop(): void;
   kick(): void;
   close(): void;

@@ -97,7 +97,7 @@ export interface MsrEntry {
 }
 
 /** Port-I/O and MMIO exit handlers, called synchronously on the JS thread inside Vcpu.run. */
-export interface ExitDispatch {
+export interface VcpuExitDispatch {
   /** Returns the value read (ignored for writes). `rep ins/outs` calls once per element. */
   pio(port: number, size: 1 | 2 | 4, isWrite: boolean, value: number): number;
   /**
@@ -108,7 +108,7 @@ export interface ExitDispatch {
 }
 
 /** `rip` is exact (a bigint); undefined only when KVM_GET_REGS failed. */
-export type RunResult =
+export type VcpuRunResult =
   /** The event loop has work, the slice is over, or requestStop()/kick() was called. */
   | { reason: "yield" }
   /** HLT without an in-kernel irqchip. */

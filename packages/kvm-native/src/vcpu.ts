@@ -1,6 +1,6 @@
 import { KvmError } from "./errors.js";
 import type { NativeVcpu } from "./native.js";
-import type { CpuidEntry, ExitDispatch, Fpu, FpuInput, MsrEntry, Regs, RegsInput, RunOptions, RunResult, Sregs, SregsInput } from "./types.js";
+import type { CpuidEntry, VcpuExitDispatch, Fpu, FpuInput, MsrEntry, Regs, RegsInput, RunOptions, VcpuRunResult, Sregs, SregsInput } from "./types.js";
 
 export type { SregsInput } from "./types.js";
 
@@ -30,7 +30,7 @@ export class Vcpu {
    * it watches becomes readable, its next timer is due) or the slice is over ("yield": re-enter with setImmediate).
    * A callback that throws makes run() throw that error.
    */
-  run(dispatch: ExitDispatch, options: RunOptions = {}): RunResult {
+  run(dispatch: VcpuExitDispatch, options: RunOptions = {}): VcpuRunResult {
     return this.h().run(
       dispatch,
       sliceMs("maxSliceMs", options.maxSliceMs, -1),

@@ -1,7 +1,7 @@
 // What ends a run slice: new event-loop work ends it at once, the re-entry setImmediate does not.
 // Liveness thresholds only (the host is shared and noisy); performance is measured by benchmarks.
 import { afterEach, describe, expect, it } from "vitest";
-import type { EventFd, RunOptions, RunResult, Vcpu } from "../src/index.js";
+import type { EventFd, RunOptions, VcpuRunResult, Vcpu } from "../src/index.js";
 import { Recorder, realModeVm, type TestVm } from "./support/guest.js";
 import { kvmOk } from "./support/kvm.js";
 
@@ -26,7 +26,7 @@ function runFromImmediate(
   vcpu: Vcpu,
   opts: RunOptions,
   done: () => boolean = () => false,
-): Promise<{ result: RunResult; ms: number }> {
+): Promise<{ result: VcpuRunResult; ms: number }> {
   return new Promise((resolve, reject) =>
     setImmediate(() => {
       try {
@@ -122,7 +122,7 @@ describe.skipIf(!kvmOk)("a run slice ends on new event-loop work, not on the re-
     efd.onSignal(() => {});
     efd.write(1); // readable until the loop turns, which it never does here
     let runs = 0;
-    let r: RunResult;
+    let r: VcpuRunResult;
     do {
       r = t.vcpu.run(new Recorder(t.vcpu));
       runs++;

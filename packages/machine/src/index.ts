@@ -1,5 +1,5 @@
 export { Machine, type MachineOptions, type KernelKind } from "./machine.js";
-export { RunLoop, type MachineResult, type StopReason, type ExitDispatch, type LoopVcpu, type VcpuRunResult } from "./run-loop.js";
+export { RunLoop, type MachineResult, type StopReason, type LoopExitDispatch, type LoopVcpu, type LoopRunResult } from "./run-loop.js";
 export * from "./x86_64/memory-map.js";
 export * from "./x86_64/cpu-state.js";
 export { patchCpuid } from "./x86_64/cpuid.js";
@@ -28,9 +28,3 @@ export { KvmIoEvents } from "./services/io-events.js";
 export { MsiRouter, type MsiRoute } from "./services/msi-routes.js";
 export { createPciHost, PCI_INTX_GSIS, type PciHost } from "./services/pci.js";
 export { openKvm } from "./kvm-open.js";
-export { FirmwareBoot, ramSlots, type FirmwareBootOptions } from "./firmware-boot.js";
-export { mapFirmware, checkFirmware, resetVectorEntry, FIRMWARE_MAX, FIRMWARE_LEGACY_ALIAS, type MappedFirmware } from "./loaders/firmware.js";
-export { ShadowRam, SHADOW, type ShadowSegment } from "./x86_64/shadow-ram.js";
-export * from "./devices/fw-cfg/index.js";
-export { ResetControl, RESET_CONTROL_PORT, type ResetKind } from "./devices/reset-control.js";
-export { debugconHandler, DEBUGCON_PORT } from "./devices/debugcon.js";

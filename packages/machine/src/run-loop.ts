@@ -11,13 +11,13 @@ export interface MachineResult {
 }
 
 /** The exit callbacks the binding calls synchronously from KVM_RUN. */
-export interface ExitDispatch {
+export interface LoopExitDispatch {
   pio(port: number, size: number, isWrite: boolean, value: number): number;
   mmio(address: number, size: number, isWrite: boolean, lo: number, hi: number): number | bigint;
 }
 
 /** `rip` and `code` are bigints from @vmm/kvm-native (exact 64-bit values); numbers are accepted too. */
-export type VcpuRunResult =
+export type LoopRunResult =
   | { reason: "yield" }
   | { reason: "hlt" }
   | { reason: "shutdown"; rip?: number | bigint }
@@ -30,7 +30,7 @@ export type VcpuRunResult =
 /** The vCPU operations the loop needs. */
 export interface LoopVcpu {
   readonly id: number;
-  run(dispatch: ExitDispatch, options: { maxSliceMs?: number }): VcpuRunResult;
+  run(dispatch: LoopExitDispatch, options: { maxSliceMs?: number }): LoopRunResult;
   requestStop(): void;
   /** True when the vCPU is halted with interrupts disabled: nothing but an NMI or INIT can wake it. */
   parked?(): boolean;
@@ -75,7 +75,7 @@ export class RunLoop {
   private result: MachineResult | undefined;
   private readonly vcpus: LoopVcpu[] = [];
   private current: LoopVcpu | undefined;
-  readonly dispatch: ExitDispatch;
+  readonly dispatch: LoopExitDispatch;
   /** Exits handled, for statistics. */
   exits = 0;
 
@@ -110,7 +110,7 @@ export class RunLoop {
       for (const vcpu of this.vcpus) {
         if (this.result) break;
         this.current = vcpu;
-        let r: VcpuRunResult;
+        let r: LoopRunResult;
         try {
           r = vcpu.run(this.dispatch, { maxSliceMs: slice });
         } catch (e) {
@@ -129,7 +129,7 @@ export class RunLoop {
     return this.result;
   }
 
-  private handle(vcpu: LoopVcpu, r: VcpuRunResult): void {
+  private handle(vcpu: LoopVcpu, r: LoopRunResult): void {
     const id = vcpu.id;
     const at = (rip: unknown) => (typeof rip === "number" || typeof rip === "bigint" ? ` at RIP ${hex(rip)}` : "");
     switch (r.reason) {
@@ -185,7 +185,7 @@ export class RunLoop {
     });
   }
 
-  private createDispatch(): ExitDispatch {
+  private createDispatch(): LoopExitDispatch {
     const { pio, mmio, logger, trace } = this.options;
     return {
       pio: (port, size, isWrite, value) => {

@@ -1,6 +1,6 @@
 import { MemoryLogger, createMmioSpace, createPortIoSpace, type InterruptLine } from "@vmm/core";
 import { describe, expect, it } from "vitest";
-import { KvmInterruptController, RunLoop, type ExitDispatch, type LoopVcpu, type VcpuRunResult } from "../src/index.js";
+import { KvmInterruptController, RunLoop, type LoopExitDispatch, type LoopVcpu, type LoopRunResult } from "../src/index.js";
 
 /** A scripted vCPU: each run() performs the given exits through the dispatch, then returns the result. */
 class FakeVcpu implements LoopVcpu {
@@ -8,9 +8,9 @@ class FakeVcpu implements LoopVcpu {
   stops = 0;
   constructor(
     readonly id: number,
-    private readonly script: ((d: ExitDispatch) => VcpuRunResult)[],
+    private readonly script: ((d: LoopExitDispatch) => LoopRunResult)[],
   ) {}
-  run(dispatch: ExitDispatch): VcpuRunResult {
+  run(dispatch: LoopExitDispatch): LoopRunResult {
     const step = this.script[Math.min(this.runs++, this.script.length - 1)]!;
     return step(dispatch);
   }

@@ -1,6 +1,6 @@
 import type { Logger, PciDevice } from "@vmm/core";
 import type { DependencyContainer } from "tsyringe";
-import type { KernelKind } from "../options/kernel.js";
+import type { KernelImageKind } from "../options/kernel.js";
 import type { ConsoleKind } from "../options/sugar.js";
 
 /** What the cli asks an architecture's machine for. */
@@ -9,12 +9,7 @@ export interface MachineConfig {
   /** Guest RAM in bytes. */
   readonly memory: number;
   readonly cpus: number;
-  /** Absent when firmware boots the VM. */
-  readonly kernel?: { readonly path: string; readonly kind: KernelKind; readonly bytes: Uint8Array };
-  /** Boot firmware (--firmware), mapped below 4 GiB. */
-  readonly firmware?: { readonly path: string; readonly bytes: Uint8Array };
-  /** Where the debug console (port 0x402) writes (--debugcon). */
-  readonly debugcon?: string;
+  readonly kernel: { readonly path: string; readonly kind: KernelImageKind; readonly bytes: Uint8Array };
   readonly initrd?: { readonly path: string; readonly bytes: Uint8Array };
   /** The kernel command line (-p). */
   readonly params: string;
@@ -25,7 +20,7 @@ export interface MachineConfig {
 }
 
 /** How a run ended: `status` is the process exit status the guest asked for (0 for shutdown/reset). */
-export interface RunResult {
+export interface VirtualMachineResult {
   readonly status: number;
   readonly reason: string;
   readonly message?: string;
@@ -36,7 +31,7 @@ export interface VirtualMachine {
   /** The VM's tsyringe child container: core services under Tokens; plugins register here. */
   readonly container: DependencyContainer;
   addPciDevice(device: PciDevice): void;
-  run(): Promise<RunResult>;
+  run(): Promise<VirtualMachineResult>;
   /** Asks a running VM to stop (signals, device faults); run() then resolves. */
   stop?(reason: string): void;
   /** Releases the VM after run() (or after a failed assembly). */

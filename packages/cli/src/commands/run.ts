@@ -2,7 +2,7 @@ import type { Stats } from "node:fs";
 import { access, constants, open, stat, type FileHandle } from "node:fs/promises";
 import { StderrLogger, Tokens, type AddressSpace, type Logger } from "@vmm/core";
 import { ARCHITECTURES, canonicalArch } from "../arch/index.js";
-import type { MachineConfig, MachineFactory, RunResult, VirtualMachine } from "../arch/machine.js";
+import type { MachineConfig, MachineFactory, VirtualMachineResult, VirtualMachine } from "../arch/machine.js";
 import { assemble, closeAll, planDevices, type PlannedDevice } from "../assemble.js";
 import type { CliContext } from "../context.js";
 import { AsyncFaultError, DeviceFaultError, FileError } from "../errors.js";
@@ -92,7 +92,7 @@ function traceUnhandled(machine: VirtualMachine, logger: Logger): void {
 }
 
 type Ending =
-  | { kind: "result"; result: RunResult }
+  | { kind: "result"; result: VirtualMachineResult }
   | { kind: "signal"; signal: StopSignal }
   | { kind: "fault"; fault: DeviceFaultError }
   | { kind: "async"; error: unknown };
@@ -157,11 +157,8 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
   let kernel: MachineConfig["kernel"];
   let devices: PlannedDevice[];
   try {
-    if (config.kernel) {
-      const kernelBytes = await readInput("kernel", config.kernel, config.memory);
-      kernel = { path: config.kernel, kind: detectKernelKind(kernelBytes, config.kernel), bytes: kernelBytes };
-    }
-    const firmware = config.firmware ? { path: config.firmware, bytes: await readInput("firmware", config.firmware, 16 * MiB) } : undefined;
+    const kernelBytes = await readInput("kernel", config.kernel, config.memory);
+    kernel = { path: config.kernel, kind: detectKernelKind(kernelBytes, config.kernel), bytes: kernelBytes };
     const initrd = config.initrd ? { path: config.initrd, bytes: await readInput("initrd", config.initrd, config.memory) } : undefined;
     await checkDisks(config);
     control.abort.throwIfAborted();
@@ -175,8 +172,6 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
         memory: config.memory,
         cpus: config.cpus,
         kernel,
-        firmware,
-        debugcon: config.debugcon,
         initrd,
         params: config.params,
         console: config.console,
@@ -196,7 +191,7 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
   }
   const { machine, devices: created } = assembly;
   control.setVm(machine);
-  logger.debug(`${config.name}: ${arch}, ${kernel ? `${kernel.kind} kernel ${kernel.path}` : `firmware ${config.firmware}`}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
+  logger.debug(`${config.name}: ${arch}, ${kernel.kind} kernel ${kernel.path}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
   if (config.debug) traceUnhandled(machine, logger);
 
   let ending: Ending;
@@ -210,11 +205,6 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
     if (first.kind !== "result" && machine.stop) await running.catch(() => undefined);
   } finally {
     await closeAll(created, machine, (problem) => logger.error(problem));
-  }
-  if (config.reboot && !firstFault && ending.kind === "result" && ending.result.reason === "reset") {
-    // --reboot: a reset is a power cycle; the VM is built again from the same configuration.
-    logger.info(`${config.name}: ${ending.result.message ?? "the guest reset the machine"}; starting again (--reboot)`);
-    return runVm(config, arch, ctx, logger, control);
   }
   return finish(ending, firstFault, config, logger);
 }

@@ -9,10 +9,10 @@ import {
 } from "@vmm/core";
 import { PciBus } from "@vmm/pci";
 import { container as rootContainer } from "tsyringe";
-import type { MachineConfig, RunResult, VirtualMachine } from "../../src/arch/machine.js";
+import type { MachineConfig, VirtualMachineResult, VirtualMachine } from "../../src/arch/machine.js";
 
 /** What a scripted "guest" does with the fake machine; resolves to how the run ends. */
-export type GuestScript = (machine: FakeMachine) => Promise<RunResult>;
+export type GuestScript = (machine: FakeMachine) => Promise<VirtualMachineResult>;
 
 const BAR_BASE = 0xe000_0000;
 
@@ -73,7 +73,7 @@ export class FakeMachine implements VirtualMachine {
     }
   }
 
-  run(): Promise<RunResult> {
+  run(): Promise<VirtualMachineResult> {
     return this.guest(this);
   }
 

@@ -1,5 +1,5 @@
 // Builds small VMs for the tests: RAM at 0, code at 0x1000, real-mode or 64-bit entry.
-import { Kvm, type ExitDispatch, type RunResult, type Vcpu, type Vm } from "../../src/index.js";
+import { Kvm, type VcpuExitDispatch, type VcpuRunResult, type Vcpu, type Vm } from "../../src/index.js";
 import { assemble } from "./assemble.js";
 
 export const CODE = 0x1000;
@@ -27,7 +27,7 @@ export function realModeVm(source: string, opts: { ramSize?: number; irqchip?: b
 }
 
 /** Records every exit; `stopOn` decides when a callback requests a stop. */
-export class Recorder implements ExitDispatch {
+export class Recorder implements VcpuExitDispatch {
   readonly pios: Array<[number, number, boolean, number]> = [];
   readonly mmios: Array<[number, number, boolean, number, number]> = [];
   pioRead: (port: number, size: number) => number = () => 0;
@@ -60,7 +60,7 @@ export class Recorder implements ExitDispatch {
  * Runs until an exit other than an event-loop "yield" (the test worker's own IPC makes the loop busy at
  * times), or until a Recorder callback asked to stop. Synchronous: the event loop waits meanwhile.
  */
-export function runSync(vcpu: Vcpu, dispatch: ExitDispatch): RunResult {
+export function runSync(vcpu: Vcpu, dispatch: VcpuExitDispatch): VcpuRunResult {
   for (let i = 0; i < 100_000; i++) {
     const r = vcpu.run(dispatch);
     if (r.reason !== "yield") return r;

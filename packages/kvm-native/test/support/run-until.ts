@@ -1,12 +1,12 @@
 // Drives Vcpu.run like a machine would: re-enter through setImmediate on "yield" until done.
-import type { ExitDispatch, RunOptions, RunResult, Vcpu } from "../../src/index.js";
+import type { VcpuExitDispatch, RunOptions, VcpuRunResult, Vcpu } from "../../src/index.js";
 
 export async function runUntil(
   vcpu: Vcpu,
-  dispatch: ExitDispatch,
-  done: (r: RunResult) => boolean,
+  dispatch: VcpuExitDispatch,
+  done: (r: VcpuRunResult) => boolean,
   opts: RunOptions & { timeoutMs?: number } = {},
-): Promise<{ result: RunResult; runs: number }> {
+): Promise<{ result: VcpuRunResult; runs: number }> {
   const deadline = Date.now() + (opts.timeoutMs ?? 5000);
   let runs = 0;
   for (;;) {
