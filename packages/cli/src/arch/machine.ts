@@ -9,7 +9,12 @@ export interface MachineConfig {
   /** Guest RAM in bytes. */
   readonly memory: number;
   readonly cpus: number;
-  readonly kernel: { readonly path: string; readonly kind: KernelImageKind; readonly bytes: Uint8Array };
+  /** Absent when firmware boots the VM. */
+  readonly kernel?: { readonly path: string; readonly kind: KernelImageKind; readonly bytes: Uint8Array };
+  /** Boot firmware (--firmware), mapped below 4 GiB. */
+  readonly firmware?: { readonly path: string; readonly bytes: Uint8Array };
+  /** Where the debug console (port 0x402) writes (--debugcon). */
+  readonly debugcon?: string;
   readonly initrd?: { readonly path: string; readonly bytes: Uint8Array };
   /** The kernel command line (-p). */
   readonly params: string;

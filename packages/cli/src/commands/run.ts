@@ -157,8 +157,11 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
   let kernel: MachineConfig["kernel"];
   let devices: PlannedDevice[];
   try {
-    const kernelBytes = await readInput("kernel", config.kernel, config.memory);
-    kernel = { path: config.kernel, kind: detectKernelKind(kernelBytes, config.kernel), bytes: kernelBytes };
+    if (config.kernel) {
+      const kernelBytes = await readInput("kernel", config.kernel, config.memory);
+      kernel = { path: config.kernel, kind: detectKernelKind(kernelBytes, config.kernel), bytes: kernelBytes };
+    }
+    const firmware = config.firmware ? { path: config.firmware, bytes: await readInput("firmware", config.firmware, 16 * MiB) } : undefined;
     const initrd = config.initrd ? { path: config.initrd, bytes: await readInput("initrd", config.initrd, config.memory) } : undefined;
     await checkDisks(config);
     control.abort.throwIfAborted();
@@ -172,6 +175,8 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
         memory: config.memory,
         cpus: config.cpus,
         kernel,
+        firmware,
+        debugcon: config.debugcon,
         initrd,
         params: config.params,
         console: config.console,
@@ -191,7 +196,7 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
   }
   const { machine, devices: created } = assembly;
   control.setVm(machine);
-  logger.debug(`${config.name}: ${arch}, ${kernel.kind} kernel ${kernel.path}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
+  logger.debug(`${config.name}: ${arch}, ${kernel ? `${kernel.kind} kernel ${kernel.path}` : `firmware ${config.firmware}`}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
   if (config.debug) traceUnhandled(machine, logger);
 
   let ending: Ending;
@@ -205,6 +210,11 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
     if (first.kind !== "result" && machine.stop) await running.catch(() => undefined);
   } finally {
     await closeAll(created, machine, (problem) => logger.error(problem));
+  }
+  if (config.reboot && !firstFault && ending.kind === "result" && ending.result.reason === "reset") {
+    // --reboot: a reset is a power cycle; the VM is built again from the same configuration.
+    logger.info(`${config.name}: ${ending.result.message ?? "the guest reset the machine"}; starting again (--reboot)`);
+    return runVm(config, arch, ctx, logger, control);
   }
   return finish(ending, firstFault, config, logger);
 }
