@@ -3,6 +3,9 @@ import { container as rootContainer } from "tsyringe";
 import type { MachineConfig, MachineFactory, VirtualMachine } from "./arch/machine.js";
 import { describe, OptionsError, type DeviceFaultError } from "./errors.js";
 import { guardDevice } from "./instrument.js";
+import { readFileSync } from "node:fs";
+import { withExpansionRom } from "@vmm/pci";
+import { FileError, UsageError } from "./errors.js";
 import { settleWithin, StoppedError } from "./settle.js";
 import type { Spec } from "./options/spec.js";
 import { lookupType, registerAll, type CatalogEntry } from "./plugins/catalog.js";
@@ -15,6 +18,8 @@ export interface PlannedDevice {
   /** Unique per VM: the type and a per-type index ("virtio-blk0"). */
   readonly name: string;
   readonly options: OptionValues;
+  /** An expansion ROM image for the function (`rom=PATH`, taken by the cli for any device type). */
+  readonly rom?: string;
 }
 
 /**
@@ -29,7 +34,9 @@ export async function planDevices(plugins: readonly LoadedPlugin[], specs: reado
     const n = counts.get(spec.name) ?? 0;
     counts.set(spec.name, n + 1);
     const name = `${spec.name}${n}`;
-    return { type: spec.name, plugin: entry.plugin, name, options: deviceOptions(entry, name, spec.options) };
+    const { rom, ...options } = spec.options;
+    if (rom === true || rom === "") throw new UsageError(`--device ${spec.name}: rom needs a file (rom=PATH)`);
+    return { type: spec.name, plugin: entry.plugin, name, options: deviceOptions(entry, name, options), rom };
   });
 }
 
@@ -73,7 +80,8 @@ export async function assemble(options: AssembleOptions): Promise<Assembly> {
     for (const planned of options.devices) {
       const entry = catalog.get(planned.type);
       if (!entry) throw new PluginError(planned.plugin, `device type '${planned.type}' vanished between planning and assembly`);
-      const device = await createDevice(entry, planned, machine, options.abort);
+      const created = await createDevice(entry, planned, machine, options.abort);
+      const device = planned.rom ? withExpansionRom(created, readRom(planned.rom)) : created;
       devices.push(device);
       let attachFault: DeviceFaultError | undefined;
       const guarded = guardDevice(device, {
@@ -117,6 +125,14 @@ async function createDevice(entry: CatalogEntry, planned: PlannedDevice, machine
     throw new PluginError(entry.plugin, `device type '${planned.type}' returned something that is not a PCI device (needs name, bars, configRead, configWrite)`);
   }
   return device;
+}
+
+function readRom(path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new FileError("rom", path, error);
+  }
 }
 
 interface Closable {

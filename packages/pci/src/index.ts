@@ -17,3 +17,4 @@ export * from "./function.js";
 export * from "./host-bridge.js";
 export * from "./bus.js";
 export * from "./q35-host-bridge.js";
+export * from "./expansion-rom.js";
