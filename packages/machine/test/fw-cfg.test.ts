@@ -1,0 +1,132 @@
+import { GuestMemory } from "@vmm/core";
+import { describe, expect, it } from "vitest";
+import { AcpiFiles, buildAcpiBlobs, FwCfg, FwCfgDma, FwCfgKey, ResetControl } from "../src/index.js";
+import type { PlatformDescription } from "../src/firmware/platform.js";
+
+const platform = (ecamBase: number): PlatformDescription => ({
+  apicIds: [0],
+  lapicAddress: 0xfee0_0000,
+  ioapic: { id: 1, address: 0xfec0_0000, gsiBase: 0, pins: 24 },
+  isaIrqs: [0, 1, 3, 4],
+  pciIntx: [],
+  pmTimerPort: 0x608,
+  ecam: { base: ecamBase, segment: 0, startBus: 0, endBus: 255 },
+});
+
+const memory = () => new GuestMemory([{ gpa: 0, bytes: new Uint8Array(0x10_0000) }]);
+const be32 = (v: number) => ((v & 0xff) << 24 | (v & 0xff00) << 8 | (v >>> 8) & 0xff00 | v >>> 24) >>> 0;
+
+describe("fw_cfg", () => {
+  it("reads the signature, ID (with DMA) and the file directory through the ports", () => {
+    const cfg = new FwCfg(memory());
+    cfg.addFile("etc/hello", new TextEncoder().encode("hi"));
+    const read = (n: number) => Array.from({ length: n }, () => cfg.dataHandler.read(0, 1));
+    cfg.selectorHandler.write(0, 2, FwCfgKey.signature);
+    expect(String.fromCharCode(...read(4))).toBe("QEMU");
+    cfg.selectorHandler.write(0, 2, FwCfgKey.id);
+    expect(read(4)).toEqual([3, 0, 0, 0]);
+    cfg.selectorHandler.write(0, 2, FwCfgKey.fileDir);
+    const dir = Uint8Array.from(read(4 + 64));
+    const v = new DataView(dir.buffer);
+    expect(v.getUint32(0)).toBe(1);
+    expect(v.getUint32(4)).toBe(2);
+    expect(v.getUint16(8)).toBe(FwCfgKey.firstFile);
+    expect(new TextDecoder().decode(dir.subarray(12, 21))).toBe("etc/hello");
+    expect(read(2)).toEqual([0, 0]); // past the end reads 0
+  });
+
+  it("DMA: select+read copies the item into guest memory and clears control; writes set the error bit", () => {
+    const m = memory();
+    const cfg = new FwCfg(m);
+    const key = cfg.addFile("etc/blob", Uint8Array.from([1, 2, 3, 4, 5]));
+    const desc = 0x1000;
+    m.writeU32(desc, be32((key << 16) | FwCfgDma.select | FwCfgDma.read));
+    m.writeU32(desc + 4, be32(8));
+    m.writeU32(desc + 8, 0);
+    m.writeU32(desc + 12, be32(0x2000));
+    m.write(0x2000, new Uint8Array(8).fill(0xee));
+    cfg.dmaHandler.write(0, 4, 0);
+    cfg.dmaHandler.write(4, 4, be32(desc));
+    expect(Array.from(m.view(0x2000, 8))).toEqual([1, 2, 3, 4, 5, 0, 0, 0]);
+    expect(m.readU32(desc)).toBe(0);
+    m.writeU32(desc, be32(FwCfgDma.write));
+    cfg.dma(desc);
+    expect(be32(m.readU32(desc))).toBe(FwCfgDma.error);
+    expect(cfg.dmaHandler.read(0, 4)).toBe(0x5145_4d55); // "QEMU CFG", big-endian
+  });
+});
+
+describe("ACPI through the table-loader", () => {
+  it("a loader that follows the commands gets an RSDP whose XSDT reaches an MCFG at the ECAM base firmware chose", () => {
+    const blobs = buildAcpiBlobs(platform(0xb000_0000));
+    const files: Record<string, Uint8Array> = { [AcpiFiles.tables]: blobs.tables.slice(), [AcpiFiles.rsdp]: blobs.rsdp.slice() };
+    const at: Record<string, number> = {};
+    const name = (b: Uint8Array, o: number) => new TextDecoder().decode(b.subarray(o, b.indexOf(0, o)));
+    const ram = new Uint8Array(0x20_0000);
+    const dv = new DataView(ram.buffer);
+    let next = 0x10_0000;
+    for (let o = 0; o < blobs.loader.length; o += 128) {
+      const c = blobs.loader.subarray(o, o + 128);
+      const v = new DataView(c.buffer, c.byteOffset, 128);
+      const kind = v.getUint32(0, true);
+      if (kind === 1) {
+        const f = name(c, 4);
+        at[f] = f === AcpiFiles.rsdp ? 0xf0000 : (next = (next + 63) & ~63);
+        if (f !== AcpiFiles.rsdp) next += files[f]!.length;
+      } else if (kind === 2) {
+        const dest = files[name(c, 4)]!;
+        const off = v.getUint32(116, true);
+        const size = c[120]!;
+        const d = new DataView(dest.buffer);
+        if (size === 4) d.setUint32(off, d.getUint32(off, true) + at[name(c, 60)]!, true);
+        else d.setBigUint64(off, d.getBigUint64(off, true) + BigInt(at[name(c, 60)]!), true);
+      } else if (kind === 3) {
+        const f = files[name(c, 4)]!;
+        const [off, start, len] = [v.getUint32(60, true), v.getUint32(64, true), v.getUint32(68, true)];
+        f[off] = 0;
+        f[off] = (256 - f.subarray(start, start + len).reduce((s, x) => (s + x) & 0xff, 0)) & 0xff;
+      }
+    }
+    for (const [f, b] of Object.entries(files)) ram.set(b, at[f]!);
+    const sum = (a: number, n: number) => ram.subarray(a, a + n).reduce((s, x) => (s + x) & 0xff, 0);
+    const rsdp = 0xf0000;
+    expect(name(ram, rsdp).startsWith("RSD PTR ")).toBe(true);
+    expect(sum(rsdp, 20)).toBe(0);
+    expect(sum(rsdp, 36)).toBe(0);
+    const xsdt = Number(dv.getBigUint64(rsdp + 24, true));
+    expect(String.fromCharCode(...ram.subarray(xsdt, xsdt + 4))).toBe("XSDT");
+    const entries = (dv.getUint32(xsdt + 4, true) - 36) / 8;
+    const sigs = Array.from({ length: entries }, (_, i) => Number(dv.getBigUint64(xsdt + 36 + 8 * i, true)));
+    for (const t of [xsdt, ...sigs]) expect(sum(t, dv.getUint32(t + 4, true))).toBe(0);
+    const mcfg = sigs.find((t) => String.fromCharCode(...ram.subarray(t, t + 4)) === "MCFG")!;
+    expect(Number(dv.getBigUint64(mcfg + 44, true))).toBe(0xb000_0000);
+    const fadt = sigs.find((t) => String.fromCharCode(...ram.subarray(t, t + 4)) === "FACP")!;
+    expect(String.fromCharCode(...ram.subarray(dv.getUint32(fadt + 40, true), dv.getUint32(fadt + 40, true) + 4))).toBe("DSDT");
+  });
+
+  it("leaves MCFG out when firmware disabled ECAM", () => {
+    const withMcfg = buildAcpiBlobs(platform(0xe000_0000), true);
+    const without = buildAcpiBlobs(platform(0xe000_0000), false);
+    const count = (b: Uint8Array) => new TextDecoder("latin1").decode(b).split("MCFG").length - 1;
+    expect(count(without.tables)).toBe(count(withMcfg.tables) - 1); // the table's signature (the DSDT may name it too)
+    expect(without.loader.length).toBe(withMcfg.loader.length - 3 * 128); // two pointers and a checksum fewer
+  });
+});
+
+describe("reset control (0xCF9)", () => {
+  it("RST_CPU requests a soft, hard (SYS_RST) or full (FULL_RST) reset; CONFIG_ADDRESS dwords pass through", () => {
+    const kinds: string[] = [];
+    const rc = new ResetControl((k) => kinds.push(k));
+    const inner = { last: -1, read: () => 0x8000_0000, write(_o: number, _s: number, v: number) { this.last = v; } };
+    const h = rc.overlay(inner);
+    h.write(1, 1, 0x02);
+    expect(h.read(1, 1)).toBe(0x02);
+    h.write(1, 1, 0x04);
+    h.write(1, 1, 0x06);
+    h.write(1, 1, 0x0e);
+    expect(kinds).toEqual(["soft", "hard", "full"]);
+    h.write(0, 4, 0x8000_0800);
+    expect(inner.last).toBe(0x8000_0800);
+    expect(h.read(0, 4)).toBe(0x8000_0000);
+  });
+});
