@@ -14,7 +14,7 @@ export { Encoding as RfbEncoding } from "./displays/vnc/encodings.js";
 export { type PixelFormat, SERVER_PIXEL_FORMAT } from "./displays/vnc/pixel-format.js";
 export { WebDisplay, type WebDisplayOptions } from "./displays/web/server.js";
 export { screenshot, screenshotFromVnc } from "./screenshot.js";
-export { vesaDeviceType, vesaOptions, PLUGIN_NAME } from "./plugin.js";
+export { vesaDeviceType, vesaOptions, VESA_PLUGIN_NAME } from "./plugin.js";
 export { default as vesaPlugin } from "./plugin.js";
 export { ScreenTracker, type ScreenChange } from "./displays/tracker.js";
 export { FrameDiffer } from "./displays/differ.js";

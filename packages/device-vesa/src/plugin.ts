@@ -3,7 +3,7 @@ import { DEFAULT_FB_SIZE, MAX_FB_SIZE, MIN_FB_SIZE, VesaDevice } from "./device.
 import { parseDisplays } from "./displays/display.js";
 import { createDisplay } from "./displays/create.js";
 
-export const PLUGIN_NAME = "@vmm/device-vesa";
+export const VESA_PLUGIN_NAME = "@vmm/device-vesa";
 
 const DISPLAY_HELP = "displays, separated by '+' (or ',' outside --device): png:PATH, vnc[:PORT] (127.0.0.1, default 5900), web[:PORT] (127.0.0.1, default 5800)";
 
@@ -62,13 +62,13 @@ export function vesaDeviceType(defaultDisplay?: string): DeviceType {
 
 /** Registers device type `vesa`. Plugin option `display` sets the displays of vesa devices that name none. */
 const vesaPlugin = definePlugin({
-  name: PLUGIN_NAME,
+  name: VESA_PLUGIN_NAME,
   version: "0.1.0",
   apiVersion: PLUGIN_API_VERSION,
   description: "VESA linear framebuffer device and its displays",
   options: { display: { type: "string", description: DISPLAY_HELP } },
   register(container, options) {
-    registerDeviceType(container, PLUGIN_NAME, vesaDeviceType(options.display as string | undefined));
+    registerDeviceType(container, VESA_PLUGIN_NAME, vesaDeviceType(options.display as string | undefined));
   },
 });
 

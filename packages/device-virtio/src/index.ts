@@ -21,4 +21,4 @@ export * from "./devices/blk.js";
 export * from "./devices/net.js";
 export * from "./devices/console.js";
 export * from "./devices/rng.js";
-export { virtioPlugin, PLUGIN_NAME } from "./plugin.js";
+export { virtioPlugin, VIRTIO_PLUGIN_NAME } from "./plugin.js";

@@ -26,7 +26,7 @@ import { type Mac, parseMac, VirtioNet } from "./devices/net.js";
 import { VirtioRng } from "./devices/rng.js";
 import { type TransportKind, VirtioPciFunction } from "./transport/virtio-pci.js";
 
-export const PLUGIN_NAME = "@vmm/device-virtio";
+export const VIRTIO_PLUGIN_NAME = "@vmm/device-virtio";
 
 const transport: OptionSpec = {
   type: "enum",
@@ -139,12 +139,12 @@ const deviceTypes: CoreDeviceType[] = [
 
 /** The virtio device plugin: virtio-blk, virtio-net, virtio-console and virtio-rng on PCI. */
 export const virtioPlugin = definePlugin({
-  name: PLUGIN_NAME,
+  name: VIRTIO_PLUGIN_NAME,
   version: "0.1.0",
   apiVersion: PLUGIN_API_VERSION,
   description: "virtio-pci devices: blk, net, console, rng",
   register(container) {
-    for (const type of deviceTypes) registerDeviceType(container, PLUGIN_NAME, type);
+    for (const type of deviceTypes) registerDeviceType(container, VIRTIO_PLUGIN_NAME, type);
   },
 });
 

@@ -3,7 +3,7 @@ import { concat, device, eisaId, integer, name, packageOf, scope, string, aPacka
 import { dwordAddressSpace, ioPorts, isaIrqs, memory32Fixed, qwordAddressSpace, resourceTemplate, wordAddressSpace } from "./aml-resources.js";
 import { beginSdt, finishSdt } from "./sdt.js";
 
-export interface AddressWindow {
+export interface DsdtWindow {
   readonly base: number;
   readonly size: number;
 }
@@ -13,13 +13,13 @@ export interface PciRootDescription {
   /** The ECAM window (the bus range is the MCFG's; the window is reserved by a motherboard-resources device). */
   readonly ecam: PlatformDescription["ecam"];
   /** The legacy configuration mechanism's ports (CF8-CFF). */
-  readonly configPorts: AddressWindow;
+  readonly configPorts: DsdtWindow;
   /** Where the bus places I/O BARs. */
-  readonly io: AddressWindow;
+  readonly io: DsdtWindow;
   /** Where the bus places 32-bit memory BARs. */
-  readonly mem32: AddressWindow;
+  readonly mem32: DsdtWindow;
   /** Where the bus places 64-bit memory BARs (absent: none). */
-  readonly mem64?: AddressWindow;
+  readonly mem64?: DsdtWindow;
   /** The GSI a bus-0 device's INTx pin (1-4 = INTA-INTD) is wired to. */
   readonly intxGsi: (device: number, pin: number) => number;
   /** Device numbers that get _PRT entries (the host bridge at device 0 has no interrupt). */
@@ -30,7 +30,7 @@ export interface PciRootDescription {
 export interface IsaDeviceDescription {
   readonly path: string;
   readonly hid: string;
-  readonly ports: readonly AddressWindow[];
+  readonly ports: readonly DsdtWindow[];
   readonly irq: number;
 }
 
@@ -47,7 +47,7 @@ export interface PrtEntry {
   readonly gsi: number;
 }
 
-const lastOf = (w: AddressWindow) => w.base + w.size - 1;
+const lastOf = (w: DsdtWindow) => w.base + w.size - 1;
 const ecamBusCount = (e: PciRootDescription["ecam"]) => e.endBus - e.startBus + 1;
 /** ECAM gives each bus 1 MiB (32 devices x 8 functions x 4 KiB). */
 const ECAM_BYTES_PER_BUS = 1 << 20;

@@ -11,7 +11,7 @@ export { buildDsdt, buildFadt, buildMadt, buildMcfg, buildRsdp, buildRsdt, build
 export { beginSdt, finishSdt } from "./sdt.js";
 export * as aml from "./aml.js";
 export * as amlResources from "./aml-resources.js";
-export { dsdtDefinitions, prtEntries, type AddressWindow, type DsdtDescription, type IsaDeviceDescription, type PciRootDescription, type PrtEntry } from "./dsdt.js";
+export { dsdtDefinitions, prtEntries, type DsdtWindow, type DsdtDescription, type IsaDeviceDescription, type PciRootDescription, type PrtEntry } from "./dsdt.js";
 export { machineDsdtDescription } from "./machine-dsdt.js";
 
 export interface PlacedTable {
