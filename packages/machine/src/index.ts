@@ -26,6 +26,7 @@ export { KvmInterruptController, IOAPIC_PINS } from "./services/interrupts.js";
 export { KvmMemoryMapper } from "./services/memory-mapper.js";
 export { KvmIoEvents } from "./services/io-events.js";
 export { MsiRouter, type MsiRoute } from "./services/msi-routes.js";
+export { KvmMsiVectors, KvmMsiVectorSet } from "./services/msi-vectors.js";
 export { createPciHost, PCI_INTX_GSIS, type PciHost } from "./services/pci.js";
 export { openKvm } from "./kvm-open.js";
 export { FirmwareBoot, ramSlots, type FirmwareBootOptions } from "./firmware-boot.js";

@@ -392,7 +392,7 @@ export class Machine {
   }
 
   private release(): void {
-    this.pci?.close(); // MSI-X irqfd routes, while the VM fd is still open
+    this.pci?.close(); // MSI and MSI-X irqfd routes, while the VM fd is still open
     this.ioEvents?.close();
     for (const v of this.vcpus) v.close?.();
     this.vm?.close();

@@ -16,7 +16,7 @@ class MsixProbe extends PciFunction {
     super({ name: "msix-probe", vendorId: 0x1234, deviceId: 0xf00d, classCode: 0xff0000, bars: [{ index: 0, kind: "mem32", size: 0x1000 }, { index: 1, kind: "mem32", size: 0x1000 }] });
     this.addCapability(this.vectors);
   }
-  override barHandler(index: number) {
+  protected override deviceBarHandler(index: number) {
     return index === 0 ? { read: () => 0, write: (_o: number, _s: number, v: number) => this.vectors.notify(v) } : undefined;
   }
 }
@@ -30,7 +30,7 @@ describe.skipIf(!kvmOk)("MSI-X through irqfd routes under /dev/kvm", () => {
     try {
       const probe = new MsixProbe();
       machine.addPciDevice(probe);
-      const router = machine.pci.msixRouter(probe);
+      const [router] = machine.pci.msiVectorSets(probe);
       expect(router).toBeDefined();
       const timer = setTimeout(() => machine.stop("test timeout"), 60_000);
       const result = await machine.run().finally(() => clearTimeout(timer));

@@ -1,10 +1,10 @@
-import type { AddressSpace, InterruptController, Logger, PciDevice } from "@vmm/core";
+import { SignalMsiVectors, type AddressSpace, type InterruptController, type Logger, type PciDevice } from "@vmm/core";
 import { PciBus } from "@vmm/pci";
 import { CF8_ADDRESS_PORT, CF8_DATA_PORT, type EcamWindow } from "@vmm/pci";
 import type { IoHandler, Registration } from "@vmm/core";
 import { Layout } from "../x86_64/memory-map.js";
 import type { MsiRouter } from "./msi-routes.js";
-import { isMsixTable, MsixIrqfdRouter } from "./msix-irqfd.js";
+import { KvmMsiVectors, KvmMsiVectorSet } from "./msi-vectors.js";
 
 /** IOAPIC pins for PCI INTx (above the ISA IRQs, so they never share a pin with a legacy device). */
 export const PCI_INTX_GSIS: readonly number[] = [16, 17, 18, 19];
@@ -14,7 +14,7 @@ export interface PciHostOptions {
   readonly mmio: AddressSpace;
   readonly interrupts: InterruptController;
   readonly logger: Logger;
-  /** When given, every attached function's MSI-X vectors are delivered through irqfd routes (else KVM_SIGNAL_MSI). */
+  /** When given, every attached function's MSI and MSI-X vectors are delivered through irqfd routes (else KVM_SIGNAL_MSI). */
   readonly msiRoutes?: MsiRouter;
   /** The function at 00:00.0 instead of the bus's plain host bridge (the machine's Q35 bridge). */
   readonly hostBridge?: PciDevice;
@@ -28,25 +28,27 @@ export interface PciHost {
   /** Moves ECAM where PCIEXBAR says (or removes it when disabled). */
   moveEcam(window: EcamWindow): void;
   attach(device: PciDevice): void;
-  /** Removes a function from the bus and its MSI-X routes from KVM. */
+  /** Removes a function from the bus; the bus closes its MSI vector sets, which removes their routes from KVM. */
   detach(device: PciDevice): void;
-  /** The irqfd router of a function's MSI-X vectors (undefined without MSI-X or without `msiRoutes`). */
-  msixRouter(device: PciDevice): MsixIrqfdRouter | undefined;
+  /** The irqfd-backed vector sets of a function's MSI / MSI-X capabilities (empty without them or without `msiRoutes`). */
+  msiVectorSets(device: PciDevice): KvmMsiVectorSet[];
   intxRoutes(): { bus: number; device: number; pin: number; gsi: number }[];
-  /** Removes every MSI-X route (before the VM is closed). */
+  /** Removes every MSI route (before the VM is closed). */
   close(): void;
 }
 
 /**
  * The PCI host bridge: bus 0 behind CF8/CFC and the ECAM window, BARs allocated in the machine's I/O, 32-bit
- * and 64-bit windows, INTx swizzled over IOAPIC pins 16-19. MSI-X goes through irqfd routes kept in sync with
- * each function's table; MSI (without X) and devices without an MSI-X capability use KVM_SIGNAL_MSI.
+ * and 64-bit windows, INTx swizzled over IOAPIC pins 16-19. Each function's MSI and MSI-X vectors come from one
+ * factory handed over at attach: irqfd routes kept in step with what the guest programmed (KvmMsiVectors), or
+ * KVM_SIGNAL_MSI without `msiRoutes`.
  */
 export function createPciHost(o: PciHostOptions): PciHost {
+  const vectors = o.msiRoutes ? new KvmMsiVectors(o.msiRoutes, o.interrupts, o.logger) : undefined;
   const bus = new PciBus({
     pio: o.pio,
     mmio: o.mmio,
-    msi: o.interrupts,
+    msiVectors: vectors ?? new SignalMsiVectors(o.interrupts),
     irq: o.interrupts,
     windows: { io: Layout.pciIo, mem32: Layout.pciMem32, mem64: Layout.pciMem64 },
     logger: o.logger,
@@ -58,29 +60,16 @@ export function createPciHost(o: PciHostOptions): PciHost {
   o.pio.register(CF8_ADDRESS_PORT, 4, "pci config address", address);
   o.pio.register(CF8_DATA_PORT, 4, "pci config data", bus.cf8.dataHandler);
   let ecam: Registration | undefined = bus.installEcam(Layout.ecam.base, Layout.ecam.busCount);
-  const routers = new Map<PciDevice, MsixIrqfdRouter>();
   return {
     bus,
     moveEcam: (w) => {
       ecam?.unregister();
       ecam = w.enabled ? bus.installEcam(w.base, w.busCount) : undefined;
     },
-    attach: (device) => {
-      bus.attach(device);
-      // The bus connected the capability to KVM_SIGNAL_MSI; the router takes over the final delivery.
-      const msix = (device as { msix?: unknown }).msix;
-      if (o.msiRoutes && isMsixTable(msix)) routers.set(device, new MsixIrqfdRouter(msix, o.msiRoutes, o.interrupts, o.logger, device.name));
-    },
-    detach: (device) => {
-      routers.get(device)?.close();
-      routers.delete(device);
-      bus.detach(device);
-    },
-    msixRouter: (device) => routers.get(device),
+    attach: (device) => void bus.attach(device),
+    detach: (device) => bus.detach(device),
+    msiVectorSets: (device) => bus.msiVectorSets(device).filter((s) => s instanceof KvmMsiVectorSet),
     intxRoutes: () => bus.intxRoutes().map((r) => ({ bus: r.address.bus, device: r.address.device, pin: r.pin, gsi: r.gsi })),
-    close: () => {
-      for (const r of routers.values()) r.close();
-      routers.clear();
-    },
+    close: () => vectors?.close(),
   };
 }

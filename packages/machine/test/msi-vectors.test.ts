@@ -1,8 +1,7 @@
-import { MemoryLogger, type MsiMessage } from "@vmm/core";
-import { MsixCapability } from "@vmm/pci";
+import { createMmioSpace, createPortIoSpace, MemoryLogger, type MsiMessage } from "@vmm/core";
+import { MsiCapability, MsixCapability, PciBus, PciFunction } from "@vmm/pci";
 import { describe, expect, it } from "vitest";
-import { MsiRouter } from "../src/index.js";
-import { MsixIrqfdRouter } from "../src/services/msix-irqfd.js";
+import { KvmMsiVectors, MsiRouter } from "../src/index.js";
 
 type Route = { gsi: number; type: string; address?: number; data?: number };
 
@@ -19,7 +18,7 @@ function fakeVm(options: { failRouting?: () => boolean } = {}) {
     },
     createEventFd: () => {
       let gsi = -1;
-      return { write: () => void writes.push(gsi), close: () => void log.push("close"), set gsi(g: number) { gsi = g; } } as never;
+      return { fd: 99, write: () => void writes.push(gsi), close: () => void log.push("close"), set gsi(g: number) { gsi = g; } } as never;
     },
     irqfd: (fd: unknown, gsi: number) => {
       (fd as { gsi: number }).gsi = gsi;
@@ -51,14 +50,17 @@ function driver(cap: MsixCapability) {
 
 function setup(vectors = 3, fail?: () => boolean) {
   const kvm = fakeVm({ failRouting: fail });
-  const router = new MsiRouter(kvm.vm);
+  const router = new MsiRouter(kvm.vm, kvm.vm.createEventFd);
   const cap = new MsixCapability({ vectors, tableBar: 0 });
   const signalled: MsiMessage[] = [];
-  const irq = new MsixIrqfdRouter(cap, router, { signal: (m) => void signalled.push(m) }, new MemoryLogger(), "dev");
-  return { ...kvm, router, cap, irq, signalled, d: driver(cap) };
+  const logger = new MemoryLogger();
+  const factory = new KvmMsiVectors(router, { signal: (m) => void signalled.push(m) }, logger);
+  const irq = factory.create("dev MSI-X", cap.vectors);
+  cap.connect(irq); // what PciFunction does at attach
+  return { ...kvm, router, cap, irq, factory, signalled, logger, d: driver(cap) };
 }
 
-describe("MsixIrqfdRouter", () => {
+describe("KvmMsiVectors (MSI-X)", () => {
   it("creates routes only for deliverable vectors, in one routing rewrite per config write, irqfds after the table", () => {
     const t = setup();
     t.d.program(0, 0x41);
@@ -133,6 +135,7 @@ describe("MsixIrqfdRouter", () => {
     t.cap.notify(0); // the failed message is not retried on every delivery
     expect(t.attempts.routing).toBe(attempts);
     expect(t.irq.fallbacks).toBe(2);
+    expect(t.logger.lines.filter((l) => l.includes("falling back"))).toHaveLength(1);
     fail = false;
     t.d.data(0, 0x44); // a new message is tried again
     t.cap.notify(0);
@@ -144,6 +147,44 @@ describe("MsixIrqfdRouter", () => {
     expect(t.router.size).toBe(0);
     t.cap.notify(1);
     expect(t.signalled.at(-1)).toEqual({ address: 0xfee00000, data: 0x43 });
+  });
+});
+
+describe("KvmMsiVectors on a PCI bus", () => {
+  it("routes multi-message MSI vectors through irqfds, exposes their eventfds while deliverable, and detach removes them", () => {
+    const kvm = fakeVm();
+    const router = new MsiRouter(kvm.vm, kvm.vm.createEventFd);
+    const signalled: MsiMessage[] = [];
+    const factory = new KvmMsiVectors(router, { signal: (m) => void signalled.push(m) }, new MemoryLogger());
+    const bus = new PciBus({
+      pio: createPortIoSpace(),
+      mmio: createMmioSpace(),
+      msiVectors: factory,
+      irq: () => ({ level: false, set: () => {} }),
+      windows: { io: { base: 0x6200, size: 0x2000 }, mem32: { base: 0xd200_0000, size: 0x0100_0000 } },
+    });
+    const fn = new PciFunction({ name: "msi-dev", vendorId: 1, deviceId: 2, classCode: 0 });
+    const msi = new MsiCapability({ vectors: 4 });
+    const at = fn.addCapability(msi);
+    bus.attach(fn);
+    const w = (o: number, s: 1 | 2 | 4, v: number) => bus.configWrite({ device: 1 }, at + o, s, v);
+    bus.configWrite({ device: 1 }, 0x04, 2, 0x0004); // Bus Master Enable
+    w(4, 4, 0xfee0_0000);
+    w(0xc, 2, 0x40);
+    const [set] = bus.msiVectorSets(fn);
+    expect(set!.vector(1).eventFd).toBeUndefined();
+    w(2, 2, 0x0021); // enable with MME = 2 (4 vectors): one routing rewrite
+    expect(kvm.tables).toHaveLength(1);
+    expect(kvm.msiRoutes(kvm.tables[0])).toEqual([[24, 0x40], [25, 0x41], [26, 0x42], [27, 0x43]]);
+    expect(set!.vector(1).eventFd).toBeTypeOf("number");
+    msi.notify(2);
+    expect(kvm.writes).toEqual([26]);
+    w(2, 2, 0); // disabled: routes stay, eventfds are withdrawn
+    expect(set!.vector(1).eventFd).toBeUndefined();
+    expect(router.size).toBe(4);
+    bus.detach(fn);
+    expect(router.size).toBe(0);
+    expect(signalled).toEqual([]);
   });
 });
 
