@@ -52,7 +52,7 @@ export class PciTestDevice extends PciFunction {
     this.handler = this.registers.handler();
   }
 
-  override barHandler(index: number): IoHandler | undefined {
+  protected override deviceBarHandler(index: number): IoHandler | undefined {
     return index === Bars.mmio || index === Bars.io ? this.handler : undefined;
   }
 

@@ -1,4 +1,4 @@
-import { createMmioSpace, createPortIoSpace, type InterruptLine, type MsiMessage } from "@vmm/core";
+import { createMmioSpace, createPortIoSpace, type InterruptLine, type MsiMessage, SignalMsiVectors } from "@vmm/core";
 import { PciBus } from "@vmm/pci";
 import { describe, expect, it } from "vitest";
 import { Bars, DEFAULT_ID, MSIX_TABLE_OFFSET, PciTestDevice, Reg, TESTDEV_VENDOR_ID, TestdevRegisters } from "../src/index.js";
@@ -11,7 +11,7 @@ function rig(vectors = 4) {
   const bus = new PciBus({
     pio,
     mmio,
-    msi: { signal: (m) => messages.push(m) },
+    msiVectors: new SignalMsiVectors({ signal: (m) => messages.push(m) }),
     irq: (): InterruptLine => ({ level: false, set() {} }),
     windows: { io: { base: 0x6200, size: 0x2000 }, mem32: { base: 0xd200_0000, size: 0x0100_0000 } },
   });

@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { assertPlugin, createMmioSpace, createPortIoSpace, Tokens, validateOptions, type InterruptLine } from "@vmm/core";
+import { assertPlugin, createMmioSpace, createPortIoSpace, Tokens, validateOptions, type InterruptLine, SignalMsiVectors } from "@vmm/core";
 import { PciBus } from "@vmm/pci";
 import { container } from "tsyringe";
 import { expect, it } from "vitest";
@@ -33,7 +33,7 @@ it("the README's minimal plugin registers, validates its options and serves its 
   const bus = new PciBus({
     pio,
     mmio: createMmioSpace(),
-    msi: { signal() {} },
+    msiVectors: new SignalMsiVectors({ signal() {} }),
     irq: (): InterruptLine => ({ level: false, set() {} }),
     windows: { io: { base: 0x6200, size: 0x1000 }, mem32: { base: 0xd200_0000, size: 0x100_0000 } },
   });

@@ -71,18 +71,10 @@ export function guardDevice(device: PciDevice, options: GuardOptions): PciDevice
       guard(() => `config write at ${hex(offset)}`, undefined, () => device.configWrite(offset, size, value));
     },
   };
+  // The one handler the bus registers per BAR (for a PciFunction: device registers, quirk windows, MSI-X table).
   if (device.barHandler) {
     overrides.barHandler = (index) => {
       const h = guard(() => `barHandler(${index})`, undefined, () => device.barHandler!(index));
-      return h ? wrapHandler(index, h) : undefined;
-    };
-  }
-  // PciFunction's bus-facing handler (BAR handler with the MSI-X table and PBA carved out) is what the bus uses.
-  const withBusHandler = device as PciDevice & { busBarHandler?(index: number): IoHandler | undefined };
-  if (typeof withBusHandler.busBarHandler === "function") {
-    const busBarHandler = withBusHandler.busBarHandler.bind(device);
-    (overrides as typeof withBusHandler).busBarHandler = (index: number) => {
-      const h = guard(() => `busBarHandler(${index})`, undefined, () => busBarHandler(index));
       return h ? wrapHandler(index, h) : undefined;
     };
   }

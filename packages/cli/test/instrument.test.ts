@@ -13,7 +13,7 @@ class Flaky extends PciFunction {
   get secret(): number {
     return this.#secret;
   }
-  override barHandler(): IoHandler {
+  protected override deviceBarHandler(): IoHandler {
     return {
       read: () => {
         if (this.fail) throw new Error("boom");
@@ -39,7 +39,7 @@ describe("guardDevice", () => {
     expect(g.name).toBe("flaky0");
     expect((g as Flaky).secret).toBe(0x5a);
     expect(g.configRead(0, 4)).toBe(0x56781234);
-    const h = (g as unknown as { busBarHandler(i: number): IoHandler }).busBarHandler(0);
+    const h = g.barHandler!(0)!;
     expect(h.read(0, 4)).toBe(0x5a);
     expect(h.read64!(0)).toBe(0x1122334455667788n);
   });
@@ -86,7 +86,7 @@ describe("guardDevice", () => {
         // A register assembled with | and <<: JavaScript makes bit 31 a sign.
         return offset === 0x40 ? (0x80 << 24) | 0x12 : offset === 0x44 ? -1 : super.configRead(offset, size);
       }
-      override barHandler(): IoHandler {
+      protected override deviceBarHandler(): IoHandler {
         return { read: (_o, size) => (size === 4 ? 0x80000000 | 0 : -2), write: () => {}, read64: () => -1n };
       }
     }

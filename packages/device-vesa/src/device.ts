@@ -82,7 +82,7 @@ export class VesaDevice extends PciFunction {
   }
 
   /** The BAR is RAM that the device maps itself (barActivated), so there is no trapping handler. */
-  override barHandler(_index: number): IoHandler | undefined {
+  protected override deviceBarHandler(_index: number): IoHandler | undefined {
     return undefined;
   }
 

@@ -1,4 +1,4 @@
-import { MemoryLogger, MmioBackedMemoryMapper, Tokens, createMmioSpace, createPortIoSpace, validateOptions, type DeviceType } from "@vmm/core";
+import { MemoryLogger, MmioBackedMemoryMapper, Tokens, createMmioSpace, createPortIoSpace, validateOptions, type DeviceType, SignalMsiVectors } from "@vmm/core";
 import { BootFramebufferSlot } from "@vmm/machine";
 import { PciBus } from "@vmm/pci";
 import { container as rootContainer } from "tsyringe";
@@ -33,7 +33,7 @@ function vm(services: { keyboard?: boolean; boot?: boolean } = {}) {
   const bus = new PciBus({
     pio,
     mmio,
-    msi: { signal() {} },
+    msiVectors: new SignalMsiVectors({ signal() {} }),
     irq: () => ({ level: false, set() {} }),
     windows: { io: { base: 0x6200, size: 0x9e00 }, mem32: { base: 0xc0000000, size: 0x20000000 } },
   });

@@ -1,6 +1,6 @@
 // A minimal machine for driving a VirtioPciFunction through a real PciBus: config space, BARs in the pio/mmio
 // address spaces, MSI messages and INTx lines recorded, ioevents recorded (and fired by hand like KVM would).
-import { createMmioSpace, createPortIoSpace, type Handle, type IoEventRegistry, type IoEventRequest, MemoryLogger, type MsiMessage } from "@vmm/core";
+import { createMmioSpace, createPortIoSpace, type Handle, type IoEventRegistry, type IoEventRequest, MemoryLogger, type MsiMessage, SignalMsiVectors } from "@vmm/core";
 import { PciBus } from "@vmm/pci";
 import type { VirtioDevice } from "../src/device.js";
 import { type TransportKind, VirtioPciFunction } from "../src/transport/virtio-pci.js";
@@ -42,7 +42,7 @@ export function pciMachine(device: VirtioDevice, transport: TransportKind = "mod
   const bus = new PciBus({
     pio,
     mmio,
-    msi: { signal: (m) => void msis.push(m) },
+    msiVectors: new SignalMsiVectors({ signal: (m) => void msis.push(m) }),
     irq: (gsi) => ({ level: false, set: (l: boolean) => void lines.set(gsi, l) }),
     windows: { io: { base: 0x6200, size: 0x9e00 }, mem32: { base: 0xd200_0000, size: 0x200_0000 } },
     hostBridge: false,

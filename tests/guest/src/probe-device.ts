@@ -36,7 +36,7 @@ export class PciProbe extends PciFunction {
     this.addCapability(this.msixVectors);
   }
 
-  override barHandler(index: number): IoHandler | undefined {
+  protected override deviceBarHandler(index: number): IoHandler | undefined {
     return index <= 2 ? this.registers : undefined;
   }
 

@@ -1,4 +1,4 @@
-import { createMmioSpace, createPortIoSpace, EdgeForwardingLine, type MsiMessage } from "@vmm/core";
+import { createMmioSpace, createPortIoSpace, EdgeForwardingLine, type MsiMessage, SignalMsiVectors } from "@vmm/core";
 import { PciBus } from "@vmm/pci";
 import { describe, expect, it } from "vitest";
 import { ID_MAGIC, PciProbe } from "../src/probe-device.js";
@@ -11,7 +11,7 @@ function setup() {
   const bus = new PciBus({
     pio,
     mmio,
-    msi: { signal: (m) => void sent.push(m) },
+    msiVectors: new SignalMsiVectors({ signal: (m) => void sent.push(m) }),
     irq: () => new EdgeForwardingLine((l) => levels.push(l)),
     windows: { io: { base: 0x6200, size: 0x1000 }, mem32: { base: 0xc000_0000, size: 0x1000_0000 } },
   });

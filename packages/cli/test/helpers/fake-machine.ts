@@ -3,6 +3,7 @@ import {
   createPortIoSpace,
   GuestMemory,
   MemoryLogger,
+  SignalMsiVectors,
   Tokens,
   TrappingIoEvents,
   type PciDevice,
@@ -51,7 +52,7 @@ export class FakeMachine implements VirtualMachine {
       ? new PciBus({
           pio: this.pio,
           mmio: this.mmio,
-          msi: { signal: () => {} },
+          msiVectors: new SignalMsiVectors({ signal: () => {} }),
           irq: () => ({ level: false, set: () => {} }),
           windows: { io: { base: 0x6200, size: 0x2000 }, mem32: { base: BAR_BASE, size: 0x0100_0000 } },
         })

@@ -1,4 +1,4 @@
-import { type AddressSpace, MmioBackedMemoryMapper, createMmioSpace, createPortIoSpace, type InterruptLine } from "@vmm/core";
+import { type AddressSpace, MmioBackedMemoryMapper, createMmioSpace, createPortIoSpace, type InterruptLine, SignalMsiVectors } from "@vmm/core";
 import { PciBus } from "@vmm/pci";
 import { VesaDevice } from "../../src/device.js";
 import { VBE_DATA_PORT, VBE_INDEX_PORT, VbeEnable, VbeIndex } from "../../src/vbe/registers.js";
@@ -13,7 +13,7 @@ export function machine(fbSize?: number) {
   const bus = new PciBus({
     pio,
     mmio,
-    msi: { signal() {} },
+    msiVectors: new SignalMsiVectors({ signal() {} }),
     irq: () => line,
     windows: { io: { base: 0x6200, size: 0x9e00 }, mem32: { base: 0xc0000000, size: 0x20000000 } },
   });
