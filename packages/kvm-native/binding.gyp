@@ -9,11 +9,7 @@
         "native/vm.cc",
         "native/vcpu.cc",
         "native/run-loop.cc",
-        "native/watcher.cc",
-        "native/eventfd.cc",
-        "native/fd-poll.cc",
-        "native/tap.cc",
-        "native/file.cc"
+        "native/watcher.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -1,7 +1,8 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ConfigurationError, GuestMemory, MemoryLogger, Tokens, TrappingIoEvents, validateOptions, type DeviceType } from "@vmm/core";
-import { KvmError, kvmAvailability } from "@vmm/kvm-native";
+import { HostIoError } from "@vmm/host-io";
+import { kvmAvailability } from "@vmm/kvm-native";
 import { kvmTestGate } from "@vmm/test-support";
 import { insideNetns, ip, netnsOk, runInFreshNetns } from "@vmm/test-support/netns";
 import { container } from "tsyringe";
@@ -110,7 +111,7 @@ describe("tap backend errors that touch no interface", () => {
 
 describe("tap attach hints", () => {
   it("tells an operator what to do for each errno the kernel returns", () => {
-    const hint = (syscall: string, errno: string) => tapAttachHint(new KvmError(syscall, errno), "vmmtap0");
+    const hint = (syscall: string, errno: string) => tapAttachHint(new HostIoError(syscall, errno), "vmmtap0");
     expect(hint("TUNSETIFF", "EPERM")).toMatch(/needs CAP_NET_ADMIN; .*ip tuntap add dev vmmtap0 mode tap user USER/);
     expect(hint("open(/dev/net/tun)", "EACCES")).toMatch(/needs CAP_NET_ADMIN/);
     expect(hint("TUNSETIFF", "EBUSY")).toMatch(/another process/);

@@ -8,10 +8,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitKvm(env, exports);
   InitVm(env, exports);
   InitVcpu(env, exports);
-  InitEventFd(env, exports);
-  InitFdPoll(env, exports);
-  InitTap(env, exports);
-  InitFile(env, exports);
   return exports;
 }
 }  // namespace kvmn

@@ -8,8 +8,6 @@ namespace kvmn {
 struct AddonData {
   Napi::FunctionReference kvmErrorCtor;  // the TypeScript KvmError class, set by setErrorClass()
   Napi::FunctionReference vcpuCtor;
-  Napi::FunctionReference fdPollCtor;
-  Napi::FunctionReference readablePollCtor;
 };
 
 // Throws a KvmError(syscall, errno) into JS; callers return right after.
@@ -34,9 +32,5 @@ void InitErrors(Napi::Env env, Napi::Object exports);
 void InitKvm(Napi::Env env, Napi::Object exports);
 void InitVm(Napi::Env env, Napi::Object exports);
 void InitVcpu(Napi::Env env, Napi::Object exports);
-void InitEventFd(Napi::Env env, Napi::Object exports);
-void InitFdPoll(Napi::Env env, Napi::Object exports);
-void InitTap(Napi::Env env, Napi::Object exports);
-void InitFile(Napi::Env env, Napi::Object exports);
 
 }  // namespace kvmn

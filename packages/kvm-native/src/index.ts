@@ -1,10 +1,7 @@
 export { KvmError } from "./errors.js";
 export { Kvm, kvmAvailability } from "./kvm.js";
-export { GuestRam, MAX_MEMORY_CHUNK, Vm, type MemoryRegion, type GsiRoute, type IoEventFdRange, type Registration } from "./vm.js";
+export { GuestRam, MAX_MEMORY_CHUNK, Vm, type FdLike, type MemoryRegion, type GsiRoute, type IoEventFdRange, type Registration } from "./vm.js";
 export { Vcpu, type SregsInput } from "./vcpu.js";
-export { EventFd } from "./eventfd.js";
-export { openTap, Tap, type TapOptions } from "./tap.js";
-export { blockDeviceSize, lockFile, type FileLockMode } from "./file.js";
 export type {
   CpuidEntry,
   DescriptorTable,

@@ -26,20 +26,6 @@ export interface NativeVcpu {
   setLapic(state: Uint8Array): void;
 }
 
-export interface NativeEventFdPoll {
-  close(): void;
-  ref(): void;
-  unref(): void;
-}
-
-export interface NativeReadablePoll {
-  close(): void;
-  pause(): void;
-  resume(): void;
-  ref(): void;
-  unref(): void;
-}
-
 export interface NativeAddon {
   setErrorClass(ctor: typeof KvmError): void;
   openDevice(path: string): number;
@@ -63,16 +49,6 @@ export interface NativeAddon {
   ioeventfd(vmFd: number, fd: number, address: number, len: number, flags: number, datamatch: number | bigint): void;
   createVcpuFd(vmFd: number, id: number): number;
   VcpuHandle: new (fd: number, mmapSize: number, id: number) => NativeVcpu;
-  eventfdCreate(): number;
-  eventfdWrite(fd: number, value: number | bigint): void;
-  eventfdRead(fd: number): bigint | null;
-  EventFdPoll: new (fd: number, callback: (count: bigint) => void) => NativeEventFdPoll;
-  ReadablePoll: new (fd: number, callback: () => void) => NativeReadablePoll;
-  tapOpen(device: string, name: string, vnetHdrSize: number): { fd: number; name: string };
-  tapRead(fd: number, buffer: Uint8Array): number;
-  tapWrite(fd: number, frame: Uint8Array): number;
-  lockFile(fd: number, mode: "shared" | "exclusive" | "unlock"): boolean;
-  blockDeviceSize(fd: number): number;
 }
 
 let cached: NativeAddon | undefined;

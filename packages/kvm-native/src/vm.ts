@@ -1,7 +1,6 @@
 import { constants as bufferConstants } from "node:buffer";
 import { IoeventfdFlags, MemFlags, PAGE_SIZE } from "./constants.js";
 import { KvmError } from "./errors.js";
-import { EventFd } from "./eventfd.js";
 import { native } from "./native.js";
 import { Vcpu } from "./vcpu.js";
 
@@ -50,6 +49,18 @@ export interface IoEventFdRange {
   size: 0 | 1 | 2 | 4 | 8;
   /** Signal only when the guest writes this value. */
   datamatch?: number | bigint;
+}
+
+/**
+ * An fd KVM is given for irqfd/ioeventfd: an eventfd's number, or any object with its `fd` (an `EventFd` from
+ * @vmm/host-io). The binding never creates, reads or closes it.
+ */
+export type FdLike = number | { readonly fd: number };
+
+function fdOf(f: FdLike, what: string): number {
+  const fd = typeof f === "number" ? f : f?.fd;
+  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new TypeError(`${what} must be an fd number or an object with one, got ${String(fd)}`);
+  return fd;
 }
 
 export interface Registration {
@@ -208,27 +219,32 @@ export class Vm {
     native().setGsiRouting(this.assertOpen(), entries);
   }
 
-  createEventFd(): EventFd {
-    return new EventFd();
-  }
-
-  /** KVM_IRQFD: writes to `fd` raise `gsi`; with `resample`, a level-triggered line whose EOI signals `resample`. */
-  irqfd(fd: EventFd, gsi: number, resample?: EventFd): Registration {
+  /**
+   * KVM_IRQFD: writes to the eventfd `fd` raise `gsi`; with `resample`, a level-triggered line whose EOI signals
+   * `resample`. Keep the eventfd open until remove().
+   */
+  irqfd(fd: FdLike, gsi: number, resample?: FdLike): Registration {
     assertUint("gsi", gsi);
+    const efd = fdOf(fd, "irqfd fd");
+    const rfd = resample === undefined ? -1 : fdOf(resample, "irqfd resample fd");
     const vmFd = this.assertOpen();
-    native().irqfd(vmFd, fd.fd, gsi, resample ? resample.fd : -1, false);
+    native().irqfd(vmFd, efd, gsi, rfd, false);
     let removed = false;
     return {
       remove: () => {
         if (removed || this.fd < 0) return;
-        native().irqfd(vmFd, fd.fd, gsi, -1, true);
+        native().irqfd(vmFd, efd, gsi, -1, true);
         removed = true;
       },
     };
   }
 
-  /** KVM_IOEVENTFD: guest writes to the range signal `fd` in the kernel, with no exit to userspace. */
-  ioeventfd(fd: EventFd, r: IoEventFdRange): Registration {
+  /**
+   * KVM_IOEVENTFD: guest writes to the range signal the eventfd `fd` in the kernel, with no exit to userspace.
+   * Keep the eventfd open until remove(): KVM needs it to find the registration.
+   */
+  ioeventfd(fd: FdLike, r: IoEventFdRange): Registration {
+    const efd = fdOf(fd, "ioeventfd fd");
     assertAddress("address", r.address);
     if (![0, 1, 2, 4, 8].includes(r.size)) throw new RangeError(`ioeventfd size must be 0, 1, 2, 4 or 8, got ${r.size}`);
     if (r.space === "pio") {
@@ -241,12 +257,12 @@ export class Vm {
       (r.space === "pio" ? IoeventfdFlags.PIO : 0) | (r.datamatch !== undefined ? IoeventfdFlags.DATAMATCH : 0);
     const match = r.datamatch ?? 0;
     const vmFd = this.assertOpen();
-    native().ioeventfd(vmFd, fd.fd, r.address, r.size, flags, match);
+    native().ioeventfd(vmFd, efd, r.address, r.size, flags, match);
     let removed = false;
     return {
       remove: () => {
         if (removed || this.fd < 0) return;
-        native().ioeventfd(vmFd, fd.fd, r.address, r.size, flags | IoeventfdFlags.DEASSIGN, match);
+        native().ioeventfd(vmFd, efd, r.address, r.size, flags | IoeventfdFlags.DEASSIGN, match);
         removed = true;
       },
     };

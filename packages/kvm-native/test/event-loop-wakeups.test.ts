@@ -1,7 +1,8 @@
 // What ends a run slice: new event-loop work ends it at once, the re-entry setImmediate does not.
 // Liveness thresholds only (the host is shared and noisy); performance is measured by benchmarks.
+import { EventFd } from "@vmm/host-io";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EventFd, RunOptions, VcpuRunResult, Vcpu } from "../src/index.js";
+import type { RunOptions, VcpuRunResult, Vcpu } from "../src/index.js";
 import { Recorder, realModeVm, type TestVm } from "./support/guest.js";
 import { kvmOk } from "./support/kvm.js";
 
@@ -52,7 +53,7 @@ describe.skipIf(!kvmOk)("a run slice ends on new event-loop work, not on the re-
 
   it("an ioeventfd the guest signals ends run() long before a 5 s slice, then its onSignal runs", async () => {
     t = realModeVm(DOORBELL_THEN_SPIN);
-    const efd = t.vm.createEventFd();
+    const efd = new EventFd();
     fds.push(efd);
     const reg = t.vm.ioeventfd(efd, { space: "pio", address: 0x60, size: 2 });
     let count = 0n;
@@ -117,7 +118,7 @@ describe.skipIf(!kvmOk)("a run slice ends on new event-loop work, not on the re-
   it("a synchronous caller that never lets the loop turn still gets whole slices while an fd stays readable", () => {
     // ~50,000 loop iterations (some 15-25 ms of emulated code), then hlt.
     t = realModeVm(`mov $50000, %cx; 1: loop 1b; hlt`);
-    const efd = t.vm.createEventFd();
+    const efd = new EventFd();
     fds.push(efd);
     efd.onSignal(() => {});
     efd.write(1); // readable until the loop turns, which it never does here

@@ -1,5 +1,5 @@
+import { EventFd } from "@vmm/host-io";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EventFd } from "../src/index.js";
 import { Recorder, type TestVm } from "./support/guest.js";
 import { IRQ_GUEST } from "./support/irq-guest.js";
 import { kvmOk } from "./support/kvm.js";
@@ -39,7 +39,7 @@ describe.skipIf(!kvmOk)("interrupts into a 64-bit guest IDT (real /dev/kvm)", ()
   it("delivers an irqfd write through an MSI GSI route", async () => {
     t = longModeVm(IRQ_GUEST, { irqchip: true });
     t.vm.setGsiRouting([{ gsi: 24, type: "msi", address: MSI_ADDR, data: 0x41 }]);
-    const efd = t.vm.createEventFd();
+    const efd = new EventFd();
     fds.push(efd);
     t.vm.irqfd(efd, 24);
     expect(await deliver(t, () => efd.write(1))).toEqual([0x41]);
@@ -56,8 +56,8 @@ describe.skipIf(!kvmOk)("interrupts into a 64-bit guest IDT (real /dev/kvm)", ()
 
   it("signals the resample eventfd of a level-triggered irqfd after the guest's EOI", async () => {
     t = longModeVm(IRQ_GUEST, { irqchip: true });
-    const trigger = t.vm.createEventFd();
-    const resample = t.vm.createEventFd();
+    const trigger = new EventFd();
+    const resample = new EventFd();
     fds.push(trigger, resample);
     const resampled = new Promise<bigint>((resolve) => resample.onSignal(resolve));
     const reg = t.vm.irqfd(trigger, 5, resample);

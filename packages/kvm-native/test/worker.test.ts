@@ -19,8 +19,6 @@ const vcpu = new native.VcpuHandle(native.createVcpuFd(vm, 0), native.getVcpuMma
 const cs = vcpu.getSregs().cs;
 vcpu.setSregs({ cs: { ...cs, base: 0, selector: 0 } });
 vcpu.setRegs({ rip: 0x1000, rflags: 2 });
-// left open on purpose: terminating the worker must close it (env cleanup hook) without aborting
-new native.EventFdPoll(native.eventfdCreate(), () => {});
 let fired = false, yields = 0, outs = 0;
 setTimeout(() => { fired = true; }, 30);
 const dispatch = { pio() { outs++; return 0; }, mmio() { return 0; } };

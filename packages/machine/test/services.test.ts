@@ -54,7 +54,7 @@ describe("KvmIoEvents", () => {
         return { remove: () => void log.push("deassign") };
       },
     };
-    const events = new KvmIoEvents(vm);
+    const events = new KvmIoEvents(vm, vm.createEventFd);
     let notified = 0;
     const h = events.add({ space: "mmio", address: 0xc0001000, size: 4, datamatch: 2 }, () => notified++);
     signal?.();
@@ -74,7 +74,7 @@ describe("MsiRouter", () => {
       createEventFd: () => ({ write: () => void log.push("write"), close: () => void log.push("close") }) as never,
       irqfd: (_fd: unknown, gsi: number) => (log.push(`irqfd ${gsi}`), { remove: () => void log.push(`unirqfd ${gsi}`) }),
     };
-    const router = new MsiRouter(vm);
+    const router = new MsiRouter(vm, vm.createEventFd);
     const a = router.add({ address: 0xfee00000, data: 0x41 });
     const b = router.add({ address: 0xfee01000, data: 0x42 });
     expect([a.gsi, b.gsi]).toEqual([24, 25]);

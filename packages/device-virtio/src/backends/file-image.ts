@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync, realpathSync, type Stats } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { ConfigurationError } from "@vmm/core";
-import { blockDeviceSize, lockFile } from "@vmm/kvm-native";
+import { blockDeviceSize, lockFile } from "@vmm/host-io";
 import type { BlockBackend } from "./block.js";
 
 /**

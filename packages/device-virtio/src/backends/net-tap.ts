@@ -1,5 +1,5 @@
 import { ConfigurationError, type Logger } from "@vmm/core";
-import { KvmError, openTap, type Tap } from "@vmm/kvm-native";
+import { HostIoError, openTap, type Tap } from "@vmm/host-io";
 import { MAX_FRAME, type NetBackend } from "./net-socket.js";
 
 /** Frames read per readiness callback, so one busy tap cannot hold the event loop (vCPUs, timers). */
@@ -14,7 +14,7 @@ export interface TapNetOptions {
 }
 
 /** Why an attach failed, in words an operator can act on. */
-export function tapAttachHint(err: KvmError, ifname: string): string {
+export function tapAttachHint(err: HostIoError, ifname: string): string {
   switch (err.errno) {
     case "ENOENT":
       return err.syscall.startsWith("open") ? "the host has no tun driver (modprobe tun)" : "no such device";
@@ -61,7 +61,7 @@ export class TapNetBackend implements NetBackend {
     try {
       tap = openTap(ifname, { device: options.device });
     } catch (e) {
-      if (e instanceof KvmError) {
+      if (e instanceof HostIoError) {
         throw new ConfigurationError(`${label}: cannot attach: ${e.syscall} failed with ${e.errno}: ${tapAttachHint(e, ifname)}`, { cause: e });
       }
       throw new ConfigurationError(`${label}: cannot attach: ${(e as Error).message}`, { cause: e });

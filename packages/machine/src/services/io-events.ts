@@ -1,5 +1,6 @@
 import type { Handle, IoEventRegistry, IoEventRequest } from "@vmm/core";
-import type { EventFd, Vm } from "@vmm/kvm-native";
+import { EventFd } from "@vmm/host-io";
+import type { Vm } from "@vmm/kvm-native";
 
 /**
  * Guest writes that signal the VMM without a userspace exit: one KVM ioeventfd per request, watched on the event
@@ -8,10 +9,13 @@ import type { EventFd, Vm } from "@vmm/kvm-native";
 export class KvmIoEvents implements IoEventRegistry {
   private readonly live = new Set<{ fd: EventFd; remove(): void }>();
 
-  constructor(private readonly vm: Pick<Vm, "createEventFd" | "ioeventfd">) {}
+  constructor(
+    private readonly vm: Pick<Vm, "ioeventfd">,
+    private readonly createEventFd: () => EventFd = () => new EventFd(),
+  ) {}
 
   add(request: IoEventRequest, notify: () => void): Handle {
-    const fd = this.vm.createEventFd();
+    const fd = this.createEventFd();
     let registration: { remove(): void };
     try {
       registration = this.vm.ioeventfd(fd, {

@@ -1,5 +1,6 @@
 import { ConfigurationError, type MsiMessage } from "@vmm/core";
-import type { EventFd, GsiRoute, Vm } from "@vmm/kvm-native";
+import { EventFd } from "@vmm/host-io";
+import type { GsiRoute, Vm } from "@vmm/kvm-native";
 import { IOAPIC_PINS } from "./interrupts.js";
 
 /** An MSI delivered by the kernel when its eventfd is written (KVM irqfd over an MSI GSI route). */
@@ -46,7 +47,10 @@ export class MsiRouter {
   /** irqfds to assign once the batch's table is in KVM. */
   private pendingIrqfds: Array<() => void> = [];
 
-  constructor(private readonly vm: Pick<Vm, "setGsiRouting" | "createEventFd" | "irqfd">) {}
+  constructor(
+    private readonly vm: Pick<Vm, "setGsiRouting" | "irqfd">,
+    private readonly createEventFd: () => EventFd = () => new EventFd(),
+  ) {}
 
   /** MSI routes in use. */
   get size(): number {
@@ -73,7 +77,7 @@ export class MsiRouter {
       throw new ConfigurationError(`out of MSI routes (${MAX_GSI - FIRST_MSI_GSI})`);
     }
     this.routes.set(gsi, message);
-    const eventFd = this.vm.createEventFd();
+    const eventFd = this.createEventFd();
     let irqfd: { remove(): void } | undefined;
     let removed = false;
     const assign = () => {

@@ -7,7 +7,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 
-namespace kvmn {
+namespace hostio {
 
 // lockFile(fd, "shared" | "exclusive" | "unlock") -> true when taken, false when another open file
 // description holds a conflicting lock. OFD locks (not POSIX ones) conflict between two opens in one process
@@ -26,7 +26,7 @@ static Napi::Value LockFile(const Napi::CallbackInfo& info) {
   fl.l_whence = SEEK_SET;  // l_start = l_len = 0: the whole file
   if (fcntl(fd, F_OFD_SETLK, &fl) == 0) return Napi::Boolean::New(env, true);
   if (errno == EAGAIN || errno == EACCES) return Napi::Boolean::New(env, false);
-  ThrowKvmError(env, "fcntl(F_OFD_SETLK)", errno);
+  ThrowSysError(env, "fcntl(F_OFD_SETLK)", errno);
   return env.Undefined();
 }
 
@@ -36,8 +36,8 @@ static Napi::Value BlockDeviceSize(const Napi::CallbackInfo& info) {
   int32_t fd;
   if (!ArgI32(info, 0, &fd)) return env.Undefined();
   uint64_t size = 0;
-  if (!IoctlOrThrow(env, fd, BLKGETSIZE64, &size, "BLKGETSIZE64")) return env.Undefined();
-  return U64ToNumber(env, size);
+  if (ioctl(fd, BLKGETSIZE64, &size) < 0) { ThrowSysError(env, "BLKGETSIZE64", errno); return env.Undefined(); }
+  return Napi::Number::New(env, static_cast<double>(size));
 }
 
 void InitFile(Napi::Env env, Napi::Object exports) {
@@ -45,4 +45,4 @@ void InitFile(Napi::Env env, Napi::Object exports) {
   exports.Set("blockDeviceSize", Napi::Function::New(env, BlockDeviceSize, "blockDeviceSize"));
 }
 
-}  // namespace kvmn
+}  // namespace hostio

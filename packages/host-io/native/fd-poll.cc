@@ -6,7 +6,7 @@
 #include "common.h"
 #include "poll-watcher.h"
 
-namespace kvmn {
+namespace hostio {
 
 class ReadablePoll : public PollWatcher<ReadablePoll> {
  public:
@@ -37,4 +37,4 @@ void InitFdPoll(Napi::Env env, Napi::Object exports) {
   exports.Set("ReadablePoll", ctor);
 }
 
-}  // namespace kvmn
+}  // namespace hostio

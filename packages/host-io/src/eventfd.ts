@@ -1,12 +1,14 @@
-import { native, type NativeEventFdPoll } from "./native.js";
+import { closeSync } from "node:fs";
+import { native, type NativePoll } from "./native.js";
 
 /**
- * A non-blocking eventfd for irqfd/ioeventfd. `onSignal` watches it with a uv_poll on the main loop:
- * each time it becomes readable the counter is read (and reset) and passed to the callback.
+ * A non-blocking, close-on-exec eventfd (KVM's irqfd and ioeventfd take it, or its `fd`). `onSignal` watches it
+ * with a uv_poll on the main loop: each time it becomes readable the counter is read (and reset) and passed to the
+ * callback.
  */
 export class EventFd {
   readonly fd: number;
-  private poll: NativeEventFdPoll | undefined;
+  private poll: NativePoll | undefined;
   private closed = false;
 
   constructor() {
@@ -49,7 +51,7 @@ export class EventFd {
   close(): void {
     if (this.closed) return;
     this.offSignal();
-    native().closeFd(this.fd);
+    closeSync(this.fd);
     this.closed = true;
   }
 

@@ -6,11 +6,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-namespace kvmn {
+namespace hostio {
 
 static Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
   int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd < 0) { ThrowKvmError(info.Env(), "eventfd", errno); return info.Env().Undefined(); }
+  if (fd < 0) { ThrowSysError(info.Env(), "eventfd", errno); return info.Env().Undefined(); }
   return Napi::Number::New(info.Env(), fd);
 }
 
@@ -19,7 +19,7 @@ static Napi::Value EventfdWrite(const Napi::CallbackInfo& info) {
   int32_t fd;
   uint64_t v;
   if (!ArgI32(info, 0, &fd) || !ArgU64(info, 1, &v)) return env.Undefined();
-  if (write(fd, &v, sizeof v) != sizeof v) ThrowKvmError(env, "write(eventfd)", errno);
+  if (write(fd, &v, sizeof v) != sizeof v) ThrowSysError(env, "write(eventfd)", errno);
   return env.Undefined();
 }
 
@@ -31,7 +31,7 @@ static Napi::Value EventfdRead(const Napi::CallbackInfo& info) {
   uint64_t v;
   if (read(fd, &v, sizeof v) != sizeof v) {
     if (errno == EAGAIN) return env.Null();
-    ThrowKvmError(env, "read(eventfd)", errno);
+    ThrowSysError(env, "read(eventfd)", errno);
     return env.Undefined();
   }
   return Napi::BigInt::New(env, v);
@@ -70,4 +70,4 @@ void InitEventFd(Napi::Env env, Napi::Object exports) {
   exports.Set("EventFdPoll", ctor);
 }
 
-}  // namespace kvmn
+}  // namespace hostio

@@ -9,7 +9,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-namespace kvmn {
+namespace hostio {
 
 // tapOpen(device, name, vnetHdrSize) -> { fd, name }. name "" lets the kernel pick (tap%d); vnetHdrSize 0
 // opens without IFF_VNET_HDR, otherwise sets IFF_VNET_HDR and TUNSETVNETHDRSZ to that size.
@@ -24,7 +24,7 @@ static Napi::Value TapOpen(const Napi::CallbackInfo& info) {
   if (hdr != 0 && (hdr < 10 || hdr > 64)) { ThrowRange(env, "vnetHdrSize must be 0 or 10..64"); return env.Undefined(); }
 
   int fd = open(device.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) { ThrowKvmError(env, ("open(" + device + ")").c_str(), errno); return env.Undefined(); }
+  if (fd < 0) { ThrowSysError(env, ("open(" + device + ")").c_str(), errno); return env.Undefined(); }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   memcpy(ifr.ifr_name, name.data(), name.size());
@@ -32,7 +32,7 @@ static Napi::Value TapOpen(const Napi::CallbackInfo& info) {
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
     close(fd);
-    ThrowKvmError(env, "TUNSETIFF", err);
+    ThrowSysError(env, "TUNSETIFF", err);
     return env.Undefined();
   }
   if (hdr) {
@@ -40,7 +40,7 @@ static Napi::Value TapOpen(const Napi::CallbackInfo& info) {
     if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0) {
       int err = errno;
       close(fd);
-      ThrowKvmError(env, "TUNSETVNETHDRSZ", err);
+      ThrowSysError(env, "TUNSETVNETHDRSZ", err);
       return env.Undefined();
     }
   }
@@ -48,17 +48,6 @@ static Napi::Value TapOpen(const Napi::CallbackInfo& info) {
   out.Set("fd", Napi::Number::New(env, fd));
   out.Set("name", Napi::String::New(env, std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ))));
   return out;
-}
-
-static bool ArgBytes(const Napi::CallbackInfo& info, size_t i, uint8_t** data, size_t* len) {
-  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowType(info.Env(), "expected a Uint8Array");
-    return false;
-  }
-  auto a = info[i].As<Napi::Uint8Array>();
-  *data = a.Data();
-  *len = a.ByteLength();
-  return true;
 }
 
 // Moves one frame with `io` (read or write); -1 when the kernel has none queued or cannot take one now (EAGAIN).
@@ -72,7 +61,7 @@ static Napi::Value FrameIo(const Napi::CallbackInfo& info, const char* what, ssi
   do n = io(fd, data, len); while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN) return Napi::Number::New(env, -1);
-    ThrowKvmError(env, what, errno);
+    ThrowSysError(env, what, errno);
     return env.Undefined();
   }
   return Napi::Number::New(env, static_cast<double>(n));
@@ -94,4 +83,4 @@ void InitTap(Napi::Env env, Napi::Object exports) {
   exports.Set("tapWrite", Napi::Function::New(env, TapWrite, "tapWrite"));
 }
 
-}  // namespace kvmn
+}  // namespace hostio

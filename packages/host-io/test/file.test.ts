@@ -2,7 +2,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { blockDeviceSize, KvmError, lockFile } from "../src/index.js";
+import { blockDeviceSize, HostIoError, lockFile } from "../src/index.js";
 
 describe("lockFile: open-file-description locks", () => {
   let dir: string;
@@ -14,7 +14,7 @@ describe("lockFile: open-file-description locks", () => {
     return fd;
   };
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "kvm-native-lock-"));
+    dir = mkdtempSync(join(tmpdir(), "host-io-lock-"));
     path = join(dir, "image");
     writeFileSync(path, new Uint8Array(4096));
   });
@@ -48,7 +48,7 @@ describe("lockFile: open-file-description locks", () => {
   it("throws on bad input and on a bad fd", () => {
     const a = open("r+");
     expect(() => lockFile(a, "both" as never)).toThrow(TypeError);
-    expect(() => lockFile(1_000_000, "shared")).toThrow(KvmError);
+    expect(() => lockFile(1_000_000, "shared")).toThrow(HostIoError);
     // A shared (read) lock needs read access, an exclusive one write access.
     const w = open("w");
     expect(() => lockFile(w, "shared")).toThrow(/EBADF/);

@@ -7,14 +7,15 @@
 //  - the uv handle lives in a PollBox freed by libuv's close callback, never while one of our callbacks runs;
 //  - the JS object is Ref'd while the poll is open and Unref'd only in that close callback (outside any
 //    callback of ours), so the GC cannot finalize it under a running callback;
-//  - an env cleanup hook closes the handle when the environment (a worker, say) goes away, and then the
-//    owner is never touched again.
+//  - an async env cleanup hook closes the handle when the environment (a worker, say) goes away, and then the
+//    owner is never touched again; the hook is released only in libuv's close callback, so the environment (and
+//    with it this addon's code, when no other thread loaded it) stays until that callback has run.
 #pragma once
 #include "common.h"
 #include <initializer_list>
 #include <uv.h>
 
-namespace kvmn {
+namespace hostio {
 
 template <typename Derived>
 class PollWatcher : public Napi::ObjectWrap<Derived> {
@@ -36,7 +37,7 @@ class PollWatcher : public Napi::ObjectWrap<Derived> {
     if (r != 0) {
       delete box_;
       box_ = nullptr;
-      ThrowKvmError(env, "uv_poll_init", -r);
+      ThrowSysError(env, "uv_poll_init", -r);
       return;
     }
     box_->handle.data = box_;
@@ -45,23 +46,32 @@ class PollWatcher : public Napi::ObjectWrap<Derived> {
       box_->owner = nullptr;  // not Ref'd yet: nothing to release
       uv_close(reinterpret_cast<uv_handle_t*>(&box_->handle), OnClosed);
       box_ = nullptr;
-      ThrowKvmError(env, "uv_poll_start", -r);
+      ThrowSysError(env, "uv_poll_start", -r);
       return;
     }
     this->Ref();  // the JS object stays alive while the poll is open; released once libuv has closed the handle
-    napi_add_env_cleanup_hook(env, CleanupHook, this);
+    napi_add_async_cleanup_hook(env, CleanupHook, this, &cleanupHook_);
   }
 
-  // Calls the JS callback with `args` in the watcher's async context (inside a handle scope of the caller).
+  // Calls the JS callback with `args` in the watcher's async context (inside a handle scope of the caller). An
+  // exception it throws is rethrown, so Node reports it as uncaught. The raw call, not FunctionReference's: that one
+  // aborts the process when a worker is terminated during the callback (nothing can be thrown then; nothing is).
   void CallBack(std::initializer_list<napi_value> args) {
-    callback_.MakeCallback(this->Env().Global(), args, *context_);
+    napi_env env = this->Env();
+    napi_value result;
+    if (napi_make_callback(env, *context_, this->Env().Global(), callback_.Value(), args.size(), args.begin(), &result) !=
+        napi_pending_exception)
+      return;
+    napi_value error;
+    if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_throw(env, error);
   }
 
   int32_t fd() const { return fd_; }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (box_) {
-      napi_remove_env_cleanup_hook(info.Env(), CleanupHook, this);
+      napi_remove_async_cleanup_hook(cleanupHook_);
+      cleanupHook_ = nullptr;
       Stop();
       callback_.Reset();
     }
@@ -77,7 +87,7 @@ class PollWatcher : public Napi::ObjectWrap<Derived> {
   Napi::Value Resume(const Napi::CallbackInfo& info) {
     if (box_) {
       int r = uv_poll_start(&box_->handle, UV_READABLE, OnReadable);
-      if (r != 0) ThrowKvmError(info.Env(), "uv_poll_start", -r);
+      if (r != 0) ThrowSysError(info.Env(), "uv_poll_start", -r);
     }
     return info.Env().Undefined();
   }
@@ -97,6 +107,7 @@ class PollWatcher : public Napi::ObjectWrap<Derived> {
   struct PollBox {
     uv_poll_t handle;
     PollWatcher* owner;  // null once the owner must not be touched (env teardown)
+    napi_async_cleanup_hook_handle teardown = nullptr;  // env teardown waits for this close (see CleanupHook)
   };
 
   // status < 0 (an error on the fd) still reaches OnReady, so a reader sees the error from read().
@@ -111,14 +122,19 @@ class PollWatcher : public Napi::ObjectWrap<Derived> {
   static void OnClosed(uv_handle_t* h) {
     auto* box = static_cast<PollBox*>(h->data);
     if (box->owner) box->owner->Unref();
+    if (box->teardown) napi_remove_async_cleanup_hook(box->teardown);
     delete box;
   }
 
-  // The environment (a worker, say) is going away: close the handle so its loop can close.
-  static void CleanupHook(void* arg) {
+  // The environment (a worker, say) is going away: close the handle so its loop can close. Node keeps running the
+  // loop until OnClosed releases `hook`; a synchronous hook would let the addon be unloaded before libuv calls
+  // OnClosed (a crash when only that worker had loaded it).
+  static void CleanupHook(napi_async_cleanup_hook_handle hook, void* arg) {
     auto* self = static_cast<PollWatcher*>(arg);
-    if (!self->box_) return;
+    self->cleanupHook_ = nullptr;
+    if (!self->box_) { napi_remove_async_cleanup_hook(hook); return; }
     self->box_->owner = nullptr;
+    self->box_->teardown = hook;
     self->Stop();
   }
 
@@ -130,8 +146,9 @@ class PollWatcher : public Napi::ObjectWrap<Derived> {
 
   int32_t fd_ = -1;
   PollBox* box_ = nullptr;
+  napi_async_cleanup_hook_handle cleanupHook_ = nullptr;
   Napi::FunctionReference callback_;
   Napi::AsyncContext* context_ = nullptr;
 };
 
-}  // namespace kvmn
+}  // namespace hostio

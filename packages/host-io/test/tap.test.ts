@@ -3,7 +3,7 @@ import { createSocket } from "node:dgram";
 import { fileURLToPath } from "node:url";
 import { insideNetns, ip, netnsOk, runInFreshNetns } from "@vmm/test-support/netns";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KvmError, openTap, type Tap } from "../src/index.js";
+import { HostIoError, openTap, type Tap } from "../src/index.js";
 import { packageRoot } from "../src/native.js";
 import { arpRequest, type Bytes, icmpEcho, parseArp, parseIcmpEcho } from "./support/frames.js";
 
@@ -23,16 +23,16 @@ describe("openTap argument and device errors (no interface is created)", () => {
     expect(() => openTap("x", { vnetHdr: true, vnetHdrSize: 4 })).toThrow(RangeError);
   });
 
-  it("reports a missing clone device as a KvmError with errno ENOENT", () => {
+  it("reports a missing clone device as a HostIoError with errno ENOENT", () => {
     let err: unknown;
     try {
       openTap(IFNAME, { device: "/dev/net/no-such-tun" });
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(KvmError);
-    expect((err as KvmError).errno).toBe("ENOENT");
-    expect((err as KvmError).syscall).toBe("open(/dev/net/no-such-tun)");
+    expect(err).toBeInstanceOf(HostIoError);
+    expect((err as HostIoError).errno).toBe("ENOENT");
+    expect((err as HostIoError).syscall).toBe("open(/dev/net/no-such-tun)");
   });
 });
 
@@ -165,9 +165,9 @@ describe.runIf(insideNetns)("tap (inside the namespace)", () => {
       try {
         f();
       } catch (e) {
-        expect(e).toBeInstanceOf(KvmError);
-        expect((e as KvmError).syscall).toBe("TUNSETIFF");
-        return (e as KvmError).errno;
+        expect(e).toBeInstanceOf(HostIoError);
+        expect((e as HostIoError).syscall).toBe("TUNSETIFF");
+        return (e as HostIoError).errno;
       }
       return "no error";
     };

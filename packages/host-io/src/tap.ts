@@ -1,4 +1,6 @@
-import { native, type NativeReadablePoll } from "./native.js";
+import { closeSync } from "node:fs";
+import { native } from "./native.js";
+import { type FdWatch, watchReadable } from "./watch.js";
 
 export interface TapOptions {
   /**
@@ -18,7 +20,7 @@ const MAX_IFNAME = 15;
 /**
  * Attaches to the tap interface `name` (creating it when it does not exist, which needs CAP_NET_ADMIN unless
  * it is a persistent tap owned by this user), or to a new kernel-named tap when `name` is "". The fd is
- * non-blocking and close-on-exec, IFF_NO_PI (no packet-info prefix). Failures throw `KvmError` with the
+ * non-blocking and close-on-exec, IFF_NO_PI (no packet-info prefix). Failures throw `HostIoError` with the
  * errno name: ENOENT (no /dev/net/tun), EACCES/EPERM (no permission), EBUSY (the tap is attached elsewhere),
  * EINVAL (the name belongs to an interface that is not a tap).
  */
@@ -41,7 +43,7 @@ export function openTap(name: string, options: TapOptions = {}): Tap {
  * queued in the kernel (back-pressure) until `resume()`.
  */
 export class Tap {
-  private poll: NativeReadablePoll | undefined;
+  private poll: FdWatch | undefined;
   private closed = false;
 
   /** @internal use openTap() */
@@ -57,7 +59,7 @@ export class Tap {
   onReadable(cb: () => void): void {
     this.assertOpen();
     this.poll?.close();
-    this.poll = new (native().ReadablePoll)(this.fd, cb);
+    this.poll = watchReadable(this.fd, cb);
   }
 
   offReadable(): void {
@@ -92,7 +94,7 @@ export class Tap {
     return native().tapRead(this.fd, buffer);
   }
 
-  /** Writes one frame: the bytes written, or -1 when the kernel cannot take it now. Throws KvmError (e.g. EIO while the interface is down). */
+  /** Writes one frame: the bytes written, or -1 when the kernel cannot take it now. Throws HostIoError (e.g. EIO while the interface is down). */
   write(frame: Uint8Array): number {
     this.assertOpen();
     return native().tapWrite(this.fd, frame);
@@ -102,7 +104,7 @@ export class Tap {
   close(): void {
     if (this.closed) return;
     this.offReadable();
-    native().closeFd(this.fd);
+    closeSync(this.fd);
     this.closed = true;
   }
 

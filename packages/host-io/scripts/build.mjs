@@ -1,0 +1,5 @@
+// Builds the native addon (build/Release/host_io.node); the steps, the lock and the freshness check are
+// @vmm/addon-build's, shared with @vmm/kvm-native. `--force` rebuilds even when the addon looks fresh.
+import { buildAddon } from "@vmm/addon-build";
+
+buildAddon(new URL("..", import.meta.url));

@@ -1,0 +1,16 @@
+export { HostIoError } from "./errors.js";
+export { hostIoAvailability } from "./availability.js";
+export { EventFd } from "./eventfd.js";
+export { openTap, Tap, type TapOptions } from "./tap.js";
+export { blockDeviceSize, lockFile, type FileLockMode } from "./file.js";
+export { type FdWatch, watchReadable } from "./watch.js";
+export { memfdCreate, type MemfdOptions } from "./memfd.js";
+export {
+  MAX_FDS_PER_MESSAGE,
+  recvFds,
+  sendFds,
+  socketPair,
+  unixConnect,
+  type ReceivedMessage,
+  type UnixSocketOptions,
+} from "./unix-socket.js";

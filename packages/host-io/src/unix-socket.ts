@@ -1,0 +1,56 @@
+import { native } from "./native.js";
+
+export interface UnixSocketOptions {
+  /** SOCK_SEQPACKET (message boundaries kept) instead of SOCK_STREAM (the default). */
+  seqpacket?: boolean;
+}
+
+/** A connected pair of unix-domain sockets, both non-blocking and close-on-exec (socketpair(2)). Close with fs.closeSync. */
+export function socketPair(options: UnixSocketOptions = {}): [number, number] {
+  return native().socketPair(options.seqpacket ?? false);
+}
+
+/**
+ * Connects a new non-blocking, close-on-exec unix-domain socket to the listener at `path` (a vfio-user device
+ * process, say). A unix connect completes at once; a full backlog throws HostIoError EAGAIN, no listener
+ * ECONNREFUSED, no such path ENOENT.
+ */
+export function unixConnect(path: string, options: UnixSocketOptions = {}): number {
+  return native().unixConnect(path, options.seqpacket ?? false);
+}
+
+/** Most fds one message can carry (the kernel's SCM_MAX_FD). */
+export const MAX_FDS_PER_MESSAGE = 253;
+
+/**
+ * Sends `data` on the unix socket `socket` with `fds` attached (sendmsg with SCM_RIGHTS): the receiver gets its
+ * own fds for the same open files, so the sender may close its copies afterwards. Returns the bytes sent (a
+ * stream socket may take fewer than `data.length`; the fds went with the first byte), or -1 when the socket
+ * cannot take anything now (EAGAIN). `data` must not be empty when fds are sent. Other failures throw
+ * HostIoError (EPIPE once the peer closed; EBADF for a bad fd in `fds`).
+ */
+export function sendFds(socket: number, data: Uint8Array, fds: readonly number[] = []): number {
+  if (fds.length > 0 && data.length === 0) throw new RangeError("fds must travel with at least one byte of data");
+  if (fds.length > MAX_FDS_PER_MESSAGE) throw new RangeError(`at most ${MAX_FDS_PER_MESSAGE} fds per message, not ${fds.length}`);
+  return native().sendFds(socket, data, fds);
+}
+
+export interface ReceivedMessage {
+  /** Bytes read into the buffer; 0 when the peer closed (end of stream). */
+  bytes: number;
+  /** The fds that came with these bytes, close-on-exec and owned by the caller (close them with fs.closeSync). */
+  fds: number[];
+}
+
+/**
+ * Reads from the unix socket `socket` into `buffer` with any attached fds (recvmsg, MSG_CMSG_CLOEXEC); null when
+ * nothing is queued (EAGAIN). On a stream socket a read that returns fds ends with the last byte of the send that
+ * carried them (it may start with earlier sends' bytes). A message with more than `maxFds` fds throws HostIoError EMSGSIZE
+ * (the fds that did arrive are closed). On a seqpacket socket a message longer than `buffer` is truncated.
+ */
+export function recvFds(socket: number, buffer: Uint8Array, maxFds = 16): ReceivedMessage | null {
+  if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > MAX_FDS_PER_MESSAGE) {
+    throw new RangeError(`maxFds must be an integer from 0 to ${MAX_FDS_PER_MESSAGE}, not ${maxFds}`);
+  }
+  return native().recvFds(socket, buffer, maxFds);
+}
