@@ -30,7 +30,7 @@ describe("x86_64 machine options", () => {
   it("carry memory, cpus, kernel, initrd, command line, debug and logger; COM1 on stdio", () => {
     const o = x86MachineOptions(config);
     expect(o).toMatchObject({ name: "vm1", memory: 512 * 2 ** 20, cpus: 2, cmdline: "console=ttyS0 quiet", debug: true, logger: config.logger });
-    expect(o.kernel).toEqual({ kind: "bzimage", path: "/k", bytes: config.kernel.bytes });
+    expect(o.kernel).toEqual({ kind: "bzimage", path: "/k", bytes: config.kernel!.bytes });
     expect(o.initrd).toBe(config.initrd);
     expect(o.serial?.input).toBe(process.stdin);
     expect(o.serial?.output).toBe(process.stdout);

@@ -60,7 +60,7 @@ describe("usage errors exit 2 with one line", () => {
     [["run", "--bogus"], /unknown option '--bogus'/],
     [["run", "-k", kernel, "--arhc", "x86_64"], /unknown option '--arhc' \(Did you mean --arch\?\)/],
     [["frobnicate"], /unknown command 'frobnicate'/],
-    [["run"], /no kernel given \(use -k\/--kernel FILE\)/],
+    [["run"], /no kernel given \(use -k\/--kernel FILE, or -f\/--firmware FILE to boot firmware\)/],
     [["run", "-k", kernel, "-m", "lots"], /invalid memory size 'lots'/],
     [["run", "-k", kernel, "-m", "100K"], /too small/],
     [["run", "-k", kernel, "-c", "0"], /invalid CPU count '0'/],
