@@ -45,7 +45,7 @@ describe("help and version", () => {
   it("vmm version and vmm --version print the version and plugin API", () => {
     const r = vmm(["version"]);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^vmm \d+\.\d+\.\d+ \(plugin API 1, node /);
+    expect(r.stdout).toMatch(/^vmm \d+\.\d+\.\d+ \(plugin API 2, node /);
     expect(vmm(["--version"]).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
   });
   it("vmm with no arguments shows help on stderr and exits 2", () => {

@@ -76,7 +76,7 @@ describe("plugin contract", () => {
   });
 
   it("refuses another API version", () => {
-    expect(() => assertPlugin({ ...good, apiVersion: 99 }, "x")).toThrowError(/targets plugin API version 99, but this VMM speaks version 1/);
+    expect(() => assertPlugin({ ...good, apiVersion: 99 }, "x")).toThrowError(/targets plugin API version 99, but this VMM speaks version 2/);
   });
 
   it("device types registered by plugins are resolvable by token, with their plugin recorded", () => {

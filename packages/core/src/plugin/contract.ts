@@ -5,7 +5,7 @@ import { Tokens } from "../tokens.js";
 import type { OptionSchema, OptionValues } from "./options.js";
 
 /** The plugin API this build of the VMM speaks. A plugin targeting another version is refused. */
-export const PLUGIN_API_VERSION = 1;
+export const PLUGIN_API_VERSION = 2;
 
 /** What a device factory gets: the VM's container (core services by Tokens) and its instance name. */
 export interface DeviceContext {
