@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { decodeCf8, decodeEcam } from "../src/index.js";
+import { decodeEcam } from "../src/access/ecam.js";
+import { decodeCf8 } from "../src/access/cf8.js";
 import { makeRig, TestFunction } from "./helpers.js";
 
 function rig() {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigurationError, type PciCapability } from "@vmm/core";
-import { EXPRESS_V1_SIZE, MsiCapability, MsixCapability } from "../src/index.js";
+import { MsiCapability, MsixCapability } from "../src/index.js";
+import { EXPRESS_V1_SIZE } from "../src/capabilities/express.js";
 import { makeRig, STANDARD_BARS, TestFunction } from "./helpers.js";
 
 function vendorCap(length: number, writableFrom = 0): PciCapability {

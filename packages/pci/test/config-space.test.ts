@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigSpace, MaskedBytes, naturalChunks } from "../src/index.js";
+import { ConfigSpace, MaskedBytes } from "../src/index.js";
+import { naturalChunks } from "../src/config/config-space.js";
 
 describe("MaskedBytes", () => {
   it("writes only writable bits and clears write-1-to-clear bits", () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigurationError, type InterruptLine } from "@vmm/core";
-import { BarAllocator, DEFAULT_INTX_GSIS, swizzle, WindowAllocator } from "../src/index.js";
+import { DEFAULT_INTX_GSIS, swizzle } from "../src/index.js";
+import { BarAllocator, WindowAllocator } from "../src/allocator.js";
 import { makeRig, STANDARD_BARS, TestFunction } from "./helpers.js";
 
 describe("INTx", () => {

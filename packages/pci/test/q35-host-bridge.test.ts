@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { decodePciexbar, pamSegments, Q35HostBridge, Q35Reg, type EcamWindow, type PamSegment } from "../src/index.js";
+import { Q35HostBridge, Q35Reg, type EcamWindow, type PamSegment } from "../src/index.js";
+import { decodePciexbar, pamSegments } from "../src/q35-host-bridge.js";
 import { makeRig } from "./helpers.js";
 
 function rig() {
