@@ -2,7 +2,7 @@ import { GuestMemoryError } from "@vmm/core";
 import { bit, VirtioType } from "../constants.js";
 import { type VirtioContext, VirtioDevice } from "../device.js";
 import type { BlockBackend } from "../backends/block.js";
-import { type DescriptorChain, gather, scatter, type Segment, sliceSegments } from "../virtqueue/descriptor-chain.js";
+import { type DescriptorChain, gather, scatter, type ChainSegment, sliceSegments } from "../virtqueue/descriptor-chain.js";
 
 /** virtio-blk feature bits (virtio 1.x, 5.2.3). */
 export const BlkFeature = { SIZE_MAX: 1, SEG_MAX: 2, RO: 5, BLK_SIZE: 6, FLUSH: 9, DISCARD: 13, WRITE_ZEROES: 14 } as const;
@@ -159,7 +159,7 @@ export class VirtioBlk extends VirtioDevice {
     }
   }
 
-  private transfer(chain: DescriptorChain, statusAt: Segment[], sector: bigint, data: Segment[], length: number, write: boolean): number | undefined {
+  private transfer(chain: DescriptorChain, statusAt: ChainSegment[], sector: bigint, data: ChainSegment[], length: number, write: boolean): number | undefined {
     const ctx = this.context!;
     if (length <= 0 || length % SECTOR !== 0 || sector + BigInt(length / SECTOR) > this.capacity) {
       ctx.logger.debug(`virtio-blk: rejected ${write ? "write" : "read"} of ${length} bytes at sector ${sector}`);
@@ -188,7 +188,7 @@ export class VirtioBlk extends VirtioDevice {
    * DISCARD and WRITE_ZEROES (5.2.6): one range of whole sectors inside the disk. A raw file cannot punch holes
    * from node, so both write zeros (reading a discarded range may return anything, zeros included).
    */
-  private zero(chain: DescriptorChain, statusAt: Segment[], discard: boolean): number | undefined {
+  private zero(chain: DescriptorChain, statusAt: ChainSegment[], discard: boolean): number | undefined {
     const ctx = this.context!;
     const body = new Uint8Array(RANGE_BYTES);
     try {
@@ -220,7 +220,7 @@ export class VirtioBlk extends VirtioDevice {
    * guest's buffers (returning the bytes written), then the status byte and the used ring. All of that touches
    * guest memory, so it waits while PCI Bus Master Enable is clear.
    */
-  private async(chain: DescriptorChain, statusAt: Segment[], bytes: number, io: () => Promise<void>, publish: () => number = () => 0): undefined {
+  private async(chain: DescriptorChain, statusAt: ChainSegment[], bytes: number, io: () => Promise<void>, publish: () => number = () => 0): undefined {
     const ctx = this.context!;
     this.inflight++;
     this.inflightBytes += bytes;
@@ -235,7 +235,7 @@ export class VirtioBlk extends VirtioDevice {
     return undefined;
   }
 
-  private complete(ctx: VirtioContext, chain: DescriptorChain, statusAt: Segment[], bytes: number, status: number, publish: () => number, error: unknown): void {
+  private complete(ctx: VirtioContext, chain: DescriptorChain, statusAt: ChainSegment[], bytes: number, status: number, publish: () => number, error: unknown): void {
     if (!ctx.active) return;
     const wasOverBudget = this.inflightBytes >= INFLIGHT_BUDGET;
     this.inflightBytes -= bytes;
@@ -267,7 +267,7 @@ export class VirtioBlk extends VirtioDevice {
   }
 
   /** Writes the status byte; returns the used length (data written plus the status byte). */
-  private finish(chain: DescriptorChain, statusAt: Segment[], status: number, written: number, error?: unknown): number {
+  private finish(chain: DescriptorChain, statusAt: ChainSegment[], status: number, written: number, error?: unknown): number {
     const ctx = this.context!;
     if (error !== undefined) {
       // A guest buffer outside RAM is the guest's fault; anything else is a host I/O error. Both end as IOERR.

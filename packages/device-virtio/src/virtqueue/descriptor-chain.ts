@@ -7,7 +7,7 @@ export const DescFlag = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
 export const DESCRIPTOR_SIZE = 16;
 
 /** One guest buffer of a chain. */
-export interface Segment {
+export interface ChainSegment {
   readonly addr: number;
   readonly len: number;
 }
@@ -15,8 +15,8 @@ export interface Segment {
 /** A parsed chain: device-readable buffers first, then device-writable ones (the spec's required order). */
 export interface DescriptorChain {
   readonly head: number;
-  readonly readable: readonly Segment[];
-  readonly writable: readonly Segment[];
+  readonly readable: readonly ChainSegment[];
+  readonly writable: readonly ChainSegment[];
   readonly readableBytes: number;
   readonly writableBytes: number;
   /** Entries of the queue's descriptor table the chain holds (an indirect chain holds one). */
@@ -41,8 +41,8 @@ export function walkChain(memory: GuestMemory, queue: number, table: number, siz
   const fail = (why: string, cause?: unknown): never => {
     throw new VirtqueueError(queue, `chain at head ${head}: ${why}`, cause === undefined ? undefined : { cause });
   };
-  const readable: Segment[] = [];
-  const writable: Segment[] = [];
+  const readable: ChainSegment[] = [];
+  const writable: ChainSegment[] = [];
   let readableBytes = 0;
   let writableBytes = 0;
   let base = table;
@@ -99,7 +99,7 @@ export function walkChain(memory: GuestMemory, queue: number, table: number, siz
  * Copies bytes from the segments (starting `offset` bytes into them) into `dst`; returns how many were copied
  * (fewer when the segments end first). Throws GuestMemoryError when a segment lies outside RAM.
  */
-export function gather(memory: GuestMemory, segments: readonly Segment[], offset: number, dst: Uint8Array): number {
+export function gather(memory: GuestMemory, segments: readonly ChainSegment[], offset: number, dst: Uint8Array): number {
   let done = 0;
   for (const s of segments) {
     if (done === dst.length) break;
@@ -117,7 +117,7 @@ export function gather(memory: GuestMemory, segments: readonly Segment[], offset
 }
 
 /** Copies `src` into the segments starting `offset` bytes into them; returns how many bytes were written. */
-export function scatter(memory: GuestMemory, segments: readonly Segment[], offset: number, src: Uint8Array): number {
+export function scatter(memory: GuestMemory, segments: readonly ChainSegment[], offset: number, src: Uint8Array): number {
   let done = 0;
   for (const s of segments) {
     if (done === src.length) break;
@@ -134,8 +134,8 @@ export function scatter(memory: GuestMemory, segments: readonly Segment[], offse
 }
 
 /** The sub-range [offset, offset+length) of a segment list, as segments. */
-export function sliceSegments(segments: readonly Segment[], offset: number, length: number): Segment[] {
-  const out: Segment[] = [];
+export function sliceSegments(segments: readonly ChainSegment[], offset: number, length: number): ChainSegment[] {
+  const out: ChainSegment[] = [];
   for (const s of segments) {
     if (length <= 0) break;
     if (offset >= s.len) {
