@@ -6,7 +6,7 @@ import { MemoryLogger, createMmioSpace, createPortIoSpace } from "@vmm/core";
 import { PciFunction } from "@vmm/pci";
 import { kvmTestGate } from "@vmm/test-support";
 import { afterAll, describe, expect, it } from "vitest";
-import { Layout, buildAcpiTables, byteSum, machineDsdtDescription, type PlatformDescription } from "../src/index.js";
+import { Layout, buildAcpiTables, byteSum, machineDsdtDescription, type PlatformDescription } from "./internals.js";
 import { createPciHost } from "../src/services/pci.js";
 
 const platform: PlatformDescription = {

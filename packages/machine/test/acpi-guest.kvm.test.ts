@@ -2,7 +2,7 @@ import { MemoryLogger } from "@vmm/core";
 import { buildGuest } from "@vmm/guest-kit";
 import { PciFunction } from "@vmm/pci";
 import { describe, expect, it } from "vitest";
-import { Machine, buildAcpiTables, byteSum } from "../src/index.js";
+import { Machine, buildAcpiTables, byteSum } from "./internals.js";
 import { kvmOk } from "./helpers.js";
 
 const text = (b: Uint8Array) => String.fromCharCode(...b);

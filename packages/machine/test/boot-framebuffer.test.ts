@@ -1,6 +1,6 @@
 import { ConfigurationError, GuestMemory, SCREEN_INFO_SIZE, Tokens } from "@vmm/core";
 import { describe, expect, it } from "vitest";
-import { BootFramebufferSlot, BootParams, Layout, Machine, buildMemoryMap, loadBzImage } from "../src/index.js";
+import { BootFramebufferSlot, BootParams, Layout, Machine, buildMemoryMap, loadBzImage } from "./internals.js";
 import { kvmOk } from "./helpers.js";
 
 const MiB = 1024 * 1024;

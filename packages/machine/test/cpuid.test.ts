@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { patchCpuid } from "../src/index.js";
+import { patchCpuid } from "./internals.js";
 
 describe("patchCpuid", () => {
   const supported = [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CmosRtc, DebugExit, I8042, LineBuffer, PmTimer, RX_QUEUE_LIMIT, Uart16550 } from "../src/index.js";
+import { CmosRtc, DebugExit, I8042, LineBuffer, PmTimer, RX_QUEUE_LIMIT, Uart16550 } from "./internals.js";
 import { Line } from "./irq-line.js";
 
 function uart() {
@@ -215,7 +215,7 @@ describe("PmTimer", () => {
 describe("legacy port handlers and bit 31", () => {
   it("a guest's 32-bit accesses with bit 31 set reach every legacy device as bytes and read back unsigned", async () => {
     const { createPortIoSpace } = await import("@vmm/core");
-    const { installLegacyDevices } = await import("../src/index.js");
+    const { installLegacyDevices } = await import("./internals.js");
     const pio = createPortIoSpace();
     const exits: number[] = [];
     installLegacyDevices({

@@ -10,7 +10,7 @@ import {
   byteSum,
   writeFirmwareTables,
   type PlatformDescription,
-} from "../src/index.js";
+} from "./internals.js";
 
 const platform: PlatformDescription = {
   apicIds: [0, 1],

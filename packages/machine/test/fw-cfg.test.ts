@@ -1,6 +1,6 @@
 import { GuestMemory } from "@vmm/core";
 import { describe, expect, it } from "vitest";
-import { AcpiFiles, buildAcpiBlobs, FwCfg, FwCfgDma, FwCfgKey, ResetControl } from "../src/index.js";
+import { AcpiFiles, buildAcpiBlobs, FwCfg, FwCfgDma, FwCfgKey, ResetControl } from "./internals.js";
 import type { PlatformDescription } from "../src/firmware/platform.js";
 
 const platform = (ecamBase: number): PlatformDescription => ({

@@ -3,7 +3,7 @@ import { buildGuest, type GuestFormat } from "@vmm/guest-kit";
 import { kvmAvailability } from "@vmm/kvm-native";
 import { kvmTestGate } from "@vmm/test-support";
 import { PassThrough } from "node:stream";
-import { Machine, type MachineOptions, type MachineResult } from "../src/index.js";
+import { Machine, type MachineOptions, type MachineResult } from "./internals.js";
 
 export const kvm = kvmTestGate("@vmm/machine", { what: "KVM guest-program tests", check: kvmAvailability });
 export const kvmOk = kvm.ok;

@@ -1,7 +1,7 @@
 import { MemoryLogger, Tokens } from "@vmm/core";
 import { buildGuest } from "@vmm/guest-kit";
 import { describe, expect, it } from "vitest";
-import { Machine } from "../src/index.js";
+import { Machine } from "./internals.js";
 import { kvmOk } from "./helpers.js";
 
 /** Shift down, 'H', Shift up, 'i', Return: what a VNC client sends for typing "Hi" and Enter. */

@@ -11,7 +11,7 @@ import {
   TRANSLATE_SET2_TO_SET1,
   scancodes,
   type KeyName,
-} from "../src/index.js";
+} from "./internals.js";
 import { Line } from "./irq-line.js";
 
 

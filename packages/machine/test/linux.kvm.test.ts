@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { MemoryLogger } from "@vmm/core";
 import { describe, expect, it } from "vitest";
-import { E820Type, Machine, type E820Entry } from "../src/index.js";
+import { E820Type, Machine, type E820Entry } from "./internals.js";
 import { debianCloudKernel } from "./fixtures/debian-kernel.js";
 import { kvmOk } from "./helpers.js";
 

@@ -19,7 +19,7 @@ import {
   loadRaw,
   lz4DecodeBlock,
   lz4DecodeLegacy,
-} from "../src/index.js";
+} from "./internals.js";
 
 const MiB = 1024 * 1024;
 const ram = (mib = 64) => new GuestMemory([{ gpa: 0, bytes: new Uint8Array(mib * MiB) }]);

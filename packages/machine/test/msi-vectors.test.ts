@@ -1,7 +1,7 @@
 import { createMmioSpace, createPortIoSpace, MemoryLogger, type MsiMessage } from "@vmm/core";
 import { MsiCapability, MsixCapability, PciBus, PciFunction } from "@vmm/pci";
 import { describe, expect, it } from "vitest";
-import { KvmMsiVectors, MsiRouter } from "../src/index.js";
+import { KvmMsiVectors, MsiRouter } from "./internals.js";
 
 type Route = { gsi: number; type: string; address?: number; data?: number };
 

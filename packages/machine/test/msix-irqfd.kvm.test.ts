@@ -4,7 +4,7 @@ import { MemoryLogger } from "@vmm/core";
 import { buildGuest } from "@vmm/guest-kit";
 import { MsixCapability, PciFunction } from "@vmm/pci";
 import { describe, expect, it } from "vitest";
-import { Machine } from "../src/index.js";
+import { Machine } from "./internals.js";
 import { kvmOk } from "./helpers.js";
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -1,6 +1,6 @@
 import { MemoryLogger, createMmioSpace, createPortIoSpace, type InterruptLine } from "@vmm/core";
 import { describe, expect, it } from "vitest";
-import { KvmInterruptController, RunLoop, type LoopExitDispatch, type LoopVcpu, type LoopRunResult } from "../src/index.js";
+import { KvmInterruptController, RunLoop, type LoopExitDispatch, type LoopVcpu, type LoopRunResult } from "./internals.js";
 
 /** A scripted vCPU: each run() performs the given exits through the dispatch, then returns the result. */
 class FakeVcpu implements LoopVcpu {

@@ -2,7 +2,7 @@ import { MemoryLogger, type PciBarWindow } from "@vmm/core";
 import { buildGuest } from "@vmm/guest-kit";
 import { PciFunction } from "@vmm/pci";
 import { describe, expect, it } from "vitest";
-import { Machine } from "../src/index.js";
+import { Machine } from "./internals.js";
 import { kvmOk } from "./helpers.js";
 
 class TestFunction extends PciFunction {

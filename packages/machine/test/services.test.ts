@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KvmIoEvents, KvmMemoryMapper, MsiRouter } from "../src/index.js";
+import { KvmIoEvents, KvmMemoryMapper, MsiRouter } from "./internals.js";
 
 function fakeVm() {
   const calls: string[] = [];
