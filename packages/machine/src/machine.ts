@@ -156,7 +156,7 @@ export class Machine {
     this.name = options.name ?? "vm";
     this.logger = options.logger ?? new StderrLogger(options.debug ?? false);
     this.cpus = options.cpus ?? 1;
-    this.memoryMap = buildMemoryMap(memoryMiB(options));
+    this.memoryMap = buildMemoryMap(memoryMiB(options), { firmware: options.firmware !== undefined });
     if (!Number.isInteger(this.cpus) || this.cpus < 1) throw new ConfigurationError(`cpus must be a positive integer (got ${this.cpus})`);
     const kvm = openKvm();
     this.kvm = kvm.kvm;
@@ -291,6 +291,7 @@ export class Machine {
       pciIntx: this.pci.intxRoutes(),
       pmTimerPort: PM_TIMER_PORT,
       ecam: { base: this.hostBridge.ecamWindow.base, segment: 0, startBus: 0, endBus: this.hostBridge.ecamWindow.busCount - 1 },
+      pciMem32: this.firmwareBoot ? firmwarePciMem32(this.memoryMap.ram[0]!.size, this.hostBridge.ecamWindow) : undefined,
     };
   }
 
@@ -398,4 +399,14 @@ export class Machine {
     this.vm?.close();
     this.kvm?.close();
   }
+}
+
+/**
+ * The 32-bit PCI window under firmware, where SeaBIOS places BARs on a Q35 (up to the IOAPIC at 0xFEC00000): from
+ * above low RAM and above an enabled ECAM window below it (QEMU's q35 declares the same hole).
+ */
+export function firmwarePciMem32(lowRamTop: number, ecam: { readonly enabled: boolean; readonly base: number; readonly busCount: number }): { base: number; size: number } {
+  const ecamEnd = ecam.base + ecam.busCount * 0x10_0000;
+  const base = ecam.enabled && ecamEnd <= Layout.ioapic ? Math.max(lowRamTop, ecamEnd) : lowRamTop;
+  return { base, size: Layout.ioapic - base };
 }

@@ -1,7 +1,10 @@
-import { GuestMemory } from "@vmm/core";
+import { createPortIoSpace, GuestMemory } from "@vmm/core";
 import { describe, expect, it } from "vitest";
 import { AcpiFiles, buildAcpiBlobs, FwCfg, FwCfgDma, FwCfgKey, ResetControl } from "./internals.js";
 import type { PlatformDescription } from "../src/firmware/platform.js";
+import { installFwCfg } from "../src/devices/fw-cfg/index.js";
+import { firmwarePciMem32 } from "../src/machine.js";
+import { buildMemoryMap } from "../src/x86_64/memory-map.js";
 
 const platform = (ecamBase: number): PlatformDescription => ({
   apicIds: [0],
@@ -128,5 +131,59 @@ describe("reset control (0xCF9)", () => {
     h.write(0, 4, 0x8000_0800);
     expect(inner.last).toBe(0x8000_0800);
     expect(h.read(0, 4)).toBe(0x8000_0000);
+  });
+});
+
+describe("memory layout under firmware", () => {
+  const ECAM = 0xb000_0000;
+  const FOUR_GIB = 0x1_0000_0000;
+  const records = (file: Uint8Array) => {
+    const v = new DataView(file.buffer, file.byteOffset, file.byteLength);
+    return Array.from({ length: file.length / 20 }, (_, i) => ({
+      addr: Number(v.getBigUint64(i * 20, true)),
+      size: Number(v.getBigUint64(i * 20 + 8, true)),
+      type: v.getUint32(i * 20 + 16, true),
+    }));
+  };
+  const fwCfgFor = (mib: number) => {
+    const map = buildMemoryMap(mib, { firmware: true });
+    const { fwCfg } = installFwCfg({ memory: memory(), pio: createPortIoSpace(), cpus: 1, ramBytes: map.ramBytes, e820: map.e820, platform: () => platform(ECAM), ecamEnabled: () => true });
+    return { map, fwCfg };
+  };
+
+  it("with 4 GiB puts no RAM in [0xB0000000, 4 GiB): 2 GiB low, 2 GiB above 4 GiB, in the memory map, etc/e820, RAM size and CMOS sizes", () => {
+    const { map, fwCfg } = fwCfgFor(4096);
+    expect(map.ram).toEqual([
+      { gpa: 0, size: 0x8000_0000 },
+      { gpa: FOUR_GIB, size: 0x8000_0000 },
+    ]);
+    const e820 = records(fwCfg.file("etc/e820")!);
+    expect(e820).toEqual([
+      { addr: 0, size: 0xa0000, type: 1 },
+      { addr: 0x10_0000, size: 0x8000_0000 - 0x10_0000, type: 1 },
+      { addr: FOUR_GIB, size: 0x8000_0000, type: 1 },
+    ]);
+    for (const e of [...e820, ...map.e820.filter((x) => x.type === 1)]) {
+      expect(e.addr + e.size <= ECAM || e.addr >= FOUR_GIB, `RAM 0x${e.addr.toString(16)}+0x${e.size.toString(16)}`).toBe(true);
+    }
+    expect(map.e820).toContainEqual({ addr: ECAM, size: 256 * 2 ** 20, type: 2 });
+    expect(Number(new DataView(fwCfg.contents(FwCfgKey.ramSize)!.buffer).getBigUint64(0, true))).toBe(4 * 2 ** 30);
+    expect(map.extendedBytes + 0x10_0000).toBe(0x8000_0000);
+    expect(map.highBytes).toBe(0x8000_0000);
+  });
+
+  it("keeps RAM below 0xB0000000 whole below 4 GiB (QEMU's q35 rule) and caps 3 GiB at 2 GiB; direct boots keep the 0xC0000000 hole", () => {
+    expect(fwCfgFor(2048).map.ram).toEqual([{ gpa: 0, size: 0x8000_0000 }]);
+    expect(fwCfgFor(2815).map.ram).toEqual([{ gpa: 0, size: 2815 * 2 ** 20 }]);
+    expect(fwCfgFor(3072).map.ram).toEqual([
+      { gpa: 0, size: 0x8000_0000 },
+      { gpa: FOUR_GIB, size: 0x4000_0000 },
+    ]);
+    expect(buildMemoryMap(4096).ram[0]).toEqual({ gpa: 0, size: 0xc000_0000 });
+  });
+
+  it("declares the 32-bit PCI window above low RAM and the moved ECAM, up to the IOAPIC", () => {
+    expect(firmwarePciMem32(0x8000_0000, { enabled: true, base: ECAM, busCount: 256 })).toEqual({ base: 0xc000_0000, size: 0xfec0_0000 - 0xc000_0000 });
+    expect(firmwarePciMem32(0x8000_0000, { enabled: false, base: 0, busCount: 256 })).toEqual({ base: 0x8000_0000, size: 0xfec0_0000 - 0x8000_0000 });
   });
 });

@@ -11,4 +11,6 @@ export interface PlatformDescription {
   /** The ACPI PM timer's I/O port, when the machine has one (the FADT points at it). */
   readonly pmTimerPort?: number;
   readonly ecam: { readonly base: number; readonly segment: number; readonly startBus: number; readonly endBus: number };
+  /** The 32-bit PCI memory window the DSDT declares; `Layout.pciMem32` when absent. */
+  readonly pciMem32?: { readonly base: number; readonly size: number };
 }

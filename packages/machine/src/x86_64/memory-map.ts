@@ -29,6 +29,16 @@ export const Layout = {
   pciMem32: { base: 0xc000_0000, size: 0x2000_0000 },
   /** PCIe ECAM (MMCONFIG): 1 MiB per bus. */
   ecam: { base: 0xe000_0000, busCount: 256 },
+  /**
+   * Where SeaBIOS moves ECAM on a Q35 host bridge (its Q35_HOST_BRIDGE_PCIEXBAR_ADDR, 256 MiB): under firmware, low
+   * RAM stays below it.
+   */
+  firmwareEcam: 0xb000_0000,
+  /**
+   * Under firmware, the low-RAM cap once RAM reaches `firmwareEcam` (QEMU's q35: below 4 GiB 2 GiB when RAM is at
+   * least 2.75 GiB, the rest above 4 GiB), which leaves ECAM and the 32-bit PCI window free.
+   */
+  firmwareLowRamCap: 0x8000_0000,
   ioapic: 0xfec0_0000,
   lapic: 0xfee0_0000,
   /** KVM's TSS and identity-map pages (needed by KVM on Intel; reserved in e820). */
@@ -69,13 +79,26 @@ export interface MemoryMap {
 
 const MIB = 1024 * 1024;
 
-/** Lays out `memoryMiB` of RAM: [0, hole) then [4 GiB, ...). Firmware regions are reserved in the e820 map. */
-export function buildMemoryMap(memoryMiB: number): MemoryMap {
+export interface MemoryMapOptions {
+  /**
+   * Boot firmware (SeaBIOS) that moves ECAM to `Layout.firmwareEcam`: RAM below 4 GiB ends under it, as on QEMU's
+   * q35 (all of it when RAM is less than 0xB0000000 bytes, else 2 GiB with the rest above 4 GiB).
+   */
+  readonly firmware?: boolean;
+}
+
+/**
+ * Lays out `memoryMiB` of RAM: [0, low top) then [4 GiB, ...). The low top is the PCI hole (0xC0000000) for direct
+ * boots and, under firmware, below the ECAM window firmware picks (see `MemoryMapOptions.firmware`). Firmware
+ * regions and ECAM are reserved in the e820 map.
+ */
+export function buildMemoryMap(memoryMiB: number, options: MemoryMapOptions = {}): MemoryMap {
   if (!Number.isInteger(memoryMiB) || memoryMiB < 16 || memoryMiB > 1024 * 1024) {
     throw new ConfigurationError(`memory must be a whole number of MiB between 16 and 1048576 (got ${memoryMiB})`);
   }
   const ramBytes = memoryMiB * MIB;
-  const low = Math.min(ramBytes, Layout.pciHole);
+  const low = options.firmware ? (ramBytes >= Layout.firmwareEcam ? Layout.firmwareLowRamCap : ramBytes) : Math.min(ramBytes, Layout.pciHole);
+  const ecamBase = options.firmware ? Layout.firmwareEcam : Layout.ecam.base;
   const high = ramBytes - low;
   const ram: RamBlock[] = [{ gpa: 0, size: low }];
   if (high > 0) ram.push({ gpa: Layout.fourGiB, size: high });
@@ -84,7 +107,7 @@ export function buildMemoryMap(memoryMiB: number): MemoryMap {
     { addr: Layout.ebda, size: Layout.ebdaEnd - Layout.ebda, type: E820Type.reserved },
     { addr: Layout.bios, size: Layout.biosEnd - Layout.bios, type: E820Type.reserved },
     { addr: Layout.highMemory, size: low - Layout.highMemory, type: E820Type.ram },
-    { addr: Layout.ecam.base, size: Layout.ecam.busCount * MIB, type: E820Type.reserved },
+    { addr: ecamBase, size: Layout.ecam.busCount * MIB, type: E820Type.reserved },
     { addr: Layout.kvmIdentityMap, size: 0x4000, type: E820Type.reserved },
   ];
   if (high > 0) e820.push({ addr: Layout.fourGiB, size: high, type: E820Type.ram });

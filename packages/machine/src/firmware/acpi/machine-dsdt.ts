@@ -21,7 +21,7 @@ export function machineDsdtDescription(p: PlatformDescription): DsdtDescription 
       ecam: p.ecam,
       configPorts: CONFIG_PORTS,
       io: Layout.pciIo,
-      mem32: Layout.pciMem32,
+      mem32: p.pciMem32 ?? Layout.pciMem32,
       mem64: Layout.pciMem64,
       intxGsi: (device, pin) => swizzle(device, pin, PCI_INTX_GSIS),
       intxDevices: PCI_SLOTS,
