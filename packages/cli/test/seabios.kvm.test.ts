@@ -41,7 +41,22 @@ interface Run {
   firstByteMs: number | undefined;
 }
 
-function run(args: string[], timeoutMs = 60_000): Promise<Run> {
+/** A 1 MiB disk whose boot sector is tag-sector.S with its tag and action bytes patched. */
+function tagDisk(sector: string, tag: string, action: "exit" | "cf9" | "i8042"): string {
+  const image = new Uint8Array(1024 * 1024);
+  image.set(readFileSync(sector));
+  image[508] = tag.charCodeAt(0);
+  image[509] = { exit: 0, cf9: 1, i8042: 2 }[action];
+  const file = path.join(tmp, `tag-${tag}-${action}.img`);
+  writeFileSync(file, image);
+  return file;
+}
+
+/**
+ * Runs vmm; `until` sees the output so far and, once it returns true, vmm gets SIGTERM. The timeout sends SIGTERM
+ * too (a test that needs `until` then sees it false).
+ */
+function run(args: string[], timeoutMs = 60_000, until?: (stdout: string) => boolean): Promise<Run> {
   return new Promise((resolve) => {
     const started = performance.now();
     const child = spawn(process.execPath, [bin, ...args], { cwd: cliDir });
@@ -51,6 +66,7 @@ function run(args: string[], timeoutMs = 60_000): Promise<Run> {
     child.stdout.on("data", (d: Buffer) => {
       firstByteMs ??= performance.now() - started;
       stdout += d.toString();
+      if (until?.(stdout)) child.kill("SIGTERM");
     });
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
@@ -114,6 +130,44 @@ describe.skipIf(!kvmOk || !haveBios)("SeaBIOS (Debian's bios.bin) under vmm run 
     expect(r.stdout).toMatch(/^option rom: hello from vmm's test ROM\r\n/);
     expect(r.stdout.indexOf("option rom: hello")).toBeLessThan(r.stdout.indexOf("boot sector: running"));
     expect(r.status).toBe(42);
+  }, 90_000);
+
+  it("boots the sector with -m 3G and -m 4G: RAM below 4 GiB ends at 2 GiB, under the ECAM window at 0xB0000000", async () => {
+    const sector = tagDisk(build16("tag-sector.S"), "M", "exit");
+    for (const [mem, highHex] of [["3G", "0000000040000000"], ["4G", "0000000080000000"]] as const) {
+      const log = path.join(tmp, `debugcon-${mem}.log`);
+      const r = await run(["run", "-f", BIOS, "-d", sector, "-m", mem, "--debugcon", log]);
+      const debug = readFileSync(log, "utf8");
+      expect(r.stdout, mem).toBe("sector M\r\n");
+      expect(r.status, mem).toBe(42);
+      expect(debug).toContain("PCIe: using q35 mmconfig at 0xb0000000");
+      expect(debug).toContain("qemu/e820: addr 0x0000000000100000 len 0x000000007ff00000 [RAM]");
+      expect(debug).toContain(`qemu/e820: addr 0x0000000100000000 len 0x${highHex} [RAM]`);
+      for (const m of debug.matchAll(/^PCI: map device bdf=\S+ +bar \d, addr ([0-9a-f]+), size ([0-9a-f]+) \[mem\]/gm)) {
+        expect(parseInt(m[1]!, 16), `a BAR at ${m[1]} is in the 32-bit window above ECAM`).toBeGreaterThanOrEqual(0xc000_0000);
+      }
+    }
+  }, 90_000);
+
+  it.each([
+    ["port 0xCF9 (SYS_RST, then SYS_RST|RST_CPU)", "cf9", "hard reset through port 0xCF9"],
+    ["the i8042 (0xFE to port 0x64)", "i8042", "i8042 reset line"],
+  ] as const)("a reset through %s ends the run with status 0", async (_what, action, reason) => {
+    const r = await run(["run", "-f", BIOS, "-d", tagDisk(build16("tag-sector.S"), "R", action), "-m", "128", "--debug"]);
+    expect(r.stdout).toBe("sector R\r\n");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(reason);
+    expect(r.stderr).not.toMatch(/error/i);
+  }, 90_000);
+
+  it("--reboot: a reset through port 0xCF9 starts the machine again (the sector's line twice), then SIGTERM stops vmm with status 143", async () => {
+    const twice = (out: string) => out.split("sector B\r\n").length - 1 >= 2;
+    const r = await run(["run", "-f", BIOS, "-d", tagDisk(build16("tag-sector.S"), "B", "cf9"), "-m", "128", "--reboot", "--name", "rb"], 60_000, twice);
+    expect(r.stdout.startsWith("sector B\r\nsector B\r\n")).toBe(true);
+    expect(r.stderr).toContain("rb: the guest reset the machine (hard reset through port 0xCF9); starting again (--reboot)");
+    expect(r.stderr).toContain("rb: stopped by SIGTERM");
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.status).toBe(143);
   }, 90_000);
 
   it("refuses -k with --firmware in one line", async () => {
