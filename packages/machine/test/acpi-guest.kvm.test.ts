@@ -47,4 +47,31 @@ describe.skipIf(!kvmOk)("ACPI tables in a running guest (with the DSDT's PCI roo
       machine.close();
     }
   });
+
+  it("direct boot (no firmware): the MCFG in guest memory names ECAM at 0xE0000000, where the host bridge's PCIEXBAR reads back enabled", async () => {
+    const path = await buildGuest("pci-ecam", { format: "raw" });
+    const machine = new Machine({ memoryMiB: 64, logger: new MemoryLogger(), kernel: { kind: "raw", path }, serial: { output: () => {} } });
+    try {
+      machine.load();
+      const m = machine.memory;
+      let rsdp = -1;
+      for (let at = 0xf0000; at < 0x100000 && rsdp < 0; at += 16) if (text(m.view(at, 8)) === "RSD PTR ") rsdp = at;
+      expect(rsdp).toBeGreaterThan(0);
+      const xsdt = Number(m.readU64(rsdp + 24));
+      const pointed = Array.from({ length: (m.readU32(xsdt + 4) - 36) / 8 }, (_, i) => Number(m.readU64(xsdt + 36 + 8 * i)));
+      const mcfg = pointed.find((a) => text(m.view(a, 4)) === "MCFG")!;
+      expect(byteSum(m.view(mcfg, m.readU32(mcfg + 4)))).toBe(0);
+      expect(Number(m.readU64(mcfg + 44))).toBe(0xe000_0000); // the allocation's base address
+      expect([m.view(mcfg + 54, 1)[0], m.view(mcfg + 55, 1)[0]]).toEqual([0, 255]); // buses 0-255
+      // PCIEXBAR (00:00.0, 0x60): base 0xE0000000, length 256 buses (bits 2:1 = 0), enabled, through CF8/CFC and ECAM.
+      machine.pio.write(0xcf8, 4, 0x8000_0060);
+      expect(machine.pio.read(0xcfc, 4)).toBe(0xe000_0001);
+      machine.pio.write(0xcf8, 4, 0x8000_0064);
+      expect(machine.pio.read(0xcfc, 4)).toBe(0);
+      expect(machine.mmio.read(0xe000_0000 + 0x60, 4)).toBe(0xe000_0001);
+      expect(machine.hostBridge.ecamWindow).toEqual({ enabled: true, base: 0xe000_0000, busCount: 256 });
+    } finally {
+      machine.close();
+    }
+  });
 });

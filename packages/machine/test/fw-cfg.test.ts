@@ -1,10 +1,8 @@
 import { createPortIoSpace, GuestMemory } from "@vmm/core";
 import { describe, expect, it } from "vitest";
-import { AcpiFiles, buildAcpiBlobs, FwCfg, FwCfgDma, FwCfgKey, ResetControl } from "./internals.js";
+import { AcpiFiles, buildAcpiBlobs, buildMemoryMap, FwCfg, FwCfgDma, FwCfgKey, installFwCfg, ResetControl } from "./internals.js";
 import type { PlatformDescription } from "../src/firmware/platform.js";
-import { installFwCfg } from "../src/devices/fw-cfg/index.js";
 import { firmwarePciMem32 } from "../src/machine.js";
-import { buildMemoryMap } from "../src/x86_64/memory-map.js";
 
 const platform = (ecamBase: number): PlatformDescription => ({
   apicIds: [0],
