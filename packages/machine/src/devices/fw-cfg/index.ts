@@ -1,6 +1,6 @@
 import type { AddressSpace, GuestMemory, Registration } from "@vmm/core";
 import type { PlatformDescription } from "../../firmware/platform.js";
-import { E820Type, type E820Entry } from "../../x86_64/memory-map.js";
+import { E820Type, Layout, type E820Entry } from "../../x86_64/memory-map.js";
 import { AcpiFiles, buildAcpiBlobs } from "./acpi-loader.js";
 import { FW_CFG_PORTS, FwCfg, FwCfgKey } from "./fw-cfg.js";
 
@@ -13,7 +13,7 @@ export interface FwCfgSetup {
   readonly cpus: number;
   /** Guest RAM in bytes (the legacy RAM size item). */
   readonly ramBytes: number;
-  /** The memory map; its RAM entries become etc/e820 (firmware reserves its own areas). */
+  /** The memory map; etc/e820 is made from it (firmwareE820). */
   readonly e820: readonly E820Entry[];
   /** What the ACPI tables describe, read when firmware fetches them (after it placed ECAM). */
   readonly platform: () => PlatformDescription;
@@ -36,8 +36,23 @@ export function e820File(entries: readonly E820Entry[]): Uint8Array {
 }
 
 /**
+ * The etc/e820 QEMU gives firmware: RAM below 4 GiB as one entry from 0 (firmware reserves the EBDA, the VGA hole
+ * and its own areas itself, and adds ECAM where it puts it), RAM above 4 GiB, and the pages KVM keeps for its TSS
+ * and identity map (QEMU reserves its own at 0xFEFFC000 the same way).
+ */
+export function firmwareE820(map: readonly E820Entry[]): E820Entry[] {
+  const ram = map.filter((e) => e.type === E820Type.ram);
+  const lowTop = Math.max(...ram.filter((e) => e.addr < Layout.fourGiB).map((e) => e.addr + e.size));
+  return [
+    { addr: 0, size: lowTop, type: E820Type.ram },
+    ...map.filter((e) => e.type === E820Type.reserved && e.addr === Layout.kvmIdentityMap),
+    ...ram.filter((e) => e.addr >= Layout.fourGiB),
+  ];
+}
+
+/**
  * fw_cfg for a firmware boot, on ports 0x510 (selector), 0x511 (data) and 0x514 (DMA): signature and ID (with
- * DMA), CPU count, RAM size, no boot menu, etc/e820 (RAM only), the machine's ACPI tables through
+ * DMA), CPU count, RAM size, no boot menu, etc/e820 (firmwareE820), the machine's ACPI tables through
  * etc/table-loader, etc/acpi/tables and etc/acpi/rsdp (built when firmware reads them), and bootorder.
  */
 export function installFwCfg(o: FwCfgSetup): { fwCfg: FwCfg; registrations: Registration[] } {
@@ -47,7 +62,7 @@ export function installFwCfg(o: FwCfgSetup): { fwCfg: FwCfg; registrations: Regi
   fwCfg.setU64(FwCfgKey.ramSize, o.ramBytes);
   fwCfg.setU16(FwCfgKey.bootMenu, 0);
   fwCfg.setU16(FwCfgKey.noGraphic, 0);
-  fwCfg.addFile("etc/e820", e820File(o.e820.filter((e) => e.type === E820Type.ram && e.addr >= 0x10_0000 || e.addr === 0).map((e) => (e.addr === 0 ? { ...e, size: 0xa0000 } : e))));
+  fwCfg.addFile("etc/e820", e820File(firmwareE820(o.e820)));
   const acpi = () => buildAcpiBlobs(o.platform(), o.ecamEnabled());
   fwCfg.addFile(AcpiFiles.rsdp, () => acpi().rsdp);
   fwCfg.addFile(AcpiFiles.tables, () => acpi().tables);
