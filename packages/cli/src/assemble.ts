@@ -20,6 +20,8 @@ export interface PlannedDevice {
   readonly options: OptionValues;
   /** An expansion ROM image for the function (`rom=PATH`, taken by the cli for any device type). */
   readonly rom?: string;
+  /** Where firmware tries the function in its boot order, lowest first (`bootindex=N`, QEMU's name, any type). */
+  readonly bootindex?: number;
 }
 
 /**
@@ -34,9 +36,12 @@ export async function planDevices(plugins: readonly LoadedPlugin[], specs: reado
     const n = counts.get(spec.name) ?? 0;
     counts.set(spec.name, n + 1);
     const name = `${spec.name}${n}`;
-    const { rom, ...options } = spec.options;
+    const { rom, bootindex, ...options } = spec.options;
     if (rom === true || rom === "") throw new UsageError(`--device ${spec.name}: rom needs a file (rom=PATH)`);
-    return { type: spec.name, plugin: entry.plugin, name, options: deviceOptions(entry, name, options), rom };
+    if (bootindex !== undefined && (bootindex === true || !/^\d{1,4}$/.test(bootindex))) {
+      throw new UsageError(`--device ${spec.name}: bootindex needs a whole number (bootindex=N, lowest boots first)`);
+    }
+    return { type: spec.name, plugin: entry.plugin, name, options: deviceOptions(entry, name, options), rom, bootindex: bootindex === undefined ? undefined : Number(bootindex) };
   });
 }
 
@@ -74,6 +79,7 @@ export interface Assembly {
 export async function assemble(options: AssembleOptions): Promise<Assembly> {
   const machine = await options.createMachine(options.config);
   const devices: PciDevice[] = [];
+  const boot: Array<{ index: number; device: PciDevice }> = [];
   try {
     if (options.abort?.aborted) throw new StoppedError(options.abort.reason);
     const catalog = await registerAll(machine.container, options.plugins, options.abort);
@@ -99,6 +105,11 @@ export async function assemble(options: AssembleOptions): Promise<Assembly> {
         throw attachFault ?? error;
       }
       if (attachFault) throw attachFault;
+      if (planned.bootindex !== undefined) boot.push({ index: planned.bootindex, device: guarded });
+    }
+    if (boot.length) {
+      if (!machine.setBootOrder) throw new UsageError("bootindex=: this machine takes no boot order");
+      machine.setBootOrder(boot.sort((a, b) => a.index - b.index).map((b) => b.device)); // stable: ties keep command-line order
     }
     return { machine, devices };
   } catch (error) {

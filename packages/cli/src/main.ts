@@ -38,7 +38,7 @@ function buildProgram(ctx: CliContext, act: Act): Command {
     .option("-p, --params <string>", "kernel command line")
     .option("-m, --mem <size>", "guest RAM: MiB, or with a unit suffix (512M, 1G)", DEFAULT_MEMORY)
     .option("-c, --cpus <n>", "number of vCPUs", DEFAULT_CPUS)
-    .option("-d, --disk <path[,ro]>", "a virtio-blk disk image (repeatable); ro makes it read-only", collect)
+    .option("-d, --disk <path[,ro][,bootindex=N]>", "a virtio-blk disk image (repeatable); ro makes it read-only; with -f, bootindex=N puts it in the firmware's boot order (lowest first)", collect)
     .option("-n, --network <mode[,key=value...]>", "a virtio-net device: tap, socket (e.g. socket,path=/tmp/x) or none (repeatable)", collect)
     .addOption(new Option("--console <kind>", "the guest console").choices(["serial", "virtio"]).default("serial"))
     .option("--rng", "a virtio-rng device")

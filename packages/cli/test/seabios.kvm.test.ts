@@ -170,6 +170,27 @@ describe.skipIf(!kvmOk || !haveBios)("SeaBIOS (Debian's bios.bin) under vmm run 
     expect(r.status).toBe(143);
   }, 90_000);
 
+  it("boots the first -d disk without bootindex (bus order); bootindex=1 on the second puts it first through fw_cfg's bootorder", async () => {
+    const sector = build16("tag-sector.S");
+    const [one, two] = [tagDisk(sector, "1", "exit"), tagDisk(sector, "2", "exit")];
+    const plain = await run(["run", "-f", BIOS, "-d", one, "-d", two, "-m", "128"]);
+    expect(plain.stdout).toBe("sector 1\r\n");
+    const log = path.join(tmp, "debugcon-bootorder.log");
+    const ordered = await run(["run", "-f", BIOS, "-d", one, "-d", `${two},bootindex=1`, "-m", "128", "--debugcon", log]);
+    expect(ordered.stdout).toBe("sector 2\r\n");
+    expect(ordered.status).toBe(42);
+    expect(readFileSync(log, "utf8")).toContain("Searching bootorder for: /pci@i0cf8/*@2");
+  }, 90_000);
+
+  it("refuses bootindex= without --firmware, and one that is not a number", async () => {
+    const r = await run(["run", "-k", bootSector, "-d", `${disk},bootindex=1`]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe("vmm: error: virtio-blk: bootindex= goes with --firmware (a direct boot starts the kernel)\n");
+    const bad = await run(["run", "-f", BIOS, "-d", `${disk},bootindex=first`]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/bootindex needs a whole number/);
+  });
+
   it("refuses -k with --firmware in one line", async () => {
     const r = await run(["run", "-f", BIOS, "-k", bootSector]);
     expect(r.status).toBe(2);

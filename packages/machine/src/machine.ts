@@ -146,6 +146,8 @@ export class Machine {
   private readonly kvm: Kvm;
   private readonly vm: Vm;
   private readonly vcpus: Vcpu[] = [];
+  /** The functions firmware tries first, in order (`setBootOrder`). */
+  private bootDevices: readonly PciDevice[] = [];
   private readonly loop: RunLoop;
   private state: "created" | "running" | "done" | "closed" = "created";
   private loaded: LoadedImage | undefined;
@@ -249,6 +251,7 @@ export class Machine {
             memoryMap: this.memoryMap,
             platform: () => this.platform(),
             debugcon: options.debugcon,
+            bootOrder: () => this.bootDevices.flatMap((d) => bootPath(this.pci.bus.functions(), d)),
           })
         : undefined;
 
@@ -274,6 +277,16 @@ export class Machine {
   addPciDevice(device: PciDevice): void {
     if (this.state !== "created") throw new ConfigurationError(`${device.name}: PCI devices must be added before the machine runs`);
     this.pci.attach(device);
+  }
+
+  /**
+   * The functions firmware boots from first, in this order (fw_cfg's "bootorder", as QEMU's bootindex gives it);
+   * the others follow in firmware's own order (SeaBIOS: bus order). Needs firmware; call before `run`.
+   */
+  setBootOrder(devices: readonly PciDevice[]): void {
+    if (!this.firmwareBoot) throw new ConfigurationError(`${this.name}: a boot order needs firmware (-f); a direct boot starts the kernel`);
+    if (this.state !== "created") throw new ConfigurationError(`${this.name}: the boot order must be set before the machine runs`);
+    this.bootDevices = [...devices];
   }
 
   /** Statistics of the last run. */
@@ -409,4 +422,17 @@ export function firmwarePciMem32(lowRamTop: number, ecam: { readonly enabled: bo
   const ecamEnd = ecam.base + ecam.busCount * 0x10_0000;
   const base = ecam.enabled && ecamEnd <= Layout.ioapic ? Math.max(lowRamTop, ecamEnd) : lowRamTop;
   return { base, size: Layout.ioapic - base };
+}
+
+/**
+ * A function's OpenFirmware path as QEMU writes it into "bootorder" ("/pci@i0cf8/scsi@3/disk@0,0" for a virtio-blk
+ * disk); SeaBIOS matches it against "/pci@i0cf8/*@3". Nothing for a function not on the bus.
+ */
+export function bootPath(functions: ReadonlyArray<{ address: { device: number; function: number }; device: PciDevice }>, device: PciDevice): string[] {
+  const f = functions.find((x) => x.device === device);
+  if (!f) return [];
+  const at = `${f.address.device.toString(16)}${f.address.function ? `,${f.address.function.toString(16)}` : ""}`;
+  const cls = device.configRead(0x0a, 2);
+  const name = cls === 0x0100 ? "scsi" : cls === 0x0200 ? "ethernet" : "pci";
+  return [`/pci@i0cf8/${name}@${at}${cls === 0x0100 ? "/disk@0,0" : ""}`];
 }

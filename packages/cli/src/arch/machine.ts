@@ -36,6 +36,8 @@ export interface VirtualMachine {
   /** The VM's tsyringe child container: core services under Tokens; plugins register here. */
   readonly container: DependencyContainer;
   addPciDevice(device: PciDevice): void;
+  /** The functions firmware boots from first, in order (from `bootindex=`); machines without firmware refuse. */
+  setBootOrder?(devices: readonly PciDevice[]): void;
   run(): Promise<VirtualMachineResult>;
   /** Asks a running VM to stop (signals, device faults); run() then resolves. */
   stop?(reason: string): void;

@@ -65,6 +65,8 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid): RunConfig
   if (raw.rng) devices.push({ name: SugarTypes.rng, options: {} });
   if (console === "virtio") devices.push({ name: SugarTypes.console, options: {} });
   for (const d of raw.device ?? []) devices.push(parseSpec(d, "--device"));
+  const booted = devices.find((d) => Object.hasOwn(d.options, "bootindex"));
+  if (booted && !raw.firmware) throw new UsageError(`${booted.name}: bootindex= goes with --firmware (a direct boot starts the kernel)`);
   const name = raw.name ?? `guest-${pid}`;
   if (!/^[\w.-]{1,64}$/.test(name)) throw new UsageError(`--name '${name}': use up to 64 letters, digits, '.', '_' or '-'`);
   return {

@@ -15,14 +15,18 @@ export const SugarTypes = {
 
 const DISK_FLAGS: Record<string, Record<string, string | true>> = { ro: { readonly: true }, readonly: { readonly: true } };
 
-/** `-d PATH[,ro]` → `virtio-blk,path=PATH[,readonly]`. */
+/** `-d PATH[,ro][,bootindex=N]` → `virtio-blk,path=PATH[,readonly][,bootindex=N]`. */
 export function expandDisk(text: string): Spec {
   const { name: path, options } = parseSpec(text, "--disk");
   const out: Record<string, string | true> = { path };
   for (const [flag, value] of Object.entries(options)) {
+    if (flag === "bootindex") {
+      out.bootindex = value; // the cli's own option for any device (see planDevices)
+      continue;
+    }
     const mapped = DISK_FLAGS[flag];
     if (!mapped || value !== true) {
-      throw new UsageError(`--disk '${text}': unknown disk flag '${flag}${value === true ? "" : "=" + value}' (known: ro)`);
+      throw new UsageError(`--disk '${text}': unknown disk flag '${flag}${value === true ? "" : "=" + value}' (known: ro), and bootindex=N`);
     }
     Object.assign(out, mapped);
   }
