@@ -141,7 +141,7 @@ describe.skipIf(!kvmOk || !haveBios)("SeaBIOS (Debian's bios.bin) under vmm run 
       expect(r.stdout, mem).toBe("sector M\r\n");
       expect(r.status, mem).toBe(42);
       expect(debug).toContain("PCIe: using q35 mmconfig at 0xb0000000");
-      expect(debug).toContain("qemu/e820: addr 0x0000000000100000 len 0x000000007ff00000 [RAM]");
+      expect(debug).toContain("qemu/e820: addr 0x0000000000000000 len 0x0000000080000000 [RAM]");
       expect(debug).toContain(`qemu/e820: addr 0x0000000100000000 len 0x${highHex} [RAM]`);
       for (const m of debug.matchAll(/^PCI: map device bdf=\S+ +bar \d, addr ([0-9a-f]+), size ([0-9a-f]+) \[mem\]/gm)) {
         expect(parseInt(m[1]!, 16), `a BAR at ${m[1]} is in the 32-bit window above ECAM`).toBeGreaterThanOrEqual(0xc000_0000);
