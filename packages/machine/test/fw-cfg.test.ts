@@ -53,7 +53,24 @@ describe("fw_cfg", () => {
     m.writeU32(desc, be32(FwCfgDma.write));
     cfg.dma(desc);
     expect(be32(m.readU32(desc))).toBe(FwCfgDma.error);
-    expect(cfg.dmaHandler.read(0, 4)).toBe(0x5145_4d55); // "QEMU CFG", big-endian
+    // The signature reads "QEMU CFG" in port order (QEMU's big-endian register, seen by a little-endian guest).
+    const bytes = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => cfg.dmaHandler.read(i, 1));
+    expect(String.fromCharCode(...bytes)).toBe("QEMU CFG");
+    expect(cfg.dmaHandler.read(0, 4)).toBe(0x554d_4551);
+  });
+
+  it("the selector takes word writes only and reads 0; the DMA register ignores narrow writes", () => {
+    const m = memory();
+    const cfg = new FwCfg(m);
+    const data = () => cfg.dataHandler.read(0, 1);
+    cfg.selectorHandler.write(0, 2, FwCfgKey.signature);
+    expect(data()).toBe(0x51); // "Q"
+    cfg.selectorHandler.write(0, 1, FwCfgKey.id);
+    expect(data()).toBe(0x45); // still the signature: the byte write was ignored
+    expect(cfg.selectorHandler.read(0, 2)).toBe(0);
+    cfg.dmaHandler.write(4, 2, 0x1234);
+    cfg.dmaHandler.write(4, 1, 0x12);
+    expect(cfg.stats.dmaTransfers).toBe(0);
   });
 });
 

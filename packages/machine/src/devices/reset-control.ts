@@ -1,4 +1,4 @@
-import type { IoHandler } from "@vmm/core";
+import { RegisterTable, type IoHandler } from "@vmm/core";
 
 /** The PCH reset control register: one byte at port 0xCF9, inside the dword of CONFIG_ADDRESS (0xCF8). */
 export const RESET_CONTROL_PORT = 0xcf9;
@@ -15,6 +15,9 @@ export type ResetKind = "soft" | "hard" | "full";
  * FULL_RST asks for a hard or full one; those two bits read back, RST_CPU reads 0.
  */
 export class ResetControl {
+  private static readonly REGISTERS = new RegisterTable<ResetControl>([
+    { name: "RST_CNT", offset: 0, width: 1, read: (r) => r.value, write: (r, v) => r.write(v) },
+  ]);
   private value = 0;
 
   constructor(private readonly onReset: (kind: ResetKind) => void) {}
@@ -38,9 +41,10 @@ export class ResetControl {
    */
   overlay(inner: IoHandler): IoHandler {
     const mine = (offset: number, size: number) => offset === RESET_CONTROL_PORT - 0xcf8 && size === 1;
+    const port = RESET_CONTROL_PORT - 0xcf8;
     return {
-      read: (offset, size) => (mine(offset, size) ? this.read() : inner.read(offset, size)),
-      write: (offset, size, value) => (mine(offset, size) ? this.write(value) : inner.write(offset, size, value)),
+      read: (offset, size) => (mine(offset, size) ? ResetControl.REGISTERS.read(this, offset - port, 1) : inner.read(offset, size)),
+      write: (offset, size, value) => (mine(offset, size) ? ResetControl.REGISTERS.write(this, offset - port, 1, value) : inner.write(offset, size, value)),
     };
   }
 }

@@ -1,4 +1,4 @@
-import type { GuestMemory, IoHandler } from "@vmm/core";
+import { RegisterTable, type GuestMemory, type IoHandler } from "@vmm/core";
 
 /** I/O ports of QEMU's fw_cfg interface on x86 (docs/specs/fw_cfg.rst). */
 export const FW_CFG_PORTS = { selector: 0x510, data: 0x511, dma: 0x514 } as const;
@@ -22,8 +22,11 @@ const ID_DMA = 2;
 const SELECTOR_WRITE = 0x4000;
 /** DMA control bits. */
 export const FwCfgDma = { error: 0x01, read: 0x02, skip: 0x04, select: 0x08, write: 0x10 } as const;
-/** What the DMA address register reads as: "QEMU CFG", big-endian. */
-const DMA_SIGNATURE = 0x5145_4d55_2043_4647n;
+/**
+ * What the DMA address register reads as: "QEMU CFG" in port order (QEMU's big-endian 0x51454D5520434647), so a
+ * little-endian dword read of the high half at +0 gives 0x554D4551.
+ */
+const DMA_SIGNATURE = { high: 0x554d_4551, low: 0x4746_4320 } as const;
 const FILE_NAME_MAX = 56;
 const DIR_ENTRY = 64;
 
@@ -50,6 +53,21 @@ const le64 = (v: number) => {
  * writes are refused with the error bit, as items here are read-only).
  */
 export class FwCfg {
+  /**
+   * The selector (2 bytes at 0x510; reads 0, other widths ignored, as QEMU's port accepts only word writes) and
+   * the DMA address register (8 bytes at 0x514, big-endian: dword writes, high half at +0 then the low half at
+   * +4, which starts the transfer; narrower writes ignored; reads give the signature).
+   */
+  private static readonly SELECTOR = new RegisterTable<FwCfg>([{ name: "SELECTOR", offset: 0, width: 2, access: "wo", write: (f, v) => f.select(v) }], {
+    narrowWrite: "refuse",
+  });
+  private static readonly DMA_ADDRESS = new RegisterTable<FwCfg>(
+    [
+      { name: "DMA_ADDRESS_HIGH", offset: 0, width: 4, read: () => DMA_SIGNATURE.high, write: (f, v) => void (f.dmaHigh = byteSwap32(v)) },
+      { name: "DMA_ADDRESS_LOW", offset: 4, width: 4, read: () => DMA_SIGNATURE.low, write: (f, v) => f.startDma(byteSwap32(v)) },
+    ],
+    { narrowWrite: "refuse", spanning: "refuse" },
+  );
   private readonly items = new Map<number, Item>();
   private nextFile: number = FwCfgKey.firstFile;
   private selected = 0;
@@ -127,12 +145,7 @@ export class FwCfg {
   }
 
   /** Handler for the selector port (2 bytes at 0x510). */
-  readonly selectorHandler: IoHandler = {
-    read: () => 0,
-    write: (offset, size, value) => {
-      if (offset === 0 && size === 2) this.select(value);
-    },
-  };
+  readonly selectorHandler: IoHandler = FwCfg.SELECTOR.handler(this);
 
   /** Handler for the data port (0x511): reads advance through the selected item. */
   readonly dataHandler: IoHandler = {
@@ -144,25 +157,13 @@ export class FwCfg {
     write: () => {},
   };
 
-  /**
-   * Handler for the DMA address register (8 bytes at 0x514, big-endian): 32-bit writes, high half at +0 then low
-   * half at +4, which starts the transfer. Reads return the "QEMU CFG" signature.
-   */
-  readonly dmaHandler: IoHandler = {
-    read: (offset, size) => {
-      const shift = BigInt(8 * (8 - offset - size));
-      return Number((DMA_SIGNATURE >> shift) & ((1n << BigInt(8 * size)) - 1n));
-    },
-    write: (offset, size, value) => {
-      if (size !== 4) return;
-      const v = byteSwap32(value);
-      if (offset === 0) this.dmaHigh = v;
-      else if (offset === 4) {
-        this.dma(this.dmaHigh * 2 ** 32 + v);
-        this.dmaHigh = 0;
-      }
-    },
-  };
+  /** Handler for the DMA address register (8 bytes at 0x514). */
+  readonly dmaHandler: IoHandler = FwCfg.DMA_ADDRESS.handler(this);
+
+  private startDma(low: number): void {
+    this.dma(this.dmaHigh * 2 ** 32 + low);
+    this.dmaHigh = 0;
+  }
 
   private readByte(): number {
     const data = this.contents(this.selected);
