@@ -179,7 +179,9 @@ describe.skipIf(!kvmOk || !haveBios)("SeaBIOS (Debian's bios.bin) under vmm run 
     const ordered = await run(["run", "-f", BIOS, "-d", one, "-d", `${two},bootindex=1`, "-m", "128", "--debugcon", log]);
     expect(ordered.stdout).toBe("sector 2\r\n");
     expect(ordered.status).toBe(42);
-    expect(readFileSync(log, "utf8")).toContain("Searching bootorder for: /pci@i0cf8/*@2");
+    const debug = readFileSync(log, "utf8");
+    expect(debug).toContain("boot order:\n1: /pci@i0cf8/scsi@2/disk@0,0\n");
+    expect(debug).toContain("Searching bootorder for: /pci@i0cf8/*@2");
   }, 90_000);
 
   it("refuses bootindex= without --firmware, and one that is not a number", async () => {

@@ -432,7 +432,7 @@ export function bootPath(functions: ReadonlyArray<{ address: { device: number; f
   const f = functions.find((x) => x.device === device);
   if (!f) return [];
   const at = `${f.address.device.toString(16)}${f.address.function ? `,${f.address.function.toString(16)}` : ""}`;
-  const cls = device.configRead(0x0a, 2);
-  const name = cls === 0x0100 ? "scsi" : cls === 0x0200 ? "ethernet" : "pci";
-  return [`/pci@i0cf8/${name}@${at}${cls === 0x0100 ? "/disk@0,0" : ""}`];
+  const baseClass = device.configRead(0x0b, 1); // mass storage (virtio-blk: 0x01), network (0x02)
+  const name = baseClass === 0x01 ? "scsi" : baseClass === 0x02 ? "ethernet" : "pci";
+  return [`/pci@i0cf8/${name}@${at}${baseClass === 0x01 ? "/disk@0,0" : ""}`];
 }

@@ -202,3 +202,14 @@ describe("memory layout under firmware", () => {
     expect(firmwarePciMem32(0x8000_0000, { enabled: false, base: 0, busCount: 256 })).toEqual({ base: 0x8000_0000, size: 0xfec0_0000 - 0x8000_0000 });
   });
 });
+
+describe("bootorder", () => {
+  const setup = (paths: string[]) =>
+    installFwCfg({ memory: memory(), pio: createPortIoSpace(), cpus: 1, ramBytes: 64 * 2 ** 20, e820: buildMemoryMap(64, { firmware: true }).e820, platform: () => platform(0xb000_0000), ecamEnabled: () => true, bootOrder: () => paths }).fwCfg;
+
+  it("joins the paths with newlines and ends with a NUL, as QEMU writes it; no paths give an empty file", () => {
+    const text = new TextDecoder().decode(setup(["/pci@i0cf8/scsi@2/disk@0,0", "/pci@i0cf8/scsi@1/disk@0,0"]).file("bootorder"));
+    expect(text).toBe("/pci@i0cf8/scsi@2/disk@0,0\n/pci@i0cf8/scsi@1/disk@0,0\0");
+    expect(setup([]).file("bootorder")!.length).toBe(0);
+  });
+});

@@ -69,7 +69,11 @@ export function installFwCfg(o: FwCfgSetup): { fwCfg: FwCfg; registrations: Regi
   fwCfg.addFile(AcpiFiles.loader, () => acpi().loader);
   if (o.bootOrder) {
     const order = o.bootOrder;
-    fwCfg.addFile("bootorder", () => new TextEncoder().encode(order().map((p) => p + "\n").join("") + "\0"));
+    // As QEMU writes it: paths joined by newlines, NUL-terminated; empty (SeaBIOS then ignores it) without any.
+    fwCfg.addFile("bootorder", () => {
+      const paths = order();
+      return paths.length ? new TextEncoder().encode(paths.join("\n") + "\0") : new Uint8Array(0);
+    });
   }
   const registrations = [
     o.pio.register(FW_CFG_PORTS.selector, 1, "fw_cfg selector", fwCfg.selectorHandler),
