@@ -38,6 +38,13 @@ export interface PciAttachContext {
    * is created here and closes it when the function is detached.
    */
   readonly msiVectors: MsiVectorFactory;
+  /**
+   * The PCI Express role the bus placed the function in: "endpoint" below a root port, "rc-integrated" (a
+   * root-complex integrated endpoint) on the root bus. Absent: conventional PCI, and the function stays what it
+   * was built as. A function that can be either (a PciFunction) takes the matching PCI Express capability and a
+   * 4 KiB config space when this is set; `express` must read true afterwards.
+   */
+  readonly express?: "endpoint" | "rc-integrated";
 }
 
 /**

@@ -16,7 +16,7 @@ import {
 import { toWidth } from "./access/target.js";
 import { barRegisters, romRegister, validateBars } from "./bars/bar-layout.js";
 import { CapabilityChain } from "./capabilities/chain.js";
-import { expressCapability, type ExpressDeviceType } from "./capabilities/express.js";
+import { EXPRESS_TYPE_CODE, expressCapability, type ExpressDeviceType, type ExpressPortOptions } from "./capabilities/express.js";
 import { MsiCapability } from "./capabilities/msi.js";
 import { MsixCapability } from "./capabilities/msix.js";
 import { ConfigSpace } from "./config/config-space.js";
@@ -38,8 +38,12 @@ export interface PciFunctionOptions {
   barHandlers?: Readonly<Record<number, IoHandler>>;
   /** 0 = no INTx, 1-4 = INTA#-INTD#. */
   interruptPin?: 0 | 1 | 2 | 3 | 4;
-  /** Makes it a PCI Express function: 4 KiB config space and a version 1 PCI Express capability. */
-  express?: { type: ExpressDeviceType };
+  /**
+   * Makes it a PCI Express function: 4 KiB config space and a version 1 PCI Express capability. Without it the
+   * function is conventional PCI until the bus places it as a PCI Express endpoint (below a root port, or as a
+   * root-complex integrated endpoint), which adds the capability at attach.
+   */
+  express?: { type: ExpressDeviceType } & ExpressPortOptions;
   /** Expansion ROM contents; the ROM BAR size is the next power of two of at least 2 KiB. */
   rom?: Uint8Array;
 }
@@ -66,8 +70,17 @@ export class PciFunction implements PciDevice {
   readonly name: string;
   readonly bars: readonly PciBarDescriptor[];
   readonly rom?: { readonly size: number; readonly bytes: Uint8Array };
-  readonly express: boolean;
-  readonly expressType: ExpressDeviceType | undefined;
+  /** True for a PCI Express function (built as one, or placed as one at attach): 4 KiB config space. */
+  get express(): boolean {
+    return this.expressKind !== undefined;
+  }
+  /** The PCI Express device/port type, once the function is PCI Express. */
+  get expressType(): ExpressDeviceType | undefined {
+    return this.expressKind;
+  }
+  private expressKind: ExpressDeviceType | undefined;
+  /** The PCI Express capability, when there is one. */
+  private expressCap: PciCapability | undefined;
   /** INTx output: `this.intx.set(true)` asserts (status bit 3 follows; the line obeys command.INTx-disable). */
   readonly intx: FunctionIntx;
   /** The config space register file; subclasses may define extra registers with `config.file.set/mask`. */
@@ -101,11 +114,12 @@ export class PciFunction implements PciDevice {
       this.rom = { size, bytes: o.rom };
     }
     validateBars(o.name, this.bars, this.rom);
-    this.express = o.express !== undefined;
-    this.expressType = o.express?.type;
+    this.expressKind = o.express?.type;
     this.handlers = o.barHandlers ?? {};
-    this.config = new ConfigSpace(this.express ? 4096 : 256);
-    this.capabilities = new CapabilityChain(o.name, this.config);
+    // Always 4 KiB of storage: a conventional function may become PCI Express when the bus places it so. The bus
+    // serves only the first 256 bytes of a conventional function.
+    this.config = new ConfigSpace(4096);
+    this.capabilities = new CapabilityChain(o.name, this.config, () => this.express);
     this.intx = new FunctionIntx((level) => {
       const status = this.config.file.read(Reg.STATUS, 2);
       this.config.file.set(Reg.STATUS, 2, level ? status | Status.INTERRUPT : status & ~Status.INTERRUPT);
@@ -126,7 +140,26 @@ export class PciFunction implements PciDevice {
       for (const r of barRegisters(bar)) this.defineRegister({ name: `BAR${bar.index}`, size: 4, ...r });
     }
     if (this.rom) this.defineRegister({ name: "ROM BAR", size: 4, ...romRegister(this.rom.size) });
-    if (o.express) this.addCapability(expressCapability(o.express.type));
+    if (o.express) this.addCapability((this.expressCap = expressCapability(o.express.type, o.express)));
+  }
+
+  /**
+   * Makes the function a PCI Express function of `type` (what the bus does at attach when it places the function
+   * below a root port or as an RC integrated endpoint): adds the PCI Express capability, or rewrites the
+   * device/port type of the one it has, and opens the 4 KiB config space (an empty extended list at 0x100).
+   */
+  placeExpress(type: ExpressDeviceType): void {
+    if (!this.expressCap) {
+      this.addCapability((this.expressCap = expressCapability(type)));
+    } else {
+      // Capabilities register (body offset 0), bits 7:4: the device/port type.
+      const body = this.expressCap.body;
+      body[0] = (body[0]! & 0x0f) | (EXPRESS_TYPE_CODE[type] << 4);
+    }
+    this.expressKind = type;
+    // PCI Express hardwires the latency timer to 0.
+    this.config.file.set(Reg.LATENCY_TIMER, 1, 0);
+    this.config.file.mask(Reg.LATENCY_TIMER, 1, 0, 0);
   }
 
   /** Adds a standard capability (chained from 0x40) and returns its offset. MSI and MSI-X are wired up. */
@@ -251,6 +284,7 @@ export class PciFunction implements PciDevice {
    * allocate their vectors from `context.msiVectors` here, once.
    */
   attach(context: PciAttachContext): void {
+    if (context.express) this.placeExpress(context.express);
     this.address = context.address;
     this.msiVectors = context.msiVectors;
     for (const cap of this.connectable) this.connectVectors(cap, context.msiVectors);

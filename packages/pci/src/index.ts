@@ -11,6 +11,8 @@ export {
   type ConfigTraceEvent,
   type ConfigStats,
   type IntxRoute,
+  type PciPlacement,
+  type PciTopologyNode,
 } from "./bus.js";
 export type { ConfigMechanism } from "./access/target.js";
 export type { AddressWindow, PciWindows } from "./allocator.js";
@@ -27,10 +29,35 @@ export { CapabilityChain } from "./capabilities/chain.js";
 export { Reg, Command, Status, ROM_ENABLE, type HeaderRegister } from "./config/header.js";
 export { withExpansionRom, romBarSize } from "./expansion-rom.js";
 
+// Bridges: type 1 headers, PCI Express root ports, what the bus reads back from them.
+export {
+  PciBridge,
+  PcieRootPort,
+  BridgeReg,
+  BridgeControl,
+  PCI_BRIDGE_CLASS,
+  ROOT_PORT_VENDOR_ID,
+  ROOT_PORT_DEVICE_ID,
+  DEFAULT_BRIDGE_RESERVE,
+  readBridgeState,
+  bridgeForwards,
+  isBridge,
+  type PciBridgeOptions,
+  type PcieRootPortOptions,
+  type BridgeReserve,
+  type BridgeState,
+  type ForwardRange,
+} from "./bridge.js";
+
 // Capabilities.
 export { MsiCapability, MSI_CAPABILITY_ID, type MsiOptions } from "./capabilities/msi.js";
 export { MsixCapability, MSIX_CAPABILITY_ID, MSIX_ENTRY_SIZE, type MsixOptions, type MsixChange } from "./capabilities/msix.js";
-export { expressCapability, EXPRESS_CAPABILITY_ID, type ExpressDeviceType } from "./capabilities/express.js";
+export {
+  expressCapability,
+  EXPRESS_CAPABILITY_ID,
+  type ExpressDeviceType,
+  type ExpressPortOptions,
+} from "./capabilities/express.js";
 
 // Host bridges.
 export { HostBridge, HOST_BRIDGE_VENDOR_ID, HOST_BRIDGE_DEVICE_ID, HOST_BRIDGE_CLASS } from "./host-bridge.js";

@@ -142,9 +142,10 @@ describe("extended capabilities", () => {
 
 describe("PCI Express capability (version 1)", () => {
   it("has the PCIe 1.1 size for each device type", () => {
-    expect(EXPRESS_V1_SIZE).toEqual({ endpoint: 0x14, "legacy-endpoint": 0x14, "rc-integrated": 0x0c });
+    expect(EXPRESS_V1_SIZE).toEqual({ endpoint: 0x14, "legacy-endpoint": 0x14, "rc-integrated": 0x0c, "root-port": 0x24 });
     for (const [type, flags, size] of [
       ["endpoint", 0x0001, 0x14],
+      ["root-port", 0x0141, 0x24],
       ["legacy-endpoint", 0x0011, 0x14],
       ["rc-integrated", 0x0091, 0x0c],
     ] as const) {

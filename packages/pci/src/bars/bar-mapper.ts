@@ -73,6 +73,11 @@ export class BarMapper {
   constructor(
     private readonly spaces: { readonly io: AddressSpace; readonly mem: AddressSpace },
     private readonly logger: Logger | undefined,
+    /**
+     * Whether the path from the host bridge forwards a window to the function (every upstream bridge's command
+     * bits and windows); a window that is not forwarded is not decoded. Default: always.
+     */
+    private readonly forwarded: (fn: MappedFunction, space: "io" | "mem", address: number, size: number) => boolean = () => true,
   ) {}
 
   /** Starts tracking a function's BARs (call before programming them). */
@@ -136,6 +141,17 @@ export class BarMapper {
     if (this.recompute(fn).length > 0) this.reconcile();
   }
 
+  /**
+   * Recomputes the windows of functions whose upstream forwarding changed (a bridge's window, command bits or
+   * bridge control moved): windows leave or rejoin the address spaces; no rollback (the BARs did not change).
+   */
+  recheck(fns: readonly MappedFunction[]): void {
+    const set = new Set(fns);
+    let changed = false;
+    for (const fn of set) if (this.recompute(fn).length > 0) changed = true;
+    if (changed) this.reconcile();
+  }
+
   /** The windows of a function that are decoded now. */
   activeWindows(fn: MappedFunction): PciBarWindow[] {
     return this.slotsOf(fn)
@@ -175,7 +191,8 @@ export class BarMapper {
         s.touched = 0;
       }
       s.enabled = st.enabled;
-      const desired = st.enabled && isDecodable(s.kind, s.committed, s.size) ? s.committed : undefined;
+      const desired =
+        st.enabled && isDecodable(s.kind, s.committed, s.size) && this.forwarded(fn, s.space, s.committed, s.size) ? s.committed : undefined;
       if (desired !== s.desired) {
         s.desired = desired;
         s.previousSeq = s.seq;

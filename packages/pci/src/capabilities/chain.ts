@@ -21,6 +21,8 @@ export class CapabilityChain {
   constructor(
     private readonly owner: string,
     private readonly space: ConfigSpace,
+    /** Whether the function is PCI Express now (default: its config space is 4 KiB). */
+    private readonly isExpress: () => boolean = () => space.size >= 0x1000,
   ) {}
 
   /** Adds a standard capability and returns its offset. */
@@ -46,7 +48,7 @@ export class CapabilityChain {
 
   /** Adds an extended capability (PCI Express functions only) and returns its offset. */
   addExtended(cap: PciExtendedCapability): number {
-    if (this.space.size < 0x1000) {
+    if (this.space.size < 0x1000 || !this.isExpress()) {
       throw new ConfigurationError(`${this.owner}: extended capabilities need a PCI Express function`);
     }
     if (!Number.isInteger(cap.id) || cap.id < 0 || cap.id > 0xffff || cap.version < 0 || cap.version > 0xf) {

@@ -3,13 +3,14 @@ import { writeLe } from "../config/masked-bytes.js";
 
 export const EXPRESS_CAPABILITY_ID = 0x10;
 
-export type ExpressDeviceType = "endpoint" | "legacy-endpoint" | "rc-integrated";
+export type ExpressDeviceType = "endpoint" | "legacy-endpoint" | "rc-integrated" | "root-port";
 
 /** Device/port type field values (PCIe capabilities register bits 7:4). */
 export const EXPRESS_TYPE_CODE: Record<ExpressDeviceType, number> = {
   endpoint: 0x0,
   "legacy-endpoint": 0x1,
   "rc-integrated": 0x9,
+  "root-port": 0x4,
 };
 
 /**
@@ -21,6 +22,7 @@ export const EXPRESS_V1_SIZE: Record<ExpressDeviceType, number> = {
   endpoint: 0x14,
   "legacy-endpoint": 0x14,
   "rc-integrated": 0x0c,
+  "root-port": 0x24,
 };
 
 // Register offsets inside the capability (header included); body offset = offset - 2.
@@ -45,15 +47,47 @@ const LNKCAP_VALUE = 0x1 | (0x1 << 4);
 /** Link Control: ASPM control, read completion boundary, common clock, extended synch. */
 const LNKCTL_WRITABLE = 0x3 | (1 << 3) | (1 << 6) | (1 << 7);
 const LNKSTA_VALUE = 0x1 | (0x1 << 4);
+const SLTCAP = 0x14;
+const SLTCTL = 0x18;
+const SLTSTA = 0x1a;
+const RTCTL = 0x1c;
+const RTSTA = 0x20;
+/** Capabilities register bit 8: the port is connected to a slot. */
+const FLAGS_SLOT = 1 << 8;
+/** Link Capabilities bit 20: the port reports Data Link Layer Link Active. */
+const LNKCAP_DLLLA_REPORTING = 1 << 20;
+/** Link Status: slot clock configuration (bit 12), Data Link Layer Link Active (bit 13): a trained link. */
+const LNKSTA_PORT = LNKSTA_VALUE | (1 << 12) | (1 << 13);
+/** Slot Status bit 6: Presence Detect State (a card is in the slot). */
+const SLTSTA_PRESENT = 1 << 6;
+/** Slot Control: attention/power indicator, power controller, interrupt enables (no hot-plug behind them). */
+const SLTCTL_WRITABLE = 0x1fff;
+/** Slot Status change bits (attention button, power fault, MRL, presence detect, command completed, DLL state). */
+const SLTSTA_W1C = 0x011f;
+/** Root Control: system error on correctable/non-fatal/fatal errors, PME interrupt enable. */
+const RTCTL_WRITABLE = 0x000f;
+/** Root Status: PME status (bit 16) is write-1-to-clear. */
+const RTSTA_W1C = 1 << 16;
 
-/** Builds the PCI Express capability (version 1) for an endpoint, legacy endpoint or RCiEP. */
-export function expressCapability(type: ExpressDeviceType): PciCapability {
+/** Where a root port sits: its port number (Link Capabilities) and physical slot number (Slot Capabilities). */
+export interface ExpressPortOptions {
+  readonly port?: number;
+  readonly slot?: number;
+}
+
+/**
+ * Builds the PCI Express capability (version 1) for an endpoint, legacy endpoint, RCiEP or root port. A root port
+ * adds slot and root registers (through Root Status, 0x24 bytes): a trained link (Data Link Layer Link Active),
+ * a populated slot (Presence Detect State), no hot-plug.
+ */
+export function expressCapability(type: ExpressDeviceType, port: ExpressPortOptions = {}): PciCapability {
   const size = EXPRESS_V1_SIZE[type];
   const body = new Uint8Array(size - 2);
   const writable = new Uint8Array(size - 2);
   const writeOneToClear = new Uint8Array(size - 2);
   const b = (offset: number) => offset - 2;
-  writeLe(body, b(FLAGS), 2, 0x1 | (EXPRESS_TYPE_CODE[type] << 4));
+  const rootPort = type === "root-port";
+  writeLe(body, b(FLAGS), 2, 0x1 | (EXPRESS_TYPE_CODE[type] << 4) | (rootPort ? FLAGS_SLOT : 0));
   writeLe(body, b(DEVCAP), 4, DEVCAP_VALUE);
   writeLe(body, b(DEVCTL), 2, DEVCTL_RESET);
   writeLe(writable, b(DEVCTL), 2, DEVCTL_WRITABLE);
@@ -62,6 +96,17 @@ export function expressCapability(type: ExpressDeviceType): PciCapability {
     writeLe(body, b(LNKCAP), 4, LNKCAP_VALUE);
     writeLe(writable, b(LNKCTL), 2, LNKCTL_WRITABLE);
     writeLe(body, b(LNKSTA), 2, LNKSTA_VALUE);
+  }
+  if (rootPort) {
+    // A trained x1 link to a populated slot: port and slot numbers name the port; no hot-plug.
+    writeLe(body, b(LNKCAP), 4, (LNKCAP_VALUE | LNKCAP_DLLLA_REPORTING | ((port.port ?? 0) & 0xff) << 24) >>> 0);
+    writeLe(body, b(LNKSTA), 2, LNKSTA_PORT);
+    writeLe(body, b(SLTCAP), 4, (((port.slot ?? 0) & 0x1fff) << 19) >>> 0);
+    writeLe(writable, b(SLTCTL), 2, SLTCTL_WRITABLE);
+    writeLe(body, b(SLTSTA), 2, SLTSTA_PRESENT);
+    writeLe(writeOneToClear, b(SLTSTA), 2, SLTSTA_W1C);
+    writeLe(writable, b(RTCTL), 2, RTCTL_WRITABLE);
+    writeLe(writeOneToClear, b(RTSTA), 4, RTSTA_W1C);
   }
   return { id: EXPRESS_CAPABILITY_ID, body, writable, writeOneToClear };
 }
