@@ -1,8 +1,6 @@
 // Loads the compiled addon (prebuilds, then build/Release) once, on first use, so that importing the package
 // never fails on a machine without a build.
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { addonLoader, type SyscallError } from "@vmm/addon-build/runtime";
 import { HostIoError } from "./errors.js";
 
 export interface NativePoll {
@@ -17,7 +15,7 @@ export interface NativeReadablePoll extends NativePoll {
 }
 
 export interface NativeAddon {
-  setErrorClass(ctor: typeof HostIoError): void;
+  setErrorClass(ctor: typeof SyscallError): void;
   eventfdCreate(): number;
   eventfdWrite(fd: number, value: number | bigint): void;
   eventfdRead(fd: number): bigint | null;
@@ -35,30 +33,12 @@ export interface NativeAddon {
   recvFds(fd: number, buffer: Uint8Array, maxFds: number): { bytes: number; fds: number[] } | null;
 }
 
-let cached: NativeAddon | undefined;
-let loadError: Error | undefined;
+const loader = addonLoader<NativeAddon>(import.meta.url, "@vmm/host-io", HostIoError);
 
 /** The package root (one level above src/ or dist/), where build/Release lives. */
-export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const packageRoot = loader.root;
 
-export function tryLoadNative(): NativeAddon | Error {
-  if (cached) return cached;
-  if (loadError) return loadError;
-  try {
-    const require = createRequire(import.meta.url);
-    const load = require("node-gyp-build") as (dir: string) => NativeAddon;
-    const addon = load(packageRoot);
-    addon.setErrorClass(HostIoError);
-    cached = addon;
-    return addon;
-  } catch (e) {
-    loadError = new Error(`the host-io addon is not built (run "pnpm --filter @vmm/host-io build"): ${(e as Error).message}`);
-    return loadError;
-  }
-}
+/** The addon, or the Error that says why it could not be loaded (remembered). */
+export const tryLoadNative = (): NativeAddon | Error => loader.tryLoad();
 
-export function native(): NativeAddon {
-  const n = tryLoadNative();
-  if (n instanceof Error) throw n;
-  return n;
-}
+export const native = (): NativeAddon => loader.load();

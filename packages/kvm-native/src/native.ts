@@ -1,8 +1,6 @@
 // Loads the compiled addon (prebuilds, then build/Release) once, on first use, so that importing the
 // package never fails on machines without a build or without KVM.
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { addonLoader, type SyscallError } from "@vmm/addon-build/runtime";
 import { KvmError } from "./errors.js";
 import type { CpuidEntry, Fpu, FpuInput, MsrEntry, Regs, RegsInput, VcpuRunResult, Sregs } from "./types.js";
 
@@ -27,7 +25,7 @@ export interface NativeVcpu {
 }
 
 export interface NativeAddon {
-  setErrorClass(ctor: typeof KvmError): void;
+  setErrorClass(ctor: typeof SyscallError): void;
   openDevice(path: string): number;
   closeFd(fd: number): void;
   getApiVersion(fd: number): number;
@@ -51,32 +49,12 @@ export interface NativeAddon {
   VcpuHandle: new (fd: number, mmapSize: number, id: number) => NativeVcpu;
 }
 
-let cached: NativeAddon | undefined;
-let loadError: Error | undefined;
+const loader = addonLoader<NativeAddon>(import.meta.url, "@vmm/kvm-native", KvmError);
 
 /** The package root (one level above src/ or dist/), where build/Release lives. */
-export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const packageRoot = loader.root;
 
-export function tryLoadNative(): NativeAddon | Error {
-  if (cached) return cached;
-  if (loadError) return loadError;
-  try {
-    const require = createRequire(import.meta.url);
-    const load = require("node-gyp-build") as (dir: string) => NativeAddon;
-    const addon = load(packageRoot);
-    addon.setErrorClass(KvmError);
-    cached = addon;
-    return addon;
-  } catch (e) {
-    loadError = new Error(
-      `the kvm-native addon is not built (run "pnpm --filter @vmm/kvm-native build"): ${(e as Error).message}`,
-    );
-    return loadError;
-  }
-}
+/** The addon, or the Error that says why it could not be loaded (remembered). */
+export const tryLoadNative = (): NativeAddon | Error => loader.tryLoad();
 
-export function native(): NativeAddon {
-  const n = tryLoadNative();
-  if (n instanceof Error) throw n;
-  return n;
-}
+export const native = (): NativeAddon => loader.load();
