@@ -4,7 +4,8 @@ import type { MachineConfig, MachineFactory, VirtualMachine } from "./arch/machi
 import { describe, OptionsError, type DeviceFaultError } from "./errors.js";
 import { guardDevice } from "./instrument.js";
 import { readFileSync } from "node:fs";
-import { withExpansionRom } from "@vmm/pci";
+import { PcieRootPort, withExpansionRom, type PciPlacement } from "@vmm/pci";
+import { checkPlacements, planRootPort, ROOT_PORT_TYPE, takePlacement, type PlannedPlacement, type PlannedRootPort } from "./options/placement.js";
 import { FileError, UsageError } from "./errors.js";
 import { settleWithin, StoppedError } from "./settle.js";
 import type { Spec } from "./options/spec.js";
@@ -22,6 +23,10 @@ export interface PlannedDevice {
   readonly rom?: string;
   /** Where firmware tries the function in its boot order, lowest first (`bootindex=N`, QEMU's name, any type). */
   readonly bootindex?: number;
+  /** Where the function goes on the PCI bus (`id=`, `bus=`, `addr=`, `placement=`, taken by the cli for any type). */
+  readonly placement: PlannedPlacement;
+  /** Set for the cli's own `pcie-root-port`: its port, slot and window reservations. */
+  readonly rootPort?: PlannedRootPort;
 }
 
 /**
@@ -31,18 +36,26 @@ export interface PlannedDevice {
 export async function planDevices(plugins: readonly LoadedPlugin[], specs: readonly Spec[], abort?: AbortSignal): Promise<PlannedDevice[]> {
   const catalog = await registerAll(rootContainer.createChildContainer(), plugins, abort);
   const counts = new Map<string, number>();
-  return specs.map((spec) => {
-    const entry = lookupType(catalog, spec.name);
+  const planned = specs.map((spec): PlannedDevice => {
     const n = counts.get(spec.name) ?? 0;
     counts.set(spec.name, n + 1);
     const name = `${spec.name}${n}`;
     const { rom, bootindex, ...options } = spec.options;
+    if (spec.name === ROOT_PORT_TYPE) {
+      const placement = takePlacement(spec, options);
+      if (rom !== undefined || bootindex !== undefined) throw new UsageError(`--device ${ROOT_PORT_TYPE}: a root port has no ROM and does not boot`);
+      return { type: spec.name, plugin: "vmm", name, options: {}, placement, rootPort: planRootPort(options) };
+    }
+    const entry = lookupType(catalog, spec.name);
+    const placement = takePlacement(spec, options, Object.keys(entry.type.options));
     if (rom === true || rom === "") throw new UsageError(`--device ${spec.name}: rom needs a file (rom=PATH)`);
     if (bootindex !== undefined && (bootindex === true || !/^\d{1,4}$/.test(bootindex))) {
       throw new UsageError(`--device ${spec.name}: bootindex needs a whole number (bootindex=N, lowest boots first)`);
     }
-    return { type: spec.name, plugin: entry.plugin, name, options: deviceOptions(entry, name, options), rom, bootindex: bootindex === undefined ? undefined : Number(bootindex) };
+    return { type: spec.name, plugin: entry.plugin, name, options: deviceOptions(entry, name, options), rom, bootindex: bootindex === undefined ? undefined : Number(bootindex), placement };
   });
+  checkPlacements(planned);
+  return planned;
 }
 
 function deviceOptions(entry: CatalogEntry, name: string, raw: Spec["options"]): OptionValues {
@@ -83,12 +96,35 @@ export async function assemble(options: AssembleOptions): Promise<Assembly> {
   try {
     if (options.abort?.aborted) throw new StoppedError(options.abort.reason);
     const catalog = await registerAll(machine.container, options.plugins, options.abort);
+    const rootPorts = new Map<string, PciDevice>();
+    let autoPorts = 0;
     for (const planned of options.devices) {
+      const addr = planned.placement.addr;
+      const at: PciPlacement = addr ? { device: addr.device, function: addr.function ?? 0 } : {};
+      if (planned.rootPort) {
+        const rp = new PcieRootPort({ name: planned.placement.id ?? planned.name, ...planned.rootPort });
+        machine.addPciDevice(rp, at);
+        rootPorts.set(planned.placement.id ?? planned.name, rp);
+        continue;
+      }
       const entry = catalog.get(planned.type);
       if (!entry) throw new PluginError(planned.plugin, `device type '${planned.type}' vanished between planning and assembly`);
       const created = await createDevice(entry, planned, machine, options.abort);
       const device = planned.rom ? withExpansionRom(created, readRom(planned.rom)) : created;
       devices.push(device);
+      let placement: PciPlacement = at;
+      if (planned.placement.mode === "integrated") placement = { ...at, express: "rc-integrated" };
+      if (planned.placement.mode === "root-port") {
+        let port = planned.placement.bus !== undefined ? rootPorts.get(planned.placement.bus) : undefined;
+        if (!port) {
+          // placement=root-port: a root port of its own on bus 0, named after the device, with windows sized to
+          // the device's BARs; the device is its device 0.
+          port = new PcieRootPort({ name: `${planned.name}-rp`, port: autoPorts, slot: autoPorts, reserve: reserveFor(device) });
+          autoPorts++;
+          machine.addPciDevice(port, at.device !== undefined ? { device: at.device } : {});
+        }
+        placement = { behind: port, express: "endpoint", ...(at.function !== undefined ? { function: at.function } : {}) };
+      }
       let attachFault: DeviceFaultError | undefined;
       const guarded = guardDevice(device, {
         onFault: (fault) => {
@@ -98,7 +134,7 @@ export async function assemble(options: AssembleOptions): Promise<Assembly> {
         trace: options.config.debug ? options.config.logger : undefined,
       });
       try {
-        machine.addPciDevice(guarded);
+        machine.addPciDevice(guarded, placement);
       } catch (error) {
         // The guard answers all-ones after a fault, so the bus then reports a symptom (a BAR that cannot be
         // mapped); the device's own error is the cause.
@@ -116,6 +152,24 @@ export async function assemble(options: AssembleOptions): Promise<Assembly> {
     await closeAll(devices, machine, () => {});
     throw error;
   }
+}
+
+/**
+ * Windows for a root port of a device's own: each the next power of two over what the device's BARs need (at
+ * least the bridge granule: 4 KiB I/O, 1 MiB memory), none where it has no BAR of that kind.
+ */
+export function reserveFor(device: PciDevice): { io: number; mem: number; pref: number } {
+  // The bus allocates in BAR order, each aligned to its size: the bytes that takes.
+  const sum = (pick: (b: { kind: string; size: number; prefetchable?: boolean }) => boolean) =>
+    [...device.bars, ...(device.rom ? [{ kind: "rom", size: device.rom.size }] : [])]
+      .filter(pick)
+      .reduce((next, b) => Math.ceil(next / b.size) * b.size + b.size, 0);
+  const fit = (bytes: number, granule: number) => (bytes === 0 ? 0 : Math.max(granule, 2 ** Math.ceil(Math.log2(bytes))));
+  return {
+    io: fit(sum((b) => b.kind === "io"), 0x1000),
+    mem: fit(sum((b) => b.kind === "mem32" || b.kind === "rom" || (b.kind === "mem64" && !b.prefetchable)), 1 << 20),
+    pref: fit(sum((b) => b.kind === "mem64" && b.prefetchable === true), 1 << 20),
+  };
 }
 
 async function createDevice(entry: CatalogEntry, planned: PlannedDevice, machine: VirtualMachine, abort?: AbortSignal): Promise<PciDevice> {

@@ -56,6 +56,11 @@ export class BarAllocator {
     this.mem64 = windows.mem64 && windows.mem64.size > 0 ? new WindowAllocator("64-bit MMIO", windows.mem64) : undefined;
   }
 
+  /** Whether there is a 64-bit window (else 64-bit BARs fall back to the 32-bit one). */
+  get hasMem64(): boolean {
+    return this.mem64 !== undefined;
+  }
+
   allocate(kind: BarKind, size: number, owner: string): number {
     if (kind === "io") return this.io.allocate(size, owner);
     if (kind === "mem64" && this.mem64) return this.mem64.allocate(size, owner);

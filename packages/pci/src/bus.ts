@@ -621,7 +621,9 @@ export class PciBus implements ConfigTarget {
       size > 0 ? { base: allocator.allocate(kind, size, `${device.name}: ${what} window`), size } : undefined;
     const io = take("io", r.io, "I/O");
     const mem = take("mem32", r.mem, "memory");
-    const pref = take("mem64", r.pref, "prefetchable memory");
+    // Without a 64-bit window above it, the bridge's prefetchable window stays closed (64-bit BARs behind it then
+    // share the memory window).
+    const pref = allocator.hasMem64 ? take("mem64", r.pref, "prefetchable memory") : undefined;
     const none = { base: 0, size: 0 };
     return {
       io,

@@ -1,4 +1,5 @@
 import type { Logger, PciDevice } from "@vmm/core";
+import type { PciPlacement } from "@vmm/pci";
 import type { DependencyContainer } from "tsyringe";
 import type { KernelImageKind } from "../options/kernel.js";
 import type { ConsoleKind } from "../options/sugar.js";
@@ -35,7 +36,8 @@ export interface VirtualMachineResult {
 export interface VirtualMachine {
   /** The VM's tsyringe child container: core services under Tokens; plugins register here. */
   readonly container: DependencyContainer;
-  addPciDevice(device: PciDevice): void;
+  /** Puts a function on the PCI bus: bus 0 by default, or as `placement` says (behind a root port, ...). */
+  addPciDevice(device: PciDevice, placement?: PciPlacement): void;
   /** The functions firmware boots from first, in order (from `bootindex=`); machines without firmware refuse. */
   setBootOrder?(devices: readonly PciDevice[]): void;
   run(): Promise<VirtualMachineResult>;

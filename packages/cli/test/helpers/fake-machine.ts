@@ -8,7 +8,7 @@ import {
   TrappingIoEvents,
   type PciDevice,
 } from "@vmm/core";
-import { PciBus } from "@vmm/pci";
+import { PciBus, type PciPlacement } from "@vmm/pci";
 import { container as rootContainer } from "tsyringe";
 import type { MachineConfig, VirtualMachineResult, VirtualMachine } from "../../src/arch/machine.js";
 
@@ -59,10 +59,15 @@ export class FakeMachine implements VirtualMachine {
       : undefined;
   }
 
-  addPciDevice(device: PciDevice): void {
+  /** The real bus, when there is one. */
+  get pciBus(): PciBus | undefined {
+    return this.bus;
+  }
+
+  addPciDevice(device: PciDevice, placement?: PciPlacement): void {
     this.devices.push(device);
     if (this.bus) {
-      this.bus.attach(device);
+      this.bus.attach(device, placement);
       return;
     }
     for (const bar of device.bars) {

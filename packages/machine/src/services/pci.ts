@@ -1,5 +1,5 @@
 import { SignalMsiVectors, type AddressSpace, type InterruptController, type Logger, type PciDevice } from "@vmm/core";
-import { PciBus } from "@vmm/pci";
+import { PciBus, type PciPlacement } from "@vmm/pci";
 import { CF8_ADDRESS_PORT, CF8_DATA_PORT, type EcamWindow } from "@vmm/pci";
 import type { IoHandler, Registration } from "@vmm/core";
 import { Layout } from "../x86_64/memory-map.js";
@@ -27,7 +27,8 @@ export interface PciHost {
   readonly bus: PciBus;
   /** Moves ECAM where PCIEXBAR says (or removes it when disabled). */
   moveEcam(window: EcamWindow): void;
-  attach(device: PciDevice): void;
+  /** Places a function on bus 0 (default) or as `placement` says (behind a bridge, as a PCI Express endpoint). */
+  attach(device: PciDevice, placement?: PciPlacement): void;
   /** Removes a function from the bus; the bus closes its MSI vector sets, which removes their routes from KVM. */
   detach(device: PciDevice): void;
   /** The irqfd-backed vector sets of a function's MSI / MSI-X capabilities (empty without them or without `msiRoutes`). */
@@ -66,7 +67,7 @@ export function createPciHost(o: PciHostOptions): PciHost {
       ecam?.unregister();
       ecam = w.enabled ? bus.installEcam(w.base, w.busCount) : undefined;
     },
-    attach: (device) => void bus.attach(device),
+    attach: (device, placement) => void bus.attach(device, placement),
     detach: (device) => bus.detach(device),
     msiVectorSets: (device) => bus.msiVectorSets(device).filter((s) => s instanceof KvmMsiVectorSet),
     intxRoutes: () => bus.intxRoutes().map((r) => ({ bus: r.address.bus, device: r.address.device, pin: r.pin, gsi: r.gsi })),

@@ -1,0 +1,119 @@
+import { UsageError } from "../errors.js";
+import type { Spec } from "./spec.js";
+
+/** How a device is placed on the PCI bus: QEMU's vocabulary (`id`, `bus`, `addr`) plus `placement`. */
+export interface PlannedPlacement {
+  /** Names the device so another can say `bus=ID` (a root port). */
+  readonly id?: string;
+  /** The root port (by id) the device sits behind, as a PCI Express endpoint. */
+  readonly bus?: string;
+  /** Device (and function) number on its bus. */
+  readonly addr?: { readonly device: number; readonly function?: number };
+  /**
+   * `pci`: a conventional function on bus 0 (the default); `integrated`: a PCI Express root-complex integrated
+   * endpoint on bus 0; `root-port`: a PCI Express endpoint behind a root port (`bus=ID`, or one of its own).
+   */
+  readonly mode: PlacementMode;
+}
+
+export type PlacementMode = "pci" | "integrated" | "root-port";
+export const PLACEMENT_MODES: readonly PlacementMode[] = ["pci", "integrated", "root-port"];
+/** The device type the cli itself provides: a PCI Express root port (QEMU's name). */
+export const ROOT_PORT_TYPE = "pcie-root-port";
+
+/** A root port's own options: QEMU's names. */
+export interface PlannedRootPort {
+  readonly port?: number;
+  readonly slot?: number;
+  readonly reserve: { io?: number; mem?: number; pref?: number };
+}
+
+/**
+ * Takes the cli-level placement options (`bus`, `addr`, `placement`; `id` for a root port) out of a device's raw
+ * options. A name the device type declares as its own option (`own`) stays the device's.
+ */
+export function takePlacement(spec: Spec, options: Record<string, string | true>, own: readonly string[] = []): PlannedPlacement {
+  const what = `--device ${spec.name}`;
+  const text = (key: string): string | undefined => {
+    if (own.includes(key) || (key === "id" && spec.name !== ROOT_PORT_TYPE)) return undefined;
+    const v = options[key];
+    delete options[key];
+    if (v === true || v === "") throw new UsageError(`${what}: ${key} needs a value (${key}=...)`);
+    return v;
+  };
+  const id = text("id");
+  const bus = text("bus");
+  const addrText = text("addr");
+  const modeText = text("placement");
+  if (modeText !== undefined && !PLACEMENT_MODES.includes(modeText as PlacementMode)) {
+    throw new UsageError(`${what}: placement must be one of ${PLACEMENT_MODES.join("|")}`);
+  }
+  let addr: PlannedPlacement["addr"];
+  if (addrText !== undefined) {
+    const m = /^(?:0x)?([0-9a-f]{1,2})(?:\.([0-7]))?$/i.exec(addrText);
+    const device = m ? parseInt(m[1]!, 16) : NaN;
+    if (!m || device > 31) throw new UsageError(`${what}: addr=${addrText} must be a device number (hex, 0-1f) with an optional .function (0-7)`);
+    addr = { device, ...(m[2] !== undefined ? { function: Number(m[2]) } : {}) };
+  }
+  if (bus !== undefined && modeText !== undefined && modeText !== "root-port") {
+    throw new UsageError(`${what}: bus=${bus} places it behind a root port; placement=${modeText} contradicts it`);
+  }
+  const mode: PlacementMode = bus !== undefined ? "root-port" : ((modeText as PlacementMode | undefined) ?? "pci");
+  return { ...(id !== undefined ? { id } : {}), ...(bus !== undefined ? { bus } : {}), ...(addr ? { addr } : {}), mode };
+}
+
+const ROOT_PORT_OPTIONS = ["port", "chassis", "slot", "io-reserve", "mem-reserve", "pref64-reserve"];
+
+/** `pcie-root-port,id=rp1[,addr=DD][,port=N][,slot=N][,io-reserve=SIZE][,mem-reserve=SIZE][,pref64-reserve=SIZE]`. */
+export function planRootPort(options: Record<string, string | true>): PlannedRootPort {
+  const what = `--device ${ROOT_PORT_TYPE}`;
+  for (const key of Object.keys(options)) {
+    if (!ROOT_PORT_OPTIONS.includes(key)) throw new UsageError(`${what}: unknown option '${key}' (options: id, addr, ${ROOT_PORT_OPTIONS.join(", ")})`);
+  }
+  const num = (key: string, max: number): number | undefined => {
+    const v = options[key];
+    if (v === undefined) return undefined;
+    const n = typeof v === "string" && /^(0x[0-9a-f]+|\d+)$/i.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < 0 || n > max) throw new UsageError(`${what}: ${key}=${String(v)} must be an integer 0..${max}`);
+    return n;
+  };
+  const size = (key: string): number | undefined => {
+    const v = options[key];
+    if (v === undefined) return undefined;
+    const m = typeof v === "string" ? /^(\d+)([KMG]?)$/i.exec(v) : null;
+    if (!m) throw new UsageError(`${what}: ${key}=${String(v)} must be a size (bytes, or with K, M or G)`);
+    return Number(m[1]) * { "": 1, K: 1024, M: 1 << 20, G: 1 << 30 }[m[2]!.toUpperCase() as "" | "K" | "M" | "G"];
+  };
+  const reserve = { io: size("io-reserve"), mem: size("mem-reserve"), pref: size("pref64-reserve") };
+  const port = num("port", 255);
+  const slot = num("slot", 0x1fff) ?? num("chassis", 0x1fff);
+  return {
+    ...(port !== undefined ? { port } : {}),
+    ...(slot !== undefined ? { slot } : {}),
+    reserve: Object.fromEntries(Object.entries(reserve).filter(([, v]) => v !== undefined)),
+  };
+}
+
+/** Cross-checks: `bus=ID` names an earlier root port, one device per root port, ids unique. */
+export function checkPlacements(planned: ReadonlyArray<{ readonly type: string; readonly placement: PlannedPlacement; readonly rootPort?: PlannedRootPort }>): void {
+  const ids = new Set<string>();
+  for (const p of planned) {
+    const id = p.placement.id;
+    if (id === undefined) continue;
+    if (ids.has(id)) throw new UsageError(`--device ${p.type}: id=${id} is used twice`);
+    ids.add(id);
+  }
+  planned.forEach((p, i) => {
+    const bus = p.placement.bus;
+    if (p.rootPort && (bus !== undefined || p.placement.mode !== "pci")) {
+      throw new UsageError(`--device ${ROOT_PORT_TYPE}: a root port sits on bus 0 (no bus= or placement=)`);
+    }
+    if (bus === undefined) return;
+    const at = planned.findIndex((q) => q.placement.id === bus);
+    if (at < 0 || !planned[at]!.rootPort) throw new UsageError(`--device ${p.type}: bus=${bus} names no ${ROOT_PORT_TYPE} (give one id=${bus})`);
+    if (at > i) throw new UsageError(`--device ${p.type}: bus=${bus} must come after the ${ROOT_PORT_TYPE} it names`);
+    if (planned.some((q, j) => j < i && q.placement.bus === bus)) {
+      throw new UsageError(`--device ${p.type}: ${ROOT_PORT_TYPE} ${bus} already has a device (a PCI Express link has one)`);
+    }
+  });
+}
