@@ -266,3 +266,54 @@ describe.skipIf(!guest.ok)("Linux draws its console on the vesa device's boot fr
     expect(count / (image.width * image.height)).toBeLessThan(0.3);
   });
 });
+
+describe.skipIf(!guest.ok)("Linux enumerates a PCI Express tree: devices behind root ports, INTx through the bridge swizzle", () => {
+  const { disk } = disks("pcie");
+  const dev = (bdf: string, file: string) => `cat:/sys/bus/pci/devices/${bdf}/${file}`;
+  const boot = bootBeforeAll("pcie", () => ({
+    vmmArgs: [
+      "-m", "256M",
+      "--device", "pcie-root-port,id=rp1",
+      "--device", `virtio-blk,path=${disk},bus=rp1`,
+      "--device", "virtio-rng,placement=root-port",
+    ],
+    // INTx: the DSDT's _PRT names bus-0 slots only, so Linux must swizzle through the root ports itself.
+    kernelArgs: ["pci=nomsi"],
+    checks: [
+      "pci", "rng", "blk-write:vda:2048", "interrupts",
+      dev("0000:01:00.0", "current_link_speed"), dev("0000:01:00.0", "current_link_width"),
+      dev("0000:00:01.0", "secondary_bus_number"), dev("0000:00:01.0", "subordinate_bus_number"),
+    ],
+  }));
+
+  it("finishes every check with no PCI or driver errors", () => {
+    expectClean(boot.r, boot.log);
+  });
+
+  it("finds the root ports as PCI Express bridges and the virtio functions behind them as PCIe endpoints", () => {
+    const fns = parsePci(boot.r.report);
+    expect(fns.map((f) => [f.bdf, f.vendor, f.device, f.classCode, f.driver])).toEqual([
+      ["0000:00:00.0", 0x8086, 0x29c0, 0x060000, "none"],
+      ["0000:00:01.0", 0x1b36, 0x000c, 0x060400, "none"],
+      ["0000:00:02.0", 0x1b36, 0x000c, 0x060400, "none"],
+      ["0000:01:00.0", VIRTIO_VENDOR, 0x1042, 0x018000, "virtio-pci"],
+      ["0000:02:00.0", VIRTIO_VENDOR, 0x1044, 0xff0000, "virtio-pci"],
+    ]);
+    expect(boot.r.serial).toMatch(/pci 0000:00:01\.0: PCI bridge to \[bus 01\]/);
+    // Linux read the endpoint's PCIe capability (link registers) through the extended config path.
+    expect(boot.r.report).toContain("/sys/bus/pci/devices/0000:01:00.0/current_link_speed 2.5 GT/s PCIe");
+    expect(boot.r.report).toContain("/sys/bus/pci/devices/0000:01:00.0/current_link_width 1");
+    expect(boot.r.report).toContain("/sys/bus/pci/devices/0000:00:01.0/secondary_bus_number 1");
+    expect(boot.r.report).toContain("/sys/bus/pci/devices/0000:00:01.0/subordinate_bus_number 1");
+  });
+
+  it("uses the disk behind the root port, and takes its INTx on the GSI the swizzle gives (00:01 INTA -> 17)", () => {
+    const image = readFileSync(disk);
+    expect(Buffer.compare(image.subarray(2048 * 512, 2048 * 512 + 8192), Buffer.from(sectorPattern(2048, 8192)))).toBe(0);
+    expect(interrupts(boot.r).some((l) => /PCI-MSI/.test(l))).toBe(false);
+    // virtio0 = 01:00.0 behind 00:01.0: its INTA is the port's INTA, slot 1 -> GSI 16 + (1 + 1 - 1) % 4 = 17.
+    expect(interrupts(boot.r).find((l) => /\svirtio0$/.test(l))).toMatch(/^\s*\d+:\s+[1-9]\d*\s+IO-APIC\s+17-fasteoi\s/);
+    // virtio1 = 02:00.0 behind 00:02.0 -> GSI 18.
+    expect(interrupts(boot.r).find((l) => /\svirtio1$/.test(l))).toMatch(/^\s*\d+:\s+\d+\s+IO-APIC\s+18-fasteoi\s/);
+  });
+});
