@@ -102,7 +102,7 @@ describe("runtime errors exit 1 with one line", () => {
     [["run", "-k", tmp], /kernel '.*': is a directory/],
     [["run", "-k", kernel, "--plugin", "@x/not-installed"], /plugin @x\/not-installed: not found from .* \(install it there, e\.g\. npm install @x\/not-installed, or give a path\)/],
     [["run", "-k", kernel, "--plugin", "./no/such/plugin.mjs"], /plugin \.\/no\/such\/plugin\.mjs: not found: no module at /],
-    [["run", "-k", kernel, "--plugin", fixturePlugin("api-mismatch.mjs")], /plugin from-the-future: targets plugin API version 99, but this VMM speaks version 1/],
+    [["run", "-k", kernel, "--plugin", fixturePlugin("api-mismatch.mjs")], /plugin from-the-future: targets plugin API version 99, but this VMM speaks version 2/],
     [["run", "-k", kernel, "--plugin", fixturePlugin("malformed.mjs")], /plugin half-done: malformed plugin: missing or wrong version \(string\), register \(function\)/],
     [["run", "-k", kernel, "--plugin", fixturePlugin("no-default.mjs")], /malformed plugin: missing or wrong name \(string\)/],
     [["run", "-k", kernel, "--plugin", fixturePlugin("throws-on-load.mjs")], /plugin .*throws-on-load\.mjs: failed to load .*: cannot initialise: missing native part/],
