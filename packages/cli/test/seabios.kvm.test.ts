@@ -193,6 +193,25 @@ describe.skipIf(!kvmOk || !haveBios)("SeaBIOS (Debian's bios.bin) under vmm run 
     expect(bad.stderr).toMatch(/bootindex needs a whole number/);
   });
 
+  it("enumerates through a PCI Express root port, assigns its bus and windows, and boots virtio-blk behind it (also by bootindex)", async () => {
+    const sector = build16("tag-sector.S");
+    const [one, two] = [tagDisk(sector, "1", "exit"), tagDisk(sector, "2", "exit")];
+    const log = path.join(tmp, "debugcon-root-port.log");
+    const r = await run([
+      "run", "-f", BIOS, "-m", "128", "--debugcon", log,
+      "-d", one,
+      "--device", "pcie-root-port,id=rp1",
+      "--device", `virtio-blk,path=${two},bus=rp1,bootindex=1`,
+    ]);
+    const debug = readFileSync(log, "utf8");
+    expect(debug).toMatch(/PCI: init bdf=00:0[0-9a-f]\.0 id=1b36:000c/);
+    expect(debug).toMatch(/found virtio-blk at 01:00\.0/);
+    expect(debug).toMatch(/PCI: map device bdf=01:00\.0 +bar 1, addr [0-9a-f]+/);
+    expect(debug).toMatch(/1: \/pci@i0cf8\/pci-bridge@2\/scsi@0\/disk@0,0\n/);
+    expect(r.stdout).toBe("sector 2\r\n");
+    expect(r.status).toBe(42);
+  }, 90_000);
+
   it("refuses -k with --firmware in one line", async () => {
     const r = await run(["run", "-f", BIOS, "-k", bootSector]);
     expect(r.status).toBe(2);

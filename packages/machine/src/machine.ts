@@ -251,7 +251,7 @@ export class Machine {
             memoryMap: this.memoryMap,
             platform: () => this.platform(),
             debugcon: options.debugcon,
-            bootOrder: () => this.bootDevices.flatMap((d) => bootPath(this.pci.bus.functions(), d)),
+            bootOrder: () => this.bootDevices.flatMap((d) => bootPath(this.pci.bus.functions(), d, (x) => this.pci.bus.parentOf(x))),
           })
         : undefined;
 
@@ -429,13 +429,24 @@ export function firmwarePciMem32(lowRamTop: number, ecam: { readonly enabled: bo
 
 /**
  * A function's OpenFirmware path as QEMU writes it into "bootorder" ("/pci@i0cf8/scsi@3/disk@0,0" for a virtio-blk
- * disk); SeaBIOS matches it against "/pci@i0cf8/*@3". Nothing for a function not on the bus.
+ * disk); SeaBIOS matches it against "/pci@i0cf8/*@3". Behind bridges each one is a "pci-bridge@N" step
+ * ("/pci@i0cf8/pci-bridge@1/scsi@0/disk@0,0"), as QEMU and SeaBIOS name them; `parentOf` gives a function's
+ * bridge. Nothing for a function not on the bus.
  */
-export function bootPath(functions: ReadonlyArray<{ address: { device: number; function: number }; device: PciDevice }>, device: PciDevice): string[] {
+export function bootPath(
+  functions: ReadonlyArray<{ address: { device: number; function: number }; device: PciDevice }>,
+  device: PciDevice,
+  parentOf: (device: PciDevice) => PciDevice | undefined = () => undefined,
+): string[] {
   const f = functions.find((x) => x.device === device);
   if (!f) return [];
-  const at = `${f.address.device.toString(16)}${f.address.function ? `,${f.address.function.toString(16)}` : ""}`;
+  const unit = (d: PciDevice) => {
+    const a = functions.find((x) => x.device === d)!.address;
+    return `${a.device.toString(16)}${a.function ? `,${a.function.toString(16)}` : ""}`;
+  };
+  const bridges: string[] = [];
+  for (let p = parentOf(device); p; p = parentOf(p)) bridges.unshift(`pci-bridge@${unit(p)}/`);
   const baseClass = device.configRead(0x0b, 1); // mass storage (virtio-blk: 0x01), network (0x02)
   const name = baseClass === 0x01 ? "scsi" : baseClass === 0x02 ? "ethernet" : "pci";
-  return [`/pci@i0cf8/${name}@${at}${baseClass === 0x01 ? "/disk@0,0" : ""}`];
+  return [`/pci@i0cf8/${bridges.join("")}${name}@${unit(device)}${baseClass === 0x01 ? "/disk@0,0" : ""}`];
 }
