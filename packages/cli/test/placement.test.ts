@@ -6,7 +6,7 @@ import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import type { CliContext } from "../src/context.js";
 import { main } from "../src/main.js";
-import { takePlacement } from "../src/options/placement.js";
+import { formatTopology, takePlacement } from "../src/options/placement.js";
 import { FakeMachine } from "./helpers/fake-machine.js";
 import { fixturePlugin } from "./helpers/spawn.js";
 
@@ -71,6 +71,21 @@ describe("--device placement (bus=, addr=, placement=, pcie-root-port)", () => {
       expect(r.status, args.join(" ")).toBe(2);
       expect(r.err).toMatch(message);
     }
+  });
+
+  it("formats the tree for --debug, and vmm devices lists pcie-root-port and the placement options", async () => {
+    const r = await run(["--device", "pcie-root-port,id=rp1,mem-reserve=1M,io-reserve=4K,pref64-reserve=0", "--device", `virtio-blk,path=${disk},bus=rp1`]);
+    expect(r.status).toBe(0);
+    expect(formatTopology(r.machine!.pciBus!.topology())).toEqual([
+      "00:00.0 host-bridge",
+      "00:01.0 rp1 pcie [bridge 01-01 io 7000-7fff mem e0000000-e00fffff]",
+      "└─ 01:00.0 virtio-blk0",
+    ]);
+    const out: string[] = [];
+    const ctx = { cwd: tmp, stdout: (t: string) => out.push(t), stderr: () => {}, signals: new EventEmitter() as unknown as CliContext["signals"], builtins: [] };
+    expect(await main(["devices"], ctx)).toBe(0);
+    expect(out.join("")).toMatch(/^pcie-root-port: a PCI Express root port .*\n {2}from plugin vmm \(built-in\)\n/m);
+    expect(out.join("")).toMatch(/^ {2}placement\s+one of pci\|integrated\|root-port\s+pci\s/m);
   });
 
   it("leaves an option the device type declares itself to the device", () => {

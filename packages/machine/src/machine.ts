@@ -31,7 +31,7 @@ import { BootFramebufferSlot } from "./devices/boot-framebuffer.js";
 import { I8042_KEYBOARD_IRQ } from "./devices/i8042.js";
 import { KeysymKeyboard } from "./devices/keyboard.js";
 import { createPciHost, type PciHost } from "./services/pci.js";
-import { Q35HostBridge, type PciPlacement } from "@vmm/pci";
+import { Q35HostBridge, type PciPlacement, type PciTopologyNode } from "@vmm/pci";
 import { FirmwareBoot, ramSlots } from "./firmware-boot.js";
 import { ResetControl } from "./devices/reset-control.js";
 import { patchCpuid } from "./x86_64/cpuid.js";
@@ -277,6 +277,11 @@ export class Machine {
    * Places a PCI function (before `run`): on bus 0 by default, or as `placement` says: `behind` a bridge or root
    * port added earlier, `express` ("endpoint" below a root port, "rc-integrated" on bus 0), `device`/`function`.
    */
+  /** The PCI tree as config space describes it now: bus numbers, bridge windows, what sits behind each bridge. */
+  pciTopology(): PciTopologyNode[] {
+    return this.pci.bus.topology();
+  }
+
   addPciDevice(device: PciDevice, placement?: PciPlacement): void {
     if (this.state !== "created") throw new ConfigurationError(`${device.name}: PCI devices must be added before the machine runs`);
     this.pci.attach(device, placement);

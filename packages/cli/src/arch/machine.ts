@@ -1,5 +1,5 @@
 import type { Logger, PciDevice } from "@vmm/core";
-import type { PciPlacement } from "@vmm/pci";
+import type { PciPlacement, PciTopologyNode } from "@vmm/pci";
 import type { DependencyContainer } from "tsyringe";
 import type { KernelImageKind } from "../options/kernel.js";
 import type { ConsoleKind } from "../options/sugar.js";
@@ -38,6 +38,8 @@ export interface VirtualMachine {
   readonly container: DependencyContainer;
   /** Puts a function on the PCI bus: bus 0 by default, or as `placement` says (behind a root port, ...). */
   addPciDevice(device: PciDevice, placement?: PciPlacement): void;
+  /** The PCI tree as config space describes it now (`--debug` prints it before the guest runs). */
+  pciTopology?(): PciTopologyNode[];
   /** The functions firmware boots from first, in order (from `bootindex=`); machines without firmware refuse. */
   setBootOrder?(devices: readonly PciDevice[]): void;
   run(): Promise<VirtualMachineResult>;

@@ -4,6 +4,21 @@ import type { CliContext } from "../context.js";
 import { parseSpec } from "../options/spec.js";
 import { loadAllPlugins } from "../plugins/all.js";
 import { registerAll, type CatalogEntry } from "../plugins/catalog.js";
+import { PLACEMENT_SCHEMA, ROOT_PORT_SCHEMA, ROOT_PORT_TYPE } from "../options/placement.js";
+
+/** The device type the cli provides itself: a PCI Express root port devices are placed behind. */
+const ROOT_PORT_ENTRY: CatalogEntry = {
+  type: {
+    type: ROOT_PORT_TYPE,
+    description: "a PCI Express root port (1b36:000c) on bus 0; other devices sit behind it with bus=ID",
+    options: ROOT_PORT_SCHEMA,
+    create: () => {
+      throw new Error("pcie-root-port is created by vmm itself");
+    },
+  },
+  plugin: "vmm",
+  builtin: true,
+};
 
 export interface RawDevicesOptions {
   plugin?: string[];
@@ -45,7 +60,9 @@ function renderText(entries: readonly CatalogEntry[]): string {
     const rows = [["option", "type", "default", "description"], ...opts.map(([k, s]) => [k, describeType(s), describeDefault(s), s.description])];
     return `${head}\n${table(rows, "  ")}`;
   });
-  return blocks.join("\n\n") + "\n";
+  const placement = Object.entries(PLACEMENT_SCHEMA).map(([k, s]) => [k, describeType(s), describeDefault(s), s.description]);
+  const tail = `every device also takes (where its type has no option of that name):\n${table([["option", "type", "default", "description"], ...placement], "  ")}`;
+  return blocks.join("\n\n") + "\n\n" + tail + "\n";
 }
 
 function renderJson(entries: readonly CatalogEntry[]): string {
@@ -63,7 +80,7 @@ function renderJson(entries: readonly CatalogEntry[]): string {
 export async function devicesCommand(raw: RawDevicesOptions, ctx: CliContext): Promise<number> {
   const plugins = await loadAllPlugins((raw.plugin ?? []).map((p) => parseSpec(p, "--plugin")), ctx);
   const catalog = await registerAll(rootContainer.createChildContainer(), plugins);
-  const entries = [...catalog.values()].sort((a, b) => a.type.type.localeCompare(b.type.type));
+  const entries = [...catalog.values(), ROOT_PORT_ENTRY].sort((a, b) => a.type.type.localeCompare(b.type.type));
   ctx.stdout(raw.json ? renderJson(entries) : renderText(entries));
   return 0;
 }

@@ -1,4 +1,5 @@
 import type { Stats } from "node:fs";
+import { formatTopology } from "../options/placement.js";
 import { access, constants, open, stat, type FileHandle } from "node:fs/promises";
 import { StderrLogger, Tokens, type AddressSpace, type Logger } from "@vmm/core";
 import { ARCHITECTURES, canonicalArch } from "../arch/index.js";
@@ -198,6 +199,8 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
   control.setVm(machine);
   logger.debug(`${config.name}: ${arch}, ${kernel ? `${kernel.kind} kernel ${kernel.path}` : `firmware ${config.firmware}`}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
   if (config.debug) traceUnhandled(machine, logger);
+  const topology = machine.pciTopology?.();
+  if (config.debug && topology) for (const line of formatTopology(topology)) logger.debug(`pci ${line}`);
 
   let ending: Ending;
   try {

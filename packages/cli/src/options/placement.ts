@@ -1,3 +1,5 @@
+import type { OptionSchema } from "@vmm/core";
+import type { PciTopologyNode } from "@vmm/pci";
 import { UsageError } from "../errors.js";
 import type { Spec } from "./spec.js";
 
@@ -115,5 +117,41 @@ export function checkPlacements(planned: ReadonlyArray<{ readonly type: string; 
     if (planned.some((q, j) => j < i && q.placement.bus === bus)) {
       throw new UsageError(`--device ${p.type}: ${ROOT_PORT_TYPE} ${bus} already has a device (a PCI Express link has one)`);
     }
+  });
+}
+
+/** What `vmm devices` shows for the cli's own `pcie-root-port` type. */
+export const ROOT_PORT_SCHEMA: OptionSchema = {
+  id: { type: "string", required: true, description: "the name devices give as bus=ID" },
+  addr: { type: "string", description: "device number on bus 0 (hex DD)" },
+  port: { type: "number", integer: true, min: 0, max: 255, default: 0, description: "port number (Link Capabilities)" },
+  slot: { type: "number", integer: true, min: 0, max: 0x1fff, default: 0, description: "physical slot number (Slot Capabilities; chassis= also works)" },
+  "io-reserve": { type: "size", default: 0x1000, description: "I/O window set aside before the guest runs (0: none)" },
+  "mem-reserve": { type: "size", default: 8 << 20, description: "memory window set aside before the guest runs" },
+  "pref64-reserve": { type: "size", default: 256 << 20, description: "64-bit prefetchable window set aside before the guest runs" },
+};
+
+/** The placement options every device takes (unless its type declares an option of that name itself). */
+export const PLACEMENT_SCHEMA: OptionSchema = {
+  placement: { type: "enum", values: PLACEMENT_MODES, default: "pci", description: "pci: conventional on bus 0; integrated: PCIe RC integrated endpoint on bus 0; root-port: PCIe endpoint behind a root port of its own" },
+  bus: { type: "string", description: "the pcie-root-port (id=) to sit behind, as a PCIe endpoint" },
+  addr: { type: "string", description: "device[.function] number on its bus (hex DD[.F])" },
+};
+
+/**
+ * The PCI tree as text, one line per function: "00:01.0 rp1 pcie [bridge 01-01 io 7000-7fff mem c0000000-c07fffff]",
+ * with what sits behind a bridge under it ("└─ 01:00.0 virtio-blk0 pcie").
+ */
+export function formatTopology(nodes: readonly PciTopologyNode[], prefix = "", top = true): string[] {
+  const hex = (n: number, w: number) => n.toString(16).padStart(w, "0");
+  const range = (what: string, r?: { base: number; limit: number }) => (r ? ` ${what} ${r.base.toString(16)}-${r.limit.toString(16)}` : "");
+  return nodes.flatMap((n, i) => {
+    const a = n.address;
+    const b = n.bridge;
+    const last = i === nodes.length - 1;
+    const bridge = b ? ` [bridge ${hex(b.secondary, 2)}-${hex(b.subordinate, 2)}${range("io", b.io)}${range("mem", b.mem)}${range("pref", b.pref)}]` : "";
+    const marker = top ? "" : last ? "└─ " : "├─ ";
+    const self = `${prefix}${marker}${hex(a.bus, 2)}:${hex(a.device, 2)}.${a.function} ${n.name}${n.express ? " pcie" : ""}${bridge}`;
+    return [self, ...formatTopology(n.children, top ? "" : prefix + (last ? "   " : "│  "), false)];
   });
 }
