@@ -138,7 +138,8 @@ interface Entry extends MappedFunction {
 }
 
 /**
- * A PCI / PCI Express bus (bus 0 of one segment). It owns functions by device/function number, decodes config
+ * A PCI / PCI Express bus tree (one segment: bus 0 and the buses behind its bridges). It owns functions by
+ * bus/device/function, decodes config
  * transactions from CF8/CFC and ECAM, keeps BAR windows registered where config space decodes them, allocates
  * initial BAR addresses, and routes INTx.
  */
@@ -276,7 +277,7 @@ export class PciBus implements ConfigTarget {
     this.registrations.push(this.options.pio.register(CF8_DATA_PORT, 4, "pci config data", this.cf8.dataHandler));
   }
 
-  /** Registers an ECAM window of `busCount` buses (1 MiB each) at `base` in MMIO. Buses above 0 are empty. */
+  /** Registers an ECAM window of `busCount` buses (1 MiB each) at `base` in MMIO. Buses above 0 are reached through bridges. */
   installEcam(base: number, busCount = 1): Registration {
     if (!Number.isInteger(busCount) || busCount < 1 || busCount > 256) {
       throw new ConfigurationError(`PCI: ECAM bus count ${busCount} must be 1 to 256`);

@@ -171,6 +171,28 @@ describe("PCI-to-PCI bridges and root ports", () => {
     expect(rig.bus.configRead({ bus: 3, device: 1 }, 0, 4) >>> 0).toBe(0x1041_1af4);
   });
 
+  it("rewrites the type of a function built as an endpoint when placed as an RC integrated endpoint", () => {
+    const { rig } = tree();
+    const fn = new TestFunction({ name: "built-ep", express: { type: "endpoint" } });
+    rig.bus.attach(fn, { device: 6, express: "rc-integrated" });
+    expect(fn.expressType).toBe("rc-integrated");
+    expect(rig.bus.configRead({ device: 6 }, 0x42, 2) & 0xf0).toBe(0x90);
+    const conventional = new TestFunction({ name: "conv" });
+    rig.bus.attach(conventional, { device: 7 });
+    expect(conventional.express).toBe(false);
+    expect(() => conventional.addExtendedCapability({ id: 1, version: 1, body: new Uint8Array(4) })).toThrow(/PCI Express/);
+    expect(rig.bus.configRead({ device: 7 }, 0x100, 4)).toBe(0);
+  });
+
+  it("detaching a bridge detaches what sits behind it and unmaps its windows", () => {
+    const { rig, rp, ep, ecam } = tree();
+    expect(rig.bus.windows(ep)).toHaveLength(3);
+    rig.bus.detach(rp);
+    expect(rig.bus.functions().map((f) => f.device.name)).toEqual(["host-bridge"]);
+    expect(ranges(rig.mmio).filter((r) => !r.startsWith("pci ecam"))).toEqual([]);
+    expect(ecam(1, 0, 0, 0)).toBe(0xffff_ffff);
+  });
+
   it("rejects a second device behind a PCI Express port and attaching behind a function that is no bridge", () => {
     const { rig, rp, ep } = tree();
     expect(() => rig.bus.attach(new TestFunction({ name: "x" }), { behind: rp, device: 1 })).toThrow(/only device 0/);
