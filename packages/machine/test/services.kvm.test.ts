@@ -1,6 +1,6 @@
 import { MemoryLogger, type PciBarWindow } from "@vmm/core";
 import { buildGuest } from "@vmm/guest-kit";
-import { PciFunction } from "@vmm/pci";
+import { PcieRootPort, PciFunction } from "@vmm/pci";
 import { describe, expect, it } from "vitest";
 import { Machine } from "./internals.js";
 import { kvmOk } from "./helpers.js";
@@ -72,6 +72,26 @@ describe.skipIf(!kvmOk)("machine services under KVM", () => {
     // 15 ISA IRQs + the device's INTA#
     const mp = await runWithDevice("mptable", new TestFunction());
     expect(mp.serial).toContain("MP cpus 1 io-interrupts 16\n");
+  });
+
+  it("routes INTx of a function behind a root port through the bridge swizzle: MP table and DSDT name the bus-0 slot", () => {
+    const machine = new Machine({ memoryMiB: 32, kernel: { kind: "raw", path: "/dev/null" }, logger: new MemoryLogger() });
+    try {
+      const rp = new PcieRootPort({ name: "rp" });
+      machine.addPciDevice(new TestFunction());
+      machine.addPciDevice(rp);
+      const dev = new TestFunction();
+      machine.addPciDevice(dev, { behind: rp, express: "endpoint" });
+      // 00:02.0 is the root port; its device 0's INTA is the port's INTA: GSI 16 + (2 + 1 - 1) % 4.
+      expect(machine.platform().pciIntx).toEqual([
+        { bus: 0, device: 1, pin: 1, gsi: 17 },
+        { bus: 0, device: 2, pin: 1, gsi: 18 },
+      ]);
+      expect(dev.configRead(0x3c, 1)).toBe(18);
+      expect(machine.pciTopology()[2]!.children.map((c) => [c.name, c.address.bus, c.express])).toEqual([["testdev0", 1, true]]);
+    } finally {
+      machine.close();
+    }
   });
 });
 
