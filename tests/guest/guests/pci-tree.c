@@ -53,6 +53,8 @@ static struct bridge bridges[8];
 static struct endpoint endpoints[8];
 static int nbridges, nendpoints;
 static u8 next_bus = FIRST_BUS;
+/* A probe on bus 0 (a root-complex integrated endpoint), if any. */
+static int integrated_dev = -1;
 
 static volatile u32 msix_hits, intx_hits;
 static void on_msix(struct frame *f) { (void)f; msix_hits++; lapic_eoi(); }
@@ -166,6 +168,7 @@ static void scan(u8 bus, struct bridge *up) {
 		       type == 1 ? " bridge" : "");
 		if (type == 1) place_bridge(bus, dev);
 		else if (up) place_endpoint(bus, dev, up);
+		else if (id == PROBE_ID) integrated_dev = dev;
 	}
 }
 
@@ -192,6 +195,16 @@ static void check_express(struct endpoint *e) {
 	EXPECT(cfg(e->bus, 1, 0, 0, 4), 0xffffffff, "only device 0 answers behind a root port");
 	EXPECT(cfg(next_bus, 0, 0, 0, 4), 0xffffffff, "a bus no bridge covers is empty");
 	EXPECT(pci_cf8_read(e->bus, e->dev, 0, 0, 4), PROBE_ID, "CF8 reaches the endpoint through the bridge");
+}
+
+/* A root-complex integrated endpoint on bus 0: PCIe capability type 9 without link registers, 4 KiB config space. */
+static void check_integrated(u8 dev) {
+	u16 cap = find_cap(0, dev, 0x10);
+	CHECK(cap != 0, "integrated endpoint 00:%02x has a PCIe capability", dev);
+	EXPECT((cfg(0, dev, 0, cap + 2, 2) >> 4) & 0xf, 9, "integrated endpoint: device/port type");
+	EXPECT(cfg(0, dev, 0, 0x100, 4), 0, "integrated endpoint: empty extended capability list");
+	EXPECT(cfg(0, dev, 0, 0xffc, 4), 0, "integrated endpoint: 4 KiB config space");
+	EXPECT(mmio_read32(pci_bar_address(0, dev, 1)), ID_MAGIC | dev, "integrated endpoint decodes on bus 0");
 }
 
 static void check_windows(struct endpoint *e) {
@@ -301,6 +314,8 @@ int main(void) {
 		check_msix(e);
 		check_intx(e);
 	}
+	if (integrated_dev >= 0) check_integrated(integrated_dev);
+	else CHECK(0, "no integrated endpoint on bus 0");
 	printf("pci-tree: %d checks, %d failures\n", checks, failures);
 	return failures ? 1 : 0;
 }

@@ -4,7 +4,7 @@ import { PciProbe } from "../src/probe-device.js";
 import { kvmOk, runGuest } from "./support.js";
 
 describe.skipIf(!kvmOk)("a guest walks a PCI Express tree under /dev/kvm", () => {
-  it("renumbers buses, programs bridge windows, reads PCIe capabilities and extended space, gates decode by windows, MSI-X and INTx through root ports", async () => {
+  it("renumbers buses, programs bridge windows, reads PCIe capabilities and extended space (endpoints and an RC integrated endpoint), gates decode by windows, MSI-X and INTx through root ports", async () => {
     const { result, serial, logger } = await runGuest("pci-tree", () => {
       const rp1 = new PcieRootPort({ name: "rp1", port: 1, slot: 1 });
       const rp2 = new PcieRootPort({ name: "rp2", port: 2, slot: 2 });
@@ -13,6 +13,7 @@ describe.skipIf(!kvmOk)("a guest walks a PCI Express tree under /dev/kvm", () =>
         [new PciProbe("probe-a"), { behind: rp1, express: "endpoint" }],
         rp2,
         [new PciProbe("probe-b"), { behind: rp2, express: "endpoint" }],
+        [new PciProbe("probe-c"), { express: "rc-integrated" }],
       ];
     });
     if (result.status !== 0 || process.env.SHOW) console.log(serial, logger.lines.join("\n"));
