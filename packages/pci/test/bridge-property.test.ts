@@ -5,6 +5,7 @@ import { PciBridge, PcieRootPort } from "../src/index.js";
 import { makeRig, TestFunction, type Rig } from "./helpers.js";
 
 const ECAM = 0xf000_0000;
+const ECAM_BUSES = 16;
 const WINDOWS = {
   io: { base: 0x1000, size: 0xf000 },
   mem32: { base: 0xd000_0000, size: 0x1000_0000 },
@@ -24,7 +25,7 @@ interface Node {
  */
 function build(): { rig: Rig; nodes: Node[] } {
   const rig = makeRig({ windows: WINDOWS });
-  rig.bus.installEcam(ECAM, 16);
+  rig.bus.installEcam(ECAM, ECAM_BUSES);
   const rp = new PcieRootPort({ name: "rp" });
   const br = new PciBridge({ name: "br", reserve: { io: 0x2000, mem: 16 << 20, pref: 0 } });
   const inner = new PciBridge({ name: "inner", reserve: { io: 0x1000, mem: 8 << 20, pref: 0 } });
@@ -103,7 +104,7 @@ const value = fc.oneof(
   fc.integer({ min: 0, max: 0xffff_ffff }),
   fc.constantFrom(0, 0xffff_ffff, 0xfff0, 0xd000_d000, 0xd1f0_d000, 0xd0f0_d000, 0x0001_0100, 0x0003_0200, 0x2010, 0xf0f0, 0x7),
 );
-const bridgeOffset = fc.constantFrom(0x04, 0x18, 0x1c, 0x20, 0x24, 0x28, 0x2c, 0x3c);
+const bridgeOffset = fc.constantFrom(0x04, 0x18, 0x19, 0x1a, 0x1c, 0x20, 0x24, 0x28, 0x2c, 0x3c);
 const endpointOffset = fc.constantFrom(0x04, 0x10, 0x14, 0x18, 0x1c);
 type Step =
   | { kind: "bridge"; node: number; offset: number; value: number; size: 1 | 2 | 4 }
@@ -115,12 +116,38 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   fc.record({ kind: fc.constant("restore" as const), node: fc.constantFrom(0, 2, 3) }),
 );
 
+/**
+ * Bus numbers that route unambiguously: each bridge's range non-empty, above 0, inside the ECAM window and its
+ * parent's range, disjoint from its siblings'.
+ */
+function saneNumbering(nodes: Node[]): boolean {
+  const range = (n: Node) => [n.fn.configRead(0x19, 1), n.fn.configRead(0x1a, 1)] as const;
+  for (const n of nodes.filter((x) => x.bridge)) {
+    const [sec, sub] = range(n);
+    if (sec === 0 || sec > sub || sub >= ECAM_BUSES) return false; // beyond the ECAM window nothing is reachable
+    if (n.parent) {
+      const [psec, psub] = range(n.parent);
+      if (sec <= psec || sub > psub) return false;
+    }
+    for (const m of nodes.filter((x) => x.bridge && x !== n && x.parent === n.parent)) {
+      const [msec, msub] = range(m);
+      if (sec <= msub && msec <= sub) return false;
+    }
+  }
+  return true;
+}
+
 describe("bridge trees under random config writes (property)", () => {
   it("never decode a window outside its bridges' windows, and registrations equal a model of the tree", () => {
     fc.assert(
       fc.property(fc.array(step, { minLength: 1, maxLength: 40 }), (steps) => {
         const { rig, nodes } = build();
         const initial = nodes.map((n) => Array.from({ length: 16 }, (_, i) => n.fn.configRead(i * 4, 4) >>> 0));
+        // A tag per function in its cache line size register, to tell who answers a config read.
+        nodes.forEach((n, i) => n.fn.configWrite(0x0c, 1, 0x10 + i));
+        const host = rig.bus.functions()[0]!.device;
+        host.configWrite(0x0c, 1, 0x0f);
+        const tags = new Map<PciDevice, number>([[host, 0x0f], ...nodes.map((n, i) => [n.fn, 0x10 + i] as [PciDevice, number])]);
         /** Writes go through ECAM at the address the bus says the function has now (unreachable: dropped). */
         const at = (n: Node) => rig.bus.functions().find((f) => f.device === n.fn)!.address;
         const ecam = (n: Node, off: number, size: 1 | 2 | 4, v: number) => {
@@ -146,6 +173,18 @@ describe("bridge trees under random config writes (property)", () => {
           } else {
             // Put the bridge's bus numbers, windows and command back (as the guest would after sizing).
             for (const off of [0x18, 0x1c, 0x20, 0x24, 0x28, 0x2c, 0x04]) ecam(n, off, 4, initial[s.node]![off / 4]!);
+          }
+          // Routing: what answers at a function's address (its parent's secondary bus) is a function with that
+          // address, never another; with unambiguous bus numbers every function answers at its own address.
+          const sane = saneNumbering(nodes);
+          const fns = rig.bus.functions();
+          const key = (a: { bus: number; device: number; function: number }) => `${a.bus}:${a.device}.${a.function}`;
+          for (const f of fns) {
+            const a = f.address;
+            const tag = rig.mmio.read(ECAM + a.bus * 0x10_0000 + a.device * 0x8000 + a.function * 0x1000 + 0x0c, 1);
+            const claim = fns.filter((g) => key(g.address) === key(a)).map((g) => tags.get(g.device));
+            if (tag !== 0xff) expect(claim, `${f.device.name} at ${key(a)} answered by tag ${tag}`).toContain(tag);
+            if (sane) expect(tag, `${f.device.name} at ${key(a)}`).toBe(tags.get(f.device));
           }
           // Safety: no registered window of a function lies outside what its bridges forward.
           for (const node of nodes) {
