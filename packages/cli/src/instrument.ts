@@ -1,4 +1,4 @@
-import type { IoHandler, Logger, PciAttachContext, PciBarWindow, PciDevice, SmallAccessSize } from "@vmm/core";
+import { allOnes, toUnsigned, type IoHandler, type Logger, type PciAttachContext, type PciBarWindow, type PciDevice, type SmallAccessSize } from "@vmm/core";
 import { DeviceFaultError } from "./errors.js";
 
 export interface GuardOptions {
@@ -15,7 +15,7 @@ const hex = (n: number) => `0x${n.toString(16)}`;
  * register with `|` or `<<` and hand back a negative number (0x80000000 | 0 is -2147483648); that must not
  * travel on into BigInt shifts, indexes or DataView offsets further down.
  */
-const unsigned = (value: number, size: number) => (size >= 4 ? value >>> 0 : value & (size === 2 ? 0xffff : 0xff));
+const unsigned = (value: number, size: SmallAccessSize) => toUnsigned(value, size);
 
 /**
  * Wraps a device so that an exception thrown by its code while the guest runs is caught, reported once through
@@ -41,12 +41,11 @@ export function guardDevice(device: PciDevice, options: GuardOptions): PciDevice
     }
   };
   const trace = options.trace;
-  const ones = (size: SmallAccessSize) => (size === 4 ? 0xffffffff : size === 2 ? 0xffff : 0xff);
 
   const wrapHandler = (index: number, h: IoHandler): IoHandler => {
     const where = (what: string, offset: number, size: number) => `BAR${index} ${what} at ${hex(offset)} (${size} bytes)`;
     const wrapped: IoHandler = {
-      read: (offset, size) => guard(() => where("read", offset, size), ones(size), () => unsigned(h.read(offset, size), size)),
+      read: (offset, size) => guard(() => where("read", offset, size), allOnes(size), () => unsigned(h.read(offset, size), size)),
       write: (offset, size, value) => guard(() => where("write", offset, size), undefined, () => h.write(offset, size, value)),
     };
     if (h.read64) {
@@ -62,7 +61,7 @@ export function guardDevice(device: PciDevice, options: GuardOptions): PciDevice
 
   const overrides: Partial<PciDevice> = {
     configRead(offset, size) {
-      const value = guard(() => `config read at ${hex(offset)}`, ones(size), () => unsigned(device.configRead(offset, size), size));
+      const value = guard(() => `config read at ${hex(offset)}`, allOnes(size), () => unsigned(device.configRead(offset, size), size));
       trace?.debug(`${name}: config read ${hex(offset)}/${size} -> ${hex(value)}`);
       return value;
     },

@@ -1,4 +1,4 @@
-import type { SmallAccessSize } from "@vmm/core";
+import { toUnsigned, widthMask, type SmallAccessSize } from "@vmm/core";
 
 /** Where a config mechanism sends decoded transactions (the bus). */
 export interface ConfigTarget {
@@ -11,8 +11,9 @@ export interface ConfigTarget {
 
 export type ConfigMechanism = "cf8" | "ecam" | "direct";
 
+/** All ones of an access width: what a read of nothing returns (core's widthMask; 4 bytes for any other size). */
 export function onesFor(size: number): number {
-  return size === 1 ? 0xff : size === 2 ? 0xffff : 0xffff_ffff;
+  return isSmallSize(size) ? widthMask(size) : widthMask(4);
 }
 
 export function isSmallSize(size: number): size is SmallAccessSize {
@@ -20,9 +21,10 @@ export function isSmallSize(size: number): size is SmallAccessSize {
 }
 
 /**
- * A value as an unsigned number of the access width. Values may arrive as int32 (what `|`, `&` and `<<` make of
- * bit 31) or with bits above the width; config and BAR paths hand devices and guests this form only.
+ * `value` cut to an access width, unsigned (core's toUnsigned; 4 bytes for any other size). Values may arrive as
+ * int32 (what `|`, `&` and `<<` make of bit 31) or with bits above the width; config and BAR paths hand devices
+ * and guests this form only.
  */
 export function toWidth(value: number, size: number): number {
-  return size === 1 ? value & 0xff : size === 2 ? value & 0xffff : value >>> 0;
+  return toUnsigned(value, isSmallSize(size) ? size : 4);
 }
