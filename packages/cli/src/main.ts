@@ -11,6 +11,25 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 /** Runs a command's body; commander's parseAsync awaits it, so its errors come out of parseAsync. */
 type Act = (run: () => Promise<number> | number) => Promise<void>;
 
+/**
+ * The options that say what machine to assemble and which devices it has: `vmm run` and `vmm devices` (which
+ * assembles the same machine without running it, to show its PCI tree) take the same ones.
+ */
+function machineOptions(command: Command, firmwareFlags: string, firmwareHelp: string): Command {
+  return command
+    .option(firmwareFlags, firmwareHelp)
+    .option("-m, --mem <size>", "guest RAM: MiB, or with a unit suffix (512M, 1G)", DEFAULT_MEMORY)
+    .option("-c, --cpus <n>", "number of vCPUs", DEFAULT_CPUS)
+    .option("-d, --disk <path[,ro][,bootindex=N]>", "a virtio-blk disk image (repeatable); ro makes it read-only; with -f, bootindex=N puts it in the firmware's boot order (lowest first)", collect)
+    .option("-n, --network <mode[,key=value...]>", "a virtio-net device: tap, socket (e.g. socket,path=/tmp/x) or none (repeatable)", collect)
+    .addOption(new Option("--console <kind>", "the guest console").choices(["serial", "virtio"]).default("serial"))
+    .option("--rng", "a virtio-rng device")
+    .option("--plugin <name[,key=value...]>", "load a device plugin: a package name resolved from the working directory, or a path (repeatable)", collect)
+    .option("--device <type[,key=value...]>", "create a device of a type a plugin provides (repeatable; see vmm devices)", collect)
+    .option("--arch <arch>", "guest architecture", DEFAULT_ARCH)
+    .option("--name <name>", "the VM's name (default guest-PID)");
+}
+
 function buildProgram(ctx: CliContext, act: Act): Command {
   const program = new Command("vmm")
     .description("Run virtual machines on Linux KVM; every device is a plugin package.")
@@ -27,33 +46,24 @@ function buildProgram(ctx: CliContext, act: Act): Command {
       outputError: () => {},
     });
 
-  program
+  const run = program
     .command("run")
     .description("boot a kernel or a guest program in a new VM")
-    .option("-k, --kernel <file>", "kernel image: a bzImage, an ELF64 executable or a raw binary (loaded at 0x10000)")
-    .option("-f, --firmware <file>", "boot firmware (e.g. SeaBIOS's bios.bin) instead of a kernel: mapped below 4 GiB, started at the reset vector")
+    .option("-k, --kernel <file>", "kernel image: a bzImage, an ELF64 executable or a raw binary (loaded at 0x10000)");
+  machineOptions(run, "-f, --firmware <file>", "boot firmware (e.g. SeaBIOS's bios.bin) instead of a kernel: mapped below 4 GiB, started at the reset vector")
     .option("--debugcon <file>", "write the debug console (port 0x402, firmware's log) to this file")
     .option("--reboot", "a guest reset (port 0xCF9 or the i8042) starts the VM again instead of exiting")
     .option("-i, --initrd <file>", "initial ramdisk")
     .option("-p, --params <string>", "kernel command line")
-    .option("-m, --mem <size>", "guest RAM: MiB, or with a unit suffix (512M, 1G)", DEFAULT_MEMORY)
-    .option("-c, --cpus <n>", "number of vCPUs", DEFAULT_CPUS)
-    .option("-d, --disk <path[,ro][,bootindex=N]>", "a virtio-blk disk image (repeatable); ro makes it read-only; with -f, bootindex=N puts it in the firmware's boot order (lowest first)", collect)
-    .option("-n, --network <mode[,key=value...]>", "a virtio-net device: tap, socket (e.g. socket,path=/tmp/x) or none (repeatable)", collect)
-    .addOption(new Option("--console <kind>", "the guest console").choices(["serial", "virtio"]).default("serial"))
-    .option("--rng", "a virtio-rng device")
-    .option("--plugin <name[,key=value...]>", "load a device plugin: a package name resolved from the working directory, or a path (repeatable)", collect)
-    .option("--device <type[,key=value...]>", "create a device of a type a plugin provides (repeatable; see vmm devices)", collect)
-    .option("--arch <arch>", "guest architecture", DEFAULT_ARCH)
-    .option("--name <name>", "the VM's name (default guest-PID)")
     .option("--debug", "trace exits and config accesses; show stack traces")
     .allowExcessArguments(false)
     .action((opts: RawRunOptions) => act(() => runCommand(opts, ctx)));
 
-  program
+  const devices = program
     .command("devices")
-    .description("list every device type of the built-in and loaded plugins, with its options")
-    .option("--plugin <name[,key=value...]>", "also load this plugin (repeatable)", collect)
+    .description("list every device type of the built-in and loaded plugins, with its options; given devices (as vmm run takes them), show the PCI tree they make instead");
+  machineOptions(devices, "-f, --firmware <file>", "assemble the machine as for a firmware boot (needed for bootindex=); nothing runs")
+    .option("--tree", "show the PCI tree even without devices (the bare machine's)")
     .option("--json", "print JSON")
     .option("--debug", "show stack traces")
     .allowExcessArguments(false)

@@ -1,7 +1,7 @@
 import { UsageError } from "../errors.js";
 import type { MachineFactory } from "./machine.js";
 
-/** Architectures vmm can assemble, each loaded only when used (so `vmm devices` never touches KVM). */
+/** Architectures vmm can assemble, each loaded only when used (so listing device types with `vmm devices` never touches KVM). */
 export const ARCHITECTURES: Readonly<Record<string, () => Promise<MachineFactory>>> = {
   x86_64: async () => (await import("./x86_64.js")).createX86Machine,
 };

@@ -1,4 +1,4 @@
-import type { Logger, PciDevice } from "@vmm/core";
+import type { Logger, PciAddress, PciDevice } from "@vmm/core";
 import type { PciPlacement, PciTopologyNode } from "@vmm/pci";
 import type { DependencyContainer } from "tsyringe";
 import type { KernelImageKind } from "../options/kernel.js";
@@ -40,6 +40,8 @@ export interface VirtualMachine {
   addPciDevice(device: PciDevice, placement?: PciPlacement): void;
   /** The PCI tree as config space describes it now (`--debug` prints it before the guest runs). */
   pciTopology?(): PciTopologyNode[];
+  /** The attached functions with their addresses now (`vmm devices` reads their BARs and PCIe type from them). */
+  pciFunctions?(): Array<{ address: PciAddress; device: PciDevice }>;
   /** The functions firmware boots from first, in order (from `bootindex=`); machines without firmware refuse. */
   setBootOrder?(devices: readonly PciDevice[]): void;
   run(): Promise<VirtualMachineResult>;

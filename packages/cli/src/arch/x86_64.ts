@@ -45,5 +45,6 @@ function fileSink(path: string): (bytes: Uint8Array) => void {
 /** The x86_64 machine from @vmm/machine (loaded on first use: it opens /dev/kvm). */
 export async function createX86Machine(config: MachineConfig): Promise<VirtualMachine> {
   const { Machine } = await import("@vmm/machine");
-  return new Machine(x86MachineOptions(config));
+  const machine = new Machine(x86MachineOptions(config));
+  return Object.assign(machine, { pciFunctions: () => machine.pci.bus.functions() });
 }

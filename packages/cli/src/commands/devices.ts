@@ -1,10 +1,15 @@
 import type { OptionSpec } from "@vmm/core";
 import { container as rootContainer } from "tsyringe";
 import type { CliContext } from "../context.js";
-import { parseSpec } from "../options/spec.js";
+import { StderrLogger } from "@vmm/core";
+import { canonicalArch } from "../arch/index.js";
+import { closeAll } from "../assemble.js";
+import { UsageError, type DeviceFaultError } from "../errors.js";
+import { buildRunConfig, type RawRunOptions, type RunConfig } from "../options/run-config.js";
+import { assembleFromConfig, machinePciTree } from "./run.js";
 import { loadAllPlugins } from "../plugins/all.js";
 import { registerAll, type CatalogEntry } from "../plugins/catalog.js";
-import { PLACEMENT_SCHEMA, ROOT_PORT_SCHEMA, ROOT_PORT_TYPE } from "../options/placement.js";
+import { formatTopology, PLACEMENT_SCHEMA, ROOT_PORT_SCHEMA, ROOT_PORT_TYPE, type PciTreeNode } from "../options/placement.js";
 
 /** The device type the cli provides itself: a PCI Express root port devices are placed behind. */
 const ROOT_PORT_ENTRY: CatalogEntry = {
@@ -20,9 +25,10 @@ const ROOT_PORT_ENTRY: CatalogEntry = {
   builtin: true,
 };
 
-export interface RawDevicesOptions {
-  plugin?: string[];
+/** `vmm devices` options: `vmm run`'s machine and device options (no kernel), `--tree` and `--json`. */
+export interface RawDevicesOptions extends Omit<RawRunOptions, "kernel" | "initrd" | "params" | "debugcon" | "reboot"> {
   json?: boolean;
+  tree?: boolean;
 }
 
 /** "number 1..32", "one of tap|socket": the type column of an option. */
@@ -76,11 +82,54 @@ function renderJson(entries: readonly CatalogEntry[]): string {
   return JSON.stringify(out, null, 2) + "\n";
 }
 
-/** `vmm devices`: every device type the built-in and `--plugin` plugins provide, with its options. */
+/**
+ * `vmm devices`: every device type the built-in and `--plugin` plugins provide, with its options. Given devices
+ * (`--device`, `-d`, `-n`, `--rng`, `--console virtio`) or `--tree`, it assembles the machine as `vmm run` would,
+ * without a kernel and without running anything, and shows the PCI tree instead.
+ */
 export async function devicesCommand(raw: RawDevicesOptions, ctx: CliContext): Promise<number> {
-  const plugins = await loadAllPlugins((raw.plugin ?? []).map((p) => parseSpec(p, "--plugin")), ctx);
+  const config = buildRunConfig(raw, undefined, { boot: false });
+  if (raw.tree || config.devices.length) return treeCommand(config, raw.json === true, ctx);
+  const plugins = await loadAllPlugins(config.plugins, ctx);
   const catalog = await registerAll(rootContainer.createChildContainer(), plugins);
   const entries = [...catalog.values(), ROOT_PORT_ENTRY].sort((a, b) => a.type.type.localeCompare(b.type.type));
   ctx.stdout(raw.json ? renderJson(entries) : renderText(entries));
   return 0;
+}
+
+/** Assembles the machine (needs KVM), reads its PCI tree, closes everything again and prints the tree. */
+async function treeCommand(config: RunConfig, json: boolean, ctx: CliContext): Promise<number> {
+  const arch = canonicalArch(config.arch);
+  const logger = new StderrLogger(false, (line) => ctx.stderr(line + "\n"));
+  let fault: DeviceFaultError | undefined;
+  // --debug shows stack traces here; the machine traces nothing (no guest runs).
+  const { assembly } = await assembleFromConfig({ ...config, debug: false }, arch, ctx, logger, { onFault: (f) => (fault ??= f) });
+  let tree: PciTreeNode[] | undefined;
+  try {
+    tree = machinePciTree(assembly.machine);
+  } finally {
+    await closeAll(assembly.devices, assembly.machine, (problem) => logger.error(problem));
+  }
+  if (fault) throw fault;
+  if (!tree) throw new UsageError(`--arch ${arch}: this machine does not describe its PCI tree`);
+  ctx.stdout(json ? JSON.stringify(tree.map(treeJson), null, 2) + "\n" : formatTopology(tree).join("\n") + "\n");
+  return 0;
+}
+
+/** A node as `vmm devices --json` prints it: the address also as "bb:dd.f". */
+function treeJson(node: PciTreeNode): object {
+  const a = node.address;
+  const hex = (n: number) => n.toString(16).padStart(2, "0");
+  return {
+    address: `${hex(a.bus)}:${hex(a.device)}.${a.function}`,
+    bus: a.bus,
+    device: a.device,
+    function: a.function,
+    name: node.name,
+    kind: node.kind,
+    ...(node.expressType ? { expressType: node.expressType } : {}),
+    ...(node.bridge ? { bridge: node.bridge } : {}),
+    bars: node.bars,
+    children: node.children.map(treeJson),
+  };
 }

@@ -1,10 +1,10 @@
 import type { Stats } from "node:fs";
-import { formatTopology } from "../options/placement.js";
+import { formatTopology, pciTree, type PciTreeNode } from "../options/placement.js";
 import { access, constants, open, stat, type FileHandle } from "node:fs/promises";
 import { StderrLogger, Tokens, type AddressSpace, type Logger } from "@vmm/core";
 import { ARCHITECTURES, canonicalArch } from "../arch/index.js";
 import type { MachineConfig, MachineFactory, VirtualMachineResult, VirtualMachine } from "../arch/machine.js";
-import { assemble, closeAll, planDevices, type PlannedDevice } from "../assemble.js";
+import { assemble, closeAll, planDevices, type Assembly, type PlannedDevice } from "../assemble.js";
 import type { CliContext } from "../context.js";
 import { AsyncFaultError, DeviceFaultError, FileError } from "../errors.js";
 import { detectKernelKind } from "../options/kernel.js";
@@ -147,6 +147,67 @@ interface Control {
   readonly setVm: (vm: VirtualMachine) => void;
 }
 
+/** A machine assembled from a run configuration (not yet run), with what it was built from. */
+export interface ConfiguredAssembly {
+  readonly assembly: Assembly;
+  readonly kernel: MachineConfig["kernel"];
+  readonly devices: readonly PlannedDevice[];
+}
+
+/**
+ * What `vmm run` and `vmm devices` share: read the kernel, firmware and initrd the configuration names (none needed),
+ * check disks, load plugins, plan the devices (all before touching KVM), then create the machine and assemble it.
+ * Nothing runs; the caller closes the assembly (`closeAll`).
+ */
+export async function assembleFromConfig(
+  config: RunConfig,
+  arch: string,
+  ctx: CliContext,
+  logger: Logger,
+  control: { readonly abort?: AbortSignal; readonly onFault: (fault: DeviceFaultError) => void },
+): Promise<ConfiguredAssembly> {
+  let kernel: MachineConfig["kernel"];
+  if (config.kernel) {
+    const kernelBytes = await readInput("kernel", config.kernel, config.memory);
+    kernel = { path: config.kernel, kind: detectKernelKind(kernelBytes, config.kernel), bytes: kernelBytes };
+  }
+  const firmware = config.firmware ? { path: config.firmware, bytes: await readInput("firmware", config.firmware, 16 * MiB) } : undefined;
+  const initrd = config.initrd ? { path: config.initrd, bytes: await readInput("initrd", config.initrd, config.memory) } : undefined;
+  await checkDisks(config);
+  control.abort?.throwIfAborted();
+  const plugins = await loadAllPlugins(config.plugins, ctx, control.abort);
+  const devices = await planDevices(plugins, config.devices, control.abort);
+  const createMachine: MachineFactory = await (ctx.machineFactory ?? ((a: string) => ARCHITECTURES[a]!()))(arch);
+  control.abort?.throwIfAborted();
+  const assembly = await assemble({
+    config: {
+      name: config.name,
+      memory: config.memory,
+      cpus: config.cpus,
+      kernel,
+      firmware,
+      debugcon: config.debugcon,
+      initrd,
+      params: config.params,
+      console: config.console,
+      debug: config.debug,
+      logger,
+    },
+    createMachine,
+    plugins,
+    devices,
+    onFault: control.onFault,
+    abort: control.abort,
+  });
+  return { assembly, kernel, devices };
+}
+
+/** The machine's PCI tree with each function's kind, PCI Express type and BARs (nothing when it has no PCI tree). */
+export function machinePciTree(machine: VirtualMachine): PciTreeNode[] | undefined {
+  const topology = machine.pciTopology?.();
+  return topology && pciTree(topology, machine.pciFunctions?.() ?? []);
+}
+
 async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: Logger, control: Control): Promise<number> {
   let firstFault: DeviceFaultError | undefined;
   const onFault = (fault: DeviceFaultError) => {
@@ -154,42 +215,11 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
     control.stop({ kind: "fault", fault });
   };
 
-  let assembly: Awaited<ReturnType<typeof assemble>>;
+  let assembly: Assembly;
   let kernel: MachineConfig["kernel"];
-  let devices: PlannedDevice[];
+  let devices: readonly PlannedDevice[];
   try {
-    if (config.kernel) {
-      const kernelBytes = await readInput("kernel", config.kernel, config.memory);
-      kernel = { path: config.kernel, kind: detectKernelKind(kernelBytes, config.kernel), bytes: kernelBytes };
-    }
-    const firmware = config.firmware ? { path: config.firmware, bytes: await readInput("firmware", config.firmware, 16 * MiB) } : undefined;
-    const initrd = config.initrd ? { path: config.initrd, bytes: await readInput("initrd", config.initrd, config.memory) } : undefined;
-    await checkDisks(config);
-    control.abort.throwIfAborted();
-    const plugins = await loadAllPlugins(config.plugins, ctx, control.abort);
-    devices = await planDevices(plugins, config.devices, control.abort);
-    const createMachine: MachineFactory = await (ctx.machineFactory ?? ((a: string) => ARCHITECTURES[a]!()))(arch);
-    control.abort.throwIfAborted();
-    assembly = await assemble({
-      config: {
-        name: config.name,
-        memory: config.memory,
-        cpus: config.cpus,
-        kernel,
-        firmware,
-        debugcon: config.debugcon,
-        initrd,
-        params: config.params,
-        console: config.console,
-        debug: config.debug,
-        logger,
-      },
-      createMachine,
-      plugins,
-      devices,
-      onFault,
-      abort: control.abort,
-    });
+    ({ assembly, kernel, devices } = await assembleFromConfig(config, arch, ctx, logger, { abort: control.abort, onFault }));
   } catch (error) {
     // A signal (or a stray asynchronous failure) before the guest ran: assemble closed what it had built.
     if (control.abort.aborted && !(error instanceof DeviceFaultError)) return finish(await control.ended, undefined, config, logger);
@@ -199,8 +229,8 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
   control.setVm(machine);
   logger.debug(`${config.name}: ${arch}, ${kernel ? `${kernel.kind} kernel ${kernel.path}` : `firmware ${config.firmware}`}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
   if (config.debug) traceUnhandled(machine, logger);
-  const topology = machine.pciTopology?.();
-  if (config.debug && topology) for (const line of formatTopology(topology)) logger.debug(`pci ${line}`);
+  const tree = config.debug ? machinePciTree(machine) : undefined;
+  if (tree) for (const line of formatTopology(tree)) logger.debug(`pci ${line}`);
 
   let ending: Ending;
   try {

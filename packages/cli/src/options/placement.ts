@@ -1,4 +1,4 @@
-import type { OptionSchema } from "@vmm/core";
+import type { OptionSchema, PciAddress, PciDevice } from "@vmm/core";
 import type { PciTopologyNode } from "@vmm/pci";
 import { UsageError } from "../errors.js";
 import type { Spec } from "./spec.js";
@@ -138,11 +138,33 @@ export const PLACEMENT_SCHEMA: OptionSchema = {
   addr: { type: "string", description: "device[.function] number on its bus (hex DD[.F])" },
 };
 
+/** One BAR as config space holds it now (before the guest runs: where the bus placed it). */
+export interface PciTreeBar {
+  readonly index: number;
+  readonly kind: "io" | "mem32" | "mem64";
+  readonly address: number;
+  readonly size: number;
+  readonly prefetchable: boolean;
+}
+
+/**
+ * A function of the PCI tree with what `vmm devices` adds to the bus's topology: `kind` ("pcie" or "pci"), the
+ * PCI Express device/port type its PCI Express capability reports ("root-port", "endpoint", "rc-integrated", ...;
+ * absent without one) and its BARs.
+ */
+export interface PciTreeNode extends Omit<PciTopologyNode, "children"> {
+  readonly kind: "pcie" | "pci";
+  readonly expressType?: string;
+  readonly bars: readonly PciTreeBar[];
+  readonly children: readonly PciTreeNode[];
+}
+
 /**
  * The PCI tree as text, one line per function: "00:01.0 rp1 pcie [bridge 01-01 io 7000-7fff mem c0000000-c07fffff]",
- * with what sits behind a bridge under it ("└─ 01:00.0 virtio-blk0 pcie").
+ * with what sits behind a bridge under it ("└─ 01:00.0 virtio-blk0 pcie"). Nodes of a PciTreeNode tree also say
+ * "pci" for conventional functions, their PCI Express type and their BARs ("bar0 mem32 febd0000/4K").
  */
-export function formatTopology(nodes: readonly PciTopologyNode[], prefix = "", top = true): string[] {
+export function formatTopology(nodes: readonly (PciTopologyNode | PciTreeNode)[], prefix = "", top = true): string[] {
   const hex = (n: number, w: number) => n.toString(16).padStart(w, "0");
   const range = (what: string, r?: { base: number; limit: number }) => (r ? ` ${what} ${r.base.toString(16)}-${r.limit.toString(16)}` : "");
   return nodes.flatMap((n, i) => {
@@ -151,7 +173,74 @@ export function formatTopology(nodes: readonly PciTopologyNode[], prefix = "", t
     const last = i === nodes.length - 1;
     const bridge = b ? ` [bridge ${hex(b.secondary, 2)}-${hex(b.subordinate, 2)}${range("io", b.io)}${range("mem", b.mem)}${range("pref", b.pref)}]` : "";
     const marker = top ? "" : last ? "└─ " : "├─ ";
-    const self = `${prefix}${marker}${hex(a.bus, 2)}:${hex(a.device, 2)}.${a.function} ${n.name}${n.express ? " pcie" : ""}${bridge}`;
+    const kind = "kind" in n ? ` ${n.kind}${n.expressType ? ` ${n.expressType}` : ""}` : n.express ? " pcie" : "";
+    const bars = "bars" in n && n.bars.length ? ` ${n.bars.map(formatBar).join(" ")}` : "";
+    const self = `${prefix}${marker}${hex(a.bus, 2)}:${hex(a.device, 2)}.${a.function} ${n.name}${kind}${bridge}${bars}`;
     return [self, ...formatTopology(n.children, top ? "" : prefix + (last ? "   " : "│  "), false)];
   });
+}
+
+function formatBar(bar: PciTreeBar): string {
+  const size = bar.size >= 2 ** 30 && bar.size % 2 ** 30 === 0 ? `${bar.size / 2 ** 30}G` : bar.size >= 1 << 20 && bar.size % (1 << 20) === 0 ? `${bar.size / (1 << 20)}M` : bar.size >= 1024 && bar.size % 1024 === 0 ? `${bar.size / 1024}K` : String(bar.size);
+  return `bar${bar.index} ${bar.kind}${bar.prefetchable ? " pref" : ""} ${bar.address.toString(16)}/${size}`;
+}
+
+/** PCI Express capability device/port types (PCIe base spec, capabilities register bits 7:4). */
+const EXPRESS_TYPES: Readonly<Record<number, string>> = {
+  0: "endpoint",
+  1: "legacy-endpoint",
+  4: "root-port",
+  5: "upstream-port",
+  6: "downstream-port",
+  7: "pcie-to-pci-bridge",
+  8: "pci-to-pcie-bridge",
+  9: "rc-integrated",
+  10: "rc-event-collector",
+};
+
+/** The device/port type in a function's PCI Express capability, read from its config space. */
+export function expressTypeOf(device: PciDevice): string | undefined {
+  if (!(device.configRead(0x06, 2) & 0x10)) return undefined; // no capabilities list
+  let at = device.configRead(0x34, 1) & 0xfc;
+  for (let hops = 0; at >= 0x40 && hops < 48; hops++) {
+    if (device.configRead(at, 1) === 0x10) {
+      const type = (device.configRead(at + 2, 2) >> 4) & 0xf;
+      return EXPRESS_TYPES[type] ?? `type-${type}`;
+    }
+    at = device.configRead(at + 1, 1) & 0xfc;
+  }
+  return undefined;
+}
+
+/** A function's BARs: what it declares, at the addresses its config space holds now. */
+export function barsOf(device: PciDevice): PciTreeBar[] {
+  return device.bars.map((bar) => {
+    const low = device.configRead(0x10 + 4 * bar.index, 4) >>> 0;
+    const base = bar.kind === "io" ? (low & ~0x3) >>> 0 : (low & ~0xf) >>> 0;
+    const high = bar.kind === "mem64" ? device.configRead(0x14 + 4 * bar.index, 4) >>> 0 : 0;
+    return { index: bar.index, kind: bar.kind, address: high * 2 ** 32 + base, size: bar.size, prefetchable: bar.prefetchable === true };
+  });
+}
+
+/**
+ * The bus's topology with each function's kind, PCI Express type and BARs; `functions` (the machine's attached
+ * functions) give the devices to read them from. A node without a device keeps no BARs and no type.
+ */
+export function pciTree(topology: readonly PciTopologyNode[], functions: ReadonlyArray<{ address: PciAddress; device: PciDevice }>): PciTreeNode[] {
+  const same = (x: PciAddress, y: PciAddress) => x.bus === y.bus && x.device === y.device && x.function === y.function;
+  const node = (n: PciTopologyNode): PciTreeNode => {
+    const device = functions.find((f) => same(f.address, n.address))?.device;
+    const expressType = device && n.express ? expressTypeOf(device) : undefined;
+    return {
+      address: n.address,
+      name: n.name,
+      express: n.express,
+      kind: n.express ? "pcie" : "pci",
+      ...(expressType ? { expressType } : {}),
+      ...(n.bridge ? { bridge: n.bridge } : {}),
+      bars: device ? barsOf(device) : [],
+      children: n.children.map(node),
+    };
+  };
+  return topology.map(node);
 }

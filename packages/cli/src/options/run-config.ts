@@ -49,8 +49,12 @@ export const DEFAULT_MEMORY = "256";
 export const DEFAULT_CPUS = "1";
 export const DEFAULT_ARCH = "x86_64";
 
-export function buildRunConfig(raw: RawRunOptions, pid = process.pid): RunConfig {
-  if (!raw.kernel && !raw.firmware) throw new UsageError("no kernel given (use -k/--kernel FILE, or -f/--firmware FILE to boot firmware)");
+/**
+ * Parses `vmm run`'s options. `boot: false` (`vmm devices`, which assembles the machine without running it) needs
+ * neither a kernel nor firmware.
+ */
+export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = true }: { boot?: boolean } = {}): RunConfig {
+  if (boot && !raw.kernel && !raw.firmware) throw new UsageError("no kernel given (use -k/--kernel FILE, or -f/--firmware FILE to boot firmware)");
   if (raw.kernel && raw.firmware) {
     throw new UsageError("-k and --firmware together are not supported: firmware boots from a disk (a kernel through fw_cfg needs QEMU's linuxboot option ROM)");
   }
