@@ -4,23 +4,7 @@
  * Runs against two "pci-probe" test functions (1234:beef) whose BARs answer ID (+0) and scratch (+4) registers;
  * BAR1 +8 fires an MSI-X vector, +0xC drives INTx. Prints "FAIL ..." for each broken check; exits with the count.
  */
-#include "guest.h"
-
-static int failures;
-static int checks;
-
-#define CHECK(cond, ...)                    \
-	do {                                    \
-		checks++;                           \
-		if (!(cond)) {                      \
-			failures++;                     \
-			printf("FAIL line %d: ", __LINE__); \
-			printf(__VA_ARGS__);            \
-			printf("\n");                   \
-		}                                   \
-	} while (0)
-
-#define EXPECT(got, want, what) CHECK((got) == (want), "%s: got %x want %x", what, (u32)(got), (u32)(want))
+#include "checks.h"
 
 static u32 cfg(u8 dev, u16 off, int size) { return pci_cf8_read(0, dev, 0, off, size); }
 static void set_cfg(u8 dev, u16 off, int size, u32 v) { pci_cf8_write(0, dev, 0, off, size, v); }
@@ -296,6 +280,5 @@ int main(void) {
 	check_bar64(a, free_mem);
 	check_msix(a);
 	check_intx(a);
-	printf("pci-bus: %d checks, %d failures\n", checks, failures);
-	return failures ? 1 : 0;
+	return checks_done("pci-bus");
 }

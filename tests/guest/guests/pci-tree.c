@@ -7,23 +7,7 @@
  * Runs against "pci-probe" functions (1234:beef, see src/probe-device.ts) placed behind root ports: BAR1 +0 reads
  * 0xa0000000 | device number, +8 fires an MSI-X vector, +0xC drives INTx. Prints "FAIL ..." per broken check.
  */
-#include "guest.h"
-
-static int failures;
-static int checks;
-
-#define CHECK(cond, ...)                        \
-	do {                                        \
-		checks++;                               \
-		if (!(cond)) {                          \
-			failures++;                         \
-			printf("FAIL line %d: ", __LINE__); \
-			printf(__VA_ARGS__);                \
-			printf("\n");                       \
-		}                                       \
-	} while (0)
-
-#define EXPECT(got, want, what) CHECK((got) == (want), "%s: got %x want %x", what, (u32)(got), (u32)(want))
+#include "checks.h"
 
 #define PROBE_ID 0xbeef1234u
 #define ID_MAGIC 0xa0000000u
@@ -316,6 +300,5 @@ int main(void) {
 	}
 	if (integrated_dev >= 0) check_integrated(integrated_dev);
 	else CHECK(0, "no integrated endpoint on bus 0");
-	printf("pci-tree: %d checks, %d failures\n", checks, failures);
-	return failures ? 1 : 0;
+	return checks_done("pci-tree");
 }
