@@ -83,7 +83,7 @@ function bootBeforeAll(tag: string, options: () => GuestOptions, after?: () => v
       after?.();
     }
     boot.log = saveLog(tag, boot.r);
-  }, 320_000);
+  }, 420_000);
   return boot;
 }
 

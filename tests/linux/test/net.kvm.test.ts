@@ -55,5 +55,5 @@ describe.runIf(insideNetns && guest.ok)("inside the namespace", () => {
     // The host saw the guest's frames on the tap too.
     expect(hostRx).toBeGreaterThan(0);
     expect(r.status).toBe(0);
-  }, 320_000);
+  }, 420_000);
 });
