@@ -21,7 +21,7 @@ function machineOptions(command: Command, firmwareFlags: string, firmwareHelp: s
     .option("-m, --mem <size>", "guest RAM: MiB, or with a unit suffix (512M, 1G)", DEFAULT_MEMORY)
     .option("-c, --cpus <n>", "number of vCPUs", DEFAULT_CPUS)
     .option("-d, --disk <path[,ro][,bootindex=N]>", "a virtio-blk disk image (repeatable); ro makes it read-only; with -f, bootindex=N puts it in the firmware's boot order (lowest first)", collect)
-    .option("-n, --network <mode[,key=value...]>", "a virtio-net device: tap, socket (e.g. socket,path=/tmp/x) or none (repeatable)", collect)
+    .option("-n, --network <mode[,key=value...]>", "a virtio-net device: tap, socket (e.g. socket,path=/tmp/x), passt or user (user-mode networking through passt, e.g. user,forward=8080:80/tcp) or none (repeatable)", collect)
     .addOption(new Option("--console <kind>", "the guest console").choices(["serial", "virtio"]).default("serial"))
     .option("--rng", "a virtio-rng device")
     .option("--plugin <name[,key=value...]>", "load a device plugin: a package name resolved from the working directory, or a path (repeatable)", collect)

@@ -67,8 +67,10 @@ describe("shorthands", () => {
     expect(expandNetwork("tap")).toEqual({ name: "virtio-net", options: { mode: "tap" } });
     expect(expandNetwork("socket,path=/tmp/x")).toEqual({ name: "virtio-net", options: { mode: "socket", path: "/tmp/x" } });
     expect(expandNetwork("mode=tap,tapif=tap0")).toEqual({ name: "virtio-net", options: { mode: "tap", tapif: "tap0" } });
+    expect(expandNetwork("mode=user,forward=8080:80/tcp")).toEqual({ name: "virtio-net", options: { mode: "user", forward: "8080:80/tcp" } });
+    expect(expandNetwork("passt,socket=/tmp/p")).toEqual({ name: "virtio-net", options: { mode: "passt", socket: "/tmp/p" } });
     expect(expandNetwork("none")).toBeUndefined();
-    expect(() => expandNetwork("carrier-pigeon")).toThrow(/unknown mode 'carrier-pigeon' \(known: tap, socket, none\)/);
+    expect(() => expandNetwork("carrier-pigeon")).toThrow(/unknown mode 'carrier-pigeon' \(known: tap, socket, passt, user, none\)/);
     expect(() => expandNetwork("none,path=x")).toThrow(/takes no options/);
   });
   it("puts shorthand devices first, then --device in order", () => {

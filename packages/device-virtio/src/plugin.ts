@@ -17,6 +17,7 @@ import {
 import type { DependencyContainer, InjectionToken } from "tsyringe";
 import { stdioChannel, UnixServerChannel } from "./backends/channel.js";
 import { FileImage } from "./backends/file-image.js";
+import { PasstNetBackend, parsePasstForwards } from "./backends/net-passt.js";
 import { type SocketMode, SocketNetBackend } from "./backends/net-socket.js";
 import { TapNetBackend } from "./backends/net-tap.js";
 import type { VirtioDevice } from "./device.js";
@@ -55,6 +56,14 @@ function randomMac(): Mac {
   return [0x52, 0x54, 0x00, b[0]!, b[1]!, b[2]!];
 }
 
+function forwardsOf(name: string, text: string) {
+  try {
+    return parsePasstForwards(text);
+  } catch (e) {
+    throw new ConfigurationError(`${name}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 const deviceTypes: CoreDeviceType[] = [
   {
     type: "virtio-blk",
@@ -72,10 +81,10 @@ const deviceTypes: CoreDeviceType[] = [
   },
   {
     type: "virtio-net",
-    description: "virtio network device linked to another VM through a Unix socket, or to a host tap interface",
+    description: "virtio network device linked to another VM through a Unix socket, to a host tap interface, or to passt (user-mode networking)",
     options: {
-      backend: { type: "enum", values: ["socket", "tap"], description: "where frames go (default socket)" },
-      mode: { type: "enum", values: ["socket", "tap"], description: "the same as backend (kvmtool's -n mode=)" },
+      backend: { type: "enum", values: ["socket", "tap", "passt", "user"], description: "where frames go (default socket; user is passt)" },
+      mode: { type: "enum", values: ["socket", "tap", "passt", "user"], description: "the same as backend (kvmtool's -n mode=)" },
       path: { type: "string", description: "Unix socket path shared by the two VMs (socket backend)" },
       role: {
         type: "enum",
@@ -84,6 +93,11 @@ const deviceTypes: CoreDeviceType[] = [
         description: "socket role: auto listens unless a peer already listens at path",
       },
       ifname: { type: "string", description: "host tap interface, created when missing (tap backend; default: a kernel-chosen tapN)" },
+      forward: { type: "string", description: "passt port forwards, HOST:GUEST/tcp or /udp joined by +, e.g. 8080:80/tcp+5353:53/udp" },
+      socket: { type: "string", description: "connect to a passt already listening at this Unix socket instead of starting one (passt backend)" },
+      address: { type: "string", description: "IPv4 address passt gives the guest (passt backend; default: the host's)" },
+      prefix: { type: "number", integer: true, min: 0, max: 32, description: "its prefix length (passt backend; default: the host's)" },
+      gateway: { type: "string", description: "the guest's gateway, mapped to the host (passt backend; default: the host's gateway)" },
       mac: { type: "string", description: "station address, e.g. 52:54:00:12:34:56 (default: random 52:54:00:xx:xx:xx)" },
       transport,
     },
@@ -94,11 +108,33 @@ const deviceTypes: CoreDeviceType[] = [
         if (!parsed) throw new ConfigurationError(`${context.name}: '${String(options.mac)}' is not a unicast MAC address`);
         mac = parsed;
       }
-      if (options.backend !== undefined && options.mode !== undefined && options.backend !== options.mode) {
+      const alias = (v: unknown) => (v === "user" ? "passt" : v);
+      if (options.backend !== undefined && options.mode !== undefined && alias(options.backend) !== alias(options.mode)) {
         throw new ConfigurationError(`${context.name}: backend=${String(options.backend)} and mode=${String(options.mode)} disagree`);
       }
-      const kind = options.backend ?? options.mode ?? "socket";
+      const kind = alias(options.backend ?? options.mode ?? "socket");
       const { logger } = services(context.container);
+      const passtOnly = ["forward", "socket", "address", "prefix", "gateway"].filter((k) => options[k] !== undefined);
+      if (kind !== "passt" && passtOnly.length) {
+        throw new ConfigurationError(`${context.name}: ${passtOnly.join(", ")} ${passtOnly.length === 1 ? "applies" : "apply"} only to backend=passt`);
+      }
+      if (kind === "passt") {
+        if (options.socket !== undefined) {
+          const extra = passtOnly.filter((k) => k !== "socket");
+          if (extra.length) throw new ConfigurationError(`${context.name}: with socket=, passt is configured where it runs (${extra.join(", ")} not applied)`);
+          const backend = await SocketNetBackend.open(options.socket as string, "connect", logger);
+          return pciFunction(context, new VirtioNet(backend, mac), options);
+        }
+        const backend = await PasstNetBackend.open({
+          forwards: options.forward !== undefined ? forwardsOf(context.name, options.forward as string) : [],
+          address: options.address as string | undefined,
+          prefix: options.prefix as number | undefined,
+          gateway: options.gateway as string | undefined,
+          logger,
+          label: context.name,
+        });
+        return pciFunction(context, new VirtioNet(backend, mac), options);
+      }
       if (kind === "tap") {
         const backend = TapNetBackend.open((options.ifname as string | undefined) ?? "", { logger, label: context.name });
         return pciFunction(context, new VirtioNet(backend, mac), options);
