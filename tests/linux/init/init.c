@@ -13,7 +13,7 @@ typedef unsigned long u64;
 enum {
   SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_lseek = 8, SYS_ioctl = 16, SYS_pread64 = 17,
   SYS_pwrite64 = 18, SYS_nanosleep = 35, SYS_fsync = 74, SYS_mkdir = 83, SYS_readlink = 89, SYS_sync = 162,
-  SYS_mount = 165, SYS_getdents64 = 217, SYS_socket = 41, SYS_sendto = 44, SYS_recvfrom = 45, SYS_setsockopt = 54,
+  SYS_mount = 165, SYS_getdents64 = 217, SYS_socket = 41, SYS_connect = 42, SYS_sendto = 44, SYS_recvfrom = 45, SYS_setsockopt = 54,
 };
 enum { O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_DIRECTORY = 0200000 };
 #define BLKFLSBUF 0x1261
@@ -251,7 +251,7 @@ static u32 parse_ip(const char *s, const char **end) {
 
 struct sockaddr_in { unsigned short family; unsigned short port; u32 addr; u8 zero[8]; };
 struct ifreq { char name[16]; union { struct sockaddr_in addr; short flags; u8 raw[24]; } u; };
-enum { AF_INET = 2, SOCK_DGRAM = 2, SOCK_RAW = 3, IPPROTO_ICMP = 1, SOL_SOCKET = 1, SO_RCVTIMEO = 20 };
+enum { AF_INET = 2, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_RAW = 3, IPPROTO_ICMP = 1, SOL_SOCKET = 1, SO_RCVTIMEO = 20 };
 enum { SIOCGIFFLAGS = 0x8913, SIOCSIFFLAGS = 0x8914, SIOCSIFADDR = 0x8916, SIOCSIFNETMASK = 0x891c, SIOCGIFHWADDR = 0x8927 };
 
 /* net-up:IFACE:A.B.C.D/PREFIX: address, netmask and IFF_UP through the classic ioctls. */
@@ -328,6 +328,40 @@ static void ping(const char *arg) {
   fail("ping no reply", 0);
 }
 
+/* tcp:A.B.C.D:PORT: connects (up to 10 tries, 1 s apart), sends "hello from the guest\n" and prints the line
+   the server sends back. */
+static void tcp(const char *arg) {
+  const char *rest;
+  u32 ip = parse_ip(arg, &rest);
+  unsigned port = 0;
+  if (!ip || *rest != ':') { fail("tcp bad argument", 0); return; }
+  for (rest++; *rest >= '0' && *rest <= '9'; rest++) port = port * 10 + (unsigned)(*rest - '0');
+  struct sockaddr_in to = { AF_INET, (unsigned short)((port >> 8) | ((port & 0xff) << 8)), ip, { 0 } };
+  long fd = -1, r = -1;
+  for (int try = 0; try < 10; try++) {
+    fd = sys3(SYS_socket, AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) { fail("tcp socket", fd); return; }
+    if ((r = sys3(SYS_connect, fd, &to, sizeof to)) == 0) break;
+    sys3(SYS_close, fd, 0, 0);
+    sleep_ms(1000);
+  }
+  if (r < 0) { fail("tcp connect", r); return; }
+  long tv[2] = { 10, 0 };
+  sys6(SYS_setsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, (long)tv, sizeof tv, 0);
+  static const char hello[] = "hello from the guest\n";
+  if ((r = sys3(SYS_write, fd, hello, sizeof hello - 1)) != (long)(sizeof hello - 1)) { sys3(SYS_close, fd, 0, 0); fail("tcp write", r); return; }
+  char in[200];
+  size_t n = 0;
+  while (n < sizeof in - 1 && (r = sys3(SYS_read, fd, in + n, sizeof in - 1 - n)) > 0) {
+    n += (size_t)r;
+    if (in[n - 1] == '\n') break;
+  }
+  sys3(SYS_close, fd, 0, 0);
+  if (n == 0 || in[n - 1] != '\n') { fail("tcp no reply line", r); return; }
+  in[n - 1] = 0;
+  put("@@ tcp "); put(arg); put(" got '"); put(in); put("' ok"); end();
+}
+
 /* rescan:BDF: removes a function through sysfs and rescans the bus, as a user or hotplug would. */
 static void rescan(const char *bdf) {
   char p[128] = "/sys/bus/pci/devices/";
@@ -356,6 +390,7 @@ static void run_check(const char *arg) {
   else if (starts(arg, "rescan:")) rescan(arg + 7);
   else if (starts(arg, "net-up:")) net_up(arg + 7);
   else if (starts(arg, "ping:")) ping(arg + 5);
+  else if (starts(arg, "tcp:")) tcp(arg + 4);
   else if (starts(arg, "sleep:")) { long ms = 0; for (const char *s = arg + 6; *s >= '0' && *s <= '9'; s++) ms = ms * 10 + (*s - '0'); sleep_ms(ms); }
   else if (starts(arg, "cat:")) dump(arg + 4, arg + 4);
   else { put("@@ FAIL unknown check "); put(arg); end(); failures++; }
