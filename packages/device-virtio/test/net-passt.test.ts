@@ -1,4 +1,5 @@
-import { execFileSync, spawn } from "node:child_process";
+import { hostToolAvailable } from "@vmm/test-support";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { ConfigurationError, type DeviceType, GuestMemory, MemoryLogger, Tokens, TrappingIoEvents, validateOptions } from "@vmm/core";
 import { container } from "tsyringe";
@@ -12,15 +13,7 @@ import { until } from "./harness.js";
 // virtio-net on passt (user-mode networking): vmm starts passt with one end of a socketpair on fd 3; passt quits
 // when that socket closes, so it dies with vmm however vmm ends.
 
-function passtInstalled(): boolean {
-  try {
-    execFileSync("passt", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const HAVE_PASST = passtInstalled();
+const HAVE_PASST = hostToolAvailable("passt");
 if (!HAVE_PASST) console.warn("SKIP net-passt process tests: the passt binary is missing (Debian package passt)");
 
 /** True while the process runs (a zombie waiting for its reaper counts as gone). */

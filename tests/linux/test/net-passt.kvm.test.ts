@@ -1,7 +1,7 @@
 // virtio-net on passt (user-mode networking) judged by Linux in the guest and a TCP server on the host: vmm
 // starts passt with the address, prefix and gateway the test chooses; the guest configures eth0 statically with
 // them and connects to the gateway address, which passt maps to the host's loopback.
-import { execFileSync } from "node:child_process";
+import { hostToolAvailable } from "@vmm/test-support";
 import { createServer, type Socket } from "node:net";
 import { describe, expect, inject, it } from "vitest";
 import { bootLinux } from "../src/boot.js";
@@ -10,15 +10,7 @@ const guest = inject("linuxGuest");
 const GUEST_IP = "10.0.2.15";
 const GATEWAY = "10.0.2.2";
 
-function passtInstalled(): boolean {
-  try {
-    execFileSync("passt", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const HAVE_PASST = passtInstalled();
+const HAVE_PASST = hostToolAvailable("passt");
 if (!HAVE_PASST) console.warn("SKIP Linux virtio-net on passt: the passt binary is missing (Debian package passt)");
 
 describe.skipIf(!guest.ok || !HAVE_PASST)("Linux's virtio-net on passt", () => {

@@ -2,3 +2,4 @@
 // so it lives behind its own entry point: @vmm/test-support/netns.
 export { devKvmUsable, kvmSkipBanner, kvmTestGate, type KvmAvailability, type KvmTestGateOptions } from "./kvm-gate.js";
 export { decodePng, type DecodedPng } from "./png-decode.js";
+export { hostToolAvailable } from "./host-tool.js";
