@@ -5,32 +5,13 @@
  * BAR1 +8 fires an MSI-X vector, +0xC drives INTx. Prints "FAIL ..." for each broken check; exits with the count.
  */
 #include "checks.h"
+#include "probe-irq.h"
 
 static u32 cfg(u8 dev, u16 off, int size) { return pci_cf8_read(0, dev, 0, off, size); }
 static void set_cfg(u8 dev, u16 off, int size, u32 v) { pci_cf8_write(0, dev, 0, off, size, v); }
 
 #define PROBE_ID 0xbeef1234u
 #define ID_MAGIC 0xa0000000u
-
-static volatile u32 msix_hits;
-static volatile u32 intx_hits;
-static void on_msix(struct frame *f) { (void)f; msix_hits++; lapic_eoi(); }
-static void on_intx(struct frame *f) { (void)f; intx_hits++; lapic_eoi(); }
-
-#define WAKE_VECTOR 0x30
-static void on_wake(struct frame *f) { (void)f; lapic_eoi(); }
-
-/* Halts until an interrupt or a LAPIC one-shot timer wakes the CPU, so "no interrupt" checks end too. */
-static void wait_irq(void) {
-	for (int i = 0; i < 4; i++) {
-		mmio_write32(LAPIC_BASE + 0x3e0, 0xb);          /* divide by 1 */
-		mmio_write32(LAPIC_BASE + 0x320, WAKE_VECTOR);  /* one-shot */
-		mmio_write32(LAPIC_BASE + 0x380, 2000000);      /* initial count */
-		sti_hlt();
-	}
-	cli();
-}
-
 
 static void check_enumeration(u64 ecam, u8 a) {
 	outl(0xcf8, 0x80001234);

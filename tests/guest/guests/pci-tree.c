@@ -8,6 +8,7 @@
  * 0xa0000000 | device number, +8 fires an MSI-X vector, +0xC drives INTx. Prints "FAIL ..." per broken check.
  */
 #include "checks.h"
+#include "probe-irq.h"
 
 #define PROBE_ID 0xbeef1234u
 #define ID_MAGIC 0xa0000000u
@@ -39,22 +40,6 @@ static int nbridges, nendpoints;
 static u8 next_bus = FIRST_BUS;
 /* A probe on bus 0 (a root-complex integrated endpoint), if any. */
 static int integrated_dev = -1;
-
-static volatile u32 msix_hits, intx_hits;
-static void on_msix(struct frame *f) { (void)f; msix_hits++; lapic_eoi(); }
-static void on_intx(struct frame *f) { (void)f; intx_hits++; lapic_eoi(); }
-#define WAKE_VECTOR 0x30
-static void on_wake(struct frame *f) { (void)f; lapic_eoi(); }
-
-static void wait_irq(void) {
-	for (int i = 0; i < 4; i++) {
-		mmio_write32(LAPIC_BASE + 0x3e0, 0xb);
-		mmio_write32(LAPIC_BASE + 0x320, WAKE_VECTOR);
-		mmio_write32(LAPIC_BASE + 0x380, 2000000);
-		sti_hlt();
-	}
-	cli();
-}
 
 /* Offset of capability `id` in the standard list, or 0. */
 static u16 find_cap(u8 bus, u8 dev, u8 id) {
