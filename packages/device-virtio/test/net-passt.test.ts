@@ -1,14 +1,13 @@
 import { hostToolAvailable } from "@vmm/test-support";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { ConfigurationError, type DeviceType, GuestMemory, MemoryLogger, Tokens, TrappingIoEvents, validateOptions } from "@vmm/core";
-import { container } from "tsyringe";
+import { ConfigurationError, MemoryLogger } from "@vmm/core";
 import { describe, expect, it } from "vitest";
 import { PasstNetBackend, parsePasstForwards, passtArguments } from "../src/backends/net-passt.js";
 import type { VirtioNet } from "../src/devices/net.js";
 import plugin from "../src/plugin.js";
-import type { VirtioPciFunction } from "../src/transport/virtio-pci.js";
 import { until } from "./harness.js";
+import { createPluginDevice } from "./plugin-devices.js";
 
 // virtio-net on passt (user-mode networking): vmm starts passt with one end of a socketpair on fd 3; passt quits
 // when that socket closes, so it dies with vmm however vmm ends.
@@ -69,15 +68,9 @@ describe("passt options", () => {
   });
 });
 
+/** Makes virtio-net devices named net0 from raw options through the plugin. */
 async function netType() {
-  const c = container.createChildContainer();
-  c.register(Tokens.GuestMemory, { useValue: new GuestMemory([{ gpa: 0, bytes: new Uint8Array(1 << 20) }]) });
-  c.register(Tokens.IoEvents, { useValue: new TrappingIoEvents() });
-  c.register(Tokens.Logger, { useValue: new MemoryLogger() });
-  await plugin.register(c, {});
-  const t = c.resolveAll<DeviceType>(Tokens.DeviceType).find((d) => d.type === "virtio-net")!;
-  return (raw: Record<string, unknown>) =>
-    t.create({ container: c, name: "net0" }, validateOptions(t.options, raw, { plugin: plugin.name, device: "virtio-net" })) as Promise<VirtioPciFunction>;
+  return (raw: Record<string, unknown>) => createPluginDevice("virtio-net", raw, "net0");
 }
 
 describe("the plugin's passt options", () => {

@@ -1,17 +1,16 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { ConfigurationError, GuestMemory, MemoryLogger, Tokens, TrappingIoEvents, validateOptions, type DeviceType } from "@vmm/core";
+import { ConfigurationError, MemoryLogger } from "@vmm/core";
 import { HostIoError } from "@vmm/host-io";
 import { kvmAvailability } from "@vmm/kvm-native";
 import { kvmTestGate } from "@vmm/test-support";
 import { insideNetns, ip, netnsOk, runInFreshNetns } from "@vmm/test-support/netns";
-import { container } from "tsyringe";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tapAttachHint, TapNetBackend } from "../src/backends/net-tap.js";
 import { VirtioNet } from "../src/devices/net.js";
 import plugin from "../src/plugin.js";
-import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
 import { setupTransport, until } from "./harness.js";
+import { createPluginDevice } from "./plugin-devices.js";
 import { buildVirtioGuest, VirtioGuestVm } from "./kvm-guest.js";
 
 // virtio-net on a tap: the namespace tests run in a child vitest under `unshare -n`, so the taps, their
@@ -204,14 +203,7 @@ describe.runIf(insideNetns)("virtio-net tap backend (inside the namespace)", () 
   });
 
   it("the plugin selects it with backend=tap,ifname=NAME (and mode=tap), or a kernel-chosen name", async () => {
-    const c = container.createChildContainer();
-    c.register(Tokens.GuestMemory, { useValue: new GuestMemory([{ gpa: 0, bytes: new Uint8Array(1 << 20) }]) });
-    c.register(Tokens.IoEvents, { useValue: new TrappingIoEvents() });
-    c.register(Tokens.Logger, { useValue: new MemoryLogger() });
-    await plugin.register(c, {});
-    const t = c.resolveAll<DeviceType>(Tokens.DeviceType).find((d) => d.type === "virtio-net")!;
-    const make = (raw: Record<string, unknown>) =>
-      t.create({ container: c, name: "net0" }, validateOptions(t.options, raw, { plugin: plugin.name, device: "virtio-net" })) as Promise<VirtioPciFunction>;
+    const make = (raw: Record<string, unknown>) => createPluginDevice("virtio-net", raw, "net0");
     for (const raw of [{ backend: "tap", ifname: "vmmtap2" }, { mode: "tap", ifname: "vmmtap3" }, { backend: "tap" }]) {
       const fn = await make(raw);
       const backend = (fn.virtioDevice as VirtioNet).backend as TapNetBackend;

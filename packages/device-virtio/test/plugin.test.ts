@@ -1,27 +1,11 @@
 import { writeFile } from "node:fs/promises";
-import { assertPlugin, ConfigurationError, type DeviceType, GuestMemory, MemoryLogger, PluginError, Tokens, TrappingIoEvents, validateOptions } from "@vmm/core";
-import { container } from "tsyringe";
+import { assertPlugin, ConfigurationError, type DeviceType, PluginError, Tokens } from "@vmm/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as pkg from "../src/index.js";
 import plugin from "../src/plugin.js";
 import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
+import { createPluginDevice as create, vmContainer } from "./plugin-devices.js";
 import { tempDirEach } from "./temp-dir.js";
-
-function vmContainer() {
-  const c = container.createChildContainer();
-  c.register(Tokens.GuestMemory, { useValue: new GuestMemory([{ gpa: 0, bytes: new Uint8Array(1 << 20) }]) });
-  c.register(Tokens.IoEvents, { useValue: new TrappingIoEvents() });
-  c.register(Tokens.Logger, { useValue: new MemoryLogger() });
-  return c;
-}
-
-async function create(type: string, raw: Record<string, unknown>, name = `${type}0`) {
-  const c = vmContainer();
-  await plugin.register(c, {});
-  const t = c.resolveAll<DeviceType>(Tokens.DeviceType).find((d) => d.type === type)!;
-  const options = validateOptions(t.options, raw, { plugin: plugin.name, device: type });
-  return t.create({ container: c, name }, options);
-}
 
 describe("virtio plugin", () => {
   const inDir = tempDirEach("vmm-plugin-");
