@@ -10,7 +10,9 @@
         "native/tap.cc",
         "native/file.cc",
         "native/memfd.cc",
-        "native/unix-socket.cc"
+        "native/unix-socket.cc",
+        "native/mapping.cc",
+        "native/ioctl.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

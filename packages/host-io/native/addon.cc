@@ -11,6 +11,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFile(env, exports);
   InitMemfd(env, exports);
   InitUnixSocket(env, exports);
+  InitMapping(env, exports);
+  InitIoctl(env, exports);
   return exports;
 }
 }  // namespace hostio

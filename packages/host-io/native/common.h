@@ -31,5 +31,7 @@ void InitTap(Napi::Env env, Napi::Object exports);
 void InitFile(Napi::Env env, Napi::Object exports);
 void InitMemfd(Napi::Env env, Napi::Object exports);
 void InitUnixSocket(Napi::Env env, Napi::Object exports);
+void InitMapping(Napi::Env env, Napi::Object exports);
+void InitIoctl(Napi::Env env, Napi::Object exports);
 
 }  // namespace hostio

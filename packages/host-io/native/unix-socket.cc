@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <vector>
@@ -17,6 +19,16 @@ static constexpr size_t kMaxFds = 253;
 
 static int SocketType(const Napi::Value& seqpacket) {
   return (seqpacket.ToBoolean().Value() ? SOCK_SEQPACKET : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
+}
+
+static bool SocketAddress(Napi::Env env, const std::string& path, sockaddr_un* addr) {
+  if (path.empty() || path.size() >= sizeof addr->sun_path || path.find('\0') != std::string::npos) {
+    ThrowRange(env, "socket path must be 1 to 107 bytes without NUL");
+    return false;
+  }
+  addr->sun_family = AF_UNIX;
+  memcpy(addr->sun_path, path.data(), path.size());
+  return true;
 }
 
 // socketPair(seqpacket) -> [fd, fd]
@@ -37,12 +49,7 @@ static Napi::Value UnixConnect(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) { ThrowType(env, "unixConnect(path: string, seqpacket: boolean)"); return env.Undefined(); }
   std::string path = info[0].As<Napi::String>().Utf8Value();
   sockaddr_un addr{};
-  if (path.empty() || path.size() >= sizeof addr.sun_path || path.find('\0') != std::string::npos) {
-    ThrowRange(env, "socket path must be 1 to 107 bytes without NUL");
-    return env.Undefined();
-  }
-  addr.sun_family = AF_UNIX;
-  memcpy(addr.sun_path, path.data(), path.size());
+  if (!SocketAddress(env, path, &addr)) return env.Undefined();
   int fd = socket(AF_UNIX, SocketType(info[1]), 0);
   if (fd < 0) { ThrowSysError(env, "socket", errno); return env.Undefined(); }
   int r;
@@ -149,11 +156,64 @@ static Napi::Value RecvFds(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// unixListen(path, seqpacket) -> fd: a new socket bound to `path` (which must not exist: bind never replaces a
+// file) and listening, non-blocking and close-on-exec, mode 0600 by umask-independent fchmod before bind.
+static Napi::Value UnixListen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) { ThrowType(env, "unixListen(path: string, seqpacket: boolean)"); return env.Undefined(); }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  sockaddr_un addr{};
+  if (!SocketAddress(env, path, &addr)) return env.Undefined();
+  int fd = socket(AF_UNIX, SocketType(info[1]), 0);
+  if (fd < 0) { ThrowSysError(env, "socket", errno); return env.Undefined(); }
+  // Only the owner may connect: the socket file takes the mode of the socket at bind time.
+  fchmod(fd, 0600);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || listen(fd, 16) < 0) {
+    int err = errno;
+    close(fd);
+    ThrowSysError(env, ("bind(" + path + ")").c_str(), err);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// unixAccept(listenFd) -> fd (non-blocking, close-on-exec), or null when no connection is waiting (EAGAIN).
+static Napi::Value UnixAccept(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t lfd;
+  if (!ArgI32(info, 0, &lfd)) return env.Undefined();
+  int fd;
+  do fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return env.Null();
+    ThrowSysError(env, "accept4", errno);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// waitReadable(fd, timeoutMs) -> true when the fd is readable or hung up, false when the time ran out. Blocks
+// the calling thread (a synchronous request/reply protocol waits this way).
+static Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd, timeout;
+  if (!ArgI32(info, 0, &fd) || !ArgI32(info, 1, &timeout)) return env.Undefined();
+  pollfd p{fd, POLLIN, 0};
+  int r;
+  do r = poll(&p, 1, timeout); while (r < 0 && errno == EINTR);  // a signal restarts the full timeout: callers bound it
+  if (r < 0) { ThrowSysError(env, "poll", errno); return env.Undefined(); }
+  if (r > 0 && (p.revents & POLLNVAL)) { ThrowSysError(env, "poll", EBADF); return env.Undefined(); }
+  return Napi::Boolean::New(env, r > 0);
+}
+
 void InitUnixSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
   exports.Set("unixConnect", Napi::Function::New(env, UnixConnect, "unixConnect"));
   exports.Set("sendFds", Napi::Function::New(env, SendFds, "sendFds"));
   exports.Set("recvFds", Napi::Function::New(env, RecvFds, "recvFds"));
+  exports.Set("unixListen", Napi::Function::New(env, UnixListen, "unixListen"));
+  exports.Set("unixAccept", Napi::Function::New(env, UnixAccept, "unixAccept"));
+  exports.Set("waitReadable", Napi::Function::New(env, WaitReadable, "waitReadable"));
 }
 
 }  // namespace hostio

@@ -31,6 +31,13 @@ export interface NativeAddon {
   unixConnect(path: string, seqpacket: boolean): number;
   sendFds(fd: number, data: Uint8Array, fds: readonly number[]): number;
   recvFds(fd: number, buffer: Uint8Array, maxFds: number): { bytes: number; fds: number[] } | null;
+  unixListen(path: string, seqpacket: boolean): number;
+  unixAccept(fd: number): number | null;
+  waitReadable(fd: number, timeoutMs: number): boolean;
+  mapFd(fd: number, offset: number, length: number, writable: boolean): ArrayBuffer;
+  bufferAddress(bytes: Uint8Array): bigint;
+  ioctl(fd: number, request: number, buffer: Uint8Array): number;
+  ioctlValue(fd: number, request: number, value: number | bigint): number;
 }
 
 const loader = addonLoader<NativeAddon>(import.meta.url, "@vmm/host-io", HostIoError);

@@ -54,3 +54,28 @@ export function recvFds(socket: number, buffer: Uint8Array, maxFds = 16): Receiv
   }
   return native().recvFds(socket, buffer, maxFds);
 }
+
+/**
+ * A new non-blocking, close-on-exec unix-domain socket listening at `path` (a vfio-user device process serves
+ * this way). The socket file is created with mode 0600 (less the umask); `path` must not exist (EADDRINUSE):
+ * nothing is ever replaced. Accept connections with `unixAccept`, watch it with `watchReadable`.
+ */
+export function unixListen(path: string, options: UnixSocketOptions = {}): number {
+  return native().unixListen(path, options.seqpacket ?? false);
+}
+
+/** The next waiting connection on listener `fd`, non-blocking and close-on-exec; null when none waits. */
+export function unixAccept(fd: number): number | null {
+  return native().unixAccept(fd);
+}
+
+/**
+ * Blocks the calling thread until `fd` is readable or hung up (true) or `timeoutMs` passed (false; -1 waits for
+ * ever). For synchronous request/reply protocols answered from inside a vCPU exit, where the event loop cannot run.
+ */
+export function waitReadable(fd: number, timeoutMs: number): boolean {
+  if (!Number.isInteger(timeoutMs) || timeoutMs < -1 || timeoutMs > 0x7fffffff) {
+    throw new RangeError(`timeoutMs must be an integer from -1 to ${0x7fffffff}, not ${timeoutMs}`);
+  }
+  return native().waitReadable(fd, timeoutMs);
+}

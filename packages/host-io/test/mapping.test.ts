@@ -1,0 +1,141 @@
+import { closeSync, ftruncateSync, lstatSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  bufferAddress,
+  HostIoError,
+  ioctl,
+  ioctlValue,
+  mapFd,
+  memfdCreate,
+  recvFds,
+  sendFds,
+  unixAccept,
+  unixConnect,
+  unixListen,
+  waitReadable,
+} from "../src/index.js";
+
+const open: number[] = [];
+const track = (fd: number): number => {
+  open.push(fd);
+  return fd;
+};
+afterEach(() => {
+  for (const fd of open.splice(0)) closeSync(fd);
+});
+
+describe("mapFd", () => {
+  it("maps a memfd shared: writes through the view reach the file and the file's writes reach the view", () => {
+    const fd = track(memfdCreate("map-test"));
+    ftruncateSync(fd, 3 * 4096);
+    const view = mapFd(fd, 4096, 8192, { writable: true });
+    expect(view.length).toBe(8192);
+    view[5] = 0xab;
+    const back = new Uint8Array(1);
+    readSync(fd, back, 0, 1, 4096 + 5);
+    expect(back[0]).toBe(0xab);
+    writeSync(fd, Uint8Array.of(0x5a), 0, 1, 4096 + 8191);
+    expect(view[8191]).toBe(0x5a);
+  });
+
+  it("maps read-only unless asked: the fd opened read-only maps, a writable map of it is refused", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hostio-map-"));
+    try {
+      const path = join(dir, "file");
+      writeFileSync(path, new Uint8Array(4096).fill(7));
+      const fd = track(openSync(path, "r"));
+      expect(mapFd(fd, 0, 4096)[100]).toBe(7);
+      expect(() => mapFd(fd, 0, 4096, { writable: true })).toThrow(HostIoError);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it("refuses unaligned offsets and empty lengths before calling mmap", () => {
+    const fd = track(memfdCreate("map-bad"));
+    ftruncateSync(fd, 4096);
+    expect(() => mapFd(fd, 100, 4096)).toThrow(/multiple of 4096/);
+    expect(() => mapFd(fd, 0, 0)).toThrow(/positive/);
+    expect(() => mapFd(-1, 0, 4096)).toThrow();
+  });
+
+  it("two mappings of one file see each other (another process's view works the same way)", () => {
+    const fd = track(memfdCreate("map-two"));
+    ftruncateSync(fd, 4096);
+    const a = mapFd(fd, 0, 4096, { writable: true });
+    const b = mapFd(fd, 0, 4096, { writable: true });
+    a[42] = 42;
+    expect(b[42]).toBe(42);
+    expect(bufferAddress(a)).not.toBe(bufferAddress(b));
+    expect(bufferAddress(a) % 4096n).toBe(0n);
+    expect(bufferAddress(a.subarray(10))).toBe(bufferAddress(a) + 10n);
+  });
+});
+
+describe("unixListen / unixAccept / waitReadable", () => {
+  it("serves a connection at a path, with fds, and waits for data with a timeout", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hostio-listen-"));
+    try {
+      const path = join(dir, "sock");
+      const listener = track(unixListen(path));
+      expect(lstatSync(path).isSocket()).toBe(true);
+      expect(statSync(path).mode & 0o077).toBe(0);
+      expect(unixAccept(listener)).toBeNull();
+      const client = track(unixConnect(path));
+      expect(waitReadable(listener, 1000)).toBe(true);
+      const server = track(unixAccept(listener)!);
+      expect(waitReadable(server, 20)).toBe(false);
+      const memfd = track(memfdCreate("passed"));
+      sendFds(client, Uint8Array.of(1, 2, 3), [memfd]);
+      expect(waitReadable(server, 1000)).toBe(true);
+      const got = recvFds(server, new Uint8Array(16))!;
+      expect(got.bytes).toBe(3);
+      expect(got.fds).toHaveLength(1);
+      track(got.fds[0]!);
+      closeSync(open.splice(open.indexOf(client), 1)[0]!);
+      expect(waitReadable(server, 1000)).toBe(true); // hang-up reads as readable (EOF)
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it("never replaces an existing file at the path", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hostio-listen-"));
+    try {
+      const path = join(dir, "precious");
+      writeFileSync(path, "data");
+      expect(() => unixListen(path)).toThrow(/EADDRINUSE/);
+      expect(statSync(path).isFile()).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it("rejects bad timeouts", () => {
+    expect(() => waitReadable(0, 1.5)).toThrow(RangeError);
+    expect(() => waitReadable(0, -2)).toThrow(RangeError);
+  });
+});
+
+describe("ioctl", () => {
+  // FIONREAD (0x541B) on a socket: the byte count queued, written through the pointer.
+  it("passes a buffer the kernel writes, and an integer argument", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hostio-ioctl-"));
+    try {
+      const listener = track(unixListen(join(dir, "s")));
+      const client = track(unixConnect(join(dir, "s")));
+      const server = track(unixAccept(listener)!);
+      sendFds(client, new Uint8Array(37));
+      const out = new Uint8Array(4);
+      expect(ioctl(server, 0x541b, out)).toBe(0);
+      expect(new DataView(out.buffer).getInt32(0, true)).toBe(37);
+      // FIONBIO takes a pointer too; an unknown request on a socket fails with an errno, not a crash.
+      expect(() => ioctlValue(server, 0x12345678, 0)).toThrow(HostIoError);
+      expect(() => ioctl(server, -1, out)).toThrow(RangeError);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+});
