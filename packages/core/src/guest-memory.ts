@@ -4,6 +4,12 @@ import { ConfigurationError, GuestMemoryError } from "./errors.js";
 export interface RamRegion {
   readonly gpa: number;
   readonly bytes: Uint8Array;
+  /**
+   * The file behind `bytes`, when there is one (the machine backs guest RAM with a memfd): `bytes[0]` is byte
+   * `offset` of `fd`. Passthrough devices hand the fd to a device process so it maps the same pages for DMA. The
+   * machine owns the fd; do not close it.
+   */
+  readonly file?: { readonly fd: number; readonly offset: number };
 }
 
 interface Region extends RamRegion {
@@ -29,6 +35,7 @@ export class GuestMemory {
       .map((r) => ({
         gpa: r.gpa,
         bytes: r.bytes,
+        ...(r.file ? { file: { fd: r.file.fd, offset: r.file.offset } } : {}),
         end: r.gpa + r.bytes.length,
         view: new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength),
       }))

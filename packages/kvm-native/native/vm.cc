@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <string>
 #include <vector>
 
 namespace kvmn {
@@ -36,19 +37,9 @@ static void ReleaseMapping(napi_env env, GuestMapping* m) {
 static void FinalizeChunk(napi_env env, void* data, void* /*hint*/) { ReleaseMapping(env, static_cast<GuestMapping*>(data)); }
 static void NoFinalizer(napi_env, void*, void*) {}
 
-// allocateMemory(size, chunkSize) -> ArrayBuffer[]: anonymous, page-aligned, zero-filled memory (MAP_NORESERVE:
-// pages are only backed once touched), split into chunks of chunkSize bytes (the last may be shorter), no copies.
-static Napi::Value AllocateMemory(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint64_t size, chunk;
-  if (!ArgU64(info, 0, &size) || !ArgU64(info, 1, &chunk)) return env.Undefined();
-  if (size == 0 || size % kPage != 0 || chunk == 0 || chunk % kPage != 0) {
-    ThrowRange(env, "memory size and chunk size must be non-zero multiples of 4096");
-    return env.Undefined();
-  }
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) { ThrowKvmError(env, "mmap", errno); return env.Undefined(); }
-  madvise(p, size, MADV_MERGEABLE);
+// Views `size` bytes at `p` as chunks of chunkSize bytes (the last may be shorter), no copies; the mapping is
+// unmapped when the last chunk is collected (or at once when no chunk could be made).
+static Napi::Value ChunkMapping(Napi::Env env, void* p, uint64_t size, uint64_t chunk) {
   auto* m = new GuestMapping{p, size, {1}};  // this call's own reference, dropped below
   const uint64_t n = (size + chunk - 1) / chunk;
   Napi::Array out = Napi::Array::New(env, n);
@@ -77,6 +68,62 @@ static Napi::Value AllocateMemory(const Napi::CallbackInfo& info) {
                      " bytes cannot be made an ArrayBuffer (too large for this Node?)").c_str());
     return env.Undefined();
   }
+  return out;
+}
+
+static bool ArgSizes(const Napi::CallbackInfo& info, uint64_t* size, uint64_t* chunk) {
+  if (!ArgU64(info, 0, size) || !ArgU64(info, 1, chunk)) return false;
+  if (*size == 0 || *size % kPage != 0 || *chunk == 0 || *chunk % kPage != 0) {
+    ThrowRange(info.Env(), "memory size and chunk size must be non-zero multiples of 4096");
+    return false;
+  }
+  return true;
+}
+
+// allocateMemory(size, chunkSize) -> ArrayBuffer[]: anonymous, page-aligned, zero-filled memory (MAP_NORESERVE:
+// pages are only backed once touched), split into chunks of chunkSize bytes.
+static Napi::Value AllocateMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t size, chunk;
+  if (!ArgSizes(info, &size, &chunk)) return env.Undefined();
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) { ThrowKvmError(env, "mmap", errno); return env.Undefined(); }
+  madvise(p, size, MADV_MERGEABLE);
+  return ChunkMapping(env, p, size, chunk);
+}
+
+// allocateSharedMemory(size, chunkSize, name) -> { fd, chunks }: like allocateMemory, but the pages belong to a
+// memfd (close-on-exec, sparse: pages are backed once touched) mapped MAP_SHARED, so another process given the
+// fd (a vfio-user device server) maps the same guest RAM. The caller owns `fd`; the mapping outlives it.
+static Napi::Value AllocateSharedMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t size, chunk;
+  if (!ArgSizes(info, &size, &chunk)) return env.Undefined();
+  std::string name = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "guest-ram";
+  if (name.size() > 249 || name.find('\0') != std::string::npos) { ThrowRange(env, "memfd name must be at most 249 bytes without NUL"); return env.Undefined(); }
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  if (fd < 0) { ThrowKvmError(env, "memfd_create", errno); return env.Undefined(); }
+  if (ftruncate(fd, static_cast<off_t>(size)) < 0) {
+    int err = errno;
+    close(fd);
+    ThrowKvmError(env, "ftruncate", err);
+    return env.Undefined();
+  }
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    close(fd);
+    ThrowKvmError(env, "mmap", err);
+    return env.Undefined();
+  }
+  Napi::Value chunks = ChunkMapping(env, p, size, chunk);
+  if (env.IsExceptionPending()) {
+    close(fd);
+    return env.Undefined();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("chunks", chunks);
   return out;
 }
 
@@ -301,6 +348,7 @@ static Napi::Value CreateVcpuFd(const Napi::CallbackInfo& info) {
 
 void InitVm(Napi::Env env, Napi::Object exports) {
   exports.Set("allocateMemory", Napi::Function::New(env, AllocateMemory, "allocateMemory"));
+  exports.Set("allocateSharedMemory", Napi::Function::New(env, AllocateSharedMemory, "allocateSharedMemory"));
   exports.Set("setUserMemoryRegion", Napi::Function::New(env, SetUserMemoryRegion, "setUserMemoryRegion"));
   exports.Set("getDirtyLog", Napi::Function::New(env, GetDirtyLog, "getDirtyLog"));
   exports.Set("setTssAddr", Napi::Function::New(env, SetTssAddr, "setTssAddr"));

@@ -34,6 +34,7 @@ export interface NativeAddon {
   createVm(fd: number): number;
   getSupportedCpuid(fd: number): CpuidEntry[];
   allocateMemory(size: number, chunkSize: number): ArrayBuffer[];
+  allocateSharedMemory(size: number, chunkSize: number, name: string): { fd: number; chunks: ArrayBuffer[] };
   setUserMemoryRegion(vmFd: number, slot: number, flags: number, gpa: number, memory: Uint8Array | readonly Uint8Array[] | undefined): void;
   getDirtyLog(vmFd: number, slot: number, pages: number): Uint8Array;
   setTssAddr(vmFd: number, addr: number): void;

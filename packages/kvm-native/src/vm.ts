@@ -8,9 +8,11 @@ import { Vcpu } from "./vcpu.js";
 export const MAX_MEMORY_CHUNK = Math.floor(Math.min(bufferConstants.MAX_LENGTH, Number.MAX_SAFE_INTEGER) / PAGE_SIZE) * PAGE_SIZE;
 
 /**
- * Guest RAM of any size: one contiguous native mapping (one memslot can take it whole), seen from JS as
+ * Guest RAM of any size: one contiguous native mapping (one memslot can take it whole) of a memfd, seen from JS as
  * `chunks`, consecutive Uint8Arrays of `chunkSize` bytes (the last may be shorter), because one ArrayBuffer
- * cannot exceed MAX_MEMORY_CHUNK. The mapping lives as long as any chunk is referenced.
+ * cannot exceed MAX_MEMORY_CHUNK. The mapping lives as long as any chunk is referenced. `fd` is the memfd behind
+ * it (byte i of the RAM is byte i of the file), so another process given the fd (a vfio-user device server) maps
+ * the same pages; the Vm that allocated it closes it with the VM.
  */
 export class GuestRam {
   readonly size: number;
@@ -19,13 +21,17 @@ export class GuestRam {
   constructor(
     readonly chunks: readonly Uint8Array[],
     readonly chunkSize: number,
+    readonly fd: number,
   ) {
     this.size = chunks.reduce((n, c) => n + c.byteLength, 0);
   }
 
-  /** The chunks as RAM regions from guest-physical address `gpa` on (what GuestMemory takes). */
-  regions(gpa: number): Array<{ gpa: number; bytes: Uint8Array }> {
-    return this.chunks.map((bytes, i) => ({ gpa: gpa + i * this.chunkSize, bytes }));
+  /**
+   * The chunks as RAM regions from guest-physical address `gpa` on (what GuestMemory takes), each with where its
+   * bytes live in the memfd.
+   */
+  regions(gpa: number): Array<{ gpa: number; bytes: Uint8Array; file: { fd: number; offset: number } }> {
+    return this.chunks.map((bytes, i) => ({ gpa: gpa + i * this.chunkSize, bytes, file: { fd: this.fd, offset: i * this.chunkSize } }));
   }
 }
 
@@ -85,9 +91,9 @@ function memorySize(m: Uint8Array | GuestRam): number {
   return m instanceof GuestRam ? m.size : m.byteLength;
 }
 
-function mapMemory(size: number, chunkSize: number): ArrayBuffer[] {
+function mapMemory<T>(size: number, map: () => T): T {
   try {
-    return native().allocateMemory(size, chunkSize);
+    return map();
   } catch (e) {
     if (!(e instanceof KvmError)) throw e;
     throw new KvmError(e.syscall, e.errno, e.errnoNumber, `cannot map ${size} bytes of guest memory; ${e.message}`);
@@ -100,6 +106,7 @@ export class Vm {
   private readonly vcpuMmapSize: number;
   private readonly slots = new Map<number, Required<MemoryRegion>>();
   private readonly vcpus = new Map<number, Vcpu>();
+  private readonly ramFds: number[] = [];
 
   /** @internal Use Kvm.createVm(). */
   constructor(fd: number, vcpuMmapSize: number) {
@@ -116,13 +123,14 @@ export class Vm {
     if (size > MAX_MEMORY_CHUNK) {
       throw new RangeError(`${size} bytes do not fit in one Uint8Array (at most ${MAX_MEMORY_CHUNK} here): use allocateRam`);
     }
-    return new Uint8Array(mapMemory(size, size)[0]!);
+    return new Uint8Array(mapMemory(size, () => native().allocateMemory(size, size))[0]!);
   }
 
   /**
-   * Guest RAM of `size` bytes in one mapping, pages backed only when touched (MAP_NORESERVE), so RAM larger
-   * than the host's can be mapped. `chunkSize` (a multiple of 4096, at most MAX_MEMORY_CHUNK) splits the JS
-   * view; it defaults to the largest.
+   * Guest RAM of `size` bytes in one shared mapping of a new memfd (GuestRam.fd), pages backed only when touched
+   * (MAP_NORESERVE, a sparse file), so RAM larger than the host's can be mapped and a device process can be given
+   * the same pages. `chunkSize` (a multiple of 4096, at most MAX_MEMORY_CHUNK) splits the JS view; it defaults to
+   * the largest. The memfd is closed with the VM (the mapping stays while JS references it).
    */
   allocateRam(size: number, options: { chunkSize?: number } = {}): GuestRam {
     assertMemorySize(size);
@@ -130,7 +138,9 @@ export class Vm {
     if (!Number.isSafeInteger(chunkSize) || chunkSize <= 0 || chunkSize % PAGE_SIZE !== 0 || chunkSize > MAX_MEMORY_CHUNK) {
       throw new RangeError(`chunkSize must be a multiple of ${PAGE_SIZE} in (0, ${MAX_MEMORY_CHUNK}], got ${chunkSize}`);
     }
-    return new GuestRam(mapMemory(size, chunkSize).map((b) => new Uint8Array(b)), chunkSize);
+    const { fd, chunks } = mapMemory(size, () => native().allocateSharedMemory(size, chunkSize, "guest-ram"));
+    this.ramFds.push(fd);
+    return new GuestRam(chunks.map((b) => new Uint8Array(b)), chunkSize, fd);
   }
 
   /** Adds or replaces memslot `slot` (KVM_SET_USER_MEMORY_REGION). Works while vCPUs run. */
@@ -282,6 +292,7 @@ export class Vm {
     for (const v of this.vcpus.values()) v.close();
     this.vcpus.clear();
     native().closeFd(this.fd);
+    for (const fd of this.ramFds.splice(0)) native().closeFd(fd);
     this.fd = -1;
     this.slots.clear();
   }

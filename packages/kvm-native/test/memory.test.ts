@@ -1,4 +1,7 @@
+import { fstatSync, readSync, writeSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
+import { Kvm } from "../src/index.js";
+import { assemble } from "./support/assemble.js";
 import { Recorder, realModeVm, runSync, type TestVm } from "./support/guest.js";
 import { kvmOk } from "./support/kvm.js";
 
@@ -106,5 +109,33 @@ describe.skipIf(!kvmOk)("guest memory and memslots (real /dev/kvm)", () => {
     // a page-aligned subarray of native memory is fine
     t.vm.setMemoryRegion({ slot: 5, guestPhysAddr: 0x80000, memory: m.subarray(0x1000) });
     expect(() => t!.vm.getDirtyLog(5)).toThrow(/does not log dirty pages/);
+  });
+});
+
+describe.skipIf(!kvmOk)("guest RAM backed by a memfd (real /dev/kvm)", () => {
+  it("shares the guest's pages with anyone holding the fd: the guest's stores read back through the file, file writes reach the guest", () => {
+    const kvm = Kvm.open();
+    const vm = kvm.createVm();
+    const ram = vm.allocateRam(0x20000, { chunkSize: 0x10000 });
+    expect(fstatSync(ram.fd).size).toBe(0x20000);
+    expect(ram.regions(0x1000_0000)[1]).toMatchObject({ gpa: 0x1001_0000, file: { fd: ram.fd, offset: 0x10000 } });
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, memory: ram });
+    const vcpu = vm.createVcpu(0);
+    ram.chunks[0]!.set(assemble(".code16\nmov 0x3000, %al; out %al, $0x10\nmovb $0x77, 0x3001\nhlt", 0x1000), 0x1000);
+    const sregs = vcpu.getSregs();
+    vcpu.setSregs({ ...sregs, cs: { ...sregs.cs, base: 0, selector: 0 } });
+    vcpu.setRegs({ ...vcpu.getRegs(), rip: 0x1000, rflags: 2 });
+    writeSync(ram.fd, Uint8Array.of(0x42), 0, 1, 0x3000); // through the file, not the view
+    const r = new Recorder(vcpu);
+    expect(runSync(vcpu, r)).toEqual({ reason: "hlt" });
+    expect(r.pios).toEqual([[0x10, 1, true, 0x42]]);
+    const back = new Uint8Array(1);
+    readSync(ram.fd, back, 0, 1, 0x3001);
+    expect(back[0]).toBe(0x77);
+    const fd = ram.fd;
+    vm.close();
+    kvm.close();
+    expect(() => fstatSync(fd)).toThrow(/EBADF/); // the VM closed its memfd
+    expect(ram.chunks[0]![0x3001]).toBe(0x77); // the mapping outlives the fd
   });
 });
