@@ -8,12 +8,13 @@ export type VfioHostStatus =
   | { readonly ok: false; readonly reason: string };
 
 /**
- * Whether this host can pass PCI functions through with VFIO: the VFIO container device exists and the IOMMU
- * exposes groups. `root` lets tests point at a fake /dev and /sys.
+ * Whether this host can pass PCI functions through with VFIO: a way in exists (the VFIO container /dev/vfio/vfio,
+ * or iommufd's /dev/iommu for VFIO cdevs) and the IOMMU exposes groups. `root` lets tests point at a fake /dev and
+ * /sys. diagnoseVfioHost (kernel/diagnose.ts) checks everything else, per function.
  */
 export function vfioHostStatus(root = "/"): VfioHostStatus {
-  if (!existsSync(join(root, "dev/vfio/vfio"))) {
-    return { ok: false, reason: "no /dev/vfio/vfio: load the vfio-pci module (modprobe vfio-pci)" };
+  if (!existsSync(join(root, "dev/vfio/vfio")) && !existsSync(join(root, "dev/iommu"))) {
+    return { ok: false, reason: "no /dev/vfio/vfio (nor /dev/iommu): load the vfio-pci module (modprobe vfio-pci)" };
   }
   const groupsDir = join(root, "sys/kernel/iommu_groups");
   const groups = existsSync(groupsDir) ? readdirSync(groupsDir).sort((a, b) => Number(a) - Number(b)) : [];
