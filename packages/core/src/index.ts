@@ -9,7 +9,7 @@ export { AddressSpace, allOnes, createPortIoSpace, createMmioSpace, type AccessS
 export { GuestMemory, type RamRegion } from "./guest-memory.js";
 
 // Interrupts: lines, MSI messages and the per-vector MSI delivery a machine hands each function.
-export { EdgeForwardingLine, SharedLine, type InterruptLine, type MsiMessage, type MsiController, type InterruptController } from "./interrupts.js";
+export { EdgeForwardingLine, SharedLine, type InterruptLine, type IrqfdConnector, type MsiMessage, type MsiController, type InterruptController } from "./interrupts.js";
 export { SignalMsiVectors, type MsiVector, type MsiVectorSet, type MsiVectorFactory } from "./msi-vectors.js";
 
 // The PCI device contract.
