@@ -16,7 +16,13 @@ import {
 import { toWidth } from "./access/target.js";
 import { barRegisters, romRegister, validateBars } from "./bars/bar-layout.js";
 import { CapabilityChain } from "./capabilities/chain.js";
-import { EXPRESS_TYPE_CODE, expressCapability, type ExpressDeviceType, type ExpressPortOptions } from "./capabilities/express.js";
+import {
+  EXPRESS_CAPABILITY_ID,
+  EXPRESS_TYPE_CODE,
+  expressCapability,
+  type ExpressDeviceType,
+  type ExpressPortOptions,
+} from "./capabilities/express.js";
 import { MsiCapability } from "./capabilities/msi.js";
 import { MsixCapability } from "./capabilities/msix.js";
 import { ConfigSpace } from "./config/config-space.js";
@@ -162,13 +168,20 @@ export class PciFunction implements PciDevice {
     this.config.file.mask(Reg.LATENCY_TIMER, 1, 0, 0);
   }
 
-  /** Adds a standard capability (chained from 0x40) and returns its offset. MSI and MSI-X are wired up. */
-  addCapability(cap: PciCapability): number {
+  /**
+   * Adds a standard capability and returns its offset: at `at` when given (a dword-aligned offset in 0x40-0xFF
+   * that no other capability covers; a passthrough function keeps its device's layout), else chained from 0x40.
+   * MSI and MSI-X are wired up. A PCI Express capability (ID 0x10) added to a function that has none becomes the
+   * function's own: `placeExpress` then rewrites its device/port type instead of adding a second one (the
+   * function turns PCI Express only when built or placed so).
+   */
+  addCapability(cap: PciCapability, at?: number): number {
     if (cap instanceof MsixCapability) this.checkMsixPlacement(cap);
     if ((cap instanceof MsiCapability && this.msiCap) || (cap instanceof MsixCapability && this.msixCap)) {
       throw new ConfigurationError(`${this.name}: only one ${cap instanceof MsiCapability ? "MSI" : "MSI-X"} capability`);
     }
-    const offset = this.capabilities.add(cap);
+    const offset = this.capabilities.add(cap, at);
+    if (cap.id === EXPRESS_CAPABILITY_ID && !this.expressCap) this.expressCap = cap;
     if (cap instanceof MsiCapability) this.msiCap = cap;
     if (cap instanceof MsixCapability) this.msixCap = cap;
     if (cap instanceof MsiCapability || cap instanceof MsixCapability) {
@@ -179,9 +192,12 @@ export class PciFunction implements PciDevice {
     return offset;
   }
 
-  /** Adds an extended capability (from 0x100; PCI Express functions only) and returns its offset. */
-  addExtendedCapability(cap: PciExtendedCapability): number {
-    return this.capabilities.addExtended(cap);
+  /**
+   * Adds an extended capability (PCI Express functions only) and returns its offset: at `at` when given (dword
+   * aligned in 0x100-0xFFF; the first one at 0x100), else from 0x100.
+   */
+  addExtendedCapability(cap: PciExtendedCapability, at?: number): number {
+    return this.capabilities.addExtended(cap, at);
   }
 
   /** Unlinks a standard capability from the chain (its bytes stay where they are). */

@@ -23,7 +23,7 @@ export { ECAM_BUS_SIZE } from "./access/ecam.js";
 // Emulated functions: the base class devices extend, and what its subclasses see.
 export { PciFunction, type PciFunctionOptions, type BarOverlay } from "./function.js";
 export { FunctionIntx } from "./intx.js";
-export { ConfigSpace, type ConfigOverlay } from "./config/config-space.js";
+export { ConfigSpace, type ConfigOverlay, type PhysicalConfig } from "./config/config-space.js";
 export { MaskedBytes } from "./config/masked-bytes.js";
 export { CapabilityChain } from "./capabilities/chain.js";
 export { Reg, Command, Status, ROM_ENABLE, type HeaderRegister } from "./config/header.js";

@@ -98,6 +98,19 @@ export class MsiCapability implements PciCapability {
     return this.busMasterOn;
   }
 
+  /** True while `vector` may be sent now: MSI enabled, the vector allocated and unmasked, Bus Master Enable set. */
+  deliverable(vector: number): boolean {
+    return this.enabled && this.busMasterOn && vector >= 0 && vector < this.enabledVectors && !this.masked(vector);
+  }
+
+  /**
+   * The eventfd that raises `vector` in the guest with no userspace hop (core `MsiVector.eventFd`), while the
+   * vector is deliverable and the platform has one; undefined otherwise (see MsixCapability.vectorEventFd).
+   */
+  vectorEventFd(vector: number): number | undefined {
+    return this.deliverable(vector) ? this.vectorSet?.vector(vector).eventFd : undefined;
+  }
+
   /**
    * Signals `vector`: delivered now, held pending while masked or while Bus Master Enable is clear (MSI is a
    * memory write), or dropped while MSI is off.

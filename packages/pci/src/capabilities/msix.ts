@@ -147,6 +147,20 @@ export class MsixCapability implements PciCapability {
     return this.busMasterOn;
   }
 
+  /** True while `vector` may be sent now: MSI-X enabled, neither the function nor the vector masked, Bus Master Enable set. */
+  deliverable(vector: number): boolean {
+    return this.enabled && !this.functionMasked && this.busMasterOn && vector >= 0 && vector < this.vectors && !this.masked(vector);
+  }
+
+  /**
+   * The eventfd that raises `vector` in the guest with no userspace hop (core `MsiVector.eventFd`), while the
+   * vector is deliverable and the platform has one; undefined otherwise. A passthrough or vhost backend hands it
+   * to the device and switches back to its own eventfd when this turns undefined (watch `subscribe`).
+   */
+  vectorEventFd(vector: number): number | undefined {
+    return this.deliverable(vector) ? this.vectorSet?.vector(vector).eventFd : undefined;
+  }
+
   /**
    * Signals `vector`: delivered now; pending (PBA bit set) while the vector or function is masked or Bus Master
    * Enable is clear (MSI-X is a memory write); dropped (and counted) while MSI-X is disabled.

@@ -1,5 +1,22 @@
-import type { SmallAccessSize } from "@vmm/core";
+import { toUnsigned, type SmallAccessSize } from "@vmm/core";
 import { MaskedBytes, maskedWrite, readLe } from "./masked-bytes.js";
+
+/**
+ * The real device behind a passthrough function's config space (kernel VFIO, a vfio-user server): accesses at
+ * config offsets, 1, 2 or 4 bytes inside one dword, as the guest made them.
+ */
+export interface PhysicalConfig {
+  read(offset: number, size: SmallAccessSize): number;
+  write(offset: number, size: SmallAccessSize, value: number): void;
+}
+
+interface Physical {
+  readonly device: PhysicalConfig;
+  /** Per bit: 1 = the device's (read live, written through), 0 = emulated here. */
+  readonly bits: Uint8Array;
+  /** Per byte: 1 = a guest write also sends the byte's emulated bits to the device. */
+  readonly forwarded: Uint8Array;
+}
 
 /** A region of config space whose bytes live in an object (a capability body) rather than the register file. */
 export interface ConfigOverlay {
@@ -27,6 +44,7 @@ export class ConfigSpace {
   private overlays: Placed[] = [];
   /** Offsets below this touch no overlay, so they take the fast path. */
   private firstOverlay = Infinity;
+  private physical: Physical | undefined;
 
   constructor(size: 256 | 4096) {
     this.file = new MaskedBytes(size);
@@ -42,17 +60,91 @@ export class ConfigSpace {
     this.firstOverlay = Math.min(this.firstOverlay, start);
   }
 
-  /** The writable and write-1-to-clear masks of one byte, wherever it lives (for checks and debugging). */
-  masksAt(offset: number): { writable: number; writeOneToClear: number } {
+  /**
+   * The masks of one byte, wherever it lives (for checks and debugging): writable and write-1-to-clear (of the
+   * emulated bits), and which bits are the physical device's (`backWith`) and whether writes forward the rest.
+   */
+  masksAt(offset: number): { writable: number; writeOneToClear: number; physical: number; forwarded: boolean } {
+    const physical = this.physical?.bits[offset] ?? 0;
+    const forwarded = (this.physical?.forwarded[offset] ?? 0) !== 0;
     const p = this.overlays.find((q) => offset >= q.start && offset < q.end);
     if (p) {
       const i = offset - p.start;
-      return { writable: p.overlay.writable?.[i] ?? 0, writeOneToClear: p.overlay.writeOneToClear?.[i] ?? 0 };
+      return { writable: p.overlay.writable?.[i] ?? 0, writeOneToClear: p.overlay.writeOneToClear?.[i] ?? 0, physical, forwarded };
     }
-    return { writable: this.file.writable[offset] ?? 0, writeOneToClear: this.file.writeOneToClear[offset] ?? 0 };
+    return { writable: this.file.writable[offset] ?? 0, writeOneToClear: this.file.writeOneToClear[offset] ?? 0, physical, forwarded };
+  }
+
+  /**
+   * Puts a physical device behind this space (passthrough). Every bit stays emulated (served by the register file
+   * and overlays, as without a device) until `setPhysical` hands it to the device: such bits are read live from
+   * the device on every guest read, merged bit by bit with the emulated ones, and a guest write that touches any
+   * of them is written to the device with the access's width and offset: the guest's value in the device's bits,
+   * the emulated bits' values (after the write) in the others. `setForwarded` makes writes to wholly emulated
+   * bytes reach the device too (a passthrough device must see its command register's decode bits).
+   */
+  backWith(device: PhysicalConfig): void {
+    this.physical = { device, bits: new Uint8Array(this.size), forwarded: new Uint8Array(this.size) };
+  }
+
+  /** Hands the bits `mask` of each byte of [offset, offset + length) to the device (1) or back to emulation (0). */
+  setPhysical(offset: number, length: number, mask = 0xff): void {
+    const p = this.requirePhysical();
+    this.checkRange(offset, length);
+    p.bits.fill(mask & 0xff, offset, offset + length);
+  }
+
+  /** Whether guest writes to the bytes of [offset, offset + length) are sent to the device even where emulated. */
+  setForwarded(offset: number, length: number, forwarded = true): void {
+    const p = this.requirePhysical();
+    this.checkRange(offset, length);
+    p.forwarded.fill(forwarded ? 1 : 0, offset, offset + length);
   }
 
   read(offset: number, size: SmallAccessSize): number {
+    const value = this.readEmulated(offset, size);
+    const p = this.physical;
+    if (!p) return value;
+    const bits = readLe(p.bits, offset, size);
+    if (bits === 0) return value;
+    const device = toUnsigned(p.device.read(offset, size), size);
+    return ((value & ~bits) | (device & bits)) >>> 0;
+  }
+
+  write(offset: number, size: SmallAccessSize, value: number): void {
+    this.writeEmulated(offset, size, value);
+    const p = this.physical;
+    if (!p) return;
+    const bits = readLe(p.bits, offset, size);
+    let forward = bits !== 0;
+    for (let i = 0; i < size && !forward; i++) forward = p.forwarded[offset + i] === 1;
+    if (!forward) return;
+    p.device.write(offset, size, ((value & bits) | (this.stored(offset, size) & ~bits)) >>> 0);
+  }
+
+  private requirePhysical(): Physical {
+    if (!this.physical) throw new RangeError("config space: no physical device behind it (backWith first)");
+    return this.physical;
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new RangeError(`config space: [0x${offset.toString(16)}, +0x${length.toString(16)}) is outside its ${this.size} bytes`);
+    }
+  }
+
+  /** The emulated bytes as they are stored (no live `onRead` computation). */
+  private stored(offset: number, size: SmallAccessSize): number {
+    let value = 0;
+    for (let i = size - 1; i >= 0; i--) {
+      const at = offset + i;
+      const p = this.overlays.find((q) => at >= q.start && at < q.end);
+      value = value * 256 + (p ? p.overlay.body[at - p.start]! : this.file.bytes[at] ?? 0);
+    }
+    return value;
+  }
+
+  private readEmulated(offset: number, size: SmallAccessSize): number {
     if (offset + size <= this.firstOverlay) return this.file.read(offset, size);
     const pieces = this.pieces(offset, size);
     if (pieces.length === 0) return this.file.read(offset, size);
@@ -66,7 +158,7 @@ export class ConfigSpace {
     return value;
   }
 
-  write(offset: number, size: SmallAccessSize, value: number): void {
+  private writeEmulated(offset: number, size: SmallAccessSize, value: number): void {
     if (offset + size <= this.firstOverlay) return this.file.write(offset, size, value);
     const pieces = this.pieces(offset, size, false);
     if (pieces.length === 0) return this.file.write(offset, size, value);
