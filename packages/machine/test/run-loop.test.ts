@@ -158,4 +158,24 @@ describe("KvmInterruptController", () => {
     expect(calls).toEqual(["17:1", "17:0", "msi fee00000 65"]);
     expect(() => ctl.line(24)).toThrow(RangeError);
   });
+
+  it("offers irqfd with resample on the line's GSI when the VM has it, through every source", () => {
+    const calls: string[] = [];
+    const sink = {
+      irqLine: () => {},
+      signalMsi: () => {},
+      irqfd: (fd: number, gsi: number, resample: number) => {
+        calls.push(`+${fd}@${gsi}/${resample}`);
+        return { remove: () => void calls.push(`-${fd}@${gsi}`) };
+      },
+    };
+    expect(new KvmInterruptController({ irqLine: () => {}, signalMsi: () => {} }).line(5).irqfd).toBeUndefined();
+    const ctl = new KvmInterruptController(sink);
+    const a = ctl.line(10);
+    const b = ctl.line(11);
+    const h = a.irqfd!(30, 31);
+    b.irqfd!(32, 33);
+    h.remove();
+    expect(calls).toEqual(["+30@10/31", "+32@11/33", "-30@10"]);
+  });
 });
