@@ -19,7 +19,7 @@ const command = (id: number, cmd: number, ...payload: (readonly number[] | Uint8
 
 describe("vfio-user DEVICE_GET_INFO and DEVICE_GET_IRQ_INFO", () => {
   it("asks with argsz 16 and the other fields zero, and decodes the reply", async () => {
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.DEVICE_GET_INFO, bytes(u32(16), u32(3), u32(9), u32(5))) },
       { op: "recv" },
@@ -45,7 +45,7 @@ describe("vfio-user DEVICE_GET_REGION_INFO", () => {
   const regionContent = bytes([0xde, 0xad, 0xbe, 0xef]);
 
   it("asks for region `index` with room for capabilities and decodes a plain region", async () => {
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.DEVICE_GET_REGION_INFO, bytes(u32(32), u32(3), u32(0), u32(0), u64(0x100), u64(0))) },
     ]);
@@ -59,7 +59,7 @@ describe("vfio-user DEVICE_GET_REGION_INFO", () => {
   });
 
   it("returns the fd that came with a mappable region, its sparse areas and its type", async () => {
-    const { client } = openSession([
+    const { client } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.DEVICE_GET_REGION_INFO, sparseRegion), fds: [{ memfd: regionContent }] },
     ]);
@@ -80,7 +80,7 @@ describe("vfio-user DEVICE_GET_REGION_INFO", () => {
   });
 
   it("maps a region without a sparse capability whole", async () => {
-    const { client } = openSession([
+    const { client } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.DEVICE_GET_REGION_INFO, bytes(u32(32), u32(7), u32(3), u32(0), u64(0x100000), u64(0x2000))), fds: [{ memfd: regionContent }] },
     ]);
@@ -91,7 +91,7 @@ describe("vfio-user DEVICE_GET_REGION_INFO", () => {
   it("asks again with the server's argsz when the capabilities did not fit in 256 bytes, closing the first reply's fd", async () => {
     const areaBytes = Array.from({ length: 20 }, (_, i) => [...u64(i * 0x1000), ...u64(0x800)]).flat();
     const big = bytes(u32(32 + 16 + 20 * 16), u32(0xf), u32(2), u32(32), u64(0x20000), u64(0), [1, 0, 1, 0], u32(0), u32(20), u32(0), areaBytes);
-    const { client, messages, peer } = openSession([
+    const { client, messages, peer } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.DEVICE_GET_REGION_INFO, big.subarray(0, 256)), fds: [{ probe: "first" }] },
       { op: "recv" },
@@ -119,7 +119,7 @@ describe("vfio-user DEVICE_SET_IRQS", () => {
   it("sends eventfds with SCM_RIGHTS, at most max_msg_fds a message, and unassigns -1 runs without fds", async () => {
     const fds = eventFds();
     const setReply = reply(Cmd.DEVICE_SET_IRQS);
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       ...[1, 2, 3, 4].flatMap(() => [{ op: "recv" as const }, { op: "reply" as const, bytes: setReply }]),
       // The fds the peer got, in order: signal the first and the last.
       { op: "signal", fd: 0 },
@@ -140,7 +140,7 @@ describe("vfio-user DEVICE_SET_IRQS", () => {
   it("disables an index, masks and unmasks, and passes an unmask eventfd", async () => {
     const fds = eventFds();
     const setReply = reply(Cmd.DEVICE_SET_IRQS);
-    const { client, messages } = openSession([1, 2, 3, 4, 5].flatMap(() => [{ op: "recv" as const }, { op: "reply" as const, bytes: setReply }]));
+    const { client, messages } = await openSession([1, 2, 3, 4, 5].flatMap(() => [{ op: "recv" as const }, { op: "reply" as const, bytes: setReply }]));
     client.setIrqs({ action: "trigger-disable", index: 1 });
     client.setIrqs({ action: "trigger", index: 2, start: 0, fds: [] });
     client.setIrqs({ action: "mask", index: 0, start: 0, count: 1 });
@@ -160,7 +160,7 @@ describe("vfio-user DEVICE_SET_IRQS", () => {
 
   it("refuses eventfds when the server takes no fds", async () => {
     const fds = eventFds();
-    const { client, peer } = openSession([], { max_msg_fds: 0 });
+    const { client, peer } = await openSession([], { max_msg_fds: 0 });
     expect(() => client.setIrqs({ action: "trigger", index: 2, start: 0, fds: [fds[0]!.fd] })).toThrow(/max_msg_fds 0/);
     client.close();
     await peer.done;
@@ -170,7 +170,7 @@ describe("vfio-user DEVICE_SET_IRQS", () => {
 describe("vfio-user REGION_READ and REGION_WRITE", () => {
   it("splits a read into max_data_xfer_size pieces and reassembles the data", async () => {
     const data = Uint8Array.from({ length: 20 }, (_, i) => 0xa0 + i);
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.REGION_READ, bytes(u64(0x10), u32(2), u32(8), data.subarray(0, 8))) },
       { op: "recv" },
@@ -190,7 +190,7 @@ describe("vfio-user REGION_READ and REGION_WRITE", () => {
 
   it("splits a write the same way", async () => {
     const data = Uint8Array.from({ length: 12 }, (_, i) => i + 1);
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.REGION_WRITE, bytes(u64(0x40), u32(7), u32(8))) },
       { op: "recv" },
@@ -205,7 +205,7 @@ describe("vfio-user REGION_READ and REGION_WRITE", () => {
   });
 
   it("turns an error reply into an error naming the command and errno, and goes on", async () => {
-    const { client } = openSession([
+    const { client } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: errorReply(Cmd.REGION_READ, 22) },
       { op: "recv" },
@@ -228,7 +228,7 @@ describe("vfio-user REGION_READ and REGION_WRITE", () => {
   });
 
   it("refuses nonsense arguments before sending anything", async () => {
-    const { client, peer } = openSession([]);
+    const { client, peer } = await openSession([]);
     expect(() => client.read(-1, 0, 4)).toThrow(RangeError);
     expect(() => client.read(0, -4, 4)).toThrow(RangeError);
     expect(() => client.read(0, 0, 1.5)).toThrow(RangeError);
@@ -240,7 +240,7 @@ describe("vfio-user REGION_READ and REGION_WRITE", () => {
 
 describe("vfio-user DEVICE_RESET", () => {
   it("resets a device whose info has the RESET flag, and says false for one without", async () => {
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.DEVICE_GET_INFO, bytes(u32(16), u32(3), u32(9), u32(5))) },
       { op: "recv" },
@@ -250,7 +250,7 @@ describe("vfio-user DEVICE_RESET", () => {
     client.close();
     expect((await messages())[1]!.bytes).toEqual(command(2, Cmd.DEVICE_RESET));
 
-    const other = openSession([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.DEVICE_GET_INFO, bytes(u32(16), u32(2), u32(9), u32(5))) }]);
+    const other = await openSession([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.DEVICE_GET_INFO, bytes(u32(16), u32(2), u32(9), u32(5))) }]);
     expect(other.client.reset()).toBe(false);
     other.client.close();
     expect(await other.messages()).toHaveLength(1);
@@ -268,7 +268,7 @@ describe("vfio-user DMA_MAP and DMA_UNMAP", () => {
 
   it("maps memory with its memfd (the server writes through it) and unmaps it with the same range", async () => {
     const region = memfdRegion(0x10_0000, 0x2000);
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.DMA_MAP) },
       { op: "writeFd", fd: 0, offset: 0x10, bytes: bytes([1, 2, 3]) },
@@ -285,14 +285,14 @@ describe("vfio-user DMA_MAP and DMA_UNMAP", () => {
   });
 
   it("maps memory without a file, read-only, with offset 0 and no fd", async () => {
-    const { client, messages } = openSession([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.DMA_MAP) }]);
+    const { client, messages } = await openSession([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.DMA_MAP) }]);
     client.dmaMap({ iova: 0x2000, size: 0x1000, fd: -1, fileOffset: 0x5000, bytes: new Uint8Array(0x1000), readable: true, writable: false });
     client.close();
     expect((await messages())[0]).toEqual({ bytes: command(1, Cmd.DMA_MAP, u32(32), u32(1), u64(0), u64(0x2000), u64(0x1000)), fdCount: 0 });
   });
 
   it("refuses overlaps, unaligned ranges, too many maps and unknown unmaps before sending", async () => {
-    const { client, peer } = openSession([1, 2, 3].flatMap(() => [{ op: "recv" as const }, { op: "reply" as const, bytes: reply(Cmd.DMA_MAP) }]));
+    const { client, peer } = await openSession([1, 2, 3].flatMap(() => [{ op: "recv" as const }, { op: "reply" as const, bytes: reply(Cmd.DMA_MAP) }]));
     const plain = (iova: number, size = 0x1000): VfioDmaRegion => ({ iova, size, fd: -1, fileOffset: 0, bytes: new Uint8Array(size), readable: true, writable: true });
     client.dmaMap(plain(0));
     expect(() => client.dmaMap(plain(0x800))).toThrow(/multiples of the server's 4096-byte pages/);
@@ -307,7 +307,7 @@ describe("vfio-user DMA_MAP and DMA_UNMAP", () => {
   });
 
   it("keeps no mapping the server refused", async () => {
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: errorReply(Cmd.DMA_MAP, 17) },
     ]);
@@ -319,7 +319,7 @@ describe("vfio-user DMA_MAP and DMA_UNMAP", () => {
   });
 
   it("reports no reserved ranges (vfio-user has no IOVA limits to report)", async () => {
-    const { client, peer } = openSession([]);
+    const { client, peer } = await openSession([]);
     expect(client.reservedRanges()).toEqual([]);
     client.close();
     await peer.done;

@@ -41,7 +41,7 @@ function serverRequest(id: number, command: number, payload: Uint8Array | readon
 describe("vfio-user DMA requests from the server", () => {
   it("serves DMA_READ and DMA_WRITE that arrive while a write waits for its reply", async () => {
     const { ram, rom } = guestMemory();
-    const { client, messages } = openSession(
+    const { client, messages } = await openSession(
       [
         ...mapSteps,
         { op: "recv" }, // the doorbell write
@@ -80,7 +80,7 @@ describe("vfio-user DMA requests from the server", () => {
       [11, 99, bytes(), ENOSYS], // not a command at all
       [12, Cmd.REGION_READ, bytes(u64(0), u32(0), u32(4)), ENOSYS], // a client's command
     ];
-    const { client, messages } = openSession(
+    const { client, messages } = await openSession(
       [
         ...mapSteps,
         { op: "recv" },
@@ -102,7 +102,7 @@ describe("vfio-user DMA requests from the server", () => {
 
   it("does not answer a request marked no_reply", async () => {
     const { ram } = guestMemory();
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.DMA_MAP) },
       { op: "recv" },
@@ -124,7 +124,7 @@ describe("vfio-user DMA requests from the server", () => {
 
   it("serves requests that come between calls from the readable watch", async () => {
     const { ram } = guestMemory();
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.DMA_MAP) },
       { op: "sleep", ms: 50 },
@@ -143,7 +143,7 @@ describe("vfio-user DMA requests from the server", () => {
 
   it("stops serving a region once DMA_UNMAP is answered, but serves it while the unmap waits", async () => {
     const { ram } = guestMemory();
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: reply(Cmd.DMA_MAP) },
       { op: "recv" }, // the unmap

@@ -24,7 +24,7 @@ function lostPromise(client: VfioUserClient): { reasons: string[]; first: Promis
 
 describe("vfio-user timeouts", () => {
   it("gives up after the timeout, then drops the late reply and goes on", async () => {
-    const { client, messages } = openSession(
+    const { client, messages } = await openSession(
       [
         { op: "recv" },
         { op: "sleep", ms: 700 },
@@ -48,7 +48,7 @@ describe("vfio-user timeouts", () => {
 
 describe("vfio-user server loss", () => {
   it("reports a server that hangs up between calls once, naming the socket, and refuses calls after", async () => {
-    const { client, peer } = openSession([{ op: "sleep", ms: 30 }, { op: "close" }]);
+    const { client, peer } = await openSession([{ op: "sleep", ms: 30 }, { op: "close" }]);
     const lost = lostPromise(client);
     const reason = await lost.first;
     expect(reason).toBe("vfio-user server /run/test.sock closed the connection");
@@ -63,7 +63,7 @@ describe("vfio-user server loss", () => {
   });
 
   it("fails the call a server dies in, and reports the loss once", async () => {
-    const { client, peer } = openSession([{ op: "recv" }, { op: "close" }]);
+    const { client, peer } = await openSession([{ op: "recv" }, { op: "close" }]);
     const lost = lostPromise(client);
     expect(() => client.write(2, 0x83c, bytes(u32(0xdead0001)))).toThrow(new VfioBackendLostError("vfio-user server /run/test.sock closed the connection"));
     await lost.first;
@@ -74,7 +74,7 @@ describe("vfio-user server loss", () => {
   });
 
   it("returns a reply that came before the hang-up, then reports the loss", async () => {
-    const { client, peer } = openSession([{ op: "recv" }, { op: "reply", bytes: deviceInfoReply }, { op: "close" }]);
+    const { client, peer } = await openSession([{ op: "recv" }, { op: "reply", bytes: deviceInfoReply }, { op: "close" }]);
     const lost = lostPromise(client);
     expect(client.deviceInfo().numRegions).toBe(9);
     expect(await lost.first).toMatch(/closed the connection/);
@@ -83,7 +83,7 @@ describe("vfio-user server loss", () => {
   });
 
   it("does not report a loss for close()", async () => {
-    const { client, peer } = openSession([{ op: "sleep", ms: 50 }, { op: "close" }]);
+    const { client, peer } = await openSession([{ op: "sleep", ms: 50 }, { op: "close" }]);
     const lost = lostPromise(client);
     client.close();
     await peer.done;
@@ -99,7 +99,7 @@ describe("vfio-user server loss", () => {
   ];
   for (const [what, bytesSent, why] of garbage) {
     it(`loses a server that sends ${what} while a call waits`, async () => {
-      const { client, peer } = openSession([{ op: "recv" }, { op: "send", bytes: bytesSent }, { op: "sleep", ms: 50 }]);
+      const { client, peer } = await openSession([{ op: "recv" }, { op: "send", bytes: bytesSent }, { op: "sleep", ms: 50 }]);
       const lost = lostPromise(client);
       expect(() => client.deviceInfo()).toThrow(new RegExp(`^vfio-user server /run/test\\.sock sent a malformed message: .*${why.source}`));
       expect(await lost.first).toMatch(why);
@@ -109,7 +109,7 @@ describe("vfio-user server loss", () => {
   }
 
   it("loses a server that sends garbage between calls", async () => {
-    const { client, peer } = openSession([{ op: "send", bytes: bytes(u16(0), u16(11), u32(4), u32(0), u32(0)) }]);
+    const { client, peer } = await openSession([{ op: "send", bytes: bytes(u16(0), u16(11), u32(4), u32(0), u32(0)) }]);
     const reason = await lostPromise(client).first;
     expect(reason).toMatch(/^vfio-user server \/run\/test\.sock sent a malformed message: .*msg_size 4/);
     expect(() => client.irqInfo(0)).toThrowError(VfioBackendLostError);
@@ -151,7 +151,7 @@ describe("vfio-user malformed replies", () => {
     const steps: PeerStep[] = [];
     for (const [, , replyBytes] of cases) steps.push({ op: "recv" }, { op: "reply", bytes: replyBytes });
     steps.push({ op: "recv" }, { op: "reply", bytes: deviceInfoReply });
-    const { client, peer } = openSession([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.DMA_MAP) }, ...steps]);
+    const { client, peer } = await openSession([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.DMA_MAP) }, ...steps]);
     client.dmaMap({ iova: 0, size: 0x1000, fd: -1, fileOffset: 0, bytes: new Uint8Array(0x1000), readable: true, writable: true });
     for (const [what, call, , why] of cases) {
       let error: unknown;
@@ -171,7 +171,7 @@ describe("vfio-user malformed replies", () => {
 
   it("refuses a server whose capabilities keep growing", async () => {
     const growing = (argsz: number) => reply(Cmd.DEVICE_GET_REGION_INFO, bytes(u32(argsz), u32(0xb), u32(0), u32(0), u64(0x1000), u64(0)));
-    const { client, messages } = openSession([
+    const { client, messages } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: growing(300) },
       { op: "recv" },
@@ -192,7 +192,7 @@ function zeros8(): number[] {
 describe("vfio-user fds nobody asked for", () => {
   it("closes fds on replies, error replies, stale replies, server commands and refused replies; keeps a region's own fd", async () => {
     const region = (index: number) => bytes(u32(32), u32(7), u32(index), u32(0), u64(0x1000), u64(0));
-    const { client, peer } = openSession([
+    const { client, peer } = await openSession([
       { op: "recv" },
       { op: "reply", bytes: deviceInfoReply, fds: [{ probe: "device-info" }] },
       { op: "recv" },
@@ -234,7 +234,7 @@ describe("vfio-user partial reads", () => {
   it("reassembles replies that arrive in small pieces, fds with the first piece", async () => {
     const region = bytes(u32(64), u32(0xf), u32(4), u32(32), u64(0x4000), u64(0), [1, 0, 1, 0], u32(0), u32(1), u32(0), u64(0x1000), u64(0x3000));
     const big = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7) & 0xff);
-    const { client } = openSession(
+    const { client } = await openSession(
       [
         { op: "recv" },
         { op: "reply", bytes: deviceInfoReply, chunks: [1, 3, 5, 7], pauseMs: 15 },

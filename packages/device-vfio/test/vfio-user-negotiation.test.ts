@@ -7,15 +7,16 @@ import { handshake } from "./support/handshake.js";
 import { startPeer, type PeerStep } from "./support/peer.js";
 import { bytes, Cmd, COMMAND, errorReply, reply, u16, u32, versionPayload } from "./support/wire.js";
 
-function connectWith(steps: PeerStep[], timeoutMs = 2000) {
+async function connectWith(steps: PeerStep[], timeoutMs = 2000) {
   const peer = startPeer(steps);
+  await peer.ready;
   const connect = () => VfioUserClient.fromSocket(peer.clientSocket, "/run/test.sock", { timeoutMs });
   return { peer, connect };
 }
 
 describe("vfio-user VERSION", () => {
   it("proposes 0.1 with its capabilities as NUL-terminated JSON in message 0", async () => {
-    const { peer, connect } = connectWith(handshake());
+    const { peer, connect } = await connectWith(handshake());
     const client = connect();
     client.close();
     const [proposal] = await peer.messages();
@@ -28,14 +29,14 @@ describe("vfio-user VERSION", () => {
   });
 
   it("keeps the server's limits, with the spec's defaults for what it leaves out", async () => {
-    let { peer, connect } = connectWith(handshake({ max_msg_fds: 4, max_data_xfer_size: 65536, pgsizes: 4096 | 2097152, max_dma_maps: 16 }));
+    let { peer, connect } = await connectWith(handshake({ max_msg_fds: 4, max_data_xfer_size: 65536, pgsizes: 4096 | 2097152, max_dma_maps: 16 }));
     let client = connect();
     expect(client.limits).toEqual({ major: 0, minor: 1, maxMsgFds: 4, maxDataXferSize: 65536, maxDmaMaps: 16, pgsizes: 4096n | 2097152n, minPageSize: 4096 });
     expect(client.name).toBe("vfio-user /run/test.sock");
     client.close();
     await peer.done;
 
-    ({ peer, connect } = connectWith([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.VERSION, versionPayload(0, 0)) }]));
+    ({ peer, connect } = await connectWith([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.VERSION, versionPayload(0, 0)) }]));
     client = connect();
     expect(client.limits).toEqual({ major: 0, minor: 0, maxMsgFds: 1, maxDataXferSize: 1048576, maxDmaMaps: 65535, pgsizes: 4096n, minPageSize: 4096 });
     client.close();
@@ -58,26 +59,26 @@ describe("vfio-user VERSION", () => {
   ];
   for (const [what, payload, message] of refusals) {
     it(`refuses ${what}, naming the server`, async () => {
-      const { peer, connect } = connectWith([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.VERSION, payload) }]);
+      const { peer, connect } = await connectWith([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.VERSION, payload) }]);
       expect(connect).toThrowError(VfioUserProtocolError);
       await peer.done;
-      const again = connectWith([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.VERSION, payload) }]);
+      const again = await connectWith([{ op: "recv" }, { op: "reply", bytes: reply(Cmd.VERSION, payload) }]);
       expect(again.connect).toThrow(new RegExp(`^vfio-user server /run/test\\.sock: .*${message.source}`));
       await again.peer.done;
     });
   }
 
   it("reports an error reply to VERSION with its errno", async () => {
-    const { peer, connect } = connectWith([{ op: "recv" }, { op: "reply", bytes: errorReply(Cmd.VERSION, 95) }]);
+    const { peer, connect } = await connectWith([{ op: "recv" }, { op: "reply", bytes: errorReply(Cmd.VERSION, 95) }]);
     expect(connect).toThrowError(VfioUserCommandError);
     await peer.done;
-    const again = connectWith([{ op: "recv" }, { op: "reply", bytes: errorReply(Cmd.VERSION, 95) }]);
+    const again = await connectWith([{ op: "recv" }, { op: "reply", bytes: errorReply(Cmd.VERSION, 95) }]);
     expect(again.connect).toThrow("vfio-user server /run/test.sock: VFIO_USER_VERSION failed: EOPNOTSUPP (95)");
     await again.peer.done;
   });
 
   it("gives up on a server that never answers", async () => {
-    const { peer, connect } = connectWith([{ op: "recv" }, { op: "sleep", ms: 400 }], 150);
+    const { peer, connect } = await connectWith([{ op: "recv" }, { op: "sleep", ms: 400 }], 150);
     const started = Date.now();
     expect(connect).toThrowError(VfioUserTimeoutError);
     expect(Date.now() - started).toBeLessThan(1000);
@@ -85,7 +86,7 @@ describe("vfio-user VERSION", () => {
   });
 
   it("says a server that hangs up during VERSION closed the connection", async () => {
-    const { peer, connect } = connectWith([{ op: "recv" }, { op: "close" }]);
+    const { peer, connect } = await connectWith([{ op: "recv" }, { op: "close" }]);
     expect(connect).toThrow("vfio-user server /run/test.sock closed the connection");
     await peer.done;
   });

@@ -14,8 +14,9 @@ export function handshake(capabilities: Record<string, unknown> = {}): PeerStep[
 export const SMALL_LIMITS = { max_msg_fds: 2, max_data_xfer_size: 8, pgsizes: 4096, max_dma_maps: 3 };
 
 /** A client connected to a scripted server that runs `steps` after the handshake. */
-export function openSession(steps: PeerStep[], capabilities: Record<string, unknown> = SMALL_LIMITS, options: VfioUserClientOptions = {}) {
+export async function openSession(steps: PeerStep[], capabilities: Record<string, unknown> = SMALL_LIMITS, options: VfioUserClientOptions = {}) {
   const peer = startPeer([...handshake(capabilities), ...steps]);
+  await peer.ready;
   const client = VfioUserClient.fromSocket(peer.clientSocket, "/run/test.sock", { timeoutMs: 2000, ...options });
   /** The messages after VERSION. */
   const messages = async () => (await peer.messages()).slice(1);

@@ -24,6 +24,8 @@ export type TranscriptEntry =
 export interface Peer {
   /** The client's end of the socketpair. */
   readonly clientSocket: number;
+  /** Settles once the worker runs its steps: connect the client after it. */
+  readonly ready: Promise<void>;
   /** Everything the peer recorded, once its steps ran out. */
   readonly done: Promise<TranscriptEntry[]>;
   /** The messages the client sent, in order (fails the test if the script failed). */
@@ -41,11 +43,19 @@ export function startPeer(steps: readonly PeerStep[], options: { timeoutMs?: num
     execArgv: [],
     // The peer closes fds the main thread's code opened (same process); Node need not track them per thread.
     trackUnmanagedFds: false,
-    workerData: { socket: peerSocket, steps, timeoutMs: options.timeoutMs ?? 3000 },
+    workerData: { socket: peerSocket, steps, timeoutMs: options.timeoutMs ?? 5000 },
   });
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
   const done = new Promise<TranscriptEntry[]>((resolve, reject) => {
-    worker.once("message", (transcript: TranscriptEntry[]) => resolve(transcript));
-    worker.once("error", reject);
+    worker.on("message", (message: { ready?: true; transcript?: TranscriptEntry[] }) => {
+      if (message.ready) markReady();
+      if (message.transcript) resolve(message.transcript);
+    });
+    worker.once("error", (error) => {
+      markReady();
+      reject(error);
+    });
   }).finally(() => {
     try {
       closeSync(peerSocket);
@@ -55,6 +65,7 @@ export function startPeer(steps: readonly PeerStep[], options: { timeoutMs?: num
   });
   return {
     clientSocket,
+    ready,
     done,
     async messages() {
       const transcript = await done;

@@ -70,6 +70,9 @@ function sendAll(bytes, fds) {
 
 const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
+// Loaded and about to run: the test connects its client now, so a slow worker start does not eat its timeouts.
+parentPort.postMessage({ ready: true });
+
 try {
   for (const step of steps) {
     switch (step.op) {
@@ -143,4 +146,4 @@ for (const fd of [...received, ...probes.values()]) {
     // closed by a step
   }
 }
-parentPort.postMessage(transcript);
+parentPort.postMessage({ transcript });
