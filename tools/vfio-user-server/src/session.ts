@@ -49,6 +49,9 @@ interface Request {
 
 type Handler = (request: Request) => Reply;
 
+/** The only commands a client sends fds with. */
+const TAKES_FDS: ReadonlySet<number> = new Set([Command.DMA_MAP, Command.DEVICE_SET_IRQS]);
+
 /** How long the server waits for the client's reply to a DMA_READ / DMA_WRITE. */
 const DMA_REPLY_TIMEOUT_MS = 10_000;
 /** Commands handled while waiting for such a reply may themselves wait; this bounds the nesting. */
@@ -233,12 +236,12 @@ export class Session implements DmaMessenger {
     if (!this.negotiated && header.command !== Command.VERSION) throw invalid(`${commandName(header.command)} before the VERSION handshake`);
     const handler = this.handlers.get(header.command);
     if (!handler) throw new ProtocolError(Errno.ENOSYS, `command ${header.command} is not a vfio-user command`);
+    if (request.fds.length > 0 && !TAKES_FDS.has(header.command)) throw invalid(`${commandName(header.command)} takes no fds, ${request.fds.length} came`);
     return handler(request);
   }
 
   private version(request: Request): Reply {
     if (this.negotiated) throw invalid("VERSION again: the version is already negotiated");
-    noFds(request);
     const proposal = parseVersion(request.payload);
     if (proposal.major !== PROTOCOL_MAJOR) throw invalid(`major version ${proposal.major} is not supported (this server speaks ${PROTOCOL_MAJOR})`);
     this.client = proposal.capabilities;
@@ -271,7 +274,6 @@ export class Session implements DmaMessenger {
   }
 
   private dmaUnmap(request: Request): Reply {
-    noFds(request);
     const r = new PayloadReader(request.payload, "DMA_UNMAP").requireAtLeast(24);
     const flags = r.u32(4);
     const address = r.u64(8);
@@ -288,7 +290,6 @@ export class Session implements DmaMessenger {
   }
 
   private deviceInfo(request: Request): Reply {
-    noFds(request);
     const r = new PayloadReader(request.payload, "DEVICE_GET_INFO").requireAtLeast(16);
     const argsz = r.u32(0);
     if (argsz < 16) throw invalid(`DEVICE_GET_INFO: argsz ${argsz} is smaller than the 16-byte reply`);
@@ -296,7 +297,6 @@ export class Session implements DmaMessenger {
   }
 
   private regionInfo(request: Request): Reply {
-    noFds(request);
     const r = new PayloadReader(request.payload, "DEVICE_GET_REGION_INFO").requireAtLeast(32);
     const argsz = r.u32(0);
     const index = r.u32(8);
@@ -328,14 +328,12 @@ export class Session implements DmaMessenger {
   }
 
   private regionIoFds(request: Request): Reply {
-    noFds(request);
     const r = new PayloadReader(request.payload, "DEVICE_GET_REGION_IO_FDS").requireAtLeast(16);
     this.options.device.describeRegion(r.u32(8));
     throw new ProtocolError(Errno.ENOTSUP, "DEVICE_GET_REGION_IO_FDS: this server offers no ioeventfds or ioregionfds");
   }
 
   private irqInfo(request: Request): Reply {
-    noFds(request);
     const r = new PayloadReader(request.payload, "DEVICE_GET_IRQ_INFO").requireAtLeast(16);
     const argsz = r.u32(0);
     const index = r.u32(8);
@@ -357,7 +355,6 @@ export class Session implements DmaMessenger {
   }
 
   private regionRead(request: Request): Reply {
-    noFds(request);
     const { offset, index, count } = this.regionAccess(request, "REGION_READ");
     if (request.payload.length !== 16) throw invalid(`REGION_READ: payload of ${request.payload.length} bytes, expected 16`);
     const data = this.options.device.regionRead(index, offset, count);
@@ -365,7 +362,6 @@ export class Session implements DmaMessenger {
   }
 
   private regionWrite(request: Request): Reply {
-    noFds(request);
     const { offset, index, count } = this.regionAccess(request, "REGION_WRITE");
     if (request.payload.length !== 16 + count) throw invalid(`REGION_WRITE: ${request.payload.length - 16} data bytes for count ${count}`);
     this.options.device.regionWrite(index, offset, request.payload.subarray(16));
@@ -386,10 +382,6 @@ export class Session implements DmaMessenger {
     this.options.device.reset();
     return {};
   }
-}
-
-function noFds(request: Request): void {
-  if (request.fds.length > 0) throw invalid(`${commandName(request.message.header.command)} takes no fds, ${request.fds.length} came`);
 }
 
 function refuse(errno: number, message: string): never {

@@ -1,3 +1,4 @@
+import { EventFd } from "@vmm/host-io";
 import { afterEach, describe, expect, it } from "vitest";
 import { hostIo } from "./support/gate.js";
 import { type RunningServer, startServer } from "./support/server-process.js";
@@ -90,6 +91,20 @@ describe.skipIf(!hostIo.ok)("header handling", () => {
     expect(client.errno(16, new Bytes().u32(8).u32(0x10001).done())).toBe(ENOTSUP);
     expect(client.errno(CMD.GET_REGION_IO_FDS, new Bytes().u32(32).u32(0).u32(0).u32(0).done())).toBe(ENOTSUP);
     expect(client.errno(CMD.GET_REGION_IO_FDS, new Bytes().u32(32).u32(0).u32(12).u32(0).done())).toBe(EINVAL);
+    client.close();
+  });
+
+  it("refuses fds sent with a command that takes none", async () => {
+    server = await startServer("intx-only");
+    const client = server.connect();
+    const [a, b] = [new EventFd(), new EventFd()];
+    expect(client.errno(CMD.VERSION, versionPayload(0, 1, "{}"), [a.fd])).toBe(EINVAL);
+    client.negotiate();
+    expect(client.errno(CMD.RESET, undefined, [a.fd, b.fd])).toBe(EINVAL);
+    expect(client.errno(CMD.REGION_READ, new Bytes().u64(0).u32(0).u32(4).done(), [b.fd])).toBe(EINVAL);
+    expect(client.read32(0, 0)).toBe(0x45545556);
+    a.close();
+    b.close();
     client.close();
   });
 
