@@ -26,12 +26,12 @@ import {
   VFIO_REGION_INFO_FLAG_READ,
   VFIO_REGION_INFO_FLAG_WRITE,
 } from "./protocol/constants.js";
-import { invalid, ProtocolError } from "./protocol/errors.js";
+import { FramingError, invalid, ProtocolError } from "./protocol/errors.js";
 import type { RawMessage } from "./protocol/framing.js";
 import { encodeErrorReply, encodeMessage, encodeReply, isReply, messageType } from "./protocol/header.js";
 import { PayloadReader, PayloadWriter } from "./protocol/payload.js";
 import { type Capabilities, DEFAULT_CAPABILITIES, encodeVersionReply, parseVersion, SERVER_CAPABILITIES } from "./protocol/version.js";
-import type { Transport } from "./transport.js";
+import { ConnectionClosed, type Transport } from "./transport.js";
 
 /** What a handler answers: a payload and fds to send with it. */
 interface Reply {
@@ -111,7 +111,7 @@ export class Session implements DmaMessenger {
     return this.client;
   }
 
-  /** Handles one message from the client. Throws only ConnectionClosed (and programming errors). */
+  /** Handles one message from the client. Throws only when the connection failed (ConnectionClosed, FramingError). */
   handle(message: RawMessage): void {
     const { header } = message;
     if (isReply(header)) return this.takeReply(message);
@@ -124,7 +124,8 @@ export class Session implements DmaMessenger {
       reply = this.dispatch(request);
     } catch (e) {
       if (!(e instanceof ProtocolError)) {
-        if ((e as Error).name === "ConnectionClosed") throw e;
+        // The connection itself failed (while a DMA request waited for its reply): no reply can follow.
+        if (e instanceof ConnectionClosed || e instanceof FramingError) throw e;
         this.options.warn(`internal error in ${commandName(header.command)}: ${(e as Error).stack ?? e}`);
       }
       errno = e instanceof ProtocolError ? e.errno : Errno.EIO;

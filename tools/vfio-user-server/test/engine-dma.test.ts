@@ -276,6 +276,47 @@ describe.skipIf(!hostIo.ok)("DMA by messages", () => {
     client.close();
   });
 
+  it("nests the client's doorbells while it waits, up to 8 deep; deeper ones get EBUSY", async () => {
+    const { client, engine } = await connected("intx-only");
+    client.ok(CMD.DMA_MAP, dmaMapRequest(IOVA, RAM));
+    engine.program(IOVA, IOVA + 0x100, 4, 0);
+    const pending: { id: number; command: number; address: number; count: number }[] = [];
+    for (let id = 900; id < 909; id++) {
+      ringDoorbell(engine, id);
+      const m = client.receive();
+      expect(m.command).toBe(CMD.DMA_READ);
+      pending.push({ id: m.id, command: m.command, address: Number(le64(m.payload, 0)), count: Number(le64(m.payload, 8)) });
+    }
+    ringDoorbell(engine, 909);
+    expect(client.receive()).toMatchObject({ id: 909, flags: REPLY | ERROR, error: 16 });
+    // Answer every request as it comes (outer ones first): each doorbell completes once its own reply arrived.
+    for (const p of pending) client.send(message(p.id, CMD.DMA_READ, new Bytes().u64(p.address).u64(p.count).u32(0x01020304).done(), REPLY));
+    const done: number[] = [];
+    while (done.length < 9) {
+      const m = client.receive();
+      if ((m.flags & 0xf) === REPLY) {
+        expect(m.flags).toBe(REPLY);
+        done.push(m.id);
+        continue;
+      }
+      expect(m.command).toBe(CMD.DMA_WRITE);
+      client.send(message(m.id, CMD.DMA_WRITE, new Bytes().u64(le64(m.payload, 0)).u32(Number(le64(m.payload, 8))).done(), REPLY));
+    }
+    expect(done).toEqual([908, 907, 906, 905, 904, 903, 902, 901, 900]);
+    expect(engine.get(REG.COUNT)).toBe(9);
+    client.close();
+  });
+
+  it("exits 0 when the client disconnects while the server waits for a DMA reply", async () => {
+    const { client, engine } = await connected("intx-only", ["--dma", "messages"]);
+    client.ok(CMD.DMA_MAP, dmaMapRequest(IOVA, RAM));
+    engine.program(IOVA, IOVA + 0x100, 4, 0);
+    ringDoorbell(engine, 950);
+    expect(client.receive().command).toBe(CMD.DMA_READ);
+    client.close();
+    expect(await server!.exited).toBe(0);
+  });
+
   it("sets ERROR and writes nothing when the client refuses a DMA_READ", async () => {
     const { client, engine } = await connected("subpage-rom");
     client.ok(CMD.DMA_MAP, dmaMapRequest(IOVA, RAM));

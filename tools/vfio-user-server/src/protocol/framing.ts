@@ -17,8 +17,9 @@ export interface RawMessage {
  */
 export class FrameDecoder {
   private buffer = new Uint8Array(4096);
-  /** Bytes of `buffer` in use; buffer[0] is the stream offset `base`. */
-  private length = 0;
+  /** buffer[start, end) holds bytes not yet handed out; buffer[start] is the stream offset `base`. */
+  private start = 0;
+  private end = 0;
   private base = 0;
   /** Fds waiting for their message, by the stream offset where that message starts. */
   private readonly attached = new Map<number, number[]>();
@@ -28,10 +29,10 @@ export class FrameDecoder {
   /** Appends a chunk read from the socket, with the fds that came with it. */
   push(chunk: Uint8Array, fds: readonly number[] = []): void {
     this.reserve(chunk.length);
-    this.buffer.set(chunk, this.length);
-    this.length += chunk.length;
+    this.buffer.set(chunk, this.end);
+    this.end += chunk.length;
     if (fds.length > 0) {
-      const owner = this.lastStartBefore(this.base + this.length);
+      const owner = this.lastStartBefore(this.base + this.buffered);
       const list = this.attached.get(owner) ?? [];
       list.push(...fds);
       this.attached.set(owner, list);
@@ -40,15 +41,14 @@ export class FrameDecoder {
 
   /** The next complete message, or undefined until more bytes arrive. Throws FramingError on an impossible size. */
   next(): RawMessage | undefined {
-    if (this.length < HEADER_SIZE) return undefined;
-    const header = decodeHeader(this.buffer.subarray(0, HEADER_SIZE));
+    if (this.buffered < HEADER_SIZE) return undefined;
+    const header = decodeHeader(this.buffer.subarray(this.start, this.start + HEADER_SIZE));
     this.checkSize(header.size);
-    if (this.length < header.size) return undefined;
-    const payload = this.buffer.slice(HEADER_SIZE, header.size);
+    if (this.buffered < header.size) return undefined;
+    const payload = this.buffer.slice(this.start + HEADER_SIZE, this.start + header.size);
     const fds = this.attached.get(this.base) ?? [];
     this.attached.delete(this.base);
-    this.buffer.copyWithin(0, header.size, this.length);
-    this.length -= header.size;
+    this.start += header.size;
     this.base += header.size;
     return { header, payload, fds };
   }
@@ -62,15 +62,15 @@ export class FrameDecoder {
 
   /** Bytes buffered that do not make a whole message yet. */
   get buffered(): number {
-    return this.length;
+    return this.end - this.start;
   }
 
   /** The stream offset of the last message start before `end`, walking the headers buffered. */
   private lastStartBefore(end: number): number {
     let start = this.base;
     for (;;) {
-      const at = start - this.base;
-      if (at + HEADER_SIZE > this.length) return start;
+      const at = this.start + start - this.base;
+      if (at + HEADER_SIZE > this.end) return start;
       const size = decodeHeader(this.buffer.subarray(at, at + HEADER_SIZE)).size;
       // An impossible size ends the walk here; next() reports it.
       if (size < HEADER_SIZE || size > this.maxMessageSize) return start;
@@ -84,12 +84,18 @@ export class FrameDecoder {
     if (size > this.maxMessageSize) throw new FramingError(`message size ${size} exceeds the limit of ${this.maxMessageSize} bytes`);
   }
 
+  /** Room for `extra` more bytes: the consumed front is dropped (once per chunk, not per message), then it grows. */
   private reserve(extra: number): void {
-    if (this.length + extra <= this.buffer.length) return;
+    if (this.start > 0) {
+      this.buffer.copyWithin(0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+    }
+    if (this.end + extra <= this.buffer.length) return;
     let size = this.buffer.length;
-    while (size < this.length + extra) size *= 2;
+    while (size < this.end + extra) size *= 2;
     const bigger = new Uint8Array(size);
-    bigger.set(this.buffer.subarray(0, this.length));
+    bigger.set(this.buffer.subarray(0, this.end));
     this.buffer = bigger;
   }
 }
