@@ -31,15 +31,20 @@ function main(argv: string[]): number {
   if (!values.socket) return usage("--socket PATH is required");
   if (!values.device || !isDeviceName(values.device)) return usage(`--device must be one of ${DEVICE_NAMES.join(", ")}`);
   if (values.dma !== "fd" && values.dma !== "messages") return usage("--dma must be fd or messages");
-  return runServer({
-    socketPath: values.socket,
-    device: values.device,
-    dma: values.dma,
-    log: values.log,
-    announce: (line) => writeSync(1, `${line}\n`),
-    diagnostics: (line) => writeSync(2, `${line}\n`),
-    exit: (status) => process.exit(status),
-  });
+  try {
+    return runServer({
+      socketPath: values.socket,
+      device: values.device,
+      dma: values.dma,
+      log: values.log,
+      announce: (line) => writeSync(1, `${line}\n`),
+      diagnostics: (line) => writeSync(2, `${line}\n`),
+      exit: (status) => process.exit(status),
+    });
+  } catch (e) {
+    writeSync(2, `vfio-user-server: cannot start: ${(e as Error).message}\n`);
+    return ExitStatus.STARTUP;
+  }
 }
 
 function usage(problem: string): number {

@@ -18,7 +18,7 @@ export const ExitStatus = {
   DISCONNECTED: 0,
   /** Bad options, the socket path taken, the host cannot do it. */
   STARTUP: 1,
-  /** The client's byte stream could not be framed: the server closed the connection. */
+  /** The client's byte stream could not be framed, or the socket failed: the server closed the connection. */
   FRAMING: 2,
   /** The test engine's CONTROL register was written 0xDEAD0001. */
   CONTROL: 3,
@@ -106,11 +106,8 @@ export function runServer(options: ServerOptions): number {
       log(`vfio-user-server: ${e.message}`);
       return ExitStatus.DISCONNECTED;
     }
-    if (e instanceof FramingError) {
-      options.diagnostics(`vfio-user-server: closing the connection: ${e.message}`);
-      return ExitStatus.FRAMING;
-    }
-    throw e;
+    options.diagnostics(`vfio-user-server: closing the connection: ${e instanceof FramingError ? e.message : ((e as Error).stack ?? e)}`);
+    return ExitStatus.FRAMING;
   } finally {
     irq.closeAll();
     dmaMap.removeAll();
