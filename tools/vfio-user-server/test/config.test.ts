@@ -82,13 +82,14 @@ describe.skipIf(!hostIo.ok)("config space", () => {
     client.close();
   });
 
-  it("nvme: class 010802, PM/MSI-X/PCIe/MSI, a 64-bit BAR at index 3, nothing in extended space", async () => {
+  it("nvme: class 010802, PM/MSI-X/PCIe (version 1)/MSI, a 64-bit BAR at index 3, nothing in extended space", async () => {
     const client = await connected("nvme");
     const config = client.read(CONFIG, 0, 4096);
     expect(identity(config)).toMatchObject({ vendor: 0x144d, device: 0xa808, classCode: 0x010802, pin: 1 });
-    expect(walk(config)).toEqual([[0x40, 0x01], [0x50, 0x11], [0x60, 0x10], [0xa0, 0x05]]);
+    expect(walk(config)).toEqual([[0x40, 0x01], [0x50, 0x11], [0x60, 0x10], [0x80, 0x05]]);
     expect([le(config, 0x52, 2) & 0x7ff, le(config, 0x54, 4), le(config, 0x58, 4)]).toEqual([7, 0x2000, 0x3000]);
-    expect(le(config, 0xa2, 2)).toBe(0x0186); // MSI: per-vector mask, 64-bit, 8 vectors capable
+    expect(le(config, 0x82, 2)).toBe(0x0186); // MSI: per-vector mask, 64-bit, 8 vectors capable
+    expect(le(config, 0x62, 2)).toBe(0x0001); // PCIe capability version 1, endpoint
     expect(le(config, 0x64, 4) & (1 << 28)).not.toBe(0); // FLR capable
     expect(walkExtended(config)).toEqual([]);
     expect(size(client, 0x10)).toBe(0xffffc004);

@@ -121,13 +121,13 @@ describe.skipIf(!hostIo.ok)("interrupts", () => {
     client.write32(0, 0x1024, 1);
     client.write32(0, 0x1028, 2);
     expect(signalled(fds)).toEqual([1]);
-    client.write32(CONFIG, 0xa0 + 0x10, 0x2); // mask vector 1
+    client.write32(CONFIG, 0x80 + 0x10, 0x2); // mask vector 1
     client.write32(0, 0x1028, 2);
     expect(signalled(fds)).toEqual([]);
-    expect(client.read32(CONFIG, 0xa0 + 0x14)).toBe(0x2);
-    client.write32(CONFIG, 0xa0 + 0x10, 0);
+    expect(client.read32(CONFIG, 0x80 + 0x14)).toBe(0x2);
+    client.write32(CONFIG, 0x80 + 0x10, 0);
     expect(signalled(fds)).toEqual([1]);
-    expect(client.read32(CONFIG, 0xa0 + 0x14)).toBe(0);
+    expect(client.read32(CONFIG, 0x80 + 0x14)).toBe(0);
     // A vector beyond the enabled ones reaches no eventfd.
     client.write32(0, 0x1024, 5);
     client.write32(0, 0x1028, 2);
@@ -177,6 +177,14 @@ describe.skipIf(!hostIo.ok)("interrupts", () => {
     client.ok(CMD.SET_IRQS, setIrqsRequest(SET.NONE | SET.UNMASK, IRQ.INTX, 0, 1));
     expect(signalled([intx!])).toEqual([0]);
     expect(client.read32(0, 0x34)).toBe(4);
+    // INTx Disable in the command register holds the line (Interrupt Status still shows it) until it clears.
+    client.write32(0, 0x2c, 4);
+    client.ok(CMD.SET_IRQS, setIrqsRequest(SET.NONE | SET.UNMASK, IRQ.INTX, 0, 1));
+    client.write(CONFIG, 4, new Uint8Array([0x02, 0x04]));
+    client.write32(0, 0x28, 2);
+    expect([signalled([intx!]), line(), interruptStatus()]).toEqual([[], true, 8]);
+    client.write(CONFIG, 4, new Uint8Array([0x02, 0x00]));
+    expect(signalled([intx!])).toEqual([0]);
     client.close();
   });
 

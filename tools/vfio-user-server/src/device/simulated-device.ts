@@ -18,7 +18,7 @@ import {
   vitalProductData,
 } from "../pci/capabilities.js";
 import { type ConfigSpace, writtenValue } from "../pci/config-space.js";
-import { buildConfigSpace, Config, STATUS_INTERRUPT } from "../pci/layout.js";
+import { buildConfigSpace, COMMAND_INTX_DISABLE, Config, STATUS_INTERRUPT } from "../pci/layout.js";
 import type { CapabilityDecl, DeviceInternals, DeviceSpec, DeviceWindow, ExtendedCapabilityDecl } from "./device-spec.js";
 import { MsiFunction } from "./msi-function.js";
 import { MsixTable } from "./msix-table.js";
@@ -64,6 +64,8 @@ export class SimulatedDevice implements DeviceInternals {
   private readonly regions = new Map<number, Region>();
   private readonly windows: DeviceWindow[] = [];
   private readonly contents = new Map<number, (bytes: Uint8Array) => void>();
+  /** The device's interrupt is pending on INTx (the engine's STATUS.IRQ). */
+  private intxPending = false;
 
   constructor(
     readonly spec: DeviceSpec,
@@ -108,6 +110,8 @@ export class SimulatedDevice implements DeviceInternals {
       });
     }
     this.irqCounts = irqCountsOf(spec);
+    // INTx Disable holds the line while set (the interrupt stays pending and goes out once it clears).
+    this.config.onWrite(Config.COMMAND, 2, () => this.driveIntx());
 
     for (const bar of spec.bars) this.regions.set(bar.index, this.buildBar(bar, msixDecl));
     if (spec.rom) {
@@ -152,6 +156,8 @@ export class SimulatedDevice implements DeviceInternals {
   reset(): void {
     this.engine.reset();
     this.config.reset();
+    this.intxPending = false;
+    this.driveIntx();
     this.msixTable?.reset();
     this.vpd?.reset();
     for (const window of this.windows) window.reset?.();
@@ -179,10 +185,17 @@ export class SimulatedDevice implements DeviceInternals {
     return "intx";
   }
 
+  /** The engine asserts or deasserts its interrupt; Interrupt Status shows it whatever INTx Disable says. */
   private setIntxLevel(level: boolean): void {
+    this.intxPending = level;
     const status = this.config.u16(Config.STATUS);
     this.config.set(Config.STATUS, 2, level ? status | STATUS_INTERRUPT : status & ~STATUS_INTERRUPT);
-    this.host.irq.setIntxLevel(level);
+    this.driveIntx();
+  }
+
+  private driveIntx(): void {
+    const line = this.intxPending && !(this.config.u16(Config.COMMAND) & COMMAND_INTX_DISABLE);
+    if (line !== this.host.irq.intxLevel) this.host.irq.setIntxLevel(line);
   }
 
   private region(index: number): Region {

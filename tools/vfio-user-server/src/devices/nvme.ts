@@ -37,19 +37,18 @@ export function nvme(): DeviceSpec {
     capabilities: [
       { kind: "pm", offset: 0x40, pmc: 0x0003, noSoftReset: true },
       { kind: "msix", offset: 0x50, vectors: 8, tableBar: 0, tableOffset: 0x2000, pbaBar: 0, pbaOffset: 0x3000 },
+      // Version 1: the 0x20 bytes between 0x60 and MSI at 0x80 hold the 0x14-byte endpoint structure, not the
+      // 0x3c bytes of version 2 (the rtl8168 carries a version 2 capability).
       {
         kind: "pcie",
         offset: 0x60,
+        version: 1,
         deviceCapabilities: 0x10008fe1, // MPS 256, extended tag, L0s/L1 unlimited, role-based errors, FLR
         deviceControl: 0x2810,
-        linkCapabilities: 0x00470843, // 8 GT/s, x4, ASPM L1, L1 exit < 64 us, clock PM, ASPM optionality
-        linkStatus: 0x1043, // 8 GT/s, x4, slot clock
-        deviceCapabilities2: 0x0000081f, // completion timeout ranges A-D and disable, LTR
-        linkCapabilities2: 0x0000000e, // 2.5, 5 and 8 GT/s
-        linkControl2: 0x0003,
+        linkCapabilities: 0x00070841, // 2.5 GT/s, x4, ASPM L1, L1 exit < 64 us, clock PM
+        linkStatus: 0x1041, // 2.5 GT/s, x4, slot clock
       },
-      // The PCIe capability (v2) needs 0x3c bytes, up to 0x9b, so MSI sits at 0xa0 rather than 0x80.
-      { kind: "msi", offset: 0xa0, vectors: 8, is64Bit: true, perVectorMask: true },
+      { kind: "msi", offset: 0x80, vectors: 8, is64Bit: true, perVectorMask: true },
     ],
     extendedCapabilities: [],
   };

@@ -78,6 +78,7 @@ export function rtl8168(): DeviceSpec {
       {
         kind: "pcie",
         offset: 0x70,
+        version: 2,
         deviceCapabilities: 0x00008cc0, // MPS 128, L0s < 512 ns, L1 < 64 us, role-based error reporting
         deviceControl: 0x2810, // relaxed ordering, no snoop, MRRS 512
         linkCapabilities: 0x00477c11, // port 0, 2.5 GT/s, x1, ASPM L0s+L1, clock PM, ASPM optionality

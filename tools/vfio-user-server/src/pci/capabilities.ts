@@ -122,14 +122,20 @@ export function msix(offset: number, options: MsixOptions): CapabilitySpec {
 }
 
 export interface PciExpressOptions {
+  /**
+   * Capability version: 2 is the full 0x3c-byte structure; 1 the PCI Express 1.x endpoint structure, which ends
+   * after Link Status (0x14 bytes).
+   */
+  readonly version: 1 | 2;
   readonly deviceCapabilities: number;
   readonly deviceControl: number;
   readonly linkCapabilities: number;
   readonly linkStatus: number;
-  readonly deviceCapabilities2: number;
-  readonly linkCapabilities2: number;
-  /** Link Control 2's reset value (its Target Link Speed is the fastest supported). */
-  readonly linkControl2: number;
+  /** Version 2 only. */
+  readonly deviceCapabilities2?: number;
+  readonly linkCapabilities2?: number;
+  /** Link Control 2's reset value (its Target Link Speed is the fastest supported); version 2 only. */
+  readonly linkControl2?: number;
 }
 
 /** Device Control bit 15: Initiate Function Level Reset (reads 0). */
@@ -137,32 +143,30 @@ export const PCIE_DEVICE_CONTROL = 0x08;
 export const PCIE_INITIATE_FLR = 1 << 15;
 export const PCIE_DEVCAP_FLR = 1 << 28;
 
-// PCI Express capability, version 2, of an endpoint (device/port type 0): 0x3c bytes whatever the type, the slot
-// and root registers reserved.
+// PCI Express capability of an endpoint (device/port type 0). Version 2 is 0x3c bytes whatever the type, the slot
+// and root registers reserved; version 1 stops after Link Status.
 export function pciExpress(offset: number, options: PciExpressOptions): CapabilitySpec {
-  return {
-    name: "pci-express",
-    id: CapabilityId.PCIE,
-    offset,
-    length: 0x3c,
-    fields: [
-      { at: 0x02, width: 2, value: 0x0002 },
-      { at: 0x04, width: 4, value: options.deviceCapabilities },
-      // Error reporting enables, relaxed ordering, MPS, extended tag, phantom, aux PM, no snoop, MRRS.
-      { at: PCIE_DEVICE_CONTROL, width: 2, value: options.deviceControl, writable: 0x7fff },
-      { at: 0x0a, width: 2, value: 0, w1c: 0x000f },
-      { at: 0x0c, width: 4, value: options.linkCapabilities },
-      // ASPM control, RCB, common clock, extended synch, clock PM enable, HW autonomous width disable.
-      { at: 0x10, width: 2, value: 0, writable: 0x03cb },
-      { at: 0x12, width: 2, value: options.linkStatus },
-      { at: 0x24, width: 4, value: options.deviceCapabilities2 },
-      // Completion timeout value and disable, LTR enable, OBFF enable.
-      { at: 0x28, width: 2, value: 0, writable: 0x641f },
-      { at: 0x2c, width: 4, value: options.linkCapabilities2 },
-      { at: 0x30, width: 2, value: options.linkControl2, writable: 0x07ff },
-      { at: 0x32, width: 2, value: 0 },
-    ],
-  };
+  const fields: CapabilityField[] = [
+    { at: 0x02, width: 2, value: options.version },
+    { at: 0x04, width: 4, value: options.deviceCapabilities },
+    // Error reporting enables, relaxed ordering, MPS, extended tag, phantom, aux PM, no snoop, MRRS.
+    { at: PCIE_DEVICE_CONTROL, width: 2, value: options.deviceControl, writable: 0x7fff },
+    { at: 0x0a, width: 2, value: 0, w1c: 0x000f },
+    { at: 0x0c, width: 4, value: options.linkCapabilities },
+    // ASPM control, RCB, common clock, extended synch, clock PM enable, HW autonomous width disable.
+    { at: 0x10, width: 2, value: 0, writable: 0x03cb },
+    { at: 0x12, width: 2, value: options.linkStatus },
+  ];
+  if (options.version === 1) return { name: "pci-express", id: CapabilityId.PCIE, offset, length: 0x14, fields };
+  fields.push(
+    { at: 0x24, width: 4, value: options.deviceCapabilities2 ?? 0 },
+    // Completion timeout value and disable, LTR enable, OBFF enable.
+    { at: 0x28, width: 2, value: 0, writable: 0x641f },
+    { at: 0x2c, width: 4, value: options.linkCapabilities2 ?? 0 },
+    { at: 0x30, width: 2, value: options.linkControl2 ?? 0, writable: 0x07ff },
+    { at: 0x32, width: 2, value: 0 },
+  );
+  return { name: "pci-express", id: CapabilityId.PCIE, offset, length: 0x3c, fields };
 }
 
 /** VPD: a 15-bit address with the F flag in bit 15, then the data dword (the device's hook does the transfers). */

@@ -52,9 +52,10 @@ describe("simulated devices", () => {
   it("refuses a spec that offers the engine's page for mmap, or capabilities that overlap", () => {
     const intx = DEVICES["intx-only"]();
     expect(() => build({ ...intx, bars: [{ ...intx.bars[0]!, mmap: "all" }] })).toThrow(/covers the page of test-engine/);
+    // A version 2 PCIe capability at 0x60 would run into MSI at 0x80.
     const nvme = DEVICES.nvme();
-    const at0x80 = nvme.capabilities.map((c) => (c.kind === "msi" ? { ...c, offset: 0x80 } : c));
-    expect(() => build({ ...nvme, capabilities: at0x80 })).toThrow(/overlaps/);
+    const v2 = nvme.capabilities.map((c) => (c.kind === "pcie" ? { ...c, version: 2 as const } : c));
+    expect(() => build({ ...nvme, capabilities: v2 })).toThrow(/msi at 0x80 overlaps/);
   });
 
   it("runs the engine: DMA, errors that write nothing, INTx level through STATUS bit 2, CONTROL", () => {
