@@ -46,7 +46,7 @@ export interface EngineHost {
   readonly dma: EngineDma;
   /** Raises interrupt `vector` in the device's current mode; says which mode took it. */
   raiseInterrupt(vector: number): "msix" | "msi" | "intx";
-  /** Drives the INTx line (the engine's STATUS.IRQ is its level). */
+  /** Drives the INTx line: asserted by an interrupt raised in INTx mode, deasserted when STATUS.IRQ is cleared. */
   setIntxLevel(level: boolean): void;
   /** Ends the server process at once. */
   exit(status: number): void;
@@ -126,11 +126,9 @@ export class TestEngine implements RegionWindow {
   ring(doorbell: number): void {
     switch (doorbell) {
       case EngineDoorbell.DMA_AND_INTERRUPT:
-        this.transfer();
-        this.interrupt();
+        if (this.transfer()) this.interrupt();
         return;
       case EngineDoorbell.INTERRUPT:
-        this.complete();
         this.interrupt();
         return;
       case EngineDoorbell.DMA:
@@ -151,14 +149,18 @@ export class TestEngine implements RegionWindow {
     if (value === CONTROL_EXIT) this.host.exit(CONTROL_EXIT_STATUS);
   }
 
-  /** Reads LEN bytes at SRC, transforms them by OP, writes them at DST; nothing is written when any check fails. */
-  private transfer(): void {
+  /**
+   * Reads LEN bytes at SRC, transforms them by OP, writes them at DST: DONE and COUNT on success; ERROR, and
+   * nothing written, when any check fails. Says whether it succeeded.
+   */
+  private transfer(): boolean {
     const { len, op, pattern } = this.state;
     const src = (BigInt(this.state.srcHi) << 32n) | BigInt(this.state.srcLo);
     const dst = (BigInt(this.state.dstHi) << 32n) | BigInt(this.state.dstLo);
-    const refuse = (why: string): void => {
+    const refuse = (why: string): false => {
       this.host.log(`test engine: error: ${why}`);
       this.state.status |= EngineStatus.ERROR;
+      return false;
     };
     if (len === 0 || len > ENGINE_MAX_LENGTH) return refuse(`LEN ${len} is outside 1..${ENGINE_MAX_LENGTH}`);
     if (op !== EngineOp.COPY && op !== EngineOp.INVERT && op !== EngineOp.ADD) return refuse(`OP ${op} is unknown`);
@@ -172,20 +174,16 @@ export class TestEngine implements RegionWindow {
       if (e instanceof DmaFault || e instanceof ProtocolError) return refuse(e.message);
       throw e;
     }
-    this.complete();
-  }
-
-  private complete(): void {
     this.state.status |= EngineStatus.DONE;
     this.state.count = (this.state.count + 1) >>> 0;
+    return true;
   }
 
+  /** Raises VECTOR in the device's interrupt mode; STATUS.IRQ records it, and drives the line in INTx mode. */
   private interrupt(): void {
     this.state.irqs = (this.state.irqs + 1) >>> 0;
-    if (this.host.raiseInterrupt(this.state.vector) === "intx") {
-      this.state.status |= EngineStatus.IRQ;
-      this.host.setIntxLevel(true);
-    }
+    this.state.status |= EngineStatus.IRQ;
+    if (this.host.raiseInterrupt(this.state.vector) === "intx") this.host.setIntxLevel(true);
   }
 }
 
