@@ -1,5 +1,6 @@
 import { MemoryLogger, type PciBarWindow } from "@vmm/core";
 import { buildGuest } from "@vmm/guest-kit";
+import { EventFd } from "@vmm/host-io";
 import { PcieRootPort, PciFunction } from "@vmm/pci";
 import { describe, expect, it } from "vitest";
 import { Machine } from "./internals.js";
@@ -91,6 +92,26 @@ describe.skipIf(!kvmOk)("machine services under KVM", () => {
       expect(machine.pciTopology()[2]!.children.map((c) => [c.name, c.address.bus, c.express])).toEqual([["testdev0", 1, true]]);
     } finally {
       machine.close();
+    }
+  });
+
+  it("KVM takes a PCI function's INTx as an irqfd with a resample fd on its routed GSI, and gives it back", () => {
+    const machine = new Machine({ memoryMiB: 32, kernel: { kind: "raw", path: "/dev/null" }, logger: new MemoryLogger() });
+    const trigger = new EventFd();
+    const resample = new EventFd();
+    try {
+      const dev = new TestFunction();
+      machine.addPciDevice(dev);
+      const irqfd = dev.intx.irqfd;
+      expect(irqfd).toBeDefined();
+      const handle = irqfd!(trigger.fd, resample.fd); // KVM_IRQFD with KVM_IRQFD_FLAG_RESAMPLE
+      trigger.write(1);
+      handle.remove();
+      irqfd!(trigger.fd, resample.fd).remove(); // the same pair again: the first was really deassigned
+    } finally {
+      machine.close();
+      trigger.close();
+      resample.close();
     }
   });
 });
