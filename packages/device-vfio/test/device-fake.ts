@@ -507,7 +507,7 @@ export function passthrough(rig: Rig, device: FakeVfioDevice, options: Partial<V
 }
 
 /** Waits for the event loop to deliver eventfd callbacks until `check` holds (or fails after `ms`). */
-export async function until(check: () => boolean, ms = 2000): Promise<void> {
+export async function until(check: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
     if (Date.now() > end) throw new Error("condition not reached in time");

@@ -108,7 +108,8 @@ export class VfioPciFunction extends PciFunction {
   private readonly guestMemory: GuestMemory;
   private readonly mappings: BarMappings;
   private readonly irqs: VfioInterrupts;
-  private readonly msiSpan: BarSpan | undefined;
+  /** Where the MSI capability sits in config space: writes there resync the device's MSI vectors. */
+  private readonly msiSpan: { readonly offset: number; readonly size: number } | undefined;
   private deviceExpress: PassthroughExpressCapability | undefined;
   private expressOffset: number | undefined;
   private extendedPlaced = false;
@@ -308,11 +309,11 @@ export class VfioPciFunction extends PciFunction {
   /**
    * The device's standard capabilities, each at its own offset: MSI and MSI-X replaced by the VMM's, the PCI
    * Express capability by its passthrough view, the rest passed through; those the VMM cannot show hidden.
-   * Returns where MSI sits (config writes there resync the device's MSI vectors).
+   * Returns where MSI sits.
    */
-  private placeCapabilities(): BarSpan | undefined {
+  private placeCapabilities(): { offset: number; size: number } | undefined {
     const { config } = this.layout;
-    let msiSpan: BarSpan | undefined;
+    let msiSpan: { offset: number; size: number } | undefined;
     for (const found of this.layout.capabilities) {
       const { id, offset, room } = found;
       if (id === CapabilityId.MSIX) {
