@@ -78,6 +78,11 @@ export interface PciDevice {
   barDeactivated?(window: PciBarWindow): void;
 
   attach?(context: PciAttachContext): void;
+  /**
+   * The device's counters now (accesses it trapped, interrupts it delivered through this process, errors), named
+   * in lowerCamelCase; `vmm run --stats` prints them when the VM stops. Read-only snapshot.
+   */
+  counters?(): Readonly<Record<string, number>>;
   /** Function-level reset (also used on machine reset). */
   reset?(): void;
 }

@@ -12,6 +12,12 @@ export interface DeviceContext {
   readonly container: DependencyContainer;
   /** Unique per VM, e.g. "virtio-blk0". */
   readonly name: string;
+  /**
+   * Stops the VM because this device cannot go on (the process serving it died, its host device vanished): the
+   * VMM reports `error` in one line naming the device and stops the guest. Calls after the first are ignored.
+   * Absent where nothing can stop the VM (a test building a device by hand): a device then logs and degrades.
+   */
+  readonly fault?: (error: unknown) => void;
 }
 
 /** A kind of device users can instantiate with `--device TYPE,key=value,...`. */
