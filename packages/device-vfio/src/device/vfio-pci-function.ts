@@ -40,7 +40,7 @@ import {
   type BarOverlay,
   type ExpressDeviceType,
 } from "@vmm/pci";
-import { VfioIrq, VfioRegion, type VfioBackend } from "../backend/backend.js";
+import { VfioBackendLostError, VfioIrq, VfioRegion, type VfioBackend } from "../backend/backend.js";
 import { BarMappings, type BarSpan, type MapFd } from "./bar-mappings.js";
 import { decode, decode64, encode, encode64, hex } from "./bytes.js";
 import {
@@ -240,6 +240,11 @@ export class VfioPciFunction extends PciFunction {
    * The VM stops: the device's interrupts off, memslots removed (before any host mapping goes), the device reset,
    * DMA unmapped and the backend closed. Calling it twice is harmless.
    */
+  /** The stats as named counters (`vmm run --stats`). */
+  counters(): Readonly<Record<string, number>> {
+    return { ...this.stats };
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -414,7 +419,8 @@ export class VfioPciFunction extends PciFunction {
       if (!this.backend.reset()) this.logOnce("no reset", "debug", `${this.backend.name} cannot be reset (no VFIO_DEVICE_FLAGS_RESET)`);
     } catch (e) {
       this.stats.backendErrors++;
-      this.logOnce("reset", "warn", `resetting ${this.backend.name} failed: ${(e as Error).message}`);
+      // A lost backend is reported once, by whoever stops the VM; a reset of it has nothing to add.
+      if (!(e instanceof VfioBackendLostError)) this.logOnce("reset", "warn", `resetting ${this.backend.name} failed: ${(e as Error).message}`);
     }
   }
 
@@ -428,13 +434,16 @@ export class VfioPciFunction extends PciFunction {
     this.backendCall("config write", () => this.backend.write(VfioRegion.CONFIG, offset, encode(value, size)), undefined);
   }
 
-  /** A backend access from a guest exit: a failure reads `fallback` (all-ones: no device answers) and is logged once. */
+  /**
+   * A backend access from a guest exit: a failure reads `fallback` (all-ones: no device answers) and is logged
+   * once; a lost backend is not logged here (its loss stops the VM with its own line).
+   */
   private backendCall<T>(what: string, fn: () => T, fallback: T): T {
     try {
       return fn();
     } catch (e) {
       this.stats.backendErrors++;
-      this.logOnce(what, "warn", `${what} from ${this.backend.name} failed: ${(e as Error).message}`);
+      if (!(e instanceof VfioBackendLostError)) this.logOnce(what, "warn", `${what} from ${this.backend.name} failed: ${(e as Error).message}`);
       return fallback;
     }
   }

@@ -234,6 +234,8 @@ export class VfioUserConnection {
   /** A failed system call on the socket: the server is gone. */
   private failure(error: unknown, syscall: string): Error {
     const detail = error instanceof HostIoError ? error.errno : error instanceof Error ? error.message : String(error);
+    // A server killed with messages unread resets the connection instead of closing it: the same loss to the user.
+    if (detail === "ECONNRESET" || detail === "EPIPE") return this.loseAndThrow(`${this.options.label} closed the connection`);
     return this.loseAndThrow(`${this.options.label}: the connection failed (${syscall}: ${detail})`);
   }
 
