@@ -1,7 +1,7 @@
 import { PluginError, validateOptions, VmmError, type OptionValues, type PciDevice } from "@vmm/core";
 import { container as rootContainer } from "tsyringe";
 import type { MachineConfig, MachineFactory, VirtualMachine } from "./arch/machine.js";
-import { describe, OptionsError, type DeviceFaultError } from "./errors.js";
+import { describe, DeviceFaultError, OptionsError } from "./errors.js";
 import { guardDevice } from "./instrument.js";
 import { readFileSync } from "node:fs";
 import { PcieRootPort, withExpansionRom, type PciPlacement } from "@vmm/pci";
@@ -109,7 +109,7 @@ export async function assemble(options: AssembleOptions): Promise<Assembly> {
       }
       const entry = catalog.get(planned.type);
       if (!entry) throw new PluginError(planned.plugin, `device type '${planned.type}' vanished between planning and assembly`);
-      const created = await createDevice(entry, planned, machine, options.abort);
+      const created = await createDevice(entry, planned, machine, options.abort, (error) => options.onFault(new DeviceFaultError(planned.name, "its backend", error)));
       const device = planned.rom ? withExpansionRom(created, readRom(planned.rom)) : created;
       devices.push(device);
       let placement: PciPlacement = at;
@@ -172,12 +172,28 @@ export function reserveFor(device: PciDevice): { io: number; mem: number; pref: 
   };
 }
 
-async function createDevice(entry: CatalogEntry, planned: PlannedDevice, machine: VirtualMachine, abort?: AbortSignal): Promise<PciDevice> {
+async function createDevice(
+  entry: CatalogEntry,
+  planned: PlannedDevice,
+  machine: VirtualMachine,
+  abort: AbortSignal | undefined,
+  fault: (error: unknown) => void,
+): Promise<PciDevice> {
+  let faulted = false;
+  const context = {
+    container: machine.container,
+    name: planned.name,
+    fault: (error: unknown) => {
+      if (faulted) return;
+      faulted = true;
+      fault(error);
+    },
+  };
   let device: PciDevice;
   try {
     device = await settleWithin(
       // Called inside the promise chain so that a synchronous throw is handled like a rejection.
-      Promise.resolve().then(() => entry.type.create({ container: machine.container, name: planned.name }, planned.options)),
+      Promise.resolve().then(() => entry.type.create(context, planned.options)),
       (limit) => new Error(`create() did not finish within ${limit}`),
       abort,
     );

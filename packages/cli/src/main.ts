@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { devicesCommand, type RawDevicesOptions } from "./commands/devices.js";
+import { doctorCommand, type RawDoctorOptions } from "./commands/doctor.js";
 import { runCommand } from "./commands/run.js";
 import { cliVersion, versionCommand } from "./commands/version.js";
 import { processContext, type CliContext } from "./context.js";
@@ -26,6 +27,7 @@ function machineOptions(command: Command, firmwareFlags: string, firmwareHelp: s
     .option("--rng", "a virtio-rng device")
     .option("--plugin <name[,key=value...]>", "load a device plugin: a package name resolved from the working directory, or a path (repeatable)", collect)
     .option("--device <type[,key=value...]>", "create a device of a type a plugin provides (repeatable; see vmm devices)", collect)
+    .option("--vfio-pci <address[,key=value...]>", "pass a host PCI function bound to vfio-pci through (repeatable; same as --device vfio-pci,host=ADDRESS; see vmm doctor vfio)", collect)
     .option("--arch <arch>", "guest architecture", DEFAULT_ARCH)
     .option("--name <name>", "the VM's name (default guest-PID)");
 }
@@ -56,6 +58,7 @@ function buildProgram(ctx: CliContext, act: Act): Command {
     .option("-i, --initrd <file>", "initial ramdisk")
     .option("-p, --params <string>", "kernel command line")
     .option("--debug", "trace exits and config accesses; show stack traces")
+    .option("--stats", "when the VM stops, print the machine's exit counts and every device's counters")
     .allowExcessArguments(false)
     .action((opts: RawRunOptions) => act(() => runCommand(opts, ctx)));
 
@@ -68,6 +71,15 @@ function buildProgram(ctx: CliContext, act: Act): Command {
     .option("--debug", "show stack traces")
     .allowExcessArguments(false)
     .action((opts: RawDevicesOptions) => act(() => devicesCommand(opts, ctx)));
+
+  program
+    .command("doctor")
+    .description("say what this host lacks for a feature and how to fix it: vfio (PCI passthrough), optionally for one host function")
+    .argument("<topic>", "what to check: vfio")
+    .argument("[address]", "a host PCI function (DDDD:BB:DD.F, as lspci -D prints it)")
+    .option("-m, --mem <size>", "guest RAM the VM will pin for DMA (checked against the memlock limit)")
+    .allowExcessArguments(false)
+    .action((topic: string, address: string | undefined, opts: RawDoctorOptions) => act(() => doctorCommand(topic, address, opts, ctx)));
 
   program
     .command("version")

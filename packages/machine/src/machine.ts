@@ -302,6 +302,19 @@ export class Machine {
     return this.loop.exits;
   }
 
+  /**
+   * The machine's counters (`vmm run --stats`): port I/O and MMIO exits handled in userspace, MSIs injected with
+   * KVM_SIGNAL_MSI (a userspace hop each) and vector deliveries that fell back to it from their irqfd.
+   */
+  counters(): Readonly<Record<string, number>> {
+    return {
+      pioExits: this.loop.pioExits,
+      mmioExits: this.loop.mmioExits,
+      msiSignals: this.interrupts.msiSignals,
+      msiFallbacks: this.pci.msiFallbacks(),
+    };
+  }
+
   /** What the firmware tables describe (after `run` started, including PCI interrupt routes). */
   platform(): PlatformDescription {
     return {

@@ -76,8 +76,10 @@ export class RunLoop {
   private readonly vcpus: LoopVcpu[] = [];
   private current: LoopVcpu | undefined;
   readonly dispatch: LoopExitDispatch;
-  /** Exits handled, for statistics. */
+  /** Exits handled, for statistics: all of them, and per kind. */
   exits = 0;
+  pioExits = 0;
+  mmioExits = 0;
 
   constructor(private readonly options: RunLoopOptions) {
     this.dispatch = this.createDispatch();
@@ -190,6 +192,7 @@ export class RunLoop {
     return {
       pio: (port, size, isWrite, value) => {
         this.exits++;
+        this.pioExits++;
         if (trace) logger.debug(`vCPU ${this.current?.id}: pio ${isWrite ? "out" : "in"}${size} ${hex(port)}${isWrite ? ` = ${hex(value)}` : ""}`);
         try {
           if (isWrite) {
@@ -204,6 +207,7 @@ export class RunLoop {
       },
       mmio: (address, size, isWrite, lo, hi) => {
         this.exits++;
+        this.mmioExits++;
         const written64 = isWrite && size === 8 ? (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0) : undefined;
         if (trace) logger.debug(`vCPU ${this.current?.id}: mmio ${isWrite ? "write" : "read"}${size} ${hex(address)}${isWrite ? ` = ${hex(written64 ?? lo)}` : ""}`);
         try {

@@ -47,6 +47,8 @@ export interface VirtualMachine {
   run(): Promise<VirtualMachineResult>;
   /** Asks a running VM to stop (signals, device faults); run() then resolves. */
   stop?(reason: string): void;
+  /** The machine's counters now (exits per kind, interrupt injections): what `--stats` prints. */
+  counters?(): Readonly<Record<string, number>>;
   /** Releases the VM after run() (or after a failed assembly). */
   close?(): void | Promise<void>;
 }

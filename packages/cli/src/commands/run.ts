@@ -1,12 +1,12 @@
 import type { Stats } from "node:fs";
 import { formatTopology, pciTree, type PciTreeNode } from "../options/placement.js";
 import { access, constants, open, stat, type FileHandle } from "node:fs/promises";
-import { StderrLogger, Tokens, type AddressSpace, type Logger } from "@vmm/core";
+import { StderrLogger, Tokens, type AddressSpace, type Logger, type PciDevice } from "@vmm/core";
 import { ARCHITECTURES, canonicalArch } from "../arch/index.js";
 import type { MachineConfig, MachineFactory, VirtualMachineResult, VirtualMachine } from "../arch/machine.js";
 import { assemble, closeAll, planDevices, type Assembly, type PlannedDevice } from "../assemble.js";
 import type { CliContext } from "../context.js";
-import { AsyncFaultError, DeviceFaultError, FileError } from "../errors.js";
+import { AsyncFaultError, describe, DeviceFaultError, FileError } from "../errors.js";
 import { detectKernelKind } from "../options/kernel.js";
 import { buildRunConfig, type RawRunOptions, type RunConfig } from "../options/run-config.js";
 import { SugarTypes } from "../options/sugar.js";
@@ -242,6 +242,7 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
     // A machine that can stop is waited for, so that no vCPU runs while devices close.
     if (first.kind !== "result" && machine.stop) await running.catch(() => undefined);
   } finally {
+    if (config.stats) printStats(config.name, machine, created, logger);
     await closeAll(created, machine, (problem) => logger.error(problem));
   }
   if (config.reboot && !firstFault && ending.kind === "result" && ending.result.reason === "reset") {
@@ -250,6 +251,21 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
     return runVm(config, arch, ctx, logger, control);
   }
   return finish(ending, firstFault, config, logger);
+}
+
+/** `--stats`: one line for the machine and one per device that keeps counters, `name: key=value ...`. */
+function printStats(vmName: string, machine: VirtualMachine, devices: readonly PciDevice[], logger: Logger): void {
+  const line = (who: string, counters: Readonly<Record<string, number>>) =>
+    logger.info(`stats: ${who}: ${Object.entries(counters).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  if (machine.counters) line(vmName, machine.counters());
+  for (const device of devices) {
+    try {
+      const counters = device.counters?.();
+      if (counters) line(device.name, counters);
+    } catch (error) {
+      logger.warn(`stats: ${device.name}: counters() failed: ${describe(error)}`);
+    }
+  }
 }
 
 /** The exit status for how the run ended; a fault seen while the guest ran wins over how the machine reported it. */

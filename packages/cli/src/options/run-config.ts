@@ -1,7 +1,7 @@
 import { UsageError } from "../errors.js";
 import { parseCpuCount, parseMemorySize } from "./size.js";
 import { parseSpec, type Spec } from "./spec.js";
-import { expandDisk, expandNetwork, parseConsole, SugarTypes, type ConsoleKind } from "./sugar.js";
+import { expandDisk, expandNetwork, expandVfioPci, parseConsole, SugarTypes, type ConsoleKind } from "./sugar.js";
 
 /** `vmm run` options as commander hands them over (strings, repeatable ones as arrays). */
 export interface RawRunOptions {
@@ -19,8 +19,10 @@ export interface RawRunOptions {
   rng?: boolean;
   plugin?: string[];
   device?: string[];
+  vfioPci?: string[];
   arch?: string;
   debug?: boolean;
+  stats?: boolean;
   name?: string;
 }
 
@@ -43,6 +45,8 @@ export interface RunConfig {
   /** Every device to create: the shorthands' expansions first (disks, network, rng, console), then --device. */
   readonly devices: readonly Spec[];
   readonly debug: boolean;
+  /** Print the machine's and every device's counters when the VM stops. */
+  readonly stats: boolean;
 }
 
 export const DEFAULT_MEMORY = "256";
@@ -68,6 +72,7 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
   }
   if (raw.rng) devices.push({ name: SugarTypes.rng, options: {} });
   if (console === "virtio") devices.push({ name: SugarTypes.console, options: {} });
+  for (const host of raw.vfioPci ?? []) devices.push(expandVfioPci(host));
   for (const d of raw.device ?? []) devices.push(parseSpec(d, "--device"));
   const booted = devices.find((d) => Object.hasOwn(d.options, "bootindex"));
   if (booted && !raw.firmware) throw new UsageError(`${booted.name}: bootindex= goes with --firmware (a direct boot starts the kernel)`);
@@ -88,5 +93,6 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
     plugins: (raw.plugin ?? []).map((p) => parseSpec(p, "--plugin")),
     devices,
     debug: raw.debug ?? false,
+    stats: raw.stats ?? false,
   };
 }

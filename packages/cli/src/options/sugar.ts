@@ -11,6 +11,7 @@ export const SugarTypes = {
   network: "virtio-net",
   rng: "virtio-rng",
   console: "virtio-console",
+  vfioPci: "vfio-pci",
 } as const;
 
 const DISK_FLAGS: Record<string, Record<string, string | true>> = { ro: { readonly: true }, readonly: { readonly: true } };
@@ -68,4 +69,11 @@ export function parseConsole(text: string): ConsoleKind {
     throw new UsageError(`--console '${text}': expected one of ${CONSOLES.join(", ")}`);
   }
   return text as ConsoleKind;
+}
+
+/** `--vfio-pci ADDR[,key=value...]` (kvmtool's option) → `vfio-pci,host=ADDR[,key=value...]`. */
+export function expandVfioPci(text: string): Spec {
+  const { name: host, options } = parseSpec(text, "--vfio-pci");
+  if (Object.hasOwn(options, "host")) throw new UsageError(`--vfio-pci '${text}': the host address is given twice`);
+  return { name: SugarTypes.vfioPci, options: { host, ...options } };
 }

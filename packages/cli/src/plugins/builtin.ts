@@ -8,6 +8,7 @@ import { acceptPlugin } from "./load.js";
 export const BUILTIN_PLUGINS: ReadonlyArray<{ readonly name: string; readonly load: () => Promise<unknown> }> = [
   { name: "@vmm/device-virtio", load: () => import("@vmm/device-virtio/plugin") },
   { name: "@vmm/device-vesa", load: async () => (await import("@vmm/device-vesa")).vesaPlugin },
+  { name: "@vmm/device-vfio", load: async () => (await import("@vmm/device-vfio")).vfioPlugin },
 ];
 
 /** Imports and checks every built-in plugin, with default options. */

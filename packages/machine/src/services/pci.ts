@@ -34,6 +34,8 @@ export interface PciHost {
   /** The irqfd-backed vector sets of a function's MSI / MSI-X capabilities (empty without them or without `msiRoutes`). */
   msiVectorSets(device: PciDevice): KvmMsiVectorSet[];
   intxRoutes(): { bus: number; device: number; pin: number; gsi: number }[];
+  /** MSI vector deliveries that fell back from their irqfd to KVM_SIGNAL_MSI. */
+  msiFallbacks(): number;
   /** Removes every MSI route (before the VM is closed). */
   close(): void;
 }
@@ -71,6 +73,7 @@ export function createPciHost(o: PciHostOptions): PciHost {
     detach: (device) => bus.detach(device),
     msiVectorSets: (device) => bus.msiVectorSets(device).filter((s) => s instanceof KvmMsiVectorSet),
     intxRoutes: () => bus.intxRoutes().map((r) => ({ bus: r.address.bus, device: r.address.device, pin: r.pin, gsi: r.gsi })),
+    msiFallbacks: () => vectors?.fallbacks ?? 0,
     close: () => vectors?.close(),
   };
 }
