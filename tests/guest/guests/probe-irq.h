@@ -10,8 +10,8 @@
 
 static volatile u32 msix_hits;
 static volatile u32 intx_hits;
-static void on_msix(struct frame *f) { (void)f; msix_hits++; lapic_eoi(); }
-static void on_intx(struct frame *f) { (void)f; intx_hits++; lapic_eoi(); }
+__attribute__((unused)) static void on_msix(struct frame *f) { (void)f; msix_hits++; lapic_eoi(); }
+__attribute__((unused)) static void on_intx(struct frame *f) { (void)f; intx_hits++; lapic_eoi(); }
 
 #define WAKE_VECTOR 0x30
 static void on_wake(struct frame *f) { (void)f; lapic_eoi(); }

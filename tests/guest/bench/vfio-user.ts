@@ -1,0 +1,130 @@
+// Passthrough over vfio-user beside the same device emulated in the VMM, in one run: the guest program
+// guests/vfio-bench.c drives a device with the test engine (interrupt round trips through MSI-X, 64 KiB DMA copies,
+// trapped register reads) once through the vfio-user test server (tools/vfio-user-server, another process: DMA
+// through the shared memfd, interrupts from its eventfds into KVM irqfds, register accesses as REGION_READ/WRITE
+// messages) and once against EngineTwin (src/engine-device.ts: the same registers served in this process), in
+// alternating rounds. The host times each phase from the guest's "begin" line to its "end" line (both written from
+// the vCPU's exits). Run after a build: `pnpm --filter @vmm/guest-tests bench`.
+import "reflect-metadata";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { MemoryLogger, type PciDevice, Tokens } from "@vmm/core";
+import { createVfioPciFunction, VfioUserClient } from "@vmm/device-vfio";
+import { buildGuest } from "@vmm/guest-kit";
+import { kvmAvailability } from "@vmm/kvm-native";
+import { Machine } from "@vmm/machine";
+import { EngineTwin } from "../src/engine-device.js";
+
+// Compiled to build/bench/: the package is two levels up.
+const pkg = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const root = join(pkg, "..", "..");
+const serverBin = join(root, "tools", "vfio-user-server", "dist", "cli.js");
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+interface Phase {
+  count: number;
+  bytes: number;
+  seconds: number;
+}
+type Phases = Record<string, Phase>;
+
+async function runGuest(elf: string, device: (machine: Machine) => PciDevice): Promise<Phases> {
+  const logger = new MemoryLogger();
+  const phases: Phases = {};
+  const begun = new Map<string, bigint>();
+  let line = "";
+  let serial = "";
+  const machine = new Machine({
+    memoryMiB: 64,
+    logger,
+    kernel: { kind: "elf", path: elf },
+    serial: {
+      output: (bytes) => {
+        for (const b of bytes) {
+          if (b !== 0x0a) {
+            line += String.fromCharCode(b);
+            continue;
+          }
+          const now = process.hrtime.bigint();
+          serial += line + "\n";
+          const m = /^phase (\w+) (begin|end)(?: (\d+) (\d+))?$/.exec(line);
+          if (m?.[2] === "begin") begun.set(m[1]!, now);
+          else if (m) phases[m[1]!] = { count: Number(m[3]), bytes: Number(m[4]), seconds: Number(now - begun.get(m[1]!)!) / 1e9 };
+          line = "";
+        }
+      },
+    },
+  });
+  try {
+    machine.addPciDevice(device(machine));
+    const result = await machine.run();
+    if (result.status !== 0 || serial.includes("mismatch")) throw new Error(`bench guest failed: ${result.reason} ${result.message ?? ""}\n${serial}${logger.lines.join("\n")}`);
+    return phases;
+  } finally {
+    machine.close();
+  }
+}
+
+async function startServer(socket: string): Promise<() => Promise<void>> {
+  const child = spawn(process.execPath, [serverBin, "--socket", socket, "--device", "nvme"], { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("listening")) resolve();
+    });
+    void exited.then(() => reject(new Error("vfio-user-server exited before listening")));
+  });
+  return async () => {
+    child.kill();
+    await exited;
+  };
+}
+
+async function main(): Promise<void> {
+  const kvm = kvmAvailability();
+  if (!kvm.ok) {
+    console.log(`vfio-user bench SKIPPED: ${kvm.reason}`);
+    return;
+  }
+  const elf = await buildGuest("vfio-bench", { format: "elf", source: join(pkg, "guests", "vfio-bench.c") });
+  const dir = mkdtempSync(join(tmpdir(), "vmm-vfio-bench-"));
+  const results: Record<"vfio-user" | "emulated", Phases[]> = { "vfio-user": [], emulated: [] };
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      results.emulated.push(await runGuest(elf, (m) => new EngineTwin("engine-twin", m.container.resolve(Tokens.GuestMemory))));
+      const socket = join(dir, `nvme-${round}.sock`);
+      const stop = await startServer(socket);
+      try {
+        results["vfio-user"].push(
+          await runGuest(elf, (m) => createVfioPciFunction({ container: m.container, name: "vfio-user0" }, VfioUserClient.connect(socket))),
+        );
+      } finally {
+        await stop();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const rate = (kind: "vfio-user" | "emulated", phase: string, per: (p: Phase) => number) => median(results[kind].map((r) => per(r[phase]!) / r[phase]!.seconds));
+  const rows: Array<[string, string, (p: Phase) => number, number]> = [
+    ["MSI-X interrupt round trips /s", "irq", (p) => p.count, 0],
+    ["DMA 64 KiB copies, MB/s", "dma", (p) => p.bytes / 1e6, 1],
+    ["trapped register reads /s", "mmio", (p) => p.count, 0],
+  ];
+  console.log(`vfio-user passthrough vs the same device emulated in the VMM (median of ${ROUNDS} alternating rounds)\n`);
+  console.log("| measure | vfio-user | emulated | vfio-user/emulated |");
+  console.log("|---|---|---|---|");
+  for (const [name, phase, per, digits] of rows) {
+    const a = rate("vfio-user", phase, per);
+    const b = rate("emulated", phase, per);
+    console.log(`| ${name} | ${a.toFixed(digits)} | ${b.toFixed(digits)} | ${(a / b).toFixed(2)} |`);
+  }
+}
+
+await main();
