@@ -1,6 +1,7 @@
 import type { IoHandler, SmallAccessSize } from "./address-space.js";
 import type { InterruptLine } from "./interrupts.js";
 import type { MsiVectorFactory } from "./msi-vectors.js";
+import type { AppliedQuirk } from "./plugin/quirks.js";
 
 /** segment:bus:device.function */
 export interface PciAddress {
@@ -83,6 +84,8 @@ export interface PciDevice {
    * in lowerCamelCase; `vmm run --stats` prints them when the VM stops. Read-only snapshot.
    */
   counters?(): Readonly<Record<string, number>>;
+  /** The plugin quirks applied to this device (passthrough devices), for `vmm devices`. */
+  quirks?(): readonly AppliedQuirk[];
   /** Function-level reset (also used on machine reset). */
   reset?(): void;
 }

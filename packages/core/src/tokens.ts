@@ -4,6 +4,7 @@ import type { GuestMemory } from "./guest-memory.js";
 import type { InterruptController } from "./interrupts.js";
 import type { Logger } from "./logger.js";
 import type { DeviceType } from "./plugin/contract.js";
+import type { DeviceQuirk } from "./plugin/quirks.js";
 import type { IoEventRegistry, MemoryMapper } from "./services.js";
 import type { BootFramebuffer } from "./services/boot-framebuffer.js";
 import type { Keyboard } from "./services/keyboard.js";
@@ -29,4 +30,6 @@ export const Tokens = {
   BootFramebuffer: token<BootFramebuffer>("BootFramebuffer"),
   /** Every device type a plugin provides (multi-registration; resolveAll). */
   DeviceType: token<DeviceType>("DeviceType"),
+  /** Every passthrough device quirk a plugin provides (multi-registration; resolveAll; see registerQuirk). */
+  Quirk: token<DeviceQuirk>("Quirk"),
 } as const;
