@@ -55,6 +55,11 @@ export { MsixCapability, MSIX_CAPABILITY_ID, MSIX_ENTRY_SIZE, type MsixOptions, 
 export {
   expressCapability,
   EXPRESS_CAPABILITY_ID,
+  EXPRESS_TYPE_CODE,
+  ExpressReg,
+  EXPRESS_FLAGS_SLOT,
+  EXPRESS_LINK_2_5GT_X1,
+  EXPRESS_LNKCTL_WRITABLE,
   type ExpressDeviceType,
   type ExpressPortOptions,
 } from "./capabilities/express.js";

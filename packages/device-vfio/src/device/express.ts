@@ -34,40 +34,33 @@
  * and the PCI Express capability to be reachable there, for legacy software).
  */
 import { readLE, writeLE, type PciCapability, type SmallAccessSize } from "@vmm/core";
-import { EXPRESS_CAPABILITY_ID, type ExpressDeviceType } from "@vmm/pci";
+import {
+  EXPRESS_CAPABILITY_ID,
+  EXPRESS_FLAGS_SLOT,
+  EXPRESS_LINK_2_5GT_X1,
+  EXPRESS_LNKCTL_WRITABLE,
+  EXPRESS_TYPE_CODE,
+  ExpressReg,
+  type ExpressDeviceType,
+} from "@vmm/pci";
 
-// Registers, as offsets in the capability (header included). Body offset = offset - 2.
-const FLAGS = 0x02;
-const DEVCAP = 0x04;
-const DEVCTL = 0x08;
-const DEVSTA = 0x0a;
-const LNKCAP = 0x0c;
-const LNKCTL = 0x10;
-const LNKSTA = 0x12;
-const DEVCAP2 = 0x24;
-const DEVCTL2 = 0x28;
-const DEVSTA2 = 0x2a;
-const LNKCAP2 = 0x2c;
-const LNKCTL2 = 0x30;
-const LNKSTA2 = 0x32;
-const V2_END = 0x3c;
+const { FLAGS, DEVCAP, DEVCTL, DEVSTA, LNKCAP, LNKCTL, LNKSTA, DEVCAP2, DEVCTL2, DEVSTA2, LNKCAP2, LNKCTL2, LNKSTA2, V2_END } = ExpressReg;
+/** The end of a version 1 endpoint's capability (after Link Status). */
 const V1_END = 0x14;
 /** Without link registers (a version 1 RCiEP ends after Device Status). */
 const MIN_LENGTH = 0x0c;
 
-const TYPE_ENDPOINT = 0x0;
-const TYPE_LEGACY_ENDPOINT = 0x1;
-const TYPE_RC_INTEGRATED = 0x9;
-/** Capabilities register bit 8: connected to a slot (ports only). */
-const FLAGS_SLOT = 1 << 8;
+const TYPE_ENDPOINT = EXPRESS_TYPE_CODE.endpoint;
+const TYPE_LEGACY_ENDPOINT = EXPRESS_TYPE_CODE["legacy-endpoint"];
+const TYPE_RC_INTEGRATED = EXPRESS_TYPE_CODE["rc-integrated"];
+const FLAGS_SLOT = EXPRESS_FLAGS_SLOT;
 /** Device Control bit 15: Initiate Function Level Reset (reads 0). */
 const DEVCTL_FLR = 1 << 15;
-/** The link our root ports report: 2.5 GT/s (speed 1), x1. */
-const LINK_2_5GT_X1 = 0x1 | (0x1 << 4);
+const LINK_2_5GT_X1 = EXPRESS_LINK_2_5GT_X1;
 /** Link Capabilities 2: supported link speeds vector, bit 1 = 2.5 GT/s. */
 const LNKCAP2_2_5GT = 1 << 1;
-/** Link Control: ASPM control, read completion boundary, common clock, extended synch (emulated, never forwarded). */
-const LNKCTL_WRITABLE = 0x3 | (1 << 3) | (1 << 6) | (1 << 7);
+/** Link Control is emulated, never forwarded: the physical link is the host's. */
+const LNKCTL_WRITABLE = EXPRESS_LNKCTL_WRITABLE;
 
 /** The registers that pass through to the device, as [offset, length] in the capability. */
 const PHYSICAL_V1: ReadonlyArray<readonly [number, number]> = [

@@ -25,14 +25,41 @@ export const EXPRESS_V1_SIZE: Record<ExpressDeviceType, number> = {
   "root-port": 0x24,
 };
 
-// Register offsets inside the capability (header included); body offset = offset - 2.
-const FLAGS = 0x02;
-const DEVCAP = 0x04;
-const DEVCTL = 0x08;
-const DEVSTA = 0x0a;
-const LNKCAP = 0x0c;
-const LNKCTL = 0x10;
-const LNKSTA = 0x12;
+/**
+ * Register offsets in the PCI Express capability, header included (a body offset is one of these minus 2), for
+ * every function that builds or virtualizes one (this package's capabilities, a passthrough device's).
+ */
+export const ExpressReg = {
+  FLAGS: 0x02,
+  DEVCAP: 0x04,
+  DEVCTL: 0x08,
+  DEVSTA: 0x0a,
+  LNKCAP: 0x0c,
+  LNKCTL: 0x10,
+  LNKSTA: 0x12,
+  SLTCAP: 0x14,
+  SLTCTL: 0x18,
+  SLTSTA: 0x1a,
+  RTCTL: 0x1c,
+  RTSTA: 0x20,
+  DEVCAP2: 0x24,
+  DEVCTL2: 0x28,
+  DEVSTA2: 0x2a,
+  LNKCAP2: 0x2c,
+  LNKCTL2: 0x30,
+  LNKSTA2: 0x32,
+  /** The end of a version 2 capability. */
+  V2_END: 0x3c,
+} as const;
+
+/** Capabilities register bit 8: the port is connected to a slot. */
+export const EXPRESS_FLAGS_SLOT = 1 << 8;
+/** The link this VMM's root ports and the endpoints below them report: 2.5 GT/s (speed 1), x1 (Link Capabilities and Status). */
+export const EXPRESS_LINK_2_5GT_X1 = 0x1 | (0x1 << 4);
+/** Link Control bits a guest may write: ASPM control, read completion boundary, common clock, extended synch. */
+export const EXPRESS_LNKCTL_WRITABLE = 0x3 | (1 << 3) | (1 << 6) | (1 << 7);
+
+const { FLAGS, DEVCAP, DEVCTL, DEVSTA, LNKCAP, LNKCTL, LNKSTA, SLTCAP, SLTCTL, SLTSTA, RTCTL, RTSTA } = ExpressReg;
 
 /** Device Capabilities: 128-byte max payload, role-based error reporting (required by 1.1), no extra latency limits. */
 const DEVCAP_VALUE = 1 << 15;
@@ -42,18 +69,10 @@ const DEVCTL_WRITABLE = 0x7fff;
 const DEVCTL_RESET = (1 << 4) | (1 << 11) | (2 << 12);
 /** Device Status error bits (correctable, non-fatal, fatal, unsupported request) are write-1-to-clear. */
 const DEVSTA_W1C = 0x000f;
-/** Link: 2.5 GT/s, x1. */
-const LNKCAP_VALUE = 0x1 | (0x1 << 4);
-/** Link Control: ASPM control, read completion boundary, common clock, extended synch. */
-const LNKCTL_WRITABLE = 0x3 | (1 << 3) | (1 << 6) | (1 << 7);
-const LNKSTA_VALUE = 0x1 | (0x1 << 4);
-const SLTCAP = 0x14;
-const SLTCTL = 0x18;
-const SLTSTA = 0x1a;
-const RTCTL = 0x1c;
-const RTSTA = 0x20;
-/** Capabilities register bit 8: the port is connected to a slot. */
-const FLAGS_SLOT = 1 << 8;
+const LNKCAP_VALUE = EXPRESS_LINK_2_5GT_X1;
+const LNKCTL_WRITABLE = EXPRESS_LNKCTL_WRITABLE;
+const LNKSTA_VALUE = EXPRESS_LINK_2_5GT_X1;
+const FLAGS_SLOT = EXPRESS_FLAGS_SLOT;
 /** Link Capabilities bit 20: the port reports Data Link Layer Link Active. */
 const LNKCAP_DLLLA_REPORTING = 1 << 20;
 /** Link Status: slot clock configuration (bit 12), Data Link Layer Link Active (bit 13): a trained link. */
