@@ -33,12 +33,12 @@ describe("help and version", () => {
   it("vmm --help lists the commands", () => {
     const r = vmm(["--help"]);
     expect(r.status).toBe(0);
-    for (const c of ["run", "devices", "version"]) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
+    for (const c of ["run", "devices", "doctor", "version"]) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
   });
   it("vmm run --help shows every run option", () => {
     const r = vmm(["run", "--help"]);
     expect(r.status).toBe(0);
-    for (const o of ["-k, --kernel", "-i, --initrd", "-p, --params", "-m, --mem", "-c, --cpus", "-d, --disk", "-n, --network", "--console", "--rng", "--plugin", "--device", "--arch", "--debug", "--name"]) {
+    for (const o of ["-k, --kernel", "-i, --initrd", "-p, --params", "-m, --mem", "-c, --cpus", "-d, --disk", "-n, --network", "--console", "--rng", "--plugin", "--device", "--vfio-pci", "--arch", "--debug", "--stats", "--name"]) {
       expect(r.stdout).toContain(o);
     }
   });
@@ -68,8 +68,8 @@ describe("usage errors exit 2 with one line", () => {
     [["run", "-k", kernel, "-n", "pigeon"], /--network 'pigeon': unknown mode 'pigeon'/],
     [["run", "-k", kernel, "-d", `${disk},rw`], /unknown disk flag 'rw' \(known: ro\)/],
     [["run", "-k", kernel, "--arch", "riscv64"], /architecture 'riscv64' is not supported \(supported: x86_64\)/],
-    [["run", "-k", kernel, "--device", "nope"], /unknown device type 'nope' \(known: vesa, virtio-blk, virtio-console, virtio-net, virtio-rng; load the plugin that provides it with --plugin\)/],
-    [["run", "-k", kernel, "--plugin", fixture, "--device", "nope"], /unknown device type 'nope' \(known: fixture-dev, vesa, virtio-blk/],
+    [["run", "-k", kernel, "--device", "nope"], /unknown device type 'nope' \(known: vesa, vfio-pci, vfio-user, virtio-blk, virtio-console, virtio-net, virtio-rng; load the plugin that provides it with --plugin\)/],
+    [["run", "-k", kernel, "--plugin", fixture, "--device", "nope"], /unknown device type 'nope' \(known: fixture-dev, vesa, vfio-pci, vfio-user, virtio-blk/],
     [["run", "-k", kernel, "--name", "has space"], /--name 'has space'/],
     [["run", "-k", kernel, "--plugin", `${fixture},flavour=sour`], /plugin fixture-plugin: option 'flavour': expected one of plain, fancy, got "sour"/],
     [["run", "-k", kernel, "--plugin", fixture, "--plugin", fixture], /plugin fixture-plugin is given twice/],
@@ -201,6 +201,36 @@ describe("built-in plugins", () => {
   it("built-in device options are validated with the plugin's name", () => {
     const r = vmm(["run", "-k", kernel, "--device", "virtio-blk,readonly=perhaps"]);
     expectOneLineError(r, 2, /^vmm: error: plugin @vmm\/device-virtio: device virtio-blk0: option 'path' is required \(raw disk image file\); option 'readonly': expected a boolean/);
+  });
+});
+
+describe("vmm doctor vfio", () => {
+  it("prints one line per check (with the fix under a problem) and a summary; exits 1 exactly when a check fails", () => {
+    for (const args of [["doctor", "vfio"], ["doctor", "vfio", "0000:00:00.0", "-m", "1G"]]) {
+      const r = vmm(args);
+      expect(r.stderr).toBe("");
+      const lines = r.stdout.trimEnd().split("\n");
+      const summary = lines.pop()!;
+      for (const l of lines) expect(l).toMatch(/^(ok {3}|FAIL )[a-z-]+: \S|^ {7}\S/);
+      const failing = lines.filter((l) => l.startsWith("FAIL")).length;
+      expect(summary).toMatch(failing ? /^\d+ problems?: passthrough will not work until/ : /^ready for VFIO passthrough/);
+      expect(r.status).toBe(failing ? 1 : 0);
+      expect(lines.some((l) => l.startsWith("ok   memlock") || l.startsWith("FAIL memlock"))).toBe(true);
+    }
+  });
+  it("refuses an unknown topic and a bad address with one line (exit 2)", () => {
+    expectOneLineError(vmm(["doctor", "gpu"]), 2, /^vmm: error: doctor: unknown topic 'gpu' \(known: vfio\)$/);
+    expectOneLineError(vmm(["doctor", "vfio", "1:2:3"]), 2, /^vmm: error: doctor vfio: '1:2:3' is not a host PCI address/);
+  });
+});
+
+describe("built-in passthrough devices", () => {
+  it("vmm devices lists vfio-user and vfio-pci; --vfio-pci with a host that cannot pass through fails with the diagnosis line", () => {
+    const d = vmm(["devices"]);
+    expect(d.stdout).toMatch(/^vfio-user: a PCI function served by a vfio-user device process/m);
+    expect(d.stdout).toMatch(/^vfio-pci: a host PCI function bound to vfio-pci/m);
+    const r = vmm(["run", "-k", kernel, "--vfio-pci", "0000:ff:1f.7"]);
+    expectOneLineError(r, 1, /^vmm: error: .*0000:ff:1f\.7/);
   });
 });
 

@@ -59,6 +59,16 @@ describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
     expect(r.stderr).toBe("vmm: warning: p: a command line is only passed to bzImage kernels; ignored\n");
   });
 
+  it("--stats prints the machine's exit and interrupt counters when the guest stops", () => {
+    const r = vmm(["run", "-k", guests.hello!, "--name", "st", "--stats"]);
+    expect(r.status).toBe(0);
+    const m = /^vmm: stats: st: pioExits=(\d+) mmioExits=(\d+) msiSignals=(\d+) msiFallbacks=(\d+)$/m.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    // The greeting goes out through COM1, a port write per byte.
+    expect(Number(m![1])).toBeGreaterThanOrEqual("Hello from guest-kit".length);
+    expect(Number(m![3])).toBe(0);
+  });
+
   it("two vCPUs and more memory are accepted", () => {
     const r = vmm(["run", "-k", guests.hello!, "-c", "2", "-m", "1G"]);
     expect(r.status).toBe(0);

@@ -4,7 +4,7 @@ import { detectKernelKind } from "../src/options/kernel.js";
 import { buildRunConfig } from "../src/options/run-config.js";
 import { parseCpuCount, parseMemorySize } from "../src/options/size.js";
 import { formatSpec, parseSpec } from "../src/options/spec.js";
-import { expandDisk, expandNetwork } from "../src/options/sugar.js";
+import { expandDisk, expandNetwork, expandVfioPci } from "../src/options/sugar.js";
 
 const MiB = 2 ** 20;
 
@@ -73,9 +73,18 @@ describe("shorthands", () => {
     expect(() => expandNetwork("carrier-pigeon")).toThrow(/unknown mode 'carrier-pigeon' \(known: tap, socket, passt, user, none\)/);
     expect(() => expandNetwork("none,path=x")).toThrow(/takes no options/);
   });
+  it("--vfio-pci ADDR[,opts] becomes vfio-pci,host=ADDR", () => {
+    expect(expandVfioPci("0000:01:00.0")).toEqual({ name: "vfio-pci", options: { host: "0000:01:00.0" } });
+    expect(expandVfioPci("01:00.0,placement=root-port,mmap=false")).toEqual({
+      name: "vfio-pci",
+      options: { host: "01:00.0", placement: "root-port", mmap: "false" },
+    });
+    expect(() => expandVfioPci("01:00.0,host=02:00.0")).toThrow(/host address is given twice/);
+  });
   it("puts shorthand devices first, then --device in order", () => {
-    const c = buildRunConfig({ kernel: "k", disk: ["a", "b,ro"], rng: true, console: "virtio", network: ["tap"], device: ["x,k=v"] }, 7);
-    expect(c.devices.map((d) => d.name)).toEqual(["virtio-blk", "virtio-blk", "virtio-net", "virtio-rng", "virtio-console", "x"]);
+    const c = buildRunConfig({ kernel: "k", disk: ["a", "b,ro"], rng: true, console: "virtio", network: ["tap"], vfioPci: ["01:00.0"], device: ["x,k=v"] }, 7);
+    expect(c.devices.map((d) => d.name)).toEqual(["virtio-blk", "virtio-blk", "virtio-net", "virtio-rng", "virtio-console", "vfio-pci", "x"]);
+    expect(c.stats).toBe(false);
     expect(c.name).toBe("guest-7");
     expect(c.memory).toBe(256 * MiB);
     expect(c.cpus).toBe(1);
