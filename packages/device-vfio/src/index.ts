@@ -33,9 +33,13 @@ export {
   type IntxUnmask,
   type VfioInterruptMode,
   type RomSource,
+  type DeviceIdentity,
   type BarSpan,
   type MapFd,
 } from "./device/index.js";
+
+// Plugin quirks: which registered quirks match a device, and laying their windows.
+export { applyQuirks, registeredQuirks, quirkMatches, type QuirkHost } from "./quirks/index.js";
 
 // The vfio-user client backend.
 export {

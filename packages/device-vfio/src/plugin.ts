@@ -14,6 +14,7 @@ import {
 import type { VfioBackend } from "./backend/backend.js";
 import { createVfioPciFunction, type VfioPciFunction } from "./device/index.js";
 import { KernelVfioDevice } from "./kernel/index.js";
+import { registeredQuirks } from "./quirks/index.js";
 import { VfioUserClient } from "./vfio-user/index.js";
 
 export const VFIO_PLUGIN_NAME = "@vmm/device-vfio";
@@ -40,6 +41,13 @@ function passthrough(context: DeviceContext, backend: VfioBackend, options: { mm
     backend.close();
     if (error instanceof VmmError) throw error;
     throw new ConfigurationError(`${context.name}: ${backend.name}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    // The quirks plugins registered (Tokens.Quirk) that match this device lay their windows now.
+    fn.applyQuirks(registeredQuirks(context.container));
+  } catch (error) {
+    fn.close(); // the backend with it; the error (a PluginError) names the quirk's plugin and the device
+    throw error;
   }
   backend.onLost((reason) => {
     const error = new VmmError("EDEVICE", reason);

@@ -21,7 +21,9 @@ import {
   allOnes,
   StderrLogger,
   Tokens,
+  type AppliedQuirk,
   type DeviceContext,
+  type DeviceQuirk,
   type GuestMemory,
   type Handle,
   type IoHandler,
@@ -30,6 +32,8 @@ import {
   type PciAttachContext,
   type PciBarWindow,
   type PciCapability,
+  type QuirkDeviceAccess,
+  type QuirkMsixTable,
   type SmallAccessSize,
 } from "@vmm/core";
 import { EventFd, mapFd as hostMapFd } from "@vmm/host-io";
@@ -52,7 +56,9 @@ import {
   msixFromDevice,
   msixLayout,
 } from "./capability-policy.js";
-import { inspectDevice, LEGACY_CONFIG_SIZE, walkExtendedCapabilities, type DeviceLayout, type FoundCapability, type RomSource } from "./device-config.js";
+import { applyQuirks } from "../quirks/apply.js";
+import { ConfigOverlays } from "./config-overlays.js";
+import { inspectDevice, LEGACY_CONFIG_SIZE, walkExtendedCapabilities, type DeviceIdentity, type DeviceLayout, type FoundCapability, type RomSource } from "./device-config.js";
 import { mapGuestMemory, unmapGuestMemory, type DmaMapping } from "./dma.js";
 import { PassthroughExpressCapability } from "./express.js";
 import { VfioInterrupts, type IntxUnmask, type VfioInterruptMode, type VfioPciStats } from "./interrupts.js";
@@ -116,6 +122,8 @@ export class VfioPciFunction extends PciFunction {
   private dma: DmaMapping[] = [];
   private closed = false;
   private readonly warned = new Set<string>();
+  private readonly configOverlays: ConfigOverlays;
+  private readonly applied: AppliedQuirk[] = [];
 
   constructor(options: VfioPciOptions) {
     const layout = inspectDevice(options.name, options.backend, options.rom);
@@ -133,6 +141,7 @@ export class VfioPciFunction extends PciFunction {
       ...(layout.rom ? { rom: layout.rom } : {}),
     });
     this.layout = layout;
+    this.configOverlays = new ConfigOverlays(options.name, layout.configSize);
     this.backend = options.backend;
     this.logger = options.logger ?? new StderrLogger();
     this.guestMemory = options.guestMemory;
@@ -167,6 +176,65 @@ export class VfioPciFunction extends PciFunction {
       resumeMappings: () => this.mappings.resume(),
     });
     this.msix?.subscribe(() => this.irqs.sync());
+  }
+
+  /** The device's own IDs, class and revision, as its config space reported them when the model was built. */
+  get identity(): DeviceIdentity {
+    return this.layout.identity;
+  }
+
+  /**
+   * Applies the quirks among `quirks` that match this device (vendor/device, and the subsystem IDs and revision
+   * where a quirk names them), in order: each lays its windows over BARs or config space. A quirk that throws or
+   * returns a bad window refuses the device with a PluginError naming its plugin and this device.
+   */
+  applyQuirks(quirks: readonly DeviceQuirk[]): void {
+    this.applied.push(...applyQuirks(this, quirks));
+  }
+
+  /** The quirks applied to this device, for `vmm devices`. */
+  quirks(): readonly AppliedQuirk[] {
+    return this.applied;
+  }
+
+  /**
+   * The real device underneath the model: BAR `index` (BAR-relative) or config space, every access going to the
+   * backend (quirks reach the device through this). Outside the region, or when the backend fails, reads are
+   * all-ones and writes dropped.
+   */
+  deviceAccess(target: number | "config"): QuirkDeviceAccess {
+    const limit = target === "config" ? this.layout.configSize : (this.layout.bars.find((b) => b.descriptor.index === target)?.region.size ?? 0);
+    const region = target === "config" ? VfioRegion.CONFIG : target;
+    const what = target === "config" ? "config" : `BAR${target}`;
+    const inside = (o: number, n: number) => Number.isInteger(o) && o >= 0 && o + n <= limit;
+    return {
+      read: (o, n) => (inside(o, n) ? this.backendCall(`${what} read`, () => decode(this.backend.read(region, o, n), n), allOnes(n)) : allOnes(n)),
+      write: (o, n, v) => {
+        if (inside(o, n)) this.backendCall(`${what} write`, () => this.backend.write(region, o, encode(v, n)), undefined);
+      },
+    };
+  }
+
+  /** The emulated MSI-X table as a guest reaches it (table-relative), or undefined without MSI-X. */
+  get msixTable(): QuirkMsixTable | undefined {
+    const msix = this.msix;
+    if (!msix) return undefined;
+    const inside = (o: number, n: number) => Number.isInteger(o) && o >= 0 && o + n <= msix.tableSize;
+    return {
+      vectors: msix.vectors,
+      read: (o, n) => (inside(o, n) ? msix.tableHandler.read(o, n) : allOnes(n)),
+      write: (o, n, v) => {
+        if (inside(o, n)) msix.tableHandler.write(o, n, v);
+      },
+    };
+  }
+
+  /**
+   * Lays a window over config space (a quirk's): accesses inside it reach `overlay.handler` with window-relative
+   * offsets, ahead of the model's own config space. Windows may not overlap. `remove()` takes it away.
+   */
+  overlayConfig(overlay: BarOverlay): Handle {
+    return this.configOverlays.add(overlay);
   }
 
   /** The interrupt index the device signals now. */
@@ -206,7 +274,21 @@ export class VfioPciFunction extends PciFunction {
     };
   }
 
+  override configRead(offset: number, size: SmallAccessSize): number {
+    if (this.configOverlays.empty) return super.configRead(offset, size);
+    return this.configOverlays.read(offset, size, { read: (o, n) => super.configRead(o, n), write: () => {} });
+  }
+
   override configWrite(offset: number, size: SmallAccessSize, value: number): void {
+    if (!this.configOverlays.empty) {
+      this.configOverlays.write(offset, size, value, { read: () => 0, write: (o, n, v) => this.modelConfigWrite(o, n, v) });
+      return;
+    }
+    this.modelConfigWrite(offset, size, value);
+  }
+
+  /** A config write the model itself serves (no quirk window covers it). */
+  private modelConfigWrite(offset: number, size: SmallAccessSize, value: number): void {
     const disabledBefore = this.intxDisabled;
     super.configWrite(offset, size, value);
     if (this.intxDisabled !== disabledBefore) this.irqs.intxDisableChanged(this.intxDisabled);
