@@ -70,15 +70,39 @@ describe.skipIf(!hostIo.ok)("interrupts", () => {
     client.close();
   });
 
+  it("MSI-X: assigning a vector an eventfd programs its own table entry as a host kernel would; taking it away masks it", async () => {
+    const client = await connected("rtl8168");
+    const entry = (v: number) => [0, 4, 8, 12].map((o) => client.read32(4, 16 * v + o));
+    // After reset every entry is masked with a zero message.
+    expect(entry(0)).toEqual([0, 0, 0, 1]);
+    const fds = fresh(4);
+    client.ok(CMD.SET_IRQS, setIrqsRequest(SET.EVENTFD | SET.TRIGGER, IRQ.MSIX, 0, 4), fds.map((e) => e.fd));
+    for (let v = 0; v < 4; v++) expect(entry(v)).toEqual([0xfee00000, 0, 0x4000 + v, 0]);
+    // A reset keeps the host's entries of the vectors it has set up (the kernel restores them).
+    client.write32(4, 1 * 16 + 8, 0x99);
+    client.ok(CMD.RESET, new Uint8Array(0));
+    expect(entry(1)).toEqual([0xfee00000, 0, 0x4001, 0]);
+    // Deassigning vector 0 masks its entry; assigning it again programs it again.
+    client.ok(CMD.SET_IRQS, setIrqsRequest(SET.EVENTFD | SET.TRIGGER, IRQ.MSIX, 0, 1));
+    expect(entry(0)).toEqual([0xfee00000, 0, 0x4000, 1]);
+    client.ok(CMD.SET_IRQS, setIrqsRequest(SET.EVENTFD | SET.TRIGGER, IRQ.MSIX, 0, 1), [fds[0]!.fd]);
+    expect(entry(0)).toEqual([0xfee00000, 0, 0x4000, 0]);
+    // Disabling the index masks every entry.
+    client.ok(CMD.SET_IRQS, setIrqsRequest(SET.NONE | SET.TRIGGER, IRQ.MSIX, 0, 0));
+    for (let v = 0; v < 4; v++) expect(entry(v)[3]).toBe(1);
+    client.close();
+  });
+
   it("rtl8168 back door: the device masks and unmasks by its own table, which the back door changes", async () => {
     const client = await connected("rtl8168");
     const fds = fresh(4);
     client.ok(CMD.SET_IRQS, setIrqsRequest(SET.EVENTFD | SET.TRIGGER, IRQ.MSIX, 0, 4), fds.map((e) => e.fd));
+    const MSIX = 0x10000; // the address register's target field (bits 30:16) = 1: the MSI-X table
     const control = 1 * 16 + 12; // vector 1's vector control dword
     // Mask vector 1 through the back door: data, then the address with bit 31 (write).
     client.write32(2, 0x70, 1);
-    client.write32(2, 0x74, 0x80000000 | control);
-    expect(client.read32(2, 0x74)).toBe(control); // the flag reads clear once done
+    client.write32(2, 0x74, 0x80000000 | MSIX | control);
+    expect(client.read32(2, 0x74)).toBe(MSIX | control); // the flag reads clear once done
     expect(client.read32(4, control)).toBe(1); // the device's own table, as BAR4 shows it
     client.write32(2, 0x824, 1);
     client.write32(2, 0x828, 2);
@@ -86,26 +110,44 @@ describe.skipIf(!hostIo.ok)("interrupts", () => {
     expect(client.read32(4, 0x800) & 0x2).toBe(0x2); // pending
     // Unmask: the pending vector goes out.
     client.write32(2, 0x70, 0);
-    client.write32(2, 0x74, 0x80000000 | control);
+    client.write32(2, 0x74, 0x80000000 | MSIX | control);
     expect(signalled(fds)).toEqual([1]);
     expect(client.read32(4, 0x800)).toBe(0);
     // A back-door read: address without bit 31 loads the dword into 0x70 and sets the flag.
-    client.write32(2, 0x70, 0x11223344);
-    client.write32(2, 0x74, 0x80000000 | 0x20);
     client.write32(2, 0x70, 0);
-    client.write32(2, 0x74, 0x20);
-    expect([client.read32(2, 0x70), client.read32(2, 0x74)]).toEqual([0x11223344, 0x80000020]);
-    expect(client.read32(4, 0x20)).toBe(0x11223344);
+    client.write32(2, 0x74, MSIX | 0x28);
+    expect([client.read32(2, 0x70), client.read32(2, 0x74)]).toEqual([0x4002, (0x80000000 | MSIX | 0x28) >>> 0]);
     // The I/O BAR aliases the same registers.
-    expect(client.read32(0, 0x70)).toBe(0x11223344);
+    expect(client.read32(0, 0x70)).toBe(0x4002);
+    // A message written through the back door is not the host's: vector 3's interrupt goes astray.
+    client.write32(2, 0x70, 0xfee01000);
+    client.write32(2, 0x74, 0x80000000 | MSIX | 0x30);
+    expect(client.read32(4, 0x30)).toBe(0xfee01000);
+    const raised = client.read32(2, 0x834);
+    client.write32(2, 0x824, 3);
+    client.write32(2, 0x828, 2);
+    expect(signalled(fds)).toEqual([]);
+    expect(client.read32(2, 0x834)).toBe(raised + 1); // the device raised it
+    expect(client.read32(4, 0x800)).toBe(0); // not pending either: sent, nowhere
+    // The host programs the entry again when the client gives the vector its eventfd again.
+    const [again] = fresh(1);
+    client.ok(CMD.SET_IRQS, setIrqsRequest(SET.EVENTFD | SET.TRIGGER, IRQ.MSIX, 3, 1), [again!.fd]);
+    client.write32(2, 0x828, 2);
+    expect(signalled([again!])).toEqual([0]);
+    // Another target than the MSI-X table reaches nothing modelled here; the request still completes.
+    client.write32(2, 0x70, 0x12345678);
+    client.write32(2, 0x74, 0x80000000 | 0x20000 | 0x20);
+    expect([client.read32(2, 0x74), client.read32(4, 0x20)]).toEqual([0x20000 | 0x20, 0xfee00000]);
+    client.write32(2, 0x74, 0x20000 | 0x20);
+    expect([client.read32(2, 0x70), client.read32(2, 0x74)]).toEqual([0, (0x80000000 | 0x20000 | 0x20) >>> 0]);
     // Writes the client forwards to the table page reach the same copy.
     client.write32(4, 2 * 16 + 12, 1);
     client.write32(2, 0x824, 2);
     client.write32(2, 0x828, 2);
     expect(signalled(fds)).toEqual([]);
-    // The function mask in config space masks every vector; clearing it delivers what is pending.
     client.write32(4, 2 * 16 + 12, 0);
     expect(signalled(fds)).toEqual([2]);
+    // The function mask in config space masks every vector; clearing it delivers what is pending.
     client.write(CONFIG, 0xb3, new Uint8Array([0x40]));
     client.write32(2, 0x824, 0);
     client.write32(2, 0x828, 2);

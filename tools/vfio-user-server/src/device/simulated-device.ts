@@ -93,12 +93,20 @@ export class SimulatedDevice implements DeviceInternals {
     const pcieDecl = findDecl(spec.capabilities, "pcie");
     if (msixDecl) {
       const control = msixDecl.offset + 2;
-      this.msixTable = new MsixTable(
+      const table = new MsixTable(
         msixDecl.vectors,
         (vector) => void host.irq.signal(PciIrq.MSIX, vector),
         () => (this.config.u16(control) & MSIX_CONTROL_FUNCTION_MASK) !== 0,
+        (lost) => host.log(`msi-x vector ${lost.vector} lost: entry ${lost.vector} holds address 0x${lost.address.toString(16)} data 0x${lost.data.toString(16)}, not the message the host programmed`),
       );
-      this.config.onWrite(control, 2, () => this.msixTable?.deliverPending());
+      this.msixTable = table;
+      this.config.onWrite(control, 2, () => table.deliverPending());
+      // The host kernel's part: a vector given an eventfd gets its entry programmed; one taken away is masked.
+      host.irq.onTriggerChange((index, vector, assigned) => {
+        if (index !== PciIrq.MSIX) return;
+        if (assigned) table.hostProgram(vector);
+        else table.hostRelease(vector);
+      });
     }
     if (msiDecl) this.msiFunction = new MsiFunction(this.config, msiDecl.offset, msiDecl, (vector) => void host.irq.signal(PciIrq.MSI, vector));
     if (vpdDecl) this.vpd = new VpdFunction(this.config, vpdDecl.offset, vpdDecl.image);
@@ -159,6 +167,7 @@ export class SimulatedDevice implements DeviceInternals {
     this.intxPending = false;
     this.driveIntx();
     this.msixTable?.reset();
+    this.restoreHostMsix();
     this.vpd?.reset();
     for (const window of this.windows) window.reset?.();
     for (const [index, region] of this.regions) {
@@ -166,6 +175,13 @@ export class SimulatedDevice implements DeviceInternals {
       region.backing.bytes.fill(0, 0, region.size);
       this.contents.get(index)?.(region.backing.bytes.subarray(0, region.size));
     }
+  }
+
+  /** After a reset the host restores the entries of the vectors it has set up, as Linux restores MSI-X state. */
+  private restoreHostMsix(): void {
+    const table = this.msixTable;
+    if (!table) return;
+    for (let v = 0; v < table.vectors; v++) if (this.host.irq.hasTrigger(PciIrq.MSIX, v)) table.hostProgram(v);
   }
 
   close(): void {

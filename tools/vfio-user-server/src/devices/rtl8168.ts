@@ -10,7 +10,14 @@ const REG_TX_CONFIG = 0x40;
 
 export const BACK_DOOR_DATA = 0x70;
 export const BACK_DOOR_ADDRESS = 0x74;
+/** Address register bit 31: set by the driver to write, inverted by the chip when the request completes. */
 const BACK_DOOR_WRITE = 0x80000000;
+/** Address register bits 30:16 select what the request reaches; 1 is the MSI-X table. */
+const TARGET_SHIFT = 16;
+const TARGET_MASK = 0x7fff;
+export const BACK_DOOR_TARGET_MSIX = 1;
+/** Bits 11:0: the byte offset in the target (bits 15:12 are byte enables, taken as a whole dword here). */
+const OFFSET_MASK = 0xfff;
 
 interface BackDoor {
   data: number;
@@ -18,10 +25,12 @@ interface BackDoor {
 }
 
 /**
- * The RTL8168's MSI-X back door (BAR2 0x70 data, 0x74 address): a write of the address with bit 31 set stores the
- * data register into the device's own MSI-X table at byte (address & 0xfff), and the flag then reads clear; with
- * bit 31 clear it loads that table dword into the data register, and the flag then reads set. The chip inverts the
- * flag on completion, and the VMM never sees the table change.
+ * The RTL8168's MSI-X back door (BAR2 0x70 data, 0x74 address). An address write whose target field (bits 30:16)
+ * is 1 reaches the device's own MSI-X table at byte (address & 0xfff): with bit 31 set it stores the data register
+ * there, and the flag then reads clear; with bit 31 clear it loads that table dword into the data register, and the
+ * flag then reads set (the chip inverts the flag on completion). Other targets are not modelled: the request
+ * completes the same way and changes nothing (a read leaves 0 in the data register). The VMM never sees the table
+ * change.
  */
 function backDoor(device: DeviceInternals) {
   const table = new RegisterTable<BackDoor>([
@@ -32,12 +41,13 @@ function backDoor(device: DeviceInternals) {
       width: 4,
       read: (s) => s.address,
       write: (s, value) => {
-        const at = value & 0xffc;
+        const msix = ((value >>> TARGET_SHIFT) & TARGET_MASK) === BACK_DOOR_TARGET_MSIX ? device.msixTable : undefined;
+        const at = value & OFFSET_MASK & ~3;
         if (value & BACK_DOOR_WRITE) {
-          device.msixTable?.writeDword(at, s.data);
+          msix?.writeDword(at, s.data);
           s.address = (value & ~BACK_DOOR_WRITE) >>> 0;
         } else {
-          s.data = device.msixTable?.readDword(at) ?? 0;
+          s.data = msix?.readDword(at) ?? 0;
           s.address = (value | BACK_DOOR_WRITE) >>> 0;
         }
       },

@@ -60,6 +60,7 @@ interface IntxState {
 export class IrqState {
   private readonly triggers: (number | undefined)[][];
   private readonly intx: IntxState = { masked: false, level: false, maskFd: undefined, unmaskFd: undefined };
+  private readonly triggerListeners: Array<(index: number, vector: number, assigned: boolean) => void> = [];
 
   constructor(
     readonly counts: IrqCounts,
@@ -85,6 +86,19 @@ export class IrqState {
   /** Whether any interrupt of `index` has a trigger eventfd (how the device picks MSI-X, MSI or INTx). */
   hasTriggers(index: number): boolean {
     return this.triggers[index]?.some((fd) => fd !== undefined) ?? false;
+  }
+
+  /** Whether interrupt `vector` of `index` has a trigger eventfd now. */
+  hasTrigger(index: number, vector: number): boolean {
+    return this.triggers[index]?.[vector] !== undefined;
+  }
+
+  /**
+   * Hears every trigger eventfd the client assigns (each assignment, also one replacing an fd) or takes away, per
+   * interrupt, after the change: what a host kernel acts on (it programs a vector's MSI-X entry as it requests it).
+   */
+  onTriggerChange(listener: (index: number, vector: number, assigned: boolean) => void): void {
+    this.triggerListeners.push(listener);
   }
 
   /** Signals interrupt `vector` of `index` if the client gave it an eventfd; false when there is none. */
@@ -158,13 +172,20 @@ export class IrqState {
     }
     for (const fd of fds) if (!this.ops.isEventFd(fd)) throw invalid(`SET_IRQS: fd ${fd} is not an eventfd`);
     const slots = this.triggers[index]!;
+    const changed: number[] = [];
     for (let i = 0; i < count; i++) {
       const old = slots[start + i];
       if (old !== undefined) this.ops.close(old);
+      if (old !== undefined || fds[i] !== undefined) changed.push(start + i);
       slots[start + i] = fds[i];
     }
+    for (const vector of changed) this.triggerChanged(index, vector, slots[vector] !== undefined);
     // A line asserted before INTx had an eventfd is signalled now that it has one (it is level-triggered).
     if (index === PciIrq.INTX && fds.length > 0) this.fireIntx();
+  }
+
+  private triggerChanged(index: number, vector: number, assigned: boolean): void {
+    for (const listener of this.triggerListeners) listener(index, vector, assigned);
   }
 
   private assignMaskNotifier(masking: boolean, fds: readonly number[]): void {
@@ -180,8 +201,10 @@ export class IrqState {
     const slots = this.triggers[index]!;
     for (let i = 0; i < slots.length; i++) {
       const fd = slots[i];
-      if (fd !== undefined) this.ops.close(fd);
       slots[i] = undefined;
+      if (fd === undefined) continue;
+      this.ops.close(fd);
+      this.triggerChanged(index, i, false);
     }
     if (index === PciIrq.INTX) this.intx.masked = false;
   }

@@ -16,14 +16,15 @@ function build(spec: DeviceSpec) {
   const ram = new Uint8Array(0x10000);
   map.add({ address: 0x10000n, size: 0x10000n, readable: true, writable: true, file: { read: (o, n) => ram.slice(o, o + n), write: (o, d) => ram.set(d, o), close: () => undefined } });
   const exits: number[] = [];
+  const logs: string[] = [];
   const host: DeviceHost = {
     irq,
     dma: new DmaPort(map, { read: () => new Uint8Array(0), write: () => undefined }, "fd"),
     memory: (_name, size) => ({ ...privateMemory(size), fd: 99 }),
     exit: (status) => void exits.push(status),
-    log: () => undefined,
+    log: (line) => void logs.push(line),
   };
-  return { device: new SimulatedDevice(spec, host), irq, ram, signals, exits };
+  return { device: new SimulatedDevice(spec, host), irq, ram, signals, exits, logs };
 }
 
 const le32 = (n: number) => Uint8Array.of(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24);
@@ -89,13 +90,36 @@ describe("simulated devices", () => {
   it("rtl8168: the back door reaches the device's own MSI-X table; 8-byte accesses split into dwords", () => {
     const { device } = build(DEVICES.rtl8168());
     device.regionWrite(2, 0x70, le32(0xfee00000));
-    device.regionWrite(2, 0x74, le32(0x80000010));
+    device.regionWrite(2, 0x74, le32(0x80010010));
     expect(u32(device.regionRead(4, 0x10, 4))).toBe(0xfee00000);
     expect(device.msixTable!.readDword(0x10)).toBe(0xfee00000);
     device.regionWrite(4, 0x18, Uint8Array.of(1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff)); // data, then vector control
     expect(device.msixTable!.isMasked(1)).toBe(true);
     expect(u32(device.regionRead(4, 0x1c, 4))).toBe(1); // reserved vector-control bits stay 0
     expect([...device.regionRead(2, 0x00, 6)]).toEqual([0x00, 0xe0, 0x4c, 0x68, 0x00, 0x01]);
+  });
+
+  it("rtl8168: an MSI-X vector goes to its eventfd only while its entry holds the host's message; a lost one is logged", () => {
+    const { device, irq, signals, logs } = build(DEVICES.rtl8168());
+    const raise = (v: number) => {
+      device.regionWrite(2, 0x824, le32(v));
+      device.regionWrite(2, 0x828, le32(2));
+    };
+    irq.set({ flags: 4 | 32, index: 2, start: 0, count: 4, fds: [10, 11, 12, 13], bools: new Uint8Array(0) });
+    raise(2);
+    expect(signals.splice(0)).toEqual(["fd12"]);
+    // The guest's message through the back door replaces the host's in entry 2.
+    device.regionWrite(2, 0x70, le32(0x62));
+    device.regionWrite(2, 0x74, le32(0x80010028));
+    raise(2);
+    expect(signals.splice(0)).toEqual([]);
+    expect(device.msixTable!.lostCount).toBe(1);
+    expect(logs).toEqual(["msi-x vector 2 lost: entry 2 holds address 0xfee00000 data 0x62, not the message the host programmed"]);
+    // A pending vector unmasked with a foreign message is lost too.
+    device.regionWrite(4, 0x2c, le32(1));
+    raise(2);
+    device.regionWrite(4, 0x2c, le32(0));
+    expect([signals.length, device.msixTable!.lostCount]).toEqual([0, 2]);
   });
 
   it("subpage-rom: IOADDR/IODATA in BAR1 reach the registers of BAR0", () => {

@@ -30,6 +30,20 @@ describe("IrqState", () => {
     expect(irq.hasTriggers(2)).toBe(false);
   });
 
+  it("tells listeners of each trigger assigned, replaced or taken away (what a host kernel programs MSI-X entries on)", () => {
+    const { irq, set } = setup();
+    const heard: string[] = [];
+    irq.onTriggerChange((index, vector, assigned) => heard.push(`${index}:${vector}${assigned ? "+" : "-"}`));
+    set(EVENTFD | TRIGGER, 2, 0, 2, [100, 101]);
+    set(EVENTFD | TRIGGER, 2, 1, 1, [102]);
+    set(EVENTFD | TRIGGER, 2, 0, 3); // deassigns 0 and 1; 2 had none
+    expect(irq.hasTrigger(2, 1)).toBe(false);
+    set(EVENTFD | TRIGGER, 2, 3, 1, [103]);
+    expect(irq.hasTrigger(2, 3)).toBe(true);
+    set(NONE | TRIGGER, 2, 0, 0);
+    expect(heard).toEqual(["2:0+", "2:1+", "2:1+", "2:0-", "2:1-", "2:3+", "2:3-"]);
+  });
+
   it("keeps nothing from a refused request", () => {
     const { irq, set, closed } = setup();
     expect(() => set(EVENTFD | TRIGGER, 2, 0, 2, [100, 5])).toThrow(ProtocolError);
