@@ -1,4 +1,4 @@
-import type { OptionSpec } from "@vmm/core";
+import { Tokens, type DeviceQuirk, type OptionSpec, type QuirkMatch } from "@vmm/core";
 import { container as rootContainer } from "tsyringe";
 import type { CliContext } from "../context.js";
 import { StderrLogger } from "@vmm/core";
@@ -57,6 +57,23 @@ function table(rows: string[][], indent: string): string {
   return rows.map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
 }
 
+/** "10ec:8168", with the subsystem IDs and revision where the match names them. */
+function describeMatch(m: QuirkMatch): string {
+  const h = (n: number, w: number) => n.toString(16).padStart(w, "0");
+  const sub = m.subsystemVendorId !== undefined || m.subsystemId !== undefined ? ` subsystem ${m.subsystemVendorId === undefined ? "*" : h(m.subsystemVendorId, 4)}:${m.subsystemId === undefined ? "*" : h(m.subsystemId, 4)}` : "";
+  return `${h(m.vendorId, 4)}:${h(m.deviceId, 4)}${sub}${m.revision === undefined ? "" : ` rev ${h(m.revision, 2)}`}`;
+}
+
+/** The quirks block: each quirk with its plugin and the devices it matches (nothing without quirks). */
+function renderQuirks(quirks: readonly DeviceQuirk[]): string {
+  if (!quirks.length) return "";
+  const blocks = quirks.map((q) => {
+    const matches = (Array.isArray(q.match) ? (q.match as readonly QuirkMatch[]) : [q.match as QuirkMatch]).map(describeMatch).join(", ");
+    return `  ${q.name}: ${q.description}\n    from plugin ${q.plugin ?? "?"}, matches ${matches}`;
+  });
+  return `\nquirks, applied to matching passthrough devices (vfio-pci, vfio-user):\n${blocks.join("\n")}\n`;
+}
+
 function renderText(entries: readonly CatalogEntry[]): string {
   if (!entries.length) return "no device types (load a plugin with --plugin)\n";
   const blocks = entries.map((e) => {
@@ -91,9 +108,11 @@ export async function devicesCommand(raw: RawDevicesOptions, ctx: CliContext): P
   const config = buildRunConfig(raw, undefined, { boot: false });
   if (raw.tree || config.devices.length) return treeCommand(config, raw.json === true, ctx);
   const plugins = await loadAllPlugins(config.plugins, ctx);
-  const catalog = await registerAll(rootContainer.createChildContainer(), plugins);
+  const vm = rootContainer.createChildContainer();
+  const catalog = await registerAll(vm, plugins);
   const entries = [...catalog.values(), ROOT_PORT_ENTRY].sort((a, b) => a.type.type.localeCompare(b.type.type));
-  ctx.stdout(raw.json ? renderJson(entries) : renderText(entries));
+  const quirks = vm.isRegistered(Tokens.Quirk, true) ? vm.resolveAll(Tokens.Quirk) : [];
+  ctx.stdout(raw.json ? renderJson(entries) : renderText(entries) + renderQuirks(quirks));
   return 0;
 }
 
@@ -130,6 +149,7 @@ function treeJson(node: PciTreeNode): object {
     ...(node.expressType ? { expressType: node.expressType } : {}),
     ...(node.bridge ? { bridge: node.bridge } : {}),
     bars: node.bars,
+    ...(node.quirks ? { quirks: node.quirks } : {}),
     children: node.children.map(treeJson),
   };
 }

@@ -1,4 +1,4 @@
-import type { OptionSchema, PciAddress, PciDevice } from "@vmm/core";
+import type { AppliedQuirk, OptionSchema, PciAddress, PciDevice } from "@vmm/core";
 import type { PciTopologyNode } from "@vmm/pci";
 import { UsageError } from "../errors.js";
 import type { Spec } from "./spec.js";
@@ -150,19 +150,21 @@ export interface PciTreeBar {
 /**
  * A function of the PCI tree with what `vmm devices` adds to the bus's topology: `kind` ("pcie" or "pci"), the
  * PCI Express device/port type its PCI Express capability reports ("root-port", "endpoint", "rc-integrated", ...;
- * absent without one) and its BARs.
+ * absent without one), its BARs, and the plugin quirks applied to it (passthrough devices; absent when none).
  */
 export interface PciTreeNode extends Omit<PciTopologyNode, "children"> {
   readonly kind: "pcie" | "pci";
   readonly expressType?: string;
   readonly bars: readonly PciTreeBar[];
+  readonly quirks?: readonly AppliedQuirk[];
   readonly children: readonly PciTreeNode[];
 }
 
 /**
  * The PCI tree as text, one line per function: "00:01.0 rp1 pcie [bridge 01-01 io 7000-7fff mem c0000000-c07fffff]",
  * with what sits behind a bridge under it ("└─ 01:00.0 virtio-blk0 pcie"). Nodes of a PciTreeNode tree also say
- * "pci" for conventional functions, their PCI Express type and their BARs ("bar0 mem32 febd0000/4K").
+ * "pci" for conventional functions, their PCI Express type, their BARs ("bar0 mem32 febd0000/4K") and the quirks
+ * applied to them ("[quirk rtl8168-msix-back-door from @x/device-rtl8168-quirk]").
  */
 export function formatTopology(nodes: readonly (PciTopologyNode | PciTreeNode)[], prefix = "", top = true): string[] {
   const hex = (n: number, w: number) => n.toString(16).padStart(w, "0");
@@ -175,7 +177,8 @@ export function formatTopology(nodes: readonly (PciTopologyNode | PciTreeNode)[]
     const marker = top ? "" : last ? "└─ " : "├─ ";
     const kind = "kind" in n ? ` ${n.kind}${n.expressType ? ` ${n.expressType}` : ""}` : n.express ? " pcie" : "";
     const bars = "bars" in n && n.bars.length ? ` ${n.bars.map(formatBar).join(" ")}` : "";
-    const self = `${prefix}${marker}${hex(a.bus, 2)}:${hex(a.device, 2)}.${a.function} ${n.name}${kind}${bridge}${bars}`;
+    const quirks = "quirks" in n && n.quirks ? n.quirks.map((q) => ` [quirk ${q.name} from ${q.plugin}]`).join("") : "";
+    const self = `${prefix}${marker}${hex(a.bus, 2)}:${hex(a.device, 2)}.${a.function} ${n.name}${kind}${bridge}${bars}${quirks}`;
     return [self, ...formatTopology(n.children, top ? "" : prefix + (last ? "   " : "│  "), false)];
   });
 }
@@ -231,6 +234,7 @@ export function pciTree(topology: readonly PciTopologyNode[], functions: Readonl
   const node = (n: PciTopologyNode): PciTreeNode => {
     const device = functions.find((f) => same(f.address, n.address))?.device;
     const expressType = device && n.express ? expressTypeOf(device) : undefined;
+    const quirks = device?.quirks?.() ?? [];
     return {
       address: n.address,
       name: n.name,
@@ -239,6 +243,7 @@ export function pciTree(topology: readonly PciTopologyNode[], functions: Readonl
       ...(expressType ? { expressType } : {}),
       ...(n.bridge ? { bridge: n.bridge } : {}),
       bars: device ? barsOf(device) : [],
+      ...(quirks.length ? { quirks } : {}),
       children: n.children.map(node),
     };
   };
