@@ -88,3 +88,12 @@ describe("the changeset check on a scratch repository", () => {
     }
   });
 });
+
+describe("the pending changesets", () => {
+  // `changeset version` refuses a changeset that names a private package (never versioned here) beside a published
+  // one; catch it when the changeset is written, not at release time.
+  it("make a release plan (pnpm changeset status succeeds)", () => {
+    const r = spawnSync("pnpm", ["--silent", "changeset", "status"], { cwd: root, encoding: "utf8" });
+    expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+  });
+});
