@@ -46,9 +46,6 @@ interface IntxState {
   masked: boolean;
   /** The device's line: asserted until the device deasserts it. */
   level: boolean;
-  /** Signalled when the mask state changes to masked / unmasked (DATA_EVENTFD with ACTION_MASK / UNMASK). */
-  maskFd: number | undefined;
-  unmaskFd: number | undefined;
 }
 
 /**
@@ -59,7 +56,7 @@ interface IntxState {
  */
 export class IrqState {
   private readonly triggers: (number | undefined)[][];
-  private readonly intx: IntxState = { masked: false, level: false, maskFd: undefined, unmaskFd: undefined };
+  private readonly intx: IntxState = { masked: false, level: false };
   private readonly triggerListeners: Array<(index: number, vector: number, assigned: boolean) => void> = [];
 
   constructor(
@@ -161,8 +158,6 @@ export class IrqState {
   /** Closes every fd the client gave (it disconnected). */
   closeAll(): void {
     for (let index = 0; index < this.triggers.length; index++) this.disable(index);
-    this.assignMaskNotifier(true, []);
-    this.assignMaskNotifier(false, []);
   }
 
   private assignTriggers(request: IrqSetRequest): void {
@@ -188,13 +183,15 @@ export class IrqState {
     for (const listener of this.triggerListeners) listener(index, vector, assigned);
   }
 
-  private assignMaskNotifier(masking: boolean, fds: readonly number[]): void {
-    if (fds.length > 1) throw new ProtocolError(Errno.EINVAL, `SET_IRQS: ${fds.length} eventfds for INTx's one ${masking ? "mask" : "unmask"} notifier`);
-    for (const fd of fds) if (!this.ops.isEventFd(fd)) throw invalid(`SET_IRQS: fd ${fd} is not an eventfd`);
-    const key = masking ? "maskFd" : "unmaskFd";
-    const old = this.intx[key];
-    if (old !== undefined) this.ops.close(old);
-    this.intx[key] = fds[0];
+  /**
+   * ACTION_MASK / ACTION_UNMASK with DATA_EVENTFD ask the device side to watch an eventfd the client (or KVM's irqfd
+   * resampler) signals to mask / unmask INTx. This server serves one request at a time and watches nothing else, so
+   * it refuses them (ENOTSUP): a client falls back to ACTION_UNMASK with DATA_NONE, which the specification also
+   * offers.
+   */
+  private assignMaskNotifier(masking: boolean, fds: readonly number[]): never {
+    if (fds.length !== 1) throw new ProtocolError(Errno.EINVAL, `SET_IRQS: ${fds.length} eventfds for INTx's one ${masking ? "mask" : "unmask"} eventfd`);
+    throw new ProtocolError(Errno.ENOTSUP, `SET_IRQS: ${masking ? "mask" : "unmask"} eventfds are not supported by this server (send ${masking ? "ACTION_MASK" : "ACTION_UNMASK"} with DATA_NONE)`);
   }
 
   private disable(index: number): void {
@@ -210,16 +207,11 @@ export class IrqState {
   }
 
   private maskIntx(): void {
-    if (this.intx.masked) return;
     this.intx.masked = true;
-    if (this.intx.maskFd !== undefined) this.ops.signal(this.intx.maskFd);
   }
 
   private unmaskIntx(): void {
-    if (this.intx.masked) {
-      this.intx.masked = false;
-      if (this.intx.unmaskFd !== undefined) this.ops.signal(this.intx.unmaskFd);
-    }
+    this.intx.masked = false;
     this.fireIntx();
   }
 
