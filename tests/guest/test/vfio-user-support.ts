@@ -1,62 +1,27 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { startVfioUserServer, type VfioUserServer, vfioUserServerMissing } from "@vmm/test-support";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-/** The vmm command as a user runs it, and the repository's vfio-user test server. */
+/** The vmm command as a user runs it. */
 export const vmmBin = join(root, "packages", "cli", "bin", "vmm.js");
-export const serverBin = join(root, "tools", "vfio-user-server", "dist", "cli.js");
 
 /** Why the vfio-user guest tests cannot run here, or undefined when they can. */
 export function vfioUserMissing(): string | undefined {
-  if (!existsSync(serverBin)) return `${serverBin} is not built (pnpm --filter @vmm/vfio-user-server build)`;
+  const server = vfioUserServerMissing();
+  if (server) return server;
   if (!existsSync(join(root, "packages", "cli", "dist", "main.js"))) return "packages/cli is not built (pnpm --filter @vmm/cli build)";
   return undefined;
 }
 
-export interface DeviceServer {
-  readonly socket: string;
-  readonly process: ChildProcess;
-  /** Resolves with the server's exit status once it exited. */
-  readonly exited: Promise<number | null>;
-  stop(): Promise<void>;
-}
+/** A running vfio-user test server (test-support's). */
+export type DeviceServer = VfioUserServer;
 
 /** Starts `vfio-user-server --device NAME` on a fresh socket and waits until it listens. */
-export async function startServer(device: string, extra: readonly string[] = []): Promise<DeviceServer> {
-  const dir = mkdtempSync(join(tmpdir(), "vmm-vfio-user-"));
-  const socket = join(dir, `${device}.sock`);
-  const child = spawn(process.execPath, [serverBin, "--socket", socket, "--device", device, ...extra], { stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`vfio-user-server --device ${device} did not listen within 10 s: ${stderr}`)), 10_000);
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes(`listening ${socket}`)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`vfio-user-server --device ${device} exited with ${code} before listening: ${stderr}`));
-    });
-  });
-  return {
-    socket,
-    process: child,
-    exited,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill();
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+export function startServer(device: string, extra: readonly string[] = []): Promise<DeviceServer> {
+  return startVfioUserServer(device, { args: extra });
 }
 
 export interface VmmRun {

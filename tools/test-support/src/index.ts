@@ -3,3 +3,4 @@
 export { devKvmUsable, kvmSkipBanner, kvmTestGate, type KvmAvailability, type KvmTestGateOptions } from "./kvm-gate.js";
 export { decodePng, type DecodedPng } from "./png-decode.js";
 export { hostToolAvailable } from "./host-tool.js";
+export { startVfioUserServer, vfioUserServerBin, vfioUserServerMissing, type VfioUserServer, type VfioUserServerOptions } from "./vfio-user-server.js";
