@@ -14,6 +14,7 @@ enum {
   SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_lseek = 8, SYS_ioctl = 16, SYS_pread64 = 17,
   SYS_pwrite64 = 18, SYS_nanosleep = 35, SYS_fsync = 74, SYS_mkdir = 83, SYS_readlink = 89, SYS_sync = 162,
   SYS_mount = 165, SYS_getdents64 = 217, SYS_socket = 41, SYS_connect = 42, SYS_sendto = 44, SYS_recvfrom = 45, SYS_setsockopt = 54,
+  SYS_mmap = 9, SYS_munmap = 11, SYS_mlock = 149,
 };
 enum { O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_DIRECTORY = 0200000 };
 #define BLKFLSBUF 0x1261
@@ -46,12 +47,20 @@ static void puthex(const u8 *p, size_t n) {
 }
 static void end(void) { line[used++] = '\n'; sys3(SYS_write, 1, line, used); used = 0; }
 
-static ssize_t read_file(const char *path, char *buf, size_t size) {
+/* Reads up to `size` bytes of a file, binary as it is. */
+static ssize_t read_all(const char *path, void *buf, size_t size) {
   long fd = sys3(SYS_open, path, O_RDONLY, 0);
   if (fd < 0) return fd;
   ssize_t n = 0, r;
-  while ((size_t)n < size - 1 && (r = sys3(SYS_read, fd, buf + n, size - 1 - n)) > 0) n += r;
+  while ((size_t)n < size && (r = sys3(SYS_read, fd, (char *)buf + n, size - n)) > 0) n += r;
   sys3(SYS_close, fd, 0, 0);
+  return n;
+}
+
+/* A text file without its trailing newline and spaces, NUL-terminated. */
+static ssize_t read_file(const char *path, char *buf, size_t size) {
+  ssize_t n = read_all(path, buf, size - 1);
+  if (n < 0) return n;
   buf[n] = 0;
   while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) buf[--n] = 0;
   return n;
@@ -373,6 +382,288 @@ static void rescan(const char *bdf) {
   put("@@ rescan "); put(bdf); put(" ok"); end();
 }
 
+/* ---- vfio:VVVV:DDDD:BAR:OFFSET ------------------------------------------------------------------------------
+ * A passthrough function with no driver in this kernel, judged by Linux's PCI core and from userspace through
+ * sysfs: what the core made of it (BARs, capabilities read through the VMM, PCI Express type), then the test
+ * engine (tools/vfio-user-server) at OFFSET in BAR, mmapped, doing a DMA into init's own memory; its expansion ROM
+ * when it has one; the first bytes of each I/O BAR. */
+
+enum { PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, PAGE = 4096 };
+
+/* Hex digits with an optional 0x; stops at the first other character. */
+static u64 parse_hex(const char *s, const char **end) {
+  u64 v = 0;
+  if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s += 2;
+  for (;; s++) {
+    u32 d;
+    if (*s >= '0' && *s <= '9') d = (u32)(*s - '0');
+    else if (*s >= 'a' && *s <= 'f') d = (u32)(*s - 'a' + 10);
+    else if (*s >= 'A' && *s <= 'F') d = (u32)(*s - 'A' + 10);
+    else break;
+    v = v * 16 + d;
+  }
+  if (end) *end = s;
+  return v;
+}
+
+/* Hex with at least `digits` digits, no prefix. */
+static void putxw(u64 v, int digits) {
+  char b[20]; int i = 19; b[i] = 0;
+  do { b[--i] = "0123456789abcdef"[v & 15]; v >>= 4; digits--; } while (v || digits > 0);
+  put(b + i);
+}
+static void putx(u64 v) { put("0x"); putxw(v, 1); }
+
+static u32 crc32(const u8 *p, size_t n) {
+  u32 c = ~0u;
+  while (n--) { c ^= *p++; for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & -(c & 1)); }
+  return ~c;
+}
+
+static u32 vfio_vendor, vfio_device;
+static char vfio_bdf[32];
+static char vfio_dir[96];
+
+static void vfio_match(const char *dir, const char *name) {
+  char p[256], v[32];
+  path2(p, dir, name); copy(p + len(p), "/vendor");
+  if (read_file(p, v, sizeof v) < 0 || parse_hex(v, 0) != vfio_vendor) return;
+  path2(p, dir, name); copy(p + len(p), "/device");
+  if (read_file(p, v, sizeof v) < 0 || parse_hex(v, 0) != vfio_device) return;
+  if (!vfio_bdf[0] && len(name) < sizeof vfio_bdf) copy(vfio_bdf, name);
+}
+
+/* The function's sysfs file `attr`. */
+static void vfio_path(char *out, const char *attr) { path2(out, vfio_dir, attr); }
+
+/* Starts a report line: "@@ vfio-WHAT BDF". */
+static void vfio_line(const char *what) { put("@@ vfio-"); put(what); put(" "); put(vfio_bdf); }
+
+static void vfio_fail(const char *what, long err) {
+  failures++; put("@@ FAIL vfio "); put(vfio_bdf); put(" "); put(what); put(" "); puti(err); end();
+}
+
+struct bar_resource { u64 start, size, flags; };
+static struct bar_resource vfio_res[7];
+
+/* The `resource` file: one "start end flags" line per resource (BARs 0-5, then the ROM); unused ones are zero. */
+static void vfio_resources(void) {
+  static char res[2048];
+  char p[160];
+  for (int i = 0; i < 7; i++) vfio_res[i].start = vfio_res[i].size = vfio_res[i].flags = 0;
+  vfio_path(p, "resource");
+  if (read_file(p, res, sizeof res) < 0) { vfio_fail("read resource", 0); return; }
+  const char *s = res;
+  for (int i = 0; i < 7 && *s; i++) {
+    u64 start = parse_hex(s, &s);
+    while (*s == ' ') s++;
+    u64 last = parse_hex(s, &s);
+    while (*s == ' ') s++;
+    u64 flags = parse_hex(s, &s);
+    while (*s && *s != '\n') s++;
+    if (*s == '\n') s++;
+    if (!start && !last && !flags) continue;
+    vfio_res[i].start = start;
+    vfio_res[i].size = last - start + 1;
+    vfio_res[i].flags = flags;
+    vfio_line("bar"); put(" "); putu((u64)i); put(" size="); putx(vfio_res[i].size); put(" flags="); putx(flags); end();
+  }
+}
+
+static u32 le(const u8 *p, int n) { u32 v = 0; for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i]; return v; }
+
+/* The capability lists as Linux reads them from config space (through the VMM): "OFFSET:ID" each, in list order;
+   the extended ones "OFFSET:ID:VERSION"; the PCI Express capability's type and version. */
+static void vfio_capabilities(void) {
+  static u8 cfg[4096];
+  char p[160];
+  vfio_path(p, "config");
+  ssize_t n = read_all(p, cfg, sizeof cfg);
+  if (n < 64) { vfio_fail("read config", n); return; }
+  vfio_line("config"); put(" size="); putu((u64)n); put(" command="); putx(le(cfg + 4, 2)); put(" status="); putx(le(cfg + 6, 2)); end();
+  int express = -1;
+  vfio_line("caps");
+  if (!(cfg[6] & 0x10)) put(" none");
+  u32 at = cfg[0x34] & 0xfc;
+  for (int i = 0; at >= 0x40 && at < 0x100 && (ssize_t)at + 4 <= n && i < 48; i++) {
+    put(" "); putxw(at, 2); put(":"); putxw(cfg[at], 2);
+    if (cfg[at] == 0x10) express = (int)at;
+    at = cfg[at + 1] & 0xfc;
+  }
+  end();
+  if (express >= 0) {
+    u32 flags = le(cfg + express + 2, 2);
+    vfio_line("pcie"); put(" type="); putu((flags >> 4) & 15); put(" version="); putu(flags & 15); end();
+  }
+  if (n > 0x100) {
+    vfio_line("ecaps");
+    at = 0x100;
+    if (le(cfg + at, 4) == 0 || le(cfg + at, 4) == 0xffffffffu) put(" none");
+    else for (int i = 0; at >= 0x100 && at + 4 <= (u32)n && i < 64; i++) {
+      u32 h = le(cfg + at, 4);
+      put(" "); putxw(at, 3); put(":"); putxw(h & 0xffff, 4); put(":"); putu((h >> 16) & 15);
+      at = (h >> 20) & 0xffc;
+    }
+    end();
+  }
+}
+
+/* Decoding on (sysfs `enable`: pci_enable_device), then bus mastering for the engine's DMA through config space. */
+static int vfio_enable(void) {
+  char p[160];
+  vfio_path(p, "enable");
+  long r = write_file(p, "1");
+  if (r < 0) { vfio_fail("enable", r); return 0; }
+  vfio_path(p, "config");
+  long fd = sys3(SYS_open, p, O_RDWR, 0);
+  if (fd < 0) { vfio_fail("open config", fd); return 0; }
+  u8 cmd[2] = { 0, 0 };
+  r = sys6(SYS_pread64, fd, (long)cmd, 2, 4, 0, 0);
+  if (r == 2) { cmd[0] |= 0x04; r = sys6(SYS_pwrite64, fd, (long)cmd, 2, 4, 0, 0); }
+  if (r == 2) r = sys6(SYS_pread64, fd, (long)cmd, 2, 4, 0, 0);
+  sys3(SYS_close, fd, 0, 0);
+  if (r != 2) { vfio_fail("command register", r); return 0; }
+  vfio_line("enabled"); put(" command="); putx(le(cmd, 2)); end();
+  return 1;
+}
+
+/* Engine registers (tools/vfio-user-server/README.md), as 32-bit indexes. */
+enum { E_MAGIC, E_ID, E_SRC_LO, E_SRC_HI, E_DST_LO, E_DST_HI, E_LEN, E_OP, E_PATTERN, E_VECTOR, E_DOORBELL, E_STATUS,
+  E_COUNT, E_IRQS, E_SCRATCH, E_CONTROL };
+#define ENGINE_MAGIC 0x45545556u
+
+/* A page of init's own memory for the engine's DMA: source in the first half, destination in the second. */
+static u8 dma_page[PAGE] __attribute__((aligned(PAGE)));
+
+/* The guest-physical address behind a virtual one, from /proc/self/pagemap (root sees the frame numbers); the guest
+   has no IOMMU, so it is also the device's DMA address. 0 when not present. */
+static u64 physical_address(const void *va) {
+  u64 entry = 0;
+  long fd = sys3(SYS_open, "/proc/self/pagemap", O_RDONLY, 0);
+  if (fd < 0) return 0;
+  long r = sys6(SYS_pread64, fd, (long)&entry, 8, (long)((u64)va / PAGE * 8), 0, 0);
+  sys3(SYS_close, fd, 0, 0);
+  if (r != 8 || !(entry >> 63)) return 0;
+  u64 pfn = entry & ((1ul << 55) - 1);
+  return pfn ? pfn * PAGE + ((u64)va & (PAGE - 1)) : 0;
+}
+
+static void vfio_dma(volatile u32 *e) {
+  enum { N = 256, ADD = 0x35 };
+  for (size_t i = 0; i < PAGE; i++) dma_page[i] = 0;
+  long r = sys3(SYS_mlock, dma_page, PAGE, 0);
+  if (r < 0) { vfio_fail("mlock", r); return; }
+  u8 *src = dma_page, *dst = dma_page + PAGE / 2;
+  for (int i = 0; i <= N; i++) { src[i] = (u8)(i * 13 + 7); dst[i] = 0xee; }
+  u64 phys = physical_address(dma_page);
+  if (!phys) { vfio_fail("no physical address in /proc/self/pagemap", 0); return; }
+  /* Compiler barriers: the device reads and writes the page behind the compiler's back. */
+  __asm__ volatile("" ::: "memory");
+  e[E_STATUS] = 7;
+  u32 before = e[E_COUNT];
+  e[E_SRC_LO] = (u32)phys; e[E_SRC_HI] = (u32)(phys >> 32);
+  e[E_DST_LO] = (u32)(phys + PAGE / 2); e[E_DST_HI] = (u32)((phys + PAGE / 2) >> 32);
+  e[E_LEN] = N; e[E_OP] = 2; e[E_PATTERN] = ADD;
+  e[E_DOORBELL] = 3; /* the DMA without an interrupt: no driver here would handle one */
+  u32 status = e[E_STATUS], count = e[E_COUNT];
+  e[E_STATUS] = 7;
+  __asm__ volatile("" ::: "memory");
+  int bad = -1;
+  for (int i = 0; i < N && bad < 0; i++) if (dst[i] != (u8)(src[i] + ADD)) bad = i;
+  if (bad < 0 && dst[N] != 0xee) bad = N; /* nothing past LEN */
+  vfio_line("dma"); put(" phys="); putx(phys); put(" len="); putu(N); put(" status="); putx(status);
+  put(" count="); putu(count - before); put(bad < 0 && status == 1 && count == before + 1 ? " ok" : " wrong"); end();
+  if (bad >= 0) vfio_fail("dma result differs at byte", bad);
+  else if (status != 1 || count != before + 1) vfio_fail("dma status", (long)status);
+}
+
+/* The engine through an mmap of sysfs `resourceN`: registers, scratch read-after-write, then the DMA. */
+static void vfio_engine(int bar, u64 off) {
+  const struct bar_resource *b = &vfio_res[bar];
+  if (!b->size || !(b->flags & 0x200)) { vfio_fail("engine BAR is not memory", bar); return; }
+  /* A sub-page BAR maps as the page that holds it. */
+  u64 in_page = b->start & (PAGE - 1);
+  u64 length = (in_page + b->size + PAGE - 1) & ~(u64)(PAGE - 1);
+  char p[160], name[16] = "resource";
+  name[8] = (char)('0' + bar); name[9] = 0;
+  vfio_path(p, name);
+  long fd = sys3(SYS_open, p, O_RDWR, 0);
+  if (fd < 0) { vfio_fail("open resource", fd); return; }
+  long base = sys6(SYS_mmap, 0, (long)length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  sys3(SYS_close, fd, 0, 0);
+  if (base < 0) { vfio_fail("mmap resource", base); return; }
+  volatile u32 *e = (volatile u32 *)(base + (long)in_page + (long)off);
+  u32 magic = e[E_MAGIC], id = e[E_ID];
+  u32 want = 0xc0de0000u | id;
+  e[E_SCRATCH] = want;
+  u32 got = e[E_SCRATCH];
+  e[E_SCRATCH] = ~want;
+  u32 got2 = e[E_SCRATCH];
+  int scratch = got == want && got2 == ~want;
+  vfio_line("engine"); put(" bar="); putu((u64)bar); put(" off="); putx(off); put(" magic="); putx(magic);
+  put(" id="); putu(id); put(scratch ? " scratch=ok" : " scratch=wrong"); end();
+  if (magic != ENGINE_MAGIC) vfio_fail("engine magic", (long)magic);
+  else if (!scratch) vfio_fail("engine scratch", (long)got);
+  else vfio_dma(e);
+  sys3(SYS_munmap, base, length, 0);
+}
+
+/* The expansion ROM through sysfs: enabled for reading by writing 1 to `rom`, read whole, disabled again. */
+static void vfio_rom(void) {
+  static u8 rom[256 * 1024];
+  char p[160];
+  vfio_path(p, "rom");
+  if (write_file(p, "1") < 0) return; /* no `rom` file: the function has no ROM */
+  ssize_t n = read_all(p, rom, sizeof rom);
+  long r = write_file(p, "0");
+  if (n <= 0) { vfio_fail("read rom", n); return; }
+  if (r < 0) vfio_fail("disable rom", r);
+  vfio_line("rom"); put(" size="); putx((u64)n); put(" signature="); puthex(rom, 2); put(" crc32="); putxw(crc32(rom, (size_t)n), 8); end();
+}
+
+/* The first 8 bytes of each I/O BAR, read with 4-byte port accesses through sysfs (pci_resource_io). */
+static void vfio_io(void) {
+  for (int i = 0; i < 6; i++) {
+    if (!(vfio_res[i].flags & 0x100) || vfio_res[i].size < 8) continue;
+    char p[160], name[16] = "resource";
+    name[8] = (char)('0' + i); name[9] = 0;
+    vfio_path(p, name);
+    long fd = sys3(SYS_open, p, O_RDONLY, 0);
+    if (fd < 0) { vfio_fail("open I/O resource", fd); continue; }
+    u8 head[8];
+    long r = sys6(SYS_pread64, fd, (long)head, 4, 0, 0, 0);
+    if (r == 4) r = sys6(SYS_pread64, fd, (long)(head + 4), 4, 4, 0, 0);
+    sys3(SYS_close, fd, 0, 0);
+    if (r != 4) { vfio_fail("read I/O resource", r); continue; }
+    vfio_line("io"); put(" "); putu((u64)i); put(" head="); puthex(head, 8); end();
+  }
+}
+
+static void vfio(const char *arg) {
+  const char *s = arg;
+  vfio_vendor = (u32)parse_hex(s, &s);
+  if (*s++ != ':') { fail("vfio bad argument", 0); return; }
+  vfio_device = (u32)parse_hex(s, &s);
+  if (*s++ != ':') { fail("vfio bad argument", 0); return; }
+  u64 bar = parse_hex(s, &s);
+  if (*s++ != ':' || bar > 5) { fail("vfio bad argument", 0); return; }
+  u64 off = parse_hex(s, &s);
+  vfio_bdf[0] = 0;
+  list_dir("/sys/bus/pci/devices", vfio_match);
+  if (!vfio_bdf[0]) { put("@@ FAIL vfio no function "); put(arg); end(); failures++; return; }
+  path2(vfio_dir, "/sys/bus/pci/devices", vfio_bdf);
+  char p[160], cls[32];
+  vfio_path(p, "class");
+  if (read_file(p, cls, sizeof cls) < 0) copy(cls, "?");
+  put("@@ vfio "); put(vfio_bdf); put(" id="); putxw(vfio_vendor, 4); put(":"); putxw(vfio_device, 4); put(" class="); put(cls); end();
+  vfio_resources();
+  vfio_capabilities();
+  if (!vfio_enable()) return;
+  vfio_engine((int)bar, off);
+  vfio_rom();
+  vfio_io();
+}
+
 static void run_check(const char *arg) {
   if (eq(arg, "pci")) list_dir("/sys/bus/pci/devices", pci_function);
   else if (eq(arg, "interrupts")) dump("interrupts", "/proc/interrupts");
@@ -391,6 +682,7 @@ static void run_check(const char *arg) {
   else if (starts(arg, "net-up:")) net_up(arg + 7);
   else if (starts(arg, "ping:")) ping(arg + 5);
   else if (starts(arg, "tcp:")) tcp(arg + 4);
+  else if (starts(arg, "vfio:")) vfio(arg + 5);
   else if (starts(arg, "sleep:")) { long ms = 0; for (const char *s = arg + 6; *s >= '0' && *s <= '9'; s++) ms = ms * 10 + (*s - '0'); sleep_ms(ms); }
   else if (starts(arg, "cat:")) dump(arg + 4, arg + 4);
   else { put("@@ FAIL unknown check "); put(arg); end(); failures++; }

@@ -31,8 +31,9 @@ export interface BootOptions {
   timeoutMs: number;
   /** Called with each complete serial line as it arrives (e.g. to answer on the console). */
   onLine?: (line: string) => void;
-  /** Called before each boot is spawned (a retried boot is a new vmm: per-boot host state starts over here). */
-  onBoot?: (attempt: number) => void;
+  /** Called (and awaited) before each boot is spawned (a retried boot is a new vmm: per-boot host state, such as
+   *  device servers that take one client, starts over here). */
+  onBoot?: (attempt: number) => void | Promise<void>;
 }
 
 export interface BootResult {
@@ -66,7 +67,7 @@ const CLOCK_ATTEMPTS = 5;
  */
 export async function bootLinux(o: BootOptions): Promise<BootResult> {
   for (let attempt = 1; ; attempt++) {
-    o.onBoot?.(attempt);
+    await o.onBoot?.(attempt);
     const r = await bootOnce(o);
     if (!r.hostClockFailure || attempt === CLOCK_ATTEMPTS) return r;
     console.warn(`\n!!! Linux could not calibrate its TSC against the PM timer on this busy host (${HOST_CLOCK_FAILURE}); boot ${attempt + 1} of at most ${CLOCK_ATTEMPTS}\n`);
