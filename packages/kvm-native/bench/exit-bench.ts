@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Kvm, kvmAvailability, type ExitDispatch, type Vcpu } from "@vmm/kvm-native";
+import { Kvm, kvmAvailability, type VcpuExitDispatch, type Vcpu } from "@vmm/kvm-native";
 
 const N = Number(process.env.BENCH_EXITS ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
@@ -56,7 +56,7 @@ async function vmm(bin: string, exits: number): Promise<Sample & { yields: numbe
     vcpu.setRegs({ rip: CODE, rflags: 2, rsp: 0x8000 });
     let count = 0;
     let sum = 0;
-    const dispatch: ExitDispatch = {
+    const dispatch: VcpuExitDispatch = {
       pio(_port, _size, _isWrite, value) {
         sum += value;
         if (++count === exits) vcpu.requestStop();
