@@ -1,10 +1,12 @@
 import { guestSourceDir } from "@vmm/guest-kit";
 import { kvmTestGate } from "@vmm/test-support";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { kvmAvailable, runGuestProgram } from "../src/index.js";
 import { goodRawDevice } from "./raw-device.js";
 
+const forever = join(dirname(fileURLToPath(import.meta.url)), "guests", "forever.c");
 const gate = kvmTestGate("@vmm/plugin-testkit", { what: "runGuestProgram under /dev/kvm", check: kvmAvailable });
 
 describe("runGuestProgram", () => {
@@ -19,8 +21,9 @@ describe("runGuestProgram", () => {
   });
 
   it.skipIf(!gate.ok)("stops a program that runs past timeoutMs", async () => {
-    const run = await runGuestProgram({ source: join(guestSourceDir, "programs", "spin.c"), timeoutMs: 500 });
-    expect(run).toMatchObject({ reason: "stopped", timedOut: true });
+    const run = await runGuestProgram({ source: forever, timeoutMs: 500 });
+    expect(run).toMatchObject({ status: 1, reason: "stopped", timedOut: true });
+    expect(run.serial).toContain("looping forever");
     expect(run.message).toContain("ran longer than 500 ms");
   });
 });
