@@ -278,6 +278,14 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
           break;
         }
         uint8_t* data = reinterpret_cast<uint8_t*>(run_) + off;
+        const uint32_t port = run_->io.port;
+        if (!isWrite && count == 1 && pmTimerPort_ != 0 && port >= pmTimerPort_ && port + size <= pmTimerPort_ + 4) {
+          const uint64_t elapsed = static_cast<uint64_t>(MonotonicNs() - pmTimerStartNs_);
+          // 3,579,545 Hz: ticks = ns * 3579545 / 1e9, split so the product cannot overflow 64 bits.
+          const uint64_t ticks = (elapsed / 1000000000ULL) * 3579545ULL + (elapsed % 1000000000ULL) * 3579545ULL / 1000000000ULL;
+          StoreLe(data, size, (ticks & 0xffffffULL) >> (8 * (port - pmTimerPort_)));
+          break;
+        }
         napi_value argv[4];
         napi_create_uint32(e, run_->io.port, &argv[0]);
         napi_create_uint32(e, size, &argv[1]);

@@ -86,7 +86,8 @@ Napi::Function VcpuHandle::Define(Napi::Env env) {
                       InstanceMethod("getMsrs", &VcpuHandle::GetMsrs), InstanceMethod("setMsrs", &VcpuHandle::SetMsrs),
                       InstanceMethod("setCpuid", &VcpuHandle::SetCpuid),
                       InstanceMethod("getMpState", &VcpuHandle::GetMpState), InstanceMethod("setMpState", &VcpuHandle::SetMpState),
-                      InstanceMethod("getLapic", &VcpuHandle::GetLapic), InstanceMethod("setLapic", &VcpuHandle::SetLapic)});
+                      InstanceMethod("getLapic", &VcpuHandle::GetLapic), InstanceMethod("setLapic", &VcpuHandle::SetLapic),
+                      InstanceMethod("setPmTimer", &VcpuHandle::SetPmTimer)});
 }
 
 VcpuHandle::VcpuHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VcpuHandle>(info) {
@@ -389,6 +390,25 @@ void InitVcpu(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = VcpuHandle::Define(env);
   env.GetInstanceData<AddonData>()->vcpuCtor = Napi::Persistent(ctor);
   exports.Set("VcpuHandle", ctor);
+}
+
+}  // namespace kvmn
+
+namespace kvmn {
+
+// setPmTimer(port, startNs: bigint): reads of the 4 ports from `port` return the 24-bit ACPI PM timer (3.579545 MHz)
+// counted from `startNs` on CLOCK_MONOTONIC (node's process.hrtime clock), answered in the run loop; port 0 stops.
+Napi::Value VcpuHandle::SetPmTimer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t port;
+  if (!ArgU32(info, 0, &port) || port > 0xfffc) { ThrowRange(env, "setPmTimer: port must be 0 to 0xfffc"); return env.Undefined(); }
+  bool lossless = false;
+  if (!info[1].IsBigInt()) { ThrowType(env, "setPmTimer: startNs must be a bigint (process.hrtime.bigint())"); return env.Undefined(); }
+  const int64_t start = info[1].As<Napi::BigInt>().Int64Value(&lossless);
+  if (!lossless) { ThrowRange(env, "setPmTimer: startNs out of range"); return env.Undefined(); }
+  pmTimerPort_ = port;
+  pmTimerStartNs_ = start;
+  return env.Undefined();
 }
 
 }  // namespace kvmn

@@ -37,6 +37,7 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   Napi::Value SetMpState(const Napi::CallbackInfo& info);
   Napi::Value GetLapic(const Napi::CallbackInfo& info);
   Napi::Value SetLapic(const Napi::CallbackInfo& info);
+  Napi::Value SetPmTimer(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
   Napi::Value ExitResult(Napi::Env env, const char* reason);
@@ -45,6 +46,10 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   int fd_ = -1;
   uint32_t id_ = 0;
   size_t mmapSize_ = 0;
+  // An ACPI PM timer answered here, without a call into JS (0: none): Linux calibrates the TSC against it with
+  // back-to-back port reads whose total time must stay under a bound, so its reads are a measured hot path.
+  uint32_t pmTimerPort_ = 0;
+  int64_t pmTimerStartNs_ = 0;
   kvm_run* run_ = nullptr;
   std::atomic<int> inKvmRun_{0};      // set around the KVM_RUN ioctl; the kicker signals only then
   std::atomic<bool> stopRequested_{false};

@@ -22,6 +22,7 @@ export interface NativeVcpu {
   setMpState(state: number): void;
   getLapic(): Uint8Array;
   setLapic(state: Uint8Array): void;
+  setPmTimer(port: number, startNs: bigint): void;
 }
 
 export interface NativeAddon {

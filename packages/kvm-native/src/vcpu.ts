@@ -111,6 +111,19 @@ export class Vcpu {
     this.h().setLapic(state);
   }
 
+  /**
+   * Answers reads of the 4 ports from `port` in the run loop, without a dispatch call: the 24-bit ACPI PM timer
+   * (3.579545 MHz) counted from `startNs` on node's monotonic clock (`process.hrtime.bigint()`), so a JS PmTimer
+   * started at the same instant reads the same count. Linux calibrates the TSC against back-to-back PM timer reads
+   * whose total time must stay under a bound; a JS round trip per read made that fail on emulating hosts. Writes
+   * still reach `dispatch.pio`. Port 0 turns it off.
+   */
+  setPmTimer(port: number, startNs: bigint): void {
+    if (!Number.isInteger(port) || port < 0 || port > 0xfffc) throw new RangeError(`PM timer port must be 0 to 0xfffc, got ${port}`);
+    if (typeof startNs !== "bigint") throw new TypeError("startNs must be a bigint (process.hrtime.bigint())");
+    this.h().setPmTimer(port, startNs);
+  }
+
   close(): void {
     this.handle?.close();
     this.handle = undefined;

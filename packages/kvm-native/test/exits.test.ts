@@ -168,3 +168,39 @@ describe.skipIf(!kvmOk)("Vcpu.run exit dispatch (real /dev/kvm)", () => {
     expect(res.reason).toBe("shutdown");
   });
 });
+
+describe.skipIf(!kvmOk)("the PM timer answered in the run loop (real /dev/kvm)", () => {
+  it("serves reads of its ports without a dispatch call, counting at 3.579545 MHz from the given start", () => {
+    const t = realModeVm(`
+      mov $0x608, %dx
+      inl (%dx), %eax
+      mov %eax, %ebx
+      mov $20000, %ecx
+    1: loop 1b
+      inl (%dx), %eax
+      sub %ebx, %eax
+      and $0xffffff, %eax
+      outl %eax, $0x10                # the ticks between the two reads, to JS
+      mov $0x60a, %dx
+      inb (%dx), %al                  # bits 23:16 of the counter, a byte read at +2
+      outb %al, $0x11
+      hlt`);
+    try {
+      const start = process.hrtime.bigint();
+      t.vcpu.setPmTimer(0x608, start);
+      const r = new Recorder(t.vcpu);
+      expect(runSync(t.vcpu, r)).toEqual({ reason: "hlt" });
+      const elapsedTicks = Number(((process.hrtime.bigint() - start) * 3_579_545n) / 1_000_000_000n);
+      // Only the two outs reached JS: the three PM timer reads never did.
+      expect(r.pios.map((p) => p[0])).toEqual([0x10, 0x11]);
+      const between = r.pios[0]![3];
+      expect(between).toBeGreaterThan(0);
+      expect(between).toBeLessThanOrEqual(elapsedTicks);
+      // Read before the host's own clock read: equal, or one below if the counter crossed a 2^16 boundary since.
+      expect([(elapsedTicks >> 16) & 0xff, ((elapsedTicks >> 16) - 1) & 0xff]).toContain(r.pios[1]![3]);
+      expect(() => t.vcpu.setPmTimer(0xfffe, start)).toThrow(RangeError);
+    } finally {
+      t.close();
+    }
+  });
+});

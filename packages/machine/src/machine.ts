@@ -259,6 +259,8 @@ export class Machine {
       for (let id = 0; id < this.cpus; id++) {
         const vcpu = this.vm.createVcpu(id);
         vcpu.setCpuid(patchCpuid(cpuid, id, this.cpus));
+        // The PM timer's reads are answered in the run loop (Linux's TSC calibration times them); same clock, same start.
+        if (this.legacy.pmTimer.onHostClock) vcpu.setPmTimer(PM_TIMER_PORT, this.legacy.pmTimer.startNs);
         this.vcpus.push(vcpu);
         this.loop.add({
           id,

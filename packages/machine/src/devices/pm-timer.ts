@@ -11,16 +11,23 @@ const MASK_24 = 0xff_ffffn;
  * (any byte lane may be read alone). Writes are ignored. Guests use it as a clocksource and to calibrate the TSC.
  */
 export class PmTimer implements IoHandler {
-  private readonly start: bigint;
+  /** When the counter was 0, on `nowNs`'s clock. */
+  readonly startNs: bigint;
+  /**
+   * True when it counts on node's monotonic clock (process.hrtime), which the vCPU run loop can read too: the
+   * machine then has the run loop answer its reads (Vcpu.setPmTimer) with the same start.
+   */
+  readonly onHostClock: boolean;
 
-  /** `nowNs`: a monotonic clock in nanoseconds. */
+  /** `nowNs`: a monotonic clock in nanoseconds (default process.hrtime.bigint). */
   constructor(private readonly nowNs: () => bigint = process.hrtime.bigint) {
-    this.start = nowNs();
+    this.startNs = nowNs();
+    this.onHostClock = nowNs === process.hrtime.bigint;
   }
 
   /** The counter's value now (24 bits). */
   count(): number {
-    return Number((((this.nowNs() - this.start) * PM_TIMER_HZ) / 1_000_000_000n) & MASK_24);
+    return Number((((this.nowNs() - this.startNs) * PM_TIMER_HZ) / 1_000_000_000n) & MASK_24);
   }
 
   read(offset: number, size: SmallAccessSize): number {
