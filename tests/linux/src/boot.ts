@@ -2,16 +2,19 @@
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { guestTscKhz } from "./tsc.js";
 
 /** `vmm` as users run it: the @vmm/cli package's bin. */
 export const vmmBin = join(dirname(createRequire(import.meta.url).resolve("@vmm/cli")), "..", "bin", "vmm.js");
 
 /**
- * What the test kernel needs on this host's emulated KVM, and nothing about clocks (KVM's paravirtual clock and
- * the VMM's PM timer serve them): hide instructions its CPL0 emulator lacks, keep the idle loop on HLT. See
- * README.md.
+ * What the test kernel needs on this host's emulated KVM: hide instructions its CPL0 emulator lacks, keep the idle
+ * loop on HLT, and give it the TSC frequency KVM runs (`tsc_early_khz`, src/tsc.ts): three PM timer exits take
+ * about as long as Linux's calibration allows, so calibrating failed on most boots of a busy host. See README.md.
  */
+const tscKhz = guestTscKhz();
 export const HOST_CMDLINE = [
+  ...(tscKhz ? [`tsc_early_khz=${tscKhz}`] : []),
   "clearcpuid=cx16,popcnt,xsave,rdtscp,114,tsc_deadline_timer,rdrand,rdseed,rdpid,fsgsbase,smap,pcid,invpcid,erms,fsrm,movbe,clwb",
   "mitigations=off",
   "idle=halt",

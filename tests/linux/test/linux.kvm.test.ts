@@ -51,10 +51,10 @@ function expectClean(r: BootResult, log: string): void {
   expect(r.status, r.stderr).toBe(0);
   expect(r.report.filter((l) => l.startsWith("FAIL"))).toEqual([]);
   expect(troubleLines(r.serial)).toEqual([]);
-  // The clock needed no command-line help: the TSC was calibrated against the PM timer and is trusted. (Linux's
+  // The kernel found the VMM's PM timer; the TSC runs at the frequency KVM reports (given as tsc_early_khz when KVM
+  // can say: PM-timer calibration fails on most boots of a busy emulating host, src/tsc.ts) and is trusted. (Linux's
   // acpi_pm clocksource check may still give up when two back-to-back reads land 3 ms apart on a loaded host.)
   expect(r.serial).toMatch(/ACPI: PM-Timer IO Port: 0x608/);
-  expect(r.serial).toMatch(/tsc: using PMTIMER reference calibration/);
   expect(r.serial).toMatch(/tsc: Detected \d+\.\d+ MHz processor/);
   expect(r.serial).not.toMatch(/Marking TSC unstable/);
 }
