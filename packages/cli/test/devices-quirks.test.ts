@@ -1,35 +1,15 @@
 /** `vmm devices` lists the quirks plugins register, and the quirks applied to each device of the tree. */
-import { EventEmitter } from "node:events";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import type { CliContext } from "../src/context.js";
-import { main } from "../src/main.js";
-import { FakeMachine } from "./helpers/fake-machine.js";
+import { runDevices } from "./helpers/devices-run.js";
 import { fixturePlugin } from "./helpers/spawn.js";
 
 const tmp = mkdtempSync(path.join(tmpdir(), "vmm-devices-quirks-"));
 
-/** main() with a fake machine on a real PCI bus (no KVM). */
-async function devices(args: string[]): Promise<{ status: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const ctx: CliContext = {
-    cwd: tmp,
-    stdout: (t) => out.push(t),
-    stderr: (t) => err.push(t),
-    signals: new EventEmitter() as unknown as CliContext["signals"],
-    builtins: [{ name: "fake-virtio.mjs", load: () => import(pathToFileURL(fixturePlugin("fake-virtio.mjs")).href) }],
-    machineFactory: async () => (config) => {
-      const m = new FakeMachine(config, async () => expect.fail("vmm devices must not run the machine"), true, true);
-      return Object.assign(m, { pciTopology: () => m.pciBus!.topology(), pciFunctions: () => m.pciBus!.functions() });
-    },
-  };
-  const status = await main(["devices", ...args], ctx);
-  return { status, out: out.join(""), err: err.join("") };
-}
+/** `vmm devices ARGS` from this file's temporary directory (helpers/devices-run.ts). */
+const devices = (args: string[]) => runDevices(tmp, args);
 
 describe("vmm devices and quirks", () => {
   it("lists every registered quirk with its plugin and the devices it matches", async () => {

@@ -1,13 +1,9 @@
 /** `vmm devices` given devices: the PCI tree of the assembled (never run) machine, as text and as JSON. */
-import { EventEmitter } from "node:events";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import type { CliContext } from "../src/context.js";
-import { main } from "../src/main.js";
-import { FakeMachine } from "./helpers/fake-machine.js";
+import { runDevices } from "./helpers/devices-run.js";
 import { kvmOk } from "./helpers/kvm.js";
 import { fixturePlugin, vmm } from "./helpers/spawn.js";
 
@@ -25,26 +21,8 @@ interface JsonNode {
   children: JsonNode[];
 }
 
-/** main() with a fake machine on a real PCI bus: the assembly path without KVM. */
-async function devices(args: string[]): Promise<{ status: number; out: string; err: string; machines: FakeMachine[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const machines: FakeMachine[] = [];
-  const ctx: CliContext = {
-    cwd: tmp,
-    stdout: (t) => out.push(t),
-    stderr: (t) => err.push(t),
-    signals: new EventEmitter() as unknown as CliContext["signals"],
-    builtins: [{ name: "fake-virtio.mjs", load: () => import(pathToFileURL(fixturePlugin("fake-virtio.mjs")).href) }],
-    machineFactory: async () => (config) => {
-      const m = new FakeMachine(config, async () => expect.fail("vmm devices must not run the machine"), true, true);
-      machines.push(m);
-      return Object.assign(m, { pciTopology: () => m.pciBus!.topology(), pciFunctions: () => m.pciBus!.functions() });
-    },
-  };
-  const status = await main(["devices", ...args], ctx);
-  return { status, out: out.join(""), err: err.join(""), machines };
-}
+/** `vmm devices ARGS` from this file's temporary directory (helpers/devices-run.ts). */
+const devices = (args: string[]) => runDevices(tmp, args);
 
 describe("vmm devices with devices (assembly without KVM: a fake machine on a real bus)", () => {
   it("assembles without a kernel, prints the tree with types and BARs, runs nothing and closes the machine", async () => {
