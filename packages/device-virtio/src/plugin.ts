@@ -56,6 +56,20 @@ function randomMac(): Mac {
   return [0x52, 0x54, 0x00, b[0]!, b[1]!, b[2]!];
 }
 
+/** kvmtool's `-n` keys, accepted as the names it gives them; giving both spellings of one is an error. */
+const KVMTOOL_NET_NAMES: Readonly<Record<string, string>> = { guest_mac: "mac", guest_ip: "address", host_ip: "gateway", tapif: "ifname" };
+
+function withKvmtoolNames(name: string, options: OptionValues): OptionValues {
+  const out: OptionValues = { ...options };
+  for (const [kvmtool, ours] of Object.entries(KVMTOOL_NET_NAMES)) {
+    if (out[kvmtool] === undefined) continue;
+    if (out[ours] !== undefined) throw new ConfigurationError(`${name}: ${kvmtool} and ${ours} name the same setting; give one`);
+    out[ours] = out[kvmtool];
+    delete out[kvmtool];
+  }
+  return out;
+}
+
 function forwardsOf(name: string, text: string) {
   try {
     return parsePasstForwards(text);
@@ -98,10 +112,16 @@ const deviceTypes: CoreDeviceType[] = [
       address: { type: "string", description: "IPv4 address passt gives the guest (passt backend; default: the host's)" },
       prefix: { type: "number", integer: true, min: 0, max: 32, description: "its prefix length (passt backend; default: the host's)" },
       gateway: { type: "string", description: "the guest's gateway, mapped to the host (passt backend; default: the host's gateway)" },
+      ipv6: { type: "boolean", default: true, description: "IPv6 too: passt's router advertisements and DHCPv6 where the host has IPv6 (passt backend)" },
+      guest_mac: { type: "string", description: "kvmtool's name for mac" },
+      guest_ip: { type: "string", description: "kvmtool's name for address (passt backend)" },
+      host_ip: { type: "string", description: "kvmtool's name for gateway: the address that reaches the host (passt backend)" },
+      tapif: { type: "string", description: "kvmtool's name for ifname (tap backend)" },
       mac: { type: "string", description: "station address, e.g. 52:54:00:12:34:56 (default: random 52:54:00:xx:xx:xx)" },
       transport,
     },
-    async create(context, options) {
+    async create(context, rawOptions) {
+      const options = withKvmtoolNames(context.name, rawOptions);
       let mac = randomMac();
       if (options.mac !== undefined) {
         const parsed = parseMac(options.mac as string);
@@ -115,12 +135,13 @@ const deviceTypes: CoreDeviceType[] = [
       const kind = alias(options.backend ?? options.mode ?? "socket");
       const { logger } = services(context.container);
       const passtOnly = ["forward", "socket", "address", "prefix", "gateway"].filter((k) => options[k] !== undefined);
+      if (kind !== "passt" && options.ipv6 === false) passtOnly.push("ipv6");
       if (kind !== "passt" && passtOnly.length) {
         throw new ConfigurationError(`${context.name}: ${passtOnly.join(", ")} ${passtOnly.length === 1 ? "applies" : "apply"} only to backend=passt`);
       }
       if (kind === "passt") {
         if (options.socket !== undefined) {
-          const extra = passtOnly.filter((k) => k !== "socket");
+          const extra = [...passtOnly.filter((k) => k !== "socket"), ...(options.ipv6 === false ? ["ipv6"] : [])];
           if (extra.length) throw new ConfigurationError(`${context.name}: with socket=, passt is configured where it runs (${extra.join(", ")} not applied)`);
           const backend = await SocketNetBackend.open(options.socket as string, "connect", logger);
           return pciFunction(context, new VirtioNet(backend, mac), options);
@@ -130,6 +151,7 @@ const deviceTypes: CoreDeviceType[] = [
           address: options.address as string | undefined,
           prefix: options.prefix as number | undefined,
           gateway: options.gateway as string | undefined,
+          ipv6: options.ipv6 as boolean,
           logger,
           label: context.name,
         });

@@ -41,6 +41,50 @@ function arpRequest(): Uint8Array {
   return f;
 }
 
+/** A DHCPDISCOVER (RFC 2131) from GUEST_MAC: Ethernet broadcast, IPv4 0.0.0.0 -> 255.255.255.255, UDP 68 -> 67. */
+function dhcpDiscover(xid: number): Uint8Array {
+  const dhcp = new Uint8Array(300);
+  const v = new DataView(dhcp.buffer);
+  dhcp.set([1, 1, 6, 0]); // BOOTREQUEST, Ethernet, 6-byte address
+  v.setUint32(4, xid);
+  dhcp.set(GUEST_MAC, 28);
+  dhcp.set([99, 130, 83, 99], 236); // magic cookie
+  dhcp.set([53, 1, 1, 55, 3, 1, 3, 6, 255], 240); // DISCOVER; asks for netmask, router, DNS
+  const frame = new Uint8Array(14 + 20 + 8 + dhcp.length);
+  const f = new DataView(frame.buffer);
+  frame.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 0);
+  frame.set(GUEST_MAC, 6);
+  f.setUint16(12, 0x0800);
+  frame.set([0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17], 14);
+  f.setUint16(16, 20 + 8 + dhcp.length);
+  frame.set([255, 255, 255, 255], 30);
+  let sum = 0;
+  for (let i = 14; i < 34; i += 2) sum += f.getUint16(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  f.setUint16(24, ~sum & 0xffff);
+  f.setUint16(34, 68);
+  f.setUint16(36, 67);
+  f.setUint16(38, 8 + dhcp.length);
+  frame.set(dhcp, 42);
+  return frame;
+}
+
+/** The DHCP options of a reply frame to UDP port 68 with this xid, by code; undefined for other frames. */
+function dhcpReply(frame: Uint8Array, xid: number): Map<number, Uint8Array> | undefined {
+  const f = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  if (frame.length < 14 + 20 + 8 + 240 || f.getUint16(12) !== 0x0800 || frame[23] !== 17) return undefined;
+  const udp = 14 + (frame[14]! & 15) * 4;
+  const dhcp = udp + 8;
+  if (f.getUint16(udp + 2) !== 68 || frame[dhcp] !== 2 || f.getUint32(dhcp + 4) !== xid) return undefined;
+  const options = new Map<number, Uint8Array>([[0, frame.subarray(dhcp + 16, dhcp + 20)]]); // 0: yiaddr
+  for (let at = dhcp + 240; at + 1 < frame.length && frame[at] !== 255; ) {
+    if (frame[at] === 0) { at++; continue; }
+    options.set(frame[at]!, frame.subarray(at + 2, at + 2 + frame[at + 1]!));
+    at += 2 + frame[at + 1]!;
+  }
+  return options;
+}
+
 describe("passt options", () => {
   it("parses forwards joined by +", () => {
     expect(parsePasstForwards("8080:80/tcp+5353:53/udp+22/tcp")).toEqual([
@@ -54,11 +98,12 @@ describe("passt options", () => {
 
   it("builds passt's command line", () => {
     expect(passtArguments({ ...OPTIONS, forwards: parsePasstForwards("8080:80/tcp+5353:53/udp") })).toEqual([
-      "--foreground", "--quiet", "--ipv4-only", "--fd", "3",
+      "--foreground", "--quiet", "--fd", "3",
       "--address", "10.0.2.15", "--netmask", "24", "--gateway", "10.0.2.2",
       "--tcp-ports", "8080:80", "--udp-ports", "5353:53",
     ]);
-    expect(passtArguments({})).toEqual(["--foreground", "--quiet", "--ipv4-only", "--fd", "3", "--tcp-ports", "none", "--udp-ports", "none"]);
+    expect(passtArguments({})).toEqual(["--foreground", "--quiet", "--fd", "3", "--tcp-ports", "none", "--udp-ports", "none"]);
+    expect(passtArguments({ ipv6: false }).slice(0, 5)).toEqual(["--foreground", "--quiet", "--ipv4-only", "--fd", "3"]);
   });
 
   it("a missing passt binary is one line naming the Debian package", async () => {
@@ -79,6 +124,16 @@ describe("the plugin's passt options", () => {
     await expect(make({ backend: "tap", forward: "1/tcp" })).rejects.toThrow("net0: forward applies only to backend=passt");
     await expect(make({ backend: "passt", socket: "/nonexistent/s", address: "10.0.2.15" })).rejects.toThrow(/with socket=, passt is configured where it runs \(address not applied\)/);
     await expect(make({ mode: "user", forward: "x" })).rejects.toThrow("net0: forward 'x': expected HOST:GUEST/tcp or HOST:GUEST/udp with ports 1-65535");
+    await expect(make({ backend: "tap", ipv6: false })).rejects.toThrow("net0: ipv6 applies only to backend=passt");
+    await expect(make({ backend: "passt", socket: "/nonexistent/s", ipv6: false })).rejects.toThrow(/\(ipv6 not applied\)/);
+  });
+
+  it("takes kvmtool's -n names (guest_mac, guest_ip, host_ip, tapif) for its own, and refuses both spellings at once", async () => {
+    const make = await netType();
+    await expect(make({ mode: "user", guest_ip: "10.0.2.15", address: "10.0.2.16" })).rejects.toThrow("net0: guest_ip and address name the same setting; give one");
+    await expect(make({ mode: "tap", tapif: "tap0", ifname: "tap1" })).rejects.toThrow("net0: tapif and ifname name the same setting; give one");
+    await expect(make({ mode: "socket", path: "/nonexistent/s", guest_mac: "01:00:00:00:00:01" })).rejects.toThrow("'01:00:00:00:00:01' is not a unicast MAC address");
+    await expect(make({ mode: "socket", guest_ip: "10.0.2.15", path: "/x" })).rejects.toThrow("net0: address applies only to backend=passt");
   });
 });
 
@@ -109,6 +164,26 @@ describe.skipIf(!HAVE_PASST)("passt process lifetime", () => {
     expect([...reply.subarray(0, 6)]).toEqual(GUEST_MAC);
     await backend.close();
     expect(alive(pid)).toBe(false);
+  });
+
+  it("passt's DHCP server offers the address, netmask and gateway vmm gave it", async () => {
+    const backend = await PasstNetBackend.open(OPTIONS);
+    const replies: Map<number, Uint8Array>[] = [];
+    backend.open((f) => {
+      const r = dhcpReply(f, 0x766d6d01);
+      if (r) replies.push(r);
+    });
+    try {
+      backend.send(dhcpDiscover(0x766d6d01));
+      await until(() => replies.length > 0);
+      const offer = replies[0]!;
+      expect([...offer.get(53)!]).toEqual([2]); // DHCPOFFER
+      expect([...offer.get(0)!]).toEqual(GUEST_IP);
+      expect([...offer.get(1)!]).toEqual([255, 255, 255, 0]);
+      expect([...offer.get(3)!].slice(0, 4)).toEqual(GATEWAY);
+    } finally {
+      await backend.close();
+    }
   });
 
   it("refuses options passt rejects at startup", async () => {

@@ -17,6 +17,8 @@ export interface PasstOptions {
   address?: string;
   prefix?: number;
   gateway?: string;
+  /** IPv6 as well as IPv4 (default true): passt answers NDP and DHCPv6 where the host has IPv6 routes. */
+  ipv6?: boolean;
   /** The passt binary (default `passt` on PATH). */
   binary?: string;
   logger?: Logger;
@@ -42,9 +44,9 @@ export function parsePasstForwards(text: string): PasstForward[] {
     });
 }
 
-/** passt's command line: foreground, IPv4 only, the frame socket on fd 3 (passt quits when it closes). */
+/** passt's command line: foreground, the frame socket on fd 3 (passt quits when it closes). */
 export function passtArguments(options: PasstOptions): string[] {
-  const args = ["--foreground", "--quiet", "--ipv4-only", "--fd", "3"];
+  const args = ["--foreground", "--quiet", ...(options.ipv6 === false ? ["--ipv4-only"] : []), "--fd", "3"];
   if (options.address !== undefined) args.push("--address", options.address);
   if (options.prefix !== undefined) args.push("--netmask", String(options.prefix));
   if (options.gateway !== undefined) args.push("--gateway", options.gateway);
