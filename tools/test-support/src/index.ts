@@ -4,3 +4,4 @@ export { devKvmUsable, kvmSkipBanner, kvmTestGate, type KvmAvailability, type Kv
 export { decodePng, type DecodedPng } from "./png-decode.js";
 export { hostToolAvailable } from "./host-tool.js";
 export { startVfioUserServer, vfioUserServerBin, vfioUserServerMissing, type VfioUserServer, type VfioUserServerOptions } from "./vfio-user-server.js";
+export { NOBODY, unprivileged, type Unprivileged, type UnprivilegedUser } from "./unprivileged.js";

@@ -1,0 +1,45 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { devKvmUsable } from "../src/kvm-gate.js";
+import { NOBODY, unprivileged } from "../src/unprivileged.js";
+
+const kvm = devKvmUsable();
+if (!kvm.ok) console.warn(`SKIP the unprivileged runner's tests: ${kvm.reason}`);
+
+// What the child reports about itself: ids, groups, effective capabilities, and whether it can open /dev/kvm and
+// a root-only directory.
+const PROBE = `
+const fs = require("node:fs");
+const capEff = /CapEff:\\s*(\\S+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))[1];
+const open = (p) => { try { fs.closeSync(fs.openSync(p, "r+")); return "ok"; } catch (e) { return e.code; } };
+const list = (p) => { try { fs.readdirSync(p); return "ok"; } catch (e) { return e.code; } };
+console.log(JSON.stringify({ uid: process.getuid(), gid: process.getgid(), groups: process.getgroups(), capEff, kvm: open("/dev/kvm"), root: list("/root") }));`;
+
+describe.skipIf(!kvm.ok)("unprivileged", () => {
+  it("runs a command as nobody with /dev/kvm usable, no capabilities, and the host's /dev/kvm untouched", () => {
+    const scratch = mkdtempSync(join(tmpdir(), "vmm-unpriv-"));
+    const before = statSync("/dev/kvm");
+    try {
+      const u = unprivileged(scratch);
+      if (!u.ok) throw new Error(u.reason);
+      const { file, args } = u.command(process.execPath, ["-e", PROBE]);
+      const r = spawnSync(file, args, { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      const seen = JSON.parse(r.stdout) as { uid: number; gid: number; groups: number[]; capEff: string; kvm: string; root: string };
+      expect(seen.kvm).toBe("ok");
+      if (u.asIs) {
+        expect(seen.uid).not.toBe(0);
+      } else {
+        expect(seen).toMatchObject({ uid: NOBODY.uid, gid: NOBODY.gid, capEff: "0000000000000000", root: "EACCES" });
+        expect(seen.groups.filter((g) => g !== NOBODY.gid)).toEqual([]);
+      }
+      const after = statSync("/dev/kvm");
+      expect([after.uid, after.gid, after.mode, after.rdev]).toEqual([before.uid, before.gid, before.mode, before.rdev]);
+    } finally {
+      rmdirSync(scratch);
+    }
+  });
+});
