@@ -13,7 +13,8 @@ typedef unsigned long u64;
 enum {
   SYS_read = 0, SYS_write = 1, SYS_open = 2, SYS_close = 3, SYS_lseek = 8, SYS_ioctl = 16, SYS_pread64 = 17,
   SYS_pwrite64 = 18, SYS_nanosleep = 35, SYS_fsync = 74, SYS_mkdir = 83, SYS_readlink = 89, SYS_sync = 162,
-  SYS_mount = 165, SYS_getdents64 = 217, SYS_socket = 41, SYS_connect = 42, SYS_sendto = 44, SYS_recvfrom = 45, SYS_setsockopt = 54,
+  SYS_mount = 165, SYS_getdents64 = 217, SYS_socket = 41, SYS_connect = 42, SYS_accept = 43, SYS_sendto = 44, SYS_recvfrom = 45, SYS_bind = 49,
+  SYS_listen = 50, SYS_setsockopt = 54,
   SYS_mmap = 9, SYS_munmap = 11, SYS_mlock = 149,
 };
 enum { O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_DIRECTORY = 0200000 };
@@ -260,36 +261,63 @@ static u32 parse_ip(const char *s, const char **end) {
 
 struct sockaddr_in { unsigned short family; unsigned short port; u32 addr; u8 zero[8]; };
 struct ifreq { char name[16]; union { struct sockaddr_in addr; short flags; u8 raw[24]; } u; };
-enum { AF_INET = 2, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_RAW = 3, IPPROTO_ICMP = 1, SOL_SOCKET = 1, SO_RCVTIMEO = 20 };
+enum { AF_INET = 2, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_RAW = 3, IPPROTO_ICMP = 1, SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_RCVTIMEO = 20 };
 enum { SIOCGIFFLAGS = 0x8913, SIOCSIFFLAGS = 0x8914, SIOCSIFADDR = 0x8916, SIOCSIFNETMASK = 0x891c, SIOCGIFHWADDR = 0x8927 };
 
-/* net-up:IFACE:A.B.C.D/PREFIX: address, netmask and IFF_UP through the classic ioctls. */
-static void net_up(const char *arg) {
+static void ifr_name(struct ifreq *ifr, const char *name, size_t n) {
+  for (size_t i = 0; i < sizeof *ifr; i++) ((u8 *)ifr)[i] = 0;
+  for (size_t i = 0; i < n && i < sizeof ifr->name - 1; i++) ifr->name[i] = name[i];
+}
+
+static u32 prefix_mask(u32 prefix) { u32 m = prefix ? ~0u << (32 - prefix) : 0; return (m >> 24) | ((m >> 8) & 0xff00) | ((m << 8) & 0xff0000) | (m << 24); }
+
+/* Brings an interface up (IFF_UP) and reads its MAC; 0 on success, else a failure line was printed. */
+static long if_up(const char *name, u8 mac[6]) {
   struct ifreq ifr;
-  for (size_t i = 0; i < sizeof ifr; i++) ((u8 *)&ifr)[i] = 0;
-  size_t n = 0;
-  while (*arg && *arg != ':' && n < sizeof ifr.name - 1) ifr.name[n++] = *arg++;
-  const char *rest;
-  u32 ip = *arg == ':' ? parse_ip(arg + 1, &rest) : 0;
-  u32 prefix = 0;
-  if (!ip || *rest != '/') { fail("net-up bad argument", 0); return; }
-  for (rest++; *rest >= '0' && *rest <= '9'; rest++) prefix = prefix * 10 + (u32)(*rest - '0');
-  u32 mask = prefix ? ~0u << (32 - prefix) : 0;
+  ifr_name(&ifr, name, len(name));
   long fd = sys3(SYS_socket, AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) { fail("net-up socket", fd); return; }
+  if (fd < 0) { fail("if-up socket", fd); return fd; }
+  long r;
+  if ((r = sys3(SYS_ioctl, fd, SIOCGIFFLAGS, &ifr)) < 0) fail("if-up SIOCGIFFLAGS", r);
+  ifr.u.flags |= 1; /* IFF_UP */
+  if (r >= 0 && (r = sys3(SYS_ioctl, fd, SIOCSIFFLAGS, &ifr)) < 0) fail("if-up SIOCSIFFLAGS", r);
+  if (r >= 0 && (r = sys3(SYS_ioctl, fd, SIOCGIFHWADDR, &ifr)) == 0) for (int i = 0; i < 6; i++) mac[i] = ifr.u.raw[2 + i];
+  sys3(SYS_close, fd, 0, 0);
+  return r < 0 ? r : 0;
+}
+
+/* Sets an interface's IPv4 address and netmask (both in network byte order) through the classic ioctls. */
+static long if_address(const char *name, u32 ip, u32 mask) {
+  struct ifreq ifr;
+  ifr_name(&ifr, name, len(name));
+  long fd = sys3(SYS_socket, AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) { fail("if-address socket", fd); return fd; }
   long r;
   ifr.u.addr.family = AF_INET;
   ifr.u.addr.addr = ip;
-  if ((r = sys3(SYS_ioctl, fd, SIOCSIFADDR, &ifr)) < 0) fail("net-up SIOCSIFADDR", r);
-  ifr.u.addr.addr = (mask >> 24) | ((mask >> 8) & 0xff00) | ((mask << 8) & 0xff0000) | (mask << 24);
-  if ((r = sys3(SYS_ioctl, fd, SIOCSIFNETMASK, &ifr)) < 0) fail("net-up SIOCSIFNETMASK", r);
-  if ((r = sys3(SYS_ioctl, fd, SIOCGIFFLAGS, &ifr)) < 0) fail("net-up SIOCGIFFLAGS", r);
-  ifr.u.flags |= 1; /* IFF_UP */
-  if ((r = sys3(SYS_ioctl, fd, SIOCSIFFLAGS, &ifr)) < 0) fail("net-up SIOCSIFFLAGS", r);
-  u8 mac[6] = { 0 };
-  if (sys3(SYS_ioctl, fd, SIOCGIFHWADDR, &ifr) == 0) for (int i = 0; i < 6; i++) mac[i] = ifr.u.raw[2 + i];
+  if ((r = sys3(SYS_ioctl, fd, SIOCSIFADDR, &ifr)) < 0) fail("if-address SIOCSIFADDR", r);
+  ifr.u.addr.addr = mask;
+  if (r >= 0 && (r = sys3(SYS_ioctl, fd, SIOCSIFNETMASK, &ifr)) < 0) fail("if-address SIOCSIFNETMASK", r);
   sys3(SYS_close, fd, 0, 0);
-  put("@@ net-up "); put(ifr.name); put(" mac="); puthex(mac, 6); put(" ok"); end();
+  return r < 0 ? r : 0;
+}
+
+/* net-up:IFACE:A.B.C.D/PREFIX: address and netmask, then IFF_UP. */
+static void net_up(const char *arg) {
+  const char *colon = arg;
+  while (*colon && *colon != ':') colon++;
+  char name[16];
+  size_t n = (size_t)(colon - arg) < sizeof name - 1 ? (size_t)(colon - arg) : sizeof name - 1;
+  for (size_t i = 0; i < n; i++) name[i] = arg[i];
+  name[n] = 0;
+  const char *rest;
+  u32 ip = *colon == ':' ? parse_ip(colon + 1, &rest) : 0;
+  u32 prefix = 0;
+  if (!ip || *rest != '/') { fail("net-up bad argument", 0); return; }
+  for (rest++; *rest >= '0' && *rest <= '9'; rest++) prefix = prefix * 10 + (u32)(*rest - '0');
+  u8 mac[6] = { 0 };
+  if (if_address(name, ip, prefix_mask(prefix)) < 0 || if_up(name, mac) < 0) return;
+  put("@@ net-up "); put(name); put(" mac="); puthex(mac, 6); put(" ok"); end();
 }
 
 static unsigned short inet_checksum(const u8 *p, size_t n) {
@@ -337,27 +365,12 @@ static void ping(const char *arg) {
   fail("ping no reply", 0);
 }
 
-/* tcp:A.B.C.D:PORT: connects (up to 10 tries, 1 s apart), sends "hello from the guest\n" and prints the line
-   the server sends back. */
-static void tcp(const char *arg) {
-  const char *rest;
-  u32 ip = parse_ip(arg, &rest);
-  unsigned port = 0;
-  if (!ip || *rest != ':') { fail("tcp bad argument", 0); return; }
-  for (rest++; *rest >= '0' && *rest <= '9'; rest++) port = port * 10 + (unsigned)(*rest - '0');
-  struct sockaddr_in to = { AF_INET, (unsigned short)((port >> 8) | ((port & 0xff) << 8)), ip, { 0 } };
-  long fd = -1, r = -1;
-  for (int try = 0; try < 10; try++) {
-    fd = sys3(SYS_socket, AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) { fail("tcp socket", fd); return; }
-    if ((r = sys3(SYS_connect, fd, &to, sizeof to)) == 0) break;
-    sys3(SYS_close, fd, 0, 0);
-    sleep_ms(1000);
-  }
-  if (r < 0) { fail("tcp connect", r); return; }
+/* Sends "hello from the guest\n" on a connected socket and prints the line the peer sends back. */
+static void tcp_exchange(const char *what, long fd) {
   long tv[2] = { 10, 0 };
   sys6(SYS_setsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, (long)tv, sizeof tv, 0);
   static const char hello[] = "hello from the guest\n";
+  long r;
   if ((r = sys3(SYS_write, fd, hello, sizeof hello - 1)) != (long)(sizeof hello - 1)) { sys3(SYS_close, fd, 0, 0); fail("tcp write", r); return; }
   char in[200];
   size_t n = 0;
@@ -368,8 +381,76 @@ static void tcp(const char *arg) {
   sys3(SYS_close, fd, 0, 0);
   if (n == 0 || in[n - 1] != '\n') { fail("tcp no reply line", r); return; }
   in[n - 1] = 0;
-  put("@@ tcp "); put(arg); put(" got '"); put(in); put("' ok"); end();
+  put("@@ "); put(what); put(" got '"); put(in); put("' ok"); end();
 }
+
+/* Connects a TCP socket of `family` to `to` (up to 10 tries, 1 s apart); the socket, or -1 after a failure line. */
+static long tcp_connect(int family, const void *to, size_t size) {
+  long fd = -1, r = -1;
+  for (int try = 0; try < 10; try++) {
+    fd = sys3(SYS_socket, family, SOCK_STREAM, 0);
+    if (fd < 0) { fail("tcp socket", fd); return -1; }
+    if ((r = sys3(SYS_connect, fd, to, size)) == 0) return fd;
+    sys3(SYS_close, fd, 0, 0);
+    sleep_ms(1000);
+  }
+  fail("tcp connect", r);
+  return -1;
+}
+
+static unsigned short be16(unsigned v) { return (unsigned short)((v >> 8 & 0xff) | (v & 0xff) << 8); }
+static unsigned parse_port(const char *s) { unsigned p = 0; while (*s >= '0' && *s <= '9') p = p * 10 + (unsigned)(*s++ - '0'); return p; }
+
+/* tcp:A.B.C.D:PORT: connects, sends "hello from the guest\n" and prints the line the server sends back. */
+static void tcp(const char *arg) {
+  const char *rest;
+  u32 ip = parse_ip(arg, &rest);
+  if (!ip || *rest != ':') { fail("tcp bad argument", 0); return; }
+  struct sockaddr_in to = { AF_INET, be16(parse_port(rest + 1)), ip, { 0 } };
+  long fd = tcp_connect(AF_INET, &to, sizeof to);
+  if (fd < 0) return;
+  char what[64] = "tcp ";
+  copy(what + 4, arg);
+  tcp_exchange(what, fd);
+}
+
+/* listen:PORT: a TCP server on 0.0.0.0:PORT for one client (host connections arrive through passt's port
+   forward): prints "listen PORT ready", then the client's line, which it answers with "guest got: LINE". */
+static void listen_once(const char *arg) {
+  unsigned port = parse_port(arg);
+  long fd = sys3(SYS_socket, AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) { fail("listen socket", fd); return; }
+  int one = 1;
+  sys6(SYS_setsockopt, fd, SOL_SOCKET, SO_REUSEADDR, (long)&one, sizeof one, 0);
+  struct sockaddr_in any = { AF_INET, be16(port), 0, { 0 } };
+  long r;
+  if ((r = sys3(SYS_bind, fd, &any, sizeof any)) < 0 || (r = sys3(SYS_listen, fd, 1, 0)) < 0) { sys3(SYS_close, fd, 0, 0); fail("listen bind", r); return; }
+  long tv[2] = { 120, 0 }; /* accept() honours the receive timeout */
+  sys6(SYS_setsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, (long)tv, sizeof tv, 0);
+  put("@@ listen "); put(arg); put(" ready"); end();
+  long c = sys3(SYS_accept, fd, 0, 0);
+  sys3(SYS_close, fd, 0, 0);
+  if (c < 0) { fail("listen accept", c); return; }
+  long rt[2] = { 10, 0 };
+  sys6(SYS_setsockopt, c, SOL_SOCKET, SO_RCVTIMEO, (long)rt, sizeof rt, 0);
+  char in[200];
+  size_t n = 0;
+  while (n < sizeof in - 1 && (r = sys3(SYS_read, c, in + n, sizeof in - 1 - n)) > 0) {
+    n += (size_t)r;
+    if (in[n - 1] == '\n') break;
+  }
+  if (n == 0 || in[n - 1] != '\n') { sys3(SYS_close, c, 0, 0); fail("listen no line", r); return; }
+  in[n - 1] = 0;
+  char reply[240] = "guest got: ";
+  copy(reply + len(reply), in);
+  copy(reply + len(reply), "\n");
+  sys3(SYS_write, c, reply, len(reply));
+  sys3(SYS_close, c, 0, 0);
+  put("@@ listen "); put(arg); put(" got '"); put(in); put("' ok"); end();
+}
+
+#include "dhcp.h"
+#include "ipv6.h"
 
 /* rescan:BDF: removes a function through sysfs and rescans the bus, as a user or hotplug would. */
 static void rescan(const char *bdf) {
@@ -682,6 +763,10 @@ static void run_check(const char *arg) {
   else if (starts(arg, "net-up:")) net_up(arg + 7);
   else if (starts(arg, "ping:")) ping(arg + 5);
   else if (starts(arg, "tcp:")) tcp(arg + 4);
+  else if (starts(arg, "tcp6:")) tcp6(arg + 5);
+  else if (starts(arg, "listen:")) listen_once(arg + 7);
+  else if (starts(arg, "dhcp:")) dhcp(arg + 5);
+  else if (starts(arg, "ipv6:")) ipv6(arg + 5);
   else if (starts(arg, "vfio:")) vfio(arg + 5);
   else if (starts(arg, "sleep:")) { long ms = 0; for (const char *s = arg + 6; *s >= '0' && *s <= '9'; s++) ms = ms * 10 + (*s - '0'); sleep_ms(ms); }
   else if (starts(arg, "cat:")) dump(arg + 4, arg + 4);

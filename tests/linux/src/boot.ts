@@ -37,6 +37,8 @@ export interface BootOptions {
   /** Called (and awaited) before each boot is spawned (a retried boot is a new vmm: per-boot host state, such as
    *  device servers that take one client, starts over here). */
   onBoot?: (attempt: number) => void | Promise<void>;
+  /** Rewrites the vmm command line before it is spawned (e.g. to run it as another user). */
+  command?: (file: string, args: readonly string[]) => { file: string; args: string[] };
 }
 
 export interface BootResult {
@@ -83,7 +85,8 @@ function bootOnce(o: BootOptions): Promise<BootResult> {
   const args = [vmmBin, "run", "-k", o.bzImage, "-i", o.initramfs, "-p", cmdline, ...o.vmmArgs];
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const command = o.command?.(process.execPath, args) ?? { file: process.execPath, args };
+    const child = spawn(command.file, command.args, { stdio: ["ignore", "pipe", "pipe"] });
     let serial = "";
     let stderr = "";
     let partial = "";

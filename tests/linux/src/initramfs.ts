@@ -3,7 +3,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -11,7 +11,8 @@ import { linuxCacheDir } from "./kernel.js";
 
 const run = promisify(execFile);
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
-export const initSource = join(packageRoot, "init", "init.c");
+const initDir = join(packageRoot, "init");
+export const initSource = join(initDir, "init.c");
 
 // No SSE/AVX in guest userspace: the kernel runs with XSAVE hidden (docs: the linux-guest recipe).
 const CFLAGS = ["-Os", "-static", "-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-fno-pic",
@@ -44,9 +45,12 @@ export function packCpio(entries: readonly CpioEntry[]): Buffer {
 
 /** Builds (or finds in the cache) the initramfs and returns its path. */
 export async function buildInitramfs(): Promise<string> {
-  const source = await readFile(initSource);
+  // init.c includes its siblings (dhcp.h, ipv6.h): the cache key covers every file there.
+  const names = (await readdir(initDir)).sort();
+  const hash = createHash("sha256");
+  for (const name of names) hash.update(name).update(await readFile(join(initDir, name)));
   const gcc = (await run("gcc", ["--version"])).stdout.split("\n")[0];
-  const key = createHash("sha256").update(JSON.stringify({ CFLAGS, gcc })).update(source).digest("hex").slice(0, 16);
+  const key = hash.update(JSON.stringify({ CFLAGS, gcc })).digest("hex").slice(0, 16);
   const dir = join(linuxCacheDir(), "initramfs");
   const out = join(dir, `init-${key}.cpio`);
   if (existsSync(out)) return out;
