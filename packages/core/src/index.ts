@@ -27,6 +27,17 @@ export { StderrLogger, MemoryLogger, type Logger } from "./logger.js";
 export { Tokens } from "./tokens.js";
 
 // The plugin contract.
-export { definePlugin, registerDeviceType, assertPlugin, PLUGIN_API_VERSION, type DeviceContext, type DeviceType, type VmmPlugin } from "./plugin/contract.js";
+export {
+  definePlugin,
+  registerDeviceType,
+  assertPlugin,
+  deviceTypeSupports,
+  GUEST_ARCHITECTURES,
+  PLUGIN_API_VERSION,
+  type DeviceContext,
+  type DeviceType,
+  type GuestArchitecture,
+  type VmmPlugin,
+} from "./plugin/contract.js";
 export { registerQuirk, type DeviceQuirk, type QuirkMatch, type QuirkDevice, type QuirkDeviceAccess, type QuirkMsixTable, type QuirkTarget, type QuirkWindow, type AppliedQuirk } from "./plugin/quirks.js";
 export { parseSize, validateOptions, type StringOption, type NumberOption, type BooleanOption, type EnumOption, type SizeOption, type OptionSpec, type OptionSchema, type OptionValues, type OptionSource } from "./plugin/options.js";

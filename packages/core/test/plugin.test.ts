@@ -6,6 +6,7 @@ import {
   Tokens,
   assertPlugin,
   definePlugin,
+  deviceTypeSupports,
   parseSize,
   registerDeviceType,
   validateOptions,
@@ -87,5 +88,18 @@ describe("plugin contract", () => {
     const all = vm.resolveAll(Tokens.DeviceType);
     expect(all.map((d) => `${d.plugin}:${d.type}`)).toEqual(["@x/ok:t", "@x/ok:u"]);
     expect(container.isRegistered(Tokens.DeviceType)).toBe(false);
+  });
+
+  it("a device type may list the guest architectures it supports; unknown or empty lists are refused naming the plugin", () => {
+    const vm = container.createChildContainer();
+    const dt: DeviceType = { type: "t", description: "d", options: {}, create: () => ({ name: "t0", bars: [], configRead: () => 0, configWrite: () => {} }) };
+    registerDeviceType(vm, "@x/ok", { ...dt, architectures: ["x86_64"] });
+    expect(deviceTypeSupports(vm.resolveAll(Tokens.DeviceType)[0]!, "x86_64")).toBe(true);
+    expect(deviceTypeSupports(vm.resolveAll(Tokens.DeviceType)[0]!, "arm64")).toBe(false);
+    expect(deviceTypeSupports(dt, "arm64")).toBe(true);
+    expect(() => registerDeviceType(vm, "@x/bad", { ...dt, architectures: ["riscv64" as "arm64"] })).toThrowError(
+      "plugin @x/bad: device type t: architectures must list some of x86_64, arm64 (unknown: riscv64)",
+    );
+    expect(() => registerDeviceType(vm, "@x/bad", { ...dt, architectures: [] })).toThrowError(/architectures must list some of x86_64, arm64$/);
   });
 });

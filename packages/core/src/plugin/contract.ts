@@ -20,11 +20,20 @@ export interface DeviceContext {
   readonly fault?: (error: unknown) => void;
 }
 
+/** The guest architectures a machine can be assembled for (`vmm run --arch`). */
+export const GUEST_ARCHITECTURES = ["x86_64", "arm64"] as const;
+export type GuestArchitecture = (typeof GUEST_ARCHITECTURES)[number];
+
 /** A kind of device users can instantiate with `--device TYPE,key=value,...`. */
 export interface DeviceType<O extends OptionValues = OptionValues> {
   readonly type: string;
   readonly description: string;
   readonly options: OptionSchema;
+  /**
+   * The guest architectures this type works on; absent means every one. A type that relies on one platform's
+   * legacy (ISA ports, a BIOS convention) lists the architectures it supports, and vmm refuses it elsewhere.
+   */
+  readonly architectures?: readonly GuestArchitecture[];
   /** Builds one device from validated options (defaults filled in). */
   create(context: DeviceContext, options: O): PciDevice | Promise<PciDevice>;
   /** Set by registerDeviceType: the plugin that provided it. */
@@ -49,8 +58,20 @@ export function definePlugin(plugin: VmmPlugin): VmmPlugin {
   return plugin;
 }
 
+/** Whether a device type can be used in a guest of this architecture. */
+export function deviceTypeSupports(type: Pick<DeviceType, "architectures">, arch: GuestArchitecture): boolean {
+  return type.architectures === undefined || type.architectures.includes(arch);
+}
+
 /** Binds a device type into a container under Tokens.DeviceType, remembering which plugin provided it. */
 export function registerDeviceType(container: DependencyContainer, plugin: string, type: DeviceType): void {
+  const unknown = (type.architectures ?? []).filter((a) => !(GUEST_ARCHITECTURES as readonly string[]).includes(a));
+  if (type.architectures !== undefined && (!Array.isArray(type.architectures) || type.architectures.length === 0 || unknown.length)) {
+    throw new PluginError(
+      plugin,
+      `device type ${type.type}: architectures must list some of ${GUEST_ARCHITECTURES.join(", ")}` + (unknown.length ? ` (unknown: ${unknown.join(", ")})` : ""),
+    );
+  }
   container.register(Tokens.DeviceType, { useValue: { ...type, plugin } });
 }
 
