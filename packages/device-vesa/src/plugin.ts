@@ -18,6 +18,8 @@ export function vesaDeviceType(defaultDisplay?: string): DeviceType {
     type: "vesa",
     description: "VESA linear framebuffer (Bochs VBE, PCI 1234:1111) with PNG, VNC and browser displays",
     options: vesaOptions,
+    // The Bochs VBE and VGA DAC registers are ISA ports, and the boot framebuffer is x86's screen_info.
+    architectures: ["x86_64"],
     async create(context, options) {
       const { container, name } = context;
       const text = (options.display as string | undefined) ?? defaultDisplay ?? "";
