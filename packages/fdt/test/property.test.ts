@@ -21,7 +21,11 @@ const node = nodeOfDepth(3);
 
 const tree: fc.Arbitrary<Devicetree> = fc.record({
   root: fc.record({ name: fc.constant(""), properties, children: fc.uniqueArray(node, { selector: (n) => n.name, maxLength: 4 }) }),
-  reservations: fc.array(fc.record({ address: fc.bigInt({ min: 1n, max: (1n << 64n) - 1n }), size: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }) }), { maxLength: 3 }),
+  // Any pair of u64s except {0, 0}, which ends the list.
+  reservations: fc.array(
+    fc.record({ address: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), size: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }) }).filter((r) => r.address !== 0n || r.size !== 0n),
+    { maxLength: 3 },
+  ),
   bootCpuId: fc.nat({ max: 0xffff_ffff }),
 });
 
