@@ -6,14 +6,15 @@ export interface RawDoctorOptions {
   mem?: string;
 }
 
-const TOPICS = ["vfio"] as const;
+/** What `vmm doctor` checks. */
+export const DOCTOR_TOPICS = ["vfio"] as const;
 
 /**
  * `vmm doctor vfio [ADDRESS]`: what this host lacks for passing a PCI function through with kernel VFIO, one line
  * per check with the commands that fix a problem. Exits 0 when nothing is in the way, 1 otherwise.
  */
 export async function doctorCommand(topic: string, address: string | undefined, raw: RawDoctorOptions, ctx: CliContext): Promise<number> {
-  if (!(TOPICS as readonly string[]).includes(topic)) throw new UsageError(`doctor: unknown topic '${topic}' (known: ${TOPICS.join(", ")})`);
+  if (!(DOCTOR_TOPICS as readonly string[]).includes(topic)) throw new UsageError(`doctor: unknown topic '${topic}' (known: ${DOCTOR_TOPICS.join(", ")})`);
   const { diagnoseVfioHost, diagnosisLines, parseHostAddress } = await import("@vmm/device-vfio");
   if (address !== undefined) {
     try {

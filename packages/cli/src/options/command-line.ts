@@ -1,0 +1,173 @@
+import { DOCTOR_TOPICS } from "../commands/doctor.js";
+import { DEFAULT_ARCH, DEFAULT_CPUS, DEFAULT_MEMORY } from "./run-config.js";
+import { CONSOLES } from "./sugar.js";
+
+/**
+ * The command line, declared once: every command, its arguments and options, the help group each option is listed
+ * under, and what a shell completes as its value. The commander program (main.ts) and the completion scripts
+ * (src/completion/) are both generated from this table.
+ */
+
+/** The groups of `vmm run --help` (kvmtool's `lkvm run --help`, in its order), and `vmm devices`' own output group. */
+export const HELP_GROUPS = ["Basic options", "Kernel options", "Networking options", "Device options", "Output options", "Debug options"] as const;
+export type HelpGroup = (typeof HELP_GROUPS)[number];
+
+/**
+ * What a shell completes as a value: file names, fixed words, or word lists the completion generator looks up (the
+ * device types and network modes of the built-in plugins, the architectures). Absent: a free value, nothing to offer.
+ */
+export type ValueCompletion = "file" | "device-type" | "network-mode" | "architecture" | { readonly words: readonly string[] };
+
+export interface OptionDef {
+  /** Commander's flags: short and long name, and `<value>` for an option that takes one. */
+  readonly flags: string;
+  readonly description: string;
+  readonly group: HelpGroup;
+  readonly default?: string;
+  /** The only values commander accepts (and the shell offers). */
+  readonly choices?: readonly string[];
+  /** Given more than once, the values are collected in order. */
+  readonly repeatable?: boolean;
+  readonly complete?: ValueCompletion;
+}
+
+export interface ArgumentDef {
+  /** Commander's argument: `<required>` or `[optional]`. */
+  readonly name: string;
+  readonly description: string;
+  readonly complete?: ValueCompletion;
+}
+
+export interface CommandDef {
+  readonly name: string;
+  readonly description: string;
+  readonly arguments: readonly ArgumentDef[];
+  readonly options: readonly OptionDef[];
+}
+
+/** Each command's `-h, --help`, listed with the basic options. */
+export const HELP_OPTION: OptionDef = { flags: "-h, --help", description: "show help", group: "Basic options" };
+/** The program's own options (`vmm --version`); help is HELP_OPTION. */
+export const VERSION_OPTION: OptionDef = { flags: "-V, --version", description: "print the version", group: "Basic options" };
+
+const vmName: OptionDef = { flags: "--name <name>", description: "the VM's name (default guest-PID)", group: "Basic options" };
+const cpus: OptionDef = { flags: "-c, --cpus <n>", description: "number of vCPUs", group: "Basic options", default: DEFAULT_CPUS };
+const mem: OptionDef = { flags: "-m, --mem <size>", description: "guest RAM: MiB, or with a unit suffix (512M, 1G)", group: "Basic options", default: DEFAULT_MEMORY };
+const disk: OptionDef = {
+  flags: "-d, --disk <path[,ro][,bootindex=N]>",
+  description: "a virtio-blk disk image (repeatable); ro makes it read-only; with -f, bootindex=N puts it in the firmware's boot order (lowest first)",
+  group: "Basic options",
+  repeatable: true,
+  complete: "file",
+};
+const rng: OptionDef = { flags: "--rng", description: "a virtio-rng device", group: "Basic options" };
+const guestConsole: OptionDef = { flags: "--console <kind>", description: "the guest console", group: "Basic options", choices: CONSOLES, default: "serial" };
+const arch: OptionDef = { flags: "--arch <arch>", description: "guest architecture", group: "Basic options", default: DEFAULT_ARCH, complete: "architecture" };
+const firmware: OptionDef = {
+  flags: "-f, --firmware <file>",
+  description: "boot firmware (e.g. SeaBIOS's bios.bin) instead of a kernel: mapped below 4 GiB, started at the reset vector",
+  group: "Kernel options",
+  complete: "file",
+};
+const network: OptionDef = {
+  flags: "-n, --network <mode[,key=value...]>",
+  description: "a virtio-net device: tap, socket (e.g. socket,path=/tmp/x), passt or user (user-mode networking through passt, e.g. user,forward=8080:80/tcp) or none (repeatable)",
+  group: "Networking options",
+  repeatable: true,
+  complete: "network-mode",
+};
+const plugin: OptionDef = {
+  flags: "--plugin <name[,key=value...]>",
+  description: "load a device plugin: a package name resolved from the working directory, or a path (repeatable)",
+  group: "Device options",
+  repeatable: true,
+  complete: "file",
+};
+const device: OptionDef = {
+  flags: "--device <type[,key=value...]>",
+  description: "create a device of a type a plugin provides (repeatable; see vmm devices)",
+  group: "Device options",
+  repeatable: true,
+  complete: "device-type",
+};
+const vfioPci: OptionDef = {
+  flags: "--vfio-pci <address[,key=value...]>",
+  description: "pass a host PCI function bound to vfio-pci through (repeatable; same as --device vfio-pci,host=ADDRESS; see vmm doctor vfio)",
+  group: "Device options",
+  repeatable: true,
+};
+
+/** The options that say what machine to assemble and which devices it has: `vmm run` and `vmm devices` share them. */
+const machineOptions = [vmName, cpus, mem, disk, rng, guestConsole, arch, network, plugin, device, vfioPci];
+
+const run: CommandDef = {
+  name: "run",
+  description: "boot a kernel or a guest program in a new VM",
+  arguments: [],
+  options: [
+    ...machineOptions,
+    { flags: "--reboot", description: "a guest reset (port 0xCF9 or the i8042) starts the VM again instead of exiting", group: "Basic options" },
+    { flags: "-k, --kernel <file>", description: "kernel image: a bzImage, an ELF64 executable or a raw binary (loaded at 0x10000)", group: "Kernel options", complete: "file" },
+    { flags: "-i, --initrd <file>", description: "initial ramdisk", group: "Kernel options", complete: "file" },
+    { flags: "-p, --params <string>", description: "kernel command line", group: "Kernel options" },
+    firmware,
+    { flags: "--stats", description: "when the VM stops, print the machine's exit counts and every device's counters", group: "Debug options" },
+    { flags: "--debugcon <file>", description: "write the debug console (port 0x402, firmware's log) to this file", group: "Debug options", complete: "file" },
+    { flags: "--debug", description: "trace exits and config accesses; show stack traces", group: "Debug options" },
+  ],
+};
+
+const devices: CommandDef = {
+  name: "devices",
+  description: "list every device type of the built-in and loaded plugins, with its options; given devices (as vmm run takes them), show the PCI tree they make instead",
+  arguments: [],
+  options: [
+    ...machineOptions,
+    { ...firmware, description: "assemble the machine as for a firmware boot (needed for bootindex=); nothing runs" },
+    { flags: "--tree", description: "show the PCI tree even without devices (the bare machine's)", group: "Output options" },
+    { flags: "--json", description: "print JSON", group: "Output options" },
+    { flags: "--debug", description: "show stack traces", group: "Debug options" },
+  ],
+};
+
+const doctor: CommandDef = {
+  name: "doctor",
+  description: "say what this host lacks for a feature and how to fix it: vfio (PCI passthrough), optionally for one host function",
+  arguments: [
+    { name: "<topic>", description: `what to check: ${DOCTOR_TOPICS.join(", ")}`, complete: { words: DOCTOR_TOPICS } },
+    { name: "[address]", description: "a host PCI function (DDDD:BB:DD.F, as lspci -D prints it)" },
+  ],
+  options: [{ flags: "-m, --mem <size>", description: "guest RAM the VM will pin for DMA (checked against the memlock limit)", group: "Basic options" }],
+};
+
+/** The shells `vmm completion` writes a script for. */
+export const COMPLETION_SHELLS = ["bash", "zsh"] as const;
+export type CompletionShell = (typeof COMPLETION_SHELLS)[number];
+
+const completion: CommandDef = {
+  name: "completion",
+  description: `print a shell completion script: ${COMPLETION_SHELLS.join(" or ")} (e.g. source <(vmm completion bash))`,
+  arguments: [{ name: "<shell>", description: COMPLETION_SHELLS.join(" or "), complete: { words: COMPLETION_SHELLS } }],
+  options: [],
+};
+
+const version: CommandDef = { name: "version", description: "print the version of vmm and its plugin API", arguments: [], options: [] };
+
+/** Every command, in the order `vmm --help` lists them. */
+export const COMMANDS: readonly CommandDef[] = [run, devices, doctor, completion, version];
+
+/** A command's options in help order: by group (HELP_GROUPS), declaration order within a group. */
+export function optionsInHelpOrder(command: CommandDef): OptionDef[] {
+  const rank = (o: OptionDef) => HELP_GROUPS.indexOf(o.group);
+  return [...command.options].sort((a, b) => rank(a) - rank(b));
+}
+
+/** An option's names as typed: `["-k", "--kernel"]`, `["--rng"]`. */
+export function optionNames(option: OptionDef): string[] {
+  return option.flags.split(/[ ,|]+/).filter((word) => word.startsWith("-"));
+}
+
+/** Whether the option takes a value (`<value>` in its flags). */
+export function takesValue(option: OptionDef): boolean {
+  return /[<[]/.test(option.flags);
+}
