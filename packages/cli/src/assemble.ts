@@ -19,6 +19,8 @@ export interface PlannedDevice {
   /** Unique per VM: the type and a per-type index ("virtio-blk0"). */
   readonly name: string;
   readonly options: OptionValues;
+  /** The options as given on the command line (shorthands expanded), before validation: what `--verbose` shows. */
+  readonly given: Spec["options"];
   /** An expansion ROM image for the function (`rom=PATH`, taken by the cli for any device type). */
   readonly rom?: string;
   /** Where firmware tries the function in its boot order, lowest first (`bootindex=N`, QEMU's name, any type). */
@@ -44,7 +46,7 @@ export async function planDevices(plugins: readonly LoadedPlugin[], specs: reado
     if (spec.name === ROOT_PORT_TYPE) {
       const placement = takePlacement(spec, options);
       if (rom !== undefined || bootindex !== undefined) throw new UsageError(`--device ${ROOT_PORT_TYPE}: a root port has no ROM and does not boot`);
-      return { type: spec.name, plugin: "vmm", name, options: {}, placement, rootPort: planRootPort(options) };
+      return { type: spec.name, plugin: "vmm", name, options: {}, given: spec.options, placement, rootPort: planRootPort(options) };
     }
     const entry = lookupType(catalog, spec.name);
     const placement = takePlacement(spec, options, Object.keys(entry.type.options));
@@ -52,7 +54,7 @@ export async function planDevices(plugins: readonly LoadedPlugin[], specs: reado
     if (bootindex !== undefined && (bootindex === true || !/^\d{1,4}$/.test(bootindex))) {
       throw new UsageError(`--device ${spec.name}: bootindex needs a whole number (bootindex=N, lowest boots first)`);
     }
-    return { type: spec.name, plugin: entry.plugin, name, options: deviceOptions(entry, name, options), rom, bootindex: bootindex === undefined ? undefined : Number(bootindex), placement };
+    return { type: spec.name, plugin: entry.plugin, name, options: deviceOptions(entry, name, options), given: spec.options, rom, bootindex: bootindex === undefined ? undefined : Number(bootindex), placement };
   });
   checkPlacements(planned);
   return planned;

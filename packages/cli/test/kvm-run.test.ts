@@ -80,6 +80,22 @@ describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
     expect(r.stderr).toMatch(/^vmm: error: 64 vCPUs asked for, but this host's KVM allows at most \d+\n$/);
   });
 
+  it("--verbose prints the machine and every PCI function with its address, IDs and placement", () => {
+    const disk = path.join(tmp, "verbose.img");
+    writeFileSync(disk, new Uint8Array(64 * 1024));
+    const r = vmm(["run", "-k", guests.hello!, "--name", "vb", "--verbose", "-d", disk, "--rng", "--device", "pcie-root-port,id=rp1", "--device", "virtio-rng,bus=rp1"]);
+    expect(r.stdout).toMatch(/^Hello from guest-kit/);
+    expect(r.stderr.trimEnd().split("\n")).toEqual([
+      `vmm: vb: x86_64, 256 MiB RAM, 1 vCPU, elf64 kernel ${guests.hello}, console serial`,
+      "vmm: 00:00.0 host-bridge (8086:29c0) pci",
+      `vmm: 00:01.0 virtio-blk0 virtio-blk (1af4:1042) pci path=${disk}`,
+      "vmm: 00:02.0 virtio-rng0 virtio-rng (1af4:1044) pci",
+      "vmm: 00:03.0 rp1 pcie-root-port (1b36:000c) pcie root-port id=rp1",
+      "vmm: 01:00.0 virtio-rng1 virtio-rng (1af4:1044) pcie endpoint behind rp1 bus=rp1",
+    ]);
+    expect(r.status).toBe(0);
+  });
+
   it("a plugin device shows up on the guest's PCI bus, and --debug traces its config accesses", () => {
     const r = vmm(["run", "-k", guests["pci-ecam"]!, "--plugin", fixture, "--device", "fixture-dev,id=7", "--debug"]);
     expect(r.stdout).toMatch(/^pci 00:[0-9a-f]{2}\.0 id 1234abcd /m);

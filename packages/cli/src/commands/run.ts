@@ -11,6 +11,7 @@ import { detectKernelKind } from "../options/kernel.js";
 import { buildRunConfig, type RawRunOptions, type RunConfig } from "../options/run-config.js";
 import { SugarTypes } from "../options/sugar.js";
 import { loadAllPlugins } from "../plugins/all.js";
+import { assemblySummary } from "../summary.js";
 
 /** Exit statuses for a VM stopped by a signal: 128 + the signal number, as shells report it. */
 const SIGNAL_STATUS = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 } as const;
@@ -229,8 +230,9 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
   control.setVm(machine);
   logger.debug(`${config.name}: ${arch}, ${kernel ? `${kernel.kind} kernel ${kernel.path}` : `firmware ${config.firmware}`}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
   if (config.debug) traceUnhandled(machine, logger);
-  const tree = config.debug ? machinePciTree(machine) : undefined;
-  if (tree) for (const line of formatTopology(tree)) logger.debug(`pci ${line}`);
+  const tree = config.debug || config.verbose ? machinePciTree(machine) : undefined;
+  if (tree && config.debug) for (const line of formatTopology(tree)) logger.debug(`pci ${line}`);
+  if (config.verbose) for (const line of assemblySummary(config, arch, kernel, tree, machine, devices)) logger.info(line);
 
   let ending: Ending;
   try {

@@ -111,6 +111,7 @@ const run: CommandDef = {
     { flags: "-i, --initrd <file>", description: "initial ramdisk", group: "Kernel options", complete: "file" },
     { flags: "-p, --params <string>", description: "kernel command line", group: "Kernel options" },
     firmware,
+    { flags: "--verbose", description: "before the guest runs, print the machine and every PCI function with its address to stderr", group: "Debug options" },
     { flags: "--stats", description: "when the VM stops, print the machine's exit counts and every device's counters", group: "Debug options" },
     { flags: "--debugcon <file>", description: "write the debug console (port 0x402, firmware's log) to this file", group: "Debug options", complete: "file" },
     { flags: "--debug", description: "trace exits and config accesses; show stack traces", group: "Debug options" },

@@ -23,6 +23,7 @@ export interface RawRunOptions {
   arch?: string;
   debug?: boolean;
   stats?: boolean;
+  verbose?: boolean;
   name?: string;
 }
 
@@ -47,6 +48,8 @@ export interface RunConfig {
   readonly debug: boolean;
   /** Print the machine's and every device's counters when the VM stops. */
   readonly stats: boolean;
+  /** Print what was assembled (the machine, every PCI function with its address) before the guest runs. */
+  readonly verbose: boolean;
 }
 
 export const DEFAULT_MEMORY = "256";
@@ -94,5 +97,6 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
     devices,
     debug: raw.debug ?? false,
     stats: raw.stats ?? false,
+    verbose: raw.verbose ?? false,
   };
 }
