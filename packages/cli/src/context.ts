@@ -1,5 +1,6 @@
 import type { MachineFactory } from "./arch/machine.js";
 import type { BUILTIN_PLUGINS } from "./plugins/builtin.js";
+import { tapWrites } from "./idle-notice.js";
 
 /** Where a command runs: its I/O, working directory and replaceable parts (tests inject machines and plugins). */
 export interface CliContext {
@@ -12,6 +13,13 @@ export interface CliContext {
   readonly builtins?: typeof BUILTIN_PLUGINS;
   /** Where SIGINT/SIGTERM come from; defaults to the process. */
   readonly signals?: Pick<NodeJS.Process, "on" | "off">;
+  /**
+   * Calls `onOutput` whenever the guest writes to the console (vmm's stdout); returns the function that stops
+   * watching. Without it there is no idle notice (`--idle-notice` would have nothing to go by).
+   */
+  readonly watchConsole?: (onOutput: () => void) => () => void;
+  /** Whether stderr is a terminal: `--idle-notice` is on by default only then. */
+  readonly stderrIsTerminal?: boolean;
 }
 
 export function processContext(): CliContext {
@@ -19,5 +27,7 @@ export function processContext(): CliContext {
     cwd: process.cwd(),
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
+    watchConsole: (onOutput) => tapWrites(process.stdout, onOutput),
+    stderrIsTerminal: process.stderr.isTTY === true,
   };
 }

@@ -125,8 +125,8 @@ describe.skipIf(!HAVE_BASH)("vmm completion bash, run by bash", () => {
     expect(after).not.toContain("socket,mode=");
   });
 
-  it("offers nothing for a free value (-m, -c, -p, --name)", () => {
-    for (const option of ["-m", "-c", "-p", "--name"]) expect(complete("vmm", "run", option, ""), option).toEqual([]);
+  it("offers nothing for a free value (-m, -c, -p, --name, --idle-notice)", () => {
+    for (const option of ["-m", "-c", "-p", "--name", "--idle-notice"]) expect(complete("vmm", "run", option, ""), option).toEqual([]);
   });
 
   it("completes doctor's topic and completion's shell as their first argument, skipping options and values", () => {

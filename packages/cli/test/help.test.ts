@@ -50,7 +50,7 @@ describe("vmm run --help", () => {
       "Kernel options": ["-k, --kernel <file>", "-i, --initrd <file>", "-p, --params <string>", "-f, --firmware <file>"],
       "Networking options": ["-n, --network <mode[,key=value...]>"],
       "Device options": ["--plugin <name[,key=value...]>", "--device <type[,key=value...]>", "--vfio-pci <address[,key=value...]>"],
-      "Debug options": ["--verbose", "--stats", "--debugcon <file>", "--debug"],
+      "Debug options": ["--verbose", "--idle-notice <seconds>", "--stats", "--debugcon <file>", "--debug"],
     });
   });
 });

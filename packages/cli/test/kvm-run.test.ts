@@ -18,6 +18,7 @@ describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
       guests[name] = await buildGuest(name, { format: "elf" });
     }
     guests["hello-raw"] = await buildGuest("hello", { format: "raw" });
+    guests.echo = await buildGuest("echo", { format: "elf", source: path.join(cliDir, "guests/echo.c") });
   }, 120_000);
 
   it("a guest that returns 0 exits 0, raw and ELF64 kernels alike", () => {
@@ -95,6 +96,37 @@ describe.skipIf(!kvmOk)("vmm run under /dev/kvm", () => {
     ]);
     expect(r.status).toBe(0);
   });
+
+  it("--idle-notice: a silent guest is said to still run, again when the silence doubles, never while it prints", async () => {
+    // guests/echo.c waits silently for bytes on COM1 and answers each with a line; 'q' ends it.
+    const child = spawn(process.execPath, [bin, "run", "-k", guests.echo!, "--name", "quiet", "--idle-notice", "1"], { cwd: cliDir });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    const notices = () => stderr.split("\n").filter(Boolean);
+    const waitFor = async (what: () => boolean, label: string) => {
+      for (let i = 0; i < 300 && !what() && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(what(), `${label}; stdout: ${stdout}; stderr: ${stderr}`).toBe(true);
+    };
+    await waitFor(() => stdout.includes("echo: ready"), "the guest started");
+    await waitFor(() => notices().length === 2, "two notices, after 1 s and 2 s of silence");
+    // Output flows for 2.5 s, a line every 150 ms: no notice.
+    for (let i = 0; i < 16; i++) {
+      child.stdin.write("x");
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await waitFor(() => (stdout.match(/echo: got x/g) ?? []).length === 16, "the guest answered every byte");
+    expect(notices()).toHaveLength(2);
+    // Silent again: the schedule started over, the next notice comes after 1 s.
+    await waitFor(() => notices().length === 3, "a notice 1 s after the output stopped");
+    child.stdin.write("q");
+    expect(await exited).toBe(0);
+    const line = (s: number) => `vmm: guest quiet still running, no output for ${s} s (Ctrl-C or SIGTERM stops it)`;
+    expect(notices()).toEqual([line(1), line(2), line(1)]);
+    expect(stdout).toContain("echo: bye");
+  }, 60_000);
 
   it("a plugin device shows up on the guest's PCI bus, and --debug traces its config accesses", () => {
     const r = vmm(["run", "-k", guests["pci-ecam"]!, "--plugin", fixture, "--device", "fixture-dev,id=7", "--debug"]);

@@ -26,7 +26,7 @@ const ROOT_PORT_ENTRY: CatalogEntry = {
 };
 
 /** `vmm devices` options: `vmm run`'s machine and device options (no kernel), `--tree` and `--json`. */
-export interface RawDevicesOptions extends Omit<RawRunOptions, "kernel" | "initrd" | "params" | "debugcon" | "reboot" | "stats" | "verbose"> {
+export interface RawDevicesOptions extends Omit<RawRunOptions, "kernel" | "initrd" | "params" | "debugcon" | "reboot" | "stats" | "verbose" | "idleNotice"> {
   json?: boolean;
   tree?: boolean;
 }

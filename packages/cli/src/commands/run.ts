@@ -11,6 +11,7 @@ import { detectKernelKind } from "../options/kernel.js";
 import { buildRunConfig, type RawRunOptions, type RunConfig } from "../options/run-config.js";
 import { SugarTypes } from "../options/sugar.js";
 import { loadAllPlugins } from "../plugins/all.js";
+import { IdleNotice, idleNoticeSeconds, idleNoticeText } from "../idle-notice.js";
 import { assemblySummary } from "../summary.js";
 
 /** Exit statuses for a VM stopped by a signal: 128 + the signal number, as shells report it. */
@@ -235,6 +236,7 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
   if (config.verbose) for (const line of assemblySummary(config, arch, kernel, tree, machine, devices)) logger.info(line);
 
   let ending: Ending;
+  const idle = watchIdleConsole(config, ctx, logger);
   try {
     const running = machine.run().then((result): Ending => ({ kind: "result", result }));
     const first = await Promise.race([running, control.ended]);
@@ -244,6 +246,7 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
     // A machine that can stop is waited for, so that no vCPU runs while devices close.
     if (first.kind !== "result" && machine.stop) await running.catch(() => undefined);
   } finally {
+    idle?.();
     if (config.stats) printStats(config.name, machine, created, logger);
     await closeAll(created, machine, (problem) => logger.error(problem));
   }
@@ -253,6 +256,21 @@ async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: L
     return runVm(config, arch, ctx, logger, control);
   }
   return finish(ending, firstFault, config, logger);
+}
+
+/**
+ * `--idle-notice`: while the guest runs, says so on stderr when it has written nothing to the console for a while.
+ * Returns the function that stops watching, or nothing when the notice is off.
+ */
+function watchIdleConsole(config: RunConfig, ctx: CliContext, logger: Logger): (() => void) | undefined {
+  const seconds = idleNoticeSeconds(config.idleNotice, ctx.stderrIsTerminal === true);
+  if (seconds === 0 || !ctx.watchConsole) return undefined;
+  const notice = new IdleNotice(seconds * 1000, (silentMs) => logger.info(idleNoticeText(config.name, silentMs)));
+  const unwatch = ctx.watchConsole(notice.output);
+  return () => {
+    unwatch();
+    notice.stop();
+  };
 }
 
 /** `--stats`: one line for the machine and one per device that keeps counters, `name: key=value ...`. */

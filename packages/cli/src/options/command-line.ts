@@ -1,4 +1,5 @@
 import { DOCTOR_TOPICS } from "../commands/doctor.js";
+import { DEFAULT_IDLE_NOTICE } from "../idle-notice.js";
 import { DEFAULT_ARCH, DEFAULT_CPUS, DEFAULT_MEMORY } from "./run-config.js";
 import { CONSOLES } from "./sugar.js";
 
@@ -112,6 +113,11 @@ const run: CommandDef = {
     { flags: "-p, --params <string>", description: "kernel command line", group: "Kernel options" },
     firmware,
     { flags: "--verbose", description: "before the guest runs, print the machine and every PCI function with its address to stderr", group: "Debug options" },
+    {
+      flags: "--idle-notice <seconds>",
+      description: `say on stderr that the guest still runs when it has written nothing to the console for this long, and again each time that silence doubles (0: never; default ${DEFAULT_IDLE_NOTICE} when stderr is a terminal, else 0)`,
+      group: "Debug options",
+    },
     { flags: "--stats", description: "when the VM stops, print the machine's exit counts and every device's counters", group: "Debug options" },
     { flags: "--debugcon <file>", description: "write the debug console (port 0x402, firmware's log) to this file", group: "Debug options", complete: "file" },
     { flags: "--debug", description: "trace exits and config accesses; show stack traces", group: "Debug options" },

@@ -24,6 +24,7 @@ export interface RawRunOptions {
   debug?: boolean;
   stats?: boolean;
   verbose?: boolean;
+  idleNotice?: string;
   name?: string;
 }
 
@@ -50,6 +51,8 @@ export interface RunConfig {
   readonly stats: boolean;
   /** Print what was assembled (the machine, every PCI function with its address) before the guest runs. */
   readonly verbose: boolean;
+  /** Seconds of console silence before vmm says the guest still runs (0: never); absent: the default for stderr. */
+  readonly idleNotice?: number;
 }
 
 export const DEFAULT_MEMORY = "256";
@@ -98,5 +101,13 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
     debug: raw.debug ?? false,
     stats: raw.stats ?? false,
     verbose: raw.verbose ?? false,
+    ...(raw.idleNotice !== undefined ? { idleNotice: parseSeconds(raw.idleNotice, "--idle-notice") } : {}),
   };
+}
+
+/** A duration in seconds: a non-negative number (`10`, `0.5`); a usage error otherwise. */
+export function parseSeconds(text: string, what: string): number {
+  const seconds = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isFinite(seconds) || seconds > 86_400) throw new UsageError(`${what} '${text}': expected seconds, a number from 0 to 86400 (0: never)`);
+  return seconds;
 }
