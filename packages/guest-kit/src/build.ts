@@ -125,6 +125,8 @@ async function build(name: string, program: string, format: GuestFormat): Promis
   const image = join(outDir, format === "raw" ? `${name}.bin` : `${name}.elf`);
   if (existsSync(image)) return image;
 
+  // Compiling takes seconds where the cache takes none: say so, once per build, so a wait has a reason.
+  process.stderr.write(`guest-kit: compiling guest program ${name} (${format}), not in the cache yet: ${outDir}\n`);
   await mkdir(guestCacheDir, { recursive: true });
   const work = await mkdtemp(join(guestCacheDir, `.tmp-${name}-`));
   try {

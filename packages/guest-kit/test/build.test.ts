@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { dirname, join } from "node:path";
+import { describe, expect, it, vi } from "vitest";
 import { GUEST_CFLAGS, buildGuest, listGuests } from "../src/index.js";
 
 function hasToolchain(): boolean {
@@ -59,6 +59,21 @@ describe("guest-kit", () => {
       expect(second).toBe(first);
       expect(statSync(second).mtimeMs).toBe(mtime);
     });
+    it("says on stderr when it compiles a program, and nothing when the cache has it", async () => {
+      const src = join(mkdtempSync(join(tmpdir(), "guest-kit-say-")), "say.c");
+      writeFileSync(src, `#include "guest.h"\nint main(void) { return 0; } /* ${Date.now()} ${Math.random()} */\n`);
+      const said: string[] = [];
+      const write = vi.spyOn(process.stderr, "write").mockImplementation((chunk) => (said.push(String(chunk)), true));
+      try {
+        const path = await buildGuest("say", { format: "raw", source: src });
+        expect(said).toEqual([`guest-kit: compiling guest program say (raw), not in the cache yet: ${dirname(path)}\n`]);
+        await buildGuest("say", { format: "raw", source: src });
+        expect(said).toHaveLength(1);
+      } finally {
+        write.mockRestore();
+      }
+    });
+
     it("builds a program kept outside guest-kit, which includes the runtime as guest.h", async () => {
       const dir = mkdtempSync(join(tmpdir(), "guest-kit-ext-"));
       const src = join(dir, "external.c");
