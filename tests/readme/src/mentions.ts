@@ -98,3 +98,12 @@ export function unknownPnpmMentions(mentions: readonly Mention[], workspace: Pnp
   }
   return unknown;
 }
+
+/** The directories the README's `## Layout` table lists (the code span opening each row). */
+export function layoutTablePaths(markdown: string): string[] {
+  const start = markdown.indexOf("\n## Layout\n");
+  if (start < 0) throw new Error("the README has no ## Layout section");
+  const end = markdown.indexOf("\n## ", start + 1);
+  const section = markdown.slice(start, end < 0 ? undefined : end);
+  return [...section.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]!);
+}

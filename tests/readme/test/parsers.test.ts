@@ -6,7 +6,7 @@ import { asDevicesCommand, shellLine } from "../src/devices-dry-run.js";
 import { outputPattern } from "../src/expected-output.js";
 import { findOption, parseHelp } from "../src/help.js";
 import { codeSpans } from "../src/markdown.js";
-import { mentionsIn, unknownDeviceTypes, unknownOptionMentions, unknownPnpmMentions, unknownVmmMentions } from "../src/mentions.js";
+import { layoutTablePaths, mentionsIn, unknownDeviceTypes, unknownOptionMentions, unknownPnpmMentions, unknownVmmMentions } from "../src/mentions.js";
 import { snippetImports, snippetPluginName } from "../src/readme-project.js";
 
 const README = [
@@ -137,6 +137,12 @@ describe("checks", () => {
       "line 3: --filter @vmm/nope (no such package)",
       "line 3: pnpm --filter @vmm/nope test (no script test)",
     ]);
+  });
+
+  it("reads the Layout table's directories", () => {
+    const md = "# x\n\n## Layout\n\n| package | owns |\n|---|---|\n| `packages/a` | a, `b` |\n| `tools/c` | c |\n\n## Run\n\n| `not/layout` | x |\n";
+    expect(layoutTablePaths(md)).toEqual(["packages/a", "tools/c"]);
+    expect(() => layoutTablePaths("# no layout")).toThrow(/no ## Layout/);
   });
 
   it("reads the Debian packages of an apt-get line and of .ci/run's list", () => {

@@ -2,13 +2,14 @@
  * What the root README mentions in passing must exist in the copy being tested: every `vmm` subcommand and option
  * it shows (in commands and inline code) is in `vmm ... --help`, every option it describes on its own
  * (`-k/--kernel`, `--rng`) is one of `vmm run`'s, every device type it names (`--device virtio-blk,...`) is built
- * in, every `pnpm` script and workspace package it names is there, and the pnpm it installs is the repository's.
+ * in, every `pnpm` script and workspace package it names is there, the pnpm it installs is the repository's, and
+ * its Layout table lists every workspace package.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, inject, it } from "vitest";
 import { parseHelp, type Help } from "../src/help.js";
-import { mentionsIn, unknownDeviceTypes, unknownOptionMentions, unknownPnpmMentions, unknownVmmMentions, vmmSubcommands } from "../src/mentions.js";
+import { layoutTablePaths, mentionsIn, unknownDeviceTypes, unknownOptionMentions, unknownPnpmMentions, unknownVmmMentions, vmmSubcommands } from "../src/mentions.js";
 import { runShell, writeVmmShim } from "../src/shell.js";
 
 const { dir: repository, work } = inject("freshCopy");
@@ -41,14 +42,22 @@ it("every device type the README names without a plugin is built in", async () =
   expect(unknownDeviceTypes(mentions, types)).toEqual([]);
 });
 
+/** The workspace's package directories, relative to the root: pnpm-workspace.yaml's `- "dir/*"` globs expanded. */
+function workspaceDirs(): string[] {
+  const globs = [...readFileSync(join(repository, "pnpm-workspace.yaml"), "utf8").matchAll(/^\s+- "([^"]+)\/\*"$/gm)].map((m) => m[1]!);
+  expect(globs.length).toBeGreaterThan(0);
+  return globs.flatMap((parent) => readdirSync(join(repository, parent)).map((d) => `${parent}/${d}`)).filter((d) => existsSync(join(repository, d, "package.json")));
+}
+
+it("the Layout table lists every workspace package, and nothing else", () => {
+  expect(layoutTablePaths(readme).sort()).toEqual(workspaceDirs().sort());
+});
+
 it("every pnpm script, bin and workspace package the README names exists", () => {
   const packages = new Map<string, Record<string, string>>();
-  for (const parent of ["packages", "tools", "examples", "tests"]) {
-    for (const dir of readdirSync(join(repository, parent)).map((d) => join(repository, parent, d))) {
-      if (!existsSync(join(dir, "package.json"))) continue;
-      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name: string; scripts?: Record<string, string> };
-      packages.set(pkg.name, pkg.scripts ?? {});
-    }
+  for (const dir of workspaceDirs()) {
+    const pkg = JSON.parse(readFileSync(join(repository, dir, "package.json"), "utf8")) as { name: string; scripts?: Record<string, string> };
+    packages.set(pkg.name, pkg.scripts ?? {});
   }
   const root = JSON.parse(readFileSync(join(repository, "package.json"), "utf8")) as { scripts: Record<string, string> };
   const hasBin = (name: string) => existsSync(join(repository, "node_modules", ".bin", name));
