@@ -10,9 +10,9 @@
  * the plugins `npm install` would fetch are the README's own snippets (compiled by tsc as packages of the names
  * they declare) and the repository's example plugins, linked into the project's node_modules.
  */
-import { copyFileSync, readFileSync, rmSync, truncateSync, writeFileSync, accessSync, constants } from "node:fs";
+import { accessSync, constants, copyFileSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
-import { join, dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, inject, it, type TestContext } from "vitest";
 import { buildGuest } from "@vmm/guest-kit";
@@ -52,7 +52,7 @@ interface Run {
   /** Stop it once its output matches (a guest that never exits by itself). */
   readonly until?: RegExp;
   readonly timeoutMs?: number;
-  readonly check: (result: ShellResult, ctx: Ctx) => void;
+  readonly check: (result: ShellResult, ctx: Ctx) => void | Promise<void>;
 }
 
 /** Not run as written: why, and what is checked instead (`check`, when it is checked here). */
@@ -258,9 +258,9 @@ const COMMANDS: readonly Entry[] = [
     run: {
       cwd: "project",
       requires: () => vfioUserServerMissing(),
-      // The repository's vfio-user test server, as the device at /tmp/dev.sock.
+      // The repository's vfio-user test server, as the device at /tmp/dev.sock (it replaces a stale socket there
+      // and refuses a live one).
       around: async () => {
-        rmSync("/tmp/dev.sock", { force: true });
         const server = await startVfioUserServer("rtl8168", { socket: "/tmp/dev.sock" });
         return () => server.stop();
       },
@@ -279,7 +279,7 @@ const COMMANDS: readonly Entry[] = [
     except: {
       reason: "passes a host PCI function through with kernel VFIO: needs a spare device at 0000:01:00.0 bound to vfio-pci, and an IOMMU",
       instead:
-        "its options are checked against vmm run --help (readme-options.test.ts), the plugin loads in the vmm devices line above, and examples/device-rtl8168-quirk runs a quirk plugin on a passed-through device (vfio-user) under /dev/kvm",
+        "its options are checked against vmm run --help (readme-mentions.test.ts), the plugin loads in the vmm devices line above, and examples/device-rtl8168-quirk runs a quirk plugin on a passed-through device (vfio-user) under /dev/kvm",
     },
   },
 ];
