@@ -18,7 +18,13 @@ const root = resolve(fileURLToPath(import.meta.url), "../../../..");
 
 export default function setup(project: TestProject): () => void {
   const work = mkdtempSync(join(tmpdir(), "vmm-readme-"));
-  const copy = makeFreshCopy(root, join(work, "repository"));
+  let copy: FreshCopy;
+  try {
+    copy = makeFreshCopy(root, join(work, "repository"));
+  } catch (e) {
+    rmSync(work, { recursive: true, force: true });
+    throw e;
+  }
   const { clone, install, build } = copy.seconds;
   console.log(`readme-tests: fresh copy of ${copy.commit.slice(0, 12)}: clone ${clone} s, install ${install} s, build ${build} s`);
   project.provide("freshCopy", { ...copy, work });
