@@ -1,4 +1,4 @@
-// Entry point of the addon: one init per concern.
+// Entry point of the addon: one init per concern; InitArch adds the host architecture's half.
 #include "common.h"
 
 namespace kvmn {
@@ -7,7 +7,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitErrors(env, exports);
   InitKvm(env, exports);
   InitVm(env, exports);
+  InitDevice(env, exports);
   InitVcpu(env, exports);
+  InitArch(env, exports);
   return exports;
 }
 }  // namespace kvmn

@@ -3,6 +3,11 @@
 #include <napi.h>
 #include <cstdint>
 
+// The binding has two architecture halves (native/x86-*, native/arm64-*; binding.gyp picks one by target_arch).
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#error "@vmm/kvm-native supports x86_64 and arm64 hosts only"
+#endif
+
 namespace kvmn {
 
 struct AddonData {
@@ -31,6 +36,9 @@ Napi::Value U64ToNumber(Napi::Env env, uint64_t v);
 void InitErrors(Napi::Env env, Napi::Object exports);
 void InitKvm(Napi::Env env, Napi::Object exports);
 void InitVm(Napi::Env env, Napi::Object exports);
+void InitDevice(Napi::Env env, Napi::Object exports);
 void InitVcpu(Napi::Env env, Napi::Object exports);
+// The host architecture's VM-level calls (native/x86-*.cc or native/arm64-*.cc).
+void InitArch(Napi::Env env, Napi::Object exports);
 
 }  // namespace kvmn

@@ -1,12 +1,10 @@
-// The /dev/kvm system fd: open, capabilities, supported CPUID, VM creation, closing fds.
+// The /dev/kvm system fd: open, capabilities, VM creation, closing fds. (Supported CPUID is x86's: x86-kvm.cc.)
 #include "common.h"
-#include "kvm-abi.h"
 #include <cerrno>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
-#include <vector>
 
 namespace kvmn {
 
@@ -41,47 +39,18 @@ static Napi::Value IoctlInt(const Napi::CallbackInfo& info, unsigned long req, c
 static Napi::Value GetApiVersion(const Napi::CallbackInfo& info) { return IoctlInt(info, KVM_GET_API_VERSION, "KVM_GET_API_VERSION"); }
 static Napi::Value CheckExtension(const Napi::CallbackInfo& info) { return IoctlInt(info, KVM_CHECK_EXTENSION, "KVM_CHECK_EXTENSION"); }
 static Napi::Value GetVcpuMmapSize(const Napi::CallbackInfo& info) { return IoctlInt(info, KVM_GET_VCPU_MMAP_SIZE, "KVM_GET_VCPU_MMAP_SIZE"); }
+// createVm(fd, type = 0): the machine type is 0 on x86; on arm64 it carries the guest IPA size in bits
+// (KVM_VM_TYPE_ARM_IPA_SIZE; 0: the default 40 bits).
 static Napi::Value CreateVm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t fd;
-  if (!ArgI32(info, 0, &fd)) return env.Undefined();
+  uint32_t type = 0;
+  if (!ArgI32(info, 0, &fd) || (!info[1].IsUndefined() && !ArgU32(info, 1, &type))) return env.Undefined();
   int r;
-  do { r = ioctl(fd, KVM_CREATE_VM, 0UL); } while (r < 0 && errno == EINTR);
+  do { r = ioctl(fd, KVM_CREATE_VM, static_cast<unsigned long>(type)); } while (r < 0 && errno == EINTR);
   if (r < 0) { ThrowKvmError(env, "KVM_CREATE_VM", errno); return env.Undefined(); }
   fcntl(r, F_SETFD, FD_CLOEXEC);
   return Napi::Number::New(env, r);
-}
-
-static Napi::Value GetSupportedCpuid(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int32_t fd;
-  if (!ArgI32(info, 0, &fd)) return env.Undefined();
-  for (uint32_t n = 128; n <= 4096; n *= 2) {
-    VarArg<CpuidHeader, kvm_cpuid_entry2> c(n);
-    c.header()->nent = n;
-    if (ioctl(fd, kGetSupportedCpuid, c.arg()) < 0) {
-      if (errno == E2BIG) continue;
-      ThrowKvmError(env, "KVM_GET_SUPPORTED_CPUID", errno);
-      return env.Undefined();
-    }
-    uint32_t got = c.header()->nent;
-    Napi::Array out = Napi::Array::New(env, got);
-    for (uint32_t i = 0; i < got; i++) {
-      const kvm_cpuid_entry2& e = c.entries()[i];
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("function", Napi::Number::New(env, e.function));
-      o.Set("index", Napi::Number::New(env, e.index));
-      o.Set("flags", Napi::Number::New(env, e.flags));
-      o.Set("eax", Napi::Number::New(env, e.eax));
-      o.Set("ebx", Napi::Number::New(env, e.ebx));
-      o.Set("ecx", Napi::Number::New(env, e.ecx));
-      o.Set("edx", Napi::Number::New(env, e.edx));
-      out.Set(i, o);
-    }
-    return out;
-  }
-  ThrowKvmError(env, "KVM_GET_SUPPORTED_CPUID", E2BIG);
-  return env.Undefined();
 }
 
 void InitKvm(Napi::Env env, Napi::Object exports) {
@@ -91,7 +60,6 @@ void InitKvm(Napi::Env env, Napi::Object exports) {
   exports.Set("checkExtension", Napi::Function::New(env, CheckExtension, "checkExtension"));
   exports.Set("getVcpuMmapSize", Napi::Function::New(env, GetVcpuMmapSize, "getVcpuMmapSize"));
   exports.Set("createVm", Napi::Function::New(env, CreateVm, "createVm"));
-  exports.Set("getSupportedCpuid", Napi::Function::New(env, GetSupportedCpuid, "getSupportedCpuid"));
 }
 
 }  // namespace kvmn

@@ -1,6 +1,7 @@
-// The exit path: KVM_RUN on the JS thread, port-I/O and MMIO exits dispatched synchronously to JS
-// callbacks with numbers only (no per-exit objects), one handle scope per batch of exits. Returns
-// to JS when an exit needs the machine, a callback asked to stop, or the event loop has work.
+// The exit path: KVM_RUN on the JS thread, MMIO exits (and x86's port-I/O exits, x86-port-io-exit.cc)
+// dispatched synchronously to JS callbacks with numbers only (no per-exit objects), one handle scope per batch
+// of exits. Returns to JS when an exit needs the machine, a callback asked to stop, or the event loop has work.
+#include "exit-values.h"
 #include "vcpu.h"
 #include "watcher.h"
 #include <cerrno>
@@ -69,19 +70,12 @@ static Napi::Object WithVcpu(Napi::Value result, uint32_t id) {
   return o;
 }
 
-// The exact RIP as a bigint (a double rounds kernel addresses); undefined when it cannot be read.
-static Napi::Value Rip(Napi::Env env, int fd) {
-  kvm_regs r{};
-  if (ioctl(fd, KVM_GET_REGS, &r) < 0) return env.Undefined();
-  return Napi::BigInt::New(env, static_cast<uint64_t>(r.rip));
-}
-
 Napi::Value VcpuHandle::InternalErrorResult(Napi::Env env) {
   Napi::Object o = WithVcpu(ExitResult(env, "internal-error"), id_);
   uint32_t ndata = run_->internal.ndata;
   if (ndata > 16) ndata = 16;
   o.Set("suberror", Napi::Number::New(env, run_->internal.suberror));
-  o.Set("rip", Rip(env, fd_));
+  SetProgramCounter(o);
   size_t nbytes = 0;
   const uint8_t* bytes = nullptr;
   if (run_->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && ndata >= 3 &&
@@ -100,41 +94,6 @@ Napi::Value VcpuHandle::InternalErrorResult(Napi::Env env) {
 }
 
 namespace {
-
-// Reads little-endian `size` bytes (1..8).
-inline uint64_t LoadLe(const uint8_t* p, uint32_t size) {
-  uint64_t v = 0;
-  memcpy(&v, p, size);
-  return v;
-}
-
-inline void StoreLe(uint8_t* p, uint32_t size, uint64_t v) { memcpy(p, &v, size); }
-
-// Converts a handler's read result (number or bigint) to raw bits; false if it is neither.
-inline bool ReadResult(napi_env env, napi_value v, uint64_t* out) {
-  napi_valuetype t;
-  napi_typeof(env, v, &t);
-  if (t == napi_number) {
-    double d;
-    napi_get_value_double(env, v, &d);
-    if (d >= 0 && d < 18446744073709551616.0) *out = static_cast<uint64_t>(d);
-    else if (d < 0 && d >= -9223372036854775808.0) *out = static_cast<uint64_t>(static_cast<int64_t>(d));
-    else *out = 0;
-    return true;
-  }
-  if (t == napi_bigint) {
-    bool lossless;
-    napi_get_value_bigint_uint64(env, v, out, &lossless);
-    return true;
-  }
-  return false;
-}
-
-int64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 struct RunOptions {
   int64_t maxSliceMs = -1;
@@ -213,10 +172,16 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   napi_env e = env;
   if (!CheckOpen(env)) return env.Undefined();
   if (running_.load()) { Napi::Error::New(env, "Vcpu.run is already active (re-entered from a callback?)").ThrowAsJavaScriptException(); return env.Undefined(); }
-  if (!info[0].IsObject()) { ThrowType(env, "run expects a dispatch object {pio, mmio}"); return env.Undefined(); }
+  if (!info[0].IsObject()) { ThrowType(env, "run expects a dispatch object with exit handlers"); return env.Undefined(); }
   Napi::Object dispatch = info[0].As<Napi::Object>();
-  Napi::Value pioV = dispatch.Get("pio"), mmioV = dispatch.Get("mmio");
+  Napi::Value mmioV = dispatch.Get("mmio");
+#if defined(__x86_64__)
+  Napi::Value pioV = dispatch.Get("pio");
   if (!pioV.IsFunction() || !mmioV.IsFunction()) { ThrowType(env, "dispatch.pio and dispatch.mmio must be functions"); return env.Undefined(); }
+  napi_value pio = pioV;
+#else
+  if (!mmioV.IsFunction()) { ThrowType(env, "dispatch.mmio must be a function"); return env.Undefined(); }
+#endif
   RunOptions opt;
   if (info[1].IsNumber()) opt.maxSliceMs = info[1].As<Napi::Number>().Int64Value();
   if (info[2].IsNumber()) opt.immediateSliceMs = info[2].As<Napi::Number>().Int64Value();
@@ -224,7 +189,7 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
 
   if (stopRequested_.exchange(false)) return ExitResult(env, "yield");
 
-  napi_value recv = dispatch, pio = pioV, mmio = mmioV;
+  napi_value recv = dispatch, mmio = mmioV;
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(e, &loop);
   EnsureKickSignal();
@@ -269,40 +234,12 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
       break;
     }
     switch (run_->exit_reason) {
-      case KVM_EXIT_IO: {
-        const uint32_t size = run_->io.size, count = run_->io.count;
-        const uint64_t off = run_->io.data_offset;
-        const bool isWrite = run_->io.direction == KVM_EXIT_IO_OUT;
-        if ((size != 1 && size != 2 && size != 4) || off + static_cast<uint64_t>(size) * count > mmapSize_) {
-          special = true;  // reported as "unknown": the kernel gave an I/O exit we cannot trust
-          break;
-        }
-        uint8_t* data = reinterpret_cast<uint8_t*>(run_) + off;
-        const uint32_t port = run_->io.port;
-        if (!isWrite && count == 1 && pmTimerPort_ != 0 && port >= pmTimerPort_ && port + size <= pmTimerPort_ + 4) {
-          const uint64_t elapsed = static_cast<uint64_t>(MonotonicNs() - pmTimerStartNs_);
-          // 3,579,545 Hz: ticks = ns * 3579545 / 1e9, split so the product cannot overflow 64 bits.
-          const uint64_t ticks = (elapsed / 1000000000ULL) * 3579545ULL + (elapsed % 1000000000ULL) * 3579545ULL / 1000000000ULL;
-          StoreLe(data, size, (ticks & 0xffffffULL) >> (8 * (port - pmTimerPort_)));
-          break;
-        }
-        napi_value argv[4];
-        napi_create_uint32(e, run_->io.port, &argv[0]);
-        napi_create_uint32(e, size, &argv[1]);
-        napi_get_boolean(e, isWrite, &argv[2]);
-        for (uint32_t i = 0; i < count && !failed; i++) {
-          uint8_t* elem = data + i * size;
-          napi_create_uint32(e, isWrite ? static_cast<uint32_t>(LoadLe(elem, size)) : 0, &argv[3]);
-          napi_value result;
-          if (napi_call_function(e, recv, pio, 4, argv, &result) != napi_ok) { failed = true; break; }
-          if (!isWrite) {
-            uint64_t v;
-            if (!ReadResult(e, result, &v)) { ThrowType(env, "dispatch.pio must return a number for port reads"); failed = true; break; }
-            StoreLe(elem, size, v);
-          }
-        }
+#if defined(__x86_64__)
+      case KVM_EXIT_IO:
+        if (!PortIoExit(e, recv, pio, &failed)) special = true;  // "unknown": an I/O exit we cannot trust
         break;
-      }
+      case KVM_EXIT_HLT: stop = "hlt"; break;
+#endif
       case KVM_EXIT_MMIO: {
         const uint32_t len = run_->mmio.len;
         if (len != 1 && len != 2 && len != 4 && len != 8) { special = true; break; }
@@ -324,7 +261,6 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
       case KVM_EXIT_INTR:
         if (run_->immediate_exit || stopRequested_.load()) stop = "yield";
         break;
-      case KVM_EXIT_HLT: stop = "hlt"; break;
       default: special = true; break;
     }
     // Never over an exit that needs the machine (hlt, internal error, ...): that exit would be lost.
@@ -344,27 +280,33 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   if (stop) return ExitResult(env, stop);
 
   switch (run_->exit_reason) {
-    case KVM_EXIT_SHUTDOWN: {
+#if defined(__x86_64__)
+    case KVM_EXIT_SHUTDOWN: {  // triple fault
       Napi::Object o = WithVcpu(ExitResult(env, "shutdown"), id_);
-      o.Set("rip", Rip(env, fd_));
+      SetProgramCounter(o);
       return o;
     }
+#endif
     case KVM_EXIT_INTERNAL_ERROR: return InternalErrorResult(env);
     case KVM_EXIT_FAIL_ENTRY: {
       Napi::Object o = WithVcpu(ExitResult(env, "fail-entry"), id_);
       o.Set("code", Napi::BigInt::New(env, static_cast<uint64_t>(run_->fail_entry.hardware_entry_failure_reason)));
-      o.Set("rip", Rip(env, fd_));
+      SetProgramCounter(o);
       return o;
     }
     case KVM_EXIT_SYSTEM_EVENT: {
       Napi::Object o = WithVcpu(ExitResult(env, "system-event"), id_);
       o.Set("type", Napi::Number::New(env, run_->system_event.type));
+#if defined(__aarch64__)
+      // PSCI SYSTEM_OFF is SHUTDOWN, SYSTEM_RESET and SYSTEM_RESET2 are RESET (RESET2 sets bit 0 of flags).
+      o.Set("flags", Napi::BigInt::New(env, static_cast<uint64_t>(run_->system_event.flags)));
+#endif
       return o;
     }
     default: {
       Napi::Object o = WithVcpu(ExitResult(env, "unknown"), id_);
       o.Set("exitReason", Napi::Number::New(env, run_->exit_reason));
-      o.Set("rip", Rip(env, fd_));
+      SetProgramCounter(o);
       return o;
     }
   }

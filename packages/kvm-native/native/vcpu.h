@@ -1,10 +1,12 @@
-// A vCPU fd with its mmap'd run page; register ioctls live in vcpu.cc, KVM_RUN in run-loop.cc.
+// A vCPU fd with its mmap'd run page. Shared: lifetime, MP state (vcpu.cc) and KVM_RUN (run-loop.cc); the
+// register and state ioctls are the host architecture's (x86-vcpu.cc, arm64-vcpu.cc).
 #pragma once
 #include "common.h"
 #include <atomic>
 #include <linux/kvm.h>
 #include <memory>
 #include <pthread.h>
+#include <vector>
 
 namespace kvmn {
 
@@ -20,10 +22,25 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   void Kick();
 
  private:
+  using Method = Napi::ClassPropertyDescriptor<VcpuHandle>;
+  // Appends the architecture's instance methods to the shared ones.
+  static void AddArchMethods(std::vector<Method>* methods);
+
   Napi::Value Run(const Napi::CallbackInfo& info);
   Napi::Value RequestStop(const Napi::CallbackInfo& info);
   Napi::Value KickJs(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value GetMpState(const Napi::CallbackInfo& info);
+  Napi::Value SetMpState(const Napi::CallbackInfo& info);
+
+  bool CheckOpen(Napi::Env env);
+  Napi::Value ExitResult(Napi::Env env, const char* reason);
+  Napi::Value InternalErrorResult(Napi::Env env);
+  // Adds the exact program counter to a result that ends the run: "rip" on x86, "pc" on arm64 (undefined
+  // when it cannot be read).
+  void SetProgramCounter(Napi::Object result);
+
+#if defined(__x86_64__)
   Napi::Value GetRegs(const Napi::CallbackInfo& info);
   Napi::Value SetRegs(const Napi::CallbackInfo& info);
   Napi::Value GetSregs(const Napi::CallbackInfo& info);
@@ -33,23 +50,28 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   Napi::Value GetMsrs(const Napi::CallbackInfo& info);
   Napi::Value SetMsrs(const Napi::CallbackInfo& info);
   Napi::Value SetCpuid(const Napi::CallbackInfo& info);
-  Napi::Value GetMpState(const Napi::CallbackInfo& info);
-  Napi::Value SetMpState(const Napi::CallbackInfo& info);
   Napi::Value GetLapic(const Napi::CallbackInfo& info);
   Napi::Value SetLapic(const Napi::CallbackInfo& info);
   Napi::Value SetPmTimer(const Napi::CallbackInfo& info);
+  // A KVM_EXIT_IO exit (x86-port-io-exit.cc): answered by the PM timer or one dispatch.pio call per element.
+  // False when the kernel's exit cannot be trusted (the run reports "unknown"); *failed when a JS exception
+  // is pending.
+  bool PortIoExit(napi_env env, napi_value recv, napi_value pio, bool* failed);
 
-  bool CheckOpen(Napi::Env env);
-  Napi::Value ExitResult(Napi::Env env, const char* reason);
-  Napi::Value InternalErrorResult(Napi::Env env);
-
-  int fd_ = -1;
-  uint32_t id_ = 0;
-  size_t mmapSize_ = 0;
   // An ACPI PM timer answered here, without a call into JS (0: none): Linux calibrates the TSC against it with
   // back-to-back port reads whose total time must stay under a bound, so its reads are a measured hot path.
   uint32_t pmTimerPort_ = 0;
   int64_t pmTimerStartNs_ = 0;
+#elif defined(__aarch64__)
+  Napi::Value Init(const Napi::CallbackInfo& info);
+  Napi::Value GetOneReg(const Napi::CallbackInfo& info);
+  Napi::Value SetOneReg(const Napi::CallbackInfo& info);
+  Napi::Value GetRegList(const Napi::CallbackInfo& info);
+#endif
+
+  int fd_ = -1;
+  uint32_t id_ = 0;
+  size_t mmapSize_ = 0;
   kvm_run* run_ = nullptr;
   std::atomic<int> inKvmRun_{0};      // set around the KVM_RUN ioctl; the kicker signals only then
   std::atomic<bool> stopRequested_{false};

@@ -1,5 +1,6 @@
-// VM-level ioctls: guest memory, memslots, dirty log, irqchip/PIT, IRQ lines, MSI, GSI routing,
-// irqfd, ioeventfd and vCPU fd creation. Every call is one ioctl; policy lives in TypeScript.
+// VM-level ioctls both architectures share: guest memory, memslots, dirty log, IRQ lines, MSI, GSI routing,
+// irqfd, ioeventfd and vCPU fd creation. Every call is one ioctl; policy lives in TypeScript. The x86 irqchip,
+// PIT, TSS and identity map live in x86-kvm.cc, arm64's in arm64-kvm.cc.
 #include "common.h"
 #include "kvm-abi.h"
 #include <algorithm>
@@ -198,37 +199,7 @@ static Napi::Value GetDirtyLog(const Napi::CallbackInfo& info) {
   return out;
 }
 
-static Napi::Value SimpleIoctl(const Napi::CallbackInfo& info, unsigned long req, const char* name, bool withArg) {
-  Napi::Env env = info.Env();
-  int32_t fd;
-  uint64_t arg = 0;
-  if (!ArgI32(info, 0, &fd) || (withArg && !ArgU64(info, 1, &arg))) return env.Undefined();
-  int r = ioctl(fd, req, static_cast<unsigned long>(arg));
-  if (r < 0) ThrowKvmError(env, name, errno);
-  return env.Undefined();
-}
-
-static Napi::Value SetTssAddr(const Napi::CallbackInfo& info) { return SimpleIoctl(info, KVM_SET_TSS_ADDR, "KVM_SET_TSS_ADDR", true); }
-static Napi::Value CreateIrqchip(const Napi::CallbackInfo& info) { return SimpleIoctl(info, KVM_CREATE_IRQCHIP, "KVM_CREATE_IRQCHIP", false); }
-
-static Napi::Value SetIdentityMapAddr(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int32_t fd;
-  uint64_t addr;
-  if (!ArgI32(info, 0, &fd) || !ArgU64(info, 1, &addr)) return env.Undefined();
-  IoctlOrThrow(env, fd, KVM_SET_IDENTITY_MAP_ADDR, &addr, "KVM_SET_IDENTITY_MAP_ADDR");
-  return env.Undefined();
-}
-
-static Napi::Value CreatePit2(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int32_t fd;
-  if (!ArgI32(info, 0, &fd)) return env.Undefined();
-  kvm_pit_config c{};
-  IoctlOrThrow(env, fd, KVM_CREATE_PIT2, &c, "KVM_CREATE_PIT2");
-  return env.Undefined();
-}
-
+// irqLine(vmFd, irq, level): `irq` is a GSI on x86 and arm64's (type, vcpu, number) encoding (made in TypeScript).
 static Napi::Value IrqLine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t fd;
@@ -241,23 +212,35 @@ static Napi::Value IrqLine(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// signalMsi(vmFd, address, data) -> number of interrupts delivered (0: blocked by the guest).
+// An optional device id (the MSI's requester: arm64's ITS needs it, KVM_CAP_MSI_DEVID); undefined: none.
+static bool ArgDevid(const Napi::CallbackInfo& info, size_t i, bool* has, uint32_t* devid) {
+  *has = !info[i].IsUndefined();
+  return !*has || ArgU32(info, i, devid);
+}
+
+// signalMsi(vmFd, address, data, devid?) -> number of interrupts delivered (0: blocked by the guest).
 static Napi::Value SignalMsi(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t fd;
   uint64_t addr;
-  uint32_t data;
-  if (!ArgI32(info, 0, &fd) || !ArgU64(info, 1, &addr) || !ArgU32(info, 2, &data)) return env.Undefined();
+  uint32_t data, devid = 0;
+  bool hasDevid;
+  if (!ArgI32(info, 0, &fd) || !ArgU64(info, 1, &addr) || !ArgU32(info, 2, &data) || !ArgDevid(info, 3, &hasDevid, &devid))
+    return env.Undefined();
   kvm_msi m{};
   m.address_lo = static_cast<uint32_t>(addr);
   m.address_hi = static_cast<uint32_t>(addr >> 32);
   m.data = data;
+  if (hasDevid) {
+    m.flags = KVM_MSI_VALID_DEVID;
+    m.devid = devid;
+  }
   int r = ioctl(fd, KVM_SIGNAL_MSI, &m);
   if (r < 0) { ThrowKvmError(env, "KVM_SIGNAL_MSI", errno); return env.Undefined(); }
   return Napi::Number::New(env, r);
 }
 
-// setGsiRouting(vmFd, entries): {gsi, type: "irqchip", irqchip, pin} | {gsi, type: "msi", address, data}.
+// setGsiRouting(vmFd, entries): {gsi, type: "irqchip", irqchip, pin} | {gsi, type: "msi", address, data, devid?}.
 static Napi::Value SetGsiRouting(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t fd;
@@ -288,6 +271,11 @@ static Napi::Value SetGsiRouting(const Napi::CallbackInfo& info) {
       e.u.msi.address_lo = static_cast<uint32_t>(x);
       e.u.msi.address_hi = static_cast<uint32_t>(x >> 32);
       e.u.msi.data = static_cast<uint32_t>(y);
+      if (!o.Get("devid").IsUndefined()) {
+        if (!FieldU64(o, "devid", &x, 0, true)) return env.Undefined();
+        e.flags = KVM_MSI_VALID_DEVID;
+        e.u.msi.devid = static_cast<uint32_t>(x);
+      }
     } else {
       ThrowType(env, "routing entry type must be \"irqchip\" or \"msi\"");
       return env.Undefined();
@@ -351,10 +339,6 @@ void InitVm(Napi::Env env, Napi::Object exports) {
   exports.Set("allocateSharedMemory", Napi::Function::New(env, AllocateSharedMemory, "allocateSharedMemory"));
   exports.Set("setUserMemoryRegion", Napi::Function::New(env, SetUserMemoryRegion, "setUserMemoryRegion"));
   exports.Set("getDirtyLog", Napi::Function::New(env, GetDirtyLog, "getDirtyLog"));
-  exports.Set("setTssAddr", Napi::Function::New(env, SetTssAddr, "setTssAddr"));
-  exports.Set("setIdentityMapAddr", Napi::Function::New(env, SetIdentityMapAddr, "setIdentityMapAddr"));
-  exports.Set("createIrqchip", Napi::Function::New(env, CreateIrqchip, "createIrqchip"));
-  exports.Set("createPit2", Napi::Function::New(env, CreatePit2, "createPit2"));
   exports.Set("irqLine", Napi::Function::New(env, IrqLine, "irqLine"));
   exports.Set("signalMsi", Napi::Function::New(env, SignalMsi, "signalMsi"));
   exports.Set("setGsiRouting", Napi::Function::New(env, SetGsiRouting, "setGsiRouting"));
