@@ -1,6 +1,6 @@
 // Numeric KVM constants the API exposes (values from linux/kvm.h).
 
-/** KVM_CAP_* for Kvm.checkExtension. */
+/** KVM_CAP_* for Kvm.checkExtension (the ARM_* ones answer non-zero only on arm64 hosts). */
 export const KvmCap = {
   IRQCHIP: 0,
   HLT: 1,
@@ -17,15 +17,24 @@ export const KvmCap = {
   IOEVENTFD: 36,
   SET_IDENTITY_MAP_ADDR: 37,
   MAX_VCPUS: 66,
+  ONE_REG: 70,
   SYNC_REGS: 74,
   SIGNAL_MSI: 77,
   READONLY_MEM: 81,
   IRQFD_RESAMPLE: 82,
+  DEVICE_CTRL: 89,
+  ARM_PSCI_0_2: 102,
   SPLIT_IRQCHIP: 121,
   IOEVENTFD_ANY_LENGTH: 122,
+  ARM_PMU_V3: 126,
   X2APIC_API: 129,
   MSI_DEVID: 131,
   IMMEDIATE_EXIT: 136,
+  ARM_VM_IPA_SIZE: 165,
+  ARM_SVE: 170,
+  ARM_PTRAUTH_ADDRESS: 171,
+  ARM_PTRAUTH_GENERIC: 172,
+  ARM_IRQ_LINE_LAYOUT_2: 174,
 } as const;
 
 /** KVM_MP_STATE_* for Vcpu.getMpState/setMpState. */
@@ -45,6 +54,9 @@ export const InternalError = { EMULATION: 1, SIMUL_EX: 2, DELIVERY_EV: 3, UNEXPE
 
 /** KVM irqchip ids for GSI routing entries of type "irqchip". */
 export const Irqchip = { PIC_MASTER: 0, PIC_SLAVE: 1, IOAPIC: 2 } as const;
+
+/** KVM_DEV_TYPE_* of KVM_CREATE_DEVICE (Arm64Vm.hasDevice). */
+export const KvmDeviceType = { VFIO: 4, ARM_VGIC_V2: 5, ARM_VGIC_V3: 7, ARM_VGIC_ITS: 8 } as const;
 
 export const KVM_API_VERSION = 12;
 export const PAGE_SIZE = 4096;

@@ -1,9 +1,19 @@
 import { existsSync } from "node:fs";
-import { KVM_API_VERSION } from "./constants.js";
+import type { KvmArch } from "./arch.js";
+import { Arm64Vm } from "./arm64/vm.js";
+import { KVM_API_VERSION, KvmCap } from "./constants.js";
 import { KvmError } from "./errors.js";
-import { native, tryLoadNative } from "./native.js";
+import { arm64Native, native, tryLoadNative, x86Native } from "./native.js";
 import type { CpuidEntry } from "./types.js";
 import { Vm } from "./vm.js";
+
+export interface Arm64VmOptions {
+  /**
+   * Guest-physical address bits (32 to 52; KVM_VM_TYPE_ARM_IPA_SIZE), for RAM or devices above the default 40-bit
+   * (1 TiB) space; the host's limit is checkExtension(KvmCap.ARM_VM_IPA_SIZE). Default: KVM's 40.
+   */
+  ipaBits?: number;
+}
 
 /** Whether /dev/kvm can be used here, and why not. Never throws. */
 export function kvmAvailability(path = "/dev/kvm"): { ok: true } | { ok: false; reason: string } {
@@ -28,14 +38,20 @@ export function kvmAvailability(path = "/dev/kvm"): { ok: true } | { ok: false; 
   }
 }
 
-/** The KVM system fd. */
+/**
+ * The KVM system fd. Its VMs are of the host's architecture (`arch`): createVm() makes an x86_64 Vm,
+ * createArm64Vm() an Arm64Vm; the other one throws KvmArchitectureError.
+ */
 export class Kvm {
   readonly apiVersion: number;
   readonly vcpuMmapSize: number;
+  /** The architecture of this host and its addon build. */
+  readonly arch: KvmArch;
   private fd: number;
 
   private constructor(fd: number) {
     this.fd = fd;
+    this.arch = native().arch;
     try {
       this.apiVersion = native().getApiVersion(fd);
       if (this.apiVersion !== KVM_API_VERSION) throw new KvmError("KVM_GET_API_VERSION", "EPROTO", 71, `API version ${this.apiVersion}`);
@@ -55,13 +71,29 @@ export class Kvm {
     return native().checkExtension(this.assertOpen(), cap);
   }
 
-  /** KVM_GET_SUPPORTED_CPUID. */
+  /** KVM_GET_SUPPORTED_CPUID (x86_64). */
   supportedCpuid(): CpuidEntry[] {
-    return native().getSupportedCpuid(this.assertOpen());
+    return x86Native("Kvm.supportedCpuid (CPUID)").getSupportedCpuid(this.assertOpen());
   }
 
+  /** An x86_64 VM. */
   createVm(): Vm {
-    return new Vm(native().createVm(this.assertOpen()), this.vcpuMmapSize);
+    const fd = x86Native("Kvm.createVm (an x86_64 VM)").createVm(this.assertOpen());
+    return new Vm(fd, this.vcpuMmapSize);
+  }
+
+  /** An arm64 VM. */
+  createArm64Vm(options: Arm64VmOptions = {}): Arm64Vm {
+    const addon = arm64Native("Kvm.createArm64Vm (an arm64 VM)");
+    let type = 0;
+    if (options.ipaBits !== undefined) {
+      const bits = options.ipaBits;
+      if (!Number.isInteger(bits) || bits < 32 || bits > 52) throw new RangeError(`ipaBits must be 32 to 52, got ${bits}`);
+      const max = this.checkExtension(KvmCap.ARM_VM_IPA_SIZE);
+      if (bits > (max || 40)) throw new RangeError(`this host's KVM gives guests at most ${max || 40} address bits, not ${bits}`);
+      type = bits;
+    }
+    return new Arm64Vm(addon.createVm(this.assertOpen(), type), this.vcpuMmapSize, addon);
   }
 
   close(): void {

@@ -1,53 +1,14 @@
+// The x86_64 vCPU: general, special and FPU registers, MSRs, CPUID, the LAPIC page and the PM timer answered in the
+// run loop; port-I/O and MMIO exits go to a VcpuExitDispatch.
 import { KvmError } from "./errors.js";
 import type { NativeVcpu } from "./native.js";
-import type { CpuidEntry, VcpuExitDispatch, Fpu, FpuInput, MsrEntry, Regs, RegsInput, RunOptions, VcpuRunResult, Sregs, SregsInput } from "./types.js";
+import type { CpuidEntry, VcpuExitDispatch, Fpu, FpuInput, MsrEntry, Regs, RegsInput, VcpuRunResult, Sregs, SregsInput } from "./types.js";
+import { VcpuBase } from "./vcpu-base.js";
 
 export type { SregsInput } from "./types.js";
 
-function sliceMs(name: string, v: number | undefined, dflt: number): number {
-  if (v === undefined || v === Infinity) return dflt;
-  if (!Number.isFinite(v) || v < 0) throw new RangeError(`${name} must be a non-negative number of ms, got ${v}`);
-  return Math.ceil(v);
-}
-
-/** A virtual CPU. Setters take partial objects: fields left out keep their current values. */
-export class Vcpu {
-  readonly id: number;
-  private handle: NativeVcpu | undefined;
-
-  /**
-   * @internal Use Vm.createVcpu(). `owner` (the Vm) is only held so that the VM and the guest memory of its
-   * memslots stay alive, and mapped, as long as a vCPU that can touch them is reachable.
-   */
-  constructor(handle: NativeVcpu, id: number, private readonly owner?: object) {
-    this.handle = handle;
-    this.id = id;
-  }
-
-  /**
-   * Runs the guest on the calling (JS) thread. Port-I/O and MMIO exits call `dispatch` synchronously;
-   * returns when an exit needs the machine, a callback called requestStop(), the event loop gets new work (an fd
-   * it watches becomes readable, its next timer is due) or the slice is over ("yield": re-enter with setImmediate).
-   * A callback that throws makes run() throw that error.
-   */
-  run(dispatch: VcpuExitDispatch, options: RunOptions = {}): VcpuRunResult {
-    return this.h().run(
-      dispatch,
-      sliceMs("maxSliceMs", options.maxSliceMs, -1),
-      sliceMs("immediateSliceMs", options.immediateSliceMs, 4),
-    );
-  }
-
-  /** From a dispatch callback: return "yield" after the current exit. */
-  requestStop(): void {
-    this.h().requestStop();
-  }
-
-  /** Makes an active run return "yield" as soon as possible; when none is active, the next run returns at once. */
-  kick(): void {
-    this.h().kick();
-  }
-
+/** An x86_64 virtual CPU (Vm.createVcpu()). Setters take partial objects: fields left out keep their current values. */
+export class Vcpu extends VcpuBase<NativeVcpu, VcpuExitDispatch, VcpuRunResult> {
   getRegs(): Regs {
     return this.h().getRegs();
   }
@@ -94,14 +55,6 @@ export class Vcpu {
     this.h().setCpuid(entries);
   }
 
-  getMpState(): number {
-    return this.h().getMpState();
-  }
-
-  setMpState(state: number): void {
-    this.h().setMpState(state);
-  }
-
   /** The 1024-byte LAPIC register page (KVM_GET_LAPIC). */
   getLapic(): Uint8Array {
     return this.h().getLapic();
@@ -122,15 +75,5 @@ export class Vcpu {
     if (!Number.isInteger(port) || port < 0 || port > 0xfffc) throw new RangeError(`PM timer port must be 0 to 0xfffc, got ${port}`);
     if (typeof startNs !== "bigint") throw new TypeError("startNs must be a bigint (process.hrtime.bigint())");
     this.h().setPmTimer(port, startNs);
-  }
-
-  close(): void {
-    this.handle?.close();
-    this.handle = undefined;
-  }
-
-  private h(): NativeVcpu {
-    if (!this.handle) throw new KvmError("vcpu (closed)", "EBADF", 9);
-    return this.handle;
   }
 }
