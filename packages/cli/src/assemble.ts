@@ -1,4 +1,4 @@
-import { PluginError, validateOptions, VmmError, type OptionValues, type PciDevice } from "@vmm/core";
+import { deviceTypeSupports, PluginError, validateOptions, VmmError, type GuestArchitecture, type OptionValues, type PciDevice } from "@vmm/core";
 import { container as rootContainer } from "tsyringe";
 import type { MachineConfig, MachineFactory, VirtualMachine } from "./arch/machine.js";
 import { describe, DeviceFaultError, OptionsError } from "./errors.js";
@@ -33,9 +33,10 @@ export interface PlannedDevice {
 
 /**
  * Checks every requested device against the device types the plugins provide, before any VM exists: unknown
- * types and bad options are usage errors that name the plugin, the device and the option.
+ * types, types that do not support the guest architecture and bad options are usage errors that name the plugin,
+ * the device and the option.
  */
-export async function planDevices(plugins: readonly LoadedPlugin[], specs: readonly Spec[], abort?: AbortSignal): Promise<PlannedDevice[]> {
+export async function planDevices(plugins: readonly LoadedPlugin[], specs: readonly Spec[], arch: GuestArchitecture, abort?: AbortSignal): Promise<PlannedDevice[]> {
   const catalog = await registerAll(rootContainer.createChildContainer(), plugins, abort);
   const counts = new Map<string, number>();
   const planned = specs.map((spec): PlannedDevice => {
@@ -49,6 +50,9 @@ export async function planDevices(plugins: readonly LoadedPlugin[], specs: reado
       return { type: spec.name, plugin: "vmm", name, options: {}, given: spec.options, placement, rootPort: planRootPort(options) };
     }
     const entry = lookupType(catalog, spec.name);
+    if (!deviceTypeSupports(entry.type, arch)) {
+      throw new UsageError(`device ${name}: type ${spec.name} (plugin ${entry.plugin}) does not support ${arch} guests; it supports ${entry.type.architectures!.join(", ")}`);
+    }
     const placement = takePlacement(spec, options, Object.keys(entry.type.options));
     if (rom === true || rom === "") throw new UsageError(`--device ${spec.name}: rom needs a file (rom=PATH)`);
     if (bootindex !== undefined && (bootindex === true || !/^\d{1,4}$/.test(bootindex))) {

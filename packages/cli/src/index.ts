@@ -5,3 +5,4 @@ export { ExitCode, UsageError, DeviceFaultError, renderError } from "./errors.js
 export { parseMemorySize } from "./options/size.js";
 export { parseSpec, type Spec } from "./options/spec.js";
 export { detectKernelKind, type KernelImageKind } from "./options/kernel.js";
+export { IRQCHIPS, type Irqchip } from "./options/run-config.js";

@@ -1,12 +1,13 @@
 import { MemoryLogger } from "@vmm/core";
 import { describe, expect, it } from "vitest";
-import { canonicalArch } from "../src/arch/index.js";
+import { canonicalArch, DEFAULT_ARCH, hostArchitecture } from "../src/arch/index.js";
 import type { MachineConfig } from "../src/arch/machine.js";
 import { x86MachineOptions } from "../src/arch/x86_64.js";
 import { UsageError } from "../src/errors.js";
 
 const config: MachineConfig = {
   name: "vm1",
+  arch: "x86_64",
   memory: 512 * 2 ** 20,
   cpus: 2,
   kernel: { path: "/k", kind: "bzimage", bytes: new Uint8Array(4) },
@@ -18,11 +19,20 @@ const config: MachineConfig = {
 };
 
 describe("--arch", () => {
-  it("knows x86_64 and its aliases, and refuses the rest clearly", () => {
+  it("knows x86_64, arm64 and their aliases, and refuses the rest clearly", () => {
     expect(canonicalArch("x86_64")).toBe("x86_64");
     expect(canonicalArch("amd64")).toBe("x86_64");
-    expect(() => canonicalArch("aarch64")).toThrow(UsageError);
-    expect(() => canonicalArch("aarch64")).toThrow("architecture 'aarch64' is not supported (supported: x86_64)");
+    expect(canonicalArch("arm64")).toBe("arm64");
+    expect(canonicalArch("aarch64")).toBe("arm64");
+    expect(() => canonicalArch("riscv64")).toThrow(UsageError);
+    expect(() => canonicalArch("riscv64")).toThrow("architecture 'riscv64' is not supported (supported: x86_64, arm64)");
+  });
+
+  it("defaults to the host's architecture", () => {
+    expect(hostArchitecture("x64")).toBe("x86_64");
+    expect(hostArchitecture("arm64")).toBe("arm64");
+    expect(hostArchitecture("ppc64")).toBeUndefined();
+    expect(DEFAULT_ARCH).toBe(hostArchitecture() ?? "x86_64");
   });
 });
 

@@ -67,7 +67,7 @@ describe("usage errors exit 2 with one line", () => {
     [["run", "-k", kernel, "--console", "hv"], /argument 'hv' is invalid. Allowed choices are serial, virtio/],
     [["run", "-k", kernel, "-n", "pigeon"], /--network 'pigeon': unknown mode 'pigeon'/],
     [["run", "-k", kernel, "-d", `${disk},rw`], /unknown disk flag 'rw' \(known: ro\)/],
-    [["run", "-k", kernel, "--arch", "riscv64"], /architecture 'riscv64' is not supported \(supported: x86_64\)/],
+    [["run", "-k", kernel, "--arch", "riscv64"], /architecture 'riscv64' is not supported \(supported: x86_64, arm64\)/],
     [["run", "-k", kernel, "--device", "nope"], /unknown device type 'nope' \(known: vesa, vfio-pci, vfio-user, virtio-blk, virtio-console, virtio-net, virtio-rng; load the plugin that provides it with --plugin\)/],
     [["run", "-k", kernel, "--plugin", fixture, "--device", "nope"], /unknown device type 'nope' \(known: fixture-dev, vesa, vfio-pci, vfio-user, virtio-blk/],
     [["run", "-k", kernel, "--name", "has space"], /--name 'has space'/],

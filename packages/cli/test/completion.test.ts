@@ -102,7 +102,7 @@ describe.skipIf(!HAVE_BASH)("vmm completion bash, run by bash", () => {
     expect(complete("vmm", "run", "--console", "")).toEqual(["serial", "virtio"]);
     expect(complete("vmm", "run", "--console", "=", "v")).toEqual(["virtio"]);
     expect(complete("vmm", "run", "--console", "=")).toEqual(["serial", "virtio"]);
-    expect(complete("vmm", "run", "--arch", "")).toEqual(["x86_64"]);
+    expect(complete("vmm", "run", "--arch", "")).toEqual(["arm64", "x86_64"]);
   });
 
   it("completes --device with the built-in device types (vmm devices --json), then each type's options", () => {

@@ -44,12 +44,13 @@ const program = buildProgram({ cwd: process.cwd(), stdout: () => {}, stderr: () 
 describe("vmm run --help", () => {
   it("lists the options in kvmtool's groups, in its order", async () => {
     const help = groups(await stdoutOf(["run", "--help"]));
-    expect([...help.keys()]).toEqual(["Basic options", "Kernel options", "Networking options", "Device options", "Debug options"]);
+    expect([...help.keys()]).toEqual(["Basic options", "Kernel options", "Networking options", "Device options", "arm64 options", "Debug options"]);
     expect(Object.fromEntries(help)).toEqual({
       "Basic options": ["--name <name>", "-c, --cpus <n>", "-m, --mem <size>", "-d, --disk <path[,ro][,bootindex=N]>", "--rng", "--console <kind>", "--arch <arch>", "--reboot", "-h, --help"],
       "Kernel options": ["-k, --kernel <file>", "-i, --initrd <file>", "-p, --params <string>", "-f, --firmware <file>"],
       "Networking options": ["-n, --network <mode[,key=value...]>"],
       "Device options": ["--plugin <name[,key=value...]>", "--device <type[,key=value...]>", "--vfio-pci <address[,key=value...]>"],
+      "arm64 options": ["--mem-base <address>", "--irqchip <type>", "--dump-dtb <file>"],
       "Debug options": ["--verbose", "--idle-notice <seconds>", "--stats", "--debugcon <file>", "--debug"],
     });
   });

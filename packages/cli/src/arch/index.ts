@@ -1,18 +1,28 @@
+import type { GuestArchitecture } from "@vmm/core";
 import { UsageError } from "../errors.js";
 import type { MachineFactory } from "./machine.js";
 
 /** Architectures vmm can assemble, each loaded only when used (so listing device types with `vmm devices` never touches KVM). */
-export const ARCHITECTURES: Readonly<Record<string, () => Promise<MachineFactory>>> = {
+export const ARCHITECTURES: Readonly<Record<GuestArchitecture, () => Promise<MachineFactory>>> = {
   x86_64: async () => (await import("./x86_64.js")).createX86Machine,
+  arm64: async () => (await import("./arm64.js")).createArm64Machine,
 };
 
-const ALIASES: Readonly<Record<string, string>> = { "x86-64": "x86_64", amd64: "x86_64", x64: "x86_64" };
+const ALIASES: Readonly<Record<string, GuestArchitecture>> = { "x86-64": "x86_64", amd64: "x86_64", x64: "x86_64", aarch64: "arm64" };
 
 /** The canonical name for `--arch`, or a usage error naming the supported ones. */
-export function canonicalArch(arch: string): string {
+export function canonicalArch(arch: string): GuestArchitecture {
   const name = ALIASES[arch] ?? arch;
   if (!Object.hasOwn(ARCHITECTURES, name)) {
     throw new UsageError(`architecture '${arch}' is not supported (supported: ${Object.keys(ARCHITECTURES).join(", ")})`);
   }
-  return name;
+  return name as GuestArchitecture;
 }
+
+/** The guest architecture this host's KVM runs (Node's process.arch), or undefined on other hosts. */
+export function hostArchitecture(nodeArch: string = process.arch): GuestArchitecture | undefined {
+  return ({ x64: "x86_64", arm64: "arm64" } as const)[nodeArch as "x64" | "arm64"];
+}
+
+/** `--arch`'s default: the host's own, x86_64 where the host is neither. */
+export const DEFAULT_ARCH: GuestArchitecture = hostArchitecture() ?? "x86_64";

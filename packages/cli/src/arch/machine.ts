@@ -1,12 +1,20 @@
-import type { Logger, PciAddress, PciDevice } from "@vmm/core";
+import type { GuestArchitecture, Logger, PciAddress, PciDevice } from "@vmm/core";
 import type { PciPlacement, PciTopologyNode } from "@vmm/pci";
 import type { DependencyContainer } from "tsyringe";
 import type { KernelImageKind } from "../options/kernel.js";
+import type { Irqchip } from "../options/run-config.js";
 import type { ConsoleKind } from "../options/sugar.js";
 
 /** What the cli asks an architecture's machine for. */
 export interface MachineConfig {
   readonly name: string;
+  readonly arch: GuestArchitecture;
+  /** arm64: RAM's guest-physical base (--mem-base). */
+  readonly memBase?: number;
+  /** arm64: the interrupt controller (--irqchip). */
+  readonly irqchip?: Irqchip;
+  /** arm64: where to write the devicetree blob (--dump-dtb). */
+  readonly dumpDtb?: string;
   /** Guest RAM in bytes. */
   readonly memory: number;
   readonly cpus: number;

@@ -1,4 +1,5 @@
 import { closeSync, openSync, writeSync } from "node:fs";
+import { ConfigurationError } from "@vmm/core";
 import type { MachineOptions } from "@vmm/machine";
 import type { MachineConfig, VirtualMachine } from "./machine.js";
 
@@ -7,11 +8,13 @@ import type { MachineConfig, VirtualMachine } from "./machine.js";
  * virtio (then the virtio console owns stdin).
  */
 export function x86MachineOptions(config: MachineConfig): MachineOptions {
+  const kind = config.kernel?.kind;
+  if (kind === "arm64-image") throw new ConfigurationError(`kernel '${config.kernel!.path}' is an arm64 Image; run it with --arch arm64`);
   return {
     name: config.name,
     memory: config.memory,
     cpus: config.cpus,
-    kernel: config.kernel && { kind: config.kernel.kind, path: config.kernel.path, bytes: config.kernel.bytes },
+    kernel: config.kernel && kind && { kind, path: config.kernel.path, bytes: config.kernel.bytes },
     firmware: config.firmware,
     debugcon: config.debugcon ? fileSink(config.debugcon) : undefined,
     initrd: config.initrd,

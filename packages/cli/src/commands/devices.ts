@@ -1,4 +1,4 @@
-import { Tokens, type DeviceQuirk, type OptionSpec, type QuirkMatch } from "@vmm/core";
+import { deviceTypeSupports, Tokens, type DeviceQuirk, type OptionSpec, type QuirkMatch } from "@vmm/core";
 import { container as rootContainer } from "tsyringe";
 import type { CliContext } from "../context.js";
 import { StderrLogger } from "@vmm/core";
@@ -77,7 +77,8 @@ function renderQuirks(quirks: readonly DeviceQuirk[]): string {
 function renderText(entries: readonly CatalogEntry[]): string {
   if (!entries.length) return "no device types (load a plugin with --plugin)\n";
   const blocks = entries.map((e) => {
-    const head = `${e.type.type}: ${e.type.description}\n  from plugin ${e.plugin}${e.builtin ? " (built-in)" : ""}`;
+    const only = e.type.architectures ? `; ${e.type.architectures.join(", ")} guests only` : "";
+    const head = `${e.type.type}: ${e.type.description}\n  from plugin ${e.plugin}${e.builtin ? " (built-in)" : ""}${only}`;
     const opts = Object.entries(e.type.options);
     if (!opts.length) return `${head}\n  no options`;
     const rows = [["option", "type", "default", "description"], ...opts.map(([k, s]) => [k, describeType(s), describeDefault(s), s.description])];
@@ -94,6 +95,7 @@ function renderJson(entries: readonly CatalogEntry[]): string {
     description: e.type.description,
     plugin: e.plugin,
     builtin: e.builtin,
+    ...(e.type.architectures ? { architectures: e.type.architectures } : {}),
     options: Object.entries(e.type.options).map(([name, s]) => ({ name, ...s })),
   }));
   return JSON.stringify(out, null, 2) + "\n";
@@ -110,7 +112,10 @@ export async function devicesCommand(raw: RawDevicesOptions, ctx: CliContext): P
   const plugins = await loadAllPlugins(config.plugins, ctx);
   const vm = rootContainer.createChildContainer();
   const catalog = await registerAll(vm, plugins);
-  const entries = [...catalog.values(), ROOT_PORT_ENTRY].sort((a, b) => a.type.type.localeCompare(b.type.type));
+  // With --arch, only the types a guest of that architecture can use.
+  const entries = [...catalog.values(), ROOT_PORT_ENTRY]
+    .filter((e) => raw.arch === undefined || deviceTypeSupports(e.type, config.arch))
+    .sort((a, b) => a.type.type.localeCompare(b.type.type));
   const quirks = vm.isRegistered(Tokens.Quirk, true) ? vm.resolveAll(Tokens.Quirk) : [];
   ctx.stdout(raw.json ? renderJson(entries) : renderText(entries) + renderQuirks(quirks));
   return 0;

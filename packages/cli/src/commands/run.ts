@@ -1,8 +1,8 @@
-import type { Stats } from "node:fs";
 import { formatTopology, pciTree, type PciTreeNode } from "../options/placement.js";
-import { access, constants, open, stat, type FileHandle } from "node:fs/promises";
-import { StderrLogger, Tokens, type AddressSpace, type Logger, type PciDevice } from "@vmm/core";
-import { ARCHITECTURES, canonicalArch } from "../arch/index.js";
+import { access, constants } from "node:fs/promises";
+import { StderrLogger, Tokens, type AddressSpace, type GuestArchitecture, type Logger, type PciDevice } from "@vmm/core";
+import { ARCHITECTURES, canonicalArch, hostArchitecture } from "../arch/index.js";
+import { describeArm64, hostRunsArm64 } from "../arch/arm64.js";
 import type { MachineConfig, MachineFactory, VirtualMachineResult, VirtualMachine } from "../arch/machine.js";
 import { assemble, closeAll, planDevices, type Assembly, type PlannedDevice } from "../assemble.js";
 import type { CliContext } from "../context.js";
@@ -13,59 +13,11 @@ import { SugarTypes } from "../options/sugar.js";
 import { loadAllPlugins } from "../plugins/all.js";
 import { IdleNotice, idleNoticeSeconds, idleNoticeText } from "../idle-notice.js";
 import { assemblySummary } from "../summary.js";
+import { MiB, readInput } from "../input.js";
 
 /** Exit statuses for a VM stopped by a signal: 128 + the signal number, as shells report it. */
 const SIGNAL_STATUS = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 } as const;
 type StopSignal = keyof typeof SIGNAL_STATUS;
-
-const MiB = 2 ** 20;
-const sizeText = (bytes: number) => `${bytes} bytes (${(bytes / MiB).toFixed(bytes % MiB ? 1 : 0)} MiB)`;
-
-/**
- * Reads a kernel or initrd: only a regular file (a device such as /dev/zero would be read until memory runs out,
- * a FIFO blocks), and only one that fits in guest RAM.
- */
-async function readInput(what: string, path: string, ram: number): Promise<Uint8Array> {
-  const refuse = (problem: string) => new FileError(what, path, new Error(problem));
-  let info: Stats;
-  try {
-    info = await stat(path);
-  } catch (error) {
-    throw new FileError(what, path, error);
-  }
-  if (info.isDirectory()) throw new FileError(what, path, Object.assign(new Error("is a directory"), { code: "EISDIR" }));
-  if (!info.isFile()) throw refuse(`not a regular file (${fileType(info)}); give a file`);
-  if (info.size > ram) throw refuse(`${sizeText(info.size)} does not fit in the guest's ${sizeText(ram)} of RAM (-m)`);
-  let handle: FileHandle | undefined;
-  try {
-    // O_NONBLOCK: should the path have been replaced by a FIFO since stat, open must not wait for a writer.
-    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    const again = await handle.stat();
-    if (!again.isFile()) throw refuse(`not a regular file (${fileType(again)}); give a file`);
-    if (again.size > ram) throw refuse(`${sizeText(again.size)} does not fit in the guest's ${sizeText(ram)} of RAM (-m)`);
-    const bytes = new Uint8Array(again.size);
-    let filled = 0;
-    while (filled < bytes.length) {
-      const { bytesRead } = await handle.read(bytes, filled, bytes.length - filled, filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return filled === bytes.length ? bytes : bytes.subarray(0, filled);
-  } catch (error) {
-    if (error instanceof FileError) throw error;
-    throw new FileError(what, path, error);
-  } finally {
-    await handle?.close();
-  }
-}
-
-function fileType(info: Stats): string {
-  if (info.isCharacterDevice()) return "a character device";
-  if (info.isBlockDevice()) return "a block device";
-  if (info.isFIFO()) return "a FIFO";
-  if (info.isSocket()) return "a socket";
-  return "not a file";
-}
 
 /** Disk images must exist before any VM is built; writable unless given read-only. */
 async function checkDisks(config: RunConfig): Promise<void> {
@@ -135,6 +87,7 @@ export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<n
   ];
   for (const [event, handler] of handlers) signals.on(event, handler);
   try {
+    if (config.dumpDtb && arch === "arm64" && !hostRunsArm64()) return await dumpDevicetreeOnly(config, arch, ctx, logger, abort.signal);
     return await runVm(config, arch, ctx, logger, { abort: abort.signal, ended, stop, setVm: (m) => (vm = m) });
   } finally {
     for (const [signal, handler] of handlers) signals.off(signal, handler);
@@ -163,45 +116,78 @@ export interface ConfiguredAssembly {
  */
 export async function assembleFromConfig(
   config: RunConfig,
-  arch: string,
+  arch: GuestArchitecture,
   ctx: CliContext,
   logger: Logger,
   control: { readonly abort?: AbortSignal; readonly onFault: (fault: DeviceFaultError) => void },
 ): Promise<ConfiguredAssembly> {
+  const prepared = await prepareMachine(config, arch, ctx, logger, control.abort);
+  const createMachine: MachineFactory = await (ctx.machineFactory ?? ((a: GuestArchitecture) => ARCHITECTURES[a]()))(arch);
+  control.abort?.throwIfAborted();
+  const assembly = await assemble({
+    config: prepared.machine,
+    createMachine,
+    plugins: prepared.plugins,
+    devices: prepared.devices,
+    onFault: control.onFault,
+    abort: control.abort,
+  });
+  return { assembly, kernel: prepared.machine.kernel, devices: prepared.devices };
+}
+
+/** What a machine is built from, checked: the boot files read, the plugins loaded, every device planned. */
+interface PreparedMachine {
+  readonly machine: MachineConfig;
+  readonly plugins: Awaited<ReturnType<typeof loadAllPlugins>>;
+  readonly devices: readonly PlannedDevice[];
+}
+
+/**
+ * Reads the kernel, firmware and initrd the configuration names (none needed), checks disks, loads plugins and
+ * plans the devices: everything before a machine is created, and all that --dump-dtb needs on a host that cannot
+ * run the guest.
+ */
+async function prepareMachine(config: RunConfig, arch: GuestArchitecture, ctx: CliContext, logger: Logger, abort?: AbortSignal): Promise<PreparedMachine> {
   let kernel: MachineConfig["kernel"];
   if (config.kernel) {
     const kernelBytes = await readInput("kernel", config.kernel, config.memory);
-    kernel = { path: config.kernel, kind: detectKernelKind(kernelBytes, config.kernel), bytes: kernelBytes };
+    kernel = { path: config.kernel, kind: detectKernelKind(kernelBytes, config.kernel, arch), bytes: kernelBytes };
   }
   const firmware = config.firmware ? { path: config.firmware, bytes: await readInput("firmware", config.firmware, 16 * MiB) } : undefined;
   const initrd = config.initrd ? { path: config.initrd, bytes: await readInput("initrd", config.initrd, config.memory) } : undefined;
   await checkDisks(config);
-  control.abort?.throwIfAborted();
-  const plugins = await loadAllPlugins(config.plugins, ctx, control.abort);
-  const devices = await planDevices(plugins, config.devices, control.abort);
-  const createMachine: MachineFactory = await (ctx.machineFactory ?? ((a: string) => ARCHITECTURES[a]!()))(arch);
-  control.abort?.throwIfAborted();
-  const assembly = await assemble({
-    config: {
-      name: config.name,
-      memory: config.memory,
-      cpus: config.cpus,
-      kernel,
-      firmware,
-      debugcon: config.debugcon,
-      initrd,
-      params: config.params,
-      console: config.console,
-      debug: config.debug,
-      logger,
-    },
-    createMachine,
-    plugins,
-    devices,
-    onFault: control.onFault,
-    abort: control.abort,
-  });
-  return { assembly, kernel, devices };
+  abort?.throwIfAborted();
+  const plugins = await loadAllPlugins(config.plugins, ctx, abort);
+  const devices = await planDevices(plugins, config.devices, arch, abort);
+  const machine: MachineConfig = {
+    name: config.name,
+    arch,
+    memBase: config.memBase,
+    irqchip: config.irqchip,
+    dumpDtb: config.dumpDtb,
+    memory: config.memory,
+    cpus: config.cpus,
+    kernel,
+    firmware,
+    debugcon: config.debugcon,
+    initrd,
+    params: config.params,
+    console: config.console,
+    debug: config.debug,
+    logger,
+  };
+  return { machine, plugins, devices };
+}
+
+/**
+ * `--dump-dtb FILE` where this host cannot run the guest: the machine is prepared as for a run (files, plugins,
+ * devices all checked), its devicetree written, and vmm exits 0 without starting it.
+ */
+async function dumpDevicetreeOnly(config: RunConfig, arch: GuestArchitecture, ctx: CliContext, logger: Logger, abort: AbortSignal): Promise<number> {
+  const { machine } = await prepareMachine(config, arch, ctx, logger, abort);
+  const { dtb } = await describeArm64(machine);
+  logger.info(`${config.name}: wrote the ${arch} devicetree (${dtb.length} bytes) to ${config.dumpDtb}; this ${hostArchitecture() ?? process.arch} host does not run ${arch} guests, so the VM was not started`);
+  return 0;
 }
 
 /** The machine's PCI tree with each function's kind, PCI Express type and BARs (nothing when it has no PCI tree). */
@@ -210,7 +196,7 @@ export function machinePciTree(machine: VirtualMachine): PciTreeNode[] | undefin
   return topology && pciTree(topology, machine.pciFunctions?.() ?? []);
 }
 
-async function runVm(config: RunConfig, arch: string, ctx: CliContext, logger: Logger, control: Control): Promise<number> {
+async function runVm(config: RunConfig, arch: GuestArchitecture, ctx: CliContext, logger: Logger, control: Control): Promise<number> {
   let firstFault: DeviceFaultError | undefined;
   const onFault = (fault: DeviceFaultError) => {
     firstFault ??= fault;

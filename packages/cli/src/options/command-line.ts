@@ -1,6 +1,6 @@
 import { DOCTOR_TOPICS } from "../commands/doctor.js";
 import { DEFAULT_IDLE_NOTICE } from "../idle-notice.js";
-import { DEFAULT_ARCH, DEFAULT_CPUS, DEFAULT_MEMORY } from "./run-config.js";
+import { DEFAULT_ARCH, DEFAULT_CPUS, DEFAULT_MEMORY, IRQCHIPS } from "./run-config.js";
 import { CONSOLES } from "./sugar.js";
 
 /**
@@ -10,7 +10,7 @@ import { CONSOLES } from "./sugar.js";
  */
 
 /** The groups of `vmm run --help` (kvmtool's `lkvm run --help`, in its order), and `vmm devices`' own output group. */
-export const HELP_GROUPS = ["Basic options", "Kernel options", "Networking options", "Device options", "Output options", "Debug options"] as const;
+export const HELP_GROUPS = ["Basic options", "Kernel options", "Networking options", "Device options", "arm64 options", "Output options", "Debug options"] as const;
 export type HelpGroup = (typeof HELP_GROUPS)[number];
 
 /**
@@ -112,6 +112,9 @@ const run: CommandDef = {
     { flags: "-i, --initrd <file>", description: "initial ramdisk", group: "Kernel options", complete: "file" },
     { flags: "-p, --params <string>", description: "kernel command line", group: "Kernel options" },
     firmware,
+    { flags: "--mem-base <address>", description: "guest-physical base of RAM, 2 MiB aligned (default 0x80000000; e.g. where the default collides with a passed-through device's host window)", group: "arm64 options" },
+    { flags: "--irqchip <type>", description: "the interrupt controller: gicv3-its (default), gicv3, gicv2m or gicv2 (MSIs through the ITS or the v2m frame)", group: "arm64 options", choices: IRQCHIPS },
+    { flags: "--dump-dtb <file>", description: "write the generated devicetree blob to this file; where the host cannot run the guest, only write it", group: "arm64 options", complete: "file" },
     { flags: "--verbose", description: "before the guest runs, print the machine and every PCI function with its address to stderr", group: "Debug options" },
     {
       flags: "--idle-notice <seconds>",

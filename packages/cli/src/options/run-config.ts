@@ -1,3 +1,5 @@
+import { parseSize, type GuestArchitecture } from "@vmm/core";
+import { canonicalArch, DEFAULT_ARCH } from "../arch/index.js";
 import { UsageError } from "../errors.js";
 import { parseCpuCount, parseMemorySize } from "./size.js";
 import { parseSpec, type Spec } from "./spec.js";
@@ -21,6 +23,9 @@ export interface RawRunOptions {
   device?: string[];
   vfioPci?: string[];
   arch?: string;
+  memBase?: string;
+  irqchip?: string;
+  dumpDtb?: string;
   debug?: boolean;
   stats?: boolean;
   verbose?: boolean;
@@ -28,9 +33,19 @@ export interface RawRunOptions {
   name?: string;
 }
 
+/** `--irqchip` (kvmtool's names): the arm64 interrupt controller and how MSIs reach it. */
+export const IRQCHIPS = ["gicv3-its", "gicv3", "gicv2m", "gicv2"] as const;
+export type Irqchip = (typeof IRQCHIPS)[number];
+
 /** A fully parsed `vmm run` request: what to boot and which devices to create, in order. */
 export interface RunConfig {
-  readonly arch: string;
+  readonly arch: GuestArchitecture;
+  /** arm64: RAM's guest-physical base (`--mem-base`); absent: the machine's default. */
+  readonly memBase?: number;
+  /** arm64: the interrupt controller (`--irqchip`). */
+  readonly irqchip?: Irqchip;
+  /** arm64: write the generated devicetree blob here (`--dump-dtb`). */
+  readonly dumpDtb?: string;
   readonly name: string;
   /** Absent when firmware boots the VM. */
   readonly kernel?: string;
@@ -57,14 +72,37 @@ export interface RunConfig {
 
 export const DEFAULT_MEMORY = "256";
 export const DEFAULT_CPUS = "1";
-export const DEFAULT_ARCH = "x86_64";
+export { DEFAULT_ARCH };
+
+/** The arm64-only options, refused for other architectures with the option's name. */
+function archOptions(raw: RawRunOptions, arch: GuestArchitecture): Pick<RunConfig, "memBase" | "irqchip" | "dumpDtb"> {
+  const given = (["memBase", "irqchip", "dumpDtb"] as const).filter((k) => raw[k] !== undefined);
+  const flag = { memBase: "--mem-base", irqchip: "--irqchip", dumpDtb: "--dump-dtb" } as const;
+  if (arch !== "arm64" && given.length) {
+    throw new UsageError(`${given.map((k) => flag[k]).join(", ")} ${given.length === 1 ? "applies" : "apply"} to --arch arm64 (the ${arch} machine has a fixed memory map and describes itself with ACPI)`);
+  }
+  let memBase: number | undefined;
+  if (raw.memBase !== undefined) {
+    memBase = parseSize(raw.memBase);
+    if (memBase === undefined) throw new UsageError(`--mem-base '${raw.memBase}': expected an address (0x80000000, 2147483648) or a size (2G)`);
+  }
+  if (raw.irqchip !== undefined && !(IRQCHIPS as readonly string[]).includes(raw.irqchip)) {
+    throw new UsageError(`--irqchip '${raw.irqchip}': expected one of ${IRQCHIPS.join(", ")}`);
+  }
+  if (raw.dumpDtb === "") throw new UsageError("--dump-dtb needs a file name");
+  return { memBase, irqchip: raw.irqchip as Irqchip | undefined, dumpDtb: raw.dumpDtb };
+}
 
 /**
  * Parses `vmm run`'s options. `boot: false` (`vmm devices`, which assembles the machine without running it) needs
  * neither a kernel nor firmware.
  */
 export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = true }: { boot?: boolean } = {}): RunConfig {
-  if (boot && !raw.kernel && !raw.firmware) throw new UsageError("no kernel given (use -k/--kernel FILE, or -f/--firmware FILE to boot firmware)");
+  const arch = canonicalArch(raw.arch ?? DEFAULT_ARCH);
+  const archSpecific = archOptions(raw, arch);
+  if (raw.firmware && arch !== "x86_64") throw new UsageError(`--firmware boots x86_64 firmware (SeaBIOS); ${arch} guests boot a kernel with -k`);
+  // --dump-dtb alone writes the devicetree of the bare machine: no kernel needed.
+  if (boot && !raw.kernel && !raw.firmware && !archSpecific.dumpDtb) throw new UsageError("no kernel given (use -k/--kernel FILE, or -f/--firmware FILE to boot firmware)");
   if (raw.kernel && raw.firmware) {
     throw new UsageError("-k and --firmware together are not supported: firmware boots from a disk (a kernel through fw_cfg needs QEMU's linuxboot option ROM)");
   }
@@ -85,7 +123,8 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
   const name = raw.name ?? `guest-${pid}`;
   if (!/^[\w.-]{1,64}$/.test(name)) throw new UsageError(`--name '${name}': use up to 64 letters, digits, '.', '_' or '-'`);
   return {
-    arch: raw.arch ?? DEFAULT_ARCH,
+    arch,
+    ...archSpecific,
     name,
     kernel: raw.kernel,
     firmware: raw.firmware,
