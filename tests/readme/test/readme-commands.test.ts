@@ -187,7 +187,7 @@ const COMMANDS: readonly Entry[] = [
     },
   },
   {
-    command: "source <(vmm completion bash)          # or install it: vmm completion bash > /etc/bash_completion.d/vmm",
+    command: "source <(vmm completion bash)",
     run: {
       cwd: "project",
       check: async (r) => {
