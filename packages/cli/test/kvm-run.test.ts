@@ -281,7 +281,10 @@ describe.skipIf(!kvmOk || !existsSync(MEMTEST))("memtest86+ (its setup header ha
 describe.skipIf(!kvmOk)("the README demo", () => {
   it("node scripts/demo.mjs lists the bus and reads from virtio-rng and virtio-blk", async () => {
     const { spawnSync } = await import("node:child_process");
-    const r = spawnSync(process.execPath, [path.join(cliDir, "scripts/demo.mjs")], { cwd: cliDir, encoding: "utf8", timeout: 120_000 });
+    // A private TMPDIR: the demo's disk (TMPDIR/vmm-demo/disk.img, locked while a VM uses it) is not the one
+    // tests/readme's run of `pnpm demo` may be using at the same moment.
+    const env = { ...process.env, TMPDIR: mkdtempSync(path.join(tmpdir(), "vmm-demo-test-")) };
+    const r = spawnSync(process.execPath, [path.join(cliDir, "scripts/demo.mjs")], { cwd: cliDir, encoding: "utf8", timeout: 120_000, env });
     expect(r.stderr).toBe("");
     expect(r.stdout).toMatch(/^ {2}00:00\.0 {2}8086:29c0 {2}class 060000 {2}host bridge$/m);
     expect(r.stdout).toMatch(/^ {2}00:[0-9a-f]{2}\.0 {2}1af4:1042 {2}class \w+ {2}virtio-blk$/m);
