@@ -1,6 +1,7 @@
 // Cost of finding what changed for one incremental update of a 1920x1080x32 screen where the guest rewrote one
 // 64x64 block: with KVM's dirty log (convert and compare only scanlines on written pages) versus without one
 // (convert the whole picture and compare every tile). Both measured here, side by side; the ratio is the point.
+import { recordBench } from "@vmm/bench-kit";
 import { FrameDiffer, ScreenTracker, VesaScreen, VbeEnable, VbeIndex } from "../dist/index.js";
 
 const W = 1920, H = 1080, ROUNDS = 40;
@@ -57,3 +58,10 @@ console.log(`incremental update, 1920x1080x32, one 64x64 block changed:`);
 console.log(`  with dirty log    ${logged.toFixed(2)} ms`);
 console.log(`  without dirty log ${full.toFixed(2)} ms`);
 console.log(`  ratio (without / with): ${(full / logged).toFixed(1)}x`);
+
+recordBench({
+  package: "@vmm/device-vesa",
+  name: "updates",
+  title: "one incremental update of a 1920x1080x32 screen with one 64x64 block changed",
+  rows: [{ metric: "update with dirty log", value: logged, unit: "ms", reference: { name: "without dirty log", value: full } }],
+});
