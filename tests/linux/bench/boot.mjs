@@ -2,6 +2,7 @@
 // command line), alternating, median of the rounds, printed as a ratio. Run after a build: pnpm --filter
 // @vmm/linux-tests bench. Skips QEMU with a line when qemu-system-x86_64 is not installed.
 import { spawn, spawnSync } from "node:child_process";
+import { recordBench } from "@vmm/bench-kit";
 import { HOST_CMDLINE, vmmBin } from "../dist/boot.js";
 import { buildInitramfs } from "../dist/initramfs.js";
 import { buildTestKernel } from "../dist/kernel.js";
@@ -69,3 +70,20 @@ if (qemuFailure) {
 } else {
   console.log("  qemu  skipped: qemu-system-x86_64 is not installed (Debian package qemu-system-x86)");
 }
+
+const qemuMeasured = qemuBin && !qemuFailure;
+recordBench({
+  package: "@vmm/linux-tests",
+  name: "boot",
+  title: "Linux test kernel: vmm run to the init's first line, beside QEMU with KVM",
+  rows: [
+    {
+      metric: "vmm run to init's first line",
+      value: median(times.vmm),
+      unit: "ms",
+      ...(qemuMeasured
+        ? { reference: { name: "QEMU q35 KVM", value: median(times.qemu) } }
+        : { note: qemuFailure ? `QEMU failed: ${qemuFailure.trim()}` : "QEMU not installed: no reference" }),
+    },
+  ],
+});
