@@ -1,5 +1,6 @@
 // What the cli's device guard (fault isolation, --debug tracing) adds to a BAR access, measured side by side
 // with the bare handler in one run. Run after a build: pnpm --filter @vmm/cli bench
+import { recordBench } from "@vmm/bench-kit";
 import { guardDevice } from "../dist/instrument.js";
 
 const N = 10_000_000;
@@ -32,3 +33,10 @@ const mean = (i) => rounds.reduce((s, x) => s + x[i], 0) / rounds.length;
 const [b, g] = [mean(0), mean(1)];
 console.log(`bare handler    ${b.toFixed(1)} ns/access`);
 console.log(`guarded handler ${g.toFixed(1)} ns/access  (ratio ${(g / b).toFixed(2)}x, +${(g - b).toFixed(1)} ns per access)`);
+
+recordBench({
+  package: "@vmm/cli",
+  name: "guard",
+  title: "what the device guard adds to one BAR access (mean of 3 rounds)",
+  rows: [{ metric: "guarded BAR read", value: g, unit: "ns/access", reference: { name: "bare handler", value: b } }],
+});
