@@ -23,3 +23,11 @@ export {
   type Arm64Image,
 } from "./loader/image-header.js";
 export { DTB_MAX_SIZE, type Arm64LoadPlan, type KernelPlacement } from "./loader/load-plan.js";
+// The run time over arm64 KVM (runtime/): the machine and the parts it is assembled from.
+export { Arm64KvmMachine, type Arm64KvmMachineOptions } from "./runtime/machine.js";
+export { openArm64Kvm, type Arm64Kvm } from "./runtime/kvm.js";
+export { Arm64InterruptController, SPI_COUNT, type Arm64MsiMessage } from "./runtime/interrupts.js";
+export { V2mFrame, V2mRegister, type V2mFrameOptions } from "./runtime/v2m-frame.js";
+export { RequesterMsiVectors, requesterId } from "./runtime/msi.js";
+export { Arm64RunLoop, type Arm64LoopVcpu, type Arm64RunLoopOptions } from "./runtime/run-loop.js";
+export type { SerialOptions } from "./runtime/serial.js";
