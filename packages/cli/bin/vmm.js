@@ -15,7 +15,11 @@ for (const event of ["uncaughtException", "unhandledRejection"]) {
   });
 }
 
-const { main } = await import("../dist/main.js");
+// The start-up bundle (scripts/bundle.mjs) when the build made one; the modules tsc wrote otherwise.
+const { main } = await import("../dist/bundle/main.mjs").catch((error) => {
+  if (error?.code !== "ERR_MODULE_NOT_FOUND" || !String(error.message).includes("dist/bundle/main.mjs")) throw error;
+  return import("../dist/main.js");
+});
 const status = await main(process.argv.slice(2));
 // The VM and its devices are closed by now; do not wait for stray handles (sockets, timers) of plugins.
 process.exit(status);
