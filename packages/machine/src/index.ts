@@ -36,6 +36,6 @@ export { BootFramebufferSlot } from "./devices/boot-framebuffer.js";
 export { KvmInterruptController, IOAPIC_PINS } from "./services/interrupts.js";
 export { KvmMemoryMapper } from "./services/memory-mapper.js";
 export { KvmIoEvents } from "./services/io-events.js";
-export { MsiRouter, type MsiRoute } from "./services/msi-routes.js";
+export { MsiRouter, X86_GSI_ROUTING, type MsiRoute, type MsiRouteAllocator, type GsiRoutingTable } from "./services/msi-routes.js";
 export { KvmMsiVectors, KvmMsiVectorSet } from "./services/msi-vectors.js";
 export { PCI_INTX_GSIS, type PciHost } from "./services/pci.js";

@@ -98,4 +98,22 @@ describe("MsiRouter", () => {
     expect(router.add({ address: 0xfee00000, data: 0x43 }).gsi).toBe(24);
     expect(log).toEqual(["irqfd 24", "irqfd 25", "write", "unirqfd 24", "close", "irqfd 24"]);
   });
+
+  it("writes another machine's table: its fixed routes, its first MSI GSI and its route for each message", () => {
+    type Route = { gsi: number; pin?: number; devid?: number };
+    const tables: Route[][] = [];
+    const vm = {
+      setGsiRouting: (entries: Route[]) => void tables.push(entries),
+      createEventFd: () => ({ write: () => {}, close: () => {} }) as never,
+      irqfd: () => ({ remove: () => {} }),
+    };
+    const table = {
+      fixed: () => [{ gsi: 0, pin: 0 }],
+      firstMsiGsi: 96,
+      msi: (gsi: number, m: { data: number }) => ({ gsi, devid: m.data * 2 }),
+    };
+    const router = new MsiRouter<Route>(vm, vm.createEventFd, table);
+    expect(router.add({ address: 0x1000, data: 7 }).gsi).toBe(96);
+    expect(tables).toEqual([[{ gsi: 0, pin: 0 }, { gsi: 96, devid: 14 }]]);
+  });
 });

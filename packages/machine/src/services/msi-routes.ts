@@ -26,31 +26,60 @@ function irqchipRoutes(): GsiRoute[] {
   return routes;
 }
 
-const FIRST_MSI_GSI = IOAPIC_PINS;
+/**
+ * A machine's GSI routing table as the router writes it (route type `R`: the VM's setGsiRouting entries).
+ * KVM_SET_GSI_ROUTING replaces the whole table, KVM's default routes included.
+ */
+export interface GsiRoutingTable<R> {
+  /** The routes kept beside the MSI routes: the defaults the machine's lines still use. */
+  readonly fixed: () => R[];
+  /** The first GSI an MSI route takes (above the fixed ones). */
+  readonly firstMsiGsi: number;
+  /** The route that delivers `message` at `gsi` (the message may carry more than address and data, e.g. a device id). */
+  readonly msi: (gsi: number, message: MsiMessage) => R;
+}
+
+/** x86_64's table: the ISA IRQs and IOAPIC pins, MSI routes above the IOAPIC's pins. */
+export const X86_GSI_ROUTING: GsiRoutingTable<GsiRoute> = {
+  fixed: irqchipRoutes,
+  firstMsiGsi: IOAPIC_PINS,
+  msi: (gsi, m) => ({ gsi, type: "msi", address: m.address, data: m.data }),
+};
+
 const MAX_GSI = 1024;
 
+/** What a vector set needs of a router: routes, and batches of changes written to KVM at once. */
+export interface MsiRouteAllocator {
+  add(message: MsiMessage): MsiRoute;
+  batch<T>(fn: () => T): T;
+}
+
 /**
- * GSI routing for MSIs delivered without a userspace round trip: each route is an MSI GSI above the IOAPIC pins
- * with an irqfd on it. KVM_SET_GSI_ROUTING replaces the whole table (irqchip defaults plus MSI routes), so it is
- * rewritten on every change, or once at the end of a `batch`.
+ * GSI routing for MSIs delivered without a userspace round trip: each route is an MSI GSI above the table's fixed
+ * routes (x86_64: the IOAPIC pins) with an irqfd on it. KVM_SET_GSI_ROUTING replaces the whole table (the fixed
+ * routes plus the MSI routes), so it is rewritten on every change, or once at the end of a `batch`. `R` is the
+ * VM's route type; the default table is x86_64's.
  */
-export class MsiRouter {
+export class MsiRouter<R = GsiRoute> implements MsiRouteAllocator {
   /** Route table rewrites (KVM_SET_GSI_ROUTING calls) so far. */
   commits = 0;
   /** Interrupts raised through `trigger()` so far (writes to a route's eventfd from JS). */
   triggers = 0;
   private readonly routes = new Map<number, MsiMessage>();
   private readonly free: number[] = [];
-  private next = FIRST_MSI_GSI;
+  private next: number;
   private depth = 0;
   private dirty = false;
   /** irqfds to assign once the batch's table is in KVM. */
   private pendingIrqfds: Array<() => void> = [];
 
   constructor(
-    private readonly vm: Pick<Vm, "setGsiRouting" | "irqfd">,
+    private readonly vm: { setGsiRouting(entries: R[]): void; irqfd: Vm["irqfd"] },
     private readonly createEventFd: () => EventFd = () => new EventFd(),
-  ) {}
+    private readonly table: GsiRoutingTable<R> = X86_GSI_ROUTING as unknown as GsiRoutingTable<R>,
+  ) {
+    this.next = table.firstMsiGsi;
+  }
 
   /** MSI routes in use. */
   get size(): number {
@@ -74,7 +103,7 @@ export class MsiRouter {
     const gsi = this.free.pop() ?? this.next++;
     if (gsi >= MAX_GSI) {
       this.next = Math.min(this.next, MAX_GSI);
-      throw new ConfigurationError(`out of MSI routes (${MAX_GSI - FIRST_MSI_GSI})`);
+      throw new ConfigurationError(`out of MSI routes (${MAX_GSI - this.table.firstMsiGsi})`);
     }
     this.routes.set(gsi, message);
     const eventFd = this.createEventFd();
@@ -136,7 +165,7 @@ export class MsiRouter {
   private commit(): void {
     this.dirty = false;
     this.commits++;
-    const msi: GsiRoute[] = [...this.routes].map(([gsi, m]) => ({ gsi, type: "msi", address: m.address, data: m.data }));
-    this.vm.setGsiRouting([...irqchipRoutes(), ...msi]);
+    const msi = [...this.routes].map(([gsi, m]) => this.table.msi(gsi, m));
+    this.vm.setGsiRouting([...this.table.fixed(), ...msi]);
   }
 }

@@ -1,5 +1,5 @@
 import type { Logger, MsiController, MsiMessage, MsiVector, MsiVectorFactory, MsiVectorSet } from "@vmm/core";
-import type { MsiRoute, MsiRouter } from "./msi-routes.js";
+import type { MsiRoute, MsiRouteAllocator } from "./msi-routes.js";
 
 const same = (a: MsiMessage | undefined, b: MsiMessage | undefined) =>
   a !== undefined && b !== undefined && a.address === b.address && a.data === b.data;
@@ -17,7 +17,7 @@ export class KvmMsiVectors implements MsiVectorFactory {
   private readonly sets = new Set<KvmMsiVectorSet>();
 
   constructor(
-    private readonly router: MsiRouter,
+    private readonly router: MsiRouteAllocator,
     private readonly fallback: MsiController,
     private readonly logger: Logger,
   ) {}
@@ -62,7 +62,7 @@ export class KvmMsiVectorSet implements MsiVectorSet {
   constructor(
     readonly owner: string,
     readonly count: number,
-    private readonly router: MsiRouter,
+    private readonly router: MsiRouteAllocator,
     private readonly fallback: MsiController,
     private readonly logger: Logger,
     private readonly onClose: () => void,
