@@ -28,6 +28,6 @@ export { Arm64KvmMachine, type Arm64KvmMachineOptions } from "./runtime/machine.
 export { openArm64Kvm, type Arm64Kvm } from "./runtime/kvm.js";
 export { Arm64InterruptController, SPI_COUNT, type Arm64MsiMessage } from "./runtime/interrupts.js";
 export { V2mFrame, V2mRegister, type V2mFrameOptions } from "./runtime/v2m-frame.js";
-export { RequesterMsiVectors, requesterId } from "./runtime/msi.js";
+export { RequesterMsiVectors, requesterId, ITS_GSI_ROUTING } from "./runtime/msi.js";
 export { Arm64RunLoop, type Arm64LoopVcpu, type Arm64RunLoopOptions } from "./runtime/run-loop.js";
 export type { SerialOptions } from "./runtime/serial.js";

@@ -1,5 +1,6 @@
 import {
   ConfigurationError,
+  SignalMsiVectors,
   StderrLogger,
   Tokens,
   createMmioSpace,
@@ -10,8 +11,8 @@ import {
   type PciAddress,
   type PciDevice,
 } from "@vmm/core";
-import type { Arm64Vcpu, Arm64Vm, Vgic } from "@vmm/kvm-native";
-import { KvmIoEvents, KvmMemoryMapper, type MachineResult } from "@vmm/machine";
+import type { Arm64GsiRoute, Arm64Vcpu, Arm64Vm, Vgic } from "@vmm/kvm-native";
+import { KvmIoEvents, KvmMemoryMapper, KvmMsiVectors, MsiRouter, type MachineResult } from "@vmm/machine";
 import type { PciBus, PciPlacement, PciTopologyNode } from "@vmm/pci";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
 import { Arm64Layout, Arm64Spis, GIC_SPI_BASE } from "../layout.js";
@@ -20,7 +21,7 @@ import { describeArm64Machine, type Arm64Machine, type Arm64MachineOptions } fro
 import { FIRST_DEVICE_SLOT, backRam, copyBootFiles } from "./guest-ram.js";
 import { Arm64InterruptController, type Arm64MsiMessage } from "./interrupts.js";
 import { maxVcpus, openArm64Kvm, type Arm64Kvm } from "./kvm.js";
-import { RequesterMsiVectors, itsDelivery, requesterId, v2mDelivery } from "./msi.js";
+import { ITS_GSI_ROUTING, RequesterMsiVectors, itsDelivery, requesterId, v2mDelivery } from "./msi.js";
 import { createArm64PciHost } from "./pci-host.js";
 import { Arm64RunLoop } from "./run-loop.js";
 import { createSerial, type SerialOptions } from "./serial.js";
@@ -63,6 +64,8 @@ export class Arm64KvmMachine {
   readonly pio: AddressSpace;
   readonly interrupts: Arm64InterruptController;
   readonly ioEvents: KvmIoEvents;
+  /** GICv3: MSI routes with device ids, each with an irqfd (MSIs without a userspace hop). */
+  readonly msiRoutes: MsiRouter<Arm64GsiRoute> | undefined;
   readonly pci: PciBus;
   readonly vgic: Vgic;
   /** GICv2 only. */
@@ -75,6 +78,8 @@ export class Arm64KvmMachine {
   private readonly vm: Arm64Vm;
   private readonly vcpus: Arm64Vcpu[] = [];
   private readonly msiVectors: RequesterMsiVectors;
+  /** GICv3: the irqfd-backed vector sets (closed before the VM). */
+  private readonly routedVectors: KvmMsiVectors | undefined;
   private readonly flushSerial: () => void;
   private readonly loop: Arm64RunLoop;
   private state: "created" | "running" | "done" | "closed" = "created";
@@ -126,7 +131,10 @@ export class Arm64KvmMachine {
       this.flushSerial = serial.flush;
       this.mmio.register(map.uart.base, Arm64Layout.uart.registers, "uart 16550", this.uart);
       this.ioEvents = new KvmIoEvents(vm);
-      this.msiVectors = new RequesterMsiVectors(this.interrupts);
+      // GICv3: irqfd routes to the ITS, KVM_SIGNAL_MSI where a route cannot be had; GICv2: frame writes from JS.
+      this.msiRoutes = map.gic.its ? new MsiRouter<Arm64GsiRoute>(vm, undefined, ITS_GSI_ROUTING) : undefined;
+      this.routedVectors = this.msiRoutes && new KvmMsiVectors(this.msiRoutes, this.interrupts, this.logger);
+      this.msiVectors = new RequesterMsiVectors(this.routedVectors ?? new SignalMsiVectors(this.interrupts));
       this.pci = createArm64PciHost({ windows: map.pci, mmio: this.mmio, pio: this.pio, interrupts: this.interrupts, msiVectors: this.msiVectors, logger: this.logger });
       this.loop = new Arm64RunLoop({ mmio: this.mmio, logger: this.logger, maxSliceMs: options.maxSliceMs, trace: options.debug });
       for (const vcpu of this.vcpus) this.loop.add(vcpu);
@@ -163,9 +171,12 @@ export class Arm64KvmMachine {
     return this.pci.topology();
   }
 
-  /** Userspace MMIO exits so far and MSIs delivered from JS (KVM_SIGNAL_MSI or v2m frame writes). */
+  /**
+   * Userspace MMIO exits so far, MSIs delivered from JS (KVM_SIGNAL_MSI or v2m frame writes) and vector deliveries
+   * that fell back to KVM_SIGNAL_MSI from their irqfd route.
+   */
   counters(): Readonly<Record<string, number>> {
-    return { mmioExits: this.loop.mmioExits, msiSignals: this.interrupts.msiSignals };
+    return { mmioExits: this.loop.mmioExits, msiSignals: this.interrupts.msiSignals, msiFallbacks: this.routedVectors?.fallbacks ?? 0 };
   }
 
   /** Copies the kernel, initrd and devicetree into RAM and points the boot vCPU at the kernel (done by `run`). */
@@ -218,6 +229,7 @@ export class Arm64KvmMachine {
   }
 
   private release(): void {
+    this.routedVectors?.close(); // MSI routes and their irqfds, while the VM fd is still open
     this.ioEvents?.close();
     this.vm?.close();
     if (this.ownsKvm) this.kvm?.close();

@@ -23,6 +23,8 @@ export interface FakeKvmOptions {
   readonly gicV3?: boolean;
   /** KVM_CAP_NR_VCPUS (default 8). */
   readonly nrVcpus?: number;
+  /** KVM_SET_GSI_ROUTING fails (EINVAL). */
+  readonly failRouting?: boolean;
 }
 
 export function fakeKvm(options: FakeKvmOptions = {}) {
@@ -94,7 +96,10 @@ export function fakeKvm(options: FakeKvmOptions = {}) {
     hasDeviceAttr: () => true,
     irqLine: (vm: number, irq: number, level: number) => record("irqLine", vm, irq, level),
     signalMsi: (vm: number, address: number, data: number, devid?: number) => (record("signalMsi", vm, address, data, devid), 1),
-    setGsiRouting: (vm: number, entries: object[]) => record("setGsiRouting", vm, entries),
+    setGsiRouting: (vm: number, entries: object[]) => {
+      record("setGsiRouting", vm, entries);
+      if (options.failRouting) throw new KvmError("KVM_SET_GSI_ROUTING", "EINVAL", 22);
+    },
     irqfd: (vm: number, fd: number, gsi: number, resample: number, deassign: boolean) => record("irqfd", vm, fd, gsi, resample, deassign),
     ioeventfd: (vm: number, fd: number, address: number, len: number, flags: number) => record("ioeventfd", vm, address, len, flags),
     closeFd: (fd: number) => record("closeFd", fd),

@@ -197,13 +197,35 @@ describe("Arm64KvmMachine MMIO and interrupts", () => {
     return () => msi.notify(0);
   }
 
-  it("MSI with GICv3: KVM_SIGNAL_MSI to the ITS with the function's requester id as the device id", () => {
+  it("MSI with GICv3: an msi GSI route above the SPIs with the requester id as devid and an irqfd on it; KVM's SPI routes kept", () => {
     const { m, fake } = machineWith();
     const translater = m.description.memoryMap.gic.its!.base + 0x10040;
+    const trigger = msiFunction(m, 3, translater, 5);
+    const devid = requesterId({ bus: 0, device: 3, function: 0 });
+    expect(devid).toBe(0x18);
+    const table = fake.named("setGsiRouting").at(-1)![2] as Array<{ gsi: number; type: string; pin?: number }>;
+    const spis = table.filter((r) => r.type === "irqchip");
+    expect(spis).toHaveLength(96);
+    expect(spis.every((r, i) => r.gsi === i && r.pin === i)).toBe(true);
+    expect(table.filter((r) => r.type === "msi")).toEqual([{ gsi: 96, type: "msi", address: translater, data: 5, devid }]);
+    const irqfds = fake.named("irqfd");
+    expect(irqfds).toEqual([["irqfd", VM_FD, expect.any(Number), 96, -1, false]]);
+    trigger();
+    expect(m.msiRoutes!.triggers).toBe(1);
+    expect(fake.named("signalMsi")).toEqual([]);
+    m.close();
+    // The route's irqfd is deassigned before the VM fd closes.
+    expect(fake.indexOf("irqfd", VM_FD, irqfds[0]![2], 96, -1, true)).toBeLessThan(fake.indexOf("closeFd", VM_FD));
+    expect(fake.indexOf("irqfd", VM_FD, irqfds[0]![2], 96, -1, true)).toBeGreaterThan(0);
+  });
+
+  it("MSI with GICv3 where KVM refuses the route: KVM_SIGNAL_MSI to the ITS with the requester id as devid", () => {
+    const { m, fake, logger } = machineWith({}, fakeKvm({ failRouting: true }));
+    const translater = m.description.memoryMap.gic.its!.base + 0x10040;
     msiFunction(m, 3, translater, 5)();
-    expect(fake.named("signalMsi")).toEqual([["signalMsi", VM_FD, translater, 5, requesterId({ bus: 0, device: 3, function: 0 })]]);
-    expect(requesterId({ bus: 0, device: 3, function: 0 })).toBe(0x18);
-    expect(m.counters()).toMatchObject({ msiSignals: 1 });
+    expect(fake.named("signalMsi")).toEqual([["signalMsi", VM_FD, translater, 5, 0x18]]);
+    expect(m.counters()).toMatchObject({ msiSignals: 1, msiFallbacks: 1 });
+    expect(logger.lines.join("\n")).toMatch(/msi3 MSI: MSI through irqfd failed, falling back to KVM_SIGNAL_MSI/);
     m.close();
   });
 
@@ -265,7 +287,7 @@ describe("Arm64KvmMachine run loop", () => {
     const { m, fake } = machineWith({ cpus: 1 });
     fake.script(0, (d) => void d.mmio(m.description.memoryMap.uart.base + 7, 1, false, 0, 0), () => m.stop("SIGTERM"));
     expect(await m.run()).toEqual({ status: 1, reason: "stopped", message: "stopped: SIGTERM" });
-    expect(m.counters()).toEqual({ mmioExits: 1, msiSignals: 0 });
+    expect(m.counters()).toEqual({ mmioExits: 1, msiSignals: 0, msiFallbacks: 0 });
     await expect(m.run()).rejects.toThrow("a machine runs once");
     m.close();
     m.close();
