@@ -1,6 +1,7 @@
 // The arm64 run-time machine over kvm-native's real Arm64Vm/Arm64Vcpu/Vgic and a recording addon (fake-kvm.ts):
 // the set-up's native calls in order, what lands in guest RAM, MMIO reaching the UART, ECAM, the PCI I/O window
 // and the GICv2m frame, INTx and MSIs reaching their SPI/GSI/device id, and PSCI events ending the run.
+import { PassThrough, Writable } from "node:stream";
 import { MemoryLogger, type SmallAccessSize } from "@vmm/core";
 import { VirtioPciFunction, VirtioRng, VIRTIO_VENDOR_ID } from "@vmm/device-virtio";
 import { decodeCells, findNode, getProperty, readDtb, type FdtNode } from "@vmm/fdt";
@@ -138,6 +139,31 @@ describe("Arm64KvmMachine MMIO and interrupts", () => {
     expect(Buffer.from(out).toString()).toBe("hi\n");
     expect(fake.named("irqLine")).toEqual([["irqLine", VM_FD, spiLine(0), 1]]);
     expect(r).toEqual({ status: 0, reason: "shutdown", message: "vCPU 0 powered the machine off (PSCI SYSTEM_OFF)" });
+    m.close();
+  });
+
+  it("UART on streams: host input reaches the guest's receive register while it runs; output is written a line per write", async () => {
+    const input = new PassThrough();
+    const chunks: string[] = [];
+    const output = new Writable({ write: (chunk: Buffer, _enc, done) => (chunks.push(chunk.toString()), done()) });
+    const { m, fake } = machineWith({ cpus: 1, serial: { input, output } });
+    const uart = m.description.memoryMap.uart.base;
+    input.write("x");
+    const received: number[] = [];
+    fake.script(
+      0,
+      () => {},
+      () => {},
+      (d) => {
+        received.push(Number(d.mmio(uart + 5, 1, false, 0, 0)) & 0x01, Number(d.mmio(uart, 1, false, 0, 0)));
+        for (const c of "ab\ncd") d.mmio(uart, 1, true, c.charCodeAt(0), 0);
+      },
+      () => ({ reason: "system-event", vcpuId: 0, type: SystemEvent.SHUTDOWN, flags: 0n }),
+    );
+    await m.run();
+    expect(received).toEqual([1, "x".charCodeAt(0)]);
+    expect(chunks).toEqual(["ab\n", "cd"]);
+    expect(input.listenerCount("data")).toBe(0);
     m.close();
   });
 
