@@ -15,7 +15,7 @@ import type { Arm64GsiRoute, Arm64Vcpu, Arm64Vm, Vgic } from "@vmm/kvm-native";
 import { KvmIoEvents, KvmMemoryMapper, KvmMsiVectors, MsiRouter, type MachineResult } from "@vmm/machine";
 import type { PciBus, PciPlacement, PciTopologyNode } from "@vmm/pci";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
-import { Arm64Layout, Arm64Spis, GIC_SPI_BASE } from "../layout.js";
+import { Arm64Layout, Arm64Spis } from "../layout.js";
 import type { Arm64LoadPlan } from "../loader/load-plan.js";
 import { describeArm64Machine, type Arm64Machine, type Arm64MachineOptions } from "../machine.js";
 import { FIRST_DEVICE_SLOT, backRam, copyBootFiles } from "./guest-ram.js";
@@ -26,7 +26,7 @@ import { createArm64PciHost } from "./pci-host.js";
 import { Arm64RunLoop } from "./run-loop.js";
 import { createSerial, type SerialOptions } from "./serial.js";
 import { createVcpus, setBootEntry } from "./vcpus.js";
-import { V2mFrame } from "./v2m-frame.js";
+import { installV2mFrame, type V2mFrame } from "./v2m-frame.js";
 import { createVgic } from "./vgic.js";
 
 export interface Arm64KvmMachineOptions extends Arm64MachineOptions {
@@ -114,12 +114,7 @@ export class Arm64KvmMachine {
       const vm = this.vm;
       let deliverMsi: (m: Arm64MsiMessage) => void;
       if (map.gic.v2m) {
-        const pulse = (intid: number) => {
-          vm.irqLine({ type: "spi", intid }, true);
-          vm.irqLine({ type: "spi", intid }, false);
-        };
-        this.v2m = new V2mFrame({ firstIntid: GIC_SPI_BASE + Arm64Spis.v2mMsi.first, count: Arm64Spis.v2mMsi.count, raise: pulse });
-        this.mmio.register(map.gic.v2m.base, map.gic.v2m.size, "gicv2m frame", this.v2m);
+        this.v2m = installV2mFrame(this.mmio, map.gic.v2m, vm);
         deliverMsi = v2mDelivery(this.v2m, map.gic.v2m.base, this.logger);
       } else {
         this.v2m = undefined;

@@ -1,4 +1,7 @@
-import { RegisterTable, type IoHandler, type SmallAccessSize } from "@vmm/core";
+import { RegisterTable, type AddressSpace, type IoHandler, type SmallAccessSize } from "@vmm/core";
+import type { Arm64Vm } from "@vmm/kvm-native";
+import { Arm64Spis, GIC_SPI_BASE } from "../layout.js";
+import type { AddressRange } from "../ranges.js";
 
 // The GICv2m MSI frame (ARM's GICv2m extension, as Linux's irq-gic-v2m driver reads it): KVM's GICv2 has no MSI
 // support of its own, so the VMM emulates the frame. MSI_TYPER says which SPIs the frame owns; a write of an SPI's
@@ -59,4 +62,21 @@ export class V2mFrame implements IoHandler {
   write(offset: number, size: SmallAccessSize, value: number): void {
     registers.write(this.state, offset, size, value);
   }
+}
+
+/**
+ * The machine's frame: on MMIO at `range`, owning the SPIs the devicetree gives it (Arm64Spis.v2mMsi), raising
+ * each as an edge on the vGIC (KVM_IRQ_LINE up, then down: Linux configures these SPIs edge-triggered).
+ */
+export function installV2mFrame(mmio: AddressSpace, range: AddressRange, vm: Pick<Arm64Vm, "irqLine">): V2mFrame {
+  const frame = new V2mFrame({
+    firstIntid: GIC_SPI_BASE + Arm64Spis.v2mMsi.first,
+    count: Arm64Spis.v2mMsi.count,
+    raise: (intid) => {
+      vm.irqLine({ type: "spi", intid }, true);
+      vm.irqLine({ type: "spi", intid }, false);
+    },
+  });
+  mmio.register(range.base, range.size, "gicv2m frame", frame);
+  return frame;
 }
