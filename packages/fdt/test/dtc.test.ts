@@ -1,8 +1,7 @@
-import { hostToolAvailable } from "@vmm/test-support";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FdtBuilder, nodesEqual, readDtb, writeDtb, type FdtNode } from "../src/index.js";
-import { dtcRoundTrip } from "./dtc.js";
+import { dtcRoundTrip, hostToolAvailable } from "@vmm/test-support";
 
 // dtc, the reference implementation, reads what this package writes and writes what it reads.
 

@@ -5,3 +5,4 @@ export { decodePng, type DecodedPng } from "./png-decode.js";
 export { hostToolAvailable } from "./host-tool.js";
 export { startVfioUserServer, vfioUserServerBin, vfioUserServerMissing, type VfioUserServer, type VfioUserServerOptions } from "./vfio-user-server.js";
 export { NOBODY, unprivileged, type Unprivileged, type UnprivilegedUser } from "./unprivileged.js";
+export { dtcRoundTrip, type DtcRoundTrip, type DtcRoundTripOptions } from "./dtc.js";
