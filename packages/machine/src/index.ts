@@ -17,6 +17,7 @@ export { buildMemoryMap, Layout, E820Type, type E820Entry, type RamBlock, type M
 export { Uart16550, COM1, type UartOptions } from "./devices/uart16550.js";
 // Serial output a line per write (also the arm64 machine's console).
 export { LineBuffer } from "./devices/line-buffer.js";
+export { consoleOutput, feedConsoleInput, type ConsoleStreams } from "./devices/console.js";
 export { I8042 } from "./devices/i8042.js";
 export { CmosRtc } from "./devices/cmos-rtc.js";
 export { DebugExit, PostCodePort, DEBUG_EXIT_PORT } from "./devices/debug-exit.js";

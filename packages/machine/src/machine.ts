@@ -12,7 +12,7 @@ import {
 } from "@vmm/core";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
 import { installLegacyDevices, type LegacyDevices } from "./devices/legacy.js";
-import { LineBuffer } from "./devices/line-buffer.js";
+import { consoleOutput, feedConsoleInput, type ConsoleStreams } from "./devices/console.js";
 import { PM_TIMER_PORT } from "./devices/pm-timer.js";
 import { writeFirmwareTables } from "./firmware/index.js";
 import type { PlatformDescription } from "./firmware/platform.js";
@@ -56,10 +56,7 @@ export interface MachineOptions {
    * COM1: host input and where the guest's output goes. Without this option COM1 writes to stdout and, unless
    * `console` is "virtio", reads stdin while the machine runs.
    */
-  readonly serial?: {
-    readonly input?: NodeJS.ReadableStream;
-    readonly output?: NodeJS.WritableStream | ((bytes: Uint8Array) => void);
-  };
+  readonly serial?: ConsoleStreams;
   /** Which console the guest uses (the cli's --console); "virtio" leaves stdin to a virtio console device. */
   readonly console?: "serial" | "virtio";
   readonly logger?: Logger;
@@ -102,14 +99,6 @@ function memoryMiB(o: MachineOptions): number {
     return o.memory / (1024 * 1024);
   }
   return 256;
-}
-
-/** Where COM1's bytes go: a function gets each byte as it is sent; a stream gets whole lines (LineBuffer). */
-function outputSink(output: NonNullable<MachineOptions["serial"]>["output"]): { write: (bytes: Uint8Array) => void; flush: () => void } {
-  if (typeof output === "function") return { write: output, flush: () => {} };
-  const stream = output ?? process.stdout;
-  const lines = new LineBuffer((b) => void stream.write(b));
-  return { write: lines.push, flush: lines.flush };
 }
 
 /**
@@ -203,7 +192,7 @@ export class Machine {
       this.container.register(Tokens.MemoryMapper, { useValue: mapper });
       this.container.register(Tokens.Logger, { useValue: this.logger });
 
-      const serial = outputSink(options.serial ? options.serial.output : process.stdout);
+      const serial = consoleOutput(options.serial?.output);
       this.flushSerial = serial.flush;
       this.legacy = installLegacyDevices({
         pio: this.pio,
@@ -390,18 +379,12 @@ export class Machine {
     await this.prepare();
     this.load();
     this.state = "running";
-    const o = this.options;
-    const stdin = !o.serial && o.console !== "virtio" ? process.stdin : undefined;
-    const input = o.serial ? o.serial.input : stdin;
-    const onData = (chunk: Buffer | string) => this.legacy.uart.input(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-    input?.on("data", onData);
+    const stopInput = feedConsoleInput(this.legacy.uart, this.options.serial, this.options.console);
     try {
       return await this.loop.run();
     } finally {
-      input?.off("data", onData);
+      stopInput();
       this.flushSerial();
-      // Stdin was only read for this run: stop reading so it does not keep the process alive.
-      stdin?.pause();
       this.state = "done";
     }
   }

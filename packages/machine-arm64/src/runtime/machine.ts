@@ -12,7 +12,7 @@ import {
   type PciDevice,
 } from "@vmm/core";
 import type { Arm64GsiRoute, Arm64Vcpu, Arm64Vm, Vgic } from "@vmm/kvm-native";
-import { KvmIoEvents, KvmMemoryMapper, KvmMsiVectors, MsiRouter, type MachineResult } from "@vmm/machine";
+import { feedConsoleInput, KvmIoEvents, KvmMemoryMapper, KvmMsiVectors, MsiRouter, type MachineResult } from "@vmm/machine";
 import type { PciBus, PciPlacement, PciTopologyNode } from "@vmm/pci";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
 import { Arm64Layout, Arm64Spis } from "../layout.js";
@@ -121,7 +121,7 @@ export class Arm64KvmMachine {
         deliverMsi = itsDelivery(vm);
       }
       this.interrupts = new Arm64InterruptController(vm, deliverMsi);
-      const serial = createSerial(options.serial ? options.serial.output : process.stdout, this.interrupts.line(Arm64Spis.uart));
+      const serial = createSerial(options.serial?.output, this.interrupts.line(Arm64Spis.uart));
       this.uart = serial.uart;
       this.flushSerial = serial.flush;
       this.mmio.register(map.uart.base, Arm64Layout.uart.registers, "uart 16550", this.uart);
@@ -189,18 +189,12 @@ export class Arm64KvmMachine {
     if (this.state !== "created") throw new ConfigurationError(`${this.name}: a machine runs once`);
     this.load();
     this.state = "running";
-    const o = this.options;
-    const stdin = !o.serial && o.console !== "virtio" ? process.stdin : undefined;
-    const input = o.serial ? o.serial.input : stdin;
-    const onData = (chunk: Buffer | string) => this.uart.input(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-    input?.on("data", onData);
+    const stopInput = feedConsoleInput(this.uart, this.options.serial, this.options.console);
     try {
       return await this.loop.run();
     } finally {
-      input?.off("data", onData);
+      stopInput();
       this.flushSerial();
-      // Stdin was only read for this run: stop reading so it does not keep the process alive.
-      stdin?.pause();
       this.state = "done";
     }
   }

@@ -1,15 +1,11 @@
-import { Uart16550, LineBuffer } from "@vmm/machine";
+import { consoleOutput, Uart16550, type ConsoleStreams } from "@vmm/machine";
 import type { InterruptLine } from "@vmm/core";
 
-// The console: core/machine's 16550 model, its bytes to a function (each byte) or a stream (a line per write),
-// host input queued for the guest while the machine runs.
+// The console: the 16550 model @vmm/machine shares, on MMIO here, its bytes written as @vmm/machine's consoleOutput
+// writes them (each byte to a function, whole lines to a stream).
 
-export interface SerialOptions {
-  /** Host input (default stdin unless the console is virtio). */
-  readonly input?: NodeJS.ReadableStream;
-  /** Where the guest's output goes (default stdout). */
-  readonly output?: NodeJS.WritableStream | ((bytes: Uint8Array) => void);
-}
+/** Host input (default stdin unless the console is virtio) and where the guest's output goes (default stdout). */
+export type SerialOptions = ConsoleStreams;
 
 export interface Serial {
   readonly uart: Uart16550;
@@ -19,8 +15,6 @@ export interface Serial {
 
 /** The UART raising `irq`, writing to `output`. */
 export function createSerial(output: SerialOptions["output"], irq: InterruptLine): Serial {
-  if (typeof output === "function") return { uart: new Uart16550({ output, irq }), flush: () => {} };
-  const stream = output ?? process.stdout;
-  const lines = new LineBuffer((bytes) => void stream.write(bytes));
-  return { uart: new Uart16550({ output: lines.push, irq }), flush: lines.flush };
+  const sink = consoleOutput(output);
+  return { uart: new Uart16550({ output: sink.write, irq }), flush: sink.flush };
 }
