@@ -78,7 +78,7 @@ describe("bench-run and the summary", () => {
       results: run.results.map((r) => ({ ...r, figures: r.figures.map((f) => ({ ...f, note: "same" })) })),
     });
     expect(renderSummary(shared)).toContain("- pkg exit-cost, pio exit; startup: same\n");
-    expect(text).toMatch(/\| pkg exit-cost +\| ok.mjs +\| ok +\| +0.0 s \| +2 \|/);
+    expect(text).toMatch(/\| pkg exit-cost +\| ok.mjs +\| ok +\| +\d+\.\d s \| +2 \|/);
     expect(text).toMatch(/\| pkg guest +\| skip.mjs +\| skipped: no \/dev\/kvm +\|/);
     expect(text).toContain("- @vmm/pkg crash.mjs: failed (exit status 3)");
   });
