@@ -285,7 +285,8 @@ describe.skipIf(!kvmOk)("the README demo", () => {
     // tests/readme's run of `pnpm demo` may be using at the same moment.
     const env = { ...process.env, TMPDIR: mkdtempSync(path.join(tmpdir(), "vmm-demo-test-")) };
     const r = spawnSync(process.execPath, [path.join(cliDir, "scripts/demo.mjs")], { cwd: cliDir, encoding: "utf8", timeout: 120_000, env });
-    expect(r.stderr).toBe("");
+    // Nothing on stderr but guest-kit's line when the demo guest is not in its cache yet (a fresh clone).
+    expect(r.stderr.split("\n").filter((l) => l && !/^guest-kit: compiling guest program demo \(elf\), not in the cache yet: /.test(l))).toEqual([]);
     expect(r.stdout).toMatch(/^ {2}00:00\.0 {2}8086:29c0 {2}class 060000 {2}host bridge$/m);
     expect(r.stdout).toMatch(/^ {2}00:[0-9a-f]{2}\.0 {2}1af4:1042 {2}class \w+ {2}virtio-blk$/m);
     expect(r.stdout).toMatch(/^ {2}00:[0-9a-f]{2}\.0 {2}1af4:1044 {2}class \w+ {2}virtio-rng$/m);
