@@ -389,6 +389,25 @@ export class Machine {
     }
   }
 
+  /**
+   * Stops running the vCPUs, keeping all their state (registers, memory, devices), until `resume()`; the run loop
+   * waits without spinning. The in-kernel clocks (PIT, LAPIC timers, kvmclock) keep counting while paused. False
+   * when the machine is not running or is already paused.
+   */
+  pause(): boolean {
+    return this.state === "running" && this.loop.pause();
+  }
+
+  /** Runs a paused machine's vCPUs again; false when it was not paused. */
+  resume(): boolean {
+    return this.loop.resume();
+  }
+
+  /** Whether the machine is paused (`pause()` without `resume()` yet). */
+  get paused(): boolean {
+    return this.loop.paused;
+  }
+
   /** Asks a running machine to stop; `run()` then resolves with reason "stopped". */
   stop(reason: string): void {
     this.loop.stop({ status: 1, reason: "stopped", message: `stopped: ${reason}` });

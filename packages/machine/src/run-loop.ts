@@ -75,6 +75,8 @@ export class RunLoop {
   private result: MachineResult | undefined;
   private readonly vcpus: LoopVcpu[] = [];
   private current: LoopVcpu | undefined;
+  /** While paused: the promise the loop waits on between slices, and the function that ends the wait. */
+  private pauseGate: { readonly wait: Promise<void>; readonly open: () => void } | undefined;
   readonly dispatch: LoopExitDispatch;
   /** Exits handled, for statistics: all of them, and per kind. */
   exits = 0;
@@ -93,10 +95,38 @@ export class RunLoop {
     return this.result;
   }
 
-  /** Ends the run with `result` (the first call wins) and makes every vCPU leave KVM_RUN. */
+  get paused(): boolean {
+    return this.pauseGate !== undefined;
+  }
+
+  /**
+   * Stops entering KVM_RUN until `resume()`; every vCPU keeps its state (it is simply not run). The loop then waits
+   * on a promise, so a paused machine costs no CPU. Called from the event loop no vCPU is inside KVM_RUN (they run on
+   * this thread); called from an exit handler, that vCPU yields after the exit. False when already paused or ended.
+   */
+  pause(): boolean {
+    if (this.pauseGate || this.result) return false;
+    let open!: () => void;
+    const wait = new Promise<void>((resolve) => (open = resolve));
+    this.pauseGate = { wait, open };
+    this.current?.requestStop();
+    return true;
+  }
+
+  /** Lets a paused loop run its vCPUs again; false when it was not paused. */
+  resume(): boolean {
+    const gate = this.pauseGate;
+    if (!gate) return false;
+    this.pauseGate = undefined;
+    gate.open();
+    return true;
+  }
+
+  /** Ends the run with `result` (the first call wins) and makes every vCPU leave KVM_RUN; a paused loop ends too. */
   stop(result: MachineResult): void {
     if (this.result) return;
     this.result = result;
+    this.resume();
     for (const v of this.vcpus) {
       try {
         v.requestStop();
@@ -110,7 +140,7 @@ export class RunLoop {
     const slice = this.options.maxSliceMs ?? 5;
     while (!this.result) {
       for (const vcpu of this.vcpus) {
-        if (this.result) break;
+        if (this.result || this.pauseGate) break;
         this.current = vcpu;
         let r: LoopRunResult;
         try {
@@ -127,6 +157,7 @@ export class RunLoop {
         this.stop({ status: 0, reason: "halt", message: `all vCPUs halted with interrupts disabled` });
       }
       if (!this.result) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.pauseGate && !this.result) await this.pauseGate.wait;
     }
     return this.result;
   }

@@ -142,6 +142,48 @@ describe("RunLoop", () => {
     loop.add({ id: 3, run: () => { throw new Error("EFAULT"); }, requestStop: () => {} });
     expect(await loop.run()).toEqual({ status: 1, reason: "error", message: "vCPU 3: KVM_RUN failed: EFAULT" });
   });
+
+  it("pause() stops entering vCPUs until resume(), without spinning; the vCPU's exits go on afterwards", async () => {
+    const { pio, loop } = setup();
+    let writes = 0;
+    let finish = false;
+    pio.register(0x80, 1, "post", { read: () => 0, write: () => void writes++ });
+    const vcpu = new FakeVcpu(0, [(d) => (d.pio(0x80, 1, true, 1), finish ? { reason: "hlt" } : { reason: "yield" })]);
+    loop.add(vcpu);
+    const running = loop.run();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(loop.pause()).toBe(true);
+    expect(loop.pause()).toBe(false);
+    expect(loop.paused).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    const runsWhenPaused = vcpu.runs;
+    expect(runsWhenPaused).toBeGreaterThan(0);
+    // 20 ms of event-loop turns: a spinning loop would call run() hundreds of times.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(vcpu.runs).toBe(runsWhenPaused);
+    expect(writes).toBe(runsWhenPaused);
+    expect(loop.resume()).toBe(true);
+    expect(loop.resume()).toBe(false);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(vcpu.runs).toBeGreaterThan(runsWhenPaused);
+    finish = true;
+    expect(await running).toEqual({ status: 0, reason: "halt", message: "vCPU 0 halted" });
+  });
+
+  it("pause() from an exit handler makes that vCPU yield; stop() ends a paused loop", async () => {
+    const { pio, loop } = setup();
+    pio.register(0x80, 1, "post", { read: () => 0, write: () => void loop.pause() });
+    const vcpu = new FakeVcpu(0, [(d) => (d.pio(0x80, 1, true, 1), { reason: "yield" })]);
+    loop.add(vcpu);
+    const running = loop.run();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(vcpu.stops).toBe(1);
+    expect(vcpu.runs).toBe(1);
+    loop.stop({ status: 1, reason: "stopped", message: "stopped: test" });
+    expect(await running).toEqual({ status: 1, reason: "stopped", message: "stopped: test" });
+    expect(loop.paused).toBe(false);
+    expect(loop.pause()).toBe(false);
+  });
 });
 
 describe("KvmInterruptController", () => {
