@@ -1,5 +1,5 @@
 import type { MachineFactory } from "./arch/machine.js";
-import type { BUILTIN_PLUGINS } from "./plugins/builtin.js";
+import type { BuiltinPlugin } from "./plugins/builtin.js";
 import { tapWrites } from "./idle-notice.js";
 
 /** Where a command runs: its I/O, working directory and replaceable parts (tests inject machines and plugins). */
@@ -9,8 +9,8 @@ export interface CliContext {
   readonly stderr: (text: string) => void;
   /** The machine factory of an architecture; defaults to the real one (ARCHITECTURES). */
   readonly machineFactory?: (arch: string) => Promise<MachineFactory>;
-  /** The built-in plugins; defaults to BUILTIN_PLUGINS. */
-  readonly builtins?: typeof BUILTIN_PLUGINS;
+  /** The built-in plugins (each with the device types it provides, when known); defaults to BUILTIN_PLUGINS. */
+  readonly builtins?: readonly BuiltinPlugin[];
   /** Where SIGINT/SIGTERM come from; defaults to the process. */
   readonly signals?: Pick<NodeJS.Process, "on" | "off">;
   /**

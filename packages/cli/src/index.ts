@@ -6,3 +6,4 @@ export { parseMemorySize } from "./options/size.js";
 export { parseSpec, type Spec } from "./options/spec.js";
 export { detectKernelKind, type KernelImageKind } from "./options/kernel.js";
 export { IRQCHIPS, type Irqchip } from "./options/run-config.js";
+export type { BuiltinPlugin } from "./plugins/builtin.js";

@@ -157,7 +157,7 @@ async function prepareMachine(config: RunConfig, arch: GuestArchitecture, ctx: C
   const initrd = config.initrd ? { path: config.initrd, bytes: await readInput("initrd", config.initrd, config.memory) } : undefined;
   await checkDisks(config);
   abort?.throwIfAborted();
-  const plugins = await loadAllPlugins(config.plugins, ctx, abort);
+  const plugins = await loadAllPlugins(config.plugins, ctx, abort, config.devices);
   const devices = await planDevices(plugins, config.devices, arch, abort);
   const machine: MachineConfig = {
     name: config.name,
