@@ -12,12 +12,12 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { recordBench, recordSkip, type FigureInput } from "@vmm/bench-kit";
-import { MemoryLogger, type PciDevice, Tokens } from "@vmm/core";
+import { Tokens } from "@vmm/core";
 import { createVfioPciFunction, VfioUserClient } from "@vmm/device-vfio";
 import { buildGuest } from "@vmm/guest-kit";
 import { kvmAvailability } from "@vmm/kvm-native";
-import { Machine } from "@vmm/machine";
 import { EngineTwin } from "../src/engine-device.js";
+import { runPhases, type Phase, type Phases } from "./phases.js";
 
 // Compiled to build/bench/: the package is two levels up.
 const pkg = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -25,55 +25,6 @@ const root = join(pkg, "..", "..");
 const serverBin = join(root, "tools", "vfio-user-server", "dist", "cli.js");
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BENCH = { package: "@vmm/guest-tests", name: "vfio-user", title: "vfio-user passthrough beside the same device emulated in the VMM" };
-
-interface Phase {
-  count: number;
-  bytes: number;
-  seconds: number;
-}
-type Phases = Record<string, Phase>;
-
-async function runGuest(elf: string, device: (machine: Machine) => PciDevice): Promise<Phases> {
-  const logger = new MemoryLogger();
-  const phases: Phases = {};
-  const begun = new Map<string, bigint>();
-  let line = "";
-  let serial = "";
-  const machine = new Machine({
-    memoryMiB: 64,
-    logger,
-    kernel: { kind: "elf", path: elf },
-    serial: {
-      output: (bytes) => {
-        for (const b of bytes) {
-          if (b !== 0x0a) {
-            line += String.fromCharCode(b);
-            continue;
-          }
-          const now = process.hrtime.bigint();
-          serial += line + "\n";
-          const m = /^phase (\w+) (begin|end)(?: (\d+) (\d+))?$/.exec(line);
-          if (m?.[2] === "begin") begun.set(m[1]!, now);
-          else if (m) phases[m[1]!] = { count: Number(m[3]), bytes: Number(m[4]), seconds: Number(now - begun.get(m[1]!)!) / 1e9 };
-          line = "";
-        }
-      },
-    },
-  });
-  let pci: (PciDevice & { close?(): void | Promise<void> }) | undefined;
-  try {
-    pci = device(machine);
-    machine.addPciDevice(pci);
-    const result = await machine.run();
-    if (result.status !== 0 || serial.includes("mismatch")) throw new Error(`bench guest failed: ${result.reason} ${result.message ?? ""}\n${serial}${logger.lines.join("\n")}`);
-    return phases;
-  } finally {
-    // The device first, then the machine, as vmm does: an unclosed passthrough function's eventfds kept the
-    // process alive after the last round.
-    await pci?.close?.();
-    machine.close();
-  }
-}
 
 async function startServer(socket: string): Promise<() => Promise<void>> {
   const child = spawn(process.execPath, [serverBin, "--socket", socket, "--device", "nvme"], { stdio: ["ignore", "pipe", "inherit"] });
@@ -104,12 +55,12 @@ async function main(): Promise<void> {
   const results: Record<"vfio-user" | "emulated", Phases[]> = { "vfio-user": [], emulated: [] };
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      results.emulated.push(await runGuest(elf, (m) => new EngineTwin("engine-twin", m.container.resolve(Tokens.GuestMemory))));
+      results.emulated.push(await runPhases(elf, (m) => [new EngineTwin("engine-twin", m.container.resolve(Tokens.GuestMemory))]));
       const socket = join(dir, `nvme-${round}.sock`);
       const stop = await startServer(socket);
       try {
         results["vfio-user"].push(
-          await runGuest(elf, (m) => createVfioPciFunction({ container: m.container, name: "vfio-user0" }, VfioUserClient.connect(socket))),
+          await runPhases(elf, (m) => [createVfioPciFunction({ container: m.container, name: "vfio-user0" }, VfioUserClient.connect(socket))]),
         );
       } finally {
         await stop();
