@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { completionCommand } from "./commands/completion.js";
+import { listCommand, statCommand, stateCommand, stopCommand } from "./commands/control.js";
 import { devicesCommand, type RawDevicesOptions } from "./commands/devices.js";
 import { doctorCommand, type RawDoctorOptions } from "./commands/doctor.js";
 import { runCommand } from "./commands/run.js";
@@ -18,6 +19,11 @@ export type Act = (run: () => Promise<number> | number) => Promise<void>;
 const ACTIONS: Readonly<Record<string, (args: Array<string | undefined>, opts: object, ctx: CliContext) => Promise<number> | number>> = {
   run: (_, opts, ctx) => runCommand(opts as RawRunOptions, ctx),
   devices: (_, opts, ctx) => devicesCommand(opts as RawDevicesOptions, ctx),
+  list: (_, opts, ctx) => listCommand(opts as { json?: boolean }, ctx),
+  pause: ([name], _, ctx) => stateCommand("pause", name!, ctx),
+  resume: ([name], _, ctx) => stateCommand("resume", name!, ctx),
+  stop: ([name], opts, ctx) => stopCommand(name!, opts as { timeout?: string }, ctx),
+  stat: ([name], opts, ctx) => statCommand(name!, opts as { json?: boolean }, ctx),
   doctor: ([topic, address], opts, ctx) => doctorCommand(topic!, address, opts as RawDoctorOptions, ctx),
   completion: ([shell], _, ctx) => completionCommand(shell!, ctx),
   version: (_, __, ctx) => versionCommand(ctx),

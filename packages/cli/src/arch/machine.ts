@@ -55,6 +55,15 @@ export interface VirtualMachine {
   run(): Promise<VirtualMachineResult>;
   /** Asks a running VM to stop (signals, device faults); run() then resolves. */
   stop?(reason: string): void;
+  /**
+   * Stops running the vCPUs, keeping every state, until resume() (`vmm pause`); false when already paused or not
+   * running. A machine without it cannot be paused.
+   */
+  pause?(): boolean;
+  /** Runs a paused machine's vCPUs again (`vmm resume`); false when it was not paused. */
+  resume?(): boolean;
+  /** Whether the machine is paused now. */
+  readonly paused?: boolean;
   /** The machine's counters now (exits per kind, interrupt injections): what `--stats` prints. */
   counters?(): Readonly<Record<string, number>>;
   /** Releases the VM after run() (or after a failed assembly). */

@@ -14,6 +14,8 @@ import { loadAllPlugins } from "../plugins/all.js";
 import { IdleNotice, idleNoticeSeconds, idleNoticeText } from "../idle-notice.js";
 import { assemblySummary } from "../summary.js";
 import { MiB, readInput } from "../input.js";
+import { openVmControl, type VmControl } from "../control/vm-control.js";
+import { collectStats, statsLines } from "../stats.js";
 
 /** Exit statuses for a VM stopped by a signal: 128 + the signal number, as shells report it. */
 const SIGNAL_STATUS = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 } as const;
@@ -49,11 +51,14 @@ function traceUnhandled(machine: VirtualMachine, logger: Logger): void {
 type Ending =
   | { kind: "result"; result: VirtualMachineResult }
   | { kind: "signal"; signal: StopSignal }
+  /** `vmm stop` through the control socket: the same stop as SIGTERM's. */
+  | { kind: "control" }
   | { kind: "fault"; fault: DeviceFaultError }
   | { kind: "async"; error: unknown };
 
 function stopReason(ending: Ending): string {
   if (ending.kind === "signal") return ending.signal;
+  if (ending.kind === "control") return "vmm stop";
   if (ending.kind === "fault") return ending.fault.message;
   return "async failure";
 }
@@ -73,7 +78,9 @@ export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<n
   const ended = new Promise<Ending>((resolve) => (settle = resolve));
   // Stops the machine at once: a fault is seen inside a vCPU exit, and the run loop would otherwise keep going
   // until it next yields to the event loop. Before the machine runs, it stops the assembly instead.
+  let vmControl: VmControl | undefined;
   const stop = (ending: Ending) => {
+    vmControl?.target.markStopping();
     settle(ending);
     abort.abort(stopReason(ending));
     vm?.stop?.(stopReason(ending));
@@ -88,9 +95,13 @@ export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<n
   for (const [event, handler] of handlers) signals.on(event, handler);
   try {
     if (config.dumpDtb && arch === "arm64" && !hostRunsArm64()) return await dumpDevicetreeOnly(config, arch, ctx, logger, abort.signal);
-    return await runVm(config, arch, ctx, logger, { abort: abort.signal, ended, stop, setVm: (m) => (vm = m) });
+    // The name is claimed before anything is built: a second `vmm run --name X` stops here.
+    vmControl = await openVmControl({ name: config.name, arch, memory: config.memory, cpus: config.cpus }, () => stop({ kind: "control" }), logger);
+    const target = vmControl.target;
+    return await runVm(config, arch, ctx, logger, { abort: abort.signal, ended, stop, setVm: (m) => (vm = m), attach: (m, d) => target.attach(m, d), detach: () => target.detach() });
   } finally {
     for (const [signal, handler] of handlers) signals.off(signal, handler);
+    await vmControl?.close();
   }
 }
 
@@ -100,6 +111,9 @@ interface Control {
   readonly ended: Promise<Ending>;
   readonly stop: (ending: Ending) => void;
   readonly setVm: (vm: VirtualMachine) => void;
+  /** The control socket answers for this machine and its devices while it runs (detach: it ended). */
+  readonly attach?: (vm: VirtualMachine, devices: readonly PciDevice[]) => void;
+  readonly detach?: () => void;
 }
 
 /** A machine assembled from a run configuration (not yet run), with what it was built from. */
@@ -215,6 +229,7 @@ async function runVm(config: RunConfig, arch: GuestArchitecture, ctx: CliContext
   }
   const { machine, devices: created } = assembly;
   control.setVm(machine);
+  control.attach?.(machine, created);
   logger.debug(`${config.name}: ${arch}, ${kernel ? `${kernel.kind} kernel ${kernel.path}` : `firmware ${config.firmware}`}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
   if (config.debug) traceUnhandled(machine, logger);
   const tree = config.debug || config.verbose ? machinePciTree(machine) : undefined;
@@ -234,6 +249,7 @@ async function runVm(config: RunConfig, arch: GuestArchitecture, ctx: CliContext
   } finally {
     idle?.();
     if (config.stats) printStats(config.name, machine, created, logger);
+    control.detach?.();
     await closeAll(created, machine, (problem) => logger.error(problem));
   }
   if (config.reboot && !firstFault && ending.kind === "result" && ending.result.reason === "reset") {
@@ -261,17 +277,8 @@ function watchIdleConsole(config: RunConfig, ctx: CliContext, logger: Logger): (
 
 /** `--stats`: one line for the machine and one per device that keeps counters, `name: key=value ...`. */
 function printStats(vmName: string, machine: VirtualMachine, devices: readonly PciDevice[], logger: Logger): void {
-  const line = (who: string, counters: Readonly<Record<string, number>>) =>
-    logger.info(`stats: ${who}: ${Object.entries(counters).map(([k, v]) => `${k}=${v}`).join(" ")}`);
-  if (machine.counters) line(vmName, machine.counters());
-  for (const device of devices) {
-    try {
-      const counters = device.counters?.();
-      if (counters) line(device.name, counters);
-    } catch (error) {
-      logger.warn(`stats: ${device.name}: counters() failed: ${describe(error)}`);
-    }
-  }
+  const stats = collectStats(machine, devices, (problem) => logger.warn(problem));
+  for (const line of statsLines(vmName, stats)) logger.info(`stats: ${line}`);
 }
 
 /** The exit status for how the run ended; a fault seen while the guest ran wins over how the machine reported it. */
@@ -284,6 +291,10 @@ function finish(ending: Ending, firstFault: DeviceFaultError | undefined, config
   if (ending.kind === "signal") {
     logger.info(`${config.name}: stopped by ${ending.signal}`);
     return SIGNAL_STATUS[ending.signal];
+  }
+  if (ending.kind === "control") {
+    logger.info(`${config.name}: stopped by vmm stop`);
+    return SIGNAL_STATUS.SIGTERM;
   }
   if (ending.kind === "async") throw new AsyncFaultError(ending.error);
   if (ending.kind !== "result") throw new Error("unreachable");

@@ -1,3 +1,4 @@
+import { DEFAULT_STOP_TIMEOUT_S } from "../commands/control.js";
 import { DOCTOR_TOPICS } from "../commands/doctor.js";
 import { DEFAULT_IDLE_NOTICE } from "../idle-notice.js";
 import { DEFAULT_ARCH, DEFAULT_CPUS, DEFAULT_MEMORY, IRQCHIPS } from "./run-config.js";
@@ -163,8 +164,33 @@ const completion: CommandDef = {
 
 const version: CommandDef = { name: "version", description: "print the version of vmm and its plugin API", arguments: [], options: [] };
 
+/** The running VM a control command addresses (by its --name; `vmm list` shows them). */
+const vmArgument: ArgumentDef = { name: "<name>", description: "a running VM's name (see vmm list)" };
+const json: OptionDef = { flags: "--json", description: "print JSON", group: "Output options" };
+
+const list: CommandDef = {
+  name: "list",
+  description: "list the running VMs (those with a live control socket): name, pid, state, uptime, memory, vCPUs, devices; removes sockets dead VMs left",
+  arguments: [],
+  options: [json],
+};
+const pause: CommandDef = { name: "pause", description: "pause a running VM: its vCPUs stop, all state kept", arguments: [vmArgument], options: [] };
+const resume: CommandDef = { name: "resume", description: "resume a paused VM", arguments: [vmArgument], options: [] };
+const stop: CommandDef = {
+  name: "stop",
+  description: "stop a running VM (its vmm run closes every device and exits 143, as for SIGTERM); killed when it has not ended after the timeout",
+  arguments: [vmArgument],
+  options: [{ flags: "--timeout <seconds>", description: `how long to wait for the VM to end before killing it (default ${DEFAULT_STOP_TIMEOUT_S})`, group: "Basic options" }],
+};
+const stat: CommandDef = {
+  name: "stat",
+  description: "print a running VM's counters: the machine's exits and interrupts, and every device's (what vmm run --stats prints at the end)",
+  arguments: [vmArgument],
+  options: [json],
+};
+
 /** Every command, in the order `vmm --help` lists them. */
-export const COMMANDS: readonly CommandDef[] = [run, devices, doctor, completion, version];
+export const COMMANDS: readonly CommandDef[] = [run, devices, list, pause, resume, stop, stat, doctor, completion, version];
 
 /** A command's options in help order: by group (HELP_GROUPS), declaration order within a group. */
 export function optionsInHelpOrder(command: CommandDef): OptionDef[] {

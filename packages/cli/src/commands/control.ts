@@ -1,0 +1,139 @@
+import { readFileSync } from "node:fs";
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+import { ConfigurationError } from "@vmm/core";
+import type { CliContext } from "../context.js";
+import { controlRequest, vmSocket } from "../control/client.js";
+import { controlDir, inspectSocket, removeStaleSocket, SOCKET_SUFFIX } from "../control/paths.js";
+import type { VmStats, VmStatus } from "../control/protocol.js";
+import { describe, UsageError } from "../errors.js";
+import { statsLines } from "../stats.js";
+
+/** Commands that talk to running VMs through their control sockets (src/control/; README "Control socket"). */
+
+/** How long `vmm stop` waits for the VM's process to end before killing it, unless --timeout says. */
+export const DEFAULT_STOP_TIMEOUT_S = 10;
+const MiB = 1024 * 1024;
+
+/** `12s`, `5m03s`, `2h05m`, `3d04h`: an uptime short enough for a column. */
+export function formatUptime(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${pad(s % 60)}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${pad(Math.floor(s / 60) % 60)}m`;
+  return `${Math.floor(s / 86400)}d${pad(Math.floor(s / 3600) % 24)}h`;
+}
+
+/** Columns of `vmm list`, each with how a VM's status fills it. */
+const LIST_COLUMNS: ReadonlyArray<readonly [string, (s: VmStatus) => string]> = [
+  ["NAME", (s) => s.name],
+  ["PID", (s) => String(s.pid)],
+  ["STATE", (s) => s.state],
+  ["UPTIME", (s) => formatUptime(s.uptimeMs)],
+  ["MEMORY", (s) => `${Math.round(s.memory / MiB)}M`],
+  ["CPUS", (s) => String(s.cpus)],
+  ["DEVICES", (s) => s.devices.join(",") || "-"],
+];
+
+/**
+ * `vmm list [--json]`: every VM with a live control socket in the directory, asked for its status. A socket
+ * nobody listens on (its VM died) is removed and said so on stderr; anything else that is not a socket is left.
+ */
+export async function listCommand(raw: { json?: boolean }, ctx: CliContext): Promise<number> {
+  const dir = controlDir();
+  let files: string[];
+  try {
+    files = (await readdir(dir)).filter((f) => f.endsWith(SOCKET_SUFFIX)).sort();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    files = [];
+  }
+  const vms: VmStatus[] = [];
+  for (const file of files) {
+    const name = file.slice(0, -SOCKET_SUFFIX.length);
+    const full = path.join(dir, file);
+    const state = await inspectSocket(full);
+    if (state === "stale") {
+      if (await removeStaleSocket(full)) ctx.stderr(`vmm: removed the stale control socket of '${name}' (its VM is gone): ${full}\n`);
+      continue;
+    }
+    if (state === "not-socket") {
+      ctx.stderr(`vmm: warning: '${full}' is not a socket; left alone\n`);
+      continue;
+    }
+    if (state !== "live") continue;
+    try {
+      const { v: _v, id: _id, ok: _ok, ...status } = await controlRequest(name, full, "status");
+      vms.push(status as unknown as VmStatus);
+    } catch (error) {
+      ctx.stderr(`vmm: warning: ${name}: ${describe(error)}\n`);
+    }
+  }
+  if (raw.json) {
+    ctx.stdout(JSON.stringify(vms, null, 2) + "\n");
+    return 0;
+  }
+  const rows = [LIST_COLUMNS.map(([title]) => title), ...vms.map((vm) => LIST_COLUMNS.map(([, cell]) => cell(vm)))];
+  const widths = LIST_COLUMNS.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  for (const row of rows) ctx.stdout(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ") + "\n");
+  return 0;
+}
+
+/** `vmm pause NAME`, `vmm resume NAME`: one request; the VM's new state on stdout. */
+export async function stateCommand(cmd: "pause" | "resume", name: string, ctx: CliContext): Promise<number> {
+  const reply = await controlRequest(name, vmSocket(name), cmd);
+  ctx.stdout(`${name}: ${String(reply.state)}\n`);
+  return 0;
+}
+
+/** `vmm stat NAME [--json]`: the machine's and every device's counters now, as `vmm run --stats` prints them. */
+export async function statCommand(name: string, raw: { json?: boolean }, ctx: CliContext): Promise<number> {
+  const { machine, devices } = (await controlRequest(name, vmSocket(name), "stat")) as unknown as VmStats;
+  if (raw.json) ctx.stdout(JSON.stringify({ machine, devices }, null, 2) + "\n");
+  else for (const line of statsLines(name, { machine, devices })) ctx.stdout(line + "\n");
+  return 0;
+}
+
+/**
+ * Whether a process still runs: it exists (EPERM: it does, owned by someone else) and is not a zombie (it has
+ * exited and only waits for its parent to collect its status).
+ */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `vmm stop NAME [--timeout S]`: asks the VM to stop (its `vmm run` stops the machine, closes every device, removes
+ * the socket and exits 143, as for SIGTERM), waits until its process has ended, and when it has not after the
+ * timeout kills it (SIGKILL), removes its socket and exits 1.
+ */
+export async function stopCommand(name: string, raw: { timeout?: string }, ctx: CliContext): Promise<number> {
+  const timeout = raw.timeout === undefined ? DEFAULT_STOP_TIMEOUT_S : Number(raw.timeout);
+  if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`--timeout must be a number of seconds, not '${raw.timeout}'`);
+  const file = vmSocket(name);
+  const reply = await controlRequest(name, file, "stop");
+  const pid = Number(reply.pid);
+  if (!Number.isInteger(pid) || pid <= 0) throw new ConfigurationError(`VM '${name}' answered stop without its pid`);
+  const deadline = Date.now() + timeout * 1000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  if (!alive(pid)) {
+    ctx.stdout(`${name}: stopped\n`);
+    return 0;
+  }
+  process.kill(pid, "SIGKILL");
+  for (let waited = 0; alive(pid) && waited < 2000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+  await removeStaleSocket(file);
+  ctx.stderr(`vmm: ${name} (pid ${pid}) did not stop within ${timeout} s; killed it (SIGKILL)\n`);
+  return 1;
+}

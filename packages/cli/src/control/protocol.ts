@@ -1,0 +1,76 @@
+/**
+ * The control socket's protocol (packages/cli/README.md, "Control socket"): newline-delimited JSON over a UNIX
+ * stream socket, one request line answered by one reply line; replies carry the request's `id`. Version 1.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** The longest request line a server reads (bytes, newline excluded); a longer one gets an error and the connection ends. */
+export const MAX_REQUEST_LINE = 4096;
+
+/** The commands a version-1 server answers. */
+export const CONTROL_COMMANDS = ["status", "pause", "resume", "stop", "stat", "events"] as const;
+export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
+
+export interface ControlRequest {
+  readonly v: number;
+  readonly id?: number | string;
+  readonly cmd: ControlCommand;
+}
+
+/** A reply: `ok: true` with the command's fields, or `ok: false` with one line saying why. */
+export type ControlReply = ({ readonly ok: true } & Record<string, unknown>) | { readonly ok: false; readonly error: string };
+
+/** A VM as `status` (and `vmm list`) describes it. */
+export interface VmStatus {
+  readonly name: string;
+  readonly pid: number;
+  /** "starting" until the machine is assembled, "stopping" once it is being stopped. */
+  readonly state: "starting" | "running" | "paused" | "stopping";
+  readonly arch: string;
+  /** When the `vmm run` process opened the socket (ISO 8601) and how long ago that was. */
+  readonly startedAt: string;
+  readonly uptimeMs: number;
+  /** Guest RAM in bytes. */
+  readonly memory: number;
+  readonly cpus: number;
+  /** The instance names of the devices given on the command line. */
+  readonly devices: readonly string[];
+}
+
+/** `stat`: the machine's counters and each device's that keeps some, as `vmm run --stats` prints them. */
+export interface VmStats {
+  readonly machine: Readonly<Record<string, number>>;
+  readonly devices: Readonly<Record<string, Readonly<Record<string, number>>>>;
+}
+
+/** An event line sent to an `events` subscriber (no `id`: it answers no request). */
+export interface ControlEvent {
+  readonly v: number;
+  readonly event: "running" | "paused" | "resumed" | "stopping";
+  readonly name: string;
+  readonly time: string;
+}
+
+/** Reads one request line; what cannot be understood is a reason for an error reply, never an exception. */
+export function parseRequest(line: string): { request: ControlRequest } | { error: string; id?: number | string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return { error: "malformed request: not JSON" };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return { error: "malformed request: not a JSON object" };
+  const { v, id, cmd } = value as Record<string, unknown>;
+  const validId = typeof id === "number" || typeof id === "string" ? id : undefined;
+  if (id !== undefined && validId === undefined) return { error: "malformed request: id must be a number or a string" };
+  if (v !== PROTOCOL_VERSION) return { error: `unsupported protocol version ${JSON.stringify(v)} (this VM speaks ${PROTOCOL_VERSION})`, id: validId };
+  if (typeof cmd !== "string") return { error: "malformed request: cmd must be a string", id: validId };
+  if (!(CONTROL_COMMANDS as readonly string[]).includes(cmd)) return { error: `unknown command '${cmd}' (known: ${CONTROL_COMMANDS.join(", ")})`, id: validId };
+  return { request: { v, id: validId, cmd: cmd as ControlCommand } };
+}
+
+/** A reply line for a request (its id echoed when it had one). */
+export function replyLine(id: number | string | undefined, reply: ControlReply): string {
+  return JSON.stringify({ v: PROTOCOL_VERSION, ...(id !== undefined ? { id } : {}), ...reply }) + "\n";
+}

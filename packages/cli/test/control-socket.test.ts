@@ -1,0 +1,215 @@
+/** The control socket without KVM: protocol parsing, the server over a scripted target, socket paths and cleanup. */
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { formatUptime } from "../src/commands/control.js";
+import { controlRequest } from "../src/control/client.js";
+import { controlDir, inspectSocket, socketPath } from "../src/control/paths.js";
+import { MAX_REQUEST_LINE, parseRequest, type VmStatus } from "../src/control/protocol.js";
+import { ControlServer, type ControlTarget } from "../src/control/server.js";
+import { vmm } from "./helpers/spawn.js";
+
+/** A target that records what it was asked and answers from fixed values. */
+class ScriptedTarget implements ControlTarget {
+  calls: string[] = [];
+  paused = false;
+  status(): VmStatus {
+    return { name: "t", pid: process.pid, state: this.paused ? "paused" : "running", arch: "x86_64", startedAt: "x", uptimeMs: 5, memory: 1 << 20, cpus: 2, devices: ["d0"] };
+  }
+  pause(): void {
+    this.calls.push("pause");
+    if (this.paused) throw new Error("t is already paused");
+    this.paused = true;
+  }
+  resume(): void {
+    this.calls.push("resume");
+    this.paused = false;
+  }
+  stop(): void {
+    this.calls.push("stop");
+  }
+  stats() {
+    return { machine: { pioExits: 7 }, devices: { d0: { reads: 1 } } };
+  }
+}
+
+const servers: ControlServer[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+});
+
+function fresh() {
+  const dir = path.join(mkdtempSync(path.join(tmpdir(), "vmm-ctl-")), "vmm");
+  return { dir, file: socketPath(dir, "t") };
+}
+
+async function open(target = new ScriptedTarget()) {
+  const { dir, file } = fresh();
+  const server = await ControlServer.open(dir, file, "t", target);
+  servers.push(server);
+  return { dir, file, server, target };
+}
+
+/** Sends raw bytes, collects reply lines until `count` arrived or the server ends the connection. */
+function exchange(file: string, text: string | Buffer, count: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(file);
+    let data = "";
+    const lines = () => data.split("\n").filter(Boolean);
+    socket.setEncoding("utf8");
+    socket.on("connect", () => socket.write(text));
+    socket.on("data", (chunk: string) => {
+      data += chunk;
+      if (lines().length >= count) {
+        socket.destroy();
+        resolve(lines());
+      }
+    });
+    socket.on("close", () => resolve(lines()));
+    socket.on("error", reject);
+  });
+}
+
+describe("parseRequest", () => {
+  it("accepts a version-1 request with a known command and keeps its id", () => {
+    expect(parseRequest('{"v":1,"id":7,"cmd":"status"}')).toEqual({ request: { v: 1, id: 7, cmd: "status" } });
+    expect(parseRequest('{"v":1,"cmd":"stop"}')).toEqual({ request: { v: 1, id: undefined, cmd: "stop" } });
+  });
+
+  it("says what is wrong with anything else, with the id when it could be read", () => {
+    expect(parseRequest("nope")).toEqual({ error: "malformed request: not JSON" });
+    expect(parseRequest("[1]")).toEqual({ error: "malformed request: not a JSON object" });
+    expect(parseRequest('{"v":1,"id":{},"cmd":"status"}')).toEqual({ error: "malformed request: id must be a number or a string" });
+    expect(parseRequest('{"v":2,"id":3,"cmd":"status"}')).toEqual({ error: "unsupported protocol version 2 (this VM speaks 1)", id: 3 });
+    expect(parseRequest('{"v":1,"id":"a","cmd":5}')).toEqual({ error: "malformed request: cmd must be a string", id: "a" });
+    expect(parseRequest('{"v":1,"cmd":"reboot"}')).toMatchObject({ error: expect.stringMatching(/^unknown command 'reboot' \(known: status, pause/) });
+  });
+});
+
+describe("ControlServer", () => {
+  it("listens with mode 0600 in a 0700 directory and answers each request line in order, ids echoed", async () => {
+    const { dir, file, target } = await open();
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(lstatSync(file).mode & 0o777).toBe(0o600);
+    const replies = await exchange(file, '{"v":1,"id":1,"cmd":"pause"}\n{"v":1,"id":2,"cmd":"pause"}\n{"v":1,"id":3,"cmd":"stat"}\r\n{"v":1,"id":4,"cmd":"resume"}\n', 4);
+    expect(replies.map((l) => JSON.parse(l))).toEqual([
+      { v: 1, id: 1, ok: true, state: "paused" },
+      { v: 1, id: 2, ok: false, error: "t is already paused" },
+      { v: 1, id: 3, ok: true, machine: { pioExits: 7 }, devices: { d0: { reads: 1 } } },
+      { v: 1, id: 4, ok: true, state: "running" },
+    ]);
+    expect(target.calls).toEqual(["pause", "pause", "resume"]);
+  });
+
+  it("answers malformed and unknown lines with errors and keeps serving the connection", async () => {
+    const { file } = await open();
+    const replies = await exchange(file, 'garbage\n{"v":1,"id":9,"cmd":"format-disk"}\n\n{"v":1,"id":10,"cmd":"status"}\n', 3);
+    expect(JSON.parse(replies[0]!)).toEqual({ v: 1, ok: false, error: "malformed request: not JSON" });
+    expect(JSON.parse(replies[1]!)).toMatchObject({ id: 9, ok: false, error: expect.stringContaining("unknown command 'format-disk'") });
+    expect(JSON.parse(replies[2]!)).toMatchObject({ id: 10, ok: true, name: "t", state: "running", cpus: 2, devices: ["d0"] });
+  });
+
+  it("ends a connection whose line grows past the limit, with an error, and goes on serving others", async () => {
+    const { file } = await open();
+    const replies = await exchange(file, Buffer.alloc(MAX_REQUEST_LINE * 4, 0x61), 1);
+    expect(replies.map((l) => JSON.parse(l))).toEqual([{ v: 1, ok: false, error: `request line longer than ${MAX_REQUEST_LINE} bytes` }]);
+    expect(await controlRequest("t", file, "status")).toMatchObject({ ok: true, name: "t" });
+  });
+
+  it("sends state changes to events subscribers", async () => {
+    const { file, server } = await open();
+    const lines = new Promise<string[]>((resolve) => {
+      const socket = connect(file);
+      let data = "";
+      socket.setEncoding("utf8");
+      socket.on("connect", () => socket.write('{"v":1,"id":1,"cmd":"events"}\n'));
+      socket.on("data", (chunk: string) => {
+        data += chunk;
+        if (data.includes('{"v":1,"id":1,"ok":true,"subscribed":true}\n') && data.split("\n").length === 2) server.emit("paused", "t");
+        if (data.split("\n").filter(Boolean).length === 2) {
+          socket.destroy();
+          resolve(data.split("\n").filter(Boolean));
+        }
+      });
+    });
+    const [reply, event] = await lines;
+    expect(JSON.parse(reply!)).toEqual({ v: 1, id: 1, ok: true, subscribed: true });
+    expect(JSON.parse(event!)).toMatchObject({ v: 1, event: "paused", name: "t", time: expect.stringMatching(/^\d{4}-/) });
+  });
+
+  it("refuses a name whose socket answers, in one line, and leaves that socket alone", async () => {
+    const { dir, file } = await open();
+    await expect(ControlServer.open(dir, file, "t", new ScriptedTarget())).rejects.toThrow(`a VM named 't' is already running (control socket ${file}); choose another --name`);
+    expect(await inspectSocket(file)).toBe("live");
+  });
+
+  it("removes a dead VM's socket and takes the name; closing removes its own socket", async () => {
+    const { dir, file } = fresh();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // What a VM killed with SIGKILL leaves: its socket file, nobody listening.
+    const r = spawnSync(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(file)}, () => process.kill(process.pid, "SIGKILL"))`]);
+    expect(r.signal).toBe("SIGKILL");
+    expect(await inspectSocket(file)).toBe("stale");
+    const server = await ControlServer.open(dir, file, "t", new ScriptedTarget());
+    expect(await inspectSocket(file)).toBe("live");
+    await server.close();
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it("refuses to touch a path that is not a socket, naming it", async () => {
+    const { dir, file } = fresh();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(file, "precious");
+    await expect(ControlServer.open(dir, file, "t", new ScriptedTarget())).rejects.toThrow(`'${file}' is in the way of VM 't''s control socket and is not a socket; it was left alone`);
+    await expect(controlRequest("t", file, "status")).rejects.toThrow(`'${file}' is not a VM's control socket (not a socket); left alone`);
+    expect(statSync(file).size).toBe(8);
+  });
+
+  it("refuses a socket directory other users can enter", async () => {
+    const { dir, file } = fresh();
+    mkdirSync(dir, { recursive: true });
+    chmodSync(dir, 0o755);
+    await expect(ControlServer.open(dir, file, "t", new ScriptedTarget())).rejects.toThrow(`control socket directory '${dir}' is accessible to other users (mode 755); chmod 700 it`);
+  });
+});
+
+describe("control paths and formatting", () => {
+  it("uses $XDG_RUNTIME_DIR/vmm, else ~/.vmm", () => {
+    expect(controlDir({ XDG_RUNTIME_DIR: "/run/user/5", HOME: "/home/u" })).toBe("/run/user/5/vmm");
+    expect(controlDir({ XDG_RUNTIME_DIR: "", HOME: "/home/u" })).toBe("/home/u/.vmm");
+    expect(controlDir({ HOME: "/home/u" })).toBe("/home/u/.vmm");
+  });
+
+  it("refuses names that cannot be a socket file and paths too long for sun_path", () => {
+    expect(socketPath("/run/vmm", "web 1")).toBe("/run/vmm/web 1.sock");
+    for (const bad of ["a/b", ".hidden", ""]) expect(() => socketPath("/run/vmm", bad)).toThrow(/cannot name a control socket/);
+    expect(() => socketPath("/run/vmm", "x".repeat(100))).toThrow(/longer than 107 bytes/);
+  });
+
+  it("formats uptimes for a column", () => {
+    expect([0, 59_999, 60_000, 3_599_000, 3_600_000, 90_061_000].map(formatUptime)).toEqual(["0s", "59s", "1m00s", "59m59s", "1h00m", "1d01h"]);
+  });
+});
+
+describe("vmm stop --timeout", () => {
+  it("kills a VM process that has not ended after the timeout, removes its socket and exits 1", async () => {
+    const xdg = mkdtempSync(path.join(tmpdir(), "vmm-stop-"));
+    const file = path.join(xdg, "vmm", "wedged.sock");
+    mkdirSync(path.dirname(file), { mode: 0o700 });
+    // A process that answers stop as a VM does and then never ends: what a wedged vmm run looks like from outside.
+    const script = `require("net").createServer((c) => c.on("data", (d) => c.write(JSON.stringify({ v: 1, id: 1, ok: true, pid: process.pid }) + "\\n"))).listen(${JSON.stringify(file)}, () => console.log("up"))`;
+    const child = spawn(process.execPath, ["-e", script]);
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_, signal) => resolve(signal)));
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    const started = Date.now();
+    const r = vmm(["stop", "wedged", "--timeout", "0.3"], { env: { XDG_RUNTIME_DIR: xdg } });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `vmm: wedged (pid ${child.pid}) did not stop within 0.3 s; killed it (SIGKILL)\n`]);
+    expect(await exited).toBe("SIGKILL");
+    expect(existsSync(file)).toBe(false);
+    expect(vmm(["stop", "wedged", "--timeout", "soon"], { env: { XDG_RUNTIME_DIR: xdg } })).toMatchObject({ status: 2, stderr: "vmm: error: --timeout must be a number of seconds, not 'soon'\n" });
+  });
+});

@@ -1,0 +1,174 @@
+/**
+ * The control commands as processes against real `vmm run`s under /dev/kvm: list, pause, resume, stat, stop, two
+ * VMs at once, a VM killed with its socket left behind, a name in use, malformed protocol lines. Each test has its
+ * own XDG_RUNTIME_DIR. The guest (guests/echo.c) says "echo: ready", then answers each byte on COM1 with a line.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, lstatSync, mkdtempSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { buildGuest } from "@vmm/guest-kit";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { kvmOk } from "./helpers/kvm.js";
+import { bin, cliDir, vmm } from "./helpers/spawn.js";
+
+let echo = "";
+const children: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
+
+async function waitFor(check: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A fresh XDG_RUNTIME_DIR and the control socket directory in it. */
+function runtimeDir() {
+  const xdg = mkdtempSync(path.join(tmpdir(), "vmm-ctl-kvm-"));
+  return { env: { XDG_RUNTIME_DIR: xdg }, sockets: path.join(xdg, "vmm") };
+}
+
+/** Starts `vmm run` of the echo guest named `name`; resolves once the guest said it is ready. */
+async function startVm(name: string, env: NodeJS.ProcessEnv, args: string[] = []) {
+  const child = spawn(process.execPath, [bin, "run", "-k", echo, "--name", name, ...args], { cwd: cliDir, env: { ...process.env, ...env } });
+  children.push(child);
+  const vm = { child, stdout: "", stderr: "", exit: new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code))) };
+  child.stdout.on("data", (b: Buffer) => (vm.stdout += b.toString()));
+  child.stderr.on("data", (b: Buffer) => (vm.stderr += b.toString()));
+  await waitFor(() => vm.stdout.includes("echo: ready") || child.exitCode !== null, `${name} is ready`);
+  expect(vm.stderr).toBe("");
+  return vm;
+}
+
+const pioExits = (env: NodeJS.ProcessEnv, name: string) => {
+  const r = vmm(["stat", name, "--json"], { env });
+  expect(r.status, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as { machine: { pioExits: number } }).machine.pioExits;
+};
+
+describe.skipIf(!kvmOk)("control commands against running VMs under /dev/kvm", () => {
+  beforeAll(async () => {
+    echo = await buildGuest("echo", { format: "elf", source: path.join(cliDir, "guests/echo.c") });
+  }, 120_000);
+
+  it("list shows two VMs at once with their pid, state, memory, vCPUs and devices (text and --json)", async () => {
+    const { env } = runtimeDir();
+    const a = await startVm("alpha", env);
+    const b = await startVm("beta", env, ["--rng", "-c", "2", "-m", "128M"]);
+    const text = vmm(["list"], { env });
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stderr).toBe("");
+    const lines = text.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^NAME\s+PID\s+STATE\s+UPTIME\s+MEMORY\s+CPUS\s+DEVICES$/);
+    expect(lines.slice(1)).toEqual([
+      expect.stringMatching(new RegExp(`^alpha\\s+${a.child.pid}\\s+running\\s+\\d+s\\s+256M\\s+1\\s+-$`)),
+      expect.stringMatching(new RegExp(`^beta\\s+${b.child.pid}\\s+running\\s+\\d+s\\s+128M\\s+2\\s+virtio-rng0$`)),
+    ]);
+    const json = JSON.parse(vmm(["list", "--json"], { env }).stdout) as Array<Record<string, unknown>>;
+    expect(json).toEqual([
+      expect.objectContaining({ name: "alpha", pid: a.child.pid, state: "running", arch: "x86_64", memory: 256 * 1024 * 1024, cpus: 1, devices: [] }),
+      expect.objectContaining({ name: "beta", pid: b.child.pid, state: "running", memory: 128 * 1024 * 1024, cpus: 2, devices: ["virtio-rng0"] }),
+    ]);
+    expect(json[0]).not.toHaveProperty("ok");
+  });
+
+  it("pause stops the guest (no output, exit counters still) and resume continues it; stat prints the counters", async () => {
+    const { env } = runtimeDir();
+    const vm = await startVm("pz", env);
+    const text = vmm(["stat", "pz"], { env });
+    expect(text.stdout).toMatch(/^pz: pioExits=\d+ mmioExits=\d+ msiSignals=0 msiFallbacks=0\n$/);
+
+    const paused = vmm(["pause", "pz"], { env });
+    expect([paused.status, paused.stdout, paused.stderr]).toEqual([0, "pz: paused\n", ""]);
+    expect(vmm(["pause", "pz"], { env })).toMatchObject({ status: 1, stderr: "vmm: error: pz is already paused\n" });
+    expect(JSON.parse(vmm(["list", "--json"], { env }).stdout)[0].state).toBe("paused");
+    const before = pioExits(env, "pz");
+    // A byte for the guest while it is paused: the UART takes it, the guest cannot answer.
+    vm.child.stdin!.write("x");
+    await new Promise((r) => setTimeout(r, 500));
+    expect(vm.stdout).not.toContain("echo: got x");
+    expect(pioExits(env, "pz")).toBe(before);
+
+    expect(vmm(["resume", "pz"], { env })).toMatchObject({ status: 0, stdout: "pz: running\n" });
+    await waitFor(() => vm.stdout.includes("echo: got x"), "the resumed guest answered");
+    expect(pioExits(env, "pz")).toBeGreaterThan(before);
+    expect(vmm(["resume", "pz"], { env })).toMatchObject({ status: 1, stderr: "vmm: error: pz is not paused\n" });
+  });
+
+  it("stop ends the VM with status 143 and removes its socket; a paused VM stops too", async () => {
+    const { env, sockets } = runtimeDir();
+    for (const pauseFirst of [false, true]) {
+      const vm = await startVm("st", env);
+      expect(lstatSync(path.join(sockets, "st.sock")).isSocket()).toBe(true);
+      if (pauseFirst) expect(vmm(["pause", "st"], { env }).status).toBe(0);
+      const r = vmm(["stop", "st"], { env });
+      expect([r.status, r.stdout, r.stderr]).toEqual([0, "st: stopped\n", ""]);
+      expect(await vm.exit).toBe(143);
+      expect(vm.stderr).toBe("vmm: st: stopped by vmm stop\n");
+      expect(existsSync(path.join(sockets, "st.sock"))).toBe(false);
+    }
+    expect(vmm(["stop", "st"], { env })).toMatchObject({ status: 1, stderr: `vmm: error: no VM named 'st' (no control socket ${path.join(sockets, "st.sock")})\n` });
+  });
+
+  it("a VM killed with SIGKILL leaves its socket; vmm list removes it, and vmm run --name takes the name again", async () => {
+    const { env, sockets } = runtimeDir();
+    for (const next of ["list", "run"] as const) {
+      const vm = await startVm("k9", env);
+      vm.child.kill("SIGKILL");
+      await vm.exit;
+      const file = path.join(sockets, "k9.sock");
+      expect(lstatSync(file).isSocket()).toBe(true);
+      if (next === "list") {
+        const r = vmm(["list"], { env });
+        expect(r.stderr).toBe(`vmm: removed the stale control socket of 'k9' (its VM is gone): ${file}\n`);
+        expect(r.stdout).toBe("NAME  PID  STATE  UPTIME  MEMORY  CPUS  DEVICES\n");
+        expect(existsSync(file)).toBe(false);
+      } else {
+        const again = await startVm("k9", env);
+        expect(again.stdout).toContain("echo: ready");
+        expect(vmm(["list", "--json"], { env }).stdout).toContain(`"pid": ${again.child.pid}`);
+      }
+    }
+  });
+
+  it("a second vmm run --name with a name in use is refused in one line before anything runs", async () => {
+    const { env, sockets } = runtimeDir();
+    await startVm("dup", env);
+    const r = vmm(["run", "-k", echo, "--name", "dup"], { env });
+    expect([r.status, r.stdout]).toEqual([2, ""]);
+    expect(r.stderr).toBe(`vmm: error: a VM named 'dup' is already running (control socket ${path.join(sockets, "dup.sock")}); choose another --name\n`);
+    expect(JSON.parse(vmm(["list", "--json"], { env }).stdout)).toHaveLength(1);
+  });
+
+  it("malformed and unknown protocol lines get error replies and the VM keeps running", async () => {
+    const { env, sockets } = runtimeDir();
+    await startVm("proto", env);
+    const replies = await new Promise<string[]>((resolve, reject) => {
+      const socket = connect(path.join(sockets, "proto.sock"));
+      let data = "";
+      socket.setEncoding("utf8");
+      socket.on("connect", () => socket.write('{"v":1,"id":1,"cmd":"reboot"}\nnot json\n{"cmd":"status"}\n{"v":1,"id":"s","cmd":"status"}\n'));
+      socket.on("data", (chunk: string) => {
+        data += chunk;
+        if (data.split("\n").length > 4) {
+          socket.destroy();
+          resolve(data.trimEnd().split("\n"));
+        }
+      });
+      socket.on("error", reject);
+    });
+    const parsed = replies.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parsed.slice(0, 3)).toEqual([
+      { v: 1, id: 1, ok: false, error: expect.stringContaining("unknown command 'reboot'") },
+      { v: 1, ok: false, error: "malformed request: not JSON" },
+      { v: 1, ok: false, error: "unsupported protocol version undefined (this VM speaks 1)" },
+    ]);
+    expect(parsed[3]).toMatchObject({ v: 1, id: "s", ok: true, name: "proto", state: "running" });
+  });
+});
