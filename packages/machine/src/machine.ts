@@ -23,6 +23,7 @@ import { loadElf } from "./loaders/elf.js";
 import type { LoadedImage } from "./loaders/image.js";
 import { loadRaw } from "./loaders/raw.js";
 import { RunLoop, type MachineResult } from "./run-loop.js";
+import { describeVcpu, type VcpuState } from "./vcpu-state.js";
 import { KvmInterruptController } from "./services/interrupts.js";
 import { KvmIoEvents } from "./services/io-events.js";
 import { KvmMemoryMapper } from "./services/memory-mapper.js";
@@ -401,6 +402,16 @@ export class Machine {
   /** Runs a paused machine's vCPUs again; false when it was not paused. */
   resume(): boolean {
     return this.loop.resume();
+  }
+
+  /**
+   * Every vCPU's registers now (`vmm debug`): general-purpose, segments, descriptor tables, control registers and
+   * MP state. Read between run slices (vCPUs run on this thread), so the values are those the vCPU left KVM_RUN
+   * with; pause first for a snapshot that does not move. Empty before the vCPUs exist or after close().
+   */
+  vcpuStates(): VcpuState[] {
+    if (this.state === "closed") return [];
+    return this.vcpus.map((vcpu, id) => describeVcpu(id, vcpu.getMpState(), vcpu.getRegs(), vcpu.getSregs()));
   }
 
   /** Whether the machine is paused (`pause()` without `resume()` yet). */
