@@ -1,6 +1,6 @@
 export { main } from "./main.js";
 export type { CliContext } from "./context.js";
-export type { MachineConfig, MachineFactory, VirtualMachineResult, VirtualMachine } from "./arch/machine.js";
+export type { MachineConfig, MachineFactory, VirtualMachineResult, VirtualMachine, VcpuRegisters } from "./arch/machine.js";
 export { ExitCode, UsageError, DeviceFaultError, renderError } from "./errors.js";
 export { parseMemorySize } from "./options/size.js";
 export { parseSpec, type Spec } from "./options/spec.js";

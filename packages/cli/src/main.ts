@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { completionCommand } from "./commands/completion.js";
-import { listCommand, statCommand, stateCommand, stopCommand } from "./commands/control.js";
+import { debugCommand, listCommand, statCommand, stateCommand, stopCommand } from "./commands/control.js";
 import { devicesCommand, type RawDevicesOptions } from "./commands/devices.js";
 import { doctorCommand, type RawDoctorOptions } from "./commands/doctor.js";
 import { runCommand } from "./commands/run.js";
@@ -24,6 +24,7 @@ const ACTIONS: Readonly<Record<string, (args: Array<string | undefined>, opts: o
   resume: ([name], _, ctx) => stateCommand("resume", name!, ctx),
   stop: ([name], opts, ctx) => stopCommand(name!, opts as { timeout?: string }, ctx),
   stat: ([name], opts, ctx) => statCommand(name!, opts as { json?: boolean }, ctx),
+  debug: ([name], opts, ctx) => debugCommand(name!, opts as { json?: boolean }, ctx),
   doctor: ([topic, address], opts, ctx) => doctorCommand(topic!, address, opts as RawDoctorOptions, ctx),
   completion: ([shell], _, ctx) => completionCommand(shell!, ctx),
   version: (_, __, ctx) => versionCommand(ctx),

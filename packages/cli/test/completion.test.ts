@@ -75,13 +75,13 @@ describe.skipIf(!HAVE_BASH)("vmm completion bash, run by bash", () => {
   });
 
   it("completes the subcommands, and the program's options after -", () => {
-    expect(complete("vmm", "")).toEqual(["completion", "devices", "doctor", "list", "pause", "resume", "run", "stat", "stop", "version"]);
-    expect(complete("vmm", "d")).toEqual(["devices", "doctor"]);
+    expect(complete("vmm", "")).toEqual(["completion", "debug", "devices", "doctor", "list", "pause", "resume", "run", "stat", "stop", "version"]);
+    expect(complete("vmm", "d")).toEqual(["debug", "devices", "doctor"]);
     expect(complete("vmm", "st")).toEqual(["stat", "stop"]);
     expect(complete("vmm", "-")).toEqual(["--help", "--version", "-V", "-h"]);
   });
 
-  it.each(["run", "devices", "list", "pause", "resume", "stop", "stat", "doctor", "completion", "version"])("offers every option of vmm %s (the commander program's) after -", (command) => {
+  it.each(["run", "devices", "list", "pause", "resume", "stop", "stat", "debug", "doctor", "completion", "version"])("offers every option of vmm %s (the commander program's) after -", (command) => {
     expect(complete("vmm", command, "-")).toEqual(optionNamesOf(command));
   });
 

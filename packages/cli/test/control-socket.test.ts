@@ -5,7 +5,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { formatUptime } from "../src/commands/control.js";
+import { formatRegisters, formatUptime } from "../src/commands/control.js";
 import { controlRequest } from "../src/control/client.js";
 import { controlDir, inspectSocket, socketPath } from "../src/control/paths.js";
 import { MAX_REQUEST_LINE, parseRequest, type VmStatus } from "../src/control/protocol.js";
@@ -33,6 +33,9 @@ class ScriptedTarget implements ControlTarget {
   }
   stats() {
     return { machine: { pioExits: 7 }, devices: { d0: { reads: 1 } } };
+  }
+  registers() {
+    return [{ id: 0, mpState: "runnable", groups: [{ name: "registers", values: { rip: "0x1000" } }] }];
   }
 }
 
@@ -94,12 +97,13 @@ describe("ControlServer", () => {
     const { dir, file, target } = await open();
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(lstatSync(file).mode & 0o777).toBe(0o600);
-    const replies = await exchange(file, '{"v":1,"id":1,"cmd":"pause"}\n{"v":1,"id":2,"cmd":"pause"}\n{"v":1,"id":3,"cmd":"stat"}\r\n{"v":1,"id":4,"cmd":"resume"}\n', 4);
+    const replies = await exchange(file, '{"v":1,"id":1,"cmd":"pause"}\n{"v":1,"id":2,"cmd":"pause"}\n{"v":1,"id":3,"cmd":"stat"}\r\n{"v":1,"id":4,"cmd":"resume"}\n{"v":1,"id":5,"cmd":"registers"}\n', 5);
     expect(replies.map((l) => JSON.parse(l))).toEqual([
       { v: 1, id: 1, ok: true, state: "paused" },
       { v: 1, id: 2, ok: false, error: "t is already paused" },
       { v: 1, id: 3, ok: true, machine: { pioExits: 7 }, devices: { d0: { reads: 1 } } },
       { v: 1, id: 4, ok: true, state: "running" },
+      { v: 1, id: 5, ok: true, vcpus: [{ id: 0, mpState: "runnable", groups: [{ name: "registers", values: { rip: "0x1000" } }] }] },
     ]);
     expect(target.calls).toEqual(["pause", "pause", "resume"]);
   });
@@ -187,6 +191,20 @@ describe("control paths and formatting", () => {
     expect(socketPath("/run/vmm", "web 1")).toBe("/run/vmm/web 1.sock");
     for (const bad of ["a/b", ".hidden", ""]) expect(() => socketPath("/run/vmm", bad)).toThrow(/cannot name a control socket/);
     expect(() => socketPath("/run/vmm", "x".repeat(100))).toThrow(/longer than 107 bytes/);
+  });
+
+  it("formats registers like lkvm debug: plain values four to a line, composite ones one to a line", () => {
+    const values = Object.fromEntries(["rax", "rbx", "rcx", "rdx", "rip"].map((r, i) => [r, `0x${i}`]));
+    expect(
+      formatRegisters({
+        id: 1,
+        mpState: "halted",
+        groups: [
+          { name: "registers", values },
+          { name: "segments", values: { cs: "sel=0x10 base=0x0", ss: "sel=0x18 base=0x0" } },
+        ],
+      }),
+    ).toEqual(["vCPU 1 (halted)", "  registers:", "    rax=0x0  rbx=0x1  rcx=0x2  rdx=0x3", "    rip=0x4", "  segments:", "    cs   sel=0x10 base=0x0", "    ss   sel=0x18 base=0x0"]);
   });
 
   it("formats uptimes for a column", () => {

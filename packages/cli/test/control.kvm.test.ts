@@ -101,6 +101,29 @@ describe.skipIf(!kvmOk)("control commands against running VMs under /dev/kvm", (
     expect(vmm(["resume", "pz"], { env })).toMatchObject({ status: 1, stderr: "vmm: error: pz is not paused\n" });
   });
 
+  it("debug prints every vCPU's registers: a paused 64-bit guest halted in its wait loop", async () => {
+    const { env } = runtimeDir();
+    await startVm("regs", env, ["-c", "2"]);
+    expect(vmm(["pause", "regs"], { env }).status).toBe(0);
+    const r = vmm(["debug", "regs", "--json"], { env });
+    expect(r.status, r.stderr).toBe(0);
+    const vcpus = JSON.parse(r.stdout) as Array<{ id: number; mpState: string; groups: Array<{ name: string; values: Record<string, string> }> }>;
+    expect(vcpus.map((v) => v.id)).toEqual([0, 1]);
+    const group = (name: string) => vcpus[0]!.groups.find((g) => g.name === name)!.values;
+    // guests/echo.c waits with sti; hlt for COM1's interrupt: vCPU 0 is halted, in long mode (EFER.LMA, CS.L), at
+    // an address of the ELF image (guest-kit links above 1 MiB, below 4 GiB), with interrupts enabled (IF).
+    expect(vcpus[0]!.mpState).toBe("halted");
+    expect(BigInt(group("control").efer!) & 0x400n).toBe(0x400n);
+    expect(group("segments").cs).toMatch(/ l=1 /);
+    const rip = BigInt(group("registers").rip!);
+    expect(rip >= 0x100000n && rip < 0x1_0000_0000n).toBe(true);
+    expect(Number(group("registers").rflags) & 0x200).toBe(0x200);
+    const text = vmm(["debug", "regs"], { env });
+    expect(text.stdout).toMatch(/^vCPU 0 \(halted\)\n  registers:\n    rax=0x[0-9a-f]+ +rbx=/);
+    expect(text.stdout).toContain(`rip=${group("registers").rip}`);
+    expect(text.stdout).toMatch(/^vCPU 1 \(/m);
+  });
+
   it("stop ends the VM with status 143 and removes its socket; a paused VM stops too", async () => {
     const { env, sockets } = runtimeDir();
     for (const pauseFirst of [false, true]) {

@@ -40,6 +40,13 @@ export interface VirtualMachineResult {
   readonly message?: string;
 }
 
+/** One vCPU's registers in named groups, every value as text (a 0x-hex number, or a few `key=value`s for a segment). */
+export interface VcpuRegisters {
+  readonly id: number;
+  readonly mpState: string;
+  readonly groups: ReadonlyArray<{ readonly name: string; readonly values: Readonly<Record<string, string>> }>;
+}
+
 /** One VM as the cli drives it. */
 export interface VirtualMachine {
   /** The VM's tsyringe child container: core services under Tokens; plugins register here. */
@@ -64,6 +71,8 @@ export interface VirtualMachine {
   resume?(): boolean;
   /** Whether the machine is paused now. */
   readonly paused?: boolean;
+  /** Every vCPU's registers now, as text (`vmm debug`). */
+  vcpuStates?(): readonly VcpuRegisters[];
   /** The machine's counters now (exits per kind, interrupt injections): what `--stats` prints. */
   counters?(): Readonly<Record<string, number>>;
   /** Releases the VM after run() (or after a failed assembly). */

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { ConfigurationError } from "@vmm/core";
+import type { VcpuRegisters } from "../arch/machine.js";
 import type { CliContext } from "../context.js";
 import { controlRequest, vmSocket } from "../control/client.js";
 import { controlDir, inspectSocket, removeStaleSocket, SOCKET_SUFFIX } from "../control/paths.js";
@@ -92,6 +93,31 @@ export async function statCommand(name: string, raw: { json?: boolean }, ctx: Cl
   const { machine, devices } = (await controlRequest(name, vmSocket(name), "stat")) as unknown as VmStats;
   if (raw.json) ctx.stdout(JSON.stringify({ machine, devices }, null, 2) + "\n");
   else for (const line of statsLines(name, { machine, devices })) ctx.stdout(line + "\n");
+  return 0;
+}
+
+/**
+ * A vCPU's registers as text, like `lkvm debug`: a header line, then per group the plain values four to a line
+ * (`rax=0x0  rbx=0x1 ...`) and the composite ones (segments, tables: values with spaces) one to a line.
+ */
+export function formatRegisters(vcpu: VcpuRegisters): string[] {
+  const lines = [`vCPU ${vcpu.id} (${vcpu.mpState})`];
+  for (const group of vcpu.groups) {
+    const entries = Object.entries(group.values);
+    lines.push(`  ${group.name}:`);
+    const plain = entries.filter(([, v]) => !v.includes(" "));
+    const width = Math.max(0, ...plain.map(([k, v]) => k.length + v.length + 1));
+    for (let i = 0; i < plain.length; i += 4) lines.push("    " + plain.slice(i, i + 4).map(([k, v]) => `${k}=${v}`.padEnd(width)).join("  ").trimEnd());
+    for (const [k, v] of entries.filter(([, value]) => value.includes(" "))) lines.push(`    ${k.padEnd(4)} ${v}`);
+  }
+  return lines;
+}
+
+/** `vmm debug NAME [--json]`: every vCPU's registers now (pause the VM first for values that stay put). */
+export async function debugCommand(name: string, raw: { json?: boolean }, ctx: CliContext): Promise<number> {
+  const { vcpus } = (await controlRequest(name, vmSocket(name), "registers")) as unknown as { vcpus: VcpuRegisters[] };
+  if (raw.json) ctx.stdout(JSON.stringify(vcpus, null, 2) + "\n");
+  else for (const vcpu of vcpus) for (const line of formatRegisters(vcpu)) ctx.stdout(line + "\n");
   return 0;
 }
 

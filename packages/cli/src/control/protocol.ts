@@ -9,7 +9,7 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_REQUEST_LINE = 4096;
 
 /** The commands a version-1 server answers. */
-export const CONTROL_COMMANDS = ["status", "pause", "resume", "stop", "stat", "events"] as const;
+export const CONTROL_COMMANDS = ["status", "pause", "resume", "stop", "stat", "registers", "events"] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 
 export interface ControlRequest {

@@ -1,6 +1,7 @@
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { ConfigurationError } from "@vmm/core";
+import type { VcpuRegisters } from "../arch/machine.js";
 import { describe, UsageError } from "../errors.js";
 import { inspectSocket, prepareControlDir, removeStaleSocket } from "./paths.js";
 import {
@@ -23,6 +24,8 @@ export interface ControlTarget {
   /** Starts stopping the VM; the reply goes out before the VM is gone. */
   stop(): void;
   stats(): VmStats;
+  /** Every vCPU's registers (`vmm debug`). */
+  registers(): readonly VcpuRegisters[];
 }
 
 /** A client that reads nothing while this much of its replies (or events) is queued is disconnected. */
@@ -39,6 +42,7 @@ const HANDLERS: Readonly<Record<ControlCommand, Handler>> = {
   resume: (t) => (t.resume(), { ok: true, state: t.status().state }),
   stop: (t) => (t.stop(), { ok: true, pid: process.pid }),
   stat: (t) => ({ ok: true, ...t.stats() }),
+  registers: (t) => ({ ok: true, vcpus: t.registers() }),
   events: (_, subscribe) => (subscribe(), { ok: true, subscribed: true }),
 };
 

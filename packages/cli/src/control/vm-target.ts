@@ -1,6 +1,6 @@
 import type { PciDevice } from "@vmm/core";
 import { ConfigurationError } from "@vmm/core";
-import type { VirtualMachine } from "../arch/machine.js";
+import type { VcpuRegisters, VirtualMachine } from "../arch/machine.js";
 import { collectStats } from "../stats.js";
 import type { ControlEvent, VmStats, VmStatus } from "./protocol.js";
 import type { ControlTarget } from "./server.js";
@@ -86,6 +86,12 @@ export class VmControlTarget implements ControlTarget {
   stats(): VmStats {
     if (!this.machine) throw new ConfigurationError(`${this.vm.name} is still starting; it has no counters yet`);
     return collectStats(this.machine, this.devices, this.onProblem);
+  }
+
+  registers(): readonly VcpuRegisters[] {
+    if (!this.machine) throw new ConfigurationError(`${this.vm.name} is still starting; it has no vCPUs yet`);
+    if (!this.machine.vcpuStates) throw new ConfigurationError(`${this.vm.name}: this ${this.vm.arch} machine cannot show its registers`);
+    return this.machine.vcpuStates();
   }
 
   private runningMachine(what: string): VirtualMachine {

@@ -189,8 +189,15 @@ const stat: CommandDef = {
   options: [json],
 };
 
+const debug: CommandDef = {
+  name: "debug",
+  description: "print a running VM's vCPU registers (general-purpose, segments, descriptor tables, control registers), like lkvm debug",
+  arguments: [vmArgument],
+  options: [json],
+};
+
 /** Every command, in the order `vmm --help` lists them. */
-export const COMMANDS: readonly CommandDef[] = [run, devices, list, pause, resume, stop, stat, doctor, completion, version];
+export const COMMANDS: readonly CommandDef[] = [run, devices, list, pause, resume, stop, stat, debug, doctor, completion, version];
 
 /** A command's options in help order: by group (HELP_GROUPS), declaration order within a group. */
 export function optionsInHelpOrder(command: CommandDef): OptionDef[] {
