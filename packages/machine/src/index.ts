@@ -5,6 +5,7 @@
 // The machine and its run.
 export { Machine, type MachineOptions, type KernelKind } from "./machine.js";
 export type { MachineResult, StopReason } from "./run-loop.js";
+export { PauseGate } from "./pause-gate.js";
 export type { VcpuState } from "./vcpu-state.js";
 export type { LoadedImage } from "./loaders/image.js";
 export type { PlatformDescription } from "./firmware/index.js";

@@ -1,4 +1,5 @@
 import { allOnes, type AddressSpace, type Logger, type SmallAccessSize } from "@vmm/core";
+import { PauseGate } from "./pause-gate.js";
 
 /** Why a run ended. */
 export type StopReason = "debug-exit" | "reset" | "shutdown" | "halt" | "error" | "stopped";
@@ -75,8 +76,8 @@ export class RunLoop {
   private result: MachineResult | undefined;
   private readonly vcpus: LoopVcpu[] = [];
   private current: LoopVcpu | undefined;
-  /** While paused: the promise the loop waits on between slices, and the function that ends the wait. */
-  private pauseGate: { readonly wait: Promise<void>; readonly open: () => void } | undefined;
+  /** Closed while paused: the loop waits on it between slices. */
+  private readonly pauseGate = new PauseGate();
   readonly dispatch: LoopExitDispatch;
   /** Exits handled, for statistics: all of them, and per kind. */
   exits = 0;
@@ -96,7 +97,7 @@ export class RunLoop {
   }
 
   get paused(): boolean {
-    return this.pauseGate !== undefined;
+    return this.pauseGate.paused;
   }
 
   /**
@@ -105,21 +106,14 @@ export class RunLoop {
    * this thread); called from an exit handler, that vCPU yields after the exit. False when already paused or ended.
    */
   pause(): boolean {
-    if (this.pauseGate || this.result) return false;
-    let open!: () => void;
-    const wait = new Promise<void>((resolve) => (open = resolve));
-    this.pauseGate = { wait, open };
+    if (this.result || !this.pauseGate.close()) return false;
     this.current?.requestStop();
     return true;
   }
 
   /** Lets a paused loop run its vCPUs again; false when it was not paused. */
   resume(): boolean {
-    const gate = this.pauseGate;
-    if (!gate) return false;
-    this.pauseGate = undefined;
-    gate.open();
-    return true;
+    return this.pauseGate.open();
   }
 
   /** Ends the run with `result` (the first call wins) and makes every vCPU leave KVM_RUN; a paused loop ends too. */
@@ -140,7 +134,7 @@ export class RunLoop {
     const slice = this.options.maxSliceMs ?? 5;
     while (!this.result) {
       for (const vcpu of this.vcpus) {
-        if (this.result || this.pauseGate) break;
+        if (this.result || this.pauseGate.paused) break;
         this.current = vcpu;
         let r: LoopRunResult;
         try {
@@ -157,7 +151,7 @@ export class RunLoop {
         this.stop({ status: 0, reason: "halt", message: `all vCPUs halted with interrupts disabled` });
       }
       if (!this.result) await new Promise<void>((resolve) => setImmediate(resolve));
-      if (this.pauseGate && !this.result) await this.pauseGate.wait;
+      if (!this.result) await this.pauseGate.wait();
     }
     return this.result;
   }

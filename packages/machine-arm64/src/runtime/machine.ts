@@ -199,6 +199,20 @@ export class Arm64KvmMachine {
     }
   }
 
+  /** Stops running the vCPUs, keeping all their state, until `resume()` (as @vmm/machine's Machine); false when not running or already paused. */
+  pause(): boolean {
+    return this.state === "running" && this.loop.pause();
+  }
+
+  /** Runs a paused machine's vCPUs again; false when it was not paused. */
+  resume(): boolean {
+    return this.loop.resume();
+  }
+
+  get paused(): boolean {
+    return this.loop.paused;
+  }
+
   /** Asks a running machine to stop; `run()` then resolves with reason "stopped". */
   stop(reason: string): void {
     this.loop.stop({ status: 1, reason: "stopped", message: `stopped: ${reason}` });

@@ -1,6 +1,6 @@
 import { allOnes, type AddressSpace, type Logger, type SmallAccessSize } from "@vmm/core";
 import { Arm64MpState, SystemEvent, type Arm64ExitDispatch, type Arm64VcpuRunResult } from "@vmm/kvm-native";
-import type { MachineResult } from "@vmm/machine";
+import { PauseGate, type MachineResult } from "@vmm/machine";
 
 // The arm64 vCPUs on the JS thread, in turn, as the x86_64 machine runs its own: each run handles MMIO exits
 // synchronously and returns "yield" when the event loop has work or the slice is over; the loop then lets the
@@ -38,6 +38,8 @@ export class Arm64RunLoop {
   private result: MachineResult | undefined;
   private readonly vcpus: Arm64LoopVcpu[] = [];
   private current: Arm64LoopVcpu | undefined;
+  /** Closed while paused: the loop waits on it between slices (@vmm/machine's, as the x86 loop does). */
+  private readonly pauseGate = new PauseGate();
   readonly dispatch: Arm64ExitDispatch;
   /** MMIO exits handled in userspace. */
   mmioExits = 0;
@@ -50,10 +52,27 @@ export class Arm64RunLoop {
     this.vcpus.push(vcpu);
   }
 
-  /** Ends the run with `result` (the first call wins) and makes every vCPU leave KVM_RUN. */
+  get paused(): boolean {
+    return this.pauseGate.paused;
+  }
+
+  /** Stops entering KVM_RUN until `resume()`, every vCPU's state kept; false when already paused or ended. */
+  pause(): boolean {
+    if (this.result || !this.pauseGate.close()) return false;
+    this.current?.requestStop();
+    return true;
+  }
+
+  /** Lets a paused loop run its vCPUs again; false when it was not paused. */
+  resume(): boolean {
+    return this.pauseGate.open();
+  }
+
+  /** Ends the run with `result` (the first call wins) and makes every vCPU leave KVM_RUN; a paused loop ends too. */
   stop(result: MachineResult): void {
     if (this.result) return;
     this.result = result;
+    this.pauseGate.open();
     for (const v of this.vcpus) {
       try {
         v.requestStop();
@@ -68,7 +87,7 @@ export class Arm64RunLoop {
     while (!this.result) {
       let ran = 0;
       for (const vcpu of this.vcpus) {
-        if (this.result) break;
+        if (this.result || this.pauseGate.paused) break;
         if (vcpu.getMpState() === Arm64MpState.STOPPED) continue;
         ran++;
         this.current = vcpu;
@@ -82,8 +101,9 @@ export class Arm64RunLoop {
         if (!this.result) this.handle(vcpu.id, r);
       }
       this.current = undefined;
-      if (!this.result && ran === 0) this.stop({ status: 0, reason: "halt", message: "every vCPU is powered off (PSCI CPU_OFF)" });
+      if (!this.result && ran === 0 && !this.pauseGate.paused) this.stop({ status: 0, reason: "halt", message: "every vCPU is powered off (PSCI CPU_OFF)" });
       if (!this.result) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!this.result) await this.pauseGate.wait();
     }
     return this.result;
   }

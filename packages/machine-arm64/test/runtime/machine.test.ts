@@ -309,6 +309,33 @@ describe("Arm64KvmMachine run loop", () => {
     second.m.close();
   });
 
+  it("pause() stops entering KVM_RUN until resume(), state kept and no spinning; stop() ends a paused machine", async () => {
+    const { m, fake } = machineWith({ cpus: 1 });
+    expect(m.pause()).toBe(false); // not running yet
+    const runs = () => fake.named("vcpu.run").length;
+    fake.script(0, () => void expect(m.pause()).toBe(true));
+    fake.script(0, () => ({ reason: "system-event", vcpuId: 0, type: SystemEvent.SHUTDOWN, flags: 0n }));
+    const running = m.run();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(m.paused).toBe(true);
+    expect(m.pause()).toBe(false);
+    expect(runs()).toBe(1);
+    expect(m.resume()).toBe(true);
+    expect(m.resume()).toBe(false);
+    expect(await running).toEqual({ status: 0, reason: "shutdown", message: "vCPU 0 powered the machine off (PSCI SYSTEM_OFF)" });
+    expect(runs()).toBe(2);
+    m.close();
+
+    const second = machineWith({ cpus: 1 });
+    second.fake.script(0, () => void second.m.pause());
+    const stopped = second.m.run();
+    await new Promise((r) => setTimeout(r, 10));
+    second.m.stop("vmm stop");
+    expect(await stopped).toEqual({ status: 1, reason: "stopped", message: "stopped: vmm stop" });
+    expect(second.m.paused).toBe(false);
+    second.m.close();
+  });
+
   it("stop() ends a running machine with reason stopped; counters count MMIO exits; close() closes the VM once", async () => {
     const { m, fake } = machineWith({ cpus: 1 });
     fake.script(0, (d) => void d.mmio(m.description.memoryMap.uart.base + 7, 1, false, 0, 0), () => m.stop("SIGTERM"));
