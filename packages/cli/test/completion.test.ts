@@ -5,6 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { hostToolAvailable } from "@vmm/test-support";
@@ -72,6 +73,21 @@ describe.skipIf(!HAVE_BASH)("vmm completion bash, run by bash", () => {
     const r = spawnSync("bash", ["--norc", "--noprofile", "-c", 'source "$1"; complete -p vmm', "bash", bashFile], { encoding: "utf8" });
     expect(r.stderr).toBe("");
     expect(r.stdout).toBe("complete -F _vmm vmm\n");
+  });
+
+  it("completes a control command's VM name from the control sockets (sockets only), $XDG_RUNTIME_DIR/vmm", async () => {
+    const dir = path.join(process.env.XDG_RUNTIME_DIR!, "vmm");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(path.join(dir, "not-a-vm.sock"), "");
+    const servers = ["web", "worker", "db"].map((name) => createServer().listen(path.join(dir, `${name}.sock`)));
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.once("listening", resolve))));
+    try {
+      for (const command of ["pause", "resume", "stop", "stat", "debug"]) expect(complete("vmm", command, "")).toEqual(["db", "web", "worker"]);
+      expect(complete("vmm", "stop", "w")).toEqual(["web", "worker"]);
+      expect(complete("vmm", "stop", "--timeout", "5", "d")).toEqual(["db"]);
+    } finally {
+      for (const s of servers) s.close();
+    }
   });
 
   it("completes the subcommands, and the program's options after -", () => {

@@ -124,7 +124,7 @@ describe.skipIf(!kvmOk)("control commands against running VMs under /dev/kvm", (
     expect(text.stdout).toMatch(/^vCPU 1 \(/m);
   });
 
-  it("stop ends the VM with status 143 and removes its socket; a paused VM stops too", async () => {
+  it("stop ends the VM with status 143 and removes its socket; a paused VM stops too; SIGTERM removes the socket too", async () => {
     const { env, sockets } = runtimeDir();
     for (const pauseFirst of [false, true]) {
       const vm = await startVm("st", env);
@@ -137,6 +137,11 @@ describe.skipIf(!kvmOk)("control commands against running VMs under /dev/kvm", (
       expect(existsSync(path.join(sockets, "st.sock"))).toBe(false);
     }
     expect(vmm(["stop", "st"], { env })).toMatchObject({ status: 1, stderr: `vmm: error: no VM named 'st' (no control socket ${path.join(sockets, "st.sock")})\n` });
+    // SIGTERM (and the other stop signals) removes the socket the same way.
+    const vm = await startVm("term", env);
+    vm.child.kill("SIGTERM");
+    expect(await vm.exit).toBe(143);
+    expect(existsSync(path.join(sockets, "term.sock"))).toBe(false);
   });
 
   it("a VM killed with SIGKILL leaves its socket; vmm list removes it, and vmm run --name takes the name again", async () => {

@@ -14,6 +14,8 @@ function complete(completion: ResolvedCompletion): string {
       return `_vmm_words "${list(completion.words)}"`;
     case "spec":
       return `_vmm_spec "${list([...completion.names.keys()])}" _vmm_${completion.id}_options`;
+    case "vm-name":
+      return "_vmm_vm_names";
     case "none":
       return ":"; // a free value: nothing to offer
   }
@@ -69,6 +71,15 @@ export function bashScript(commands: readonly CommandDef[], programOptions: read
     "",
     "_vmm_words() {",
     '  mapfile -t COMPREPLY < <(compgen -W "$1" -- "$cur")',
+    "}",
+    "",
+    "# The running VMs: the names of the control sockets in $XDG_RUNTIME_DIR/vmm (~/.vmm without it).",
+    "_vmm_vm_names() {",
+    '  local dir="${XDG_RUNTIME_DIR:+$XDG_RUNTIME_DIR/vmm}" f names=()',
+    '  for f in "${dir:-$HOME/.vmm}"/*.sock; do',
+    '    [[ -S $f ]] && f="${f##*/}" && names+=("${f%.sock}")',
+    "  done",
+    '  mapfile -t COMPREPLY < <(compgen -W "${names[*]}" -- "$cur")',
     "}",
     "",
     "# $1: what precedes the file name in $cur (TYPE,path=)",

@@ -45,6 +45,8 @@ export type ResolvedCompletion =
   | { readonly kind: "file" }
   | { readonly kind: "words"; readonly words: readonly string[] }
   | { readonly kind: "spec"; readonly id: string; readonly names: ReadonlyMap<string, readonly string[]> }
+  /** The running VMs' names, listed by the shell when it completes (the control sockets in the socket directory). */
+  | { readonly kind: "vm-name" }
   | { readonly kind: "none" };
 
 /** Resolves a table entry's completion (options/command-line.ts) against the words looked up for the script. */
@@ -52,6 +54,7 @@ export function resolveCompletion(entry: { readonly complete?: ValueCompletion; 
   const complete = entry.complete ?? (entry.choices ? { words: entry.choices } : undefined);
   if (complete === undefined) return { kind: "none" };
   if (complete === "file") return { kind: "file" };
+  if (complete === "vm-name") return { kind: "vm-name" };
   if (complete === "architecture") return { kind: "words", words: words.architectures };
   if (complete === "device-type") return { kind: "spec", id: "device", names: words.deviceTypes };
   if (complete === "network-mode") return { kind: "spec", id: "network", names: new Map(words.networkModes.map((m) => [m, m === "none" ? [] : words.networkOptions])) };

@@ -16,9 +16,10 @@ export type HelpGroup = (typeof HELP_GROUPS)[number];
 
 /**
  * What a shell completes as a value: file names, fixed words, or word lists the completion generator looks up (the
- * device types and network modes of the built-in plugins, the architectures). Absent: a free value, nothing to offer.
+ * device types and network modes of the built-in plugins, the architectures) or, when the shell completes, the names
+ * of the running VMs (their control sockets). Absent: a free value, nothing to offer.
  */
-export type ValueCompletion = "file" | "device-type" | "network-mode" | "architecture" | { readonly words: readonly string[] };
+export type ValueCompletion = "file" | "device-type" | "network-mode" | "architecture" | "vm-name" | { readonly words: readonly string[] };
 
 export interface OptionDef {
   /** Commander's flags: short and long name, and `<value>` for an option that takes one. */
@@ -165,7 +166,7 @@ const completion: CommandDef = {
 const version: CommandDef = { name: "version", description: "print the version of vmm and its plugin API", arguments: [], options: [] };
 
 /** The running VM a control command addresses (by its --name; `vmm list` shows them). */
-const vmArgument: ArgumentDef = { name: "<name>", description: "a running VM's name (see vmm list)" };
+const vmArgument: ArgumentDef = { name: "<name>", description: "a running VM's name (see vmm list)", complete: "vm-name" };
 const json: OptionDef = { flags: "--json", description: "print JSON", group: "Output options" };
 
 const list: CommandDef = {
