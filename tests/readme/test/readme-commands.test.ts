@@ -176,6 +176,36 @@ const COMMANDS: readonly Entry[] = [
     },
   },
   {
+    command: "vmm list [--json]",
+    except: {
+      reason: "a synopsis, not a command: the brackets mark an optional part",
+      instead: "both of its forms run (no VM of this suite's is running, so the list is empty but for what other runs left)",
+      check: async () => {
+        const text = await shell("vmm list", "project");
+        expect(text.status, text.stderr).toBe(0);
+        expect(text.stdout).toMatch(/^NAME +PID +STATE +UPTIME +MEMORY +CPUS +DEVICES$/m);
+        const json = await shell("vmm list --json", "project");
+        expect(json.status, json.stderr).toBe(0);
+        expect(Array.isArray(JSON.parse(json.stdout))).toBe(true);
+      },
+    },
+  },
+  {
+    command: "vmm pause NAME | vmm resume NAME | vmm stat NAME | vmm debug NAME | vmm stop NAME [--timeout S]",
+    except: {
+      reason: "a synopsis: NAME stands for a running VM's --name, and `|` separates the commands",
+      instead:
+        "each command exists and, given a name no VM has, says so in one line with exit status 1 (packages/cli's control tests drive them against running VMs)",
+      check: async () => {
+        for (const cmd of ["pause", "resume", "stat", "debug", "stop"]) {
+          const r = await shell(`vmm ${cmd} readme-no-such-vm`, "project");
+          expect(r.status, `${cmd}: ${r.stderr}`).toBe(1);
+          expect(r.stderr, cmd).toMatch(/^vmm: error: no VM named 'readme-no-such-vm' \(no control socket .*\)\n$/);
+        }
+      },
+    },
+  },
+  {
     command: "vmm version",
     run: {
       cwd: "repository",
