@@ -6,6 +6,7 @@
 export { Machine, type MachineOptions, type KernelKind } from "./machine.js";
 export type { MachineResult, StopReason } from "./run-loop.js";
 export { PauseGate } from "./pause-gate.js";
+export { LoopControl } from "./loop-control.js";
 export type { VcpuState } from "./vcpu-state.js";
 export type { LoadedImage } from "./loaders/image.js";
 export type { PlatformDescription } from "./firmware/index.js";

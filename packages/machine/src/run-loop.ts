@@ -1,5 +1,5 @@
 import { allOnes, type AddressSpace, type Logger, type SmallAccessSize } from "@vmm/core";
-import { PauseGate } from "./pause-gate.js";
+import { LoopControl } from "./loop-control.js";
 
 /** Why a run ended. */
 export type StopReason = "debug-exit" | "reset" | "shutdown" | "halt" | "error" | "stopped";
@@ -72,12 +72,7 @@ function describeError(e: unknown): string {
  * the event loop run (setImmediate) before re-entering, so timers, sockets and files keep being served.
  * The first stop (device request, guest failure, device fault) wins; every vCPU is asked to stop.
  */
-export class RunLoop {
-  private result: MachineResult | undefined;
-  private readonly vcpus: LoopVcpu[] = [];
-  private current: LoopVcpu | undefined;
-  /** Closed while paused: the loop waits on it between slices. */
-  private readonly pauseGate = new PauseGate();
+export class RunLoop extends LoopControl<LoopVcpu> {
   readonly dispatch: LoopExitDispatch;
   /** Exits handled, for statistics: all of them, and per kind. */
   exits = 0;
@@ -85,49 +80,8 @@ export class RunLoop {
   mmioExits = 0;
 
   constructor(private readonly options: RunLoopOptions) {
+    super();
     this.dispatch = this.createDispatch();
-  }
-
-  add(vcpu: LoopVcpu): void {
-    this.vcpus.push(vcpu);
-  }
-
-  get stopped(): MachineResult | undefined {
-    return this.result;
-  }
-
-  get paused(): boolean {
-    return this.pauseGate.paused;
-  }
-
-  /**
-   * Stops entering KVM_RUN until `resume()`; every vCPU keeps its state (it is simply not run). The loop then waits
-   * on a promise, so a paused machine costs no CPU. Called from the event loop no vCPU is inside KVM_RUN (they run on
-   * this thread); called from an exit handler, that vCPU yields after the exit. False when already paused or ended.
-   */
-  pause(): boolean {
-    if (this.result || !this.pauseGate.close()) return false;
-    this.current?.requestStop();
-    return true;
-  }
-
-  /** Lets a paused loop run its vCPUs again; false when it was not paused. */
-  resume(): boolean {
-    return this.pauseGate.open();
-  }
-
-  /** Ends the run with `result` (the first call wins) and makes every vCPU leave KVM_RUN; a paused loop ends too. */
-  stop(result: MachineResult): void {
-    if (this.result) return;
-    this.result = result;
-    this.resume();
-    for (const v of this.vcpus) {
-      try {
-        v.requestStop();
-      } catch {
-        // a vCPU that cannot be stopped any more is not running
-      }
-    }
   }
 
   async run(): Promise<MachineResult> {

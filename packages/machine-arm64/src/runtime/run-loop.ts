@@ -1,6 +1,6 @@
 import { allOnes, type AddressSpace, type Logger, type SmallAccessSize } from "@vmm/core";
 import { Arm64MpState, SystemEvent, type Arm64ExitDispatch, type Arm64VcpuRunResult } from "@vmm/kvm-native";
-import { PauseGate, type MachineResult } from "@vmm/machine";
+import { LoopControl, type MachineResult } from "@vmm/machine";
 
 // The arm64 vCPUs on the JS thread, in turn, as the x86_64 machine runs its own: each run handles MMIO exits
 // synchronously and returns "yield" when the event loop has work or the slice is over; the loop then lets the
@@ -34,52 +34,14 @@ const SYSTEM_EVENTS: Readonly<Record<number, Omit<MachineResult, "message"> & { 
   [SystemEvent.CRASH]: { status: 1, reason: "error", what: "reported a crash" },
 };
 
-export class Arm64RunLoop {
-  private result: MachineResult | undefined;
-  private readonly vcpus: Arm64LoopVcpu[] = [];
-  private current: Arm64LoopVcpu | undefined;
-  /** Closed while paused: the loop waits on it between slices (@vmm/machine's, as the x86 loop does). */
-  private readonly pauseGate = new PauseGate();
+export class Arm64RunLoop extends LoopControl<Arm64LoopVcpu> {
   readonly dispatch: Arm64ExitDispatch;
   /** MMIO exits handled in userspace. */
   mmioExits = 0;
 
   constructor(private readonly options: Arm64RunLoopOptions) {
+    super();
     this.dispatch = { mmio: (address, size, isWrite, lo, hi) => this.mmio(address, size, isWrite, lo, hi) };
-  }
-
-  add(vcpu: Arm64LoopVcpu): void {
-    this.vcpus.push(vcpu);
-  }
-
-  get paused(): boolean {
-    return this.pauseGate.paused;
-  }
-
-  /** Stops entering KVM_RUN until `resume()`, every vCPU's state kept; false when already paused or ended. */
-  pause(): boolean {
-    if (this.result || !this.pauseGate.close()) return false;
-    this.current?.requestStop();
-    return true;
-  }
-
-  /** Lets a paused loop run its vCPUs again; false when it was not paused. */
-  resume(): boolean {
-    return this.pauseGate.open();
-  }
-
-  /** Ends the run with `result` (the first call wins) and makes every vCPU leave KVM_RUN; a paused loop ends too. */
-  stop(result: MachineResult): void {
-    if (this.result) return;
-    this.result = result;
-    this.pauseGate.open();
-    for (const v of this.vcpus) {
-      try {
-        v.requestStop();
-      } catch {
-        // a closed vCPU is not running
-      }
-    }
   }
 
   async run(): Promise<MachineResult> {
