@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 
 const conditions = ["source", "module", "node", "development|production"];
 
-export function packageTestConfig(extra: { testTimeout?: number; include?: string[] } = {}) {
+export function packageTestConfig(extra: { testTimeout?: number; include?: string[]; fileParallelism?: boolean } = {}) {
   return defineConfig({
     resolve: { conditions },
     ssr: { resolve: { conditions, externalConditions: ["source"] } },
@@ -14,6 +14,7 @@ export function packageTestConfig(extra: { testTimeout?: number; include?: strin
       passWithNoTests: true,
       testTimeout: extra.testTimeout ?? 20_000,
       pool: "forks",
+      fileParallelism: extra.fileParallelism ?? true,
     },
   });
 }
