@@ -4,7 +4,7 @@
  * own XDG_RUNTIME_DIR. The guest (guests/echo.c) says "echo: ready", then answers each byte on COM1 with a line.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, lstatSync, mkdtempSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -198,5 +198,18 @@ describe.skipIf(!kvmOk)("control commands against running VMs under /dev/kvm", (
       { v: 1, ok: false, error: "unsupported protocol version undefined (this VM speaks 1)" },
     ]);
     expect(parsed[3]).toMatchObject({ v: 1, id: "s", ok: true, name: "proto", state: "running" });
+  });
+});
+
+describe.skipIf(!kvmOk)("a VM without a usable control socket directory", () => {
+  it("runs anyway and says in one warning line that vmm list and vmm stop will not see it", () => {
+    const hlt = path.join(mkdtempSync(path.join(tmpdir(), "vmm-noctl-")), "hlt.bin");
+    writeFileSync(hlt, Uint8Array.of(0xf4));
+    // HOME under a file: mkdir fails with ENOTDIR (XDG_RUNTIME_DIR empty: the fallback ~/.vmm is used).
+    const r = vmm(["run", "-k", hlt, "--name", "no-control"], { env: { XDG_RUNTIME_DIR: "", HOME: "/dev/null" } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe(
+      "vmm: warning: cannot create the control socket directory '/dev/null/.vmm' (ENOTDIR); set XDG_RUNTIME_DIR to a directory of yours: this VM has no control socket (vmm list, pause and stop do not see it)\n",
+    );
   });
 });

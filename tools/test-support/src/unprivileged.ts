@@ -1,6 +1,7 @@
 // Runs a command as an unprivileged user that can open /dev/kvm and nothing else a root test runner could: in a
 // private mount namespace, a /dev/kvm node owned by that user is bind-mounted over the real one (the host's
-// /dev/kvm keeps its owner and mode), then setpriv drops to the user with no groups and no capabilities.
+// /dev/kvm keeps its owner and mode), then setpriv drops to the user with no groups and no capabilities. The
+// command gets a private XDG_RUNTIME_DIR owned by the user on the same tmpfs, as a login session would.
 import { spawnSync } from "node:child_process";
 import { statSync } from "node:fs";
 
@@ -30,6 +31,9 @@ const SCRIPT = [
   'mknod -m 0600 "$dir/kvm" c "$major" "$minor"',
   'chown "$uid:$gid" "$dir/kvm"',
   'mount --bind "$dir/kvm" /dev/kvm',
+  // A runtime directory of the user's own, as a login session gives one (vmm's control socket goes there).
+  'mkdir -m 0700 "$dir/run" && chown "$uid:$gid" "$dir/run"',
+  'export XDG_RUNTIME_DIR="$dir/run"',
   'exec setpriv --reuid "$uid" --regid "$gid" --clear-groups --inh-caps=-all --bounding-set=-all -- "$@"',
 ].join("\n");
 

@@ -14,6 +14,7 @@ import { loadAllPlugins } from "../plugins/all.js";
 import { IdleNotice, idleNoticeSeconds, idleNoticeText } from "../idle-notice.js";
 import { assemblySummary } from "../summary.js";
 import { MiB, readInput } from "../input.js";
+import { ControlDirUnavailable } from "../control/paths.js";
 import { openVmControl, type VmControl } from "../control/vm-control.js";
 import { collectStats, statsLines } from "../stats.js";
 
@@ -95,10 +96,16 @@ export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<n
   for (const [event, handler] of handlers) signals.on(event, handler);
   try {
     if (config.dumpDtb && arch === "arm64" && !hostRunsArm64()) return await dumpDevicetreeOnly(config, arch, ctx, logger, abort.signal);
-    // The name is claimed before anything is built: a second `vmm run --name X` stops here.
-    vmControl = await openVmControl({ name: config.name, arch, memory: config.memory, cpus: config.cpus }, () => stop({ kind: "control" }), logger);
-    const target = vmControl.target;
-    return await runVm(config, arch, ctx, logger, { abort: abort.signal, ended, stop, setVm: (m) => (vm = m), attach: (m, d) => target.attach(m, d), detach: () => target.detach() });
+    // The name is claimed before anything is built: a second `vmm run --name X` stops here. Without a usable
+    // socket directory (no writable HOME or XDG_RUNTIME_DIR) the VM still runs, unseen by vmm list and vmm stop.
+    try {
+      vmControl = await openVmControl({ name: config.name, arch, memory: config.memory, cpus: config.cpus }, () => stop({ kind: "control" }), logger);
+    } catch (error) {
+      if (!(error instanceof ControlDirUnavailable)) throw error;
+      logger.warn(`${error.message}: this VM has no control socket (vmm list, pause and stop do not see it)`);
+    }
+    const target = vmControl?.target;
+    return await runVm(config, arch, ctx, logger, { abort: abort.signal, ended, stop, setVm: (m) => (vm = m), attach: (m, d) => target?.attach(m, d), detach: () => target?.detach() });
   } finally {
     for (const [signal, handler] of handlers) signals.off(signal, handler);
     await vmControl?.close();

@@ -34,12 +34,20 @@ export function socketPath(dir: string, name: string): string {
   return file;
 }
 
+/** The control socket's directory cannot be created (no writable HOME or XDG_RUNTIME_DIR): a VM runs without one. */
+export class ControlDirUnavailable extends ConfigurationError {}
+
 /**
  * Creates the socket directory (mode 0700) when missing; an existing one must be a directory of this user that
  * nobody else can enter, else it is refused naming it (another user could replace sockets in it).
  */
 export async function prepareControlDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new ControlDirUnavailable(`cannot create the control socket directory '${dir}' (${code}); set XDG_RUNTIME_DIR to a directory of yours`, { cause: error });
+  }
   const info = await lstat(dir);
   if (!info.isDirectory()) throw new ConfigurationError(`control socket directory '${dir}' is not a directory`);
   if (typeof process.getuid === "function" && info.uid !== process.getuid()) {
