@@ -19,6 +19,9 @@ export { type PciAddress, type BarKind, type PciBarDescriptor, type PciBarWindow
 export { RegisterTable, split64, type RegisterAccess, type RegisterWriteResult, type NumericField, type RegisterSpec, type NarrowWritePolicy, type RegisterRefusal, type RegisterTableOptions } from "./registers/index.js";
 export { readLE, writeLE, nextPowerOfTwo, widthMask, toUnsigned, extractBytes, type RegisterWidth } from "./registers/index.js";
 
+// Snapshots: the state every device saves and restores.
+export { SnapshotError, encodeBytes, decodeBytes, stateData, stateInt, type StateValue, type DeviceState, type Snapshottable } from "./snapshot.js";
+
 // Services a machine provides to devices, and their DI tokens.
 export { TrappingIoEvents, MmioBackedMemoryMapper, type IoEventRequest, type Handle, type IoEventRegistry, type MemoryMapper, type MappedRegion } from "./services.js";
 export { type Keyboard } from "./services/keyboard.js";

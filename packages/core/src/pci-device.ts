@@ -2,6 +2,7 @@ import type { IoHandler, SmallAccessSize } from "./address-space.js";
 import type { InterruptLine } from "./interrupts.js";
 import type { MsiVectorFactory } from "./msi-vectors.js";
 import type { AppliedQuirk } from "./plugin/quirks.js";
+import type { DeviceState } from "./snapshot.js";
 
 /** segment:bus:device.function */
 export interface PciAddress {
@@ -88,6 +89,15 @@ export interface PciDevice {
   quirks?(): readonly AppliedQuirk[];
   /** Function-level reset (also used on machine reset). */
   reset?(): void;
+
+  /**
+   * Snapshots (see Snapshottable): a device without `saveState` makes `vmm snapshot` refuse, naming it. A
+   * PciFunction saves its config space, BAR-independent capability state (MSI, MSI-X table and PBA) and INTx level
+   * itself; subclasses add their own state.
+   */
+  saveState?(): DeviceState;
+  restoreState?(state: DeviceState): void;
+  quiesce?(): Promise<void>;
 }
 
 /** A standard capability as an object: the bus chains it and owns the ID and next-pointer bytes. */
