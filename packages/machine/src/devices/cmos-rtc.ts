@@ -1,4 +1,4 @@
-import { type IoHandler, RegisterTable, type SmallAccessSize } from "@vmm/core";
+import { type DeviceState, type IoHandler, RegisterTable, type SmallAccessSize, type Snapshottable, decodeBytes, encodeBytes, stateData, stateInt } from "@vmm/core";
 
 export const CMOS_PORTS = { index: 0x70, data: 0x71 } as const;
 
@@ -43,7 +43,7 @@ const toBcd = (v: number) => ((Math.floor(v / 10) % 10) << 4) | v % 10;
  * size registers (0x15-0x18, 0x30/0x31, 0x34/0x35, 0x5B-0x5D) are filled from the machine's memory map.
  * Offsets: 0 = index port, 1 = data port.
  */
-export class CmosRtc implements IoHandler {
+export class CmosRtc implements IoHandler, Snapshottable {
   /** The two ports, each one byte (wider accesses reach the bytes after them, which read 0xff). */
   private static readonly PORTS = new RegisterTable<CmosRtc>(
     [
@@ -73,6 +73,17 @@ export class CmosRtc implements IoHandler {
     this.nvram[0x5b] = high & 0xff;
     this.nvram[0x5c] = (high >> 8) & 0xff;
     this.nvram[0x5d] = (high >> 16) & 0xff;
+  }
+
+  /** The NVRAM and the index; the clock registers read the host clock, so they carry nothing. */
+  saveState(): DeviceState {
+    return { version: 1, data: { index: this.index, nvram: encodeBytes(this.nvram) } };
+  }
+
+  restoreState(state: DeviceState): void {
+    const d = stateData(state, "cmos-rtc", 1);
+    this.nvram.set(decodeBytes(d.nvram, "cmos-rtc: nvram", this.nvram.length));
+    this.index = stateInt(d, "index", "cmos-rtc", 0, 0x7f);
   }
 
   private setWord(at: number, v: number): void {

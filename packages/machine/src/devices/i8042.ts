@@ -1,4 +1,5 @@
-import { type InterruptLine, type IoHandler, RegisterTable, type SmallAccessSize } from "@vmm/core";
+import { type DeviceState, type InterruptLine, type IoHandler, RegisterTable, type SmallAccessSize, type Snapshottable, SnapshotError, decodeBytes, encodeBytes, stateData, stateInt } from "@vmm/core";
+import { stateBool, stateIntList, stateObject, stateOptionalInt } from "../snapshot/fields.js";
 import { Ps2Keyboard } from "./ps2-keyboard.js";
 import { SET2_BREAK_PREFIX, TRANSLATE_SET2_TO_SET1 } from "./scancodes.js";
 
@@ -91,7 +92,7 @@ export interface I8042Options {
  * byte's TRANSLATE bit is set; controller answers go first. The CPU reset line (0xFE, or an output port
  * write with bit 0 clear) stops the VM through `onReset`.
  */
-export class I8042 implements IoHandler {
+export class I8042 implements IoHandler, Snapshottable {
   /** Port 0x60 at offset 0, port 0x64 at offset 4; other bytes read 0xff. */
   private static readonly PORTS = new RegisterTable<I8042>(
     [
@@ -139,6 +140,44 @@ export class I8042 implements IoHandler {
 
   write(offset: number, size: SmallAccessSize, value: number): void {
     I8042.PORTS.write(this, offset, size, value);
+  }
+
+  saveState(): DeviceState {
+    return {
+      version: 1,
+      data: {
+        ram: encodeBytes(this.ram),
+        outputPort: this.outputPort,
+        output: this.output ?? null,
+        lastOutput: this.lastOutput,
+        answers: [...this.answers],
+        pending: this.pending?.code ?? null,
+        lastWasCommand: this.lastWasCommand,
+        breakPrefix: this.breakPrefix,
+        keyboard: this.keyboard.saveState() as unknown as DeviceState["data"],
+      },
+    };
+  }
+
+  /** Restores the controller and its keyboard, and drives IRQ 1 to match the output buffer. */
+  restoreState(state: DeviceState): void {
+    const what = "i8042";
+    const d = stateData(state, what, 1);
+    const keyboard = stateObject(d, "keyboard", what);
+    this.keyboard.restoreState({ version: stateInt(keyboard, "version", what, 0, 2 ** 31), data: keyboard.data ?? null });
+    this.ram.set(decodeBytes(d.ram, `${what}: ram`, this.ram.length));
+    const byte = (key: string) => stateInt(d, key, what, 0, 255);
+    this.outputPort = byte("outputPort");
+    this.output = stateOptionalInt(d, "output", what, 0, 255);
+    this.lastOutput = byte("lastOutput");
+    this.answers.splice(0, this.answers.length, ...stateIntList(d, "answers", what, 0, 255, CONTROLLER_QUEUE_LIMIT));
+    const pending = stateOptionalInt(d, "pending", what, 0, 255);
+    const command = pending === undefined ? undefined : commandFor(pending);
+    if (command && !command.data) throw new SnapshotError(`${what}: command 0x${pending!.toString(16)} takes no data byte`);
+    this.pending = command && { command, code: pending! };
+    this.lastWasCommand = stateBool(d, "lastWasCommand", what);
+    this.breakPrefix = stateBool(d, "breakPrefix", what);
+    this.updateIrq();
   }
 
   private readData(): number {

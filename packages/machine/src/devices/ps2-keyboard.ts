@@ -1,3 +1,5 @@
+import { type DeviceState, SnapshotError, type Snapshottable, stateData, stateInt } from "@vmm/core";
+import { stateBool, stateIntList, stateOptionalInt } from "../snapshot/fields.js";
 import { type KeyName, type ScancodeSet, scancodes } from "./scancodes.js";
 
 /** Bytes the keyboard sends in answer to commands. */
@@ -59,7 +61,7 @@ const COMMANDS: ReadonlyMap<number, KeyboardCommand> = new Map<number, KeyboardC
  * and break codes in the selected scan code set (2 by default; the controller usually translates to set 1).
  * Bytes wait in a small queue until the controller takes them (`next`); `onData` tells it that bytes arrived.
  */
-export class Ps2Keyboard {
+export class Ps2Keyboard implements Snapshottable {
   readonly state: KeyboardState = { set: 2, scanning: true, leds: 0, typematic: DEFAULT_TYPEMATIC };
   /** Key events dropped because the queue was full or scanning was off. */
   dropped = 0;
@@ -109,6 +111,24 @@ export class Ps2Keyboard {
     this.queue.push(...bytes);
     this.onData?.();
     return true;
+  }
+
+  saveState(): DeviceState {
+    const awaiting = [...COMMANDS].find(([, c]) => c === this.awaiting)?.[0] ?? null;
+    return { version: 1, data: { ...this.state, queue: [...this.queue], awaiting, lastSent: this.lastSent } };
+  }
+
+  restoreState(state: DeviceState): void {
+    const what = "ps2-keyboard";
+    const d = stateData(state, what, 1);
+    const set = stateInt(d, "set", what, 1, 3) as ScancodeSet;
+    const awaiting = stateOptionalInt(d, "awaiting", what, 0, 255);
+    const command = awaiting === undefined ? undefined : COMMANDS.get(awaiting);
+    if (awaiting !== undefined && !command?.argument) throw new SnapshotError(`${what}: 0x${awaiting.toString(16)} is not a command that takes an argument`);
+    Object.assign(this.state, { set, scanning: stateBool(d, "scanning", what), leds: stateInt(d, "leds", what, 0, 7), typematic: stateInt(d, "typematic", what, 0, 0x7f) });
+    this.queue.splice(0, this.queue.length, ...stateIntList(d, "queue", what, 0, 255, KEYBOARD_QUEUE_LIMIT + 4));
+    this.awaiting = command;
+    this.lastSent = stateInt(d, "lastSent", what, 0, 255);
   }
 
   /** Power-on defaults (reset, 0xF6) or the same with scanning off (0xF5). */

@@ -1,4 +1,4 @@
-import { RegisterTable, type IoHandler } from "@vmm/core";
+import { RegisterTable, type DeviceState, type IoHandler, type Snapshottable, stateData, stateInt } from "@vmm/core";
 
 /** The PCH reset control register: one byte at port 0xCF9, inside the dword of CONFIG_ADDRESS (0xCF8). */
 export const RESET_CONTROL_PORT = 0xcf9;
@@ -14,13 +14,21 @@ export type ResetKind = "soft" | "hard" | "full";
  * Reset control (Intel ICH/PCH, port 0xCF9): writing RST_CPU requests a reset, soft (CPU only) unless SYS_RST or
  * FULL_RST asks for a hard or full one; those two bits read back, RST_CPU reads 0.
  */
-export class ResetControl {
+export class ResetControl implements Snapshottable {
   private static readonly REGISTERS = new RegisterTable<ResetControl>([
     { name: "RST_CNT", offset: 0, width: 1, read: (r) => r.value, write: (r, v) => r.write(v) },
   ]);
   private value = 0;
 
   constructor(private readonly onReset: (kind: ResetKind) => void) {}
+
+  saveState(): DeviceState {
+    return { version: 1, data: { value: this.value } };
+  }
+
+  restoreState(state: DeviceState): void {
+    this.value = stateInt(stateData(state, "reset-control", 1), "value", "reset-control", 0, 0xff) & (SYS_RST | FULL_RST);
+  }
 
   read(): number {
     return this.value;

@@ -1,4 +1,5 @@
-import { type InterruptLine, type IoHandler, type RegisterSpec, RegisterTable, type SmallAccessSize } from "@vmm/core";
+import { type DeviceState, type InterruptLine, type IoHandler, type RegisterSpec, RegisterTable, type SmallAccessSize, type Snapshottable, stateData, stateInt } from "@vmm/core";
+import { stateBool, stateIntList } from "../snapshot/fields.js";
 
 export const COM1 = { port: 0x3f8, irq: 4 } as const;
 
@@ -46,7 +47,7 @@ interface UartState {
  * A 16550A UART: transmit goes straight to the output; receive is a host-fed queue. The interrupt line follows
  * the IIR (RDA before THRE before modem status) gated by MCR.OUT2 as on a PC.
  */
-export class Uart16550 implements IoHandler {
+export class Uart16550 implements IoHandler, Snapshottable {
   private readonly s: UartState = { ier: 0, lcr: 0x03, mcr: 0, scr: 0, fcr: 0, dll: 12, dlm: 0, threPending: false, overrun: false, rx: [] };
   private readonly txByte = new Uint8Array(1);
   /** Host bytes dropped because the receive queue was full. */
@@ -92,6 +93,31 @@ export class Uart16550 implements IoHandler {
         this.s.overrun = true;
       } else this.s.rx.push(b);
     }
+    this.update();
+  }
+
+  saveState(): DeviceState {
+    const { rx, ...registers } = this.s;
+    return { version: 1, data: { ...registers, rx: [...rx] } };
+  }
+
+  /** Restores the registers and the receive queue, and drives the interrupt line to match them. */
+  restoreState(state: DeviceState): void {
+    const what = "serial0 (16550A)";
+    const d = stateData(state, what, 1);
+    const byte = (key: string) => stateInt(d, key, what, 0, 255);
+    Object.assign(this.s, {
+      ier: byte("ier") & 0x0f,
+      lcr: byte("lcr"),
+      mcr: byte("mcr") & 0x1f,
+      scr: byte("scr"),
+      fcr: byte("fcr"),
+      dll: byte("dll"),
+      dlm: byte("dlm"),
+      threPending: stateBool(d, "threPending", what),
+      overrun: stateBool(d, "overrun", what),
+      rx: stateIntList(d, "rx", what, 0, 255, RX_QUEUE_LIMIT),
+    });
     this.update();
   }
 
