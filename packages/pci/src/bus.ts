@@ -1,6 +1,10 @@
 import {
   ConfigurationError,
   SharedLine,
+  SnapshotError,
+  stateData,
+  type DeviceState,
+  type StateValue,
   type AddressSpace,
   type InterruptController,
   type InterruptLine,
@@ -388,6 +392,85 @@ export class PciBus implements ConfigTarget {
     for (const e of all) this.mapper.sync(e);
   }
 
+  /**
+   * Snapshots, step 1 (vCPUs paused): waits for every function's `quiesce` (work in flight completed and
+   * published to guest memory).
+   */
+  async quiesce(): Promise<void> {
+    await Promise.all(this.sorted().map((e) => e.device.quiesce?.()));
+  }
+
+  /**
+   * Snapshots, step 2: every function's state in tree order, each with its position in the tree (the device and
+   * function numbers from the root bus down, which the guest cannot change), the address the guest sees now, and
+   * its name. A function without `saveState` makes it throw SnapshotError naming it.
+   */
+  saveState(): DeviceState {
+    const functions: StateValue[] = this.sorted().map((e) => {
+      if (!e.device.saveState) throw new SnapshotError(`${e.device.name}: this device cannot be snapshotted (no saveState)`);
+      const state = e.device.saveState();
+      return {
+        position: positionOf(e),
+        address: formatAddress(this.addressOf(e)),
+        name: e.device.name,
+        state: { version: state.version, data: state.data },
+      };
+    });
+    return { version: BUS_STATE_VERSION, data: { functions } };
+  }
+
+  /**
+   * Restores `saveState` output into a bus built from the same configuration (same functions, attached at the
+   * same places): each function is matched by its position and name (another name there, a function missing on
+   * either side, or one without `restoreState` is a SnapshotError naming both), restored in tree order (bridges
+   * before what sits behind them: bus numbers, windows, bridge control), and then every BAR window is re-decoded
+   * as after a config write: handlers registered, `barActivated` called, so each function answers where the
+   * guest had programmed it. Call it after guest memory is restored and with the MSI vector factory live (the
+   * functions re-program their vectors), before the vCPUs run.
+   */
+  restoreState(state: DeviceState): void {
+    const saved = parseBusState(state);
+    const entries = this.sorted();
+    const plan = entries.map((e) => {
+      const position = positionOf(e);
+      const s = saved.get(position);
+      const here = `${formatAddress(this.addressOf(e))} ${e.device.name}`;
+      if (!s) throw new SnapshotError(`pci: the snapshot has nothing at ${here} (position ${position})`);
+      if (s.name !== e.device.name) throw new SnapshotError(`pci: the snapshot has ${s.name} (then ${s.address}) where this machine has ${here}`);
+      if (!e.device.restoreState) throw new SnapshotError(`${e.device.name}: this device cannot be restored (no restoreState)`);
+      saved.delete(position);
+      return { entry: e, state: s.state };
+    });
+    const extra = [...saved.values()][0];
+    if (extra) throw new SnapshotError(`pci: the snapshot has ${extra.name} at ${extra.address}, this machine has no function there`);
+    try {
+      for (const { entry, state: st } of plan) entry.device.restoreState!(st);
+    } finally {
+      this.redecode(entries);
+    }
+  }
+
+  /**
+   * Restores one function (`device.restoreState`) and re-decodes its BAR windows, and for a bridge what sits
+   * behind it, as after a config write. For machines that restore functions one by one; `restoreState` does all.
+   */
+  restoreFunction(device: PciDevice, state: DeviceState): void {
+    const entry = this.entryOf(device);
+    if (!entry) throw new SnapshotError(`${device.name}: not on this bus`);
+    if (!device.restoreState) throw new SnapshotError(`${device.name}: this device cannot be restored (no restoreState)`);
+    try {
+      device.restoreState(state);
+    } finally {
+      this.redecode([entry, ...this.descendants(entry)]);
+    }
+  }
+
+  /** After restored config space: bridges re-read, then every window recomputed (both BAR halves count as written). */
+  private redecode(entries: readonly Entry[]): void {
+    for (const e of entries) if (e.bridge) e.bridge = readBridgeState(e.device);
+    for (const e of entries) this.mapper.sync(e);
+  }
+
   // ConfigTarget: decoded transactions from CF8/CFC, ECAM and configRead/configWrite.
 
   read(bus: number, device: number, fn: number, offset: number, size: number, via: ConfigMechanism): number {
@@ -680,6 +763,44 @@ export class PciBus implements ConfigTarget {
     };
     walk(this.root, 0);
   }
+}
+
+const BUS_STATE_VERSION = 1;
+
+interface SavedFunction {
+  readonly name: string;
+  readonly address: string;
+  readonly state: DeviceState;
+}
+
+/** A function's place in the tree: device.function of each hop from the root bus ("01.0/00.0"). */
+function positionOf(entry: Entry): string {
+  const hops: string[] = [];
+  for (let e: Entry | undefined = entry; e; e = e.parent) hops.unshift(`${hex2(e.slot >> 3)}.${e.slot & 7}`);
+  return hops.join("/");
+}
+
+/** The functions of a bus state by position; malformed data is a SnapshotError. */
+function parseBusState(state: DeviceState): Map<string, SavedFunction> {
+  const data = stateData(state, "pci", BUS_STATE_VERSION);
+  const list = data.functions;
+  if (!Array.isArray(list)) throw new SnapshotError("pci: saved state has no function list");
+  const out = new Map<string, SavedFunction>();
+  list.forEach((item: StateValue, i: number) => {
+    const what = `pci: saved function ${i}`;
+    if (!item || typeof item !== "object" || Array.isArray(item)) throw new SnapshotError(`${what}: not an object`);
+    const f = item as { readonly [key: string]: StateValue };
+    const st = f.state;
+    if (typeof f.position !== "string" || typeof f.name !== "string" || typeof f.address !== "string") {
+      throw new SnapshotError(`${what}: position, name and address must be strings`);
+    }
+    if (!st || typeof st !== "object" || Array.isArray(st)) throw new SnapshotError(`${what} (${f.name}): no state`);
+    const s = st as { readonly [key: string]: StateValue };
+    if (typeof s.version !== "number" || !("data" in s)) throw new SnapshotError(`${what} (${f.name}): state needs version and data`);
+    if (out.has(f.position)) throw new SnapshotError(`${what} (${f.name}): position ${f.position} appears twice`);
+    out.set(f.position, { name: f.name, address: f.address, state: { version: s.version, data: s.data as StateValue } });
+  });
+  return out;
 }
 
 interface BridgeWindows {

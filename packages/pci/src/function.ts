@@ -12,6 +12,8 @@ import {
   type PciDevice,
   type PciExtendedCapability,
   type SmallAccessSize,
+  SnapshotError,
+  type DeviceState,
 } from "@vmm/core";
 import { toWidth } from "./access/target.js";
 import { barRegisters, romRegister, validateBars } from "./bars/bar-layout.js";
@@ -28,6 +30,7 @@ import { MsixCapability } from "./capabilities/msix.js";
 import { ConfigSpace } from "./config/config-space.js";
 import { Command, Reg, Status, type HeaderRegister, type0Header } from "./config/header.js";
 import { FunctionIntx } from "./intx.js";
+import { decodeFunctionState, encodeFunctionState } from "./snapshot/function-state.js";
 
 export interface PciFunctionOptions {
   /** Instance name used in errors and traces. */
@@ -321,6 +324,74 @@ export class PciFunction implements PciDevice {
     this.msixCap?.reset();
     this.msiCap?.reset();
     if (bme) this.busMasterSet(false);
+  }
+
+  /**
+   * Snapshots: the function's own state as versioned JSON data. Saved here, for every subclass: the config
+   * space's stored bytes (register file and every capability body; not the masks, which the constructor
+   * defines), the PCI Express type it was placed as, the INTx level, MSI's private pending bits and the MSI-X
+   * table and PBA; then the subclass's `saveDeviceState()`. A function with a physical device behind its config
+   * space (passthrough) refuses with SnapshotError.
+   */
+  saveState(): DeviceState {
+    if (this.config.backed) throw new SnapshotError(`${this.name}: a passthrough function cannot be snapshotted`);
+    const stored = this.config.storedBytes();
+    return encodeFunctionState({
+      file: stored.file,
+      overlays: stored.overlays,
+      express: this.expressKind,
+      intx: this.intx.level,
+      msiHeld: this.msiCap?.heldPending,
+      msix: this.msixCap?.saveTables(),
+      device: this.saveDeviceState(),
+    });
+  }
+
+  /**
+   * Restores `saveState` output into this function, built from the same options and attached where the original
+   * was: the bytes go back, INTx is driven at the saved level (and the line follows the interrupt-disable bit),
+   * MSI and MSI-X vectors are programmed from the restored registers and table (the platform's routes re-created
+   * through the MsiVectorFactory), then `restoreDeviceState` runs. What this class keeps is all checked before anything changes:
+   * another version, another kind of function (IDs, class, capability layout, PCI Express type, MSI-X table
+   * size) or malformed data is a SnapshotError naming the function. BAR windows are the bus's: restore through
+   * `PciBus.restoreState` / `restoreFunction`, which re-decodes them afterwards.
+   */
+  restoreState(state: DeviceState): void {
+    const parts = decodeFunctionState(state, {
+      name: this.name,
+      file: this.config.file,
+      overlayLengths: this.config.overlayLengths(),
+      express: this.expressKind,
+      msi: this.msiCap !== undefined,
+      msix: this.msixCap && { tableSize: this.msixCap.tableSize, pbaSize: this.msixCap.pbaSize },
+    });
+    this.config.restoreBytes(parts.file, parts.overlays);
+    this.intx.setDisabled((this.config.file.read(Reg.COMMAND, 2) & Command.INTX_DISABLE) !== 0);
+    this.intx.set(parts.intx);
+    const bme = this.busMasterEnabled;
+    if (this.msiCap) this.msiCap.restorePending(parts.msiHeld ?? 0, bme);
+    if (this.msixCap && parts.msix) this.msixCap.restoreTables(parts.msix.table, parts.msix.pba, bme);
+    this.restoreDeviceState(parts.device);
+  }
+
+  /**
+   * Hook for `saveState`: the subclass's own state (its registers outside config space, queues, backends'
+   * positions), with its own layout version; undefined when it has none. Called with the vCPUs paused, after
+   * `quiesce`.
+   */
+  protected saveDeviceState(): DeviceState | undefined {
+    return undefined;
+  }
+
+  /**
+   * Hook for `restoreState`, after config space, INTx and MSI/MSI-X are back (so `busMasterEnabled`, `msix` and
+   * the registers read as saved): `state` is what `saveDeviceState` returned (undefined when it returned
+   * nothing). Check it as untrusted data (core's `stateData`, `stateInt`, `decodeBytes`) and throw SnapshotError
+   * for anything unusable; bring host-side plumbing in line. Called before the bus re-decodes the BARs, so the
+   * `barActivated` that follows sees the restored state.
+   */
+  protected restoreDeviceState(state: DeviceState | undefined): void {
+    if (state !== undefined) throw new SnapshotError(`${this.name}: the saved state has device state this function does not know`);
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { SmallAccessSize } from "@vmm/core";
+import type { DeviceState, SmallAccessSize } from "@vmm/core";
 import { HOST_BRIDGE_CLASS, HOST_BRIDGE_DEVICE_ID, HOST_BRIDGE_VENDOR_ID } from "./host-bridge.js";
 import { PciFunction } from "./function.js";
 
@@ -132,6 +132,13 @@ export class Q35HostBridge extends PciFunction {
     for (let i = 0; i < PAM_COUNT; i++) this.config.file.set(Q35Reg.PAM0 + i, 1, 0);
     this.config.file.set(Q35Reg.SMRAM, 1, SMRAM_DEFAULT);
     this.config.file.set(Q35Reg.ESMRAMC, 1, ESMRAMC_DEFAULT);
+    this.q35.onEcamChange?.(this.ecamWindow);
+    this.q35.onPamChange?.(this.pam);
+  }
+
+  /** After a restore (PCIEXBAR and PAM are config registers, restored with the rest): the machine hears both. */
+  protected override restoreDeviceState(state: DeviceState | undefined): void {
+    super.restoreDeviceState(state);
     this.q35.onEcamChange?.(this.ecamWindow);
     this.q35.onPamChange?.(this.pam);
   }

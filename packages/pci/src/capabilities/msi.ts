@@ -143,6 +143,26 @@ export class MsiCapability implements PciCapability {
     this.program();
   }
 
+  /**
+   * @internal The pending vectors a capability without a pending register keeps privately, for a snapshot (with
+   * per-vector masking they are in the body, which config space saves).
+   */
+  get heldPending(): number {
+    return this.maskAt === undefined ? this.held : 0;
+  }
+
+  /**
+   * @internal After the body was restored in config space: the private pending bits (vectors past the count
+   * dropped) and Bus Master Enable; every vector is programmed as the state says (the platform's routes are
+   * re-created) and pending messages nothing holds back any more are sent.
+   */
+  restorePending(held: number, busMaster: boolean): void {
+    if (this.maskAt === undefined) this.held = (held & (this.vectors === 32 ? 0xffff_ffff : 2 ** this.vectors - 1)) >>> 0;
+    this.busMasterOn = busMaster;
+    this.program();
+    this.flushPending();
+  }
+
   onWrite(_offset: number, _size: SmallAccessSize, _value: number): void {
     this.program();
     this.flushPending();

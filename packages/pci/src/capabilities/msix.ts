@@ -197,6 +197,32 @@ export class MsixCapability implements PciCapability {
     this.emit({ vector: "all" });
   }
 
+  /** @internal The table and PBA as they are now, for a snapshot (the control word lives in config space). */
+  saveTables(): { readonly table: Uint8Array; readonly pba: Uint8Array } {
+    return { table: this.table.slice(), pba: this.pba.slice() };
+  }
+
+  /**
+   * @internal Restores the table and PBA (sizes `tableSize` and `pbaSize`) after the control word was restored
+   * in config space, and with it Bus Master Enable: reserved table bits are cleared as a guest write would, PBA
+   * bits past the last vector dropped; then every vector is programmed as the state says (the platform's routes
+   * are re-created), pending messages nothing holds back any more are sent, and subscribers hear "all".
+   */
+  restoreTables(table: Uint8Array, pba: Uint8Array, busMaster: boolean): void {
+    if (table.length !== this.tableSize || pba.length !== this.pbaSize) throw new RangeError("MSI-X: restored table or PBA has the wrong size");
+    for (let at = 0; at < this.tableSize; at++) {
+      const field = at % MSIX_ENTRY_SIZE;
+      const byte = table[at]!;
+      this.table[at] = field === 0 ? byte & 0xfc : field === ENTRY_VECTOR_CONTROL ? byte & 1 : field > ENTRY_VECTOR_CONTROL ? 0 : byte;
+    }
+    this.pba.set(pba);
+    for (let v = this.vectors; v < this.pbaSize * 8; v++) this.setPending(v, false);
+    this.busMasterOn = busMaster;
+    this.program();
+    this.flushPending();
+    this.emit({ vector: "all" });
+  }
+
   onWrite(_offset: number, _size: SmallAccessSize, _value: number): void {
     this.program();
     this.flushPending();

@@ -122,6 +122,37 @@ export class ConfigSpace {
     p.device.write(offset, size, ((value & bits) | (this.stored(offset, size) & ~bits)) >>> 0);
   }
 
+  /** True when a physical device sits behind this space (`backWith`): its state is not all here. */
+  get backed(): boolean {
+    return this.physical !== undefined;
+  }
+
+  /**
+   * The stored bytes for a snapshot: the register file and each overlay's body, in offset order. Masks are not
+   * state (the function's constructor defines them) and `onRead` values are not computed.
+   */
+  storedBytes(): { readonly file: Uint8Array; readonly overlays: readonly Uint8Array[] } {
+    return { file: this.file.bytes.slice(), overlays: this.overlays.map((p) => p.overlay.body.slice()) };
+  }
+
+  /** The body length of each overlay, in offset order (what `restoreBytes` expects). */
+  overlayLengths(): number[] {
+    return this.overlays.map((p) => p.overlay.body.length);
+  }
+
+  /**
+   * Puts back what `storedBytes` returned, ignoring masks and calling no `onWrite`: the owner brings whatever
+   * depends on the bytes in line itself. The lengths must match (`overlayLengths`).
+   */
+  restoreBytes(file: Uint8Array, overlays: readonly Uint8Array[]): void {
+    const lengths = this.overlayLengths();
+    if (file.length !== this.size || overlays.length !== lengths.length || overlays.some((o, i) => o.length !== lengths[i])) {
+      throw new RangeError("config space: restored bytes do not match the layout");
+    }
+    this.file.bytes.set(file);
+    this.overlays.forEach((p, i) => p.overlay.body.set(overlays[i]!));
+  }
+
   private requirePhysical(): Physical {
     if (!this.physical) throw new RangeError("config space: no physical device behind it (backWith first)");
     return this.physical;
