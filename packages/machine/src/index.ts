@@ -25,6 +25,7 @@ export { I8042 } from "./devices/i8042.js";
 export { CmosRtc } from "./devices/cmos-rtc.js";
 export { DebugExit, PostCodePort, DEBUG_EXIT_PORT } from "./devices/debug-exit.js";
 export { PmTimer, PM_TIMER_PORT } from "./devices/pm-timer.js";
+export { AcpiPm, ACPI_PM_PORTS, SCI_IRQ, SLEEP_TYPE_S5 } from "./devices/acpi-pm.js";
 export type { LegacyDevices } from "./devices/legacy.js";
 export { ResetControl, RESET_CONTROL_PORT, type ResetKind } from "./devices/reset-control.js";
 export { DEBUGCON_PORT } from "./devices/debugcon.js";

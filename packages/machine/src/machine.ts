@@ -14,6 +14,7 @@ import { container as rootContainer, type DependencyContainer } from "tsyringe";
 import { installLegacyDevices, type LegacyDevices } from "./devices/legacy.js";
 import { consoleOutput, feedConsoleInput, type ConsoleStreams } from "./devices/console.js";
 import { PM_TIMER_PORT } from "./devices/pm-timer.js";
+import { ACPI_PM_PLATFORM } from "./devices/acpi-pm.js";
 import { writeFirmwareTables } from "./firmware/index.js";
 import type { PlatformDescription } from "./firmware/platform.js";
 import { MpState, type Kvm, type Vcpu, type Vm } from "@vmm/kvm-native";
@@ -202,6 +203,7 @@ export class Machine {
         memory: { baseKiB: this.memoryMap.lowKiB, extendedBytes: this.memoryMap.extendedBytes, highBytes: this.memoryMap.highBytes },
         onReset: () => this.loop.stop({ status: 0, reason: "reset", message: "the guest reset the machine (i8042 reset line: command 0xFE or the output port)" }),
         onDebugExit: (status) => this.loop.stop({ status, reason: "debug-exit", message: `the guest wrote ${status} to the debug-exit port` }),
+        onPowerOff: () => this.loop.stop({ status: 0, reason: "poweroff", message: "the guest powered off (ACPI S5)" }),
         now: options.now,
       });
       this.legacy.i8042.connectIrq(this.interrupts.line(I8042_KEYBOARD_IRQ));
@@ -316,6 +318,7 @@ export class Machine {
       isaIrqs: [0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
       pciIntx: this.pci.intxRoutes(),
       pmTimerPort: PM_TIMER_PORT,
+      acpiPm: ACPI_PM_PLATFORM,
       ecam: { base: this.hostBridge.ecamWindow.base, segment: 0, startBus: 0, endBus: this.hostBridge.ecamWindow.busCount - 1 },
       pciMem32: this.firmwareBoot ? firmwarePciMem32(this.memoryMap.ram[0]!.size, this.hostBridge.ecamWindow) : undefined,
     };
@@ -417,6 +420,15 @@ export class Machine {
   /** Whether the machine is paused (`pause()` without `resume()` yet). */
   get paused(): boolean {
     return this.loop.paused;
+  }
+
+  /**
+   * Presses the ACPI power button (a graceful shutdown request): the guest's OS sees the fixed power button event
+   * and, if it acts on it, powers off through S5, ending `run()` with reason "poweroff". Returns whether the guest
+   * has enabled the event (an OS without ACPI, or one still booting, never reacts). False when not running.
+   */
+  powerButton(): boolean {
+    return this.state === "running" && this.legacy.acpiPm.powerButton();
   }
 
   /** Asks a running machine to stop; `run()` then resolves with reason "stopped". */

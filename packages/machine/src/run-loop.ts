@@ -2,7 +2,7 @@ import { allOnes, type AddressSpace, type Logger, type SmallAccessSize } from "@
 import { LoopControl } from "./loop-control.js";
 
 /** Why a run ended. */
-export type StopReason = "debug-exit" | "reset" | "shutdown" | "halt" | "error" | "stopped";
+export type StopReason = "debug-exit" | "reset" | "shutdown" | "poweroff" | "halt" | "error" | "stopped";
 
 /** What `Machine.run()` resolves with: `status` is the exit status for the process (0 = success). */
 export interface MachineResult {

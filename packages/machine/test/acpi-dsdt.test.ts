@@ -6,7 +6,7 @@ import { MemoryLogger, createMmioSpace, createPortIoSpace } from "@vmm/core";
 import { PciFunction } from "@vmm/pci";
 import { kvmTestGate } from "@vmm/test-support";
 import { afterAll, describe, expect, it } from "vitest";
-import { Layout, buildAcpiTables, byteSum, machineDsdtDescription, type PlatformDescription } from "./internals.js";
+import { ACPI_PM_PLATFORM, Layout, buildAcpiTables, byteSum, machineDsdtDescription, type PlatformDescription } from "./internals.js";
 import { createPciHost } from "../src/services/pci.js";
 
 const platform: PlatformDescription = {
@@ -15,6 +15,8 @@ const platform: PlatformDescription = {
   ioapic: { id: 2, address: Layout.ioapic, gsiBase: 0, pins: 24 },
   isaIrqs: [0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
   pciIntx: [],
+  pmTimerPort: 0x608,
+  acpiPm: ACPI_PM_PLATFORM,
   ecam: { base: Layout.ecam.base, segment: 0, startBus: 0, endBus: Layout.ecam.busCount - 1 },
 };
 
@@ -82,11 +84,23 @@ describe("DSDT", () => {
     expect(byteSum(dsdt.bytes)).toBe(0);
     expect(dsdt.bytes.length).toBeGreaterThan(1000); // no longer an empty definition block
     expect(u32(t.get("FACP")!.bytes, 40)).toBe(dsdt.address);
-    // the definition block is one Scope (\_SB) whose PkgLength covers the rest of the table
+    // the definition block is one Scope (\_SB), then \_S5 to the end of the table
     expect(dsdt.bytes[36]).toBe(0x10);
     const r = new AmlReader(dsdt.bytes, 37);
-    expect(37 + r.pkgLength()).toBe(dsdt.bytes.length);
+    const s5 = 37 + r.pkgLength();
     expect(text(dsdt.bytes, r.at, 5)).toBe("\\_SB_");
+    expect(dsdt.bytes[s5]).toBe(0x08); // NameOp
+    expect(text(dsdt.bytes, s5 + 1, 5)).toBe("\\_S5_");
+    const s5Package = new AmlReader(dsdt.bytes, s5 + 6);
+    expect(s5Package.package()).toEqual([ACPI_PM_PLATFORM.s5SleepType, ACPI_PM_PLATFORM.s5SleepType, 0, 0]);
+    expect(s5Package.at).toBe(dsdt.bytes.length);
+  });
+
+  it("declares no \\_S5 for a platform without the ACPI fixed hardware", () => {
+    const { acpiPm: _, ...reduced } = platform;
+    const dsdt = buildAcpiTables(reduced, 0xf0000).find((t) => text(t.bytes, 0, 4) === "DSDT")!.bytes;
+    expect(Buffer.from(dsdt).includes("_S5_")).toBe(false);
+    expect(37 + new AmlReader(dsdt, 37).pkgLength()).toBe(dsdt.length);
   });
 
   it("routes INTx in _PRT exactly as the PCI bus does, for every device that has a pin", () => {
@@ -174,7 +188,8 @@ describe.skipIf(!iasl.ok)("ACPI tables under the ACPICA disassembler (iasl -d)",
     expect(compact).toContain("Name (_PRT, Package (0x7C)");
     expect(compact).toContain("Package (0x04) { 0x0001FFFF, Zero, Zero, 0x11 }");
     expect(compact).toContain("Package (0x04) { 0x001FFFFF, 0x03, Zero, 0x12 }");
-    expect(dsl.match(/Package \(0x04\)/g)?.length).toBe(124);
+    expect(dsl.match(/Package \(0x04\)/g)?.length).toBe(124 + 1); // the _PRT's entries and \_S5
+    expect(compact).toContain("Name (\\_S5, Package (0x04) // _S5_: S5 System State { 0x07, 0x07, Zero, Zero })");
     expect(dsl).toContain('Name (_HID, EisaId ("PNP0C02")');
     expect(compact).toMatch(/Memory32Fixed \(ReadWrite, 0xE0000000, \/\/ Address Base 0x10000000, \/\/ Address Length/);
     expect(dsl).toContain('Name (_HID, EisaId ("PNP0501")');
@@ -195,12 +210,41 @@ describe.skipIf(!iasl.ok)("ACPI tables under the ACPICA disassembler (iasl -d)",
   });
 
   // The RSDP is no SDT and this iasl does not take it as a lone binary; its checksums are unit-tested.
-  it("disassembles FADT, MADT, MCFG, RSDT and XSDT without errors or checksum complaints", () => {
+  it("disassembles FACS, FADT, MADT, MCFG, RSDT and XSDT without errors or checksum complaints", () => {
     const sdts = buildAcpiTables(platform, 0xf0000).slice(1);
-    expect(sdts.map((t) => text(t.bytes, 0, 4))).toEqual(["DSDT", "FACP", "APIC", "MCFG", "RSDT", "XSDT"]);
-    for (const t of sdts.slice(1)) {
+    expect(sdts.map((t) => text(t.bytes, 0, 4))).toEqual(["FACS", "DSDT", "FACP", "APIC", "MCFG", "RSDT", "XSDT"]);
+    for (const t of sdts.filter((x) => text(x.bytes, 0, 4) !== "DSDT")) {
       const sig = text(t.bytes, 0, 4);
       expect(disassemble(sig, t.bytes)).toMatch(new RegExp(`Signature : "${sig}"`));
     }
+  });
+
+  it("reads the FADT as ACPICA does: the fixed power button, PM1 blocks, the SCI on IRQ 9, the FACS; the MADT's SCI override", () => {
+    const placed = buildAcpiTables(platform, 0xf0000);
+    const facs = placed.find((t) => text(t.bytes, 0, 4) === "FACS")!;
+    const fadt = disassemble("FACP", placed.find((t) => text(t.bytes, 0, 4) === "FACP")!.bytes).replace(/[ \t]+/g, " ");
+    const field = (name: string) => new RegExp(`\\] ${name.replace(/[()]/g, "\\$&")} : ([0-9A-F]+)`).exec(fadt)?.[1];
+    expect(field("SCI Interrupt")).toBe("0009");
+    expect(field("SMI Command Port")).toBe("00000000");
+    expect(field("PM1A Event Block Address")).toBe("00000600");
+    expect(field("PM1A Control Block Address")).toBe("00000604");
+    expect(field("PM1 Event Block Length")).toBe("04");
+    expect(field("PM1 Control Block Length")).toBe("02");
+    expect(Number.parseInt(field("FACS Address")!, 16)).toBe(facs.address);
+    expect(facs.address % 64).toBe(0);
+    expect(fadt).toContain(" Control Method Power Button (V1) : 0\n");
+    expect(fadt).toContain(" Control Method Sleep Button (V1) : 1\n");
+    expect(fadt).toContain(" Hardware Reduced (V5) : 0\n");
+    const madt = disassemble("APIC", placed.find((t) => text(t.bytes, 0, 4) === "APIC")!.bytes).replace(/[ \t]+/g, " ");
+    expect(madt).toMatch(/Subtable Type : 02 \[Interrupt Source Override\]\n.*\n.* Bus : 00\n.* Source : 09\n.* Interrupt : 00000009\n.* Flags \(decoded below\) : 000D\n Polarity : 1\n Trigger Mode : 3\n/);
+  });
+
+  it("reads a platform without fixed hardware as hardware-reduced, without a FACS", () => {
+    const { acpiPm: _, ...reduced } = platform;
+    const placed = buildAcpiTables(reduced, 0xf0000);
+    expect(placed.map((t) => text(t.bytes, 0, 4))).not.toContain("FACS");
+    const fadt = disassemble("FACP", placed.find((t) => text(t.bytes, 0, 4) === "FACP")!.bytes).replace(/[ \t]+/g, " ");
+    expect(fadt).toContain(" Hardware Reduced (V5) : 1\n");
+    expect(fadt).toMatch(/\] SCI Interrupt : 0000\n/);
   });
 });

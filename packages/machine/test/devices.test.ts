@@ -225,9 +225,10 @@ describe("legacy port handlers and bit 31", () => {
       memory: { baseKiB: 639, extendedBytes: 63 * 2 ** 20, highBytes: 0 },
       onReset: () => {},
       onDebugExit: (s) => exits.push(s),
+      onPowerOff: () => {},
       now: () => new Date(Date.UTC(2030, 0, 2, 3, 4, 5)),
     });
-    const ports = [0x3f8, 0x3f9, 0x3fa, 0x3fb, 0x3fc, 0x3fd, 0x3fe, 0x3ff, 0x60, 0x64, 0x70, 0x71, 0x80, 0x501];
+    const ports = [0x3f8, 0x3f9, 0x3fa, 0x3fb, 0x3fc, 0x3fd, 0x3fe, 0x3ff, 0x60, 0x64, 0x70, 0x71, 0x80, 0x501, 0x600, 0x601, 0x602, 0x603, 0x604, 0x605];
     for (const value of [0x80000000, 0xffffffff, 0x80000080, 0x7fffffff]) {
       for (const port of ports) {
         // Registered ranges are 1-8 ports wide; an access the space refuses is fine, a signed result is not.

@@ -1,6 +1,6 @@
 import { createPortIoSpace, GuestMemory } from "@vmm/core";
 import { describe, expect, it } from "vitest";
-import { AcpiFiles, buildAcpiBlobs, buildMemoryMap, FwCfg, FwCfgDma, FwCfgKey, installFwCfg, ResetControl } from "./internals.js";
+import { ACPI_PM_PLATFORM, AcpiFiles, buildAcpiBlobs, buildMemoryMap, FwCfg, FwCfgDma, FwCfgKey, installFwCfg, ResetControl } from "./internals.js";
 import type { PlatformDescription } from "../src/firmware/platform.js";
 import { firmwarePciMem32 } from "../src/machine.js";
 
@@ -11,6 +11,7 @@ const platform = (ecamBase: number): PlatformDescription => ({
   isaIrqs: [0, 1, 3, 4],
   pciIntx: [],
   pmTimerPort: 0x608,
+  acpiPm: ACPI_PM_PLATFORM,
   ecam: { base: ecamBase, segment: 0, startBus: 0, endBus: 255 },
 });
 
@@ -120,6 +121,9 @@ describe("ACPI through the table-loader", () => {
     expect(Number(dv.getBigUint64(mcfg + 44, true))).toBe(0xb000_0000);
     const fadt = sigs.find((t) => String.fromCharCode(...ram.subarray(t, t + 4)) === "FACP")!;
     expect(String.fromCharCode(...ram.subarray(dv.getUint32(fadt + 40, true), dv.getUint32(fadt + 40, true) + 4))).toBe("DSDT");
+    // FIRMWARE_CTRL: the FACS, 64-byte aligned (only the 32-bit field: it is below 4 GiB)
+    const facs = dv.getUint32(fadt + 36, true);
+    expect([String.fromCharCode(...ram.subarray(facs, facs + 4)), facs % 64, dv.getBigUint64(fadt + 132, true)]).toEqual(["FACS", 0, 0n]);
   });
 
   it("leaves MCFG out when firmware disabled ECAM", () => {

@@ -22,6 +22,7 @@ export { BootFramebufferSlot } from "../src/devices/boot-framebuffer.js";
 export { CmosRtc, CMOS_PORTS, type CmosMemorySizes } from "../src/devices/cmos-rtc.js";
 export { DebugExit, PostCodePort, DEBUG_EXIT_PORT } from "../src/devices/debug-exit.js";
 export { PmTimer, PM_TIMER_HZ, PM_TIMER_PORT } from "../src/devices/pm-timer.js";
+export { AcpiPm, ACPI_PM_PLATFORM, ACPI_PM_PORTS, Pm1Control, Pm1Event, SCI_IRQ, SLEEP_TYPE_S5 } from "../src/devices/acpi-pm.js";
 export { LineBuffer } from "../src/devices/line-buffer.js";
 export { installLegacyDevices, type LegacyDevices, type LegacyDeviceOptions } from "../src/devices/legacy.js";
 export { KvmInterruptController, IOAPIC_PINS } from "../src/services/interrupts.js";

@@ -1,4 +1,5 @@
 import type { AddressSpace, InterruptController, Registration } from "@vmm/core";
+import { ACPI_PM_PORTS, AcpiPm, SCI_IRQ } from "./acpi-pm.js";
 import { CMOS_PORTS, CmosRtc, type CmosMemorySizes } from "./cmos-rtc.js";
 import { DEBUG_EXIT_PORT, DebugExit, PostCodePort } from "./debug-exit.js";
 import { PM_TIMER_PORT, PmTimer } from "./pm-timer.js";
@@ -12,6 +13,8 @@ export interface LegacyDeviceOptions {
   readonly memory: CmosMemorySizes;
   readonly onReset: () => void;
   readonly onDebugExit: (status: number) => void;
+  /** The guest entered ACPI S5 (soft off) through PM1_CNT. */
+  readonly onPowerOff: () => void;
   readonly now?: () => Date;
 }
 
@@ -22,6 +25,8 @@ export interface LegacyDevices {
   readonly debugExit: DebugExit;
   readonly postCode: PostCodePort;
   readonly pmTimer: PmTimer;
+  /** The ACPI fixed hardware: power button and soft off (PM1 event and control blocks, SCI on IRQ 9). */
+  readonly acpiPm: AcpiPm;
   readonly registrations: readonly Registration[];
 }
 
@@ -33,6 +38,7 @@ export function installLegacyDevices(o: LegacyDeviceOptions): LegacyDevices {
   const debugExit = new DebugExit(o.onDebugExit);
   const postCode = new PostCodePort();
   const pmTimer = new PmTimer();
+  const acpiPm = new AcpiPm(o.interrupts.line(SCI_IRQ), o.onPowerOff);
   const registrations = [
     o.pio.register(COM1.port, 8, "serial0 (16550A)", uart),
     // The i8042's two ports are 4 apart; one handler sees offsets 0 and 4.
@@ -45,6 +51,8 @@ export function installLegacyDevices(o: LegacyDeviceOptions): LegacyDevices {
     o.pio.register(DEBUG_EXIT_PORT, 1, "debug-exit", debugExit),
     o.pio.register(0x80, 1, "post-code", postCode),
     o.pio.register(PM_TIMER_PORT, 4, "acpi-pm-timer", pmTimer),
+    o.pio.register(ACPI_PM_PORTS.event, ACPI_PM_PORTS.eventLength, "acpi-pm1-event", acpiPm.eventBlock),
+    o.pio.register(ACPI_PM_PORTS.control, ACPI_PM_PORTS.controlLength, "acpi-pm1-control", acpiPm.controlBlock),
   ];
-  return { uart, i8042, rtc, debugExit, postCode, pmTimer, registrations };
+  return { uart, i8042, rtc, debugExit, postCode, pmTimer, acpiPm, registrations };
 }

@@ -1,4 +1,16 @@
-import { buildDsdt, buildFadt, buildMadt, buildMcfg, buildRsdp, buildRsdt, buildXsdt, machineDsdtDescription } from "../../firmware/acpi/index.js";
+import {
+  buildDsdt,
+  buildFacs,
+  buildFadt,
+  buildMadt,
+  buildMcfg,
+  buildRsdp,
+  buildRsdt,
+  buildXsdt,
+  fadtHardware,
+  FadtOffset,
+  machineDsdtDescription,
+} from "../../firmware/acpi/index.js";
 import type { PlatformDescription } from "../../firmware/platform.js";
 
 /** fw_cfg file names of the ACPI tables and the linker script that installs them (QEMU's names). */
@@ -71,44 +83,45 @@ export interface AcpiBlobs {
 
 const SDT_CHECKSUM = 9;
 const SDT_HEADER = 36;
-const FADT_DSDT = 40;
-const FADT_X_DSDT = 140;
 const RSDP_RSDT = 16;
 const RSDP_XSDT = 24;
 
 /**
- * The same ACPI tables a direct boot gets (DSDT, FADT, MADT, MCFG, RSDT, XSDT and the RSDP), laid out as QEMU's
+ * The same ACPI tables a direct boot gets (FACS, DSDT, FADT, MADT, MCFG, RSDT, XSDT and the RSDP), laid out as QEMU's
  * fw_cfg files: the tables in one blob whose pointers hold offsets inside it, the RSDP alone, and the commands that
- * let firmware allocate both, add the blob's address to every pointer and fix every checksum. An ECAM window that
+ * let firmware allocate both, add the blob's address to every pointer and fix every checksum. The FACS (only with
+ * fixed hardware) opens the blob, which is allocated 64-byte aligned as the FACS must be. An ECAM window that
  * firmware disabled gets no MCFG.
  */
 export function buildAcpiBlobs(p: PlatformDescription, ecamEnabled = true): AcpiBlobs {
-  const parts: Uint8Array[] = [];
+  const parts: { offset: number; bytes: Uint8Array }[] = [];
   let at = 0;
   const put = (bytes: Uint8Array): number => {
     const offset = at;
-    parts.push(bytes);
+    parts.push({ offset, bytes });
     at = (at + bytes.length + 15) & ~15;
     return offset;
   };
+  const facs = p.acpiPm ? put(buildFacs()) : undefined;
   const dsdt = put(buildDsdt(machineDsdtDescription(p)));
-  const fadt = put(buildFadt(dsdt, p.pmTimerPort));
+  const fadt = put(buildFadt(dsdt, fadtHardware(p, facs)));
   const pointed = [fadt, put(buildMadt(p))];
   if (ecamEnabled) pointed.push(put(buildMcfg(p.ecam)));
   const rsdt = put(buildRsdt(pointed));
   const xsdt = put(buildXsdt(pointed));
   const tables = new Uint8Array(at);
-  const offsets = [dsdt, fadt, ...pointed.slice(1), rsdt, xsdt];
-  parts.forEach((b, i) => tables.set(b, offsets[i]!));
+  for (const part of parts) tables.set(part.bytes, part.offset);
+  const checksummed = [dsdt, fadt, ...pointed.slice(1), rsdt, xsdt]; // the FACS has no checksum
   const rsdp = buildRsdp(rsdt, xsdt);
 
   const { tables: T, rsdp: R } = AcpiFiles;
   const l = new TableLoader().allocate(R, 16, LoaderZone.fseg).allocate(T, 64, LoaderZone.high);
-  l.addPointer(T, T, fadt + FADT_DSDT, 4).addPointer(T, T, fadt + FADT_X_DSDT, 8);
+  if (facs !== undefined) l.addPointer(T, T, fadt + FadtOffset.firmwareCtrl, 4);
+  l.addPointer(T, T, fadt + FadtOffset.dsdt, 4).addPointer(T, T, fadt + FadtOffset.xDsdt, 8);
   pointed.forEach((_, i) => l.addPointer(T, T, rsdt + SDT_HEADER + 4 * i, 4).addPointer(T, T, xsdt + SDT_HEADER + 8 * i, 8));
   l.addPointer(R, T, RSDP_RSDT, 4).addPointer(R, T, RSDP_XSDT, 8);
   const view = new DataView(tables.buffer);
-  for (const offset of offsets) l.addChecksum(T, offset + SDT_CHECKSUM, offset, view.getUint32(offset + 4, true));
+  for (const offset of checksummed) l.addChecksum(T, offset + SDT_CHECKSUM, offset, view.getUint32(offset + 4, true));
   l.addChecksum(R, 8, 0, 20).addChecksum(R, 32, 0, 36);
   return { tables, rsdp, loader: l.bytes() };
 }

@@ -37,6 +37,8 @@ export interface IsaDeviceDescription {
 export interface DsdtDescription {
   readonly pci: PciRootDescription;
   readonly isa: readonly IsaDeviceDescription[];
+  /** The SLP_TYP value that enters S5 (soft off), declared as `\_S5`; absent: no sleep states. */
+  readonly s5SleepType?: number;
 }
 
 /** One _PRT entry per device (every function of a device shares its routing) and pin. */
@@ -110,11 +112,21 @@ function isaDevice(d: IsaDeviceDescription): Aml {
 }
 
 /**
+ * `\_S5`: Package { SLP_TYPa, SLP_TYPb, reserved, reserved } (ACPI 6.5, 7.4.2). The OS writes SLP_TYPa with SLP_EN
+ * into PM1a_CNT to power off; there is no PM1b block, so SLP_TYPb only repeats the value.
+ */
+function softOff(sleepType: number): Aml {
+  return name("\\_S5", aPackage([integer(sleepType), integer(sleepType), integer(0), integer(0)]));
+}
+
+/**
  * The DSDT's definition block: \_SB.PCI0 (the PCI Express root bridge with its windows and INTx routing),
- * \_SB.MRES (the ECAM reservation) and the legacy ISA devices, so ACPI-only guests find PCI and the ports.
+ * \_SB.MRES (the ECAM reservation) and the legacy ISA devices, so ACPI-only guests find PCI and the ports; then
+ * `\_S5` when the machine can power off.
  */
 export function dsdtDefinitions(d: DsdtDescription): Aml {
-  return scope("\\_SB", [pciRootBridge(d.pci), motherboardResources(d.pci), ...d.isa.map(isaDevice)]);
+  const sb = scope("\\_SB", [pciRootBridge(d.pci), motherboardResources(d.pci), ...d.isa.map(isaDevice)]);
+  return d.s5SleepType === undefined ? sb : concat(sb, softOff(d.s5SleepType));
 }
 
 /** DSDT revision 2: 64-bit integers. */

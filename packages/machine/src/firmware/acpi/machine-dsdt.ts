@@ -13,7 +13,8 @@ const PCI_SLOTS = Array.from({ length: 31 }, (_, i) => i + 1);
 
 /**
  * The x86_64 machine's DSDT contents, from the same sources the devices use: the PCI windows of the memory map,
- * the MCFG's ECAM range, the bus's INTx swizzle over its GSIs, and the COM1 and i8042 ports and IRQs.
+ * the MCFG's ECAM range, the bus's INTx swizzle over its GSIs, the COM1 and i8042 ports and IRQs, and the S5
+ * sleep type of the ACPI fixed hardware when the platform has it.
  */
 export function machineDsdtDescription(p: PlatformDescription): DsdtDescription {
   return {
@@ -38,5 +39,6 @@ export function machineDsdtDescription(p: PlatformDescription): DsdtDescription 
         irq: I8042_KEYBOARD_IRQ,
       },
     ],
+    s5SleepType: p.acpiPm?.s5SleepType,
   };
 }
