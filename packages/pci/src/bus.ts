@@ -401,6 +401,15 @@ export class PciBus implements ConfigTarget {
   }
 
   /**
+   * Snapshots, last step on the VM that was saved, when it goes on running: every function that has a `resume()`
+   * (not in core's PciDevice: a virtio function has one) is told the snapshot is over, so it serves what it
+   * held back since `quiesce`.
+   */
+  resume(): void {
+    for (const e of this.sorted()) (e.device as PciDevice & { resume?(): void }).resume?.();
+  }
+
+  /**
    * Snapshots, step 2: every function's state in tree order, each with its position in the tree (the device and
    * function numbers from the root bus down, which the guest cannot change), the address the guest sees now, and
    * its name. A function without `saveState` makes it throw SnapshotError naming it.
