@@ -1,4 +1,4 @@
-import { type GuestMemory, GuestMemoryError, type Logger } from "@vmm/core";
+import { type DeviceState, type GuestMemory, GuestMemoryError, type Logger, SnapshotError } from "@vmm/core";
 import type { VirtioDeviceTypeId } from "./constants.js";
 import type { DescriptorChain } from "./virtqueue/descriptor-chain.js";
 import type { SplitQueue } from "./virtqueue/split-ring.js";
@@ -64,6 +64,30 @@ export abstract class VirtioDevice {
 
   /** A driver write to the configuration space (most fields are read-only, so the default ignores it). */
   writeConfig(_offset: number, _size: 1 | 2 | 4, _value: number): void {}
+
+  /**
+   * Snapshots: completes the work in flight (I/O submitted to the host) and publishes it to the used ring with
+   * its interrupt. The transport has stopped serving doorbells and reports `busMaster` false meanwhile, so the
+   * device takes no new chains and leaves host input in its backlog. Default: nothing runs asynchronously.
+   */
+  async quiesce(): Promise<void> {}
+
+  /**
+   * Snapshots: the device's own state beyond the transport's (backlogs of host input, say), with its own layout
+   * version, or undefined when it has none. Called after `quiesce`; throw SnapshotError (naming `what`) when it
+   * cannot be saved.
+   */
+  saveState(_what: string): DeviceState | undefined {
+    return undefined;
+  }
+
+  /**
+   * Restores what `saveState` returned, before the transport activates the device again (`started` follows for a
+   * running device). `what` names the device in errors: check the data as untrusted and throw SnapshotError.
+   */
+  restoreState(state: DeviceState | undefined, what: string): void {
+    if (state !== undefined) throw new SnapshotError(`${what}: the saved state has device state this device does not keep`);
+  }
 
   /** Releases host resources (files, sockets) when the VM stops. */
   async close(): Promise<void> {}

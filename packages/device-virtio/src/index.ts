@@ -19,7 +19,7 @@ export { listenUnix } from "./backends/unix-listen.js";
 
 // Writing a new device type: the device contract, its queues and the spec's constants.
 export { VirtioDevice, type VirtioContext } from "./device.js";
-export { SplitQueue, type QueueOptions, type RingField } from "./virtqueue/split-ring.js";
+export { SplitQueue, type QueueOptions, type RingField, type SavedQueue } from "./virtqueue/split-ring.js";
 export { gather, scatter, type ChainSegment, type DescriptorChain, type ChainLimits } from "./virtqueue/descriptor-chain.js";
 export { VirtqueueError } from "./virtqueue/errors.js";
 export { FeatureBit, VirtioType, VIRTIO_VENDOR_ID, modernDeviceId, bit, type VirtioDeviceTypeId } from "./constants.js";

@@ -1,6 +1,6 @@
 // A minimal machine for driving a VirtioPciFunction through a real PciBus: config space, BARs in the pio/mmio
 // address spaces, MSI messages and INTx lines recorded, ioevents recorded (and fired by hand like KVM would).
-import { createMmioSpace, createPortIoSpace, type Handle, type IoEventRegistry, type IoEventRequest, MemoryLogger, type MsiMessage, SignalMsiVectors } from "@vmm/core";
+import { createMmioSpace, createPortIoSpace, type GuestMemory, type Handle, type IoEventRegistry, type IoEventRequest, MemoryLogger, type MsiMessage, SignalMsiVectors } from "@vmm/core";
 import { PciBus } from "@vmm/pci";
 import type { VirtioDevice } from "../src/device.js";
 import { type TransportKind, VirtioPciFunction } from "../src/transport/virtio-pci.js";
@@ -32,7 +32,7 @@ export const Command = { MEMORY: 2, BUS_MASTER: 4 } as const;
  * A bus with `device` attached and its BARs decoded. Bus Master Enable is set as a guest driver sets it before
  * using the device (Linux's pci_set_master), unless `busMaster: false`.
  */
-export function pciMachine(device: VirtioDevice, transport: TransportKind = "modern", options: { busMaster?: boolean } = {}) {
+export function pciMachine(device: VirtioDevice, transport: TransportKind = "modern", options: { busMaster?: boolean; memory?: GuestMemory } = {}) {
   const pio = createPortIoSpace();
   const mmio = createMmioSpace();
   const msis: MsiMessage[] = [];
@@ -47,7 +47,7 @@ export function pciMachine(device: VirtioDevice, transport: TransportKind = "mod
     windows: { io: { base: 0x6200, size: 0x9e00 }, mem32: { base: 0xd200_0000, size: 0x200_0000 } },
     hostBridge: false,
   });
-  const memory = makeMemory(4 << 20);
+  const memory = options.memory ?? makeMemory(4 << 20);
   const fn = new VirtioPciFunction({ name: "virtio-test", device, memory, ioevents, logger, transport });
   const address = bus.attach(fn);
   const cfg = (off: number, size: 1 | 2 | 4) => bus.configRead({ device: address.device }, off, size);

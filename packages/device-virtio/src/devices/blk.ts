@@ -1,4 +1,4 @@
-import { GuestMemoryError } from "@vmm/core";
+import { GuestMemoryError, SnapshotError } from "@vmm/core";
 import { bit, VirtioType } from "../constants.js";
 import { type VirtioContext, VirtioDevice } from "../device.js";
 import type { BlockBackend } from "../backends/block.js";
@@ -54,6 +54,8 @@ export class VirtioBlk extends VirtioDevice {
   private inflight = 0;
   private inflightBytes = 0;
   private signalPending = false;
+  /** `quiesce` callers waiting for no I/O in flight and no interrupt pending. */
+  private idleWaiters: Array<() => void> = [];
 
   constructor(
     readonly backend: BlockBackend,
@@ -107,6 +109,30 @@ export class VirtioBlk extends VirtioDevice {
 
   protected override stopped(): void {
     this.inflightBytes = 0;
+  }
+
+  /**
+   * Waits until every request submitted to the backend has finished and been published (data, status byte,
+   * used ring) with its interrupt. The transport keeps new requests out meanwhile; a request the budget held
+   * back stays in the ring for after the snapshot.
+   */
+  override quiesce(): Promise<void> {
+    if (this.idle) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Nothing beyond the transport: the disk's content is the image, not state. Refuses with I/O in flight. */
+  override saveState(what: string): undefined {
+    if (this.inflight > 0) throw new SnapshotError(`${what}: ${this.inflight} requests in flight (quiesce first)`);
+    return undefined;
+  }
+
+  private get idle(): boolean {
+    return this.inflight === 0 && !this.signalPending;
+  }
+
+  private checkIdle(): void {
+    if (this.idle) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   override async close(): Promise<void> {
@@ -227,6 +253,7 @@ export class VirtioBlk extends VirtioDevice {
     const done = (status: number, error?: unknown) => {
       this.inflight--;
       ctx.whenBusMaster(() => this.complete(ctx, chain, statusAt, bytes, status, publish, error));
+      this.checkIdle();
     };
     io().then(
       () => done(BlkStatus.OK),
@@ -263,6 +290,7 @@ export class VirtioBlk extends VirtioDevice {
     setImmediate(() => {
       this.signalPending = false;
       ctx.signal(0);
+      this.checkIdle();
     });
   }
 

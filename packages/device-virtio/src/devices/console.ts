@@ -1,3 +1,4 @@
+import { decodeBytes, type DeviceState, encodeBytes, SnapshotError, stateData } from "@vmm/core";
 import { VirtioType } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 import type { ByteChannel } from "../backends/channel.js";
@@ -7,6 +8,9 @@ const RX = 0;
 const TX = 1;
 /** Host input buffered while the guest has posted no receive buffers; beyond it the host side is paused. */
 const RX_HIGH_WATER = 1 << 20;
+/** Host input a restored state may carry: the high-water mark plus what arrives before the host side pauses. */
+const RX_STATE_LIMIT = 16 << 20;
+const CONSOLE_STATE_VERSION = 1;
 
 /**
  * virtio-console (virtio 1.x, 5.3) with a single port: receiveq 0 carries host input to the guest, transmitq 1
@@ -49,6 +53,36 @@ export class VirtioConsole extends VirtioDevice {
 
   override async close(): Promise<void> {
     await this.channel.close();
+  }
+
+  /**
+   * Host input not yet taken by the guest (layout version 1). While the transport is quiesced input stays here
+   * instead of reaching guest memory, so guest RAM and the state agree. The channel is not state: the restored
+   * device's channel is opened anew from its options.
+   */
+  override saveState(): DeviceState {
+    const all = new Uint8Array(this.pendingBytes);
+    let at = 0;
+    for (const chunk of this.pending) {
+      all.set(chunk, at);
+      at += chunk.length;
+    }
+    return { version: CONSOLE_STATE_VERSION, data: { pending: encodeBytes(all) } };
+  }
+
+  /** Puts the saved input before any the new channel already delivered. */
+  override restoreState(state: DeviceState | undefined, what: string): void {
+    const data = stateData(state, what, CONSOLE_STATE_VERSION);
+    const bytes = decodeBytes(data.pending, `${what}: pending input`);
+    if (bytes.length > RX_STATE_LIMIT) throw new SnapshotError(`${what}: ${bytes.length} bytes of pending input, at most ${RX_STATE_LIMIT}`);
+    if (bytes.length) {
+      this.pending.unshift(bytes);
+      this.pendingBytes += bytes.length;
+    }
+    if (this.pendingBytes > RX_HIGH_WATER && !this.paused) {
+      this.paused = true;
+      this.channel.pause();
+    }
   }
 
   private input(bytes: Uint8Array): void {

@@ -1,3 +1,4 @@
+import { decodeBytes, type DeviceState, encodeBytes, SnapshotError, stateData, type StateValue } from "@vmm/core";
 import { bit, VirtioType, FeatureBit } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 import type { NetBackend } from "../backends/net-socket.js";
@@ -15,6 +16,7 @@ const TX = 1;
 const LINK_UP = 1;
 /** Frames kept while the guest has no receive buffers; more are dropped (counted). */
 const RX_BACKLOG = 256;
+const NET_STATE_VERSION = 1;
 
 export type Mac = readonly [number, number, number, number, number, number];
 
@@ -79,6 +81,29 @@ export class VirtioNet extends VirtioDevice {
   protected override stopped(): void {
     this.rxDropped += this.backlog.length;
     this.backlog = [];
+    this.applyBackPressure();
+  }
+
+  /**
+   * The frames received and not yet delivered (layout version 1). While the transport is quiesced, frames from
+   * the backend land here instead of in guest memory, so guest RAM and the state agree. The backend itself is not
+   * state: the restored device's backend connects anew from its options.
+   */
+  override saveState(): DeviceState {
+    return { version: NET_STATE_VERSION, data: { backlog: this.backlog.map(encodeBytes) } };
+  }
+
+  /** Puts the saved frames before any the new backend already received; the driver gets them once running. */
+  override restoreState(state: DeviceState | undefined, what: string): void {
+    const data = stateData(state, what, NET_STATE_VERSION);
+    const list = data.backlog;
+    if (!Array.isArray(list) || list.length > RX_BACKLOG) throw new SnapshotError(`${what}: backlog must be a list of at most ${RX_BACKLOG} frames`);
+    const frames = list.map((f: StateValue, i: number) => {
+      const frame = decodeBytes(f, `${what}: backlog frame ${i}`);
+      if (frame.length === 0 || frame.length > MAX_FRAME) throw new SnapshotError(`${what}: backlog frame ${i} has ${frame.length} bytes`);
+      return frame;
+    });
+    this.backlog = [...frames, ...this.backlog].slice(0, RX_BACKLOG);
     this.applyBackPressure();
   }
 

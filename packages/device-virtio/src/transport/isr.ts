@@ -26,6 +26,11 @@ export class IsrRegister {
     return v;
   }
 
+  /** Puts back saved bits (a snapshot); the INTx level comes back with the PCI function's state. */
+  restore(bits: number): void {
+    this.bits = bits & 3;
+  }
+
   reset(): void {
     this.bits = 0;
     this.line()?.set(false);

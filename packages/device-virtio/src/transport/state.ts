@@ -1,8 +1,9 @@
-import type { GuestMemory, InterruptLine, Logger } from "@vmm/core";
+import { SnapshotError, type DeviceState, type GuestMemory, type InterruptLine, type Logger } from "@vmm/core";
 import { bit, FeatureBit, Isr, NO_VECTOR, Status } from "../constants.js";
 import type { VirtioContext, VirtioDevice } from "../device.js";
 import { SplitQueue } from "../virtqueue/split-ring.js";
 import { IsrRegister } from "./isr.js";
+import { decodeTransportState, encodeTransportState, type TransportIdentity } from "./snapshot.js";
 
 /** How the transport reaches the PCI function's interrupt machinery. */
 export interface InterruptSink {
@@ -53,8 +54,13 @@ export class VirtioTransport {
    * and late completions published, once it is set again. Without PCI (tests, benchmarks) it stays set.
    */
   private busMaster = true;
-  /** Queues notified while bus mastering was off. */
-  private readonly notifiedWhileOff = new Set<number>();
+  /**
+   * Between `quiesce` and `resume` (a snapshot): doorbells are remembered, not served, and the device takes no
+   * host input into guest memory; work already in flight still completes.
+   */
+  private quiesced = false;
+  /** Queues notified while bus mastering was off or the transport quiesced: served when both allow. */
+  private readonly deferredKicks = new Set<number>();
   /** Device work (completions) waiting for bus mastering; dropped on reset. */
   private heldWork: (() => void)[] = [];
 
@@ -158,8 +164,8 @@ export class VirtioTransport {
       this.activate(); // legacy drivers may kick before DRIVER_OK (virtio 1.x, 4.1.5.1.3.1 legacy notes)
     }
     if (!this.context?.active || queue >= this.queues.length || !this.queues[queue]!.isStarted) return;
-    if (!this.busMaster) {
-      this.notifiedWhileOff.add(queue); // served when the driver sets Bus Master Enable
+    if (!this.busMaster || this.quiesced) {
+      this.deferredKicks.add(queue); // served when the driver sets Bus Master Enable, or on resume
       return;
     }
     this.device.notify(queue);
@@ -177,13 +183,106 @@ export class VirtioTransport {
   setBusMaster(enabled: boolean): void {
     if (enabled === this.busMaster) return;
     this.busMaster = enabled;
+    if (enabled) this.release();
+  }
+
+  /**
+   * Snapshots, step 1 (vCPUs paused): from now on doorbells (an ioeventfd may still fire) are remembered and host
+   * input (net frames, console bytes) stays in the device's backlog, which `saveState` carries; then waits for
+   * the device's work in flight (blk I/O) to complete and be published to the used ring, with its interrupt.
+   * `resume` ends it.
+   */
+  async quiesce(): Promise<void> {
+    this.quiesced = true;
+    await this.device.quiesce();
+  }
+
+  /** After a snapshot the VM goes on: the doorbells rung meanwhile are served and held host input delivered. */
+  resume(): void {
+    if (!this.quiesced) return;
+    this.quiesced = false;
+    this.release();
+  }
+
+  /**
+   * The transport's state (layout version 1): status, both feature words, selects, config vector and generation,
+   * ISR, every queue's layout, vector and ring cursors, the doorbells not served yet, and the device's own state.
+   * Completions held back by a clear Bus Master Enable cannot be saved: a SnapshotError.
+   */
+  saveState(): DeviceState {
+    if (this.heldWork.length) {
+      throw new SnapshotError(`${this.name}: ${this.heldWork.length} completions wait for Bus Master Enable (the driver cleared it with I/O in flight)`);
+    }
+    return encodeTransportState(this.identity(), {
+      status: this.status,
+      deviceFeatureSelect: this.deviceFeatureSelect >>> 0,
+      driverFeatureSelect: this.driverFeatureSelect >>> 0,
+      driverFeatures: this.driverFeatures,
+      configVector: this.configVector,
+      configGeneration: this.configGeneration,
+      queueSelect: this.queueSelect,
+      legacy: this.legacy,
+      isr: this.isr.value,
+      running: this.context?.active === true,
+      kicks: [...this.deferredKicks],
+      queues: this.queues.map((q) => q.saved()),
+      device: this.device.saveState(this.name),
+    });
+  }
+
+  /**
+   * Restores `saveState` output into this transport (its device built with the same options), with Bus Master
+   * Enable as the PCI function restored it: a state of another device type, features, configuration or queue
+   * layout is a SnapshotError, checked before anything changes. A running device is activated again: its
+   * enabled queues start at the saved ring positions (the rings themselves are in guest memory, which must be
+   * restored first), and the doorbells that were rung but not served are served now, so the device processes
+   * exactly the chains the guest made available and it had not taken.
+   */
+  restoreState(state: DeviceState, busMaster: boolean): void {
+    const p = decodeTransportState(state, this.identity());
+    this.stopDevice();
+    this.status = p.status;
+    this.deviceFeatureSelect = p.deviceFeatureSelect;
+    this.driverFeatureSelect = p.driverFeatureSelect;
+    this.driverFeatures = p.driverFeatures;
+    this.configVector = p.configVector;
+    this.configGeneration = p.configGeneration;
+    this.queueSelect = p.queueSelect;
+    this.legacy = p.legacy;
+    this.isr.restore(p.isr);
+    this.queues.forEach((q, i) => q.restore(p.queues[i]!));
+    this.busMaster = busMaster;
+    this.quiesced = false;
+    this.device.restoreState(p.device, this.name);
+    if (!p.running) return;
+    this.activate();
+    for (const q of p.kicks) this.notify(q);
+  }
+
+  private identity(): TransportIdentity {
+    return {
+      name: this.name,
+      type: this.device.type,
+      offered: this.offered,
+      config: this.device.config,
+      queueSizes: this.device.queueSizes,
+      vectors: this.interrupts.msixVectors(),
+    };
+  }
+
+  /**
+   * Bus mastering is on (again) or a snapshot is over: publishes the completions that waited, serves the queues
+   * notified meanwhile, lets the device resume host-side backlogs, and signals what that produced.
+   */
+  private release(): void {
     const ctx = this.context;
-    if (!enabled || !ctx?.active) return;
+    if (!this.busMaster || !ctx?.active) return;
     const held = this.heldWork;
     this.heldWork = [];
     for (const work of held) if (ctx.active) work();
-    const notified = [...this.notifiedWhileOff];
-    this.notifiedWhileOff.clear();
+    if (this.quiesced) return;
+    const notified = [...this.deferredKicks];
+    this.deferredKicks.clear();
     for (const q of notified) this.notify(q);
     if (!ctx.active) return;
     this.device.busMasterResumed();
@@ -236,8 +335,9 @@ export class VirtioTransport {
       logger: this.logger,
       features: this.driverFeatures,
       active: true,
+      // Quiesced: no new guest-memory work (chains, host input); completions of work in flight still go through.
       get busMaster() {
-        return transport.busMaster;
+        return transport.busMaster && !transport.quiesced;
       },
       whenBusMaster: (work: () => void) => {
         if (!context.active) return;
@@ -273,7 +373,7 @@ export class VirtioTransport {
   }
 
   private stopDevice(): void {
-    this.notifiedWhileOff.clear();
+    this.deferredKicks.clear();
     this.heldWork = [];
     if (!this.context) return;
     const wasActive = this.context.active;

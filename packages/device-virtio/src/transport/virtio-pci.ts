@@ -1,4 +1,14 @@
-import { type GuestMemory, type IoEventRegistry, type IoHandler, type Logger, nextPowerOfTwo, type PciBarDescriptor, type PciBarWindow } from "@vmm/core";
+import {
+  type DeviceState,
+  type GuestMemory,
+  type IoEventRegistry,
+  type IoHandler,
+  type Logger,
+  nextPowerOfTwo,
+  type PciBarDescriptor,
+  type PciBarWindow,
+  SnapshotError,
+} from "@vmm/core";
 import { MsixCapability, PciFunction } from "@vmm/pci";
 import { modernDeviceId, PCI_IDENTITY, VIRTIO_VENDOR_ID } from "../constants.js";
 import type { VirtioDevice } from "../device.js";
@@ -114,6 +124,30 @@ export class VirtioPciFunction extends PciFunction {
   override reset(): void {
     super.reset();
     this.transport.reset();
+  }
+
+  /** Snapshots: see VirtioTransport.quiesce (doorbells and host input held, work in flight completed). */
+  async quiesce(): Promise<void> {
+    await this.transport.quiesce();
+  }
+
+  /** The snapshot is written and the VM goes on: what was held since `quiesce` is served. */
+  resume(): void {
+    this.transport.resume();
+  }
+
+  /** The transport's state and the device's (PciFunction saves config space, MSI-X and INTx itself). */
+  protected override saveDeviceState(): DeviceState {
+    return this.transport.saveState();
+  }
+
+  /**
+   * Runs after config space and MSI-X are back and before the bus re-decodes the BARs (whose barActivated then
+   * registers the doorbells' ioeventfds at the restored addresses).
+   */
+  protected override restoreDeviceState(state: DeviceState | undefined): void {
+    if (!state) throw new SnapshotError(`${this.name}: the saved state has no virtio transport state`);
+    this.transport.restoreState(state, this.busMasterEnabled);
   }
 
   /** Stops the device and releases its host resources (doorbells, files, sockets) when the VM ends. */

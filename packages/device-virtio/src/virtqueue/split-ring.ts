@@ -18,6 +18,22 @@ export interface QueueOptions {
   readonly maxChainBytes?: number;
 }
 
+/** A queue's snapshot: its layout (ring addresses as [low, high] 32-bit words) and the device's cursors. */
+export interface SavedQueue {
+  readonly size: number;
+  readonly enabled: boolean;
+  readonly vector: number;
+  readonly desc: readonly [number, number];
+  readonly driver: readonly [number, number];
+  readonly device: readonly [number, number];
+  /** The next avail ring entry the device takes (the last available index it has seen). */
+  readonly nextAvail: number;
+  /** The used index the device last published. */
+  readonly usedIdx: number;
+  /** The used index up to which the driver was last considered for an interrupt (EVENT_IDX suppression). */
+  readonly signalledUsed: number;
+}
+
 /**
  * One split virtqueue (virtio 1.x, 2.7) as the device sees it: the driver-programmed layout (size, three ring
  * addresses, MSI-X vector, enable) and the device's ring cursors. All guest accesses are bounds-checked; a
@@ -93,6 +109,39 @@ export class SplitQueue {
     this.vector = NO_VECTOR;
     this.nextAvail = this.usedIdx = this.signalledUsed = 0;
     this.started = false;
+  }
+
+  /** The driver-programmed layout and the device's ring cursors, for a snapshot (see `restore`). */
+  saved(): SavedQueue {
+    return {
+      size: this.size,
+      enabled: this.enabled,
+      vector: this.vector,
+      desc: [...this.words.desc],
+      driver: [...this.words.driver],
+      device: [...this.words.device],
+      nextAvail: this.nextAvail,
+      usedIdx: this.usedIdx,
+      signalledUsed: this.signalledUsed,
+    };
+  }
+
+  /**
+   * Puts back a saved layout and cursors (checked by the caller); the queue is stopped until `start`, which the
+   * transport calls again for an enabled queue of a running device. Nothing in guest memory is touched: the
+   * rings (with avail_event and used_event) come back with guest RAM.
+   */
+  restore(q: SavedQueue): void {
+    this.reset();
+    this.size = q.size;
+    this.enabled = q.enabled;
+    this.vector = q.vector;
+    this.words.desc = [q.desc[0], q.desc[1]];
+    this.words.driver = [q.driver[0], q.driver[1]];
+    this.words.device = [q.device[0], q.device[1]];
+    this.nextAvail = q.nextAvail;
+    this.usedIdx = q.usedIdx;
+    this.signalledUsed = q.signalledUsed;
   }
 
   get isStarted(): boolean {
