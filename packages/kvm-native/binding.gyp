@@ -10,7 +10,8 @@
         "native/device.cc",
         "native/vcpu.cc",
         "native/run-loop.cc",
-        "native/watcher.cc"
+        "native/watcher.cc",
+        "native/uffd.cc"
       ],
       "conditions": [
         ["target_arch=='x64'", {

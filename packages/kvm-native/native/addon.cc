@@ -9,6 +9,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitVm(env, exports);
   InitDevice(env, exports);
   InitVcpu(env, exports);
+  InitUserfault(env, exports);
   InitArch(env, exports);
   return exports;
 }

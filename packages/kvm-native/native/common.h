@@ -38,6 +38,8 @@ void InitKvm(Napi::Env env, Napi::Object exports);
 void InitVm(Napi::Env env, Napi::Object exports);
 void InitDevice(Napi::Env env, Napi::Object exports);
 void InitVcpu(Napi::Env env, Napi::Object exports);
+// Demand paging of guest RAM through userfaultfd (uffd.cc).
+void InitUserfault(Napi::Env env, Napi::Object exports);
 // The host architecture's VM-level calls (native/x86-*.cc or native/arm64-*.cc).
 void InitArch(Napi::Env env, Napi::Object exports);
 

@@ -53,6 +53,16 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   Napi::Value GetLapic(const Napi::CallbackInfo& info);
   Napi::Value SetLapic(const Napi::CallbackInfo& info);
   Napi::Value SetPmTimer(const Napi::CallbackInfo& info);
+  // The state a snapshot saves (x86-vcpu.cc): XSAVE area, XCRs, TSC frequency, and the fixed-size structs
+  // passed as opaque bytes (kByteStates: vCPU events, debug registers), one template instance per entry.
+  Napi::Value GetXsave(const Napi::CallbackInfo& info);
+  Napi::Value SetXsave(const Napi::CallbackInfo& info);
+  Napi::Value GetXcrs(const Napi::CallbackInfo& info);
+  Napi::Value SetXcrs(const Napi::CallbackInfo& info);
+  Napi::Value GetTscKhz(const Napi::CallbackInfo& info);
+  Napi::Value SetTscKhz(const Napi::CallbackInfo& info);
+  template <size_t K> Napi::Value GetBytes(const Napi::CallbackInfo& info);
+  template <size_t K> Napi::Value SetBytes(const Napi::CallbackInfo& info);
   // A KVM_EXIT_IO exit (x86-port-io-exit.cc): answered by the PM timer or one dispatch.pio call per element.
   // False when the kernel's exit cannot be trusted (the run reports "unknown"); *failed when a JS exception
   // is pending.

@@ -1,11 +1,14 @@
 // x86 vCPU state: declarative field tables map kvm structs to plain JS objects (64-bit registers as bigints),
+// the state a snapshot saves (XSAVE, XCRs, TSC frequency; vCPU events and debug registers as opaque bytes),
 // and the in-run-loop ACPI PM timer.
 #include "vcpu.h"
 #include "x86-abi.h"
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <string>
+#include <vector>
 #include <sys/ioctl.h>
 
 namespace kvmn {
@@ -72,7 +75,61 @@ Napi::Object RequireObject(const Napi::CallbackInfo& info, size_t i, bool* ok) {
   return info[i].As<Napi::Object>();
 }
 
+// A typed array's bytes, or nullptr (and a RangeError) when it is not one of `want` bytes (0: any length).
+const uint8_t* BytesArg(const Napi::CallbackInfo& info, size_t i, size_t want, const char* what, size_t* len) {
+  if (!info[i].IsTypedArray() || (want != 0 && info[i].As<Napi::TypedArray>().ByteLength() != want)) {
+    std::string msg = std::string(what) + " must be a Uint8Array" + (want ? " of " + std::to_string(want) + " bytes" : "");
+    ThrowRange(info.Env(), msg.c_str());
+    return nullptr;
+  }
+  Napi::TypedArray t = info[i].As<Napi::TypedArray>();
+  *len = t.ByteLength();
+  return static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+}
+
+// Fixed-size vCPU state passed to JS as opaque bytes: one get/set ioctl pair each (VcpuHandle::GetBytes<K>).
+struct ByteState {
+  const char* getName;
+  const char* setName;
+  unsigned long get;
+  unsigned long set;
+  size_t size;
+};
+constexpr size_t kVcpuEvents = 0, kDebugRegs = 1;
+const ByteState kByteStates[] = {
+    {"KVM_GET_VCPU_EVENTS", "KVM_SET_VCPU_EVENTS", KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, sizeof(kvm_vcpu_events)},
+    {"KVM_GET_DEBUGREGS", "KVM_SET_DEBUGREGS", KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS, sizeof(kvm_debugregs)},
+};
+// The sizes src/constants.ts's X86StateSize gives JS.
+static_assert(sizeof(kvm_vcpu_events) == 64 && sizeof(kvm_debugregs) == 128, "X86StateSize");
+static_assert(offsetof(kvm_vcpu_events, flags) == 20, "Vcpu.setVcpuEvents writes the flags at byte 20");
+
 }  // namespace
+
+template <size_t K>
+Napi::Value VcpuHandle::GetBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const ByteState& b = kByteStates[K];
+  if (!CheckOpen(env)) return env.Undefined();
+  std::vector<uint64_t> buf((b.size + 7) / 8);  // 8-byte aligned, zeroed
+  if (!IoctlOrThrow(env, fd_, b.get, buf.data(), b.getName)) return env.Undefined();
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, b.size);
+  memcpy(out.Data(), buf.data(), b.size);
+  return out;
+}
+
+template <size_t K>
+Napi::Value VcpuHandle::SetBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const ByteState& b = kByteStates[K];
+  size_t len;
+  const uint8_t* p = BytesArg(info, 0, b.size, b.setName, &len);
+  if (!p || !CheckOpen(env)) return env.Undefined();
+  std::vector<uint64_t> buf((b.size + 7) / 8);
+  memcpy(buf.data(), p, b.size);
+  IoctlOrThrow(env, fd_, b.set, buf.data(), b.setName);
+  return env.Undefined();
+}
 
 void VcpuHandle::AddArchMethods(std::vector<Method>* methods) {
   methods->insert(methods->end(),
@@ -82,7 +139,14 @@ void VcpuHandle::AddArchMethods(std::vector<Method>* methods) {
                    InstanceMethod("getMsrs", &VcpuHandle::GetMsrs), InstanceMethod("setMsrs", &VcpuHandle::SetMsrs),
                    InstanceMethod("setCpuid", &VcpuHandle::SetCpuid),
                    InstanceMethod("getLapic", &VcpuHandle::GetLapic), InstanceMethod("setLapic", &VcpuHandle::SetLapic),
-                   InstanceMethod("setPmTimer", &VcpuHandle::SetPmTimer)});
+                   InstanceMethod("setPmTimer", &VcpuHandle::SetPmTimer),
+                   InstanceMethod("getXsave", &VcpuHandle::GetXsave), InstanceMethod("setXsave", &VcpuHandle::SetXsave),
+                   InstanceMethod("getXcrs", &VcpuHandle::GetXcrs), InstanceMethod("setXcrs", &VcpuHandle::SetXcrs),
+                   InstanceMethod("getTscKhz", &VcpuHandle::GetTscKhz), InstanceMethod("setTscKhz", &VcpuHandle::SetTscKhz),
+                   InstanceMethod("getVcpuEvents", &VcpuHandle::GetBytes<kVcpuEvents>),
+                   InstanceMethod("setVcpuEvents", &VcpuHandle::SetBytes<kVcpuEvents>),
+                   InstanceMethod("getDebugRegs", &VcpuHandle::GetBytes<kDebugRegs>),
+                   InstanceMethod("setDebugRegs", &VcpuHandle::SetBytes<kDebugRegs>)});
 }
 
 // The exact RIP as a bigint (a double rounds kernel addresses); undefined when it cannot be read.
@@ -349,6 +413,92 @@ Napi::Value VcpuHandle::SetPmTimer(const Napi::CallbackInfo& info) {
   if (!lossless) { ThrowRange(env, "setPmTimer: startNs out of range"); return env.Undefined(); }
   pmTimerPort_ = port;
   pmTimerStartNs_ = start;
+  return env.Undefined();
+}
+
+// getXsave(size) -> Uint8Array: KVM_GET_XSAVE for 4096 bytes, KVM_GET_XSAVE2 for the larger size
+// KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) reports on the VM fd (dynamically enabled features such as AMX).
+Napi::Value VcpuHandle::GetXsave(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t size;
+  if (!ArgU32(info, 0, &size)) return env.Undefined();
+  if (size < sizeof(XsaveArea) || size % 8 || size > (1u << 20)) { ThrowRange(env, "xsave size must be a multiple of 8 from 4096 to 1 MiB"); return env.Undefined(); }
+  if (!CheckOpen(env)) return env.Undefined();
+  std::vector<uint64_t> buf(size / 8);
+  const bool v2 = size > sizeof(XsaveArea);
+  if (!IoctlOrThrow(env, fd_, v2 ? kGetXsave2 : kGetXsave, buf.data(), v2 ? "KVM_GET_XSAVE2" : "KVM_GET_XSAVE")) return env.Undefined();
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, size);
+  memcpy(out.Data(), buf.data(), size);
+  return out;
+}
+
+// setXsave(bytes): KVM_SET_XSAVE reads as many bytes as KVM_GET_XSAVE2 wrote (4096 without it); the caller
+// passes exactly that many (Vcpu.setXsave checks).
+Napi::Value VcpuHandle::SetXsave(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t len;
+  const uint8_t* p = BytesArg(info, 0, 0, "xsave state", &len);
+  if (!p) return env.Undefined();
+  if (len < sizeof(XsaveArea) || len % 8) { ThrowRange(env, "xsave state must be a multiple of 8 bytes, at least 4096"); return env.Undefined(); }
+  if (!CheckOpen(env)) return env.Undefined();
+  std::vector<uint64_t> buf(len / 8);
+  memcpy(buf.data(), p, len);
+  IoctlOrThrow(env, fd_, kSetXsave, buf.data(), "KVM_SET_XSAVE");
+  return env.Undefined();
+}
+
+// getXcrs() -> [{xcr, value: bigint}] (XCR0 is xcr 0).
+Napi::Value VcpuHandle::GetXcrs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  kvm_xcrs x{};
+  if (!IoctlOrThrow(env, fd_, KVM_GET_XCRS, &x, "KVM_GET_XCRS")) return env.Undefined();
+  const uint32_t n = std::min<uint32_t>(x.nr_xcrs, KVM_MAX_XCRS);
+  Napi::Array out = Napi::Array::New(env, n);
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("xcr", Napi::Number::New(env, x.xcrs[i].xcr));
+    e.Set("value", Napi::BigInt::New(env, static_cast<uint64_t>(x.xcrs[i].value)));
+    out.Set(i, e);
+  }
+  return out;
+}
+
+Napi::Value VcpuHandle::SetXcrs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) { ThrowType(env, "setXcrs expects an array of {xcr, value}"); return env.Undefined(); }
+  Napi::Array a = info[0].As<Napi::Array>();
+  if (a.Length() > KVM_MAX_XCRS) { ThrowRange(env, "at most 16 XCRs"); return env.Undefined(); }
+  if (!CheckOpen(env)) return env.Undefined();
+  kvm_xcrs x{};
+  x.nr_xcrs = a.Length();
+  for (uint32_t i = 0; i < x.nr_xcrs; i++) {
+    Napi::Value ev = a.Get(i);
+    if (!ev.IsObject()) { ThrowType(env, "XCR entry must be {xcr, value}"); return env.Undefined(); }
+    uint64_t xcr, value;
+    if (!FieldU64(ev.As<Napi::Object>(), "xcr", &xcr, 0, true) || !FieldU64(ev.As<Napi::Object>(), "value", &value, 0, true))
+      return env.Undefined();
+    x.xcrs[i].xcr = static_cast<uint32_t>(xcr);
+    x.xcrs[i].value = value;
+  }
+  IoctlOrThrow(env, fd_, KVM_SET_XCRS, &x, "KVM_SET_XCRS");
+  return env.Undefined();
+}
+
+// getTscKhz() -> the guest TSC frequency in kHz (KVM_GET_TSC_KHZ returns it).
+Napi::Value VcpuHandle::GetTscKhz(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  int r = ioctl(fd_, KVM_GET_TSC_KHZ, 0);
+  if (r < 0) { ThrowKvmError(env, "KVM_GET_TSC_KHZ", errno); return env.Undefined(); }
+  return Napi::Number::New(env, r);
+}
+
+Napi::Value VcpuHandle::SetTscKhz(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t khz;
+  if (!ArgU32(info, 0, &khz) || !CheckOpen(env)) return env.Undefined();
+  if (ioctl(fd_, KVM_SET_TSC_KHZ, static_cast<unsigned long>(khz)) < 0) ThrowKvmError(env, "KVM_SET_TSC_KHZ", errno);
   return env.Undefined();
 }
 

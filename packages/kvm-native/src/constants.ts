@@ -16,6 +16,10 @@ export const KvmCap = {
   PIT2: 33,
   IOEVENTFD: 36,
   SET_IDENTITY_MAP_ADDR: 37,
+  ADJUST_CLOCK: 39,
+  VCPU_EVENTS: 41,
+  TSC_CONTROL: 60,
+  GET_TSC_KHZ: 61,
   MAX_VCPUS: 66,
   ONE_REG: 70,
   SYNC_REGS: 74,
@@ -35,6 +39,7 @@ export const KvmCap = {
   ARM_PTRAUTH_ADDRESS: 171,
   ARM_PTRAUTH_GENERIC: 172,
   ARM_IRQ_LINE_LAYOUT_2: 174,
+  XSAVE2: 208,
 } as const;
 
 /** KVM_MP_STATE_* for Vcpu.getMpState/setMpState. */
@@ -57,6 +62,21 @@ export const Irqchip = { PIC_MASTER: 0, PIC_SLAVE: 1, IOAPIC: 2 } as const;
 
 /** KVM_DEV_TYPE_* of KVM_CREATE_DEVICE (Arm64Vm.hasDevice). */
 export const KvmDeviceType = { VFIO: 4, ARM_VGIC_V2: 5, ARM_VGIC_V3: 7, ARM_VGIC_ITS: 8 } as const;
+
+/**
+ * Byte sizes of the x86 state passed as opaque bytes (the C structs of linux/kvm.h; the addon asserts them):
+ * XSAVE is struct kvm_xsave without KVM_CAP_XSAVE2 (Vcpu.xsaveSize() tells the real one), IRQCHIP the union of
+ * struct kvm_irqchip, PIT2 struct kvm_pit_state2, VCPU_EVENTS struct kvm_vcpu_events, DEBUGREGS struct
+ * kvm_debugregs.
+ */
+export const X86StateSize = { XSAVE: 4096, IRQCHIP: 512, PIT2: 112, VCPU_EVENTS: 64, DEBUGREGS: 128 } as const;
+
+/**
+ * KVM_VCPUEVENT_VALID_* bits of struct kvm_vcpu_events' flags (a u32 at byte 20): which parts KVM_SET_VCPU_EVENTS
+ * takes. Vcpu.setVcpuEvents sets NMI_PENDING, SIPI_VECTOR, SHADOW and SMM and keeps PAYLOAD and TRIPLE_FAULT as
+ * KVM_GET_VCPU_EVENTS reported them (KVM sets those only where the VM enabled the capability; elsewhere it refuses them).
+ */
+export const VcpuEventsFlag = { NMI_PENDING: 0x1, SIPI_VECTOR: 0x2, SHADOW: 0x4, SMM: 0x8, PAYLOAD: 0x10, TRIPLE_FAULT: 0x20 } as const;
 
 export const KVM_API_VERSION = 12;
 export const PAGE_SIZE = 4096;

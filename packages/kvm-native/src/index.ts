@@ -3,8 +3,16 @@ export { hostKvmArch, KvmArchitectureError, type KvmArch } from "./arch.js";
 export { Kvm, kvmAvailability, type Arm64VmOptions } from "./kvm.js";
 export { GuestRam, MAX_MEMORY_CHUNK, VmBase, type FdLike, type MemoryRegion, type IoEventFdRange, type Registration } from "./vm-base.js";
 export { VcpuBase } from "./vcpu-base.js";
-export { Vm, type GsiRoute } from "./vm.js";
+export { Vm, type GsiRoute, type IrqchipId } from "./vm.js";
 export { Vcpu, type SregsInput } from "./vcpu.js";
+export {
+  createUserfaultPager,
+  UserfaultPager,
+  userfaultAvailability,
+  type UserfaultPagerOptions,
+  type UserfaultRegion,
+  type UserfaultStats,
+} from "./userfault.js";
 export type {
   CpuidEntry,
   DescriptorTable,
@@ -30,6 +38,8 @@ export {
   MpState,
   PAGE_SIZE,
   SystemEvent,
+  VcpuEventsFlag,
+  X86StateSize,
 } from "./constants.js";
 // arm64: types and pure encoders work on any host; Arm64Vm/Arm64Vcpu come only from Kvm.createArm64Vm on arm64.
 export { Arm64Vm, type Arm64GsiRoute } from "./arm64/vm.js";

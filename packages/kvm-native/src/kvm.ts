@@ -76,6 +76,14 @@ export class Kvm {
     return x86Native("Kvm.supportedCpuid (CPUID)").getSupportedCpuid(this.assertOpen());
   }
 
+  /**
+   * The MSRs KVM saves and restores for a vCPU (KVM_GET_MSR_INDEX_LIST, x86_64): what a snapshot reads with
+   * Vcpu.readMsrs.
+   */
+  msrIndexList(): number[] {
+    return x86Native("Kvm.msrIndexList (MSRs)").getMsrIndexList(this.assertOpen());
+  }
+
   /** An x86_64 VM. */
   createVm(): Vm {
     const fd = x86Native("Kvm.createVm (an x86_64 VM)").createVm(this.assertOpen());

@@ -32,6 +32,17 @@ export interface NativeVcpu extends NativeVcpuCommon {
   getLapic(): Uint8Array;
   setLapic(state: Uint8Array): void;
   setPmTimer(port: number, startNs: bigint): void;
+  /** KVM_GET_XSAVE (size 4096) or KVM_GET_XSAVE2 (larger). */
+  getXsave(size: number): Uint8Array;
+  setXsave(state: Uint8Array): void;
+  getXcrs(): Array<{ xcr: number; value: bigint }>;
+  setXcrs(xcrs: Array<{ xcr: number; value: number | bigint }>): void;
+  getVcpuEvents(): Uint8Array;
+  setVcpuEvents(state: Uint8Array): void;
+  getDebugRegs(): Uint8Array;
+  setDebugRegs(state: Uint8Array): void;
+  getTscKhz(): number;
+  setTscKhz(khz: number): void;
 }
 
 /** An arm64 vCPU handle. */
@@ -69,6 +80,28 @@ export interface NativeCommon {
   getDeviceAttr(fd: number, group: number, attr: number | bigint, width: 4 | 8): bigint;
   hasDeviceAttr(fd: number, group: number, attr: number | bigint): boolean;
   VcpuHandle: new (fd: number, mmapSize: number, id: number) => NativeVcpuCommon;
+  /** userfaultfd(2), close-on-exec and non-blocking. */
+  userfaultfdCreate(): number;
+  /** USERFAULTFD_IOC_NEW on the device node (/dev/userfaultfd). */
+  userfaultfdCreateFromDevice(path: string): number;
+  uffdApi(uffd: number, features: number | bigint): { features: bigint; ioctls: bigint };
+  /** UFFDIO_REGISTER in MISSING mode; the ioctls the range allows. */
+  uffdRegister(uffd: number, memory: Uint8Array): bigint;
+  uffdUnregister(uffd: number, memory: Uint8Array): void;
+  UserfaultPagerHandle: new (
+    uffd: number,
+    regions: ReadonlyArray<{ memory: Uint8Array; fd: number; offset: number }>,
+    threads: number,
+  ) => NativeUserfaultPager;
+}
+
+/** The handler threads of one userfaultfd (native/uffd.cc). */
+export interface NativeUserfaultPager {
+  stats(): { faults: number; pagesCopied: number; zeroPages: number; errors: number };
+  /** Copies every non-zero page not yet present on a thread; `done(false)` when stop() came first. */
+  populate(done: (finished: boolean) => void): void;
+  /** Stops and joins the threads (idempotent); the uffd stays open. */
+  stop(): void;
 }
 
 /** An addon built on x86_64. */
@@ -79,6 +112,13 @@ export interface NativeX86 extends NativeCommon {
   setIdentityMapAddr(vmFd: number, addr: number): void;
   createIrqchip(vmFd: number): void;
   createPit2(vmFd: number): void;
+  getMsrIndexList(fd: number): number[];
+  getIrqchip(vmFd: number, chip: number): Uint8Array;
+  setIrqchip(vmFd: number, chip: number, state: Uint8Array): void;
+  getPit2(vmFd: number): Uint8Array;
+  setPit2(vmFd: number, state: Uint8Array): void;
+  getClock(vmFd: number): { clock: bigint; flags: number };
+  setClock(vmFd: number, clock: bigint): void;
   VcpuHandle: new (fd: number, mmapSize: number, id: number) => NativeVcpu;
 }
 

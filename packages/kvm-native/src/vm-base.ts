@@ -233,6 +233,15 @@ export class VmBase {
     };
   }
 
+  /**
+   * KVM_CHECK_EXTENSION on the VM fd: some capabilities answer per VM (KvmCap.XSAVE2's size, the IRQ routing and
+   * memslot limits). 0 when unsupported.
+   */
+  checkExtension(cap: number): number {
+    assertUint("cap", cap);
+    return this.addon.checkExtension(this.assertOpen(), cap);
+  }
+
   /** @internal Creates the vCPU fd; the subclass wraps it and hands the wrapper back to registerVcpu. */
   protected createVcpuFd(id: number): number {
     assertUint("vcpu id", id);
