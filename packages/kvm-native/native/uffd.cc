@@ -319,10 +319,9 @@ class UserfaultPagerHandle : public Napi::ObjectWrap<UserfaultPagerHandle> {
     for (int again = 0; again < kMaxAgain; again++) {
       uffdio_zeropage z{};
       z.range = {addr, kPage};
-      if (ioctl(uffd_, UFFDIO_ZEROPAGE, &z) == 0) {
-        zeroPages_++;
-        return true;
-      }
+      zeroPages_++;  // before: the ioctl wakes the faulting thread, whose next stats() must count the page
+      if (ioctl(uffd_, UFFDIO_ZEROPAGE, &z) == 0) return true;
+      zeroPages_--;
       if (errno == EAGAIN) continue;
       if (errno == EEXIST) {
         Wake(addr);
@@ -344,15 +343,14 @@ class UserfaultPagerHandle : public Napi::ObjectWrap<UserfaultPagerHandle> {
       c.dst = addr;
       c.src = reinterpret_cast<uintptr_t>(src);
       c.len = len;
-      if (ioctl(uffd_, UFFDIO_COPY, &c) == 0) {
-        pagesCopied_ += len / kPage;
-        return;
-      }
+      pagesCopied_ += len / kPage;  // before: the ioctl wakes the faulting thread (see Zero)
+      if (ioctl(uffd_, UFFDIO_COPY, &c) == 0) return;
       const int err = errno;
+      const uint64_t copied = c.copy > 0 ? static_cast<uint64_t>(c.copy) : 0;
+      pagesCopied_ -= (len - copied) / kPage;
       uint64_t skip = kPage;
-      if (c.copy > 0) {  // a partial copy (EAGAIN): go on after it
-        skip = static_cast<uint64_t>(c.copy);
-        pagesCopied_ += skip / kPage;
+      if (copied > 0) {  // a partial copy (EAGAIN): go on after it
+        skip = copied;
       } else if (err == EAGAIN && ++again < kMaxAgain) {
         continue;
       } else if (err == EEXIST) {

@@ -28,6 +28,10 @@ export interface UserfaultPagerOptions {
   devicePath?: string;
 }
 
+/**
+ * The pager's counts. A page is counted before the ioctl that places it wakes the faulting thread, so once an
+ * access has returned its page is in the counts (a copy that then fails is taken back).
+ */
 export interface UserfaultStats {
   /** Fault messages read (one access can fault again after a signal: a page may count more than once). */
   faults: number;
