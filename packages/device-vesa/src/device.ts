@@ -1,6 +1,7 @@
 import { type AddressSpace, ConfigurationError, type IoHandler, type Logger, type MappedRegion, type MemoryMapper, type PciBarWindow, type Registration } from "@vmm/core";
 import { PciFunction } from "@vmm/pci";
 import type { Display } from "./displays/display.js";
+import { encodePng } from "./displays/png.js";
 import { VesaScreen } from "./screen.js";
 import { type ScreenInfo, encodeScreenInfo, screenInfo } from "./screen-info.js";
 import { DAC_PORT_BASE, DAC_PORT_COUNT } from "./vbe/dac.js";
@@ -137,6 +138,15 @@ export class VesaDevice extends PciFunction {
     await display.start();
     this.displays.push(display);
     this.log?.info(`${this.name}: ${display.description}`);
+  }
+
+  /**
+   * The picture now as a PNG file's bytes, with its size (`vmm screenshot`: the VM's control socket sends them to
+   * the client, which writes the file). With no mode enabled, the black NO_SIGNAL picture.
+   */
+  capturePng(): { width: number; height: number; png: Uint8Array } {
+    const frame = this.screen.capture();
+    return { width: frame.width, height: frame.height, png: encodePng(frame) };
   }
 
   /** Writes every PNG display's file now. */
