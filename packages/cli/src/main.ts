@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { completionCommand } from "./commands/completion.js";
+import { screenshotCommand } from "./commands/screenshot.js";
 import { debugCommand, listCommand, statCommand, stateCommand, stopCommand } from "./commands/control.js";
 import { devicesCommand, type RawDevicesOptions } from "./commands/devices.js";
 import { doctorCommand, type RawDoctorOptions } from "./commands/doctor.js";
@@ -22,9 +23,10 @@ const ACTIONS: Readonly<Record<string, (args: Array<string | undefined>, opts: o
   list: (_, opts, ctx) => listCommand(opts as { json?: boolean }, ctx),
   pause: ([name], _, ctx) => stateCommand("pause", name!, ctx),
   resume: ([name], _, ctx) => stateCommand("resume", name!, ctx),
-  stop: ([name], opts, ctx) => stopCommand(name!, opts as { timeout?: string }, ctx),
+  stop: ([name], opts, ctx) => stopCommand(name!, opts as { timeout?: string; force?: boolean }, ctx),
   stat: ([name], opts, ctx) => statCommand(name!, opts as { json?: boolean }, ctx),
   debug: ([name], opts, ctx) => debugCommand(name!, opts as { json?: boolean }, ctx),
+  screenshot: ([name, file], opts, ctx) => screenshotCommand(name!, file!, opts as { force?: boolean }, ctx),
   doctor: ([topic, address], opts, ctx) => doctorCommand(topic!, address, opts as RawDoctorOptions, ctx),
   completion: ([shell], _, ctx) => completionCommand(shell!, ctx),
   version: (_, __, ctx) => versionCommand(ctx),

@@ -1,5 +1,5 @@
 /** The control socket without KVM: protocol parsing, the server over a scripted target, socket paths and cleanup. */
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { spawn, spawnSync } from "node:child_process";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -36,6 +36,17 @@ class ScriptedTarget implements ControlTarget {
   }
   registers() {
     return [{ id: 0, mpState: "runnable", groups: [{ name: "registers", values: { rip: "0x1000" } }] }];
+  }
+  /** Whether the scripted guest has enabled its power button. */
+  buttonEnabled = true;
+  powerdown() {
+    this.calls.push("powerdown");
+    if (this.paused) throw new Error("t is paused; its guest cannot shut down until it is resumed");
+    return { enabled: this.buttonEnabled };
+  }
+  screenshot() {
+    this.calls.push("screenshot");
+    return { device: "vesa0", width: 2, height: 1, png: Buffer.from("not really a png").toString("base64") };
   }
 }
 
@@ -106,6 +117,19 @@ describe("ControlServer", () => {
       { v: 1, id: 5, ok: true, vcpus: [{ id: 0, mpState: "runnable", groups: [{ name: "registers", values: { rip: "0x1000" } }] }] },
     ]);
     expect(target.calls).toEqual(["pause", "pause", "resume"]);
+  });
+
+  it("answers powerdown with its pid and whether the guest enabled the button, screenshot with the PNG bytes; a refusal is an error reply", async () => {
+    const { file, target } = await open();
+    target.buttonEnabled = false;
+    const replies = await exchange(file, '{"v":1,"id":1,"cmd":"powerdown"}\n{"v":1,"id":2,"cmd":"screenshot"}\n{"v":1,"id":3,"cmd":"pause"}\n{"v":1,"id":4,"cmd":"powerdown"}\n', 4);
+    expect(replies.map((l) => JSON.parse(l))).toEqual([
+      { v: 1, id: 1, ok: true, pid: process.pid, enabled: false },
+      { v: 1, id: 2, ok: true, device: "vesa0", width: 2, height: 1, png: Buffer.from("not really a png").toString("base64") },
+      { v: 1, id: 3, ok: true, state: "paused" },
+      { v: 1, id: 4, ok: false, error: "t is paused; its guest cannot shut down until it is resumed" },
+    ]);
+    expect(target.calls).toEqual(["powerdown", "screenshot", "pause", "powerdown"]);
   });
 
   it("answers malformed and unknown lines with errors and keeps serving the connection", async () => {
@@ -213,21 +237,50 @@ describe("control paths and formatting", () => {
 });
 
 describe("vmm stop --timeout", () => {
-  it("kills a VM process that has not ended after the timeout, removes its socket and exits 1", async () => {
+  /** A process that answers every request as a VM does (with `reply`'s fields) and then never ends: a wedged vmm run. */
+  async function wedged(reply: (cmd: string) => Record<string, unknown>, endsOnStop = false) {
     const xdg = mkdtempSync(path.join(tmpdir(), "vmm-stop-"));
     const file = path.join(xdg, "vmm", "wedged.sock");
     mkdirSync(path.dirname(file), { mode: 0o700 });
-    // A process that answers stop as a VM does and then never ends: what a wedged vmm run looks like from outside.
-    const script = `require("net").createServer((c) => c.on("data", (d) => c.write(JSON.stringify({ v: 1, id: 1, ok: true, pid: process.pid }) + "\\n"))).listen(${JSON.stringify(file)}, () => console.log("up"))`;
+    const replies = JSON.stringify({ powerdown: reply("powerdown"), stop: reply("stop") });
+    const script = `const r = ${replies}; require("net").createServer((c) => c.on("data", (d) => { const { cmd } = JSON.parse(d); c.write(JSON.stringify({ v: 1, id: 1, ...r[cmd], pid: process.pid }) + "\\n"); require("fs").appendFileSync(${JSON.stringify(file)} + ".log", cmd + "\\n"); if (cmd === "stop" && ${endsOnStop}) setTimeout(() => process.exit(0), 50); })).listen(${JSON.stringify(file)}, () => console.log("up"))`;
     const child = spawn(process.execPath, ["-e", script]);
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_, signal) => resolve(signal)));
     await new Promise((resolve) => child.stdout.once("data", resolve));
+    return { xdg, file, child, exited, asked: () => readFileSync(`${file}.log`, "utf8").trim().split("\n") };
+  }
+
+  it("presses the button, waits, stops by force, and kills a VM process that has not ended after the timeout again; exits 1", async () => {
+    const vm = await wedged(() => ({ ok: true, enabled: false }));
     const started = Date.now();
-    const r = vmm(["stop", "wedged", "--timeout", "0.3"], { env: { XDG_RUNTIME_DIR: xdg } });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
-    expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `vmm: wedged (pid ${child.pid}) did not stop within 0.3 s; killed it (SIGKILL)\n`]);
-    expect(await exited).toBe("SIGKILL");
-    expect(existsSync(file)).toBe(false);
-    expect(vmm(["stop", "wedged", "--timeout", "soon"], { env: { XDG_RUNTIME_DIR: xdg } })).toMatchObject({ status: 2, stderr: "vmm: error: --timeout must be a number of seconds, not 'soon'\n" });
+    const r = vmm(["stop", "wedged", "--timeout", "0.3"], { env: { XDG_RUNTIME_DIR: vm.xdg } });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(600);
+    expect([r.status, r.stdout, r.stderr]).toEqual([
+      1,
+      "",
+      "vmm: wedged: did not power off within 0.3 s (its guest has not enabled the ACPI power button); stopping it\n" +
+        `vmm: wedged (pid ${vm.child.pid}) did not stop within 0.3 s; killed it (SIGKILL)\n`,
+    ]);
+    expect(vm.asked()).toEqual(["powerdown", "stop"]);
+    expect(await vm.exited).toBe("SIGKILL");
+    expect(existsSync(vm.file)).toBe(false);
+    expect(vmm(["stop", "wedged", "--timeout", "soon"], { env: { XDG_RUNTIME_DIR: vm.xdg } })).toMatchObject({ status: 2, stderr: "vmm: error: --timeout must be a number of seconds, not 'soon'\n" });
+  });
+
+  it("--force skips the button; a refused button (paused, an older vmm run) is not waited for", async () => {
+    const forced = await wedged(() => ({ ok: true }));
+    const r = vmm(["stop", "wedged", "--force", "--timeout", "0.2"], { env: { XDG_RUNTIME_DIR: forced.xdg } });
+    expect([r.status, r.stderr]).toEqual([1, `vmm: wedged (pid ${forced.child.pid}) did not stop within 0.2 s; killed it (SIGKILL)\n`]);
+    expect(forced.asked()).toEqual(["stop"]);
+    const old = await wedged((cmd) => (cmd === "powerdown" ? { ok: false, error: "unknown command 'powerdown' (known: status, pause, resume, stop, stat, registers, events)" } : { ok: true }), true);
+    const started = Date.now();
+    const o = vmm(["stop", "wedged", "--timeout", "5"], { env: { XDG_RUNTIME_DIR: old.xdg } });
+    expect([o.status, o.stdout, o.stderr]).toEqual([
+      0,
+      "wedged: stopped\n",
+      "vmm: wedged: no graceful shutdown: unknown command 'powerdown' (known: status, pause, resume, stop, stat, registers, events); stopping it\n",
+    ]);
+    expect(old.asked()).toEqual(["powerdown", "stop"]);
+    expect(Date.now() - started).toBeLessThan(4000); // neither wait ran its 5 s
   });
 });

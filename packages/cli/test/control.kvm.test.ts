@@ -4,10 +4,11 @@
  * own XDG_RUNTIME_DIR. The guest (guests/echo.c) says "echo: ready", then answers each byte on COM1 with a line.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, lstatSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { inflateSync } from "node:zlib";
 import { buildGuest } from "@vmm/guest-kit";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { kvmOk } from "./helpers/kvm.js";
@@ -44,6 +45,33 @@ async function startVm(name: string, env: NodeJS.ProcessEnv, args: string[] = []
   await waitFor(() => vm.stdout.includes("echo: ready") || child.exitCode !== null, `${name} is ready`);
   expect(vm.stderr).toBe("");
   return vm;
+}
+
+/** An 8-bit RGB PNG as the vesa device encodes it (one IDAT stream, filter 0 on every row): size and pixels. */
+function decodePng(file: Buffer) {
+  expect(file.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+  const chunks: Array<{ type: string; data: Buffer }> = [];
+  for (let at = 8; at < file.length; ) {
+    const length = file.readUInt32BE(at);
+    chunks.push({ type: file.toString("latin1", at + 4, at + 8), data: file.subarray(at + 8, at + 8 + length) });
+    at += 12 + length;
+  }
+  expect(chunks.map((c) => c.type)).toEqual(["IHDR", "IDAT", "IEND"]);
+  const ihdr = chunks[0]!.data;
+  const width = ihdr.readUInt32BE(0);
+  const height = ihdr.readUInt32BE(4);
+  expect([...ihdr.subarray(8)]).toEqual([8, 2, 0, 0, 0]); // 8 bits, RGB, deflate, no filter method, no interlace
+  const raw = inflateSync(chunks[1]!.data);
+  expect(raw.length).toBe(height * (1 + 3 * width));
+  return {
+    width,
+    height,
+    pixel(x: number, y: number) {
+      const row = y * (1 + 3 * width);
+      expect(raw[row]).toBe(0);
+      return [...raw.subarray(row + 1 + 3 * x, row + 4 + 3 * x)];
+    },
+  };
 }
 
 const pioExits = (env: NodeJS.ProcessEnv, name: string) => {
@@ -124,13 +152,13 @@ describe.skipIf(!kvmOk)("control commands against running VMs under /dev/kvm", (
     expect(text.stdout).toMatch(/^vCPU 1 \(/m);
   });
 
-  it("stop ends the VM with status 143 and removes its socket; a paused VM stops too; SIGTERM removes the socket too", async () => {
+  it("stop --force ends the VM with status 143 and removes its socket; a paused VM stops too; SIGTERM removes the socket too", async () => {
     const { env, sockets } = runtimeDir();
     for (const pauseFirst of [false, true]) {
       const vm = await startVm("st", env);
       expect(lstatSync(path.join(sockets, "st.sock")).isSocket()).toBe(true);
       if (pauseFirst) expect(vmm(["pause", "st"], { env }).status).toBe(0);
-      const r = vmm(["stop", "st"], { env });
+      const r = vmm(["stop", "st", "--force"], { env });
       expect([r.status, r.stdout, r.stderr]).toEqual([0, "st: stopped\n", ""]);
       expect(await vm.exit).toBe(143);
       expect(vm.stderr).toBe("vmm: st: stopped by vmm stop\n");
@@ -142,6 +170,52 @@ describe.skipIf(!kvmOk)("control commands against running VMs under /dev/kvm", (
     vm.child.kill("SIGTERM");
     expect(await vm.exit).toBe(143);
     expect(existsSync(path.join(sockets, "term.sock"))).toBe(false);
+  });
+
+  it("stop presses the power button; a guest without ACPI never reacts, so after --timeout it is stopped by force, in one line", async () => {
+    const { env, sockets } = runtimeDir();
+    const vm = await startVm("deaf", env);
+    const started = Date.now();
+    const r = vmm(["stop", "deaf", "--timeout", "0.5"], { env });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, "deaf: stopped\n", "vmm: deaf: did not power off within 0.5 s (its guest has not enabled the ACPI power button); stopping it\n"]);
+    expect(await vm.exit).toBe(143);
+    expect(vm.stderr).toBe("vmm: deaf: stopped by vmm stop\n");
+    expect(existsSync(path.join(sockets, "deaf.sock"))).toBe(false);
+    // A paused guest cannot act on the button: it is stopped at once, saying why.
+    const paused = await startVm("asleep", env);
+    expect(vmm(["pause", "asleep"], { env }).status).toBe(0);
+    const p = vmm(["stop", "asleep"], { env });
+    expect([p.status, p.stdout, p.stderr]).toEqual([0, "asleep: stopped\n", "vmm: asleep: no graceful shutdown: asleep is paused; its guest cannot shut down until it is resumed; stopping it\n"]);
+    expect(await paused.exit).toBe(143);
+  });
+
+  it("screenshot writes the vesa device's picture as a PNG where the caller says, and refuses a VM without a display", async () => {
+    const { env } = runtimeDir();
+    const pattern = await buildGuest("vesa-pattern", { format: "elf", source: path.join(cliDir, "guests/vesa-pattern.c") });
+    const child = spawn(process.execPath, [bin, "run", "-k", pattern, "--name", "shot", "--device", "vesa"], { cwd: cliDir, env: { ...process.env, ...env } });
+    children.push(child);
+    let out = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    await waitFor(() => out.includes("vesa-pattern: ready") || child.exitCode !== null, "the pattern is drawn");
+    const cwd = mkdtempSync(path.join(tmpdir(), "vmm-shot-"));
+    const r = vmm(["screenshot", "shot", "screen.png"], { env, cwd });
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, "shot: 64x48 picture of vesa0 in screen.png\n", ""]);
+    const png = decodePng(readFileSync(path.join(cwd, "screen.png")));
+    expect([png.width, png.height]).toEqual([64, 48]);
+    for (const [x, y] of [[0, 0], [63, 0], [0, 47], [63, 47], [17, 29], [40, 5]] as const) {
+      expect(png.pixel(x, y), `pixel ${x},${y}`).toEqual([(x * 4) & 0xff, (y * 5) & 0xff, (x ^ y) & 0xff]);
+    }
+    // The file is not replaced without --force; with it, it is.
+    writeFileSync(path.join(cwd, "screen.png"), "keep");
+    expect(vmm(["screenshot", "shot", "screen.png"], { env, cwd })).toMatchObject({ status: 1, stderr: "vmm: error: 'screen.png' exists; give --force to replace it\n" });
+    expect(readFileSync(path.join(cwd, "screen.png"), "utf8")).toBe("keep");
+    expect(vmm(["screenshot", "shot", "screen.png", "--force"], { env, cwd }).status).toBe(0);
+    expect(decodePng(readFileSync(path.join(cwd, "screen.png"))).width).toBe(64);
+    // A VM without a display device says so.
+    await startVm("blind", env);
+    expect(vmm(["screenshot", "blind", "blind.png"], { env, cwd })).toMatchObject({ status: 1, stderr: "vmm: error: blind has no display device (vmm run --device vesa gives it one)\n" });
+    expect(existsSync(path.join(cwd, "blind.png"))).toBe(false);
   });
 
   it("a VM killed with SIGKILL leaves its socket; vmm list removes it, and vmm run --name takes the name again", async () => {

@@ -91,6 +91,6 @@ describe("every option of the commander program is listed in exactly one group",
 
   it("the program's commands are the table's", () => {
     expect(program.commands.map((c) => c.name())).toEqual(COMMANDS.map((c) => c.name));
-    expect(program.commands.map((c) => c.name())).toEqual(["run", "devices", "list", "pause", "resume", "stop", "stat", "debug", "doctor", "completion", "version"]);
+    expect(program.commands.map((c) => c.name())).toEqual(["run", "devices", "list", "pause", "resume", "stop", "stat", "debug", "screenshot", "doctor", "completion", "version"]);
   });
 });

@@ -10,7 +10,7 @@
  * the plugins `npm install` would fetch are the README's own snippets (compiled by tsc as packages of the names
  * they declare) and the repository's example plugins, linked into the project's node_modules.
  */
-import { accessSync, constants, copyFileSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { accessSync, constants, copyFileSync, existsSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -191,17 +191,31 @@ const COMMANDS: readonly Entry[] = [
     },
   },
   {
-    command: "vmm pause NAME | vmm resume NAME | vmm stat NAME | vmm debug NAME | vmm stop NAME [--timeout S]",
+    command: "vmm pause NAME | vmm resume NAME | vmm stat NAME | vmm debug NAME | vmm stop NAME [--timeout S] [--force]",
     except: {
       reason: "a synopsis: NAME stands for a running VM's --name, and `|` separates the commands",
       instead:
         "each command exists and, given a name no VM has, says so in one line with exit status 1 (packages/cli's control tests drive them against running VMs)",
       check: async () => {
-        for (const cmd of ["pause", "resume", "stat", "debug", "stop"]) {
-          const r = await shell(`vmm ${cmd} readme-no-such-vm`, "project");
+        for (const [cmd, ...flags] of [["pause"], ["resume"], ["stat"], ["debug"], ["stop"], ["stop", "--force"]] as const) {
+          const r = await shell(["vmm", cmd, "readme-no-such-vm", ...flags].join(" "), "project");
           expect(r.status, `${cmd}: ${r.stderr}`).toBe(1);
           expect(r.stderr, cmd).toMatch(/^vmm: error: no VM named 'readme-no-such-vm' \(no control socket .*\)\n$/);
         }
+      },
+    },
+  },
+  {
+    command: "vmm screenshot NAME screen.png",
+    except: {
+      reason: "NAME stands for a running VM's --name, one with a display device",
+      instead:
+        "given a name no VM has, it says so in one line with exit status 1 and writes no file (packages/cli's control tests take a screenshot of a running VM's vesa device)",
+      check: async () => {
+        const r = await shell("vmm screenshot readme-no-such-vm readme-screen.png", "project");
+        expect(r.status, r.stderr).toBe(1);
+        expect(r.stderr).toMatch(/^vmm: error: no VM named 'readme-no-such-vm' \(no control socket .*\)\n$/);
+        expect(existsSync(join(project, "readme-screen.png"))).toBe(false);
       },
     },
   },

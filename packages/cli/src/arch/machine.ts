@@ -75,6 +75,11 @@ export interface VirtualMachine {
   vcpuStates?(): readonly VcpuRegisters[];
   /** The machine's counters now (exits per kind, interrupt injections): what `--stats` prints. */
   counters?(): Readonly<Record<string, number>>;
+  /**
+   * Presses the ACPI power button (`vmm stop`'s graceful path); true when the guest enabled the event. A machine
+   * without one is stopped with `stop` only.
+   */
+  powerButton?(): boolean;
   /** Releases the VM after run() (or after a failed assembly). */
   close?(): void | Promise<void>;
 }

@@ -4,7 +4,7 @@ import path from "node:path";
 import { ConfigurationError } from "@vmm/core";
 import type { VcpuRegisters } from "../arch/machine.js";
 import type { CliContext } from "../context.js";
-import { controlRequest, vmSocket } from "../control/client.js";
+import { ControlRefusal, controlRequest, vmSocket } from "../control/client.js";
 import { controlDir, inspectSocket, removeStaleSocket, SOCKET_SUFFIX } from "../control/paths.js";
 import type { VmStats, VmStatus } from "../control/protocol.js";
 import { describe, UsageError } from "../errors.js";
@@ -12,7 +12,7 @@ import { statsLines } from "../stats.js";
 
 /** Commands that talk to running VMs through their control sockets (src/control/; README "Control socket"). */
 
-/** How long `vmm stop` waits for the VM's process to end before killing it, unless --timeout says. */
+/** How long `vmm stop` waits for the guest to power off, then for the forced stop to end the process, unless --timeout says. */
 export const DEFAULT_STOP_TIMEOUT_S = 10;
 const MiB = 1024 * 1024;
 
@@ -139,21 +139,60 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Waits up to `seconds` for process `pid` to end; true when it has. */
+async function ended(pid: number, seconds: number): Promise<boolean> {
+  const deadline = Date.now() + seconds * 1000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  return !alive(pid);
+}
+
+/** The pid a VM's reply carries. */
+function replyPid(name: string, cmd: string, reply: Record<string, unknown>): number {
+  const pid = Number(reply.pid);
+  if (!Number.isInteger(pid) || pid <= 0) throw new ConfigurationError(`VM '${name}' answered ${cmd} without its pid`);
+  return pid;
+}
+
 /**
- * `vmm stop NAME [--timeout S]`: asks the VM to stop (its `vmm run` stops the machine, closes every device, removes
- * the socket and exits 143, as for SIGTERM), waits until its process has ended, and when it has not after the
- * timeout kills it (SIGKILL), removes its socket and exits 1.
+ * The graceful part of `vmm stop`: presses the VM's power button and waits up to `timeout` for its process to end
+ * (the guest powered off). Returns true when it did, otherwise why not, for the one line that says the VM is then
+ * stopped by force. A VM that refuses the button (paused, still starting, a machine without one, an older vmm run)
+ * is not waited for.
  */
-export async function stopCommand(name: string, raw: { timeout?: string }, ctx: CliContext): Promise<number> {
+async function powerDown(name: string, file: string, timeout: number): Promise<true | string> {
+  let reply: Record<string, unknown>;
+  try {
+    reply = await controlRequest(name, file, "powerdown");
+  } catch (error) {
+    if (error instanceof ControlRefusal) return `no graceful shutdown: ${error.message}`;
+    throw error;
+  }
+  if (await ended(replyPid(name, "powerdown", reply), timeout)) return true;
+  const why = reply.enabled === true ? "its guest did not act on the power button" : "its guest has not enabled the ACPI power button";
+  return `did not power off within ${timeout} s (${why})`;
+}
+
+/**
+ * `vmm stop NAME [--timeout S] [--force]`: presses the VM's ACPI power button and waits for the guest to power off
+ * (its `vmm run` exits 0). When it has not after the timeout, or it could not be asked, one line on stderr says so
+ * and the VM is stopped as SIGTERM stops it (`vmm run` stops the machine, closes every device, removes the socket
+ * and exits 143); `--force` does that at once. A process that has not ended after the timeout again is killed
+ * (SIGKILL), its socket removed, and the exit status is 1.
+ */
+export async function stopCommand(name: string, raw: { timeout?: string; force?: boolean }, ctx: CliContext): Promise<number> {
   const timeout = raw.timeout === undefined ? DEFAULT_STOP_TIMEOUT_S : Number(raw.timeout);
   if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`--timeout must be a number of seconds, not '${raw.timeout}'`);
   const file = vmSocket(name);
-  const reply = await controlRequest(name, file, "stop");
-  const pid = Number(reply.pid);
-  if (!Number.isInteger(pid) || pid <= 0) throw new ConfigurationError(`VM '${name}' answered stop without its pid`);
-  const deadline = Date.now() + timeout * 1000;
-  while (alive(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-  if (!alive(pid)) {
+  if (!raw.force) {
+    const graceful = await powerDown(name, file, timeout);
+    if (graceful === true) {
+      ctx.stdout(`${name}: powered off\n`);
+      return 0;
+    }
+    ctx.stderr(`vmm: ${name}: ${graceful}; stopping it\n`);
+  }
+  const pid = replyPid(name, "stop", await controlRequest(name, file, "stop"));
+  if (await ended(pid, timeout)) {
     ctx.stdout(`${name}: stopped\n`);
     return 0;
   }

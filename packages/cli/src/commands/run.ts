@@ -307,6 +307,7 @@ function finish(ending: Ending, firstFault: DeviceFaultError | undefined, config
   if (ending.kind !== "result") throw new Error("unreachable");
   const { result } = ending;
   if (result.status !== 0) logger.error(`${config.name}: ${result.message ?? result.reason} (exit status ${result.status})`);
+  else if (result.reason === "poweroff") logger.info(`${config.name}: the guest powered off`);
   else logger.debug(`${config.name}: ${result.reason}${result.message ? `: ${result.message}` : ""}`);
   return result.status;
 }

@@ -3,6 +3,9 @@ import { ConfigurationError } from "@vmm/core";
 import { controlDir, removeStaleSocket, socketPath } from "./paths.js";
 import { PROTOCOL_VERSION, type ControlCommand } from "./protocol.js";
 
+/** The VM answered, and refused the request (its error line): not a VM that is missing or gone. */
+export class ControlRefusal extends ConfigurationError {}
+
 /** How long a client waits for a VM's reply: the VM answers between vCPU slices (milliseconds). */
 export const REPLY_TIMEOUT_MS = 5000;
 
@@ -59,6 +62,6 @@ export async function controlRequest(name: string, file: string, cmd: ControlCom
       fail(error);
     });
   });
-  if (reply.ok !== true) throw new ConfigurationError(typeof reply.error === "string" ? reply.error : `VM '${name}' refused '${cmd}'`);
+  if (reply.ok !== true) throw new ControlRefusal(typeof reply.error === "string" ? reply.error : `VM '${name}' refused '${cmd}'`);
   return reply;
 }

@@ -9,13 +9,26 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_REQUEST_LINE = 4096;
 
 /** The commands a version-1 server answers. */
-export const CONTROL_COMMANDS = ["status", "pause", "resume", "stop", "stat", "registers", "events"] as const;
+export const CONTROL_COMMANDS = ["status", "pause", "resume", "stop", "stat", "registers", "events", "powerdown", "screenshot"] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 
 export interface ControlRequest {
   readonly v: number;
   readonly id?: number | string;
   readonly cmd: ControlCommand;
+}
+
+/** What `powerdown` answers besides the VM's `pid`: whether its guest had enabled the ACPI power button event. */
+export interface PowerdownResult {
+  readonly enabled: boolean;
+}
+
+/** What `screenshot` answers: the display device, the picture's size, and the PNG file's bytes in base64. */
+export interface ScreenshotReply {
+  readonly device: string;
+  readonly width: number;
+  readonly height: number;
+  readonly png: string;
 }
 
 /** A reply: `ok: true` with the command's fields, or `ok: false` with one line saying why. */

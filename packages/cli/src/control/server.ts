@@ -12,6 +12,8 @@ import {
   type ControlCommand,
   type ControlEvent,
   type ControlReply,
+  type PowerdownResult,
+  type ScreenshotReply,
   type VmStats,
   type VmStatus,
 } from "./protocol.js";
@@ -26,6 +28,10 @@ export interface ControlTarget {
   stats(): VmStats;
   /** Every vCPU's registers (`vmm debug`). */
   registers(): readonly VcpuRegisters[];
+  /** Presses the VM's ACPI power button (a graceful stop: the guest decides); the reply goes out at once. */
+  powerdown(): PowerdownResult;
+  /** The VM's display now, as a PNG (`vmm screenshot`: the client writes the file). */
+  screenshot(): ScreenshotReply;
 }
 
 /** A client that reads nothing while this much of its replies (or events) is queued is disconnected. */
@@ -43,6 +49,8 @@ const HANDLERS: Readonly<Record<ControlCommand, Handler>> = {
   stop: (t) => (t.stop(), { ok: true, pid: process.pid }),
   stat: (t) => ({ ok: true, ...t.stats() }),
   registers: (t) => ({ ok: true, vcpus: t.registers() }),
+  powerdown: (t) => ({ ok: true, pid: process.pid, ...t.powerdown() }),
+  screenshot: (t) => ({ ok: true, ...t.screenshot() }),
   events: (_, subscribe) => (subscribe(), { ok: true, subscribed: true }),
 };
 

@@ -3,7 +3,16 @@ import { ConfigurationError } from "@vmm/core";
 import type { VcpuRegisters, VirtualMachine } from "../arch/machine.js";
 import { collectStats } from "../stats.js";
 import type { ControlEvent, VmStats, VmStatus } from "./protocol.js";
+import type { PowerdownResult, ScreenshotReply } from "./protocol.js";
 import type { ControlTarget } from "./server.js";
+
+/** A device that can show its picture as a PNG (the vesa device: `capturePng`). */
+interface PngSource {
+  readonly name: string;
+  capturePng(): { readonly width: number; readonly height: number; readonly png: Uint8Array };
+}
+
+const isPngSource = (device: PciDevice): device is PciDevice & PngSource => typeof (device as Partial<PngSource>).capturePng === "function";
 
 /** What `vmm run` knows about its VM before the machine exists. */
 export interface VmIdentity {
@@ -92,6 +101,26 @@ export class VmControlTarget implements ControlTarget {
     if (!this.machine) throw new ConfigurationError(`${this.vm.name} is still starting; it has no vCPUs yet`);
     if (!this.machine.vcpuStates) throw new ConfigurationError(`${this.vm.name}: this ${this.vm.arch} machine cannot show its registers`);
     return this.machine.vcpuStates();
+  }
+
+  /**
+   * Presses the ACPI power button; the guest decides what to do (`vmm stop` waits for it, then forces the stop).
+   * Refused while starting, stopping or paused (a paused guest cannot act on it), and by a machine without one.
+   */
+  powerdown(): PowerdownResult {
+    const machine = this.runningMachine("shut down");
+    if (!machine.powerButton) throw new ConfigurationError(`${this.vm.name}: this ${this.vm.arch} machine has no power button`);
+    if (machine.paused) throw new ConfigurationError(`${this.vm.name} is paused; its guest cannot shut down until it is resumed`);
+    return { enabled: machine.powerButton() };
+  }
+
+  /** The display device's picture now, as PNG bytes (base64), also while paused; refused without a display device. */
+  screenshot(): ScreenshotReply {
+    if (!this.machine) throw new ConfigurationError(`${this.vm.name} is still starting; it has no display yet`);
+    const display = this.devices.find(isPngSource);
+    if (!display) throw new ConfigurationError(`${this.vm.name} has no display device (vmm run --device vesa gives it one)`);
+    const { width, height, png } = display.capturePng();
+    return { device: display.name, width, height, png: Buffer.from(png.buffer, png.byteOffset, png.byteLength).toString("base64") };
   }
 
   private runningMachine(what: string): VirtualMachine {

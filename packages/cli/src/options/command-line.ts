@@ -179,9 +179,13 @@ const pause: CommandDef = { name: "pause", description: "pause a running VM: its
 const resume: CommandDef = { name: "resume", description: "resume a paused VM", arguments: [vmArgument], options: [] };
 const stop: CommandDef = {
   name: "stop",
-  description: "stop a running VM (its vmm run closes every device and exits 143, as for SIGTERM); killed when it has not ended after the timeout",
+  description:
+    "stop a running VM gracefully: press its ACPI power button and wait for the guest to power off (its vmm run exits 0); then stop it as SIGTERM does (exit 143), and kill it when even that has not ended it after the timeout",
   arguments: [vmArgument],
-  options: [{ flags: "--timeout <seconds>", description: `how long to wait for the VM to end before killing it (default ${DEFAULT_STOP_TIMEOUT_S})`, group: "Basic options" }],
+  options: [
+    { flags: "--timeout <seconds>", description: `how long to wait for the guest to power off, and then for the forced stop, before killing it (default ${DEFAULT_STOP_TIMEOUT_S})`, group: "Basic options" },
+    { flags: "--force", description: "skip the power button: stop the VM at once, as SIGTERM does", group: "Basic options" },
+  ],
 };
 const stat: CommandDef = {
   name: "stat",
@@ -197,8 +201,15 @@ const debug: CommandDef = {
   options: [json],
 };
 
+const screenshot: CommandDef = {
+  name: "screenshot",
+  description: "write a running VM's display (its vesa device) as a PNG; the VM sends the picture and vmm screenshot writes the file",
+  arguments: [vmArgument, { name: "<file>", description: "the PNG file to write (not replaced unless --force)", complete: "file" }],
+  options: [{ flags: "--force", description: "replace the file if it exists", group: "Basic options" }],
+};
+
 /** Every command, in the order `vmm --help` lists them. */
-export const COMMANDS: readonly CommandDef[] = [run, devices, list, pause, resume, stop, stat, debug, doctor, completion, version];
+export const COMMANDS: readonly CommandDef[] = [run, devices, list, pause, resume, stop, stat, debug, screenshot, doctor, completion, version];
 
 /** A command's options in help order: by group (HELP_GROUPS), declaration order within a group. */
 export function optionsInHelpOrder(command: CommandDef): OptionDef[] {
