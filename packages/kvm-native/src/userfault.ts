@@ -141,8 +141,8 @@ export class UserfaultPager {
   private finalStats: UserfaultStats | undefined;
   private populating: Promise<boolean> | undefined;
 
-  /** @internal Use createUserfaultPager(). */
-  constructor(resources: Resources, threads: number) {
+  /** Use createUserfaultPager(). */
+  private constructor(resources: Resources, threads: number) {
     this.resources = resources;
     this.threads = threads;
     dropped.register(this, resources, this);
@@ -220,7 +220,8 @@ export function createUserfaultPager(options: UserfaultPagerOptions): UserfaultP
     });
     const copy = regions.map((r) => ({ memory: r.memory, fd: r.fd, offset: r.offset }));
     const handle = new addon.UserfaultPagerHandle(uffd, copy, threads);
-    return new UserfaultPager({ handle, uffd, regions: copy, addon }, threads);
+    // The constructor is private to keep createUserfaultPager the one way to a pager.
+    return Reflect.construct(UserfaultPager, [{ handle, uffd, regions: copy, addon }, threads]) as UserfaultPager;
   } catch (e) {
     for (const m of registered) {
       try {
