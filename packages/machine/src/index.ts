@@ -8,6 +8,11 @@ export type { MachineResult, StopReason } from "./run-loop.js";
 export { PauseGate } from "./pause-gate.js";
 export { LoopControl } from "./loop-control.js";
 export type { VcpuState } from "./vcpu-state.js";
+
+// Snapshots (`Machine.saveSnapshot`, `Machine.restoreSnapshot`).
+export { loadSnapshot, type LoadedSnapshot, type SnapshotSummary, type RestoreMemory } from "./snapshot/x86-machine.js";
+export { SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_VERSION, MANIFEST_FILE, MEMORY_FILE, type SnapshotManifest } from "./snapshot/manifest.js";
+export type { MemoryImageRegion } from "./snapshot/memory-image.js";
 export type { LoadedImage } from "./loaders/image.js";
 export type { PlatformDescription } from "./firmware/index.js";
 export { FirmwareBoot } from "./firmware-boot.js";

@@ -9,6 +9,8 @@ import {
   type AddressSpace,
   type Logger,
   type PciDevice,
+  SnapshotError,
+  type StateValue,
 } from "@vmm/core";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
 import { installLegacyDevices, type LegacyDevices } from "./devices/legacy.js";
@@ -17,7 +19,7 @@ import { PM_TIMER_PORT } from "./devices/pm-timer.js";
 import { ACPI_PM_PLATFORM } from "./devices/acpi-pm.js";
 import { writeFirmwareTables } from "./firmware/index.js";
 import type { PlatformDescription } from "./firmware/platform.js";
-import { MpState, type Kvm, type Vcpu, type Vm } from "@vmm/kvm-native";
+import { MpState, createUserfaultPager, type Kvm, type Vcpu, type Vm } from "@vmm/kvm-native";
 import { openKvm } from "./kvm-open.js";
 import { decompressPayloadAsync, loadBzImage } from "./loaders/bzimage.js";
 import { loadElf } from "./loaders/elf.js";
@@ -37,6 +39,7 @@ import { Q35HostBridge, type PciPlacement, type PciTopologyNode } from "@vmm/pci
 import { FirmwareBoot, ramSlots } from "./firmware-boot.js";
 import { ResetControl } from "./devices/reset-control.js";
 import { patchCpuid } from "./x86_64/cpuid.js";
+import { restoreX86Snapshot, saveX86Snapshot, type LazyMemory, type LazyMemoryFactory, type LoadedSnapshot, type RestoreMemory, type SnapshotSummary, type X86SnapshotParts } from "./snapshot/x86-machine.js";
 import { Layout, buildMemoryMap, type MemoryMap } from "./x86_64/memory-map.js";
 
 export type KernelKind = "raw" | "elf" | "elf64" | "bzimage";
@@ -144,6 +147,10 @@ export class Machine {
   private loaded: LoadedImage | undefined;
   /** A bzImage's kernel decompressed on the host ahead of load() (XZ is only decoded asynchronously). */
   private vmlinux: Uint8Array | undefined;
+  /** Set by restoreSnapshot: the machine starts from the snapshot, not from a kernel. */
+  private restored = false;
+  /** A lazy restore's page server, kept until the machine closes. */
+  private lazyMemory: LazyMemory | undefined;
 
   constructor(private readonly options: MachineOptions) {
     this.name = options.name ?? "vm";
@@ -330,7 +337,7 @@ export class Machine {
    */
   async prepare(): Promise<void> {
     const o = this.options;
-    if (this.loaded || this.vmlinux || o.kernel?.kind !== "bzimage" || o.decompress === "guest") return;
+    if (this.restored || this.loaded || this.vmlinux || o.kernel?.kind !== "bzimage" || o.decompress === "guest") return;
     this.vmlinux = await decompressPayloadAsync(readImage("kernel", o.kernel));
   }
 
@@ -380,8 +387,10 @@ export class Machine {
   /** Runs the guest until it exits, resets, fails or `stop` is called. */
   async run(): Promise<MachineResult> {
     if (this.state !== "created") throw new ConfigurationError(`${this.name}: a machine runs once`);
-    await this.prepare();
-    this.load();
+    if (!this.restored) {
+      await this.prepare();
+      this.load();
+    }
     this.state = "running";
     const stopInput = feedConsoleInput(this.legacy.uart, this.options.serial, this.options.console);
     try {
@@ -415,6 +424,53 @@ export class Machine {
   vcpuStates(): VcpuState[] {
     if (this.state === "closed") return [];
     return this.vcpus.map((vcpu, id) => describeVcpu(id, vcpu.getMpState(), vcpu.getRegs(), vcpu.getSregs()));
+  }
+
+  /**
+   * Writes a snapshot of the paused machine into `dir` (created, or an empty directory): devices first finish their
+   * I/O in flight (`quiesce`), then the vCPUs, KVM's interrupt controllers, PIT and clock, the platform devices,
+   * every PCI function and guest RAM (sparse) are saved; `extra` is recorded as it is (the cli keeps its run options
+   * there). Nothing is overwritten; a failure removes what it wrote. A device without `saveState` makes it refuse
+   * (SnapshotError naming it) before anything is written.
+   */
+  async saveSnapshot(dir: string, extra: StateValue = null): Promise<SnapshotSummary> {
+    if (this.state !== "running" || !this.loop.paused) throw new SnapshotError(`${this.name}: pause the machine before taking a snapshot`);
+    return saveX86Snapshot(this.snapshotParts(), dir, extra);
+  }
+
+  /**
+   * Starts the machine from a snapshot instead of a kernel: call after the devices were added (the same ones, from
+   * the same configuration), before `run`. Guest RAM is read whole ("eager") or served from the memory file as the
+   * guest touches it ("lazy", through userfaultfd: the VM runs before its memory is read).
+   */
+  restoreSnapshot(snapshot: LoadedSnapshot, memory: RestoreMemory = "eager"): void {
+    if (this.state !== "created" || this.loaded || this.restored) throw new SnapshotError(`${this.name}: a snapshot is restored into a new machine, before it runs`);
+    this.lazyMemory = restoreX86Snapshot(this.snapshotParts(), snapshot, memory, this.lazyPager);
+    this.restored = true;
+    // The run loop answers PM timer reads itself: it counts from the restored start.
+    if (this.legacy.pmTimer.onHostClock) for (const vcpu of this.vcpus) vcpu.setPmTimer(PM_TIMER_PORT, this.legacy.pmTimer.startNs);
+  }
+
+  private readonly lazyPager: LazyMemoryFactory = (regions) => createUserfaultPager({ regions, threads: Math.max(1, this.cpus) });
+
+  private snapshotParts(): X86SnapshotParts {
+    if (this.firmwareBoot) throw new SnapshotError(`${this.name}: snapshots of firmware-booted machines are not supported yet (fw-cfg and shadow RAM state)`);
+    return {
+      name: this.name,
+      vm: this.vm,
+      vcpus: this.vcpus,
+      msrIndices: () => this.kvm.msrIndexList(),
+      memory: this.memory,
+      platform: [
+        ["serial0", this.legacy.uart],
+        ["i8042", this.legacy.i8042],
+        ["cmos-rtc", this.legacy.rtc],
+        ["acpi-pm-timer", this.legacy.pmTimer],
+        ["acpi-pm", this.legacy.acpiPm],
+        ["reset-control", this.resetControl],
+      ],
+      pci: this.pci.bus,
+    };
   }
 
   /** Whether the machine is paused (`pause()` without `resume()` yet). */
@@ -457,6 +513,8 @@ export class Machine {
     this.pci?.close(); // MSI and MSI-X irqfd routes, while the VM fd is still open
     this.ioEvents?.close();
     for (const v of this.vcpus) v.close?.();
+    // After the vCPUs: a page they fault on must still be served until they are gone.
+    this.lazyMemory?.close();
     this.vm?.close();
     this.kvm?.close();
   }

@@ -1,0 +1,97 @@
+// Guest RAM in a snapshot: one file, the RAM regions one after another, written sparse (pages of zeros are left
+// as holes, so a mostly idle guest's snapshot takes little disk) and read back eagerly or served on demand.
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
+import { SnapshotError, type RamRegion } from "@vmm/core";
+
+/** Where one RAM region's bytes are in the memory file. */
+export interface MemoryImageRegion {
+  readonly gpa: number;
+  readonly size: number;
+  readonly offset: number;
+}
+
+const PAGE = 4096;
+/** Pages compared and written in one go: big enough that a run of data is one write. */
+const RUN_PAGES = 256;
+const ZERO_PAGE = new Uint8Array(PAGE);
+
+/** The file layout of these regions: each starts on a page boundary after the one before. */
+export function memoryImageLayout(regions: readonly RamRegion[]): MemoryImageRegion[] {
+  let offset = 0;
+  return regions.map((r) => {
+    const region = { gpa: r.gpa, size: r.bytes.length, offset };
+    offset += Math.ceil(r.bytes.length / PAGE) * PAGE;
+    return region;
+  });
+}
+
+/**
+ * Writes the regions to a new file at `path` (never an existing one), skipping pages of zeros. Returns the layout
+ * and how many bytes of data were written.
+ */
+export function writeMemoryImage(path: string, regions: readonly RamRegion[]): { layout: MemoryImageRegion[]; dataBytes: number } {
+  const layout = memoryImageLayout(regions);
+  const fd = openSync(path, "wx", 0o600);
+  let dataBytes = 0;
+  try {
+    regions.forEach((r, i) => {
+      const base = layout[i]!.offset;
+      const bytes = r.bytes;
+      let page = 0;
+      const pages = Math.ceil(bytes.length / PAGE);
+      while (page < pages) {
+        // Skip zero pages, then write the run of non-zero pages that follows (at most RUN_PAGES).
+        while (page < pages && isZeroPage(bytes, page)) page++;
+        const first = page;
+        while (page < pages && page - first < RUN_PAGES && !isZeroPage(bytes, page)) page++;
+        if (page === first) continue;
+        const start = first * PAGE;
+        const end = Math.min(page * PAGE, bytes.length);
+        dataBytes += writeAll(fd, bytes.subarray(start, end), base + start);
+      }
+    });
+    const last = layout[layout.length - 1];
+    ftruncateSync(fd, last ? last.offset + Math.ceil(last.size / PAGE) * PAGE : 0);
+  } finally {
+    closeSync(fd);
+  }
+  return { layout, dataBytes };
+}
+
+/** Checks that a memory file's layout fits these regions exactly (same addresses and sizes) and the file's size. */
+export function checkMemoryImage(path: string, fd: number, layout: readonly MemoryImageRegion[], regions: readonly RamRegion[]): void {
+  const expected = memoryImageLayout(regions);
+  const same = expected.length === layout.length && expected.every((e, i) => e.gpa === layout[i]!.gpa && e.size === layout[i]!.size && e.offset === layout[i]!.offset);
+  if (!same) throw new SnapshotError(`${path}: its RAM layout (${describe(layout)}) differs from this machine's (${describe(expected)})`);
+  const last = expected[expected.length - 1];
+  const size = last ? last.offset + Math.ceil(last.size / PAGE) * PAGE : 0;
+  const actual = fstatSync(fd).size;
+  if (actual !== size) throw new SnapshotError(`${path}: ${actual} bytes, expected ${size} for this machine's RAM`);
+}
+
+/** Reads the whole file into the regions (an eager restore). */
+export function readMemoryImage(fd: number, layout: readonly MemoryImageRegion[], regions: readonly RamRegion[]): void {
+  regions.forEach((r, i) => {
+    const base = layout[i]!.offset;
+    for (let at = 0; at < r.bytes.length; ) {
+      const n = readSync(fd, r.bytes, at, Math.min(r.bytes.length - at, 1 << 24), base + at);
+      if (n === 0) throw new SnapshotError(`the memory file ends early, at byte ${base + at}`);
+      at += n;
+    }
+  });
+}
+
+function isZeroPage(bytes: Uint8Array, page: number): boolean {
+  const start = page * PAGE;
+  const end = Math.min(start + PAGE, bytes.length);
+  return Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start), ZERO_PAGE.subarray(0, end - start)) === 0;
+}
+
+function writeAll(fd: number, bytes: Uint8Array, position: number): number {
+  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at, position + at);
+  return bytes.length;
+}
+
+function describe(layout: readonly MemoryImageRegion[]): string {
+  return layout.map((r) => `0x${r.gpa.toString(16)}+0x${r.size.toString(16)}`).join(", ") || "none";
+}
