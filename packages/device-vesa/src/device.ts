@@ -1,4 +1,4 @@
-import { type AddressSpace, ConfigurationError, type IoHandler, type Logger, type MappedRegion, type MemoryMapper, type PciBarWindow, type Registration } from "@vmm/core";
+import { type AddressSpace, ConfigurationError, type DeviceState, type IoHandler, type Logger, type MappedRegion, type MemoryMapper, type PciBarWindow, type Registration } from "@vmm/core";
 import { PciFunction } from "@vmm/pci";
 import type { Display } from "./displays/display.js";
 import { encodePng } from "./displays/png.js";
@@ -147,6 +147,16 @@ export class VesaDevice extends PciFunction {
   capturePng(): { width: number; height: number; png: Uint8Array } {
     const frame = this.screen.capture();
     return { width: frame.width, height: frame.height, png: encodePng(frame) };
+  }
+
+  /** Snapshots: the VBE registers, the palette and the framebuffer (VesaScreen.saveState); config space is PciFunction's. */
+  protected override saveDeviceState(): DeviceState {
+    return this.screen.saveState();
+  }
+
+  /** Restores what `saveDeviceState` saved; BAR 0 is mapped again when the bus re-decodes it. */
+  protected override restoreDeviceState(state: DeviceState | undefined): void {
+    this.screen.restoreState(state, this.name);
   }
 
   /** Writes every PNG display's file now. */

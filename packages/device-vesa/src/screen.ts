@@ -1,9 +1,13 @@
-import type { Logger } from "@vmm/core";
+import { type DeviceState, decodeBytes, encodeBytes, type Logger, SnapshotError, stateData } from "@vmm/core";
+import { deflateSync, inflateSync } from "node:zlib";
 import { DirtyLog, type DirtySubscriber } from "./dirty.js";
 import { captureFrame, type Palette, type RgbaFrame } from "./framebuffer.js";
 import type { Scanout } from "./vbe/mode.js";
 import { VgaDac } from "./vbe/dac.js";
 import { VbeEnable, VbeRegisterFile } from "./vbe/registers.js";
+
+/** The layout version of `VesaScreen.saveState`. */
+const SCREEN_STATE_VERSION = 1;
 
 /** Receives keys typed into a display, as X11 keysyms (what RFB KeyEvent carries). */
 export type KeySink = (keysym: number, down: boolean) => void;
@@ -57,6 +61,38 @@ export class VesaScreen implements FrameSource {
         if (this.vbe.scanout?.bpp === 8) this.dirty.markAll();
       },
     );
+  }
+
+  /**
+   * The picture state as snapshot data: the VBE registers, the DAC, and the framebuffer's bytes (deflated: it is
+   * the device's own memory, not guest RAM, so the snapshot must carry it). Version 1.
+   */
+  saveState(): DeviceState {
+    return { version: SCREEN_STATE_VERSION, data: { vbe: this.vbe.saveState(), dac: this.dac.saveState(), framebuffer: encodeBytes(deflateSync(this.fb)) } };
+  }
+
+  /**
+   * Restores `saveState` output into a screen with a framebuffer of the same size: everything is checked before
+   * anything changes (SnapshotError naming `what`); displays then redraw everything.
+   */
+  restoreState(state: DeviceState | undefined, what: string): void {
+    const data = stateData(state, what, SCREEN_STATE_VERSION);
+    let fb: Uint8Array;
+    try {
+      fb = inflateSync(decodeBytes(data.framebuffer, `${what} framebuffer`), { maxOutputLength: this.fb.length });
+    } catch (error) {
+      if (error instanceof SnapshotError) throw error;
+      throw new SnapshotError(`${what}: the saved framebuffer does not inflate to at most ${this.fb.length} bytes: ${(error as Error).message}`);
+    }
+    if (fb.length !== this.fb.length) throw new SnapshotError(`${what}: the saved framebuffer has ${fb.length} bytes, this device ${this.fb.length}`);
+    // Checked on scratch copies first, so that bad DAC data cannot leave the VBE registers restored alone.
+    const vbe = new VbeRegisterFile({ fbSize: this.fb.length });
+    vbe.restoreState(data.vbe, what);
+    new VgaDac(() => false, () => {}).restoreState(data.dac, what);
+    this.vbe.restoreState(data.vbe, what);
+    this.dac.restoreState(data.dac, what);
+    this.fb.set(fb);
+    this.dirty.markAll();
   }
 
   get palette(): Palette {

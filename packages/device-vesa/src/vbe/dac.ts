@@ -1,4 +1,4 @@
-import { type IoHandler, RegisterTable } from "@vmm/core";
+import { decodeBytes, encodeBytes, type IoHandler, RegisterTable, SnapshotError, type StateValue, stateData, stateInt } from "@vmm/core";
 
 /** The VGA DAC (palette) ports the device answers, for 8 bpp modes: PEL mask, read index, write index, data. */
 export const DAC_PORT_BASE = 0x3c6;
@@ -42,6 +42,27 @@ export class VgaDac {
     this.words.fill(0xff000000);
     this.pelMask = 0xff;
     this.writeIndex = this.readIndex = this.writeCycle = this.readCycle = 0;
+  }
+
+  /** The palette (8-bit channels), the PEL mask and where the index and data cycles stand, as snapshot data. */
+  saveState(): StateValue {
+    const { pelMask, writeIndex, readIndex, writeCycle, readCycle, lastWasRead } = this;
+    return { entries: encodeBytes(this.entries), pelMask, writeIndex, readIndex, writeCycle, readCycle, lastWasRead };
+  }
+
+  /** Restores `saveState` data (checked first: SnapshotError naming `what`, nothing changed); displays repaint. */
+  restoreState(data: StateValue | undefined, what: string): void {
+    const f = stateData({ version: 1, data: data ?? null }, `${what} DAC`, 1);
+    const entries = decodeBytes(f.entries, `${what} DAC entries`, this.entries.length);
+    const byte = (key: string) => stateInt(f, key, `${what} DAC`, 0, 0xff);
+    const cycle = (key: string) => stateInt(f, key, `${what} DAC`, 0, 2);
+    const state = { pelMask: byte("pelMask"), writeIndex: byte("writeIndex"), readIndex: byte("readIndex"), writeCycle: cycle("writeCycle"), readCycle: cycle("readCycle") };
+    if (typeof f.lastWasRead !== "boolean") throw new SnapshotError(`${what} DAC: lastWasRead must be a boolean`);
+    this.entries.set(entries);
+    for (let i = 0; i < 256; i++) this.words[i] = (entries[i * 3]! | (entries[i * 3 + 1]! << 8) | (entries[i * 3 + 2]! << 16) | 0xff000000) >>> 0;
+    Object.assign(this, state);
+    this.lastWasRead = f.lastWasRead;
+    this.onChange();
   }
 
   /** Port handler for DAC_PORT_BASE..+3. Byte accesses; wider ones act on their first byte. */

@@ -1,4 +1,4 @@
-import { type IoHandler, type RegisterRefusal, type RegisterSpec, RegisterTable } from "@vmm/core";
+import { type IoHandler, type RegisterRefusal, type RegisterSpec, RegisterTable, SnapshotError, type StateValue, stateData, stateInt } from "@vmm/core";
 import { VBE_MAX_BPP, VBE_MAX_XRES, VBE_MAX_YRES, VBE_SUPPORTED_BPP, type Scanout, type VbeModeRegisters, scanoutOf, virtualHeight } from "./mode.js";
 
 /** The Bochs VBE ("DISPI") interface: a 16-bit index port and a 16-bit data port. */
@@ -220,6 +220,53 @@ export class VbeRegisterFile {
     this.lastGood = { ...this.state };
     if (!(v & VbeEnable.NOCLEARMEM)) this.options.onClear?.();
     this.setScanout(scanout);
+  }
+
+  /** The registers, the index port and the last mode enabled, as snapshot data. */
+  saveState(): StateValue {
+    return { registers: { ...this.state }, lastGood: { ...this.lastGood }, index: this.index };
+  }
+
+  /**
+   * Restores `saveState` data: every register is checked as a write would be, and an enabled mode must fit the
+   * framebuffer; SnapshotError (naming `what`) otherwise, with nothing changed. The mode then shows as saved,
+   * without clearing the framebuffer.
+   */
+  restoreState(data: StateValue | undefined, what: string): void {
+    const fields = stateData({ version: 1, data: data ?? null }, what, 1);
+    const registers = this.checkedRegisters(fields.registers, `${what} VBE registers`);
+    const lastGood = this.checkedRegisters(fields.lastGood, `${what} VBE last mode`);
+    const index = stateInt(fields, "index", `${what} VBE`, 0, 0xffff);
+    let scanout: Scanout | undefined;
+    if (registers.enable & VbeEnable.ENABLED) {
+      const s = scanoutOf(registers, this.fbSize);
+      if (typeof s === "string") throw new SnapshotError(`${what}: the saved VBE mode does not fit the framebuffer: ${s}`);
+      scanout = s;
+    }
+    this.state = registers;
+    this.lastGood = lastGood;
+    this.index = index;
+    this.setScanout(scanout);
+  }
+
+  private checkedRegisters(value: StateValue | undefined, what: string): Mutable {
+    const f = stateData({ version: 1, data: value ?? null }, what, 1);
+    const known = VbeEnable.ENABLED | VbeEnable.GETCAPS | VbeEnable.DAC_8BIT | VbeEnable.LFB_ENABLED | VbeEnable.NOCLEARMEM;
+    const bpp = stateInt(f, "bpp", what, 8, VBE_MAX_BPP);
+    if (!VBE_SUPPORTED_BPP.includes(bpp)) throw new SnapshotError(`${what}: unsupported depth ${bpp} bpp`);
+    const enable = stateInt(f, "enable", what, 0, 0xffff);
+    if (enable & ~known) throw new SnapshotError(`${what}: enable has unknown bits 0x${(enable & ~known).toString(16)}`);
+    return {
+      id: stateInt(f, "id", what, VBE_ID_MIN, VBE_ID_MAX),
+      xres: stateInt(f, "xres", what, 1, VBE_MAX_XRES),
+      yres: stateInt(f, "yres", what, 1, VBE_MAX_YRES),
+      bpp,
+      enable,
+      bank: stateInt(f, "bank", what, 0, this.fbSize / 0x10000 - 1),
+      virtWidth: stateInt(f, "virtWidth", what, 0, MAX_VIRT_WIDTH),
+      xOffset: stateInt(f, "xOffset", what, 0, MAX_VIRT_WIDTH),
+      yOffset: stateInt(f, "yOffset", what, 0, 0xffff),
+    };
   }
 
   private setScanout(scanout: Scanout | undefined): void {
