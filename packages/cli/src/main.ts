@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { completionCommand } from "./commands/completion.js";
 import { screenshotCommand } from "./commands/screenshot.js";
-import { debugCommand, listCommand, statCommand, stateCommand, stopCommand } from "./commands/control.js";
+import { debugCommand, listCommand, snapshotCommand, statCommand, stateCommand, stopCommand } from "./commands/control.js";
 import { devicesCommand, type RawDevicesOptions } from "./commands/devices.js";
 import { doctorCommand, type RawDoctorOptions } from "./commands/doctor.js";
 import { runCommand } from "./commands/run.js";
@@ -27,6 +27,7 @@ const ACTIONS: Readonly<Record<string, (args: Array<string | undefined>, opts: o
   stat: ([name], opts, ctx) => statCommand(name!, opts as { json?: boolean }, ctx),
   debug: ([name], opts, ctx) => debugCommand(name!, opts as { json?: boolean }, ctx),
   screenshot: ([name, file], opts, ctx) => screenshotCommand(name!, file!, opts as { force?: boolean }, ctx),
+  snapshot: ([name, dir], opts, ctx) => snapshotCommand(name!, dir!, opts as { stop?: boolean }, ctx),
   doctor: ([topic, address], opts, ctx) => doctorCommand(topic!, address, opts as RawDoctorOptions, ctx),
   completion: ([shell], _, ctx) => completionCommand(shell!, ctx),
   version: (_, __, ctx) => versionCommand(ctx),

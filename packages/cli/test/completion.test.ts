@@ -82,7 +82,7 @@ describe.skipIf(!HAVE_BASH)("vmm completion bash, run by bash", () => {
     const servers = ["web", "worker", "db"].map((name) => createServer().listen(path.join(dir, `${name}.sock`)));
     await Promise.all(servers.map((s) => new Promise((resolve) => s.once("listening", resolve))));
     try {
-      for (const command of ["pause", "resume", "stop", "stat", "debug", "screenshot"]) expect(complete("vmm", command, "")).toEqual(["db", "web", "worker"]);
+      for (const command of ["pause", "resume", "stop", "stat", "debug", "screenshot", "snapshot"]) expect(complete("vmm", command, "")).toEqual(["db", "web", "worker"]);
       expect(complete("vmm", "stop", "w")).toEqual(["web", "worker"]);
       expect(complete("vmm", "stop", "--timeout", "5", "d")).toEqual(["db"]);
     } finally {
@@ -91,13 +91,13 @@ describe.skipIf(!HAVE_BASH)("vmm completion bash, run by bash", () => {
   });
 
   it("completes the subcommands, and the program's options after -", () => {
-    expect(complete("vmm", "")).toEqual(["completion", "debug", "devices", "doctor", "list", "pause", "resume", "run", "screenshot", "stat", "stop", "version"]);
+    expect(complete("vmm", "")).toEqual(["completion", "debug", "devices", "doctor", "list", "pause", "resume", "run", "screenshot", "snapshot", "stat", "stop", "version"]);
     expect(complete("vmm", "d")).toEqual(["debug", "devices", "doctor"]);
     expect(complete("vmm", "st")).toEqual(["stat", "stop"]);
     expect(complete("vmm", "-")).toEqual(["--help", "--version", "-V", "-h"]);
   });
 
-  it.each(["run", "devices", "list", "pause", "resume", "stop", "stat", "debug", "screenshot", "doctor", "completion", "version"])("offers every option of vmm %s (the commander program's) after -", (command) => {
+  it.each(["run", "devices", "list", "pause", "resume", "stop", "stat", "debug", "screenshot", "snapshot", "doctor", "completion", "version"])("offers every option of vmm %s (the commander program's) after -", (command) => {
     expect(complete("vmm", command, "-")).toEqual(optionNamesOf(command));
   });
 

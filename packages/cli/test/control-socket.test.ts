@@ -44,6 +44,14 @@ class ScriptedTarget implements ControlTarget {
     if (this.paused) throw new Error("t is paused; its guest cannot shut down until it is resumed");
     return { enabled: this.buttonEnabled };
   }
+  /** Resolves the next snapshot (tests answer it when they choose). */
+  finishSnapshot: (() => void) | undefined;
+  async snapshot(dir: string, then?: string) {
+    this.calls.push(`snapshot ${dir} ${then ?? "-"}`);
+    if (dir === "/refused") throw new Error("'/refused' is not empty");
+    await new Promise<void>((resolve) => (this.finishSnapshot = resolve));
+    return { dir, memoryBytes: 1 << 20, dataBytes: 4096, milliseconds: 3, state: "running" };
+  }
   screenshot() {
     this.calls.push("screenshot");
     return { device: "vesa0", width: 2, height: 1, png: Buffer.from("not really a png").toString("base64") };
@@ -89,8 +97,17 @@ function exchange(file: string, text: string | Buffer, count: number): Promise<s
 
 describe("parseRequest", () => {
   it("accepts a version-1 request with a known command and keeps its id", () => {
-    expect(parseRequest('{"v":1,"id":7,"cmd":"status"}')).toEqual({ request: { v: 1, id: 7, cmd: "status" } });
-    expect(parseRequest('{"v":1,"cmd":"stop"}')).toEqual({ request: { v: 1, id: undefined, cmd: "stop" } });
+    expect(parseRequest('{"v":1,"id":7,"cmd":"status"}')).toEqual({ request: { v: 1, id: 7, cmd: "status", args: {} } });
+    expect(parseRequest('{"v":1,"cmd":"stop"}')).toEqual({ request: { v: 1, id: undefined, cmd: "stop", args: {} } });
+  });
+
+  it("takes a command's arguments as fields beside cmd, checked against that command's table", () => {
+    expect(parseRequest('{"v":1,"id":1,"cmd":"snapshot","dir":"/tmp/s"}')).toEqual({ request: { v: 1, id: 1, cmd: "snapshot", args: { dir: "/tmp/s" } } });
+    expect(parseRequest('{"v":1,"cmd":"snapshot","dir":"/s","then":"stop"}')).toMatchObject({ request: { args: { dir: "/s", then: "stop" } } });
+    expect(parseRequest('{"v":1,"id":2,"cmd":"snapshot"}')).toEqual({ error: "'snapshot' needs the argument 'dir'", id: 2 });
+    expect(parseRequest('{"v":1,"cmd":"snapshot","dir":"rel/s"}')).toEqual({ error: "'snapshot': dir must be an absolute path" });
+    expect(parseRequest('{"v":1,"cmd":"snapshot","dir":"/s","then":"reboot"}')).toEqual({ error: "'snapshot': then must be one of resume, pause, stop" });
+    expect(parseRequest('{"v":1,"cmd":"status","dir":"/s"}')).toEqual({ error: "'status' takes no argument 'dir'" });
   });
 
   it("says what is wrong with anything else, with the id when it could be read", () => {
@@ -130,6 +147,24 @@ describe("ControlServer", () => {
       { v: 1, id: 4, ok: false, error: "t is paused; its guest cannot shut down until it is resumed" },
     ]);
     expect(target.calls).toEqual(["powerdown", "screenshot", "pause", "powerdown"]);
+  });
+
+  it("answers a snapshot when it is written, and the requests after it in order behind it; a refusal is an error reply", async () => {
+    const { file, target } = await open();
+    const replies = exchange(
+      file,
+      '{"v":1,"id":1,"cmd":"snapshot","dir":"/s"}\n{"v":1,"id":2,"cmd":"status"}\n{"v":1,"id":3,"cmd":"snapshot","dir":"/refused","then":"stop"}\n',
+      3,
+    );
+    while (!target.finishSnapshot) await new Promise((r) => setTimeout(r, 5));
+    // The status request was served at once (it is in the calls before the snapshot finished), its reply waits.
+    expect(target.calls).toEqual(["snapshot /s -", "snapshot /refused stop"]);
+    target.finishSnapshot();
+    expect((await replies).map((l) => JSON.parse(l))).toEqual([
+      { v: 1, id: 1, ok: true, dir: "/s", memoryBytes: 1 << 20, dataBytes: 4096, milliseconds: 3, state: "running" },
+      expect.objectContaining({ v: 1, id: 2, ok: true, name: "t" }),
+      { v: 1, id: 3, ok: false, error: "'/refused' is not empty" },
+    ]);
   });
 
   it("answers malformed and unknown lines with errors and keeps serving the connection", async () => {

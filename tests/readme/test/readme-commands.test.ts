@@ -220,6 +220,32 @@ const COMMANDS: readonly Entry[] = [
     },
   },
   {
+    command: "vmm snapshot NAME snap [--stop]",
+    except: {
+      reason: "a synopsis: NAME stands for a running VM's --name and [--stop] for an optional flag",
+      instead:
+        "given a name no VM has, it says so in one line with exit status 1 and creates no directory (packages/cli's snapshot kvm test snapshots running VMs; tests/linux snapshots Linux)",
+      check: async () => {
+        const r = await shell("vmm snapshot readme-no-such-vm readme-snap", "project");
+        expect(r.status, r.stderr).toBe(1);
+        expect(r.stderr).toMatch(/^vmm: error: no VM named 'readme-no-such-vm' \(no control socket .*\)\n$/);
+        expect(existsSync(join(project, "readme-snap"))).toBe(false);
+      },
+    },
+  },
+  {
+    command: "vmm run --restore snap [--restore-memory lazy]",
+    except: {
+      reason: "a synopsis: snap stands for a directory vmm snapshot wrote and [--restore-memory lazy] for an optional option",
+      instead: "without a snapshot there, it says so in one line with exit status 1 (the snapshot kvm tests restore real snapshots, eagerly and lazily)",
+      check: async () => {
+        const r = await shell("vmm run --restore readme-no-snap --restore-memory lazy", "project");
+        expect(r.status, r.stderr).toBe(1);
+        expect(r.stderr).toBe(`vmm: error: '${join(project, "readme-no-snap")}' is not a snapshot (no snapshot.json)\n`);
+      },
+    },
+  },
+  {
     command: "vmm version",
     run: {
       cwd: "repository",

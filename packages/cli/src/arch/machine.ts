@@ -1,4 +1,4 @@
-import type { GuestArchitecture, Logger, PciAddress, PciDevice } from "@vmm/core";
+import type { GuestArchitecture, Logger, PciAddress, PciDevice, StateValue } from "@vmm/core";
 import type { PciPlacement, PciTopologyNode } from "@vmm/pci";
 import type { DependencyContainer } from "tsyringe";
 import type { KernelImageKind } from "../options/kernel.js";
@@ -80,6 +80,13 @@ export interface VirtualMachine {
    * without one is stopped with `stop` only.
    */
   powerButton?(): boolean;
+  /**
+   * Writes a snapshot of the paused VM into `dir` (new or empty), recording `extra` with it (`vmm snapshot`). A
+   * machine without it cannot be snapshotted.
+   */
+  saveSnapshot?(dir: string, extra: StateValue): Promise<{ readonly memoryBytes: number; readonly dataBytes: number; readonly milliseconds: number }>;
+  /** Starts from a snapshot (a machine package's loadSnapshot result) instead of the kernel, before run(). */
+  restoreSnapshot?(snapshot: { readonly dir: string }, memory: "eager" | "lazy"): void;
   /** Releases the VM after run() (or after a failed assembly). */
   close?(): void | Promise<void>;
 }

@@ -6,7 +6,7 @@ import type { VcpuRegisters } from "../arch/machine.js";
 import type { CliContext } from "../context.js";
 import { ControlRefusal, controlRequest, vmSocket } from "../control/client.js";
 import { controlDir, inspectSocket, removeStaleSocket, SOCKET_SUFFIX } from "../control/paths.js";
-import type { VmStats, VmStatus } from "../control/protocol.js";
+import type { SnapshotReply, VmStats, VmStatus } from "../control/protocol.js";
 import { describe, UsageError } from "../errors.js";
 import { statsLines } from "../stats.js";
 
@@ -118,6 +118,22 @@ export async function debugCommand(name: string, raw: { json?: boolean }, ctx: C
   const { vcpus } = (await controlRequest(name, vmSocket(name), "registers")) as unknown as { vcpus: VcpuRegisters[] };
   if (raw.json) ctx.stdout(JSON.stringify(vcpus, null, 2) + "\n");
   else for (const vcpu of vcpus) for (const line of formatRegisters(vcpu)) ctx.stdout(line + "\n");
+  return 0;
+}
+
+/** How long `vmm snapshot` waits for the VM to write its snapshot (guest RAM is written in it). */
+export const SNAPSHOT_TIMEOUT_MS = 10 * 60 * 1000;
+
+/**
+ * `vmm snapshot NAME DIR [--stop]`: the VM pauses, writes its snapshot into DIR (a new or empty directory, resolved
+ * here), then runs on (or stays paused, as it was), or stops with --stop. One line on stdout says what was written.
+ */
+export async function snapshotCommand(name: string, dir: string, raw: { stop?: boolean }, ctx: CliContext): Promise<number> {
+  const target = path.resolve(ctx.cwd, dir);
+  const args = raw.stop ? { dir: target, then: "stop" } : { dir: target };
+  const reply = (await controlRequest(name, vmSocket(name), "snapshot", SNAPSHOT_TIMEOUT_MS, args)) as unknown as SnapshotReply;
+  const mib = (n: number) => `${(n / MiB).toFixed(n < MiB ? 2 : 0)} MiB`;
+  ctx.stdout(`${name}: snapshot in ${reply.dir}: ${mib(reply.memoryBytes)} of RAM (${mib(reply.dataBytes)} not zero) in ${Math.round(reply.milliseconds)} ms; ${reply.state}\n`);
   return 0;
 }
 

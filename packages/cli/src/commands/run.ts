@@ -17,6 +17,9 @@ import { MiB, readInput } from "../input.js";
 import { ControlDirUnavailable } from "../control/paths.js";
 import { openVmControl, type VmControl } from "../control/vm-control.js";
 import { collectStats, statsLines } from "../stats.js";
+import { openRestore, type Restore } from "../snapshot/restore.js";
+import { snapshotRecord } from "../snapshot/record.js";
+import { cliVersion } from "./version.js";
 
 /** Exit statuses for a VM stopped by a signal: 128 + the signal number, as shells report it. */
 const SIGNAL_STATUS = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 } as const;
@@ -69,7 +72,10 @@ function stopReason(ending: Ending): string {
  * the guest stops it, a device faults or a signal arrives, then flush and close every device. Signal handlers are
  * installed first: a signal while plugins load or devices are created stops there and closes what was built.
  */
-export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<number> {
+export async function runCommand(given: RawRunOptions, ctx: CliContext): Promise<number> {
+  // --restore: the machine's options come from the snapshot (and its relative paths from where it was run).
+  const restore = given.restore !== undefined ? await openRestore(given, ctx) : undefined;
+  const raw = restore?.run ?? given;
   const config = buildRunConfig(raw);
   const arch = canonicalArch(config.arch);
   const logger = new StderrLogger(config.debug, (line) => ctx.stderr(line + "\n"));
@@ -105,7 +111,15 @@ export async function runCommand(raw: RawRunOptions, ctx: CliContext): Promise<n
       logger.warn(`${error.message}: this VM has no control socket (vmm list, pause and stop do not see it)`);
     }
     const target = vmControl?.target;
-    return await runVm(config, arch, ctx, logger, { abort: abort.signal, ended, stop, setVm: (m) => (vm = m), attach: (m, d) => target?.attach(m, d), detach: () => target?.detach() });
+    return await runVm(config, arch, ctx, logger, {
+      abort: abort.signal,
+      ended,
+      stop,
+      setVm: (m) => (vm = m),
+      attach: (m, d, plugins) => target?.attach(m, d, snapshotRecord(cliVersion(), plugins, raw, process.cwd())),
+      detach: () => target?.detach(),
+      restore,
+    });
   } finally {
     for (const [signal, handler] of handlers) signals.off(signal, handler);
     await vmControl?.close();
@@ -119,13 +133,17 @@ interface Control {
   readonly stop: (ending: Ending) => void;
   readonly setVm: (vm: VirtualMachine) => void;
   /** The control socket answers for this machine and its devices while it runs (detach: it ended). */
-  readonly attach?: (vm: VirtualMachine, devices: readonly PciDevice[]) => void;
+  readonly attach?: (vm: VirtualMachine, devices: readonly PciDevice[], plugins: ReadonlyArray<{ name: string; version: string }>) => void;
+  /** Start from this snapshot instead of the kernel (the first machine only: a --reboot boots the kernel). */
+  readonly restore?: Restore;
   readonly detach?: () => void;
 }
 
 /** A machine assembled from a run configuration (not yet run), with what it was built from. */
 export interface ConfiguredAssembly {
   readonly assembly: Assembly;
+  /** The plugins loaded for it (built-in and given), with their versions. */
+  readonly plugins: ReadonlyArray<{ readonly name: string; readonly version: string }>;
   readonly kernel: MachineConfig["kernel"];
   readonly devices: readonly PlannedDevice[];
 }
@@ -153,7 +171,7 @@ export async function assembleFromConfig(
     onFault: control.onFault,
     abort: control.abort,
   });
-  return { assembly, kernel: prepared.machine.kernel, devices: prepared.devices };
+  return { assembly, kernel: prepared.machine.kernel, devices: prepared.devices, plugins: prepared.plugins.map((p) => ({ name: p.plugin.name, version: p.plugin.version })) };
 }
 
 /** What a machine is built from, checked: the boot files read, the plugins loaded, every device planned. */
@@ -227,8 +245,9 @@ async function runVm(config: RunConfig, arch: GuestArchitecture, ctx: CliContext
   let assembly: Assembly;
   let kernel: MachineConfig["kernel"];
   let devices: readonly PlannedDevice[];
+  let plugins: ConfiguredAssembly["plugins"];
   try {
-    ({ assembly, kernel, devices } = await assembleFromConfig(config, arch, ctx, logger, { abort: control.abort, onFault }));
+    ({ assembly, kernel, devices, plugins } = await assembleFromConfig(config, arch, ctx, logger, { abort: control.abort, onFault }));
   } catch (error) {
     // A signal (or a stray asynchronous failure) before the guest ran: assemble closed what it had built.
     if (control.abort.aborted && !(error instanceof DeviceFaultError)) return finish(await control.ended, undefined, config, logger);
@@ -236,7 +255,7 @@ async function runVm(config: RunConfig, arch: GuestArchitecture, ctx: CliContext
   }
   const { machine, devices: created } = assembly;
   control.setVm(machine);
-  control.attach?.(machine, created);
+  control.attach?.(machine, created, plugins);
   logger.debug(`${config.name}: ${arch}, ${kernel ? `${kernel.kind} kernel ${kernel.path}` : `firmware ${config.firmware}`}, devices: ${devices.map((d) => d.name).join(", ") || "none"}`);
   if (config.debug) traceUnhandled(machine, logger);
   const tree = config.debug || config.verbose ? machinePciTree(machine) : undefined;
@@ -246,6 +265,7 @@ async function runVm(config: RunConfig, arch: GuestArchitecture, ctx: CliContext
   let ending: Ending;
   const idle = watchIdleConsole(config, ctx, logger);
   try {
+    if (control.restore) control.restore.into(machine, plugins, logger);
     const running = machine.run().then((result): Ending => ({ kind: "result", result }));
     const first = await Promise.race([running, control.ended]);
     // An ending seen before the machine ran (a fault while devices were attached) stops it now.
@@ -262,7 +282,7 @@ async function runVm(config: RunConfig, arch: GuestArchitecture, ctx: CliContext
   if (config.reboot && !firstFault && ending.kind === "result" && ending.result.reason === "reset") {
     // --reboot: a reset is a power cycle; the VM is built again from the same configuration.
     logger.info(`${config.name}: ${ending.result.message ?? "the guest reset the machine"}; starting again (--reboot)`);
-    return runVm(config, arch, ctx, logger, control);
+    return runVm(config, arch, ctx, logger, { ...control, restore: undefined });
   }
   return finish(ending, firstFault, config, logger);
 }

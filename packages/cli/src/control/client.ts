@@ -18,7 +18,13 @@ export function vmSocket(name: string, env: NodeJS.ProcessEnv = process.env): st
  * Sends one request to the control socket `file` and resolves with the reply's fields; a reply with `ok: false`
  * is thrown as its error line. No socket: "no VM named"; a socket nobody listens on is a dead VM's and removed.
  */
-export async function controlRequest(name: string, file: string, cmd: ControlCommand, timeoutMs = REPLY_TIMEOUT_MS): Promise<Record<string, unknown>> {
+export async function controlRequest(
+  name: string,
+  file: string,
+  cmd: ControlCommand,
+  timeoutMs = REPLY_TIMEOUT_MS,
+  args: Readonly<Record<string, unknown>> = {},
+): Promise<Record<string, unknown>> {
   const reply = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const socket = connect(file);
     let received = "";
@@ -29,7 +35,7 @@ export async function controlRequest(name: string, file: string, cmd: ControlCom
       reject(error);
     };
     socket.setEncoding("utf8");
-    socket.once("connect", () => socket.write(JSON.stringify({ v: PROTOCOL_VERSION, id: 1, cmd }) + "\n"));
+    socket.once("connect", () => socket.write(JSON.stringify({ ...args, v: PROTOCOL_VERSION, id: 1, cmd }) + "\n"));
     socket.on("data", (chunk: string) => {
       received += chunk;
       const newline = received.indexOf("\n");

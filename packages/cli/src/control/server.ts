@@ -12,6 +12,9 @@ import {
   type ControlCommand,
   type ControlEvent,
   type ControlReply,
+  type ControlRequest,
+  type SnapshotReply,
+  type SnapshotThen,
   type PowerdownResult,
   type ScreenshotReply,
   type VmStats,
@@ -32,6 +35,11 @@ export interface ControlTarget {
   powerdown(): PowerdownResult;
   /** The VM's display now, as a PNG (`vmm screenshot`: the client writes the file). */
   screenshot(): ScreenshotReply;
+  /**
+   * Pauses the VM, writes its snapshot into `dir`, then resumes it, leaves it paused or stops it (`vmm snapshot`);
+   * without `then`, the VM goes back to running or stays paused as it was.
+   */
+  snapshot(dir: string, then?: SnapshotThen): Promise<SnapshotReply>;
 }
 
 /** A client that reads nothing while this much of its replies (or events) is queued is disconnected. */
@@ -39,7 +47,7 @@ const MAX_QUEUED_BYTES = 256 * 1024;
 /** Connections served at once; more are refused by the kernel's backlog, not by queuing in vmm. */
 const MAX_CONNECTIONS = 32;
 
-type Handler = (target: ControlTarget, subscribe: () => void) => ControlReply;
+type Handler = (target: ControlTarget, request: ControlRequest, subscribe: () => void) => ControlReply | Promise<ControlReply>;
 
 /** What each command does: one table, one line each. */
 const HANDLERS: Readonly<Record<ControlCommand, Handler>> = {
@@ -51,7 +59,8 @@ const HANDLERS: Readonly<Record<ControlCommand, Handler>> = {
   registers: (t) => ({ ok: true, vcpus: t.registers() }),
   powerdown: (t) => ({ ok: true, pid: process.pid, ...t.powerdown() }),
   screenshot: (t) => ({ ok: true, ...t.screenshot() }),
-  events: (_, subscribe) => (subscribe(), { ok: true, subscribed: true }),
+  events: (_, _request, subscribe) => (subscribe(), { ok: true, subscribed: true }),
+  snapshot: async (t, r) => ({ ok: true, ...(await t.snapshot(r.args.dir as string, r.args.then as SnapshotThen | undefined)) }),
 };
 
 /**
@@ -130,12 +139,14 @@ export class ControlServer {
     });
     socket.on("error", () => {});
     let pending = Buffer.alloc(0);
+    // Replies leave in request order even when one takes time (a snapshot): each waits for the one before.
+    let replies: Promise<void> = Promise.resolve();
     socket.on("data", (chunk: Buffer) => {
       pending = Buffer.concat([pending, chunk]);
       for (let newline = pending.indexOf(0x0a); newline >= 0 && !socket.destroyed; newline = pending.indexOf(0x0a)) {
         const line = pending.subarray(0, newline).toString("utf8").replace(/\r$/, "");
         pending = pending.subarray(newline + 1);
-        if (line.trim()) this.answer(socket, line);
+        if (line.trim()) replies = this.answer(socket, line, replies);
       }
       if (pending.length > MAX_REQUEST_LINE) {
         // A line this long is no request of this protocol; reading on would only buffer what a client sends.
@@ -147,17 +158,21 @@ export class ControlServer {
     });
   }
 
-  private answer(socket: Socket, line: string): void {
+  /** Runs one request now; its reply is sent once `before` (the previous reply on this connection) went out. */
+  private answer(socket: Socket, line: string, before: Promise<void>): Promise<void> {
     const parsed = parseRequest(line);
-    if ("error" in parsed) return this.send(socket, replyLine(parsed.id, { ok: false, error: parsed.error }));
+    if ("error" in parsed) return before.then(() => this.send(socket, replyLine(parsed.id, { ok: false, error: parsed.error })));
     const { request } = parsed;
-    let reply: ControlReply;
+    const refuse = (error: unknown): ControlReply => ({ ok: false, error: describe(error) });
+    let reply: ControlReply | Promise<ControlReply>;
     try {
-      reply = HANDLERS[request.cmd](this.target, () => this.subscribers.add(socket));
+      reply = HANDLERS[request.cmd](this.target, request, () => this.subscribers.add(socket));
     } catch (error) {
-      reply = { ok: false, error: describe(error) };
+      reply = refuse(error);
     }
-    this.send(socket, replyLine(request.id, reply));
+    // Most replies are immediate; a snapshot's comes when its files are written.
+    const settled = reply instanceof Promise ? reply.catch(refuse) : reply;
+    return before.then(async () => this.send(socket, replyLine(request.id, await settled)));
   }
 
   private send(socket: Socket, line: string): void {

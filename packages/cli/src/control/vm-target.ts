@@ -1,8 +1,8 @@
-import type { PciDevice } from "@vmm/core";
+import type { PciDevice, StateValue } from "@vmm/core";
 import { ConfigurationError } from "@vmm/core";
 import type { VcpuRegisters, VirtualMachine } from "../arch/machine.js";
 import { collectStats } from "../stats.js";
-import type { ControlEvent, VmStats, VmStatus } from "./protocol.js";
+import type { ControlEvent, SnapshotReply, SnapshotThen, VmStats, VmStatus } from "./protocol.js";
 import type { PowerdownResult, ScreenshotReply } from "./protocol.js";
 import type { ControlTarget } from "./server.js";
 
@@ -29,6 +29,9 @@ export interface VmIdentity {
 export class VmControlTarget implements ControlTarget {
   private machine: VirtualMachine | undefined;
   private devices: readonly PciDevice[] = [];
+  /** What a snapshot records beside the machine (how to run it again). */
+  private record: StateValue = null;
+  private snapshotting = false;
   private stopping = false;
   private readonly startedAt = new Date();
 
@@ -40,9 +43,10 @@ export class VmControlTarget implements ControlTarget {
   ) {}
 
   /** The machine now running (after assembly), with the devices created for it. */
-  attach(machine: VirtualMachine, devices: readonly PciDevice[]): void {
+  attach(machine: VirtualMachine, devices: readonly PciDevice[], record: StateValue = null): void {
     this.machine = machine;
     this.devices = devices;
+    this.record = record;
     if (!this.stopping) this.emit("running");
   }
 
@@ -121,6 +125,33 @@ export class VmControlTarget implements ControlTarget {
     if (!display) throw new ConfigurationError(`${this.vm.name} has no display device (vmm run --device vesa gives it one)`);
     const { width, height, png } = display.capturePng();
     return { device: display.name, width, height, png: Buffer.from(png.buffer, png.byteOffset, png.byteLength).toString("base64") };
+  }
+
+  /**
+   * Pauses the VM (unless it is paused), writes the snapshot, then stops it (`then` "stop"), leaves it paused
+   * ("pause") or runs it ("resume"); without `then` it goes back to what it was. A failed snapshot leaves the VM as
+   * it was.
+   */
+  async snapshot(dir: string, requested?: SnapshotThen): Promise<SnapshotReply> {
+    const machine = this.runningMachine("snapshotted");
+    if (!machine.saveSnapshot || !machine.pause) throw new ConfigurationError(`${this.vm.name}: this ${this.vm.arch} machine cannot take snapshots`);
+    if (this.snapshotting) throw new ConfigurationError(`${this.vm.name}: a snapshot is being taken already`);
+    this.snapshotting = true;
+    const wasPaused = machine.paused === true;
+    const then = requested ?? (wasPaused ? "pause" : "resume");
+    if (!wasPaused && machine.pause()) this.emit("paused");
+    let summary: Awaited<ReturnType<NonNullable<VirtualMachine["saveSnapshot"]>>>;
+    try {
+      summary = await machine.saveSnapshot(dir, this.record);
+    } catch (error) {
+      if (!wasPaused && machine.resume?.()) this.emit("resumed");
+      throw error;
+    } finally {
+      this.snapshotting = false;
+    }
+    if (then === "stop") this.stop();
+    else if (then === "resume" && machine.resume?.()) this.emit("resumed");
+    return { dir, ...summary, state: this.status().state };
   }
 
   private runningMachine(what: string): VirtualMachine {

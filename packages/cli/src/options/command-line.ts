@@ -3,6 +3,7 @@ import { DOCTOR_TOPICS } from "../commands/doctor.js";
 import { DEFAULT_IDLE_NOTICE } from "../idle-notice.js";
 import { DEFAULT_ARCH, DEFAULT_CPUS, DEFAULT_MEMORY, IRQCHIPS } from "./run-config.js";
 import { CONSOLES } from "./sugar.js";
+import { RESTORE_MEMORY } from "../snapshot/restore.js";
 
 /**
  * The command line, declared once: every command, its arguments and options, the help group each option is listed
@@ -117,6 +118,18 @@ const run: CommandDef = {
     { flags: "--mem-base <address>", description: "guest-physical base of RAM, 2 MiB aligned (default 0x80000000; e.g. where the default collides with a passed-through device's host window)", group: "arm64 options" },
     { flags: "--irqchip <type>", description: "the interrupt controller: gicv3-its (default), gicv3, gicv2m or gicv2 (MSIs through the ITS or the v2m frame)", group: "arm64 options", choices: IRQCHIPS },
     { flags: "--dump-dtb <file>", description: "write the generated devicetree blob to this file; where the host cannot run the guest, only write it", group: "arm64 options", complete: "file" },
+    {
+      flags: "--restore <dir>",
+      description: "start from a snapshot (vmm snapshot) instead of a kernel: the machine and its devices are the snapshot's; only --name, --restore-memory and the debug options may be given with it",
+      group: "Basic options",
+      complete: "file",
+    },
+    {
+      flags: "--restore-memory <mode>",
+      description: "with --restore: eager reads guest RAM before the guest runs; lazy serves each page when the guest first touches it (userfaultfd)",
+      group: "Basic options",
+      choices: RESTORE_MEMORY,
+    },
     { flags: "--verbose", description: "before the guest runs, print the machine and every PCI function with its address to stderr", group: "Debug options" },
     {
       flags: "--idle-notice <seconds>",
@@ -201,6 +214,13 @@ const debug: CommandDef = {
   options: [json],
 };
 
+const snapshot: CommandDef = {
+  name: "snapshot",
+  description: "pause a running VM and write its snapshot (vCPUs, devices, RAM) into a new or empty directory; the VM then runs on (or stays paused), or stops with --stop; vmm run --restore starts it again",
+  arguments: [vmArgument, { name: "<dir>", description: "the snapshot directory (created; or an empty one)", complete: "file" }],
+  options: [{ flags: "--stop", description: "stop the VM once the snapshot is written", group: "Basic options" }],
+};
+
 const screenshot: CommandDef = {
   name: "screenshot",
   description: "write a running VM's display (its vesa device) as a PNG; the VM sends the picture and vmm screenshot writes the file",
@@ -209,7 +229,7 @@ const screenshot: CommandDef = {
 };
 
 /** Every command, in the order `vmm --help` lists them. */
-export const COMMANDS: readonly CommandDef[] = [run, devices, list, pause, resume, stop, stat, debug, screenshot, doctor, completion, version];
+export const COMMANDS: readonly CommandDef[] = [run, devices, list, pause, resume, stop, stat, debug, screenshot, snapshot, doctor, completion, version];
 
 /** A command's options in help order: by group (HELP_GROUPS), declaration order within a group. */
 export function optionsInHelpOrder(command: CommandDef): OptionDef[] {

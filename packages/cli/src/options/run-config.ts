@@ -31,6 +31,10 @@ export interface RawRunOptions {
   verbose?: boolean;
   idleNotice?: string;
   name?: string;
+  /** A snapshot directory to start from instead of a kernel (`vmm snapshot` wrote it). */
+  restore?: string;
+  /** How a restore brings guest memory back: "eager" (read before the guest runs) or "lazy" (on demand). */
+  restoreMemory?: string;
 }
 
 /** `--irqchip` (kvmtool's names): the arm64 interrupt controller and how MSIs reach it. */

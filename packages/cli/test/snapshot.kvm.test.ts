@@ -1,0 +1,111 @@
+/**
+ * Snapshots as processes under /dev/kvm: `vmm snapshot` of a running guest, the VMM killed, `vmm run --restore`
+ * (eager and lazy memory) finishing the guest's work with exactly the result of an uninterrupted run. The guest
+ * (guests/snapshot-workload.c) rewrites an 8 MiB buffer, counts virtio-rng and virtio-blk completions and re-reads
+ * the sectors it wrote earlier, so memory, vCPU, device and disk state all have to come back.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { buildGuest } from "@vmm/guest-kit";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { kvmOk } from "./helpers/kvm.js";
+import { bin, cliDir, vmm } from "./helpers/spawn.js";
+
+let workload = "";
+const children: ChildProcess[] = [];
+const RESULT = /^result checksum=[0-9a-f]+ memory=[0-9a-f]+ disk=[0-9a-f]+ rng=300 blk=\d+$/m;
+
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
+
+async function waitFor(check: () => boolean, what: string, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A work directory with a fresh 1 MiB disk image and its own XDG_RUNTIME_DIR. */
+function workDir() {
+  const dir = mkdtempSync(path.join(tmpdir(), "vmm-snapshot-"));
+  writeFileSync(path.join(dir, "disk.img"), new Uint8Array(1 << 20));
+  return { dir, env: { ...process.env, XDG_RUNTIME_DIR: dir } };
+}
+
+function start(args: string[], env: NodeJS.ProcessEnv, cwd: string) {
+  const child = spawn(process.execPath, [bin, "run", ...args], { cwd, env });
+  children.push(child);
+  const vm = { child, stdout: "", stderr: "", exit: new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code))) };
+  child.stdout.on("data", (b: Buffer) => (vm.stdout += b.toString()));
+  child.stderr.on("data", (b: Buffer) => (vm.stderr += b.toString()));
+  return vm;
+}
+
+const resultLine = (out: string) => RESULT.exec(out)?.[0];
+
+describe.skipIf(!kvmOk)("vmm snapshot and vmm run --restore under /dev/kvm", () => {
+  let uninterrupted = "";
+
+  beforeAll(async () => {
+    workload = await buildGuest("snapshot-workload", { format: "elf", source: path.join(cliDir, "guests/snapshot-workload.c") });
+    // The reference: the same workload on the same kind of fresh disk, never interrupted.
+    const { dir, env } = workDir();
+    const vm = start(["-k", workload, "--rng", "-d", "disk.img", "--name", "reference"], env, dir);
+    expect(await vm.exit, vm.stderr).toBe(0);
+    uninterrupted = resultLine(vm.stdout) ?? "";
+    expect(uninterrupted, vm.stdout).toMatch(RESULT);
+  }, 240_000);
+
+  for (const memory of ["eager", "lazy"] as const) {
+    it(`a guest snapshotted mid-run, its VMM killed, restored with ${memory} memory finishes with the uninterrupted result`, async () => {
+      const { dir, env } = workDir();
+      const vm = start(["-k", workload, "--rng", "-d", "disk.img", "--name", "wl"], env, dir);
+      await waitFor(() => vm.stdout.includes("round 100\n") || vm.child.exitCode !== null, "the guest reached round 100");
+      const snap = vmm(["snapshot", "wl", "snap"], { env, cwd: dir });
+      expect(snap.stderr).toBe("");
+      expect(snap.status).toBe(0);
+      expect(snap.stdout).toMatch(new RegExp(`^wl: snapshot in ${path.join(dir, "snap").replace(/[/.]/g, "\\$&")}: 256 MiB of RAM \\(\\d+ MiB not zero\\) in \\d+ ms; running\\n$`));
+      // The VM ran on after the snapshot; kill it (no clean shutdown) and start again from the snapshot.
+      vm.child.kill("SIGKILL");
+      await vm.exit;
+      expect(readdirSync(path.join(dir, "snap")).sort()).toEqual(["memory.bin", "snapshot.json"]);
+      const file = statSync(path.join(dir, "snap", "memory.bin"));
+      expect(file.size).toBe(256 << 20);
+      expect(file.blocks * 512).toBeLessThan(64 << 20); // sparse: the guest touched a few MiB of its 256
+
+      const restored = start(["--restore", "snap", "--restore-memory", memory], env, dir);
+      expect(await restored.exit, restored.stderr).toBe(0);
+      expect(restored.stderr).toBe("");
+      // It goes on where the snapshot was taken (after round 100: no "workload: started" again) to the same end.
+      expect(restored.stdout).not.toContain("workload: started");
+      expect(restored.stdout).toMatch(/^round (1[2-9]|2\d)0$/m);
+      expect(resultLine(restored.stdout)).toBe(uninterrupted);
+    }, 240_000);
+  }
+
+  it("snapshot --stop ends the VM; a directory with files in it is refused and left alone; restore refuses other machine options", async () => {
+    const { dir, env } = workDir();
+    const vm = start(["-k", workload, "--rng", "-d", "disk.img", "--name", "st"], env, dir);
+    await waitFor(() => vm.stdout.includes("round 20\n"), "the guest reached round 20");
+    const refused = vmm(["snapshot", "st", "."], { env, cwd: dir });
+    expect(refused).toMatchObject({ status: 1, stdout: "" });
+    expect(refused.stderr).toBe(`vmm: error: '${dir}' is not empty: a snapshot goes into a new or empty directory (nothing is overwritten)\n`);
+    expect(existsSync(path.join(dir, "memory.bin"))).toBe(false);
+    const stopped = vmm(["snapshot", "st", "snap", "--stop"], { env, cwd: dir });
+    expect(stopped.status, stopped.stderr).toBe(0);
+    expect(stopped.stdout).toMatch(/; stopping\n$/);
+    expect(await vm.exit).toBe(143);
+    const mixed = vmm(["run", "--restore", "snap", "-m", "512"], { env, cwd: dir });
+    expect(mixed.status).toBe(2);
+    expect(mixed.stderr).toBe(
+      "vmm: error: --restore takes the machine (kernel, memory, vCPUs, devices) from the snapshot; --mem cannot be given with it (only --name, --restore-memory, --verbose, --stats, --idle-notice, --debug)\n",
+    );
+    const missing = vmm(["run", "--restore", "nowhere"], { env, cwd: dir });
+    expect(missing.stderr).toBe(`vmm: error: '${path.join(dir, "nowhere")}' is not a snapshot (no snapshot.json)\n`);
+    expect(missing.status).toBe(1);
+  }, 240_000);
+});
