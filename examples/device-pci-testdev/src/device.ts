@@ -1,4 +1,4 @@
-import type { IoHandler } from "@vmm/core";
+import { stateData, stateInt, type DeviceState, type IoHandler } from "@vmm/core";
 import { MsixCapability, PciFunction } from "@vmm/pci";
 import { DEFAULT_ID, REGISTER_BYTES, TestdevRegisters } from "./registers.js";
 
@@ -59,6 +59,21 @@ export class PciTestDevice extends PciFunction {
   override reset(): void {
     super.reset();
     this.registers.reset();
+  }
+
+  /**
+   * Snapshots: the registers outside config space (PciFunction saves config space and the MSI-X table itself).
+   * Version 1 of this device's own layout; restoreState checks every field as untrusted data.
+   */
+  protected override saveDeviceState(): DeviceState {
+    const { scratch, counter, lastDoorbell, irqCount, errors } = this.registers.state;
+    return { version: 1, data: { scratch, counter, lastDoorbell, irqCount, errors } };
+  }
+
+  protected override restoreDeviceState(state: DeviceState | undefined): void {
+    const data = stateData(state, this.name, 1);
+    const u32 = (key: string) => stateInt(data, key, this.name, 0, 0xffff_ffff);
+    Object.assign(this.registers.state, { scratch: u32("scratch"), counter: u32("counter"), lastDoorbell: u32("lastDoorbell"), irqCount: u32("irqCount"), errors: u32("errors") });
   }
 
   /** Requests an MSI-X vector; false for a vector the device does not have. */

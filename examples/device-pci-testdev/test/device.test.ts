@@ -80,6 +80,26 @@ describe("pci-testdev on the bus", () => {
   });
 });
 
+describe("pci-testdev snapshots", () => {
+  it("a copy restored from its saved state answers with the same registers, on the same bus addresses", () => {
+    const a = rig();
+    a.mmio.write(a.mem + Reg.SCRATCH, 4, 0x1234_5678);
+    for (const v of [3, 5]) a.pio.write(a.io + Reg.DOORBELL, 4, v);
+    a.pio.write(a.io + Reg.SCRATCH, 2, 1); // refused: counted in ERRORS
+    const saved = JSON.parse(JSON.stringify(a.bus.saveState())) as ReturnType<PciBus["saveState"]>;
+    const b = rig();
+    b.bus.restoreState(saved);
+    for (const reg of [Reg.ID, Reg.SCRATCH, Reg.COUNTER, Reg.LAST_DOORBELL, Reg.IRQ_COUNT, Reg.ERRORS]) {
+      expect(b.mmio.read(a.mem + reg, 4), `register 0x${reg.toString(16)}`).toBe(a.mmio.read(a.mem + reg, 4));
+    }
+    expect(b.pio.read(a.io + Reg.COUNTER, 4)).toBe(2);
+    const own = a.dev.saveState();
+    expect(() => b.dev.restoreState({ version: own.version, data: { ...(own.data as object), device: { version: 1, data: { scratch: -1 } } } })).toThrow(
+      "pci-testdev0: scratch must be an integer in [0, 4294967295], got -1",
+    );
+  });
+});
+
 describe("TestdevRegisters", () => {
   it("reset clears everything but the ID", () => {
     const regs = new TestdevRegisters(0x1234, () => true);

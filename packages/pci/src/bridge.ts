@@ -182,6 +182,11 @@ const BRIDGE_REGISTERS = [
 export class PciBridge extends PciFunction {
   readonly reserve: Required<BridgeReserve>;
 
+  /** Snapshots: everything it keeps is in config space. */
+  protected override saveDeviceState(): undefined {
+    return undefined;
+  }
+
   constructor(options: PciBridgeOptions) {
     super({
       name: options.name,

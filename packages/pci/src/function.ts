@@ -377,10 +377,12 @@ export class PciFunction implements PciDevice {
   /**
    * Hook for `saveState`: the subclass's own state (its registers outside config space, queues, backends'
    * positions), with its own layout version; undefined when it has none. Called with the vCPUs paused, after
-   * `quiesce`.
+   * `quiesce`. A subclass must override it to be snapshotted, returning undefined when everything it keeps is in
+   * config space: by default the snapshot is refused, naming the function, because this class cannot know what a
+   * subclass keeps elsewhere (a plugin device that never thought of snapshots is refused, not half saved).
    */
   protected saveDeviceState(): DeviceState | undefined {
-    return undefined;
+    throw new SnapshotError(`${this.name}: this device cannot be snapshotted (${this.constructor.name} does not save its own state: it overrides no saveDeviceState)`);
   }
 
   /**

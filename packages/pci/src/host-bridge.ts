@@ -8,6 +8,11 @@ export const HOST_BRIDGE_CLASS = 0x060000;
 
 /** The host bridge at 00:00.0: IDs and class only, no BARs, no interrupt. */
 export class HostBridge extends PciFunction {
+
+  /** Snapshots: everything it keeps is in config space. */
+  protected override saveDeviceState(): undefined {
+    return undefined;
+  }
   constructor() {
     super({
       name: "host-bridge",

@@ -94,6 +94,11 @@ function encodePciexbar(base: number, busCount: number): [number, number] {
 export class Q35HostBridge extends PciFunction {
   private readonly resetPciexbar: [number, number];
 
+  /** Snapshots: everything it keeps is in config space. */
+  protected override saveDeviceState(): undefined {
+    return undefined;
+  }
+
   constructor(private readonly q35: Q35HostBridgeOptions) {
     super({
       name: "host-bridge",

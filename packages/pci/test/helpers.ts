@@ -53,6 +53,11 @@ export function makeRig(options: Partial<PciBusOptions> = {}): Rig {
 
 /** A function whose BARs answer with their index in byte 0 and record writes; it logs (de)activations. */
 export class TestFunction extends PciFunction {
+
+  /** Snapshots: everything it keeps is in config space. */
+  protected override saveDeviceState(): undefined {
+    return undefined;
+  }
   readonly events: string[] = [];
   readonly writes: Array<[number, number, number, number]> = [];
   /** What the configWritten hook saw: offset, size, value. */

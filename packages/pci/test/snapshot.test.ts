@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { SnapshotError, type DeviceState, type PciDevice, type StateValue } from "@vmm/core";
-import { MsiCapability, MsixCapability, PcieRootPort, Q35HostBridge, type EcamWindow, type PamSegment } from "../src/index.js";
+import { MsiCapability, MsixCapability, PciFunction, PcieRootPort, Q35HostBridge, type EcamWindow, type PamSegment } from "../src/index.js";
 import { makeRig, ranges, TestFunction } from "./helpers.js";
 
 const ECAM = 0xf000_0000;
@@ -251,5 +251,16 @@ describe("PCI snapshot fuzzing", () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe("PCI snapshots of subclasses", () => {
+  it("refuse a subclass that does not say what it keeps outside config space, naming it; a bus with it saves nothing", () => {
+    class PluginDevice extends PciFunction {}
+    const device = new PluginDevice({ name: "testdev0", vendorId: 0x1b36, deviceId: 0x0005, classCode: 0xff0000 });
+    expect(() => device.saveState()).toThrow(new SnapshotError("testdev0: this device cannot be snapshotted (PluginDevice does not save its own state: it overrides no saveDeviceState)"));
+    const rig = makeRig();
+    rig.bus.attach(device);
+    expect(() => rig.bus.saveState()).toThrow(SnapshotError);
   });
 });
