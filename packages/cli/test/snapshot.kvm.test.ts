@@ -11,7 +11,7 @@ import path from "node:path";
 import { buildGuest } from "@vmm/guest-kit";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { kvmOk } from "./helpers/kvm.js";
-import { bin, cliDir, vmm } from "./helpers/spawn.js";
+import { bin, cliDir, fixturePlugin, vmm } from "./helpers/spawn.js";
 
 let workload = "";
 const children: ChildProcess[] = [];
@@ -86,6 +86,18 @@ describe.skipIf(!kvmOk)("vmm snapshot and vmm run --restore under /dev/kvm", () 
       expect(resultLine(restored.stdout)).toBe(uninterrupted);
     }, 240_000);
   }
+
+  it("a plugin device that does not save its state makes vmm snapshot refuse, naming it, with nothing written; the VM runs on", async () => {
+    const { dir, env } = workDir();
+    const vm = start(["-k", workload, "--rng", "-d", "disk.img", "--name", "pl", "--plugin", fixturePlugin("fixture-plugin.mjs"), "--device", "fixture-dev,id=7"], env, dir);
+    await waitFor(() => vm.stdout.includes("round 20\n") || vm.child.exitCode !== null, "the guest reached round 20");
+    const r = vmm(["snapshot", "pl", "snap"], { env, cwd: dir });
+    expect(r).toMatchObject({ status: 1, stdout: "" });
+    expect(r.stderr).toBe("vmm: error: fixture-dev0: this device cannot be snapshotted (FixtureDevice does not save its own state: it overrides no saveDeviceState)\n");
+    expect(existsSync(path.join(dir, "snap"))).toBe(false);
+    await waitFor(() => vm.stdout.includes("round 60\n"), "the guest ran on after the refused snapshot");
+    expect(vmm(["list", "--json"], { env }).stdout).toContain('"state": "running"');
+  }, 240_000);
 
   it("snapshot --stop ends the VM; a directory with files in it is refused and left alone; restore refuses other machine options", async () => {
     const { dir, env } = workDir();
