@@ -15,7 +15,7 @@ enum {
   SYS_pwrite64 = 18, SYS_nanosleep = 35, SYS_fsync = 74, SYS_mkdir = 83, SYS_readlink = 89, SYS_sync = 162,
   SYS_mount = 165, SYS_getdents64 = 217, SYS_socket = 41, SYS_connect = 42, SYS_accept = 43, SYS_sendto = 44, SYS_recvfrom = 45, SYS_bind = 49,
   SYS_listen = 50, SYS_setsockopt = 54,
-  SYS_mmap = 9, SYS_munmap = 11, SYS_mlock = 149,
+  SYS_mmap = 9, SYS_munmap = 11, SYS_mlock = 149, SYS_poll = 7, SYS_reboot = 169,
 };
 enum { O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_DIRECTORY = 0200000 };
 #define BLKFLSBUF 0x1261
@@ -745,6 +745,46 @@ static void vfio(const char *arg) {
   vfio_io();
 }
 
+/* An input event as evdev delivers it on x86_64: a struct timeval, then type, code and value. */
+struct input_event { long sec, usec; unsigned short type, code; int value; };
+struct pollfd { int fd; short events, revents; };
+enum { EV_KEY = 1, KEY_POWER = 116, POLLIN = 1, MAX_INPUTS = 8 };
+
+/*
+ * Waits for the power button as a desktop's power daemon does: the kernel's ACPI button driver reports KEY_POWER on
+ * an input device; on its press, powers the machine off (Linux enters ACPI S5 through the DSDT's \_S5). Says
+ * "poweroff ready" once it listens (the host then presses the button); it never returns.
+ */
+static void poweroff_on_button(void) {
+  struct pollfd fds[MAX_INPUTS];
+  int n = 0;
+  for (int i = 0; i < MAX_INPUTS; i++) {
+    char path[] = "/dev/input/event0";
+    path[16] = (char)('0' + i);
+    long fd = sys3(SYS_open, path, O_RDONLY, 0);
+    if (fd >= 0) fds[n++] = (struct pollfd){ (int)fd, POLLIN, 0 };
+  }
+  if (n == 0) { fail("poweroff: no /dev/input/event*", 0); return; }
+  put("@@ poweroff ready inputs="); putu((u64)n); end();
+  for (;;) {
+    long r = sys3(SYS_poll, fds, n, -1);
+    if (r < 0) { fail("poweroff: poll", r); return; }
+    for (int i = 0; i < n; i++) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      struct input_event ev[16];
+      long got = sys3(SYS_read, fds[i].fd, ev, sizeof ev);
+      for (long k = 0; k < got / (long)sizeof ev[0]; k++) {
+        if (ev[k].type != EV_KEY || ev[k].code != KEY_POWER || ev[k].value != 1) continue;
+        put("@@ poweroff KEY_POWER on event"); putu((u64)i); end();
+        sys3(SYS_sync, 0, 0, 0);
+        r = sys6(SYS_reboot, 0xfee1dead, 672274793, 0x4321fedc, 0, 0, 0); /* LINUX_REBOOT_CMD_POWER_OFF */
+        fail("poweroff: reboot", r);
+        return;
+      }
+    }
+  }
+}
+
 static void run_check(const char *arg) {
   if (eq(arg, "pci")) list_dir("/sys/bus/pci/devices", pci_function);
   else if (eq(arg, "interrupts")) dump("interrupts", "/proc/interrupts");
@@ -768,6 +808,7 @@ static void run_check(const char *arg) {
   else if (starts(arg, "dhcp:")) dhcp(arg + 5);
   else if (starts(arg, "ipv6:")) ipv6(arg + 5);
   else if (starts(arg, "vfio:")) vfio(arg + 5);
+  else if (eq(arg, "poweroff")) poweroff_on_button();
   else if (starts(arg, "sleep:")) { long ms = 0; for (const char *s = arg + 6; *s >= '0' && *s <= '9'; s++) ms = ms * 10 + (*s - '0'); sleep_ms(ms); }
   else if (starts(arg, "cat:")) dump(arg + 4, arg + 4);
   else { put("@@ FAIL unknown check "); put(arg); end(); failures++; }
