@@ -11,6 +11,8 @@
 #include "virtio.h"
 
 #define QSZ 8
+/* How long a request may take, in TSC cycles. */
+#define TIMEOUT 20000000000UL
 #define ROUNDS 300
 #define WRAP 32
 #define BUFFER_BYTES (8UL << 20)
@@ -33,18 +35,6 @@ static u64 next(void) {
 }
 static u64 fold(u64 h, u64 v) { return (h ^ v) * 0x100000001b3UL; }
 
-static int start(u16 device_id, struct virtio_pci *d, struct virtq *q, void *ring) {
-	return virtio_pci_find(device_id, 0, d) && virtio_negotiate(d, VIRTIO_F_VERSION_1) &&
-	       virtio_queue_setup(d, 0, q, ring, QSZ, VIRTIO_NO_VECTOR) && virtio_driver_ok(d);
-}
-
-static long transfer(struct virtio_pci *d, struct virtq *q, const struct virtq_buf *bufs, u16 n) {
-	virtq_add_chain(q, 0, bufs, n);
-	virtio_notify(d, q);
-	u32 len;
-	return virtq_poll_used(q, 20000000000UL, &len) < 0 ? -1 : (long)len;
-}
-
 static struct virtio_pci rng, blk;
 static struct virtq rngq, blkq;
 static u32 rng_done, blk_done;
@@ -54,7 +44,7 @@ static int blk_io(u32 type, u64 lba) {
 	blk_header.sector = lba;
 	blk_status = 0xff;
 	const struct virtq_buf b[3] = { { (u64)&blk_header, sizeof blk_header, 0 }, { (u64)sector, sizeof sector, type == 0 }, { (u64)&blk_status, 1, 1 } };
-	if (transfer(&blk, &blkq, b, 3) < 0 || blk_status != 0) return 0;
+	if (virtio_transfer(&blk, &blkq, b, 3, TIMEOUT) < 0 || blk_status != 0) return 0;
 	blk_done++;
 	return 1;
 }
@@ -69,8 +59,8 @@ static int sector_matches(u32 round) {
 }
 
 int main(void) {
-	if (!start(VIRTIO_ID_RNG, &rng, &rngq, rng_ring)) { printf("workload: no usable virtio-rng\n"); return 1; }
-	if (!start(VIRTIO_ID_BLK, &blk, &blkq, blk_ring)) { printf("workload: no usable virtio-blk\n"); return 1; }
+	if (!virtio_start_polled(VIRTIO_ID_RNG, &rng, &rngq, rng_ring, QSZ)) { printf("workload: no usable virtio-rng\n"); return 1; }
+	if (!virtio_start_polled(VIRTIO_ID_BLK, &blk, &blkq, blk_ring, QSZ)) { printf("workload: no usable virtio-blk\n"); return 1; }
 	printf("workload: started\n");
 	u64 checksum = 0;
 	for (u32 round = 1; round <= ROUNDS; round++) {
@@ -80,7 +70,7 @@ int main(void) {
 			for (u32 i = 0; i < 512; i += 8) checksum = fold(checksum, page[i]);
 		}
 		const struct virtq_buf r[1] = { { (u64)random_bytes, sizeof random_bytes, 1 } };
-		if (transfer(&rng, &rngq, r, 1) != (long)sizeof random_bytes) { printf("workload: virtio-rng failed in round %u\n", round); return 1; }
+		if (virtio_transfer(&rng, &rngq, r, 1, TIMEOUT) != (long)sizeof random_bytes) { printf("workload: virtio-rng failed in round %u\n", round); return 1; }
 		rng_done++;
 		fill_sector(round);
 		if (!blk_io(1, round % (2 * WRAP))) { printf("workload: write failed in round %u\n", round); return 1; }

@@ -127,3 +127,15 @@ int virtio_driver_ok(struct virtio_pci *d) {
 	mmio_write8(d->common + CC_STATUS, all);
 	return mmio_read8(d->common + CC_STATUS) == all;
 }
+
+int virtio_start_polled(u16 device_id, struct virtio_pci *d, struct virtq *q, void *ring_memory, u16 size) {
+	return virtio_pci_find(device_id, 0, d) && virtio_negotiate(d, VIRTIO_F_VERSION_1) &&
+	       virtio_queue_setup(d, 0, q, ring_memory, size, VIRTIO_NO_VECTOR) && virtio_driver_ok(d);
+}
+
+long virtio_transfer(struct virtio_pci *d, struct virtq *q, const struct virtq_buf *bufs, u16 n, u64 cycles) {
+	virtq_add_chain(q, 0, bufs, n);
+	virtio_notify(d, q);
+	u32 len;
+	return virtq_poll_used(q, cycles, &len) < 0 ? -1 : (long)len;
+}

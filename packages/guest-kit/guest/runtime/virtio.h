@@ -128,6 +128,14 @@ int virtio_queue_setup(struct virtio_pci *d, u16 index, struct virtq *q, void *r
 /* Sets DRIVER_OK; 1 when the status reads back as exactly ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK. */
 int virtio_driver_ok(struct virtio_pci *d);
 
+/*
+ * The whole bring-up of a small polled driver: the first device with this ID, VERSION_1 only, queue 0 with `size`
+ * entries in `ring_memory` and no MSI-X vector, DRIVER_OK; 1 when every step worked.
+ */
+int virtio_start_polled(u16 device_id, struct virtio_pci *d, struct virtq *q, void *ring_memory, u16 size);
+/* Posts `bufs` as chain 0, rings the doorbell, waits up to `cycles` TSC cycles for it to be used; the used length or -1. */
+long virtio_transfer(struct virtio_pci *d, struct virtq *q, const struct virtq_buf *bufs, u16 n, u64 cycles);
+
 /* The queue's doorbell address; writing the queue index there notifies the device. */
 static inline u64 virtio_doorbell(const struct virtio_pci *d, const struct virtq *q) {
 	return d->notify + (u64)q->notify_off * d->notify_mult;
