@@ -3,31 +3,19 @@
  * VMs at once, a VM killed with its socket left behind, a name in use, malformed protocol lines. Each test has its
  * own XDG_RUNTIME_DIR. The guest (guests/echo.c) says "echo: ready", then answers each byte on COM1 with a line.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, lstatSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { inflateSync } from "node:zlib";
 import { buildGuest } from "@vmm/guest-kit";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { kvmOk } from "./helpers/kvm.js";
-import { bin, cliDir, vmm } from "./helpers/spawn.js";
+import { killVmsAfterEach, startVmm, waitFor } from "./helpers/vm-process.js";
+import { cliDir, vmm } from "./helpers/spawn.js";
 
 let echo = "";
-const children: ChildProcess[] = [];
-
-afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-});
-
-async function waitFor(check: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+killVmsAfterEach();
 
 /** A fresh XDG_RUNTIME_DIR and the control socket directory in it. */
 function runtimeDir() {
@@ -37,12 +25,8 @@ function runtimeDir() {
 
 /** Starts `vmm run` of the echo guest named `name`; resolves once the guest said it is ready. */
 async function startVm(name: string, env: NodeJS.ProcessEnv, args: string[] = []) {
-  const child = spawn(process.execPath, [bin, "run", "-k", echo, "--name", name, ...args], { cwd: cliDir, env: { ...process.env, ...env } });
-  children.push(child);
-  const vm = { child, stdout: "", stderr: "", exit: new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code))) };
-  child.stdout.on("data", (b: Buffer) => (vm.stdout += b.toString()));
-  child.stderr.on("data", (b: Buffer) => (vm.stderr += b.toString()));
-  await waitFor(() => vm.stdout.includes("echo: ready") || child.exitCode !== null, `${name} is ready`);
+  const vm = startVmm(["-k", echo, "--name", name, ...args], { cwd: cliDir, env: { ...process.env, ...env } });
+  await waitFor(() => vm.stdout.includes("echo: ready") || vm.child.exitCode !== null, `${name} is ready`);
   expect(vm.stderr).toBe("");
   return vm;
 }
@@ -193,11 +177,8 @@ describe.skipIf(!kvmOk)("control commands against running VMs under /dev/kvm", (
   it("screenshot writes the vesa device's picture as a PNG where the caller says, and refuses a VM without a display", async () => {
     const { env } = runtimeDir();
     const pattern = await buildGuest("vesa-pattern", { format: "elf", source: path.join(cliDir, "guests/vesa-pattern.c") });
-    const child = spawn(process.execPath, [bin, "run", "-k", pattern, "--name", "shot", "--device", "vesa"], { cwd: cliDir, env: { ...process.env, ...env } });
-    children.push(child);
-    let out = "";
-    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
-    await waitFor(() => out.includes("vesa-pattern: ready") || child.exitCode !== null, "the pattern is drawn");
+    const vm = startVmm(["-k", pattern, "--name", "shot", "--device", "vesa"], { cwd: cliDir, env: { ...process.env, ...env } });
+    await waitFor(() => vm.stdout.includes("vesa-pattern: ready") || vm.child.exitCode !== null, "the pattern is drawn");
     const cwd = mkdtempSync(path.join(tmpdir(), "vmm-shot-"));
     const r = vmm(["screenshot", "shot", "screen.png"], { env, cwd });
     expect([r.status, r.stdout, r.stderr]).toEqual([0, "shot: 64x48 picture of vesa0 in screen.png\n", ""]);

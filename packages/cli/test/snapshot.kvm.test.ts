@@ -4,30 +4,18 @@
  * (guests/snapshot-workload.c) rewrites an 8 MiB buffer, counts virtio-rng and virtio-blk completions and re-reads
  * the sectors it wrote earlier, so memory, vCPU, device and disk state all have to come back.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { buildGuest } from "@vmm/guest-kit";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { kvmOk } from "./helpers/kvm.js";
-import { bin, cliDir, fixturePlugin, vmm } from "./helpers/spawn.js";
+import { cliDir, fixturePlugin, vmm } from "./helpers/spawn.js";
+import { killVmsAfterEach, startVmm, waitFor } from "./helpers/vm-process.js";
 
 let workload = "";
-const children: ChildProcess[] = [];
+killVmsAfterEach();
 const RESULT = /^result checksum=[0-9a-f]+ memory=[0-9a-f]+ disk=[0-9a-f]+ rng=300 blk=\d+$/m;
-
-afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-});
-
-async function waitFor(check: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A work directory with a fresh 1 MiB disk image and its own XDG_RUNTIME_DIR. */
 function workDir() {
@@ -36,14 +24,9 @@ function workDir() {
   return { dir, env: { ...process.env, XDG_RUNTIME_DIR: dir } };
 }
 
-function start(args: string[], env: NodeJS.ProcessEnv, cwd: string) {
-  const child = spawn(process.execPath, [bin, "run", ...args], { cwd, env });
-  children.push(child);
-  const vm = { child, stdout: "", stderr: "", exit: new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code))) };
-  child.stdout.on("data", (b: Buffer) => (vm.stdout += b.toString()));
-  child.stderr.on("data", (b: Buffer) => (vm.stderr += b.toString()));
-  return vm;
-}
+const start = (args: string[], env: NodeJS.ProcessEnv, cwd: string) => startVmm(args, { cwd, env });
+/** The workload runs for tens of seconds on this project's emulating hosts. */
+const LONG = 60_000;
 
 const resultLine = (out: string) => RESULT.exec(out)?.[0];
 
@@ -64,7 +47,7 @@ describe.skipIf(!kvmOk)("vmm snapshot and vmm run --restore under /dev/kvm", () 
     it(`a guest snapshotted mid-run, its VMM killed, restored with ${memory} memory finishes with the uninterrupted result`, async () => {
       const { dir, env } = workDir();
       const vm = start(["-k", workload, "--rng", "-d", "disk.img", "--name", "wl"], env, dir);
-      await waitFor(() => vm.stdout.includes("round 100\n") || vm.child.exitCode !== null, "the guest reached round 100");
+      await waitFor(() => vm.stdout.includes("round 100\n") || vm.child.exitCode !== null, "the guest reached round 100", LONG);
       const snap = vmm(["snapshot", "wl", "snap"], { env, cwd: dir });
       expect(snap.stderr).toBe("");
       expect(snap.status).toBe(0);
@@ -90,19 +73,19 @@ describe.skipIf(!kvmOk)("vmm snapshot and vmm run --restore under /dev/kvm", () 
   it("a plugin device that does not save its state makes vmm snapshot refuse, naming it, with nothing written; the VM runs on", async () => {
     const { dir, env } = workDir();
     const vm = start(["-k", workload, "--rng", "-d", "disk.img", "--name", "pl", "--plugin", fixturePlugin("fixture-plugin.mjs"), "--device", "fixture-dev,id=7"], env, dir);
-    await waitFor(() => vm.stdout.includes("round 20\n") || vm.child.exitCode !== null, "the guest reached round 20");
+    await waitFor(() => vm.stdout.includes("round 20\n") || vm.child.exitCode !== null, "the guest reached round 20", LONG);
     const r = vmm(["snapshot", "pl", "snap"], { env, cwd: dir });
     expect(r).toMatchObject({ status: 1, stdout: "" });
     expect(r.stderr).toBe("vmm: error: fixture-dev0: this device cannot be snapshotted (FixtureDevice does not save its own state: it overrides no saveDeviceState)\n");
     expect(existsSync(path.join(dir, "snap"))).toBe(false);
-    await waitFor(() => vm.stdout.includes("round 60\n"), "the guest ran on after the refused snapshot");
+    await waitFor(() => vm.stdout.includes("round 60\n"), "the guest ran on after the refused snapshot", LONG);
     expect(vmm(["list", "--json"], { env }).stdout).toContain('"state": "running"');
   }, 240_000);
 
   it("snapshot --stop ends the VM; a directory with files in it is refused and left alone; restore refuses other machine options", async () => {
     const { dir, env } = workDir();
     const vm = start(["-k", workload, "--rng", "-d", "disk.img", "--name", "st"], env, dir);
-    await waitFor(() => vm.stdout.includes("round 20\n"), "the guest reached round 20");
+    await waitFor(() => vm.stdout.includes("round 20\n"), "the guest reached round 20", LONG);
     const refused = vmm(["snapshot", "st", "."], { env, cwd: dir });
     expect(refused).toMatchObject({ status: 1, stdout: "" });
     expect(refused.stderr).toBe(`vmm: error: '${dir}' is not empty: a snapshot goes into a new or empty directory (nothing is overwritten)\n`);
