@@ -85,6 +85,8 @@ export interface MachineOptions {
 }
 
 const FIRST_DEVICE_SLOT = 8;
+/** How often a lazily restored machine checks that every page was served from its file. */
+const LAZY_MEMORY_CHECK_MS = 100;
 const RFLAGS_IF = 0x200;
 
 function readImage(what: string, source: { path?: string; bytes?: Uint8Array }): Uint8Array {
@@ -451,7 +453,23 @@ export class Machine {
     if (this.legacy.pmTimer.onHostClock) for (const vcpu of this.vcpus) vcpu.setPmTimer(PM_TIMER_PORT, this.legacy.pmTimer.startNs);
   }
 
-  private readonly lazyPager: LazyMemoryFactory = (regions) => createUserfaultPager({ regions, threads: Math.max(1, this.cpus) });
+  /** One handler thread per vCPU; a page it fails to serve stops the machine (the guest would see wrong memory). */
+  private readonly lazyPager: LazyMemoryFactory = (regions) => {
+    const pager = createUserfaultPager({ regions, threads: Math.max(1, this.cpus) });
+    const watch = setInterval(() => {
+      if (pager.stats().errors === 0) return;
+      clearInterval(watch);
+      this.loop.stop({ status: 1, reason: "error", message: `${this.name}: the snapshot's memory file could not be read for a page the guest touched (lazy restore); stopped` });
+    }, LAZY_MEMORY_CHECK_MS);
+    watch.unref();
+    return {
+      errors: () => pager.stats().errors,
+      close: () => {
+        clearInterval(watch);
+        pager.close();
+      },
+    };
+  };
 
   private snapshotParts(): X86SnapshotParts {
     if (this.firmwareBoot) throw new SnapshotError(`${this.name}: snapshots of firmware-booted machines are not supported yet (fw-cfg and shadow RAM state)`);

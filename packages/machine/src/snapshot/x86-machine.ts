@@ -35,6 +35,8 @@ export type RestoreMemory = "eager" | "lazy";
 
 /** Serves a memory file's pages on demand into guest RAM (kvm-native's userfaultfd pager). */
 export interface LazyMemory {
+  /** Pages it could not serve from the file (read errors, refused copies): anything but 0 means wrong memory. */
+  errors(): number;
   close(): void;
 }
 export type LazyMemoryFactory = (regions: Array<{ memory: Uint8Array; fd: number; offset: number }>) => LazyMemory;
@@ -121,6 +123,7 @@ export function restoreX86Snapshot(parts: X86SnapshotParts, snapshot: LoadedSnap
       const served = lazy(regions.map((r, i) => ({ memory: r.bytes, fd, offset: m.memory.regions[i]!.offset })));
       // The file stays open while pages are served from it.
       pager = {
+        errors: () => served.errors(),
         close: () => {
           served.close();
           closeSync(fd);
