@@ -1,5 +1,6 @@
 import { type DeviceState, type GuestMemory, GuestMemoryError, type Logger, SnapshotError } from "@vmm/core";
 import type { VirtioDeviceTypeId } from "./constants.js";
+import type { QueueDataPlane } from "./dataplane/api.js";
 import type { DescriptorChain } from "./virtqueue/descriptor-chain.js";
 import type { SplitQueue } from "./virtqueue/split-ring.js";
 
@@ -61,6 +62,15 @@ export abstract class VirtioDevice {
 
   /** The driver made buffers available on `queue`. */
   abstract notify(queue: number): void;
+
+  /**
+   * Asks for `queue` to be served on a worker thread of its own (see `QueueDataPlane`), asked once when the
+   * transport is built. Where the host allows it (memfd-backed guest RAM), `notify` is then never called for that
+   * queue: its worker module serves every chain. Default: none, the queue is served here.
+   */
+  dataPlane(_queue: number): QueueDataPlane | undefined {
+    return undefined;
+  }
 
   /** A driver write to the configuration space (most fields are read-only, so the default ignores it). */
   writeConfig(_offset: number, _size: 1 | 2 | 4, _value: number): void {}

@@ -19,6 +19,17 @@ export { listenUnix } from "./backends/unix-listen.js";
 
 // Writing a new device type: the device contract, its queues and the spec's constants.
 export { VirtioDevice, type VirtioContext } from "./device.js";
+
+// Data planes: a device hands a queue to a worker thread (`VirtioDevice.dataPlane`), whose module serves chains.
+export {
+  defineQueueWorker,
+  type QueueDataPlane,
+  type QueueWorker,
+  type QueueWorkerContext,
+  type QueueWorkerFactory,
+  type IoEventFdRegistry,
+} from "./dataplane/api.js";
+export type { QueueWorkerHost } from "./dataplane/queue-worker.js";
 export { SplitQueue, type QueueOptions, type RingField, type SavedQueue } from "./virtqueue/split-ring.js";
 export { gather, scatter, type ChainSegment, type DescriptorChain, type ChainLimits } from "./virtqueue/descriptor-chain.js";
 export { VirtqueueError } from "./virtqueue/errors.js";

@@ -86,11 +86,18 @@ const deviceTypes: CoreDeviceType[] = [
       path: { type: "string", required: true, description: "raw disk image file" },
       readonly: { type: "boolean", default: false, description: "refuse guest writes (VIRTIO_BLK_F_RO)" },
       serial: { type: "string", default: "", description: "serial returned by GET_ID (up to 20 bytes)" },
+      dataplane: {
+        type: "enum",
+        values: ["worker", "main"],
+        default: "worker",
+        description: "worker: requests run on a thread of the queue's own, I/O straight into guest memory (when guest RAM is memfd-backed); main: on the JS thread",
+      },
       transport,
     },
     async create(context, options) {
       const image = await FileImage.open(options.path as string, { readonly: options.readonly as boolean });
-      return pciFunction(context, new VirtioBlk(image, { serial: options.serial as string }), options);
+      const blk = new VirtioBlk(image, { serial: options.serial as string, dataplane: options.dataplane as "worker" | "main" });
+      return pciFunction(context, blk, options);
     },
   },
   {

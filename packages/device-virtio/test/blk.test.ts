@@ -3,9 +3,10 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { bit, Status } from "../src/constants.js";
 import { type BlockBackend, MemoryBlockBackend } from "../src/backends/block.js";
 import { FileImage } from "../src/backends/file-image.js";
-import { BlkFeature, BlkStatus, BlkType, VirtioBlk } from "../src/devices/blk.js";
+import { type BlkOptions, BlkFeature, BlkStatus, BlkType, VirtioBlk } from "../src/devices/blk.js";
 import type { Buf } from "./driver.js";
 import { type ModernDriver, setupTransport, until } from "./harness.js";
+import { closeMemfds, makeMemfdMemory, MemfdBlockBackend } from "./memfd-ram.js";
 import { tempDirEach } from "./temp-dir.js";
 
 const pattern = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
@@ -38,16 +39,42 @@ class DelayedBackend extends MemoryBlockBackend {
   }
 }
 
-function blk(backend: BlockBackend = new MemoryBlockBackend(pattern(64 * 512)), options = {}) {
-  const device = new VirtioBlk(backend, options);
-  const t = setupTransport(device);
+/**
+ * Both data planes run the same requests: `main` serves the queue on the JS thread through the backend's
+ * promises; `worker` on a data-plane thread over memfd-backed RAM, with synchronous I/O on the disk's memfd.
+ */
+const PLANES = ["main", "worker"] as const;
+type Plane = (typeof PLANES)[number];
+const running: Array<{ shutdown(): void }> = [];
+afterEach(() => {
+  for (const t of running.splice(0)) t.shutdown();
+  closeMemfds();
+});
+
+/** A disk holding `bytes` that the plane can use: memory for `main`, a memfd for `worker`. */
+function diskFor(plane: Plane, bytes: Uint8Array, readonly = false): MemoryBlockBackend {
+  return plane === "worker" ? new MemfdBlockBackend(bytes, readonly) : new MemoryBlockBackend(bytes, readonly);
+}
+
+function blkOn(plane: Plane, backend: BlockBackend = diskFor(plane, pattern(64 * 512)), options: BlkOptions = {}) {
+  const device = new VirtioBlk(backend, { dataplane: plane, ...options });
+  const t = setupTransport(device, 4 << 20, plane === "worker" ? makeMemfdMemory() : undefined);
+  running.push(t.transport);
   t.driver.init();
+  expect(t.transport.dataPlane(0) !== undefined).toBe(plane === "worker" && backend.fd !== undefined);
   return { ...t, device, backend, ring: t.driver.rings[0]! };
 }
 
-describe("virtio-blk", () => {
+function blk(backend: BlockBackend = new MemoryBlockBackend(pattern(64 * 512)), options: BlkOptions = {}) {
+  return blkOn("main", backend, options);
+}
+
+describe.each(PLANES)("virtio-blk (%s data plane)", (plane) => {
+  const disk = (bytes: Uint8Array, readonly = false) => diskFor(plane, bytes, readonly);
+  const blk = (backend?: BlockBackend, options: BlkOptions = {}) => blkOn(plane, backend, options);
+
   it("exposes capacity, size_max, seg_max and blk_size in its configuration", () => {
-    const { driver } = blk(new MemoryBlockBackend(new Uint8Array(4 * 1024 * 1024 + 100)));
+    const { driver } = blk(disk(new Uint8Array(4 * 1024 * 1024 + 100)));
     expect(driver.config(0, 4)).toBe(8192);
     expect(driver.config(4, 4)).toBe(0);
     expect(driver.config(8, 4)).toBe(65536);
@@ -59,11 +86,10 @@ describe("virtio-blk", () => {
     const { driver, ring, mem, sink } = blk();
     const r = request(driver, BlkType.IN, 3n, 1024, { split: true });
     driver.kick(0);
-    await until(() => ring.usedIdx() === 1);
+    await until(() => ring.usedIdx() === 1 && sink.level);
     expect(ring.takeUsed()).toEqual([{ id: r.head, len: 1025 }]);
     expect(mem.readU8(r.status)).toBe(BlkStatus.OK);
     expect([...mem.view(r.data, 1024)]).toEqual([...pattern(64 * 512).subarray(3 * 512, 5 * 512)]);
-    expect(sink.level).toBe(true);
   });
 
   it("writes sectors from device-readable buffers", async () => {
@@ -77,33 +103,37 @@ describe("virtio-blk", () => {
     expect([...(backend as MemoryBlockBackend).bytes.subarray(5120, 5632)]).toEqual([...payload]);
   });
 
-  it("flushes the backend before completing FLUSH", async () => {
+  it("completes FLUSH with OK once the backend flushed", async () => {
     const { driver, ring, mem, backend } = blk();
     const r = request(driver, BlkType.FLUSH, 0n, 0);
     driver.kick(0);
     await until(() => ring.usedIdx() === 1);
-    expect((backend as MemoryBlockBackend).flushes).toBe(1);
+    // The JS thread calls the backend's flush(); the worker fdatasyncs its fd (a memfd here: nothing to count).
+    if (plane === "main") expect((backend as MemoryBlockBackend).flushes).toBe(1);
     expect(mem.readU8(r.status)).toBe(BlkStatus.OK);
   });
 
   it("answers GET_ID with the serial, NUL-padded to 20 bytes", async () => {
     const { driver, ring, mem } = blk(undefined, { serial: "disk-0042" });
     const r = request(driver, BlkType.GET_ID, 0n, 20);
+    mem.write(r.data, new Uint8Array(20).fill(0xee));
     driver.kick(0);
+    await until(() => ring.usedIdx() === 1);
     expect(ring.takeUsed()).toEqual([{ id: r.head, len: 21 }]);
     expect(new TextDecoder().decode(mem.view(r.data, 9))).toBe("disk-0042");
-    expect(mem.readU8(r.data + 9)).toBe(0);
+    expect([...mem.view(r.data + 9, 11)]).toEqual(new Array(11).fill(0));
   });
 
   it("in read-only mode offers VIRTIO_BLK_F_RO, fails writes with IOERR and leaves the disk alone, allows flush", async () => {
-    const bytes = pattern(64 * 512);
-    const { driver, ring, mem, transport } = blk(new MemoryBlockBackend(bytes), { readonly: true });
+    const backend = disk(pattern(64 * 512));
+    const { driver, ring, mem, transport } = blk(backend, { readonly: true });
     expect(transport.offered & bit(BlkFeature.RO)).toBeTruthy();
     const w = request(driver, BlkType.OUT, 0n, 512, { data: new Uint8Array(512) });
     driver.kick(0);
+    await until(() => ring.usedIdx() === 1);
     expect(ring.takeUsed()).toEqual([{ id: w.head, len: 1 }]);
     expect(mem.readU8(w.status)).toBe(BlkStatus.IOERR);
-    expect([...bytes.subarray(0, 512)]).toEqual([...pattern(64 * 512).subarray(0, 512)]);
+    expect([...backend.bytes.subarray(0, 512)]).toEqual([...pattern(64 * 512).subarray(0, 512)]);
     const f = request(driver, BlkType.FLUSH, 0n, 0);
     driver.kick(0);
     await until(() => ring.usedIdx() === 2);
@@ -116,10 +146,11 @@ describe("virtio-blk", () => {
     ["a length that is not whole sectors", BlkType.IN, 0n, 100],
     ["a write past the end", BlkType.OUT, 64n, 512],
   ])("completes a request %s with IOERR and touches nothing", async (_n, type, sector, len) => {
-    const backend = new MemoryBlockBackend(pattern(64 * 512));
+    const backend = disk(pattern(64 * 512));
     const { driver, ring, mem } = blk(backend);
     const r = request(driver, type, sector, len, { data: new Uint8Array(len) });
     driver.kick(0);
+    await until(() => ring.usedIdx() === 1);
     expect(ring.takeUsed()).toEqual([{ id: r.head, len: 1 }]);
     expect(mem.readU8(r.status)).toBe(BlkStatus.IOERR);
     expect([...backend.bytes]).toEqual([...pattern(64 * 512)]);
@@ -129,7 +160,7 @@ describe("virtio-blk", () => {
     ["WRITE_ZEROES", BlkType.WRITE_ZEROES, 1],
     ["DISCARD", BlkType.DISCARD, 0],
   ])("%s zeroes a sector range; bad ranges get IOERR and bad flags UNSUPP", async (_n, type, flags) => {
-    const backend = new MemoryBlockBackend(pattern(64 * 512));
+    const backend = disk(pattern(64 * 512));
     const { driver, ring, mem, transport } = blk(backend);
     expect(transport.offered & bit(type === BlkType.DISCARD ? BlkFeature.DISCARD : BlkFeature.WRITE_ZEROES)).toBeTruthy();
     const range = (sector: bigint, sectors: number, f: number) => {
@@ -151,8 +182,8 @@ describe("virtio-blk", () => {
     expect([...backend.bytes.subarray(2560)]).toEqual([...pattern(64 * 512).subarray(2560)]);
   });
 
-  it("fails reads whose data buffer is device-readable and writes whose data is device-writable", () => {
-    const backend = new MemoryBlockBackend(pattern(64 * 512));
+  it("fails reads whose data buffer is device-readable and writes whose data is device-writable", async () => {
+    const backend = disk(pattern(64 * 512));
     const { driver, ring, mem } = blk(backend);
     const hdr = (type: number) => {
       const h = driver.alloc.alloc(16);
@@ -165,46 +196,83 @@ describe("virtio-blk", () => {
     ring.post([{ addr: hdr(BlkType.IN), len: 16 }, { addr: data, len: 512 }, { addr: s1, len: 1, write: true }]);
     ring.post([{ addr: hdr(BlkType.OUT), len: 16 }, { addr: data, len: 512, write: true }, { addr: s2, len: 1, write: true }]);
     driver.kick(0);
+    await until(() => ring.usedIdx() === 2);
     expect(ring.takeUsed().map((u) => u.len)).toEqual([1, 1]);
     expect([mem.readU8(s1), mem.readU8(s2)]).toEqual([BlkStatus.IOERR, BlkStatus.IOERR]);
     expect([...backend.bytes]).toEqual([...pattern(64 * 512)]);
   });
 
-  it("answers unknown request types with UNSUPP", () => {
+  it("answers unknown request types with UNSUPP", async () => {
     const { driver, ring, mem } = blk();
     const r = request(driver, 0x55, 0n, 0);
     driver.kick(0);
+    await until(() => ring.usedIdx() === 1);
     expect(ring.takeUsed()).toEqual([{ id: r.head, len: 1 }]);
     expect(mem.readU8(r.status)).toBe(BlkStatus.UNSUPP);
   });
 
   it("fails a request whose data buffer is outside guest RAM with IOERR", async () => {
     const { driver, ring, mem } = blk();
-    const hdr = driver.alloc.alloc(16);
-    const status = driver.alloc.alloc(1);
-    driver.mem.writeU32(hdr, BlkType.OUT);
-    const head = ring.post([
-      { addr: hdr, len: 16 },
-      { addr: 0x7000_0000, len: 512 },
-      { addr: status, len: 1, write: true },
-    ]);
-    driver.kick(0);
-    expect(ring.takeUsed()).toEqual([{ id: head, len: 1 }]);
-    expect(mem.readU8(status)).toBe(BlkStatus.IOERR);
+    for (const type of [BlkType.OUT, BlkType.IN]) {
+      const hdr = driver.alloc.alloc(16);
+      const status = driver.alloc.alloc(1);
+      driver.mem.writeU32(hdr, type);
+      const head = ring.post([
+        { addr: hdr, len: 16 },
+        { addr: 0x7000_0000, len: 512, write: type === BlkType.IN },
+        { addr: status, len: 1, write: true },
+      ]);
+      driver.kick(0);
+      await until(() => ring.usedIdx() === (type === BlkType.OUT ? 1 : 2));
+      expect(ring.takeUsed()).toEqual([{ id: head, len: 1 }]);
+      expect(mem.readU8(status)).toBe(BlkStatus.IOERR);
+    }
   });
 
-  it("returns a chain with no status byte, or a status byte outside RAM, with length 0", () => {
+  it("returns a chain with no status byte, or a status byte outside RAM, with length 0", async () => {
     const { driver, ring } = blk();
     const hdr = driver.alloc.alloc(16);
     const a = ring.post([{ addr: hdr, len: 16 }]);
     const b = ring.post([{ addr: hdr, len: 16 }, { addr: 0x7000_0000, len: 1, write: true }]);
     driver.kick(0);
+    await until(() => ring.usedIdx() === 2);
     expect(ring.takeUsed()).toEqual([
       { id: a, len: 0 },
       { id: b, len: 0 },
     ]);
   });
 
+  it("requests completed together share one MSI-X interrupt", async () => {
+    const device = new VirtioBlk(disk(pattern(64 * 512)), { dataplane: plane });
+    const t = setupTransport(device, 4 << 20, plane === "worker" ? makeMemfdMemory() : undefined);
+    running.push(t.transport);
+    t.sink.msixOn = true;
+    t.driver.init({ vectors: [2] });
+    const ring = t.driver.rings[0]!;
+    for (let i = 0; i < 4; i++) request(t.driver, BlkType.IN, BigInt(i), 512);
+    t.driver.kick(0);
+    await until(() => ring.usedIdx() === 4 && t.sink.sent.length > 0);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(t.sink.sent).toEqual([2]);
+  });
+
+  it("puts the device in DEVICE_NEEDS_RESET for a malformed chain", async () => {
+    const { driver, ring } = blk();
+    ring.writeDesc(0, 0x10000, 16, 1, 0); // points to itself
+    ring.publish(0);
+    driver.kick(0);
+    await until(() => (driver.status() & Status.DEVICE_NEEDS_RESET) !== 0);
+    // The device is reusable after a reset: the driver starts over and reads.
+    driver.init();
+    driver.rings.splice(0, 1); // the new ring is the one requests go to
+    const r = request(driver, BlkType.IN, 1n, 512);
+    driver.kick(0);
+    await until(() => driver.rings[0]!.usedIdx() === 1);
+    expect(driver.mem.readU8(r.status)).toBe(BlkStatus.OK);
+  });
+});
+
+describe("virtio-blk (main data plane): asynchronous completion", () => {
   it("completes requests in the order their I/O finishes", async () => {
     // The first request's read waits until the test releases it (a timer race loses under load).
     const release: Array<() => void> = [];
@@ -226,18 +294,6 @@ describe("virtio-blk", () => {
     expect(ring.takeUsed().map((u) => u.id)).toEqual([slow.head]);
   });
 
-  it("completions that finish in the same event-loop turn share one MSI-X interrupt", async () => {
-    const device = new VirtioBlk(new MemoryBlockBackend(pattern(64 * 512)));
-    const t = setupTransport(device);
-    t.sink.msixOn = true;
-    t.driver.init({ vectors: [2] });
-    const ring = t.driver.rings[0]!;
-    for (let i = 0; i < 4; i++) request(t.driver, BlkType.IN, BigInt(i), 512);
-    t.driver.kick(0);
-    await until(() => ring.usedIdx() === 4 && t.sink.sent.length > 0);
-    expect(t.sink.sent).toEqual([2]);
-  });
-
   it("drops a completion that arrives after a reset: no used entry, no guest write", async () => {
     const backend = new DelayedBackend(pattern(64 * 512));
     backend.delays = [20];
@@ -252,24 +308,17 @@ describe("virtio-blk", () => {
     expect(driver.status()).toBe(0);
   });
 
-  it("puts the device in DEVICE_NEEDS_RESET for a malformed chain", () => {
-    const { driver, ring } = blk();
-    ring.writeDesc(0, 0x10000, 16, 1, 0); // points to itself
-    ring.publish(0);
-    driver.kick(0);
-    expect(driver.status() & Status.DEVICE_NEEDS_RESET).toBeTruthy();
-  });
 });
 
 describe("virtio-blk on a raw image file", () => {
   const inDir = tempDirEach("vmm-blk-");
 
-  it("reads and writes the file, flushes with fdatasync, and never touches the partial tail sector", async () => {
+  it.each(PLANES)("(%s data plane) reads and writes the file, flushes with fdatasync, and never touches the partial tail sector", async (plane) => {
     const path = inDir("disk.img");
     const initial = pattern(8 * 512 + 100, 5);
     await writeFile(path, initial);
     const image = await FileImage.open(path);
-    const { driver, ring, mem, device } = blk(image);
+    const { driver, ring, mem, device, transport } = blkOn(plane, image);
     expect(device.capacity).toBe(8n);
     const r = request(driver, BlkType.IN, 7n, 512);
     const w = request(driver, BlkType.OUT, 2n, 1024, { data: pattern(1024, 77) });
@@ -286,6 +335,8 @@ describe("virtio-blk on a raw image file", () => {
     expect(after.length).toBe(initial.length);
     expect([...after.subarray(1024, 2048)]).toEqual([...pattern(1024, 77)]);
     expect([...after.subarray(8 * 512)]).toEqual([...initial.subarray(8 * 512)]);
+    if (plane === "worker") expect(transport.dataPlane(0)!.stats.completed).toBe(4);
+    transport.shutdown();
     await device.close();
   });
 

@@ -3,6 +3,11 @@ export interface BlockBackend {
   /** Size in bytes (the device exposes whole 512-byte sectors). */
   readonly size: number;
   readonly readonly: boolean;
+  /**
+   * The open file behind the backend, when it is one: a data-plane worker reads and writes it synchronously at
+   * byte offsets (pread/pwrite) and fdatasyncs it. Must stay open until `close`.
+   */
+  readonly fd?: number;
   /** Fills `buffer` from `position`; bytes past the end of the backing store read as 0. */
   read(buffer: Uint8Array, position: number): Promise<void>;
   write(buffer: Uint8Array, position: number): Promise<void>;

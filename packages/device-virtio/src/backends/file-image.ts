@@ -47,6 +47,11 @@ export class FileImage implements BlockBackend {
     }
   }
 
+  /** The image's file descriptor (for a data-plane worker's synchronous I/O); valid until `close`. */
+  get fd(): number {
+    return this.handle.fd;
+  }
+
   async read(buffer: Uint8Array, position: number): Promise<void> {
     let done = 0;
     while (done < buffer.length) {

@@ -2,30 +2,23 @@ import { GuestMemoryError, SnapshotError } from "@vmm/core";
 import { bit, VirtioType } from "../constants.js";
 import { type VirtioContext, VirtioDevice } from "../device.js";
 import type { BlockBackend } from "../backends/block.js";
-import { type DescriptorChain, gather, scatter, type ChainSegment, sliceSegments } from "../virtqueue/descriptor-chain.js";
+import type { QueueDataPlane } from "../dataplane/api.js";
+import { builtModule } from "../dataplane/module-url.js";
+import { type DescriptorChain, gather, scatter, type ChainSegment } from "../virtqueue/descriptor-chain.js";
+import { BlkStatus, HEADER, ID_BYTES, MAX_ZERO_SECTORS, MAX_ZERO_SEGMENTS, idBytes, parseBlkRequest, SECTOR, statusSegments } from "./blk-request.js";
+import type { BlkWorkerData } from "./blk-worker.js";
+
+export { BlkStatus, BlkType, SECTOR } from "./blk-request.js";
 
 /** virtio-blk feature bits (virtio 1.x, 5.2.3). */
 export const BlkFeature = { SIZE_MAX: 1, SEG_MAX: 2, RO: 5, BLK_SIZE: 6, FLUSH: 9, DISCARD: 13, WRITE_ZEROES: 14 } as const;
-/** Request types (5.2.6). */
-export const BlkType = { IN: 0, OUT: 1, FLUSH: 4, GET_ID: 8, DISCARD: 11, WRITE_ZEROES: 13 } as const;
-/** Status byte values. */
-export const BlkStatus = { OK: 0, IOERR: 1, UNSUPP: 2 } as const;
 
-export const SECTOR = 512;
-const HEADER = 16;
-const ID_BYTES = 20;
 const QUEUE_SIZE = 256;
 /** Largest single segment and number of data segments the device advertises. */
 const SIZE_MAX = 64 * 1024;
 const SEG_MAX = QUEUE_SIZE - 2;
 /** Bytes of bounce buffers in flight before the device stops taking new requests until some complete. */
 const INFLIGHT_BUDGET = 64 * 1024 * 1024;
-/** Largest DISCARD / WRITE_ZEROES range (sectors) and ranges per request advertised in the config. */
-const MAX_ZERO_SECTORS = 32768;
-const MAX_ZERO_SEGMENTS = 1;
-/** virtio_blk_discard_write_zeroes: sector (8), num_sectors (4), flags (4). */
-const RANGE_BYTES = 16;
-const RANGE_F_UNMAP = 1;
 /** Zeros are written from this one shared (never modified) buffer, so many requests cost no extra memory. */
 const ZEROS = new Uint8Array(1024 * 1024);
 
@@ -34,6 +27,12 @@ export interface BlkOptions {
   serial?: string;
   /** Advertise VIRTIO_BLK_F_RO even if the backend is writable. */
   readonly?: boolean;
+  /**
+   * Where requests run: `worker` (default) on a data-plane thread of the queue's own with synchronous I/O
+   * straight into guest memory, when the backend has a file descriptor (`FileImage`) and guest RAM is
+   * memfd-backed; `main` (or a host that allows no worker) on the JS thread through the backend's promises.
+   */
+  dataplane?: "worker" | "main";
 }
 
 /**
@@ -51,6 +50,7 @@ export class VirtioBlk extends VirtioDevice {
   readonly capacity: bigint;
   readonly readonly: boolean;
   private readonly serial: Uint8Array;
+  private readonly dataplaneKind: "worker" | "main";
   private inflight = 0;
   private inflightBytes = 0;
   private signalPending = false;
@@ -81,6 +81,15 @@ export class VirtioBlk extends VirtioDevice {
     v.setUint32(48, MAX_ZERO_SECTORS, true); // max_write_zeroes_sectors
     v.setUint32(52, MAX_ZERO_SEGMENTS, true); // max_write_zeroes_seg
     this.serial = new TextEncoder().encode(options.serial ?? "").subarray(0, ID_BYTES);
+    this.dataplaneKind = options.dataplane ?? "worker";
+  }
+
+  /** The queue goes to a worker (blk-worker.ts) when asked for and the backend is a file with a descriptor. */
+  override dataPlane(_queue: number): QueueDataPlane | undefined {
+    const fd = this.backend.fd;
+    if (this.dataplaneKind !== "worker" || fd === undefined) return undefined;
+    const data: BlkWorkerData = { fd, capacity: this.capacity, readonly: this.readonly, serial: this.serial };
+    return { module: builtModule("./blk-worker.js", import.meta.url), data };
   }
 
   /** Requests whose I/O has not finished. */
@@ -142,103 +151,50 @@ export class VirtioBlk extends VirtioDevice {
   /** Starts one request; returns the used length when it completed at once, undefined when I/O is running. */
   private start(chain: DescriptorChain): number | undefined {
     const ctx = this.context!;
-    if (chain.writableBytes < 1) {
+    const statusAt = statusSegments(chain);
+    if (!statusAt) {
       ctx.logger.warn("virtio-blk: request without a status byte");
       return 0;
     }
-    const statusAt = sliceSegments(chain.writable, chain.writableBytes - 1, 1);
-    const header = new Uint8Array(HEADER);
-    let type: number, sector: bigint;
-    try {
-      if (gather(ctx.memory, chain.readable, 0, header) < HEADER) return this.finish(chain, statusAt, BlkStatus.IOERR, 0);
-      const h = new DataView(header.buffer);
-      type = h.getUint32(0, true);
-      sector = h.getBigUint64(8, true);
-    } catch (e) {
-      return this.finish(chain, statusAt, BlkStatus.IOERR, 0, e);
-    }
-    const dataIn = sliceSegments(chain.writable, 0, chain.writableBytes - 1);
-    const dataOut = sliceSegments(chain.readable, HEADER, chain.readableBytes - HEADER);
-    switch (type) {
-      case BlkType.IN:
-        return this.transfer(chain, statusAt, sector, dataIn, chain.writableBytes - 1, false);
-      case BlkType.OUT:
-        if (this.readonly) return this.finish(chain, statusAt, BlkStatus.IOERR, 0);
-        return this.transfer(chain, statusAt, sector, dataOut, chain.readableBytes - HEADER, true);
-      case BlkType.FLUSH:
-        return this.async(chain, statusAt, 0, () => this.backend.flush());
-      case BlkType.GET_ID: {
-        const id = new Uint8Array(Math.min(ID_BYTES, chain.writableBytes - 1));
-        id.set(this.serial.subarray(0, id.length));
+    const request = parseBlkRequest(ctx.memory, chain, this);
+    switch (request.kind) {
+      case "done":
+        if (request.why) ctx.logger.debug(`virtio-blk: ${request.why}`);
+        return this.finish(chain, statusAt, request.status, 0, request.error);
+      case "read": {
+        const buffer = new Uint8Array(request.length);
+        return this.async(
+          chain,
+          statusAt,
+          request.length,
+          () => this.backend.read(buffer, request.position),
+          () => scatter(ctx.memory, request.data, 0, buffer),
+        );
+      }
+      case "write": {
+        const buffer = new Uint8Array(request.length);
         try {
-          return this.finish(chain, statusAt, BlkStatus.OK, scatter(ctx.memory, dataIn, 0, id));
+          gather(ctx.memory, request.data, 0, buffer);
         } catch (e) {
           return this.finish(chain, statusAt, BlkStatus.IOERR, 0, e);
         }
+        return this.async(chain, statusAt, request.length, () => this.backend.write(buffer, request.position));
       }
-      case BlkType.DISCARD:
-      case BlkType.WRITE_ZEROES:
-        if (this.readonly) return this.finish(chain, statusAt, BlkStatus.IOERR, 0);
-        return this.zero(chain, statusAt, type === BlkType.DISCARD);
-      default:
-        return this.finish(chain, statusAt, BlkStatus.UNSUPP, 0);
+      case "flush":
+        return this.async(chain, statusAt, 0, () => this.backend.flush());
+      case "get-id":
+        try {
+          return this.finish(chain, statusAt, BlkStatus.OK, scatter(ctx.memory, request.data, 0, idBytes(this.serial, request.length)));
+        } catch (e) {
+          return this.finish(chain, statusAt, BlkStatus.IOERR, 0, e);
+        }
+      case "zero":
+        return this.async(chain, statusAt, 0, async () => {
+          for (let at = request.start; at < request.end && ctx.active; at += ZEROS.length) {
+            await this.backend.write(ZEROS.subarray(0, Math.min(ZEROS.length, request.end - at)), at);
+          }
+        });
     }
-  }
-
-  private transfer(chain: DescriptorChain, statusAt: ChainSegment[], sector: bigint, data: ChainSegment[], length: number, write: boolean): number | undefined {
-    const ctx = this.context!;
-    if (length <= 0 || length % SECTOR !== 0 || sector + BigInt(length / SECTOR) > this.capacity) {
-      ctx.logger.debug(`virtio-blk: rejected ${write ? "write" : "read"} of ${length} bytes at sector ${sector}`);
-      return this.finish(chain, statusAt, BlkStatus.IOERR, 0);
-    }
-    const position = Number(sector) * SECTOR;
-    const buffer = new Uint8Array(length);
-    if (write) {
-      try {
-        gather(ctx.memory, data, 0, buffer);
-      } catch (e) {
-        return this.finish(chain, statusAt, BlkStatus.IOERR, 0, e);
-      }
-      return this.async(chain, statusAt, length, () => this.backend.write(buffer, position));
-    }
-    return this.async(
-      chain,
-      statusAt,
-      length,
-      () => this.backend.read(buffer, position),
-      () => scatter(ctx.memory, data, 0, buffer),
-    );
-  }
-
-  /**
-   * DISCARD and WRITE_ZEROES (5.2.6): one range of whole sectors inside the disk. A raw file cannot punch holes
-   * from node, so both write zeros (reading a discarded range may return anything, zeros included).
-   */
-  private zero(chain: DescriptorChain, statusAt: ChainSegment[], discard: boolean): number | undefined {
-    const ctx = this.context!;
-    const body = new Uint8Array(RANGE_BYTES);
-    try {
-      if (chain.readableBytes - HEADER !== RANGE_BYTES * MAX_ZERO_SEGMENTS) return this.finish(chain, statusAt, BlkStatus.UNSUPP, 0);
-      gather(ctx.memory, chain.readable, HEADER, body);
-    } catch (e) {
-      return this.finish(chain, statusAt, BlkStatus.IOERR, 0, e);
-    }
-    const r = new DataView(body.buffer);
-    const sector = r.getBigUint64(0, true);
-    const sectors = r.getUint32(8, true);
-    const flags = r.getUint32(12, true);
-    // The only flag is UNMAP, and only for WRITE_ZEROES; anything else is unsupported.
-    if (flags & ~RANGE_F_UNMAP || (discard && flags)) return this.finish(chain, statusAt, BlkStatus.UNSUPP, 0);
-    if (sectors === 0 || sectors > MAX_ZERO_SECTORS || sector + BigInt(sectors) > this.capacity) {
-      return this.finish(chain, statusAt, BlkStatus.IOERR, 0);
-    }
-    const start = Number(sector) * SECTOR;
-    const end = start + sectors * SECTOR;
-    return this.async(chain, statusAt, 0, async () => {
-      for (let at = start; at < end && ctx.active; at += ZEROS.length) {
-        await this.backend.write(ZEROS.subarray(0, Math.min(ZEROS.length, end - at)), at);
-      }
-    });
   }
 
   /**

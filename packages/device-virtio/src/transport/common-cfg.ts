@@ -75,7 +75,7 @@ export const COMMON_CFG_REGISTERS: readonly RegisterSpec<T>[] = [
     read: (t) => sel(t)?.vector ?? NO_VECTOR,
     write: (t, v) => {
       const q = sel(t);
-      if (q) q.vector = t.validVector(v);
+      if (q) t.setQueueVector(q, v);
     },
   },
   {

@@ -33,7 +33,7 @@ const LEGACY_REGISTERS: readonly RegisterSpec<T>[] = [
     write: (t, pfn) => {
       const q = t.selectedQueue;
       if (!q) return;
-      if (pfn === 0) return q.reset(); // a legacy driver releases a queue by writing 0
+      if (pfn === 0) return t.releaseQueue(q); // a legacy driver releases a queue by writing 0
       if (q.enabled) return;
       t.legacy = true;
       q.size = q.maxSize; // legacy queues always have the device's size
@@ -69,7 +69,7 @@ const LEGACY_MSIX_REGISTERS: readonly RegisterSpec<T>[] = [
     read: (t) => t.selectedQueue?.vector ?? NO_VECTOR,
     write: (t, v) => {
       const q = t.selectedQueue;
-      if (q) q.vector = t.validVector(v);
+      if (q) t.setQueueVector(q, v);
     },
   },
 ];

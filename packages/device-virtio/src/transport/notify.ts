@@ -1,4 +1,5 @@
 import type { Handle, IoEventRequest, IoEventRegistry } from "@vmm/core";
+import { hasEventFdRegistration } from "../dataplane/api.js";
 
 /** One doorbell: where the guest writes to notify `queue`, relative to its BAR. */
 export interface Doorbell {
@@ -22,6 +23,8 @@ export class Doorbells {
     private readonly space: IoEventRequest["space"],
     private readonly doorbells: readonly Doorbell[],
     private readonly ring: (queue: number) => void,
+    /** A queue whose data-plane worker waits on an eventfd: the doorbell signals it directly when the registry can. */
+    private readonly eventFdOf: (queue: number) => number | undefined = () => undefined,
   ) {}
 
   /** The BAR window is decoded at `base`. */
@@ -35,7 +38,9 @@ export class Doorbells {
         size: d.size,
         ...(d.datamatch === undefined ? {} : { datamatch: d.datamatch }),
       };
-      this.handles.push(this.ioevents.add(request, () => this.ring(d.queue)));
+      const fd = this.eventFdOf(d.queue);
+      if (fd !== undefined && hasEventFdRegistration(this.ioevents)) this.handles.push(this.ioevents.addEventFd(request, fd));
+      else this.handles.push(this.ioevents.add(request, () => this.ring(d.queue)));
     }
   }
 

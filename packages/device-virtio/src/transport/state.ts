@@ -1,7 +1,9 @@
 import { SnapshotError, type DeviceState, type GuestMemory, type InterruptLine, type Logger } from "@vmm/core";
 import { bit, FeatureBit, Isr, NO_VECTOR, Status } from "../constants.js";
 import type { VirtioContext, VirtioDevice } from "../device.js";
-import { SplitQueue } from "../virtqueue/split-ring.js";
+import { Route } from "../dataplane/protocol.js";
+import { dataPlaneUsable, QueueWorkerHost } from "../dataplane/queue-worker.js";
+import { type QueueOptions, SplitQueue } from "../virtqueue/split-ring.js";
 import { IsrRegister } from "./isr.js";
 import { decodeTransportState, encodeTransportState, type TransportIdentity } from "./snapshot.js";
 
@@ -15,6 +17,12 @@ export interface InterruptSink {
   msix(vector: number): void;
   /** The function's INTx line, once attached. */
   intx(): InterruptLine | undefined;
+  /**
+   * The eventfd that raises MSI-X `vector` with no userspace hop while it is deliverable (enabled, unmasked, Bus
+   * Master Enable set, an irqfd route in place), else undefined. Data-plane workers signal it directly; the owner
+   * calls `VirtioTransport.interruptRoutesChanged()` whenever the answer may have changed.
+   */
+  msixEventFd?(vector: number): number | undefined;
 }
 
 /** 32-bit feature words the transport knows: bits 0-63. */
@@ -63,6 +71,13 @@ export class VirtioTransport {
   private readonly deferredKicks = new Set<number>();
   /** Device work (completions) waiting for bus mastering; dropped on reset. */
   private heldWork: (() => void)[] = [];
+  /**
+   * Per queue, its data-plane worker when the device asked for one and guest RAM is memfd-backed. While a queue
+   * is lent to its worker, the worker owns the ring cursors and the interrupt decision; the transport takes the
+   * queue back (at a request boundary) whenever it must be the only one touching it: reset, Bus Master Enable
+   * off, quiesce, DEVICE_NEEDS_RESET.
+   */
+  private readonly planes: readonly (QueueWorkerHost | undefined)[];
 
   constructor(
     readonly device: VirtioDevice,
@@ -75,6 +90,53 @@ export class VirtioTransport {
     this.queues = device.queueSizes.map((max, i) => new SplitQueue(i, max, memory));
     this.isr = new IsrRegister(() => interrupts.intx());
     device.onConfigChange = () => this.configChanged();
+    const usable = dataPlaneUsable(memory);
+    this.planes = this.queues.map((q) => {
+      const plane = usable ? device.dataPlane(q.index) : undefined;
+      if (!plane) return undefined;
+      return new QueueWorkerHost({
+        plane,
+        name,
+        queue: q.index,
+        maxSize: q.maxSize,
+        maxChainBytes: device.maxChainBytes,
+        memory,
+        logger,
+        onSignal: () => {
+          if (this.context?.active) this.raise(q.vector, Isr.QUEUE);
+        },
+        onFail: (e) => this.context?.fail(e),
+      });
+    });
+  }
+
+  /** The eventfd a queue's doorbell should signal directly (its data-plane worker waits on it), if it has one. */
+  doorbellEventFd(queue: number): number | undefined {
+    return this.planes[queue]?.kickFd;
+  }
+
+  /** The data-plane worker of `queue` (tests and traces: `isLent`, `stats`). */
+  dataPlane(queue: number): QueueWorkerHost | undefined {
+    return this.planes[queue];
+  }
+
+  /** MSI-X enable, masks, vectors' routes or Bus Master Enable changed: tells lent queues where interrupts go. */
+  interruptRoutesChanged(): void {
+    this.planes.forEach((plane, i) => {
+      if (plane?.isLent) plane.setRoute(this.routeOf(this.queues[i]!));
+    });
+  }
+
+  /** The driver wrote a queue's MSI-X vector (beyond the table reads back NO_VECTOR, 4.1.5.1.2). */
+  setQueueVector(queue: SplitQueue, vector: number): void {
+    queue.vector = this.validVector(vector);
+    this.interruptRoutesChanged();
+  }
+
+  /** A legacy driver released a queue (PFN 0): taken back from its worker, then reset. */
+  releaseQueue(queue: SplitQueue): void {
+    this.planes[queue.index]?.reclaim(queue);
+    queue.reset();
   }
 
   /** Status 0: everything the driver set up is forgotten (2.4). */
@@ -90,9 +152,10 @@ export class VirtioTransport {
     this.isr.reset();
   }
 
-  /** The VM is going away: stop the device, drop in-flight work, raise nothing. */
+  /** The VM is going away: stop the device, drop in-flight work, raise nothing; data-plane threads end. */
   shutdown(): void {
     this.stopDevice();
+    for (const plane of this.planes) plane?.close();
   }
 
   get selectedQueue(): SplitQueue | undefined {
@@ -155,7 +218,7 @@ export class VirtioTransport {
 
   /** A queue was enabled (modern queue_enable, legacy PFN) while the device is already running. */
   queueEnabled(queue: SplitQueue): void {
-    if (this.context?.active) this.startQueue(queue);
+    if (this.context?.active && this.startQueue(queue)) this.lend(queue);
   }
 
   /** The driver's doorbell for `queue`, from an ioeventfd or a trapped write. */
@@ -164,6 +227,8 @@ export class VirtioTransport {
       this.activate(); // legacy drivers may kick before DRIVER_OK (virtio 1.x, 4.1.5.1.3.1 legacy notes)
     }
     if (!this.context?.active || queue >= this.queues.length || !this.queues[queue]!.isStarted) return;
+    const plane = this.planes[queue];
+    if (plane?.isLent) return plane.ring(); // a trapped write, or a registry that cannot hand the worker the eventfd
     if (!this.busMaster || this.quiesced) {
       this.deferredKicks.add(queue); // served when the driver sets Bus Master Enable, or on resume
       return;
@@ -182,6 +247,7 @@ export class VirtioTransport {
    */
   setBusMaster(enabled: boolean): void {
     if (enabled === this.busMaster) return;
+    if (!enabled) this.reclaimAll(); // the worker finishes the chain it is on before DMA stops
     this.busMaster = enabled;
     if (enabled) this.release();
   }
@@ -194,6 +260,7 @@ export class VirtioTransport {
    */
   async quiesce(): Promise<void> {
     this.quiesced = true;
+    this.reclaimAll();
     await this.device.quiesce();
   }
 
@@ -213,6 +280,8 @@ export class VirtioTransport {
     if (this.heldWork.length) {
       throw new SnapshotError(`${this.name}: ${this.heldWork.length} completions wait for Bus Master Enable (the driver cleared it with I/O in flight)`);
     }
+    if (this.planes.some((p) => p?.isLent)) throw new SnapshotError(`${this.name}: a data-plane queue is running (quiesce first)`);
+    this.reclaimAll(); // doorbells rung into a worker's eventfd since it stopped become saved doorbells
     return encodeTransportState(this.identity(), {
       status: this.status,
       deviceFeatureSelect: this.deviceFeatureSelect >>> 0,
@@ -281,6 +350,7 @@ export class VirtioTransport {
     this.heldWork = [];
     for (const work of held) if (ctx.active) work();
     if (this.quiesced) return;
+    for (const q of this.queues) if (ctx.active && q.isStarted) this.lend(q);
     const notified = [...this.deferredKicks];
     this.deferredKicks.clear();
     for (const q of notified) this.notify(q);
@@ -292,7 +362,7 @@ export class VirtioTransport {
   /** Signals a used-buffer interrupt for `queue` if the ring asks for one. */
   signalQueue(index: number): void {
     const q = this.queues[index];
-    if (!q || !q.shouldInterrupt()) return;
+    if (!q || this.planes[index]?.isLent || !q.shouldInterrupt()) return; // a lent queue's worker decides
     this.raise(q.vector, Isr.QUEUE);
   }
 
@@ -315,6 +385,44 @@ export class VirtioTransport {
    * With MSI-X enabled an event goes to its vector (none for NO_VECTOR: the PCI rules forbid INTx while MSI-X is
    * on); otherwise the ISR bit is set and INTx asserted. The configuration bit is always set in the ISR (4.1.4.5).
    */
+  /**
+   * Where a lent queue's used-buffer interrupts go: INTx needs the ISR, so the JS thread; NO_VECTOR means none;
+   * otherwise the vector's irqfd while it is deliverable, else the JS thread (which sets the pending bit).
+   */
+  private routeOf(q: SplitQueue): number {
+    if (!this.interrupts.msixEnabled()) return Route.HANDBACK;
+    if (q.vector === NO_VECTOR) return Route.NONE;
+    return this.interrupts.msixEventFd?.(q.vector) ?? Route.HANDBACK;
+  }
+
+  /** Hands a started queue to its data-plane worker, when it has one and the device may use guest memory. */
+  private lend(q: SplitQueue): void {
+    const plane = this.planes[q.index];
+    if (!plane || plane.isLent || !this.context?.active || !this.busMaster || this.quiesced || !q.isStarted) return;
+    plane.setRoute(this.routeOf(q));
+    plane.lend(q, this.queueOptions(), this.driverFeatures);
+  }
+
+  /**
+   * Takes every lent queue back at a request boundary (its cursors into the SplitQueue). A doorbell that the
+   * worker had not served yet, for a ring that still holds chains, becomes a deferred doorbell.
+   */
+  private reclaimAll(): void {
+    this.planes.forEach((plane, i) => {
+      if (!plane) return;
+      const q = this.queues[i]!;
+      if (plane.reclaim(q) && this.context?.active && q.isStarted && this.holdsChains(q)) this.deferredKicks.add(i);
+    });
+  }
+
+  private holdsChains(q: SplitQueue): boolean {
+    try {
+      return q.pending() > 0;
+    } catch {
+      return true; // a broken avail index: serving the doorbell reports it
+    }
+  }
+
   private raise(vector: number, isrBit: number): void {
     if (this.interrupts.msixEnabled()) {
       if (isrBit === Isr.CONFIG) this.isr.raise(isrBit, false);
@@ -356,15 +464,20 @@ export class VirtioTransport {
     this.context = context;
     for (const q of this.queues) if (q.enabled && !this.startQueue(q)) return;
     this.device.activate(context);
+    for (const q of this.queues) this.lend(q);
+  }
+
+  private queueOptions(): QueueOptions {
+    return {
+      eventIdx: (this.driverFeatures & bit(FeatureBit.RING_EVENT_IDX)) !== 0n,
+      indirect: (this.driverFeatures & bit(FeatureBit.RING_INDIRECT_DESC)) !== 0n,
+      maxChainBytes: this.device.maxChainBytes,
+    };
   }
 
   private startQueue(q: SplitQueue): boolean {
     try {
-      q.start({
-        eventIdx: (this.driverFeatures & bit(FeatureBit.RING_EVENT_IDX)) !== 0n,
-        indirect: (this.driverFeatures & bit(FeatureBit.RING_INDIRECT_DESC)) !== 0n,
-        maxChainBytes: this.device.maxChainBytes,
-      });
+      q.start(this.queueOptions());
       return true;
     } catch (e) {
       this.needsReset(e);
@@ -373,6 +486,7 @@ export class VirtioTransport {
   }
 
   private stopDevice(): void {
+    for (const [i, plane] of this.planes.entries()) plane?.reclaim(this.queues[i]!);
     this.deferredKicks.clear();
     this.heldWork = [];
     if (!this.context) return;

@@ -78,19 +78,25 @@ export class VirtioPciFunction extends PciFunction {
         msixVectors: () => vectors,
         msix: (v) => this.msix?.notify(v),
         intx: () => this.intx,
+        msixEventFd: (v) => this.msix?.vectorEventFd(v),
       },
       options.logger,
       name,
     );
     this.transport.setBusMaster(this.busMasterEnabled); // clear after reset: no DMA until the driver sets it
     this.addCapability(msix);
+    msix.subscribe(() => this.transport.interruptRoutesChanged());
     for (const cap of modernCapabilities(Bars.MODERN, device.queueSizes.length, device.config.length)) this.addCapability(cap);
     this.addCapability(new PciCfgCapability((bar) => this.barHandler(bar)));
 
     this.virtioHandlers = { [Bars.MODERN]: modernBarHandler(this.transport) };
     const ring = (q: number) => this.transport.notify(q);
     this.doorbells = {
-      [Bars.MODERN]: new Doorbells(options.ioevents, "mmio", modernDoorbells(device.queueSizes.length), ring),
+      // Modern drivers ring only after DRIVER_OK, so a data-plane worker may take the doorbell directly; legacy
+      // drivers may ring earlier, which the JS thread must see (the legacy doorbell stays trapped-or-forwarded).
+      [Bars.MODERN]: new Doorbells(options.ioevents, "mmio", modernDoorbells(device.queueSizes.length), ring, (q) =>
+        this.transport.doorbellEventFd(q),
+      ),
     };
     if (transitional) {
       this.virtioHandlers[Bars.LEGACY] = legacyBarHandler(this.transport);

@@ -1,0 +1,59 @@
+import type { GuestMemory, Handle, IoEventRegistry, IoEventRequest, Logger } from "@vmm/core";
+import type { DescriptorChain } from "../virtqueue/descriptor-chain.js";
+
+/**
+ * How a device hands one of its queues to a data-plane worker: `VirtioDevice.dataPlane(queue)` returns it. The
+ * transport then runs the queue's notify, descriptor walk, work and completion on a worker thread of its own
+ * (kvmtool's thread per device), whenever guest RAM is memfd-backed; otherwise the queue stays on the JS thread
+ * and the device's `notify` serves it as before.
+ */
+export interface QueueDataPlane {
+  /** The worker module: a file URL (or absolute path) of an ES module whose default export is a `QueueWorkerFactory`. */
+  readonly module: string | URL;
+  /** Handed to the factory as `context.data`; structured-cloneable (numbers, strings, bigints, plain objects, fds as numbers). */
+  readonly data?: unknown;
+}
+
+/** What a worker module's factory gets, on the worker thread. */
+export interface QueueWorkerContext {
+  /** Guest RAM mapped in the worker (the same memfd pages), bounds-checked like the JS thread's. */
+  readonly memory: GuestMemory;
+  readonly queue: number;
+  /** The features the driver accepted (read at each call: a driver renegotiates after a reset). */
+  readonly features: bigint;
+  /** `QueueDataPlane.data`. */
+  readonly data: unknown;
+  /** Lines go to the device's logger on the JS thread. */
+  readonly logger: Logger;
+}
+
+/** The worker side of a data-plane queue. */
+export interface QueueWorker {
+  /**
+   * Serves one chain synchronously (blocking I/O is fine: the thread is the queue's own) and returns the bytes
+   * written into its device-writable buffers; the runtime publishes it in the used ring and interrupts. A
+   * GuestMemoryError (a buffer outside RAM) completes the chain with length 0; any other throw (VirtqueueError
+   * included) puts the device in DEVICE_NEEDS_RESET, as on the JS thread.
+   */
+  process(chain: DescriptorChain): number;
+}
+
+export type QueueWorkerFactory = (context: QueueWorkerContext) => QueueWorker | Promise<QueueWorker>;
+
+/** Types a worker module's default export: `export default defineQueueWorker((ctx) => ({ process(chain) {...} }))`. */
+export function defineQueueWorker(factory: QueueWorkerFactory): QueueWorkerFactory {
+  return factory;
+}
+
+/**
+ * An IoEventRegistry that can also register an eventfd its caller owns and waits on itself (a data-plane worker),
+ * so a doorbell wakes that thread and nothing on the JS thread. Where the registry lacks it, the doorbell reaches
+ * the JS thread as usual and the transport forwards it to the worker.
+ */
+export interface IoEventFdRegistry extends IoEventRegistry {
+  addEventFd(request: IoEventRequest, eventFd: number): Handle;
+}
+
+export function hasEventFdRegistration(registry: IoEventRegistry): registry is IoEventFdRegistry {
+  return typeof (registry as Partial<IoEventFdRegistry>).addEventFd === "function";
+}

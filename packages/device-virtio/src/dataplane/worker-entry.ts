@@ -1,0 +1,199 @@
+// The worker thread of one data-plane queue: maps guest RAM from its memfds, loads the device's worker module,
+// then blocks on the queue's doorbell eventfd, pops chains with the shared SplitQueue code, lets the module serve
+// them, publishes the used ring and signals the irqfd. It never throws out of its loop: a broken ring or a module
+// error is reported to the JS thread (which puts the device in DEVICE_NEEDS_RESET) and the worker stops touching
+// guest memory until it is handed the queue again.
+import { readSync, writeSync } from "node:fs";
+import { parentPort, workerData } from "node:worker_threads";
+import { GuestMemory, type Logger } from "@vmm/core";
+import { mapFd, waitReadable } from "@vmm/host-io";
+import { SplitQueue } from "../virtqueue/split-ring.js";
+import type { QueueWorker, QueueWorkerContext, QueueWorkerFactory } from "./api.js";
+import { Command, Ctl, RingFlag, Route, type WorkerInit, type WorkerMessage, WorkerState } from "./protocol.js";
+
+const init = workerData as WorkerInit;
+const ctl = new Int32Array(init.control);
+const post = (m: WorkerMessage) => parentPort!.postMessage(m);
+const describe = (e: unknown) => (e instanceof Error ? e.message : String(e));
+const logger: Logger = {
+  debug: (message) => post({ type: "log", level: "debug", message }),
+  info: (message) => post({ type: "log", level: "info", message }),
+  warn: (message) => post({ type: "log", level: "warn", message }),
+  error: (message) => post({ type: "log", level: "error", message }),
+};
+/** One eventfd increment, and room for reading the counter. */
+const ONE = new BigUint64Array([1n]);
+const counter = new BigUint64Array(1);
+
+/** A chain buffer outside RAM fails only that chain; the module may carry its own copy of @vmm/core. */
+const isGuestMemoryError = (e: unknown) => e instanceof Error && e.name === "GuestMemoryError";
+
+function features(): bigint {
+  return (BigInt(ctl[Ctl.FEATURES_HI]! >>> 0) << 32n) | BigInt(ctl[Ctl.FEATURES_LO]! >>> 0);
+}
+
+function acknowledge(seq: number, state: number): void {
+  Atomics.store(ctl, Ctl.STATE, state);
+  Atomics.store(ctl, Ctl.ACK, seq);
+  Atomics.notify(ctl, Ctl.ACK);
+}
+
+/** Takes the ring from the control block (the JS thread wrote its layout and cursors before RUN). */
+function takeQueue(queue: SplitQueue): void {
+  const word = (i: number) => ctl[i]! >>> 0;
+  const flags = ctl[Ctl.RING_FLAGS]!;
+  queue.restore({
+    size: ctl[Ctl.SIZE]!,
+    enabled: true,
+    vector: 0,
+    desc: [word(Ctl.DESC_LO), word(Ctl.DESC_HI)],
+    driver: [word(Ctl.DRIVER_LO), word(Ctl.DRIVER_HI)],
+    device: [word(Ctl.DEVICE_LO), word(Ctl.DEVICE_HI)],
+    nextAvail: ctl[Ctl.NEXT_AVAIL]!,
+    usedIdx: ctl[Ctl.USED_IDX]!,
+    signalledUsed: ctl[Ctl.SIGNALLED_USED]!,
+  });
+  queue.start({ eventIdx: (flags & RingFlag.EVENT_IDX) !== 0, indirect: (flags & RingFlag.INDIRECT) !== 0, maxChainBytes: init.maxChainBytes });
+}
+
+/** Gives the cursors back to the JS thread. */
+function giveQueue(queue: SplitQueue): void {
+  const s = queue.saved();
+  Atomics.store(ctl, Ctl.NEXT_AVAIL, s.nextAvail);
+  Atomics.store(ctl, Ctl.USED_IDX, s.usedIdx);
+  Atomics.store(ctl, Ctl.SIGNALLED_USED, s.signalledUsed);
+}
+
+/**
+ * A used-buffer interrupt the ring asked for: through the irqfd while the JS thread says the vector is
+ * deliverable, else handed back to the JS thread. SIGNALLING brackets the read of ROUTE and the write, so the JS
+ * thread, which stores a new route and then waits for SIGNALLING to clear, knows no write to the old irqfd is
+ * still to come.
+ */
+function signal(): void {
+  Atomics.store(ctl, Ctl.SIGNALLING, 1);
+  const route = Atomics.load(ctl, Ctl.ROUTE);
+  let handBack = route === Route.HANDBACK;
+  if (route >= 0) {
+    try {
+      writeSync(route, ONE);
+      Atomics.add(ctl, Ctl.IRQFD_SIGNALS, 1);
+    } catch {
+      handBack = true; // the route went away meanwhile: the JS thread delivers it
+    }
+  }
+  Atomics.store(ctl, Ctl.SIGNALLING, 0);
+  if (handBack) {
+    Atomics.add(ctl, Ctl.HANDBACKS, 1);
+    if (Atomics.exchange(ctl, Ctl.HANDBACK_PENDING, 1) === 0) post({ type: "signal" });
+  }
+}
+
+/** Consumes the doorbell's count (non-blocking eventfd: EAGAIN when nobody rang). */
+function consumeKick(): void {
+  try {
+    readSync(init.kickFd, counter);
+  } catch {
+    // EAGAIN: no doorbell since the last read
+  }
+}
+
+/**
+ * Serves the ring while the command stays `seq`'s: pops, processes, publishes each chain, then signals once.
+ * Returns false when the ring is broken or the module threw (reported; the worker then holds the queue still).
+ */
+function drain(queue: SplitQueue, worker: QueueWorker, seq: number): boolean {
+  let pushed = false;
+  try {
+    while (Atomics.load(ctl, Ctl.SEQ) === seq) {
+      const chain = queue.pop();
+      if (!chain) break;
+      let written: number;
+      try {
+        written = worker.process(chain);
+      } catch (e) {
+        if (!isGuestMemoryError(e)) throw e;
+        logger.warn(`${init.name}: queue ${init.queue} chain ${chain.head}: ${describe(e)}`);
+        written = 0;
+      }
+      queue.push(chain.head, written);
+      Atomics.add(ctl, Ctl.COMPLETED, 1);
+      pushed = true;
+    }
+    if (pushed && queue.shouldInterrupt()) signal();
+    return true;
+  } catch (e) {
+    post({ type: "fail", message: describe(e) });
+    return false;
+  }
+}
+
+async function load(): Promise<{ queue: SplitQueue; worker: QueueWorker }> {
+  const memory = new GuestMemory(init.ram.map((r) => ({ gpa: r.gpa, bytes: mapFd(r.fd, r.offset, r.length, { writable: true }) })));
+  const mod = (await import(init.module)) as { default?: unknown };
+  if (typeof mod.default !== "function") throw new Error(`${init.module}: the default export is not a queue worker factory`);
+  const context: QueueWorkerContext = {
+    memory,
+    queue: init.queue,
+    get features() {
+      return features();
+    },
+    data: init.data,
+    logger,
+  };
+  const worker = await (mod.default as QueueWorkerFactory)(context);
+  if (typeof worker?.process !== "function") throw new Error(`${init.module}: the factory returned no process(chain) function`);
+  return { queue: new SplitQueue(init.queue, init.maxSize, memory), worker };
+}
+
+/** Commands until EXIT: RUN serves the queue, PAUSE (or a failure) gives the cursors back and waits. */
+function serve(loaded: { queue: SplitQueue; worker: QueueWorker } | undefined): void {
+  let owned = false;
+  let failed = loaded === undefined;
+  for (;;) {
+    const seq = Atomics.load(ctl, Ctl.SEQ);
+    const cmd = Atomics.load(ctl, Ctl.CMD);
+    if (cmd === Command.RUN && !failed && loaded) {
+      if (!owned) {
+        try {
+          takeQueue(loaded.queue);
+          owned = true;
+        } catch (e) {
+          post({ type: "fail", message: describe(e) });
+          failed = true;
+          continue;
+        }
+      }
+      if (Atomics.load(ctl, Ctl.ACK) !== seq) acknowledge(seq, WorkerState.RUNNING);
+      consumeKick(); // before draining: a doorbell rung during the drain wakes the next wait
+      if (!drain(loaded.queue, loaded.worker, seq)) {
+        failed = true;
+        continue;
+      }
+      if (Atomics.load(ctl, Ctl.SEQ) === seq) waitReadable(init.kickFd, -1);
+      continue;
+    }
+    if (owned) {
+      giveQueue(loaded!.queue);
+      owned = false;
+    }
+    // A failure stays until the JS thread pauses the queue (its reset path) and hands it over again.
+    if (cmd !== Command.RUN) failed = loaded === undefined;
+    acknowledge(seq, cmd === Command.EXIT ? WorkerState.DEAD : failed ? WorkerState.FAILED : WorkerState.PAUSED);
+    if (cmd === Command.EXIT) return;
+    Atomics.wait(ctl, Ctl.SEQ, seq);
+  }
+}
+
+let loaded: { queue: SplitQueue; worker: QueueWorker } | undefined;
+try {
+  loaded = await load();
+} catch (e) {
+  post({ type: "fail", message: `${init.name}: data-plane worker for queue ${init.queue} did not start: ${describe(e)}` });
+}
+try {
+  serve(loaded);
+} catch (e) {
+  post({ type: "fail", message: `${init.name}: data-plane worker for queue ${init.queue} stopped: ${describe(e)}` });
+  acknowledge(Atomics.load(ctl, Ctl.SEQ), WorkerState.DEAD);
+}
