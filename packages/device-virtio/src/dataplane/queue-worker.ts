@@ -130,12 +130,10 @@ export class QueueWorkerHost {
     const seq = this.command(Command.PAUSE);
     this.ring(); // wakes a worker blocked on the doorbell
     this.waitFor(seq);
-    const s = queue.saved();
-    queue.restore({
-      ...s,
-      nextAvail: Atomics.load(this.ctl, Ctl.NEXT_AVAIL) & 0xffff,
-      usedIdx: Atomics.load(this.ctl, Ctl.USED_IDX) & 0xffff,
-      signalledUsed: Atomics.load(this.ctl, Ctl.SIGNALLED_USED) & 0xffff,
+    queue.setCursors({
+      nextAvail: Atomics.load(this.ctl, Ctl.NEXT_AVAIL),
+      usedIdx: Atomics.load(this.ctl, Ctl.USED_IDX),
+      signalledUsed: Atomics.load(this.ctl, Ctl.SIGNALLED_USED),
     });
     return this.takeKicks();
   }

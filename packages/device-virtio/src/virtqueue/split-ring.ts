@@ -144,6 +144,16 @@ export class SplitQueue {
     this.signalledUsed = q.signalledUsed;
   }
 
+  /**
+   * Moves the device's ring cursors without touching the layout or the started state: a data-plane worker served
+   * the queue meanwhile and hands back where it stopped.
+   */
+  setCursors(c: Pick<SavedQueue, "nextAvail" | "usedIdx" | "signalledUsed">): void {
+    this.nextAvail = c.nextAvail & 0xffff;
+    this.usedIdx = c.usedIdx & 0xffff;
+    this.signalledUsed = c.signalledUsed & 0xffff;
+  }
+
   get isStarted(): boolean {
     return this.started;
   }
