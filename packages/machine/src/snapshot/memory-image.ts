@@ -14,6 +14,8 @@ const PAGE = 4096;
 /** Pages compared and written in one go: big enough that a run of data is one write. */
 const RUN_PAGES = 256;
 const ZERO_PAGE = new Uint8Array(PAGE);
+/** Bytes an eager restore reads at a time. */
+const READ_CHUNK = 1 << 20;
 
 /** The file layout of these regions: each starts on a page boundary after the one before. */
 export function memoryImageLayout(regions: readonly RamRegion[]): MemoryImageRegion[] {
@@ -69,14 +71,26 @@ export function checkMemoryImage(path: string, fd: number, layout: readonly Memo
   if (actual !== size) throw new SnapshotError(`${path}: ${actual} bytes, expected ${size} for this machine's RAM`);
 }
 
-/** Reads the whole file into the regions (an eager restore). */
+/**
+ * Reads the whole file into the regions (an eager restore), which must be fresh (all zero): the file is read
+ * through a buffer and only pages that are not zero are copied, so holes leave guest RAM untouched (not resident).
+ */
 export function readMemoryImage(fd: number, layout: readonly MemoryImageRegion[], regions: readonly RamRegion[]): void {
+  const buffer = new Uint8Array(READ_CHUNK);
   regions.forEach((r, i) => {
     const base = layout[i]!.offset;
     for (let at = 0; at < r.bytes.length; ) {
-      const n = readSync(fd, r.bytes, at, Math.min(r.bytes.length - at, 1 << 24), base + at);
-      if (n === 0) throw new SnapshotError(`the memory file ends early, at byte ${base + at}`);
-      at += n;
+      const want = Math.min(r.bytes.length - at, READ_CHUNK);
+      let got = 0;
+      while (got < want) {
+        const n = readSync(fd, buffer, got, want - got, base + at + got);
+        if (n === 0) throw new SnapshotError(`the memory file ends early, at byte ${base + at + got}`);
+        got += n;
+      }
+      for (let page = 0; page * PAGE < want; page++) {
+        if (!isZeroPage(buffer.subarray(0, want), page)) r.bytes.set(buffer.subarray(page * PAGE, Math.min((page + 1) * PAGE, want)), at + page * PAGE);
+      }
+      at += want;
     }
   });
 }
