@@ -8,7 +8,9 @@
  *
  * Commands arrive on COM1, one per line:  "<s|r> <block bytes> <queue depth> <requests>"  or  "q" (exit 0).
  * For each the guest prints "start", keeps <queue depth> reads in flight (sequential or random block offsets)
- * until <requests> have completed, then prints "done <ok> <errors>".
+ * until <requests> have completed, then prints "done <ok> <errors> <waiting> <total>": TSC ticks spent polling an
+ * unchanged used index (the device's time: at queue depth 1 the time outside the guest per request) and the
+ * case's TSC ticks from "start", so the host can split its wall time into the guest's and the VMM's.
  */
 #include "virtio.h"
 
@@ -89,6 +91,7 @@ static void run_case(int random, u32 block, u32 depth, u32 requests) {
 	u32 posted = 0, ok = 0, errors = 0;
 	prepare_slots(depth, block);
 	printf("start\n");
+	u64 started = rdtsc(), waiting = 0, wait_from = 0;
 	for (u32 s = 0; s < depth && posted < requests; s++, posted++) {
 		u64 b = random ? next_random() % blocks : next_block++ % blocks;
 		post(s, b * (block / 512));
@@ -97,7 +100,12 @@ static void run_case(int random, u32 block, u32 depth, u32 requests) {
 	while (ok + errors < requests) {
 		/* Completions up to one snapshot of the used index, then one notification for all that were reposted. */
 		u16 idx = *USED_IDX;
-		if (idx == q.last_used) { cpu_relax(); continue; }
+		if (idx == q.last_used) {
+			if (!wait_from) wait_from = rdtsc();
+			cpu_relax();
+			continue;
+		}
+		if (wait_from) waiting += rdtsc() - wait_from, wait_from = 0;
 		int reposted = 0;
 		while (q.last_used != idx) {
 			u32 slot = (u32)virtq_next_used(&q, NULL) / 3;
@@ -112,7 +120,7 @@ static void run_case(int random, u32 block, u32 depth, u32 requests) {
 		}
 		if (reposted) mmio_write16(doorbell, 0);
 	}
-	printf("done %u %u\n", ok, errors);
+	printf("done %u %u %lu %lu\n", ok, errors, waiting, rdtsc() - started);
 }
 
 int main(void) {

@@ -59,7 +59,7 @@ export interface QueueWorkerHostOptions {
  * request boundary with everything it took completed and published, and copies the cursors back.
  */
 export class QueueWorkerHost {
-  readonly kick: EventFd;
+  private readonly kick: EventFd;
   private readonly control = new SharedArrayBuffer(Ctl.WORDS * 4);
   private readonly ctl = new Int32Array(this.control);
   private worker: Worker | undefined;
