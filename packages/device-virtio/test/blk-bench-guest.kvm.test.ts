@@ -75,7 +75,7 @@ async function runBenchGuest<D extends BlockBackend = RecordingDisk>(command: st
 describe.skipIf(!kvm.ok)("the virtio-blk benchmark guest under KVM (so the bench cannot silently rot)", () => {
   it("QD1 sequential 64 KiB: every request completes OK, one at a time, in disk order", async () => {
     const { result, serial, disk } = await runBenchGuest("s 65536 1 20");
-    expect(serial).toMatch(/done 20 0 \d+ \d+\n/);
+    expect(serial).toContain("done 20 0 0 0\n"); // untimed: no TSC figures
     expect(result).toMatchObject({ status: 0, reason: "debug-exit" });
     expect(disk.maxInFlight).toBe(1);
     // 16 blocks of 64 KiB on the disk: the guest wraps around.
@@ -84,7 +84,7 @@ describe.skipIf(!kvm.ok)("the virtio-blk benchmark guest under KVM (so the bench
 
   it("QD32 random 4 KiB: every request completes OK with many in flight, all aligned reads inside the disk", async () => {
     const { result, serial, disk } = await runBenchGuest("r 4096 32 100");
-    expect(serial).toMatch(/done 100 0 \d+ \d+\n/);
+    expect(serial).toContain("done 100 0 0 0\n");
     expect(result).toMatchObject({ status: 0, reason: "debug-exit" });
     expect(disk.reads).toHaveLength(100);
     expect(disk.maxInFlight).toBeGreaterThan(1);
@@ -94,15 +94,17 @@ describe.skipIf(!kvm.ok)("the virtio-blk benchmark guest under KVM (so the bench
   }, 90_000);
 
   it.each([
-    ["s 65536 1 20", 20],
-    ["r 4096 32 100", 100],
+    ["s 65536 1 20 t", 20],
+    ["r 4096 32 100 t", 100],
   ])("'%s' on the worker data plane, the doorbell's eventfd registered in KVM: the worker serves every request", async (command, n) => {
     try {
       const bytes = Uint8Array.from({ length: DISK }, (_, i) => (i * 13) & 0xff);
       const { result, serial, blk, ioevents } = await runBenchGuest(command, { disk: new MemfdBlockBackend(bytes, true), eventFds: true });
       const done = /done (\d+) (\d+) (\d+) (\d+)\n/.exec(serial);
       expect(done?.slice(1, 3)).toEqual([String(n), "0"]);
-      expect(Number(done![3])).toBeLessThan(Number(done![4])); // time waiting for the device is part of the case's
+      // Timed: some ticks waiting for the device, fewer than the case's.
+      expect(Number(done![3])).toBeGreaterThan(0);
+      expect(Number(done![3])).toBeLessThan(Number(done![4]));
       expect(result).toMatchObject({ status: 0, reason: "debug-exit" });
       expect((ioevents as { registered?: number }).registered).toBe(1);
       expect(blk.transport.dataPlane(0)!.stats.completed).toBe(n);

@@ -77,7 +77,7 @@ export class VirtioTransport {
    * queue back (at a request boundary) whenever it must be the only one touching it: reset, Bus Master Enable
    * off, quiesce, DEVICE_NEEDS_RESET.
    */
-  private readonly planes: readonly (QueueWorkerHost | undefined)[];
+  private planes: readonly (QueueWorkerHost | undefined)[];
 
   constructor(
     readonly device: VirtioDevice,
@@ -155,6 +155,11 @@ export class VirtioTransport {
   /** The VM is going away: stop the device, drop in-flight work, raise nothing; data-plane threads end. */
   shutdown(): void {
     this.stopDevice();
+    this.closePlanes();
+  }
+
+  /** Ends the data-plane threads (their hosts keep their stats); a closed host never takes its queue again. */
+  private closePlanes(): void {
     for (const plane of this.planes) plane?.close();
   }
 
@@ -320,6 +325,11 @@ export class VirtioTransport {
     this.legacy = p.legacy;
     this.isr.restore(p.isr);
     this.queues.forEach((q, i) => q.restore(p.queues[i]!));
+    // A restored VM keeps its queues here: with a lazy restore, guest RAM is filled page by page through
+    // userfaultfd on the machine's own mapping, which a worker's separate mapping of the memfd would bypass
+    // (reading, and allocating, zero pages where the snapshot's bytes belong).
+    this.closePlanes();
+    this.planes = this.planes.map(() => undefined);
     this.busMaster = busMaster;
     this.quiesced = false;
     this.device.restoreState(p.device, this.name);

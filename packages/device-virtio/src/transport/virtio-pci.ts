@@ -153,7 +153,15 @@ export class VirtioPciFunction extends PciFunction {
    */
   protected override restoreDeviceState(state: DeviceState | undefined): void {
     if (!state) throw new SnapshotError(`${this.name}: the saved state has no virtio transport state`);
-    this.transport.restoreState(state, this.busMasterEnabled);
+    // The restore ends the data-plane threads and their doorbell eventfds: doorbells registered on those are
+    // registered again (through the JS thread) wherever they were, before the eventfds close.
+    const placed = Object.values(this.doorbells).map((d) => [d, d.address] as const);
+    for (const [d] of placed) d.deactivate();
+    try {
+      this.transport.restoreState(state, this.busMasterEnabled);
+    } finally {
+      for (const [d, address] of placed) if (address !== undefined) d.activate(address);
+    }
   }
 
   /** Stops the device and releases its host resources (doorbells, files, sockets) when the VM ends. */
