@@ -5,6 +5,7 @@ import * as pkg from "../src/index.js";
 import plugin from "../src/plugin.js";
 import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
 import { createPluginDevice as create, vmContainer } from "./plugin-devices.js";
+import { closeMemfds, makeMemfdMemory } from "./memfd-ram.js";
 import { tempDirEach } from "./temp-dir.js";
 
 describe("virtio plugin", () => {
@@ -31,6 +32,23 @@ describe("virtio plugin", () => {
     expect((blk.virtioDevice as pkg.VirtioBlk).readonly).toBe(true);
     expect((blk.virtioDevice as pkg.VirtioBlk).capacity).toBe(2048n);
     await blk.close();
+  });
+
+  it("virtio-blk's dataplane option: worker by default (over memfd-backed RAM), main on request, anything else refused", async () => {
+    const image = inDir("disk.img");
+    await writeFile(image, new Uint8Array(1 << 20));
+    const memory = makeMemfdMemory();
+    try {
+      const worker = (await create("virtio-blk", { path: image, readonly: "on" }, undefined, memory)) as VirtioPciFunction;
+      expect(worker.transport.dataPlane(0)).toBeDefined();
+      await worker.close();
+      const main = (await create("virtio-blk", { path: image, readonly: "on", dataplane: "main" }, undefined, memory)) as VirtioPciFunction;
+      expect(main.transport.dataPlane(0)).toBeUndefined();
+      await main.close();
+      await expect(create("virtio-blk", { path: image, dataplane: "thread" }, undefined, memory)).rejects.toThrow(/expected one of worker, main/);
+    } finally {
+      closeMemfds();
+    }
   });
 
   it("reports missing or bad options clearly", async () => {
