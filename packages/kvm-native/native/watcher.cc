@@ -52,13 +52,7 @@ LoopWatcher::~LoopWatcher() {
   close(wakeFd_);
 }
 
-// Whether a wait until `waiting` ends no later than one until `wanted` would (< 0: no deadline).
-static bool EndsNoLater(int64_t waiting, int64_t wanted) {
-  return waiting < 0 ? wanted < 0 : wanted < 0 || waiting <= wanted;
-}
-
 void LoopWatcher::Arm(int backendFd, int64_t deadlineNs, const KickTarget& target) {
-  bool wake;
   {
     std::lock_guard<std::mutex> l(mu_);
     armed_ = true;
@@ -67,11 +61,7 @@ void LoopWatcher::Arm(int backendFd, int64_t deadlineNs, const KickTarget& targe
     deadlineNs_ = deadlineNs;
     target_ = target;
     kicked_.store(false, std::memory_order_release);
-    // A watcher still waiting on the same fd until no later than this deadline (a run after a slice that ended
-    // on its deadline) wakes in time by itself and then reloads this state: no write, no extra wake-up.
-    wake = !waitingArmed_ || waitingBackendFd_ != backendFd || !EndsNoLater(waitingDeadlineNs_, deadlineNs);
   }
-  if (!wake) return;
   uint64_t one = 1;
   (void)!write(wakeFd_, &one, sizeof one);
 }
@@ -95,9 +85,6 @@ void LoopWatcher::Main() {
       gen = generation_;
       backend = backendFd_;
       deadline = deadlineNs_;
-      waitingArmed_ = armed;  // what the wait below covers, for Arm (read under the same lock)
-      waitingBackendFd_ = backend;
-      waitingDeadlineNs_ = deadline;
     }
     if (!armed) {
       pollfd p{wakeFd_, POLLIN, 0};
@@ -112,8 +99,7 @@ void LoopWatcher::Main() {
       (void)!read(wakeFd_, &drained, sizeof drained);
       continue;
     }
-    // The loop has new work or the deadline passed: kick now, unless re-armed meanwhile (then the state is
-    // reloaded above; a backend fd still readable ends the next wait at once).
+    // The loop has new work or the deadline passed: kick now, unless re-armed meanwhile.
     std::lock_guard<std::mutex> l(mu_);
     if (armed_ && generation_ == gen) {
       kicked_.store(true, std::memory_order_release);

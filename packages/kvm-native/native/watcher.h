@@ -1,8 +1,7 @@
 // A helper thread that watches the Node event loop while the JS thread sits in KVM_RUN.
 // While armed it polls libuv's backend fd (the epoll fd: readable as soon as any watched fd is) until the
 // slice's deadline; when the loop has new work or the deadline passes it kicks the vCPU at once:
-// immediate_exit = 1 first, then a real-time signal. Disarming does not wake it; arming wakes it only when its
-// current wait would end too late or watches another fd.
+// immediate_exit = 1 first, then a real-time signal.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -46,11 +45,6 @@ class LoopWatcher {
   int backendFd_ = -1;
   int64_t deadlineNs_ = -1;  // CLOCK_MONOTONIC, -1: none
   KickTarget target_{};
-  // What the thread's current wait covers (set when it loads the state): Arm skips the wake-up write when that
-  // wait ends in time for the new state anyway.
-  bool waitingArmed_ = false;
-  int waitingBackendFd_ = -1;
-  int64_t waitingDeadlineNs_ = -1;
   std::atomic<bool> kicked_{false};
 };
 

@@ -86,14 +86,10 @@ export class RunLoop extends LoopControl<LoopVcpu> {
 
   async run(): Promise<MachineResult> {
     const slice = this.options.maxSliceMs ?? 5;
-    // vCPUs whose last run handled no port-I/O or MMIO exit: only those can be halted, so only they are asked
-    // parked() (KVM_GET_MP_STATE, KVM_GET_REGS), not every vCPU after every slice.
-    const quiet = new Set<LoopVcpu>();
     while (!this.result) {
       for (const vcpu of this.vcpus) {
         if (this.result || this.pauseGate.paused) break;
         this.current = vcpu;
-        const exitsBefore = this.exits;
         let r: LoopRunResult;
         try {
           r = vcpu.run(this.dispatch, { maxSliceMs: slice });
@@ -101,13 +97,11 @@ export class RunLoop extends LoopControl<LoopVcpu> {
           this.stop({ status: 1, reason: "error", message: `vCPU ${vcpu.id}: KVM_RUN failed: ${describeError(e)}` });
           break;
         }
-        if (this.exits === exitsBefore) quiet.add(vcpu);
-        else quiet.delete(vcpu);
         if (this.result) break;
         this.handle(vcpu, r);
       }
       this.current = undefined;
-      if (!this.result && this.vcpus.length > 0 && this.vcpus.every((v) => quiet.has(v) && v.parked?.() === true)) {
+      if (!this.result && this.vcpus.length > 0 && this.vcpus.every((v) => v.parked?.() === true)) {
         this.stop({ status: 0, reason: "halt", message: `all vCPUs halted with interrupts disabled` });
       }
       if (!this.result) await new Promise<void>((resolve) => setImmediate(resolve));

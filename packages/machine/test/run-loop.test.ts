@@ -137,22 +137,6 @@ describe("RunLoop", () => {
     expect(rounds).toBe(3);
   });
 
-  it("asks parked() only of vCPUs whose last run handled no exit, and still halts once every vCPU is quiet and parked", async () => {
-    const { pio, loop } = setup();
-    pio.register(0x80, 1, "post", { read: () => 0, write: () => {} });
-    let runs = 0;
-    let asked = 0;
-    // Three runs with an exit each, then quiet runs; parked() would say true all along.
-    const run = (d: LoopExitDispatch): LoopRunResult => {
-      if (++runs <= 3) d.pio(0x80, 1, true, 1);
-      return { reason: "yield" };
-    };
-    loop.add({ id: 0, run, requestStop: () => {}, parked: () => (asked++, true) });
-    expect(await loop.run()).toEqual({ status: 0, reason: "halt", message: "all vCPUs halted with interrupts disabled" });
-    expect(runs).toBe(4);
-    expect(asked).toBe(1);
-  });
-
   it("turns a failing KVM_RUN into an error result", async () => {
     const { loop } = setup();
     loop.add({ id: 3, run: () => { throw new Error("EFAULT"); }, requestStop: () => {} });
