@@ -93,6 +93,25 @@ static Napi::Value AllocateMemory(const Napi::CallbackInfo& info) {
   return ChunkMapping(env, p, size, chunk);
 }
 
+// seekFile(fd, offset, data) -> the next offset at or after `offset` where data (true: SEEK_DATA) or a hole
+// (false: SEEK_HOLE) starts, or -1 when there is no more data (ENXIO). Which pages of a memfd were ever written.
+static Napi::Value SeekFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsBoolean()) {
+    ThrowType(env, "seekFile(fd, offset, data)");
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int64_t offset = info[1].As<Napi::Number>().Int64Value();
+  off_t at = lseek(fd, static_cast<off_t>(offset), info[2].As<Napi::Boolean>().Value() ? SEEK_DATA : SEEK_HOLE);
+  if (at < 0 && errno == ENXIO) return Napi::Number::New(env, -1);
+  if (at < 0) {
+    ThrowKvmError(env, "lseek", errno);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(at));
+}
+
 // allocateSharedMemory(size, chunkSize, name) -> { fd, chunks }: like allocateMemory, but the pages belong to a
 // memfd (close-on-exec, sparse: pages are backed once touched) mapped MAP_SHARED, so another process given the
 // fd (a vfio-user device server) maps the same guest RAM. The caller owns `fd`; the mapping outlives it.
@@ -337,6 +356,7 @@ static Napi::Value CreateVcpuFd(const Napi::CallbackInfo& info) {
 void InitVm(Napi::Env env, Napi::Object exports) {
   exports.Set("allocateMemory", Napi::Function::New(env, AllocateMemory, "allocateMemory"));
   exports.Set("allocateSharedMemory", Napi::Function::New(env, AllocateSharedMemory, "allocateSharedMemory"));
+  exports.Set("seekFile", Napi::Function::New(env, SeekFile, "seekFile"));
   exports.Set("setUserMemoryRegion", Napi::Function::New(env, SetUserMemoryRegion, "setUserMemoryRegion"));
   exports.Set("getDirtyLog", Napi::Function::New(env, GetDirtyLog, "getDirtyLog"));
   exports.Set("irqLine", Napi::Function::New(env, IrqLine, "irqLine"));

@@ -66,6 +66,7 @@ export interface NativeCommon {
   createVm(fd: number, type?: number): number;
   allocateMemory(size: number, chunkSize: number): ArrayBuffer[];
   allocateSharedMemory(size: number, chunkSize: number, name: string): { fd: number; chunks: ArrayBuffer[] };
+  seekFile(fd: number, offset: number, data: boolean): number;
   setUserMemoryRegion(vmFd: number, slot: number, flags: number, gpa: number, memory: Uint8Array | readonly Uint8Array[] | undefined): void;
   getDirtyLog(vmFd: number, slot: number, pages: number): Uint8Array;
   irqLine(vmFd: number, irq: number, level: number): void;

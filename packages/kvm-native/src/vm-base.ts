@@ -3,7 +3,7 @@
 import { constants as bufferConstants } from "node:buffer";
 import { IoeventfdFlags, MemFlags, PAGE_SIZE } from "./constants.js";
 import { KvmError } from "./errors.js";
-import type { NativeCommon } from "./native.js";
+import { native, type NativeCommon } from "./native.js";
 
 /** The largest ArrayBuffer this Node makes (buffer.constants.MAX_LENGTH: 4 GiB on Node 20), in whole pages. */
 export const MAX_MEMORY_CHUNK = Math.floor(Math.min(bufferConstants.MAX_LENGTH, Number.MAX_SAFE_INTEGER) / PAGE_SIZE) * PAGE_SIZE;
@@ -34,6 +34,27 @@ export class GuestRam {
   regions(gpa: number): Array<{ gpa: number; bytes: Uint8Array; file: { fd: number; offset: number } }> {
     return this.chunks.map((bytes, i) => ({ gpa: gpa + i * this.chunkSize, bytes, file: { fd: this.fd, offset: i * this.chunkSize } }));
   }
+}
+
+/**
+ * The parts of [offset, offset + length) of a file that hold data (lseek SEEK_DATA/SEEK_HOLE), as offsets relative
+ * to `offset`: for guest RAM's memfd, the pages the guest (or the VMM) ever wrote. Reading the rest of a memfd
+ * through its mapping would allocate each page, so a snapshot reads only these. A file system without SEEK_DATA
+ * reports the whole range as data.
+ */
+export function fileDataRanges(fd: number, offset: number, length: number, addon: NativeCommon = native()): Array<{ offset: number; length: number }> {
+  assertAddress("offset", offset);
+  assertAddress("length", length);
+  const end = offset + length;
+  const out: Array<{ offset: number; length: number }> = [];
+  for (let at = offset; at < end; ) {
+    const data = addon.seekFile(fd, at, true);
+    if (data < 0 || data >= end) break;
+    const hole = Math.min(addon.seekFile(fd, data, false), end);
+    out.push({ offset: data - offset, length: hole - data });
+    at = hole;
+  }
+  return out;
 }
 
 export interface MemoryRegion {

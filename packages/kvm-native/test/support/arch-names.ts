@@ -68,6 +68,7 @@ export const SHARED = {
     "createVm",
     "allocateMemory",
     "allocateSharedMemory",
+    "seekFile",
     "setUserMemoryRegion",
     "getDirtyLog",
     "irqLine",
