@@ -19,7 +19,7 @@ import { PM_TIMER_PORT } from "./devices/pm-timer.js";
 import { ACPI_PM_PLATFORM } from "./devices/acpi-pm.js";
 import { writeFirmwareTables } from "./firmware/index.js";
 import type { PlatformDescription } from "./firmware/platform.js";
-import { MpState, createUserfaultPager, type Kvm, type Vcpu, type Vm } from "@vmm/kvm-native";
+import { MpState, createUserfaultPager, fileDataRanges, type Kvm, type Vcpu, type Vm } from "@vmm/kvm-native";
 import { openKvm } from "./kvm-open.js";
 import { decompressPayloadAsync, loadBzImage } from "./loaders/bzimage.js";
 import { loadElf } from "./loaders/elf.js";
@@ -479,6 +479,8 @@ export class Machine {
       vcpus: this.vcpus,
       msrIndices: () => this.kvm.msrIndexList(),
       memory: this.memory,
+      dataRanges: (r) => (r.file ? fileDataRanges(r.file.fd, r.file.offset, r.bytes.length) : undefined),
+      fileDataRanges,
       platform: [
         ["serial0", this.legacy.uart],
         ["i8042", this.legacy.i8042],

@@ -45,6 +45,43 @@ describe("the memory image", () => {
     copy.forEach((r, i) => expect(Buffer.compare(r.bytes, ram[i]!.bytes)).toBe(0));
   });
 
+  it("looks only where dataRanges says a region may hold data (RAM's memfd: the pages ever written)", () => {
+    const file = path.join(tmp(), "memory.bin");
+    const ram = regions();
+    // The low region's page 40 is outside the runs given, so it is not read (a memfd hole reads as zero anyway).
+    const { dataBytes } = writeMemoryImage(file, ram, (r) => (r.gpa === 0 ? [{ offset: 4096 * 3, length: 100 }] : undefined));
+    expect(dataBytes).toBe(4096 + 100); // page 3 of the low region, the short last page of the high one
+    const copy = ram.map((r) => ({ gpa: r.gpa, bytes: new Uint8Array(r.bytes.length) }));
+    const fd = openSync(file, "r");
+    try {
+      readMemoryImage(fd, memoryImageLayout(ram), copy);
+    } finally {
+      closeSync(fd);
+    }
+    expect(copy[0]!.bytes[4096 * 3]).toBe(0xaa);
+    expect(copy[0]!.bytes[4096 * 40]).toBe(0);
+    expect(Buffer.compare(copy[1]!.bytes, ram[1]!.bytes)).toBe(0);
+  });
+
+  it("reads only where the file holds data when told (a sparse file's holes are not read)", () => {
+    const file = path.join(tmp(), "memory.bin");
+    const ram = regions();
+    const { layout } = writeMemoryImage(file, ram);
+    const copy = ram.map((r) => ({ gpa: r.gpa, bytes: new Uint8Array(r.bytes.length) }));
+    const asked: Array<[number, number]> = [];
+    const fd = openSync(file, "r");
+    try {
+      // The file says: data only at page 40 of the low region, anywhere in the high one.
+      readMemoryImage(fd, layout, copy, (offset, length) => (asked.push([offset, length]), offset === 0 ? [{ offset: 4096 * 40, length: 4096 }] : undefined));
+    } finally {
+      closeSync(fd);
+    }
+    expect(asked).toEqual([[0, 64 * 4096], [64 * 4096, 32 * 4096 + 100]]);
+    expect(copy[0]!.bytes[4096 * 3]).toBe(0); // in a "hole": not read
+    expect(copy[0]!.bytes[4096 * 40]).toBe(1);
+    expect(Buffer.compare(copy[1]!.bytes, ram[1]!.bytes)).toBe(0);
+  });
+
   it("never overwrites a file, and refuses a layout or size that is not this machine's", () => {
     const dir = tmp();
     const file = path.join(dir, "memory.bin");

@@ -27,11 +27,15 @@ export function memoryImageLayout(regions: readonly RamRegion[]): MemoryImageReg
   });
 }
 
+/** Where a region may hold data (offsets in it); undefined: anywhere. Outside these runs its pages are zero. */
+export type DataRanges = (region: RamRegion) => ReadonlyArray<{ offset: number; length: number }> | undefined;
+
 /**
- * Writes the regions to a new file at `path` (never an existing one), skipping pages of zeros. Returns the layout
- * and how many bytes of data were written.
+ * Writes the regions to a new file at `path` (never an existing one), skipping pages of zeros; `dataRanges` says
+ * which parts of a region are worth looking at (RAM's memfd knows which pages were ever written: reading the others
+ * through the mapping would allocate them). Returns the layout and how many bytes of data were written.
  */
-export function writeMemoryImage(path: string, regions: readonly RamRegion[]): { layout: MemoryImageRegion[]; dataBytes: number } {
+export function writeMemoryImage(path: string, regions: readonly RamRegion[], dataRanges: DataRanges = () => undefined): { layout: MemoryImageRegion[]; dataBytes: number } {
   const layout = memoryImageLayout(regions);
   const fd = openSync(path, "wx", 0o600);
   let dataBytes = 0;
@@ -39,17 +43,19 @@ export function writeMemoryImage(path: string, regions: readonly RamRegion[]): {
     regions.forEach((r, i) => {
       const base = layout[i]!.offset;
       const bytes = r.bytes;
-      let page = 0;
-      const pages = Math.ceil(bytes.length / PAGE);
-      while (page < pages) {
-        // Skip zero pages, then write the run of non-zero pages that follows (at most RUN_PAGES).
-        while (page < pages && isZeroPage(bytes, page)) page++;
-        const first = page;
-        while (page < pages && page - first < RUN_PAGES && !isZeroPage(bytes, page)) page++;
-        if (page === first) continue;
-        const start = first * PAGE;
-        const end = Math.min(page * PAGE, bytes.length);
-        dataBytes += writeAll(fd, bytes.subarray(start, end), base + start);
+      for (const run of dataRanges(r) ?? [{ offset: 0, length: bytes.length }]) {
+        let page = Math.floor(run.offset / PAGE);
+        const pages = Math.min(Math.ceil((run.offset + run.length) / PAGE), Math.ceil(bytes.length / PAGE));
+        while (page < pages) {
+          // Skip zero pages, then write the run of non-zero pages that follows (at most RUN_PAGES).
+          while (page < pages && isZeroPage(bytes, page)) page++;
+          const first = page;
+          while (page < pages && page - first < RUN_PAGES && !isZeroPage(bytes, page)) page++;
+          if (page === first) continue;
+          const start = first * PAGE;
+          const end = Math.min(page * PAGE, bytes.length);
+          dataBytes += writeAll(fd, bytes.subarray(start, end), base + start);
+        }
       }
     });
     const last = layout[layout.length - 1];
@@ -71,28 +77,37 @@ export function checkMemoryImage(path: string, fd: number, layout: readonly Memo
   if (actual !== size) throw new SnapshotError(`${path}: ${actual} bytes, expected ${size} for this machine's RAM`);
 }
 
+/** Where a file holds data in [offset, offset + length), relative to offset; undefined: anywhere. */
+export type FileDataRanges = (offset: number, length: number) => ReadonlyArray<{ offset: number; length: number }> | undefined;
+
 /**
- * Reads the whole file into the regions (an eager restore), which must be fresh (all zero): the file is read
- * through a buffer and only pages that are not zero are copied, so holes leave guest RAM untouched (not resident).
+ * Reads the file into the regions (an eager restore), which must be fresh (all zero): only where `fileData` says
+ * the file holds data (a sparse file's holes are skipped), through a buffer, and only pages that are not zero are
+ * copied, so zeros leave guest RAM untouched (not resident).
  */
-export function readMemoryImage(fd: number, layout: readonly MemoryImageRegion[], regions: readonly RamRegion[]): void {
+export function readMemoryImage(fd: number, layout: readonly MemoryImageRegion[], regions: readonly RamRegion[], fileData: FileDataRanges = () => undefined): void {
   const buffer = new Uint8Array(READ_CHUNK);
   regions.forEach((r, i) => {
     const base = layout[i]!.offset;
-    for (let at = 0; at < r.bytes.length; ) {
-      const want = Math.min(r.bytes.length - at, READ_CHUNK);
-      let got = 0;
-      while (got < want) {
-        const n = readSync(fd, buffer, got, want - got, base + at + got);
-        if (n === 0) throw new SnapshotError(`the memory file ends early, at byte ${base + at + got}`);
-        got += n;
-      }
-      for (let page = 0; page * PAGE < want; page++) {
-        if (!isZeroPage(buffer.subarray(0, want), page)) r.bytes.set(buffer.subarray(page * PAGE, Math.min((page + 1) * PAGE, want)), at + page * PAGE);
-      }
-      at += want;
-    }
+    for (const run of fileData(base, r.bytes.length) ?? [{ offset: 0, length: r.bytes.length }]) readRun(fd, base, r.bytes, run.offset, Math.min(run.offset + run.length, r.bytes.length), buffer);
   });
+}
+
+/** Copies the non-zero pages of file bytes [base + from, base + to) into `bytes` at [from, to), page-aligned. */
+function readRun(fd: number, base: number, bytes: Uint8Array, from: number, to: number, buffer: Uint8Array): void {
+  for (let at = Math.floor(from / PAGE) * PAGE; at < to; ) {
+    const want = Math.min(to - at, READ_CHUNK);
+    for (let got = 0; got < want; ) {
+      const n = readSync(fd, buffer, got, want - got, base + at + got);
+      if (n === 0) throw new SnapshotError(`the memory file ends early, at byte ${base + at + got}`);
+      got += n;
+    }
+    const read = buffer.subarray(0, want);
+    for (let page = 0; page * PAGE < want; page++) {
+      if (!isZeroPage(read, page)) bytes.set(read.subarray(page * PAGE, Math.min((page + 1) * PAGE, want)), at + page * PAGE);
+    }
+    at += want;
+  }
 }
 
 function isZeroPage(bytes: Uint8Array, page: number): boolean {

@@ -2,7 +2,7 @@
 import { closeSync, openSync } from "node:fs";
 import path from "node:path";
 import { SnapshotError, type DeviceState, type GuestMemory, type Snapshottable, type StateValue } from "@vmm/core";
-import { checkMemoryImage, readMemoryImage, writeMemoryImage } from "./memory-image.js";
+import { checkMemoryImage, readMemoryImage, writeMemoryImage, type DataRanges } from "./memory-image.js";
 import { MEMORY_FILE, SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_VERSION, prepareSnapshotDir, readManifest, removePartialSnapshot, writeManifest, type SnapshotManifest } from "./manifest.js";
 import { restoreX86Kvm, restoreX86Clock, saveX86Kvm, type X86VmStateAccess } from "./x86-kvm.js";
 import { restoreX86Vcpu, saveX86Vcpu, type X86VcpuStateAccess } from "./x86-vcpu.js";
@@ -15,6 +15,10 @@ export interface X86SnapshotParts {
   /** KVM's list of MSRs to save. */
   readonly msrIndices: () => readonly number[];
   readonly memory: GuestMemory;
+  /** Which parts of a RAM region were ever written (the rest is zero and is not read). */
+  readonly dataRanges?: DataRanges;
+  /** Which parts of a file hold data (a sparse memory file's holes are not read). */
+  readonly fileDataRanges?: (fd: number, offset: number, length: number) => ReadonlyArray<{ offset: number; length: number }>;
   /** The platform devices by name, restored in this order. */
   readonly platform: ReadonlyArray<readonly [string, Snapshottable]>;
   /** The PCI bus: `quiesce` holds the devices' new work until `resume`. */
@@ -75,7 +79,7 @@ function writeX86Snapshot(parts: X86SnapshotParts, dir: string, extra: StateValu
   const kvm = saveX86Kvm(parts.vm);
   const { created } = prepareSnapshotDir(dir);
   try {
-    const { layout, dataBytes } = writeMemoryImage(path.join(dir, MEMORY_FILE), parts.memory.list());
+    const { layout, dataBytes } = writeMemoryImage(path.join(dir, MEMORY_FILE), parts.memory.list(), parts.dataRanges);
     writeManifest(dir, {
       format: SNAPSHOT_FORMAT,
       formatVersion: SNAPSHOT_FORMAT_VERSION,
@@ -129,7 +133,7 @@ export function restoreX86Snapshot(parts: X86SnapshotParts, snapshot: LoadedSnap
           closeSync(fd);
         },
       };
-    } else readMemoryImage(fd, m.memory.regions, regions);
+    } else readMemoryImage(fd, m.memory.regions, regions, parts.fileDataRanges && ((offset, length) => parts.fileDataRanges!(fd, offset, length)));
     restoreX86Kvm(parts.vm, m.kvm);
     parts.vcpus.forEach((vcpu, i) => restoreX86Vcpu(vcpu, m.vcpus[i]!, `vcpu${i}`));
     for (const [name, device] of parts.platform) {
