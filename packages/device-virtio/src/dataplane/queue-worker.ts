@@ -201,7 +201,7 @@ export class QueueWorkerHost {
       kickFd: this.kick.fd,
       control: this.control,
     };
-    const worker = new Worker(builtModule("./worker-entry.js", import.meta.url), { workerData: init, name: `${o.name} queue ${o.queue}`, execArgv: workerExecArgv() });
+    const worker = new Worker(builtModule("dataplane/worker-entry.js"), { workerData: init, name: `${o.name} queue ${o.queue}`, execArgv: workerExecArgv() });
     worker.unref();
     worker.on("message", (m: WorkerMessage) => this.message(m));
     worker.on("error", (e) => {

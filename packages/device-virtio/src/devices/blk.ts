@@ -89,7 +89,7 @@ export class VirtioBlk extends VirtioDevice {
     const fd = this.backend.fd;
     if (this.dataplaneKind !== "worker" || fd === undefined) return undefined;
     const data: BlkWorkerData = { fd, capacity: this.capacity, readonly: this.readonly, serial: this.serial };
-    return { module: builtModule("./blk-worker.js", import.meta.url), data };
+    return { module: builtModule("devices/blk-worker.js"), data };
   }
 
   /** Requests whose I/O has not finished. */

@@ -1,6 +1,7 @@
 import { SnapshotError, type DeviceState, type GuestMemory, type InterruptLine, type Logger } from "@vmm/core";
 import { bit, FeatureBit, Isr, NO_VECTOR, Status } from "../constants.js";
 import type { VirtioContext, VirtioDevice } from "../device.js";
+import type { QueueDataPlane } from "../dataplane/api.js";
 import { Route } from "../dataplane/protocol.js";
 import { dataPlaneUsable, QueueWorkerHost } from "../dataplane/queue-worker.js";
 import { type QueueOptions, SplitQueue } from "../virtqueue/split-ring.js";
@@ -92,7 +93,12 @@ export class VirtioTransport {
     device.onConfigChange = () => this.configChanged();
     const usable = dataPlaneUsable(memory);
     this.planes = this.queues.map((q) => {
-      const plane = usable ? device.dataPlane(q.index) : undefined;
+      let plane: QueueDataPlane | undefined;
+      try {
+        plane = usable ? device.dataPlane(q.index) : undefined;
+      } catch (e) {
+        logger.warn(`${name}: queue ${q.index} stays on the JS thread: ${e instanceof Error ? e.message : String(e)}`);
+      }
       if (!plane) return undefined;
       return new QueueWorkerHost({
         plane,
