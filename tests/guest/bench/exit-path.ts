@@ -146,7 +146,15 @@ async function main(): Promise<void> {
     const base = median(floor[kind]);
     const same = median(sameGuest[kind]);
     console.log(`| ${what} | ${ours.toFixed(0)} | ${base.toFixed(0)} | ${(ours / base).toFixed(2)} | ${same.toFixed(0)} | ${(ours / same).toFixed(2)} |`);
-    figures.push({ metric: `${kind} exit through the machine`, value: ours, unit: "ns/exit", reference: { name: "C floor, real-mode loop", value: base }, goal: EXIT_GOAL });
+    // The goal is judged against the floor running the same guest: the real-mode loop runs fewer emulated guest
+    // instructions per exit on this host (README), so its ratio is shown for reference, without a goal.
+    figures.push({
+      metric: `${kind} exit through the machine`,
+      value: ours,
+      unit: "ns/exit",
+      reference: { name: "C floor, real-mode loop", value: base },
+      note: "reference only: the real-mode loop runs 2 emulated instructions per exit, the machine's guest 4-5",
+    });
     figures.push({
       metric: `${kind} exit through the machine, same-guest floor`,
       value: ours,
