@@ -201,6 +201,28 @@ describe("data-plane workers (memfd-backed RAM, no KVM)", () => {
   });
 });
 
+describe("a data-plane worker that cannot run", () => {
+  it("a missing worker module: DEVICE_NEEDS_RESET once, then the JS thread serves the queue, doorbells on the eventfd included", async () => {
+    class Orphan extends FillDevice {
+      override dataPlane(): QueueDataPlane {
+        return { module: new URL("./fixtures/no-such-worker.mjs", import.meta.url) };
+      }
+    }
+    const { driver, device, transport, logger } = rig(new Orphan());
+    driver.init();
+    await until(() => (driver.status() & Status.DEVICE_NEEDS_RESET) !== 0);
+    expect(logger.lines.some((l) => l.includes("did not start"))).toBe(true);
+    await until(() => !transport.dataPlane(0)!.alive);
+    driver.rings.length = 0;
+    expect(driver.init()).toBe(true);
+    driver.kick(0); // a trapped doorbell
+    expect(device.notified).toBe(1);
+    writeSync(transport.doorbellEventFd(0)!, new BigUint64Array([1n])); // as KVM's ioeventfd would
+    await until(() => device.notified === 2);
+    expect(driver.status() & Status.DEVICE_NEEDS_RESET).toBe(0);
+  });
+});
+
 /**
  * The hostile-guest property of devices.fuzz.test.ts, through the worker: random descriptor tables, headers and
  * avail rings on one virtio-blk whose queue runs on its data-plane thread, re-initialised by the driver for each

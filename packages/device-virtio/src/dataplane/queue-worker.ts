@@ -50,6 +50,11 @@ export interface QueueWorkerHostOptions {
   readonly onSignal: () => void;
   /** The ring is broken or the worker's module failed: the device needs a reset. */
   readonly onFail: (error: Error) => void;
+  /**
+   * A doorbell for a queue whose worker is gone (it could not start, crashed or hung): the JS thread serves the
+   * queue from now on, and the doorbell eventfd (which KVM may signal directly) is watched on the main loop.
+   */
+  readonly onOrphanDoorbell: () => void;
 }
 
 /**
@@ -65,6 +70,7 @@ export class QueueWorkerHost {
   private worker: Worker | undefined;
   private lent = false;
   private dead = false;
+  private closed = false;
 
   constructor(private readonly options: QueueWorkerHostOptions) {
     this.kick = new EventFd();
@@ -74,6 +80,11 @@ export class QueueWorkerHost {
 
   get kickFd(): number {
     return this.kick.fd;
+  }
+
+  /** False once the worker thread is gone: the queue is the JS thread's. */
+  get alive(): boolean {
+    return !this.dead;
   }
 
   /** True while the worker owns the queue. */
@@ -151,6 +162,7 @@ export class QueueWorkerHost {
 
   /** Ends the thread and closes the doorbell eventfd (the device is closing; the queue was reclaimed). */
   close(): void {
+    this.closed = true;
     this.dead = true;
     this.lent = false;
     this.command(Command.EXIT);
@@ -180,7 +192,7 @@ export class QueueWorkerHost {
       if (ack === seq || Atomics.load(this.ctl, Ctl.STATE) === WorkerState.DEAD) return;
       if (Date.now() > deadline) {
         this.options.logger.error(`${this.options.name}: queue ${this.options.queue}'s data-plane worker did not stop within ${PAUSE_TIMEOUT_MS} ms`);
-        this.dead = true;
+        this.orphan();
         void this.worker.terminate();
         return;
       }
@@ -205,15 +217,22 @@ export class QueueWorkerHost {
     worker.unref();
     worker.on("message", (m: WorkerMessage) => this.message(m));
     worker.on("error", (e) => {
-      Atomics.store(this.ctl, Ctl.STATE, WorkerState.DEAD);
-      this.dead = true;
+      this.orphan();
       o.onFail(e);
     });
-    worker.on("exit", () => {
-      Atomics.store(this.ctl, Ctl.STATE, WorkerState.DEAD);
-      this.dead = true;
-    });
+    worker.on("exit", () => this.orphan());
     return worker;
+  }
+
+  /** The thread is gone (not closed by us): its doorbells come to the JS thread's `notify` from now on. */
+  private orphan(): void {
+    Atomics.store(this.ctl, Ctl.STATE, WorkerState.DEAD);
+    this.lent = false;
+    if (this.dead) return;
+    this.dead = true;
+    if (this.closed || this.kick.isClosed) return;
+    this.kick.onSignal(() => this.options.onOrphanDoorbell());
+    this.kick.unref();
   }
 
   private message(m: WorkerMessage): void {

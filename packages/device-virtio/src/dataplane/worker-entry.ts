@@ -147,13 +147,13 @@ async function load(): Promise<{ queue: SplitQueue; worker: QueueWorker }> {
 }
 
 /** Commands until EXIT: RUN serves the queue, PAUSE (or a failure) gives the cursors back and waits. */
-function serve(loaded: { queue: SplitQueue; worker: QueueWorker } | undefined): void {
+function serve(loaded: { queue: SplitQueue; worker: QueueWorker }): void {
   let owned = false;
-  let failed = loaded === undefined;
+  let failed = false;
   for (;;) {
     const seq = Atomics.load(ctl, Ctl.SEQ);
     const cmd = Atomics.load(ctl, Ctl.CMD);
-    if (cmd === Command.RUN && !failed && loaded) {
+    if (cmd === Command.RUN && !failed) {
       if (!owned) {
         try {
           takeQueue(loaded.queue);
@@ -174,11 +174,11 @@ function serve(loaded: { queue: SplitQueue; worker: QueueWorker } | undefined): 
       continue;
     }
     if (owned) {
-      giveQueue(loaded!.queue);
+      giveQueue(loaded.queue);
       owned = false;
     }
     // A failure stays until the JS thread pauses the queue (its reset path) and hands it over again.
-    if (cmd !== Command.RUN) failed = loaded === undefined;
+    if (cmd !== Command.RUN) failed = false;
     acknowledge(seq, cmd === Command.EXIT ? WorkerState.DEAD : failed ? WorkerState.FAILED : WorkerState.PAUSED);
     if (cmd === Command.EXIT) return;
     Atomics.wait(ctl, Ctl.SEQ, seq);
@@ -189,10 +189,12 @@ let loaded: { queue: SplitQueue; worker: QueueWorker } | undefined;
 try {
   loaded = await load();
 } catch (e) {
+  // The thread ends: the JS thread serves the queue from now on (it watches the doorbell eventfd itself).
   post({ type: "fail", message: `${init.name}: data-plane worker for queue ${init.queue} did not start: ${describe(e)}` });
+  acknowledge(Atomics.load(ctl, Ctl.SEQ), WorkerState.DEAD);
 }
 try {
-  serve(loaded);
+  if (loaded) serve(loaded);
 } catch (e) {
   post({ type: "fail", message: `${init.name}: data-plane worker for queue ${init.queue} stopped: ${describe(e)}` });
   acknowledge(Atomics.load(ctl, Ctl.SEQ), WorkerState.DEAD);

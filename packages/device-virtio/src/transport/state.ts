@@ -112,6 +112,7 @@ export class VirtioTransport {
           if (this.context?.active) this.raise(q.vector, Isr.QUEUE);
         },
         onFail: (e) => this.context?.fail(e),
+        onOrphanDoorbell: () => this.notify(q.index),
       });
     });
   }
