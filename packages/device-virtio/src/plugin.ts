@@ -92,11 +92,23 @@ const deviceTypes: CoreDeviceType[] = [
         default: "worker",
         description: "worker: requests run on a thread of the queue's own, I/O straight into guest memory (when guest RAM is memfd-backed); main: on the JS thread",
       },
+      poll: {
+        type: "number",
+        integer: true,
+        min: 0,
+        max: 1_000_000,
+        default: 0,
+        description: "dataplane=worker: microseconds the worker polls for the next request before it sleeps (saves a thread wake-up, keeps a CPU busy)",
+      },
       transport,
     },
     async create(context, options) {
       const image = await FileImage.open(options.path as string, { readonly: options.readonly as boolean });
-      const blk = new VirtioBlk(image, { serial: options.serial as string, dataplane: options.dataplane as "worker" | "main" });
+      const blk = new VirtioBlk(image, {
+        serial: options.serial as string,
+        dataplane: options.dataplane as "worker" | "main",
+        pollMicros: options.poll as number,
+      });
       return pciFunction(context, blk, options);
     },
   },

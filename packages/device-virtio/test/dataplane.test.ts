@@ -184,6 +184,23 @@ describe("data-plane workers (memfd-backed RAM, no KVM)", () => {
     await until(() => ring.usedIdx() === 1);
   });
 
+  it("with pollMicros the worker takes chains posted soon after the ring ran dry without a doorbell, and still stops on request", async () => {
+    const disk = new MemfdBlockBackend(pattern(64 * 512));
+    const { driver, transport } = rig(new VirtioBlk(disk, { pollMicros: 1_000_000 }));
+    driver.init();
+    const ring = driver.rings[0]!;
+    read(driver, 0n);
+    driver.kick(0);
+    await until(() => ring.usedIdx() === 1);
+    const quiet = read(driver, 1n); // no doorbell: the worker is still looking at the ring
+    await until(() => ring.usedIdx() === 2, 900);
+    expect(driver.mem.readU8(quiet.status)).toBe(BlkStatus.OK);
+    const t0 = Date.now();
+    transport.setBusMaster(false); // taken back at once, not after the poll window
+    expect(Date.now() - t0).toBeLessThan(500);
+    expect(transport.dataPlane(0)!.isLent).toBe(false);
+  });
+
   it("a module that throws puts the device in DEVICE_NEEDS_RESET; after a reset the worker serves again", async () => {
     const { driver, device } = rig(new FillDevice());
     driver.init();

@@ -11,8 +11,8 @@
  * until <requests> have completed, then prints "done <ok> <errors> <waiting> <total>". With "t" (timed),
  * <waiting> is the TSC ticks spent polling an unchanged used index (the device's time: at queue depth 1 the time
  * outside the guest per request) and <total> the case's ticks from "start", so the host can split its wall time
- * into the guest's and the VMM's; both are 0 otherwise, because rdtsc is itself costly on this project's hosts
- * (it slows the guest's own part of a request by tens of microseconds).
+ * into the guest's and the VMM's; both are 0 otherwise, because rdtsc is not free on this project's hosts (a few
+ * microseconds per call), and the rates come from untimed runs.
  */
 #include "virtio.h"
 

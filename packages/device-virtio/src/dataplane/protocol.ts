@@ -66,6 +66,7 @@ export interface WorkerInit {
   readonly ram: readonly WorkerRamRegion[];
   readonly kickFd: number;
   readonly control: SharedArrayBuffer;
+  readonly pollMicros: number;
 }
 
 /** Messages from the worker to the JS thread. */

@@ -212,6 +212,7 @@ export class QueueWorkerHost {
       ram: workerRam(o.memory)!,
       kickFd: this.kick.fd,
       control: this.control,
+      pollMicros: Math.max(0, Math.min(o.plane.pollMicros ?? 0, 1_000_000)),
     };
     const worker = new Worker(builtModule("dataplane/worker-entry.js"), { workerData: init, name: `${o.name} queue ${o.queue}`, execArgv: workerExecArgv() });
     worker.unref();

@@ -128,6 +128,23 @@ function drain(queue: SplitQueue, worker: QueueWorker, seq: number): boolean {
   }
 }
 
+/**
+ * Looks at the avail ring for up to `pollMicros` before the worker sleeps: true when chains (or a command)
+ * arrived meanwhile. A broken avail index is left for the next drain to report.
+ */
+function pollForChains(queue: SplitQueue, seq: number): boolean {
+  const end = performance.now() + init.pollMicros / 1000;
+  while (performance.now() < end) {
+    if (Atomics.load(ctl, Ctl.SEQ) !== seq) return true;
+    try {
+      if (queue.pending() > 0) return true;
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}
+
 async function load(): Promise<{ queue: SplitQueue; worker: QueueWorker }> {
   const memory = new GuestMemory(init.ram.map((r) => ({ gpa: r.gpa, bytes: mapFd(r.fd, r.offset, r.length, { writable: true }) })));
   const mod = (await import(init.module)) as { default?: unknown };
@@ -170,6 +187,7 @@ function serve(loaded: { queue: SplitQueue; worker: QueueWorker }): void {
         failed = true;
         continue;
       }
+      if (init.pollMicros > 0 && pollForChains(loaded.queue, seq)) continue;
       if (Atomics.load(ctl, Ctl.SEQ) === seq) waitReadable(init.kickFd, -1);
       continue;
     }

@@ -33,6 +33,8 @@ export interface BlkOptions {
    * memfd-backed; `main` (or a host that allows no worker) on the JS thread through the backend's promises.
    */
   dataplane?: "worker" | "main";
+  /** With the worker: microseconds it polls the ring for the next request before sleeping (`QueueDataPlane.pollMicros`; default 0). */
+  pollMicros?: number;
 }
 
 /**
@@ -51,6 +53,7 @@ export class VirtioBlk extends VirtioDevice {
   readonly readonly: boolean;
   private readonly serial: Uint8Array;
   private readonly dataplaneKind: "worker" | "main";
+  private readonly pollMicros: number;
   private inflight = 0;
   private inflightBytes = 0;
   private signalPending = false;
@@ -82,6 +85,7 @@ export class VirtioBlk extends VirtioDevice {
     v.setUint32(52, MAX_ZERO_SEGMENTS, true); // max_write_zeroes_seg
     this.serial = new TextEncoder().encode(options.serial ?? "").subarray(0, ID_BYTES);
     this.dataplaneKind = options.dataplane ?? "worker";
+    this.pollMicros = options.pollMicros ?? 0;
   }
 
   /** The queue goes to a worker (blk-worker.ts) when asked for and the backend is a file with a descriptor. */
@@ -89,7 +93,7 @@ export class VirtioBlk extends VirtioDevice {
     const fd = this.backend.fd;
     if (this.dataplaneKind !== "worker" || fd === undefined) return undefined;
     const data: BlkWorkerData = { fd, capacity: this.capacity, readonly: this.readonly, serial: this.serial };
-    return { module: builtModule("devices/blk-worker.js"), data };
+    return { module: builtModule("devices/blk-worker.js"), data, pollMicros: this.pollMicros };
   }
 
   /** Requests whose I/O has not finished. */
