@@ -63,6 +63,25 @@ describe("KvmIoEvents", () => {
     expect(notified).toBe(1);
     expect(log).toEqual(["ioeventfd mmio c0001000 4 2", "unref", "deassign", "close fd"]);
   });
+
+  it("registers an eventfd the caller owns (a data-plane worker's) without watching or closing it; close removes it", () => {
+    const log: string[] = [];
+    const vm = {
+      ioeventfd: (fd: unknown, r: { space: string; address: number; size: number }) => {
+        log.push(`ioeventfd fd=${String(fd)} ${r.space} ${r.address.toString(16)} ${r.size}`);
+        return { remove: () => void log.push(`deassign fd=${String(fd)}`) };
+      },
+    };
+    const events = new KvmIoEvents(vm, () => {
+      throw new Error("no eventfd of its own is made");
+    });
+    const h = events.addEventFd({ space: "mmio", address: 0xc0002000, size: 2 }, 17);
+    events.addEventFd({ space: "pio", address: 0x6000, size: 0 }, 18);
+    h.remove();
+    h.remove();
+    events.close();
+    expect(log).toEqual(["ioeventfd fd=17 mmio c0002000 2", "ioeventfd fd=18 pio 6000 0", "deassign fd=17", "deassign fd=18"]);
+  });
 });
 
 describe("MsiRouter", () => {

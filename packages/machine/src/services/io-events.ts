@@ -7,7 +7,7 @@ import type { Vm } from "@vmm/kvm-native";
  * loop. The watch is unref'd so an idle device never keeps the process alive.
  */
 export class KvmIoEvents implements IoEventRegistry {
-  private readonly live = new Set<{ fd: EventFd; remove(): void }>();
+  private readonly live = new Set<{ remove(): void }>();
 
   constructor(
     private readonly vm: Pick<Vm, "ioeventfd">,
@@ -36,6 +36,21 @@ export class KvmIoEvents implements IoEventRegistry {
         if (!this.live.delete(entry)) return;
         registration.remove();
         fd.close();
+      },
+    };
+    this.live.add(entry);
+    return { remove: entry.remove };
+  }
+
+  /**
+   * Registers an eventfd the caller owns and waits on itself (a virtio queue's data-plane worker): KVM signals it
+   * on the guest's write and nothing runs on the event loop. Removing the registration leaves the fd open.
+   */
+  addEventFd(request: IoEventRequest, eventFd: number): Handle {
+    const registration = this.vm.ioeventfd(eventFd, { space: request.space, address: request.address, size: request.size, datamatch: request.datamatch });
+    const entry = {
+      remove: () => {
+        if (this.live.delete(entry)) registration.remove();
       },
     };
     this.live.add(entry);
