@@ -10,6 +10,7 @@
         "native/device.cc",
         "native/vcpu.cc",
         "native/run-loop.cc",
+        "native/vcpu-thread.cc",
         "native/watcher.cc",
         "native/uffd.cc"
       ],

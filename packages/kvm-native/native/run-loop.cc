@@ -44,7 +44,7 @@ void EnsureKickSignal() {
 
 void VcpuHandle::Kick() {
   stopRequested_.store(true, std::memory_order_seq_cst);
-  if (run_ && running_.load(std::memory_order_seq_cst)) KickNow(KickTarget{run_, &inKvmRun_, runThread_});
+  if (run_ && running_.load(std::memory_order_seq_cst)) KickNow(KickTarget{run_, &inKvmRun_, &runThread_});
 }
 
 Napi::Value VcpuHandle::KickJs(const Napi::CallbackInfo& info) {
@@ -204,11 +204,11 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   int64_t timeout = stale ? opt.immediateSliceMs : SliceTimeoutMs(loop, opt.immediateSliceMs);
   if (opt.maxSliceMs >= 0 && (timeout < 0 || timeout > opt.maxSliceMs)) timeout = opt.maxSliceMs;
   const int64_t deadlineNs = timeout < 0 ? -1 : MonotonicNs() + timeout * 1000000;
-  runThread_ = pthread_self();
+  runThread_.store(pthread_self(), std::memory_order_seq_cst);
   run_->immediate_exit = 0;
   running_.store(true, std::memory_order_seq_cst);
   if (stopRequested_.load()) run_->immediate_exit = 1;  // a kick() raced with the arming above
-  watcher_->Arm(stale ? -1 : uv_backend_fd(loop), deadlineNs, KickTarget{run_, &inKvmRun_, runThread_});
+  watcher_->Arm(stale ? -1 : uv_backend_fd(loop), deadlineNs, KickTarget{run_, &inKvmRun_, &runThread_});
   // The JS thread also checks the deadline itself between exits (a vDSO clock read, ~60 ns), so timers
   // stay on time during exit storms even when the watcher thread waits for a CPU on a busy host.
 
@@ -240,24 +240,9 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
         break;
       case KVM_EXIT_HLT: stop = "hlt"; break;
 #endif
-      case KVM_EXIT_MMIO: {
-        const uint32_t len = run_->mmio.len;
-        if (len != 1 && len != 2 && len != 4 && len != 8) { special = true; break; }
-        const bool isWrite = run_->mmio.is_write;
-        uint64_t v = isWrite ? LoadLe(run_->mmio.data, len) : 0;
-        napi_value argv[5], result;
-        napi_create_double(e, static_cast<double>(run_->mmio.phys_addr), &argv[0]);
-        napi_create_uint32(e, len, &argv[1]);
-        napi_get_boolean(e, isWrite, &argv[2]);
-        napi_create_uint32(e, static_cast<uint32_t>(v), &argv[3]);
-        napi_create_uint32(e, static_cast<uint32_t>(v >> 32), &argv[4]);
-        if (napi_call_function(e, recv, mmio, 5, argv, &result) != napi_ok) { failed = true; break; }
-        if (!isWrite) {
-          if (!ReadResult(e, result, &v)) { ThrowType(env, "dispatch.mmio must return a number or bigint for reads"); failed = true; break; }
-          StoreLe(run_->mmio.data, len, v);
-        }
+      case KVM_EXIT_MMIO:
+        if (!MmioExit(e, recv, mmio, &failed)) special = true;
         break;
-      }
       case KVM_EXIT_INTR:
         if (run_->immediate_exit || stopRequested_.load()) stop = "yield";
         break;
@@ -279,6 +264,11 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   if (failed) return env.Undefined();
   if (stop) return ExitResult(env, stop);
 
+  return FinalResult(env);
+}
+
+// The result of an exit that ends the run (not an exit a callback answered), from the run page.
+Napi::Value VcpuHandle::FinalResult(Napi::Env env) {
   switch (run_->exit_reason) {
 #if defined(__x86_64__)
     case KVM_EXIT_SHUTDOWN: {  // triple fault
@@ -310,6 +300,29 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
       return o;
     }
   }
+}
+
+bool VcpuHandle::MmioExit(napi_env e, napi_value recv, napi_value mmio, bool* failed) {
+  const uint32_t len = run_->mmio.len;
+  if (len != 1 && len != 2 && len != 4 && len != 8) return false;
+  const bool isWrite = run_->mmio.is_write;
+  uint64_t v = isWrite ? LoadLe(run_->mmio.data, len) : 0;
+  napi_value argv[5], result;
+  napi_create_double(e, static_cast<double>(run_->mmio.phys_addr), &argv[0]);
+  napi_create_uint32(e, len, &argv[1]);
+  napi_get_boolean(e, isWrite, &argv[2]);
+  napi_create_uint32(e, static_cast<uint32_t>(v), &argv[3]);
+  napi_create_uint32(e, static_cast<uint32_t>(v >> 32), &argv[4]);
+  if (napi_call_function(e, recv, mmio, 5, argv, &result) != napi_ok) { *failed = true; return true; }
+  if (!isWrite) {
+    if (!ReadResult(e, result, &v)) {
+      ThrowType(Napi::Env(e), "dispatch.mmio must return a number or bigint for reads");
+      *failed = true;
+      return true;
+    }
+    StoreLe(run_->mmio.data, len, v);
+  }
+  return true;
 }
 
 }  // namespace kvmn

@@ -13,7 +13,8 @@ Napi::Function VcpuHandle::Define(Napi::Env env) {
   std::vector<Method> methods = {
       InstanceMethod("run", &VcpuHandle::Run),           InstanceMethod("requestStop", &VcpuHandle::RequestStop),
       InstanceMethod("kick", &VcpuHandle::KickJs),       InstanceMethod("close", &VcpuHandle::Close),
-      InstanceMethod("getMpState", &VcpuHandle::GetMpState), InstanceMethod("setMpState", &VcpuHandle::SetMpState)};
+      InstanceMethod("getMpState", &VcpuHandle::GetMpState), InstanceMethod("setMpState", &VcpuHandle::SetMpState),
+      InstanceMethod("startThread", &VcpuHandle::StartThread), InstanceMethod("stopThread", &VcpuHandle::StopThread)};
   AddArchMethods(&methods);
   return DefineClass(env, "VcpuHandle", methods);
 }
@@ -33,6 +34,7 @@ VcpuHandle::VcpuHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VcpuHa
 }
 
 VcpuHandle::~VcpuHandle() {
+  AbandonThread();
   watcher_.reset();
   if (run_) munmap(run_, mmapSize_);
   if (fd_ >= 0) close(fd_);
@@ -44,6 +46,7 @@ bool VcpuHandle::CheckOpen(Napi::Env env) {
 }
 
 Napi::Value VcpuHandle::Close(const Napi::CallbackInfo& info) {
+  AbandonThread();
   if (running_.load()) { Napi::Error::New(info.Env(), "cannot close a running vCPU").ThrowAsJavaScriptException(); return info.Env().Undefined(); }
   watcher_.reset();
   if (run_) munmap(run_, mmapSize_);

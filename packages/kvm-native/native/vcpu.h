@@ -11,6 +11,7 @@
 namespace kvmn {
 
 class LoopWatcher;
+struct VcpuThread;  // vcpu-thread.cc
 
 class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
  public:
@@ -27,6 +28,19 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   static void AddArchMethods(std::vector<Method>* methods);
 
   Napi::Value Run(const Napi::CallbackInfo& info);
+  // KVM_RUN on a thread of its own (vcpu-thread.cc): exits that need JS are handed to the JS thread.
+  Napi::Value StartThread(const Napi::CallbackInfo& info);
+  Napi::Value StopThread(const Napi::CallbackInfo& info);
+  void ThreadMain(VcpuThread* t);
+  // JS thread: answers the exit the vCPU thread handed over as `seq`; false when it is not the pending one.
+  bool ServiceExit(napi_env env, VcpuThread* t, uint64_t seq);
+  // ServiceExit, then (with spinUs) the exits that follow within spinUs of each answer, for at most 1 ms.
+  void ServiceExits(napi_env env, VcpuThread* t, uint64_t seq);
+  // JS thread: settles the thread's promise once the thread has ended.
+  void SettleThread(napi_env env, VcpuThread* t);
+  // Ends the vCPU thread without waiting for JS (close, finalizer): a pending exit stays unanswered.
+  void AbandonThread();
+  static void ThreadCallJs(napi_env env, napi_value, void*, void* data);
   Napi::Value RequestStop(const Napi::CallbackInfo& info);
   Napi::Value KickJs(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
@@ -36,6 +50,11 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   bool CheckOpen(Napi::Env env);
   Napi::Value ExitResult(Napi::Env env, const char* reason);
   Napi::Value InternalErrorResult(Napi::Env env);
+  // The result of an exit that ends the run (hlt aside), read from the run page.
+  Napi::Value FinalResult(Napi::Env env);
+  // A KVM_EXIT_MMIO exit: one dispatch.mmio call. False when the exit cannot be trusted; *failed when a JS
+  // exception is pending.
+  bool MmioExit(napi_env env, napi_value recv, napi_value mmio, bool* failed);
   // Adds the exact program counter to a result that ends the run: "rip" on x86, "pc" on arm64 (undefined
   // when it cannot be read).
   void SetProgramCounter(Napi::Object result);
@@ -67,6 +86,8 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   // False when the kernel's exit cannot be trusted (the run reports "unknown"); *failed when a JS exception
   // is pending.
   bool PortIoExit(napi_env env, napi_value recv, napi_value pio, bool* failed);
+  // Answers a read of the PM timer in the run page; false when the exit is not one.
+  bool PmTimerRead();
 
   // An ACPI PM timer answered here, without a call into JS (0: none): Linux calibrates the TSC against it with
   // back-to-back port reads whose total time must stay under a bound, so its reads are a measured hot path.
@@ -86,8 +107,9 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   std::atomic<int> inKvmRun_{0};      // set around the KVM_RUN ioctl; the kicker signals only then
   std::atomic<bool> stopRequested_{false};
   std::atomic<bool> running_{false};
-  pthread_t runThread_{};
+  std::atomic<pthread_t> runThread_{};  // the thread inside run(): the JS thread, or the vCPU's own
   std::unique_ptr<LoopWatcher> watcher_;
+  std::shared_ptr<VcpuThread> thread_;  // set from startThread until its promise settles
 };
 
 // The real-time signal used to interrupt KVM_RUN (SIGUSR1 belongs to Node's inspector).

@@ -28,7 +28,7 @@ static int PollUntil(pollfd* fds, nfds_t n, int64_t untilNs) {
 void KickNow(const KickTarget& t) {
   reinterpret_cast<volatile uint8_t*>(&t.run->immediate_exit)[0] = 1;
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (t.inKvmRun->load(std::memory_order_seq_cst)) pthread_kill(t.thread, KickSignal());
+  if (t.inKvmRun->load(std::memory_order_seq_cst)) pthread_kill(t.thread->load(std::memory_order_seq_cst), KickSignal());
 }
 
 LoopWatcher::LoopWatcher() {

@@ -16,7 +16,8 @@ namespace kvmn {
 struct KickTarget {
   kvm_run* run;
   std::atomic<int>* inKvmRun;
-  pthread_t thread;
+  // Read only once inKvmRun says the thread is inside KVM_RUN (it is set before inKvmRun).
+  const std::atomic<pthread_t>* thread;
 };
 
 // immediate_exit before the signal, so a kick that lands between two KVM_RUNs is not lost.

@@ -24,6 +24,7 @@ export type {
   Regs,
   RegsInput,
   RunOptions,
+  ThreadRunOptions,
   VcpuRunResult,
   Segment,
   SegmentState,

@@ -12,6 +12,10 @@ export interface NativeVcpuCommon {
   run(dispatch: object, maxSliceMs: number, immediateSliceMs: number): unknown;
   requestStop(): void;
   kick(): void;
+  /** KVM_RUN on a native thread of the vCPU's own; exits that need JS come back through a thread-safe call. */
+  startThread(dispatch: object, spinNs: number): Promise<unknown>;
+  /** Kicks the thread and joins it (answering an exit it waits on); false from this vCPU's own exit callback. */
+  stopThread(): boolean;
   close(): void;
   getMpState(): number;
   setMpState(state: number): void;

@@ -121,6 +121,16 @@ export type VcpuRunResult =
   | { reason: "system-event"; vcpuId: number; type: number }
   | { reason: "unknown"; vcpuId: number; exitReason: number; rip: bigint | undefined };
 
+/** How `runOnThread` hands exits to the JS thread. */
+export interface ThreadRunOptions {
+  /**
+   * How long each side spins before it sleeps (µs, default 20; 0: sleep at once): the vCPU thread for the answer to
+   * the exit it handed over, the JS thread, after an answer, for the vCPU's next exit (answered at once, without the
+   * event loop's wake-up; at most 1 ms per event-loop turn).
+   */
+  spinUs?: number;
+}
+
 export interface RunOptions {
   /** Return "yield" after at most this many ms even if the event loop is idle. Default: libuv's timeout only. */
   maxSliceMs?: number;

@@ -89,5 +89,14 @@ export const SHARED = {
     "uffdUnregister",
     "UserfaultPagerHandle",
   ]),
-  vcpuMethods: exactly<keyof NativeVcpuCommon>()(["run", "requestStop", "kick", "close", "getMpState", "setMpState"]),
+  vcpuMethods: exactly<keyof NativeVcpuCommon>()([
+    "run",
+    "requestStop",
+    "kick",
+    "startThread",
+    "stopThread",
+    "close",
+    "getMpState",
+    "setMpState",
+  ]),
 } as const;
