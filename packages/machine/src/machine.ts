@@ -71,6 +71,12 @@ export interface MachineOptions {
   readonly container?: DependencyContainer;
   /** Longest time one vCPU runs before the event loop and the other vCPUs get a turn (ms, default 5). */
   readonly maxSliceMs?: number;
+  /**
+   * Run each vCPU on a native thread of its own, in parallel (default false: all take turns on the JS thread).
+   * Exits that need a device are handed to the JS thread; `spinUs`: how long the vCPU thread and the JS thread spin
+   * for each other before they sleep (default 20). See the README's "vCPUs".
+   */
+  readonly vcpuThreads?: boolean | { readonly spinUs?: number };
   /** bzImage: who decompresses the kernel (see BzImageOptions.decompress; default "host"). */
   readonly decompress?: "host" | "guest";
   /** Host clock for the RTC (tests). */
@@ -192,7 +198,14 @@ export class Machine {
       this.ioEvents = new KvmIoEvents(this.vm);
       const mapper = new KvmMemoryMapper(this.vm, FIRST_DEVICE_SLOT);
       this.msiRoutes = new MsiRouter(this.vm);
-      this.loop = new RunLoop({ pio: this.pio, mmio: this.mmio, logger: this.logger, maxSliceMs: options.maxSliceMs, trace: options.debug });
+      this.loop = new RunLoop({
+        pio: this.pio,
+        mmio: this.mmio,
+        logger: this.logger,
+        maxSliceMs: options.maxSliceMs,
+        trace: options.debug,
+        vcpuThreads: options.vcpuThreads !== undefined && options.vcpuThreads !== false,
+      });
 
       this.container = (options.container ?? rootContainer).createChildContainer();
       this.container.register(Tokens.GuestMemory, { useValue: this.memory });
@@ -257,6 +270,7 @@ export class Machine {
         : undefined;
 
       const cpuid = this.kvm.supportedCpuid();
+      const threadSpinUs = typeof options.vcpuThreads === "object" ? options.vcpuThreads.spinUs : undefined;
       for (let id = 0; id < this.cpus; id++) {
         const vcpu = this.vm.createVcpu(id);
         vcpu.setCpuid(patchCpuid(cpuid, id, this.cpus));
@@ -268,6 +282,9 @@ export class Machine {
           run: (dispatch, opts) => vcpu.run(dispatch, opts),
           requestStop: () => vcpu.requestStop(),
           parked: () => vcpu.getMpState() === MpState.HALTED && (vcpu.getRegs().rflags & RFLAGS_IF) === 0,
+          runOnThread: (dispatch) => vcpu.runOnThread(dispatch, { spinUs: threadSpinUs }),
+          stopThread: () => vcpu.stopThread(),
+          kick: () => vcpu.kick(),
         });
       }
     } catch (e) {
@@ -425,7 +442,13 @@ export class Machine {
    */
   vcpuStates(): VcpuState[] {
     if (this.state === "closed") return [];
-    return this.vcpus.map((vcpu, id) => describeVcpu(id, vcpu.getMpState(), vcpu.getRegs(), vcpu.getSregs()));
+    // With vcpuThreads a vCPU inside KVM_RUN holds its fd (a halted one for good): read them paused for a moment.
+    const pausedHere = this.options.vcpuThreads !== undefined && this.options.vcpuThreads !== false && this.pause();
+    try {
+      return this.vcpus.map((vcpu, id) => describeVcpu(id, vcpu.getMpState(), vcpu.getRegs(), vcpu.getSregs()));
+    } finally {
+      if (pausedHere) this.resume();
+    }
   }
 
   /**

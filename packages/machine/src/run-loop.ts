@@ -35,6 +35,12 @@ export interface LoopVcpu {
   requestStop(): void;
   /** True when the vCPU is halted with interrupts disabled: nothing but an NMI or INIT can wake it. */
   parked?(): boolean;
+  /** vcpuThreads: KVM_RUN on the vCPU's own thread until kicked or an exit needs the machine. */
+  runOnThread?(dispatch: LoopExitDispatch): Promise<LoopRunResult>;
+  /** vcpuThreads: makes the thread leave KVM_RUN and joins it; false from the vCPU's own exit. */
+  stopThread?(): boolean;
+  /** Makes the vCPU leave KVM_RUN now, wherever it runs. */
+  kick?(): void;
 }
 
 export interface RunLoopOptions {
@@ -45,6 +51,11 @@ export interface RunLoopOptions {
   readonly maxSliceMs?: number;
   /** Trace every exit through logger.debug. */
   readonly trace?: boolean;
+  /**
+   * Run each vCPU's KVM_RUN on a native thread of its own (`LoopVcpu.runOnThread`), so vCPUs run in parallel;
+   * exits that need a device come to the JS thread. Default: every vCPU takes turns on the JS thread.
+   */
+  readonly vcpuThreads?: boolean;
 }
 
 const KVM_SYSTEM_EVENT_SHUTDOWN = 1;
@@ -79,12 +90,18 @@ export class RunLoop extends LoopControl<LoopVcpu> {
   pioExits = 0;
   mmioExits = 0;
 
+  /** vcpuThreads: the dispatch the threads' exits come through, counting the exits being handled. */
+  private readonly threadDispatch: LoopExitDispatch;
+  private dispatching = 0;
+
   constructor(private readonly options: RunLoopOptions) {
     super();
     this.dispatch = this.createDispatch();
+    this.threadDispatch = this.countingDispatch(this.dispatch);
   }
 
   async run(): Promise<MachineResult> {
+    if (this.options.vcpuThreads) return this.runThreaded();
     const slice = this.options.maxSliceMs ?? 5;
     while (!this.result) {
       for (const vcpu of this.vcpus) {
@@ -108,6 +125,81 @@ export class RunLoop extends LoopControl<LoopVcpu> {
       if (!this.result) await this.pauseGate.wait();
     }
     return this.result;
+  }
+
+  /**
+   * vcpuThreads: every vCPU runs on its own thread at once; a thread that ends without a result (kicked for a pause,
+   * or a device's requestStop) is started again once the machine is not paused.
+   */
+  private async runThreaded(): Promise<MachineResult> {
+    await Promise.all(this.vcpus.map((v) => this.runVcpuThread(v)));
+    return this.result!;
+  }
+
+  private async runVcpuThread(vcpu: LoopVcpu): Promise<void> {
+    if (!vcpu.runOnThread) throw new Error(`vCPU ${vcpu.id} cannot run on a thread of its own`);
+    while (!this.result) {
+      while (this.pauseGate.paused && !this.result) await this.pauseGate.wait();
+      if (this.result) return;
+      let r: LoopRunResult;
+      try {
+        r = await vcpu.runOnThread(this.threadDispatch);
+      } catch (e) {
+        this.stop({ status: 1, reason: "error", message: `vCPU ${vcpu.id}: KVM_RUN failed: ${describeError(e)}` });
+        return;
+      }
+      if (!this.result) this.handle(vcpu, r);
+    }
+  }
+
+  /**
+   * vcpuThreads: every thread leaves KVM_RUN before this returns (joined, an exit it waits on answered here), so the
+   * vCPUs' state can be read at once. From an exit handler the threads are only kicked (they end after their exits).
+   */
+  override pause(): boolean {
+    if (!super.pause()) return false;
+    if (this.options.vcpuThreads) {
+      for (const v of this.vcpus) {
+        if (this.dispatching > 0) v.kick?.();
+        else v.stopThread?.();
+      }
+    }
+    return true;
+  }
+
+  /** vcpuThreads: a thread inside KVM_RUN sees no stop request until it exits, so each is kicked out. */
+  override stop(result: MachineResult): void {
+    const first = !this.result;
+    super.stop(result);
+    if (!first || !this.options.vcpuThreads) return;
+    for (const v of this.vcpus) {
+      try {
+        v.kick?.();
+      } catch {
+        // a closed vCPU runs no thread
+      }
+    }
+  }
+
+  private countingDispatch(d: LoopExitDispatch): LoopExitDispatch {
+    return {
+      pio: (port, size, isWrite, value) => {
+        this.dispatching++;
+        try {
+          return d.pio(port, size, isWrite, value);
+        } finally {
+          this.dispatching--;
+        }
+      },
+      mmio: (address, size, isWrite, lo, hi) => {
+        this.dispatching++;
+        try {
+          return d.mmio(address, size, isWrite, lo, hi);
+        } finally {
+          this.dispatching--;
+        }
+      },
+    };
   }
 
   private handle(vcpu: LoopVcpu, r: LoopRunResult): void {

@@ -186,6 +186,90 @@ describe("RunLoop", () => {
   });
 });
 
+/** A scripted threaded vCPU: each runOnThread() resolves when kicked or stopped, or with the script's result. */
+class FakeThreadVcpu implements LoopVcpu {
+  starts = 0;
+  kicks = 0;
+  joins = 0;
+  private end: ((r: LoopRunResult) => void) | undefined;
+  constructor(readonly id: number) {}
+  run(): LoopRunResult {
+    throw new Error("a threaded loop never calls run()");
+  }
+  requestStop(): void {}
+  runOnThread(_dispatch?: LoopExitDispatch): Promise<LoopRunResult> {
+    this.starts++;
+    return new Promise((resolve) => (this.end = resolve));
+  }
+  /** The thread's run ends with `r` (an exit that needs the machine). */
+  finish(r: LoopRunResult): void {
+    this.end?.(r);
+    this.end = undefined;
+  }
+  get running(): boolean {
+    return this.end !== undefined;
+  }
+  kick(): void {
+    this.kicks++;
+    this.finish({ reason: "yield" });
+  }
+  stopThread(): boolean {
+    this.joins++;
+    this.finish({ reason: "yield" });
+    return true;
+  }
+}
+
+describe("RunLoop with vcpuThreads", () => {
+  const turn = () => new Promise((r) => setTimeout(r, 1));
+
+  it("runs every vCPU's thread at once, joins them all on pause() and starts them again on resume()", async () => {
+    const loop = new RunLoop({ pio: createPortIoSpace(), mmio: createMmioSpace(), logger: new MemoryLogger(), vcpuThreads: true });
+    const vcpus = [new FakeThreadVcpu(0), new FakeThreadVcpu(1)];
+    for (const v of vcpus) loop.add(v);
+    const running = loop.run();
+    await turn();
+    expect(vcpus.map((v) => [v.starts, v.running])).toEqual([[1, true], [1, true]]);
+    expect(loop.pause()).toBe(true);
+    expect(vcpus.map((v) => [v.joins, v.running])).toEqual([[1, false], [1, false]]);
+    await turn();
+    expect(vcpus.map((v) => v.starts)).toEqual([1, 1]);
+    expect(loop.resume()).toBe(true);
+    await turn();
+    expect(vcpus.map((v) => [v.starts, v.running])).toEqual([[2, true], [2, true]]);
+    vcpus[1]!.finish({ reason: "system-event", type: 1 });
+    expect(await running).toEqual({ status: 0, reason: "shutdown", message: "vCPU 1 powered off" });
+    // The other thread was kicked out of KVM_RUN, not left running.
+    expect(vcpus[0]!.kicks).toBe(1);
+    expect(vcpus[0]!.running).toBe(false);
+  });
+
+  it("only kicks the threads when paused from an exit handler, and stop() kicks them all", async () => {
+    const pio = createPortIoSpace();
+    const loop = new RunLoop({ pio, mmio: createMmioSpace(), logger: new MemoryLogger(), vcpuThreads: true });
+    let dispatch: LoopExitDispatch | undefined;
+    const vcpu = new FakeThreadVcpu(0);
+    vcpu.runOnThread = (d: LoopExitDispatch) => ((dispatch = d), FakeThreadVcpu.prototype.runOnThread.call(vcpu));
+    pio.register(0x80, 1, "post", { read: () => 0, write: () => void loop.pause() });
+    loop.add(vcpu);
+    const running = loop.run();
+    await turn();
+    dispatch!.pio(0x80, 1, true, 1);
+    expect([vcpu.kicks, vcpu.joins]).toEqual([1, 0]);
+    loop.stop({ status: 1, reason: "stopped", message: "stopped: test" });
+    expect(await running).toEqual({ status: 1, reason: "stopped", message: "stopped: test" });
+    expect(vcpu.starts).toBe(1);
+  });
+
+  it("turns a rejected thread into an error result", async () => {
+    const loop = new RunLoop({ pio: createPortIoSpace(), mmio: createMmioSpace(), logger: new MemoryLogger(), vcpuThreads: true });
+    const vcpu = new FakeThreadVcpu(2);
+    vcpu.runOnThread = () => Promise.reject(new Error("EFAULT"));
+    loop.add(vcpu);
+    expect(await loop.run()).toEqual({ status: 1, reason: "error", message: "vCPU 2: KVM_RUN failed: EFAULT" });
+  });
+});
+
 describe("KvmInterruptController", () => {
   it("shares a GSI wired-OR between sources and forwards only level changes", () => {
     const calls: string[] = [];
