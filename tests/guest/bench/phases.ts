@@ -2,7 +2,7 @@
 // "phase NAME end COUNT BYTES" on COM1, and the host takes the time as each line arrives (written from the vCPU's
 // exits), so the guest needs no clock.
 import { MemoryLogger, type PciDevice } from "@vmm/core";
-import { Machine, type MachineResult } from "@vmm/machine";
+import { Machine, type MachineOptions, type MachineResult } from "@vmm/machine";
 
 export interface Phase {
   count: number;
@@ -15,12 +15,16 @@ export type Phases = Record<string, Phase>;
 type BenchDevice = PciDevice & { close?(): void | Promise<void> };
 type Devices = (machine: Machine) => BenchDevice[] | Promise<BenchDevice[]>;
 
+/** Machine options a bench may set beside the defaults (vCPUs, vCPU threads). */
+export type BenchOptions = Pick<MachineOptions, "cpus" | "vcpuThreads">;
+
 /** The bench machine (64 MiB, the ELF guest, COM1 to `onLine` a line at a time, as each line's newline is written). */
-function benchMachine(elf: string, logger: MemoryLogger, onLine: (line: string, machine: Machine) => void): Machine {
+function benchMachine(elf: string, logger: MemoryLogger, onLine: (line: string, machine: Machine) => void, options: BenchOptions = {}): Machine {
   let line = "";
   const machine: Machine = new Machine({
     memoryMiB: 64,
     logger,
+    ...options,
     kernel: { kind: "elf", path: elf },
     serial: {
       output: (bytes) => {
@@ -55,8 +59,8 @@ async function runWith(machine: Machine, devices: Devices): Promise<MachineResul
   }
 }
 
-/** Boots `elf` with the devices `devices` makes, until the guest exits, timing its phases. */
-export async function runPhases(elf: string, devices: Devices): Promise<Phases> {
+/** Boots `elf` with the devices `devices` makes, until the guest exits, timing its phases; `lines` collects COM1's lines. */
+export async function runPhases(elf: string, devices: Devices, options: BenchOptions = {}, lines?: string[]): Promise<Phases> {
   const logger = new MemoryLogger();
   const phases: Phases = {};
   const begun = new Map<string, bigint>();
@@ -64,10 +68,11 @@ export async function runPhases(elf: string, devices: Devices): Promise<Phases> 
   const machine = benchMachine(elf, logger, (line) => {
     const now = process.hrtime.bigint();
     serial += line + "\n";
+    lines?.push(line);
     const m = /^phase (\w+) (begin|end)(?: (\d+) (\d+))?$/.exec(line);
     if (m?.[2] === "begin") begun.set(m[1]!, now);
     else if (m) phases[m[1]!] = { count: Number(m[3]), bytes: Number(m[4]), seconds: Number(now - begun.get(m[1]!)!) / 1e9 };
-  });
+  }, options);
   const result = await runWith(machine, devices);
   if (result.status !== 0 || serial.includes("mismatch")) throw new Error(`bench guest failed: ${result.reason} ${result.message ?? ""}\n${serial}${logger.lines.join("\n")}`);
   return phases;
