@@ -261,6 +261,21 @@ describe("RunLoop with vcpuThreads", () => {
     expect(vcpu.starts).toBe(1);
   });
 
+  it("stops on a device fault during a thread's exit, naming the device, and kicks every thread", async () => {
+    const pio = createPortIoSpace();
+    const loop = new RunLoop({ pio, mmio: createMmioSpace(), logger: new MemoryLogger(), vcpuThreads: true });
+    pio.register(0x80, 1, "post", { read: () => 0, write: () => { throw new Error("broken"); } });
+    const vcpus = [new FakeThreadVcpu(0), new FakeThreadVcpu(1)];
+    let dispatch: LoopExitDispatch | undefined;
+    vcpus[0]!.runOnThread = (d: LoopExitDispatch) => ((dispatch = d), FakeThreadVcpu.prototype.runOnThread.call(vcpus[0]));
+    for (const v of vcpus) loop.add(v);
+    const running = loop.run();
+    await turn();
+    expect(dispatch!.pio(0x80, 1, true, 1)).toBe(0xff); // a faulting device answers all ones
+    expect(await running).toEqual({ status: 1, reason: "error", message: "device post failed on a pio write at 0x80: broken" });
+    expect(vcpus.map((v) => [v.kicks, v.running])).toEqual([[1, false], [1, false]]);
+  });
+
   it("turns a rejected thread into an error result", async () => {
     const loop = new RunLoop({ pio: createPortIoSpace(), mmio: createMmioSpace(), logger: new MemoryLogger(), vcpuThreads: true });
     const vcpu = new FakeThreadVcpu(2);
