@@ -40,6 +40,11 @@ describe("arm64 options", () => {
     expect(c).toMatchObject({ arch: "arm64", memBase: 4 * 2 ** 30, irqchip: "gicv2m", dumpDtb: "x.dtb" });
     expect(() => buildRunConfig({ arch: "arm64", kernel: "k", memBase: "lots" })).toThrow(UsageError);
     expect(() => buildRunConfig({ arch: "arm64", kernel: "k", irqchip: "gicv4" })).toThrow("--irqchip 'gicv4': expected one of gicv3-its, gicv3, gicv2m, gicv2");
+    // vCPU threads are the x86_64 machine's.
+    expect(buildRunConfig({ arch: "x86_64", kernel: "k", vcpuThreads: true }).vcpuThreads).toBe(true);
+    expect(() => buildRunConfig({ arch: "arm64", kernel: "k", vcpuThreads: true })).toThrow(
+      "--vcpu-threads runs x86_64 vCPUs on threads of their own; the arm64 machine runs its vCPUs in turn",
+    );
     expect(() => buildRunConfig({ arch: "arm64", firmware: "bios.bin" })).toThrow("--firmware boots x86_64 firmware (SeaBIOS); arm64 guests boot a kernel with -k");
     // --dump-dtb alone needs no kernel; a run without it does.
     expect(buildRunConfig({ arch: "arm64", dumpDtb: "x.dtb" }).kernel).toBeUndefined();

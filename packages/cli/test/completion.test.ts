@@ -126,7 +126,7 @@ describe.skipIf(!HAVE_BASH)("vmm completion bash, run by bash", () => {
     expect(complete("vmm", "run", "--device", "")).toEqual(deviceTypes);
     expect(deviceTypes).toEqual(expect.arrayContaining(["pcie-root-port", "virtio-blk", "virtio-net", "virtio-rng", "vfio-pci"]));
     expect(complete("vmm", "run", "--device", "virtio-r")).toEqual(["virtio-rng"]);
-    expect(complete("vmm", "run", "--device", "virtio-blk,p")).toEqual(["virtio-blk,path=", "virtio-blk,placement="]);
+    expect(complete("vmm", "run", "--device", "virtio-blk,p")).toEqual(["virtio-blk,path=", "virtio-blk,placement=", "virtio-blk,poll="]);
     expect(complete("vmm", "run", "--device", "virtio-net,mode", "=", "socket,pa")).toEqual(["socket,path="]);
     expect(complete("vmm", "run", "--device", "=", "virtio-r")).toEqual(["virtio-rng"]);
     expect(complete("vmm", "run", "--device", "virtio-blk,path", "=", "gu")).toEqual(["guest.elf", "guests", "guide.txt"]);

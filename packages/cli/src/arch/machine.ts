@@ -18,6 +18,8 @@ export interface MachineConfig {
   /** Guest RAM in bytes. */
   readonly memory: number;
   readonly cpus: number;
+  /** Each vCPU on a host thread of its own (--vcpu-threads; x86_64). */
+  readonly vcpuThreads?: boolean;
   /** Absent when firmware boots the VM. */
   readonly kernel?: { readonly path: string; readonly kind: KernelImageKind; readonly bytes: Uint8Array };
   /** Boot firmware (--firmware), mapped below 4 GiB. */

@@ -14,6 +14,7 @@ export function x86MachineOptions(config: MachineConfig): MachineOptions {
     name: config.name,
     memory: config.memory,
     cpus: config.cpus,
+    vcpuThreads: config.vcpuThreads,
     kernel: config.kernel && kind && { kind, path: config.kernel.path, bytes: config.kernel.bytes },
     firmware: config.firmware,
     debugcon: config.debugcon ? fileSink(config.debugcon) : undefined,

@@ -206,6 +206,7 @@ async function prepareMachine(config: RunConfig, arch: GuestArchitecture, ctx: C
     dumpDtb: config.dumpDtb,
     memory: config.memory,
     cpus: config.cpus,
+    vcpuThreads: config.vcpuThreads,
     kernel,
     firmware,
     debugcon: config.debugcon,

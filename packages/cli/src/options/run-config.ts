@@ -11,6 +11,7 @@ export interface RawRunOptions {
   firmware?: string;
   debugcon?: string;
   reboot?: boolean;
+  vcpuThreads?: boolean;
   initrd?: string;
   params?: string;
   mem?: string;
@@ -57,6 +58,8 @@ export interface RunConfig {
   readonly debugcon?: string;
   /** A guest reset starts the VM again (else the run ends with status 0). */
   readonly reboot: boolean;
+  /** Each vCPU runs KVM_RUN on a host thread of its own (x86_64). */
+  readonly vcpuThreads: boolean;
   readonly initrd?: string;
   readonly params: string;
   readonly memory: number;
@@ -111,6 +114,7 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
     throw new UsageError("-k and --firmware together are not supported: firmware boots from a disk (a kernel through fw_cfg needs QEMU's linuxboot option ROM)");
   }
   if ((raw.initrd || raw.params) && raw.firmware) throw new UsageError("-i and -p go with -k; with --firmware the guest's boot loader chooses them");
+  if (raw.vcpuThreads && arch !== "x86_64") throw new UsageError(`--vcpu-threads runs x86_64 vCPUs on threads of their own; the ${arch} machine runs its vCPUs in turn`);
   const console = parseConsole(raw.console ?? "serial");
   const devices: Spec[] = [];
   for (const d of raw.disk ?? []) devices.push(expandDisk(d));
@@ -134,6 +138,7 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
     firmware: raw.firmware,
     debugcon: raw.debugcon,
     reboot: raw.reboot ?? false,
+    vcpuThreads: raw.vcpuThreads ?? false,
     initrd: raw.initrd,
     params: raw.params ?? "",
     memory: parseMemorySize(raw.mem ?? DEFAULT_MEMORY),
