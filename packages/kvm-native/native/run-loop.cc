@@ -220,16 +220,13 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   bool failed = false;         // a JS exception or a thrown KvmError is pending
 
   while (!stop && !special && !failed) {
-    inKvmRun_.store(1, std::memory_order_seq_cst);
-    int r = ioctl(fd_, KVM_RUN, 0UL);
-    int err = errno;
-    inKvmRun_.store(0, std::memory_order_seq_cst);
+    int r = EnterGuest();
     if (r < 0) {
-      if (err == EINTR || err == EAGAIN) {
-        if (run_->immediate_exit || stopRequested_.load()) stop = "yield";
-        continue;
-      }
-      ThrowKvmError(env, "KVM_RUN", err);
+      if (run_->immediate_exit || stopRequested_.load()) stop = "yield";
+      continue;
+    }
+    if (r > 0) {
+      ThrowKvmError(env, "KVM_RUN", r);
       failed = true;
       break;
     }

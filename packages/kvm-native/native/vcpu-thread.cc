@@ -148,16 +148,13 @@ void VcpuHandle::ThreadMain(VcpuThread* t) {
   int kvmErrno = 0;
   while (!stop) {
     if (stopRequested_.load()) { stop = "yield"; break; }
-    inKvmRun_.store(1, std::memory_order_seq_cst);
-    int r = ioctl(fd_, KVM_RUN, 0UL);
-    int err = errno;
-    inKvmRun_.store(0, std::memory_order_seq_cst);
+    int r = EnterGuest();
     if (r < 0) {
-      if (err == EINTR || err == EAGAIN) {
-        if (run_->immediate_exit || stopRequested_.load()) stop = "yield";
-        continue;
-      }
-      kvmErrno = err;
+      if (run_->immediate_exit || stopRequested_.load()) stop = "yield";
+      continue;
+    }
+    if (r > 0) {
+      kvmErrno = r;
       break;
     }
     bool handOff = false;

@@ -6,6 +6,8 @@
 #include <linux/kvm.h>
 #include <memory>
 #include <pthread.h>
+#include <sys/ioctl.h>
+#include <cerrno>
 #include <vector>
 
 namespace kvmn {
@@ -99,6 +101,17 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   Napi::Value SetOneReg(const Napi::CallbackInfo& info);
   Napi::Value GetRegList(const Napi::CallbackInfo& info);
 #endif
+
+  // One KVM_RUN, marked for the kicker: 0 after an exit, -1 when it was interrupted (EINTR/EAGAIN: a kick or a
+  // signal), else the errno. Both run loops (run() on the JS thread, a vCPU's own thread) enter the guest here.
+  int EnterGuest() {
+    inKvmRun_.store(1, std::memory_order_seq_cst);
+    int r = ioctl(fd_, KVM_RUN, 0UL);
+    int err = errno;
+    inKvmRun_.store(0, std::memory_order_seq_cst);
+    if (r >= 0) return 0;
+    return err == EINTR || err == EAGAIN ? -1 : err;
+  }
 
   int fd_ = -1;
   uint32_t id_ = 0;
