@@ -9,6 +9,7 @@ import { BlkStatus, BlkType, VirtioBlk } from "../src/devices/blk.js";
 import { RAM_BASE } from "./driver.js";
 import { ALL_BUT, FeatureBit, type ModernDriver, setupTransport, until } from "./harness.js";
 import { closeMemfds, makeMemfdMemory, MemfdBlockBackend } from "./memfd-ram.js";
+import { randomRing } from "./random-rings.js";
 
 const pattern = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -252,18 +253,7 @@ describe("virtio-blk's worker under random rings (property)", () => {
     let runs = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.array(
-          fc.record({
-            addr: fc.oneof(fc.integer({ min: RAM_BASE, max: RAM_BASE + 0x8000 }), fc.integer({ min: 0, max: 2 ** 40 })),
-            len: fc.oneof(fc.integer({ min: 0, max: 1100 }), fc.integer({ min: 0, max: 0xffff_ffff })),
-            flags: fc.integer({ min: 0, max: 7 }),
-            next: fc.integer({ min: 0, max: 12 }),
-          }),
-          { minLength: 8, maxLength: 8 },
-        ),
-        fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 8 }),
-        fc.uint8Array({ minLength: 64, maxLength: 64 }),
-        fc.integer({ min: 0, max: 12 }),
+        ...randomRing,
         async (descs, heads, noise, availIdx) => {
           runs++;
           driver.rings.length = 0;

@@ -11,6 +11,7 @@ import { MAX_ETHERNET_FRAME, NetFeature, VirtioNet } from "../src/devices/net.js
 import { VirtioRng } from "../src/devices/rng.js";
 import { RAM_BASE } from "./driver.js";
 import { setupTransport, until } from "./harness.js";
+import { randomRing } from "./random-rings.js";
 
 const nullNet: NetBackend = { open() {}, send() {}, async close() {} };
 const makers: Record<string, () => VirtioDevice> = {
@@ -29,18 +30,7 @@ describe("devices under random rings (property)", () => {
   it.each(Object.keys(makers))("%s never throws out of a notification", async (kind) => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(
-          fc.record({
-            addr: fc.oneof(fc.integer({ min: RAM_BASE, max: RAM_BASE + 0x8000 }), fc.integer({ min: 0, max: 2 ** 40 })),
-            len: fc.oneof(fc.integer({ min: 0, max: 1100 }), fc.integer({ min: 0, max: 0xffff_ffff })),
-            flags: fc.integer({ min: 0, max: 7 }),
-            next: fc.integer({ min: 0, max: 12 }),
-          }),
-          { minLength: 8, maxLength: 8 },
-        ),
-        fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 8 }),
-        fc.uint8Array({ minLength: 64, maxLength: 64 }),
-        fc.integer({ min: 0, max: 12 }),
+        ...randomRing,
         async (descs, heads, noise, availIdx) => {
           const t = setupTransport(makers[kind]!(), 1 << 20);
           t.driver.init({ queueSizes: t.transport.queues.map(() => 8) });

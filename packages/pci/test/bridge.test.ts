@@ -1,20 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { BridgeControl, BridgeReg, PciBridge, PcieRootPort, swizzle } from "../src/index.js";
-import { makeRig, ranges, TestFunction } from "./helpers.js";
-
-const ECAM = 0xf000_0000;
-const WINDOWS = {
-  io: { base: 0x1000, size: 0xf000 },
-  mem32: { base: 0xd000_0000, size: 0x1000_0000 },
-  mem64: { base: 2 ** 36, size: 2 ** 34 },
-};
+import { BridgeControl, BridgeReg, PciBridge, swizzle } from "../src/index.js";
+import { ranges, rootPortRig, TestFunction } from "./helpers.js";
 
 function tree() {
-  const rig = makeRig({ windows: WINDOWS });
-  rig.bus.installConfigPorts();
-  rig.bus.installEcam(ECAM, 16);
-  const rp = new PcieRootPort({ name: "rp1", port: 1, slot: 1 });
-  rig.bus.attach(rp, { device: 1 });
+  const { rig, rp, ecam, ecamWrite } = rootPortRig();
   const ep = new TestFunction({
     name: "ep",
     interruptPin: 1,
@@ -25,10 +14,6 @@ function tree() {
     ],
   });
   rig.bus.attach(ep, { behind: rp, express: "endpoint" });
-  const ecam = (bus: number, dev: number, fn: number, off: number, size: 1 | 2 | 4 = 4) =>
-    rig.mmio.read(ECAM + bus * 0x10_0000 + dev * 0x8000 + fn * 0x1000 + off, size) >>> 0;
-  const ecamWrite = (bus: number, dev: number, fn: number, off: number, size: 1 | 2 | 4, v: number) =>
-    rig.mmio.write(ECAM + bus * 0x10_0000 + dev * 0x8000 + fn * 0x1000 + off, size, v);
   return { rig, rp, ep, ecam, ecamWrite };
 }
 

@@ -10,7 +10,7 @@ import {
   type PciBarDescriptor,
   type PciBarWindow,
 } from "@vmm/core";
-import { PciBus, PciFunction, type PciBusOptions, type PciFunctionOptions } from "../src/index.js";
+import { PciBus, PciFunction, PcieRootPort, type PciBusOptions, type PciFunctionOptions } from "../src/index.js";
 
 export const WINDOWS = {
   io: { base: 0x6200, size: 0x2000 },
@@ -103,4 +103,28 @@ export const STANDARD_BARS: PciBarDescriptor[] = [
 /** Owners of the ranges registered in a space, with their bases, sorted. */
 export function ranges(space: AddressSpace): string[] {
   return space.list().map((r) => `${r.owner}@${r.base.toString(16)}+${r.size.toString(16)}`);
+}
+
+/** Where rootPortRig puts ECAM, and the bus windows it gives the allocator (io, mem32, mem64). */
+export const TREE_ECAM = 0xf000_0000;
+const TREE_WINDOWS = {
+  io: { base: 0x1000, size: 0xf000 },
+  mem32: { base: 0xd000_0000, size: 0x1000_0000 },
+  mem64: { base: 2 ** 36, size: 2 ** 34 },
+};
+
+/**
+ * A bus with CF8 config ports, ECAM at TREE_ECAM (16 buses) and a PCIe root port `rp1` at 00:01.0, plus ECAM
+ * accessors by bus, device, function and offset.
+ */
+export function rootPortRig() {
+  const rig = makeRig({ windows: TREE_WINDOWS });
+  rig.bus.installConfigPorts();
+  rig.bus.installEcam(TREE_ECAM, 16);
+  const rp = new PcieRootPort({ name: "rp1", port: 1, slot: 1 });
+  rig.bus.attach(rp, { device: 1 });
+  const at = (bus: number, dev: number, fn: number, off: number) => TREE_ECAM + bus * 0x10_0000 + dev * 0x8000 + fn * 0x1000 + off;
+  const ecam = (bus: number, dev: number, fn: number, off: number, size: 1 | 2 | 4 = 4) => rig.mmio.read(at(bus, dev, fn, off), size) >>> 0;
+  const ecamWrite = (bus: number, dev: number, fn: number, off: number, size: 1 | 2 | 4, v: number) => rig.mmio.write(at(bus, dev, fn, off), size, v);
+  return { rig, rp, ecam, ecamWrite };
 }

@@ -2,22 +2,12 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { SnapshotError, type DeviceState, type PciDevice, type StateValue } from "@vmm/core";
 import { MsiCapability, MsixCapability, PciFunction, PcieRootPort, Q35HostBridge, type EcamWindow, type PamSegment } from "../src/index.js";
-import { makeRig, ranges, TestFunction } from "./helpers.js";
-
-const ECAM = 0xf000_0000;
-const WINDOWS = {
-  io: { base: 0x1000, size: 0xf000 },
-  mem32: { base: 0xd000_0000, size: 0x1000_0000 },
-  mem64: { base: 2 ** 36, size: 2 ** 34 },
-};
+import { makeRig, ranges, rootPortRig, TestFunction } from "./helpers.js";
 
 /** The same machine each time: a root port with an endpoint (MSI-X in BAR0, MSI, INTA) and one on bus 0. */
 function machine() {
-  const rig = makeRig({ windows: WINDOWS });
-  rig.bus.installConfigPorts();
-  rig.bus.installEcam(ECAM, 16);
-  const rp = new PcieRootPort({ name: "rp1", port: 1, slot: 1 });
-  rig.bus.attach(rp, { device: 1 });
+  const tree = rootPortRig();
+  const { rig, rp } = tree;
   const ep = new TestFunction({
     name: "ep",
     interruptPin: 1,
@@ -33,9 +23,9 @@ function machine() {
   rig.bus.attach(ep, { behind: rp, express: "endpoint" });
   const plain = new TestFunction({ name: "plain", bars: [{ index: 1, kind: "mem32", size: 0x1000 }] });
   rig.bus.attach(plain, { device: 3 });
-  const ecamAt = (bus: number, dev: number, off: number) => ECAM + bus * 0x10_0000 + dev * 0x8000 + off;
-  const ecam = (bus: number, dev: number, off: number, size: 1 | 2 | 4 = 4) => rig.mmio.read(ecamAt(bus, dev, off), size) >>> 0;
-  const ecamWrite = (bus: number, dev: number, off: number, size: 1 | 2 | 4, v: number) => rig.mmio.write(ecamAt(bus, dev, off), size, v);
+  // Function 0 only here.
+  const ecam = (bus: number, dev: number, off: number, size: 1 | 2 | 4 = 4) => tree.ecam(bus, dev, 0, off, size);
+  const ecamWrite = (bus: number, dev: number, off: number, size: 1 | 2 | 4, v: number) => tree.ecamWrite(bus, dev, 0, off, size, v);
   return { rig, rp, ep, msix, plain, ecam, ecamWrite };
 }
 
@@ -130,7 +120,7 @@ describe("PCI snapshots", () => {
 
   it("refuses a snapshot whose functions do not match the machine, naming both", () => {
     const state = throughJson(programmed().rig.bus.saveState());
-    const other = makeRig({ windows: WINDOWS });
+    const other = makeRig();
     other.bus.attach(new PcieRootPort({ name: "rp1" }), { device: 1 });
     other.bus.attach(new TestFunction({ name: "net0" }), { device: 3 });
     expect(() => other.bus.restoreState(state)).toThrow(new SnapshotError("pci: the snapshot has plain (then 00:03.0) where this machine has 00:03.0 net0"));
