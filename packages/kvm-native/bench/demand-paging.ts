@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { recordBench, recordSkip, type FigureInput } from "@vmm/bench-kit";
+import { recordBench, recordSkip, renderTable, type FigureInput } from "@vmm/bench-kit";
 import { createUserfaultPager, Kvm, kvmAvailability, userfaultAvailability, type Vcpu, type VcpuExitDispatch } from "@vmm/kvm-native";
 
 const MIB_PER_VCPU = Number(process.env.BENCH_DP_MIB ?? 64);
@@ -139,14 +139,6 @@ async function populateRound(kvm: Kvm, fd: number, n: number): Promise<Sample> {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-function printTable(header: string[], rows: string[][]): void {
-  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(w[i]!)).join(" | ")} |`;
-  console.log(line(header));
-  console.log(`|${w.map((x) => "-".repeat(x + 2)).join("|")}|`);
-  for (const r of rows) console.log(line(r));
-}
-
 async function main(): Promise<void> {
   const kvmOk = kvmAvailability();
   const uffdOk = kvmOk.ok ? userfaultAvailability() : kvmOk;
@@ -190,9 +182,8 @@ async function main(): Promise<void> {
     console.log(`(memfd guest RAM); N handler threads serve the faults from a page-cached file. Medians of ${ROUNDS} rounds.`);
     console.log("\"turns\": the vCPUs run KVM_RUN on the JS thread in turn, so one faults at a time (the fault round trip);");
     console.log("\"threads\": each vCPU on a thread of its own, so N fault at once (parallel scaling; this host has 2 cores).");
-    printTable(
-      ["vCPUs", "vCPUs run", "handler threads", "pages", "ms", "pages/s", "µs/page", "populate pages/s", "populate µs/page", "faults"],
-      rows,
+    console.log(
+      renderTable(["vCPUs", "vCPUs run", "handler threads", "pages", "ms", "pages/s", "µs/page", "populate pages/s", "populate µs/page", "faults"], rows, 0),
     );
     recordBench({ ...BENCH, rows: figures });
   } finally {

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <ctime>
 #include <mutex>
 #include <sys/ioctl.h>
@@ -166,21 +167,30 @@ uint64_t LoopTurn(napi_env env, uv_loop_t* loop) {
 
 }  // namespace
 
+bool ReadDispatch(const Napi::CallbackInfo& info, const char* caller, DispatchHandlers* out) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) { ThrowType(env, (std::string(caller) + " expects a dispatch object with exit handlers").c_str()); return false; }
+  out->object = info[0].As<Napi::Object>();
+  out->mmio = out->object.Get("mmio");
+#if defined(__x86_64__)
+  out->pio = out->object.Get("pio");
+  if (!out->pio.IsFunction() || !out->mmio.IsFunction()) { ThrowType(env, "dispatch.pio and dispatch.mmio must be functions"); return false; }
+#else
+  if (!out->mmio.IsFunction()) { ThrowType(env, "dispatch.mmio must be a function"); return false; }
+#endif
+  return true;
+}
+
 // run(dispatch, maxSliceMs (-1: none), immediateSliceMs) -> RunResult
 Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   napi_env e = env;
   if (!CheckOpen(env)) return env.Undefined();
   if (running_.load()) { Napi::Error::New(env, "Vcpu.run is already active (re-entered from a callback?)").ThrowAsJavaScriptException(); return env.Undefined(); }
-  if (!info[0].IsObject()) { ThrowType(env, "run expects a dispatch object with exit handlers"); return env.Undefined(); }
-  Napi::Object dispatch = info[0].As<Napi::Object>();
-  Napi::Value mmioV = dispatch.Get("mmio");
+  DispatchHandlers dispatch;
+  if (!ReadDispatch(info, "run", &dispatch)) return env.Undefined();
 #if defined(__x86_64__)
-  Napi::Value pioV = dispatch.Get("pio");
-  if (!pioV.IsFunction() || !mmioV.IsFunction()) { ThrowType(env, "dispatch.pio and dispatch.mmio must be functions"); return env.Undefined(); }
-  napi_value pio = pioV;
-#else
-  if (!mmioV.IsFunction()) { ThrowType(env, "dispatch.mmio must be a function"); return env.Undefined(); }
+  napi_value pio = dispatch.pio;
 #endif
   RunOptions opt;
   if (info[1].IsNumber()) opt.maxSliceMs = info[1].As<Napi::Number>().Int64Value();
@@ -189,7 +199,7 @@ Napi::Value VcpuHandle::Run(const Napi::CallbackInfo& info) {
 
   if (stopRequested_.exchange(false)) return ExitResult(env, "yield");
 
-  napi_value recv = dispatch, mmio = mmioV;
+  napi_value recv = dispatch.object, mmio = dispatch.mmio;
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(e, &loop);
   EnsureKickSignal();

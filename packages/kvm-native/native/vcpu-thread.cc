@@ -104,15 +104,8 @@ Napi::Value VcpuHandle::StartThread(const Napi::CallbackInfo& info) {
   napi_env e = env;
   if (!CheckOpen(env)) return env.Undefined();
   if (running_.load() || thread_) { Napi::Error::New(env, "Vcpu.run or a vCPU thread is already active").ThrowAsJavaScriptException(); return env.Undefined(); }
-  if (!info[0].IsObject()) { ThrowType(env, "startThread expects a dispatch object with exit handlers"); return env.Undefined(); }
-  Napi::Object dispatch = info[0].As<Napi::Object>();
-  Napi::Value mmioV = dispatch.Get("mmio");
-#if defined(__x86_64__)
-  Napi::Value pioV = dispatch.Get("pio");
-  if (!pioV.IsFunction() || !mmioV.IsFunction()) { ThrowType(env, "dispatch.pio and dispatch.mmio must be functions"); return env.Undefined(); }
-#else
-  if (!mmioV.IsFunction()) { ThrowType(env, "dispatch.mmio must be a function"); return env.Undefined(); }
-#endif
+  DispatchHandlers dispatch;
+  if (!ReadDispatch(info, "startThread", &dispatch)) return env.Undefined();
   auto t = std::make_shared<VcpuThread>();
   t->handle = this;
   if (info[1].IsNumber()) t->spinNs = info[1].As<Napi::Number>().Int64Value();
@@ -122,10 +115,10 @@ Napi::Value VcpuHandle::StartThread(const Napi::CallbackInfo& info) {
     Napi::Error::New(env, "could not create the vCPU thread's thread-safe function").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  napi_create_reference(e, dispatch, 1, &t->dispatch);
-  napi_create_reference(e, mmioV, 1, &t->mmio);
+  napi_create_reference(e, dispatch.object, 1, &t->dispatch);
+  napi_create_reference(e, dispatch.mmio, 1, &t->mmio);
 #if defined(__x86_64__)
-  napi_create_reference(e, pioV, 1, &t->pio);
+  napi_create_reference(e, dispatch.pio, 1, &t->pio);
 #endif
   napi_create_promise(e, &t->deferred, &promise);
 

@@ -125,6 +125,15 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   std::shared_ptr<VcpuThread> thread_;  // set from startThread until its promise settles
 };
 
+// A dispatch object's exit handlers, as run() and startThread() take it (info[0]): `pio` on x86_64 only.
+struct DispatchHandlers {
+  Napi::Object object;
+  Napi::Value mmio;
+  Napi::Value pio;
+};
+// Reads and checks info[0]'s handlers; false after throwing a TypeError naming `caller`.
+bool ReadDispatch(const Napi::CallbackInfo& info, const char* caller, DispatchHandlers* out);
+
 // The real-time signal used to interrupt KVM_RUN (SIGUSR1 belongs to Node's inspector).
 int KickSignal();
 void EnsureKickSignal();
