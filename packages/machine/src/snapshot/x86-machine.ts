@@ -124,15 +124,8 @@ export function restoreX86Snapshot(parts: X86SnapshotParts, snapshot: LoadedSnap
     checkMemoryImage(file, fd, m.memory.regions, regions);
     if (mode === "lazy") {
       if (!lazy) throw new SnapshotError(`${parts.name}: this machine cannot restore memory lazily`);
-      const served = lazy(regions.map((r, i) => ({ memory: r.bytes, fd, offset: m.memory.regions[i]!.offset })));
-      // The file stays open while pages are served from it.
-      pager = {
-        errors: () => served.errors(),
-        close: () => {
-          served.close();
-          closeSync(fd);
-        },
-      };
+      // The pager opens the file for itself; this descriptor is closed below either way.
+      pager = lazy(regions.map((r, i) => ({ memory: r.bytes, fd, offset: m.memory.regions[i]!.offset })));
     } else readMemoryImage(fd, m.memory.regions, regions, parts.fileDataRanges && ((offset, length) => parts.fileDataRanges!(fd, offset, length)));
     restoreX86Kvm(parts.vm, m.kvm);
     parts.vcpus.forEach((vcpu, i) => restoreX86Vcpu(vcpu, m.vcpus[i]!, `vcpu${i}`));
@@ -144,10 +137,10 @@ export function restoreX86Snapshot(parts: X86SnapshotParts, snapshot: LoadedSnap
     parts.pci.restoreState(m.pci as unknown as DeviceState);
     restoreX86Clock(parts.vm, m.kvm);
   } catch (error) {
-    if (pager) pager.close();
-    else closeSync(fd);
+    pager?.close();
     throw error;
+  } finally {
+    closeSync(fd);
   }
-  if (!pager) closeSync(fd);
   return pager;
 }
