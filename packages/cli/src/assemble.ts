@@ -1,5 +1,5 @@
 import { deviceTypeSupports, PluginError, validateOptions, VmmError, type GuestArchitecture, type OptionValues, type PciDevice } from "@vmm/core";
-import { container as rootContainer } from "tsyringe";
+import { rootContainer } from "./root-container.js";
 import type { MachineConfig, MachineFactory, VirtualMachine } from "./arch/machine.js";
 import { describe, DeviceFaultError, OptionsError } from "./errors.js";
 import { guardDevice } from "./instrument.js";

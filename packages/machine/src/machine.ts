@@ -12,7 +12,8 @@ import {
   SnapshotError,
   type StateValue,
 } from "@vmm/core";
-import { container as rootContainer, type DependencyContainer } from "tsyringe";
+import type { DependencyContainer } from "tsyringe";
+import { rootContainer } from "./root-container.js";
 import { installLegacyDevices, type LegacyDevices } from "./devices/legacy.js";
 import { consoleOutput, feedConsoleInput, type ConsoleStreams } from "./devices/console.js";
 import { PM_TIMER_PORT } from "./devices/pm-timer.js";

@@ -1,5 +1,5 @@
 import { deviceTypeSupports, Tokens, type DeviceQuirk, type OptionSpec, type QuirkMatch } from "@vmm/core";
-import { container as rootContainer } from "tsyringe";
+import { rootContainer } from "../root-container.js";
 import type { CliContext } from "../context.js";
 import { StderrLogger } from "@vmm/core";
 import { canonicalArch } from "../arch/index.js";

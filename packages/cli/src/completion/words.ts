@@ -1,4 +1,4 @@
-import { container as rootContainer } from "tsyringe";
+import { rootContainer } from "../root-container.js";
 import { ARCHITECTURES } from "../arch/index.js";
 import type { CliContext } from "../context.js";
 import type { ValueCompletion } from "../options/command-line.js";

@@ -14,7 +14,8 @@ import {
 import type { Arm64GsiRoute, Arm64Vcpu, Arm64Vm, Vgic } from "@vmm/kvm-native";
 import { feedConsoleInput, KvmIoEvents, KvmMemoryMapper, KvmMsiVectors, MsiRouter, type MachineResult } from "@vmm/machine";
 import type { PciBus, PciPlacement, PciTopologyNode } from "@vmm/pci";
-import { container as rootContainer, type DependencyContainer } from "tsyringe";
+import type { DependencyContainer } from "tsyringe";
+import { rootContainer } from "./root-container.js";
 import { Arm64Layout, Arm64Spis } from "../layout.js";
 import type { Arm64LoadPlan } from "../loader/load-plan.js";
 import { describeArm64Machine, type Arm64Machine, type Arm64MachineOptions } from "../machine.js";

@@ -1,7 +1,7 @@
 import { ConfigurationError, type GuestMemory } from "@vmm/core";
 import { longModeEntry, writeIdentityPaging } from "../x86_64/cpu-state.js";
 import { Layout, type E820Entry } from "../x86_64/memory-map.js";
-import { gunzipSync } from "node:zlib";
+import { zlib } from "./builtins.js";
 import { parseElf64 } from "./elf.js";
 import { place, type LoadedImage } from "./image.js";
 import { lz4DecodeLegacy } from "./lz4.js";
@@ -151,7 +151,7 @@ export function decompressPayload(image: Uint8Array, hdr: SetupHeader = parseSet
   try {
     switch (payloadFormat(payload)) {
       case "gzip":
-        return new Uint8Array(gunzipSync(payload.subarray(0, payload.length - 4)));
+        return new Uint8Array(zlib().gunzipSync(payload.subarray(0, payload.length - 4)));
       case "lz4":
         return lz4DecodeLegacy(payload.subarray(0, payload.length - 4), payloadSize(payload));
       default:

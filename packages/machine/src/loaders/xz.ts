@@ -1,5 +1,4 @@
-import { createHash } from "node:crypto";
-import { crc32 } from "node:zlib";
+import { crypto, zlib } from "./builtins.js";
 import xzDecompress from "xz-decompress";
 
 /**
@@ -48,7 +47,7 @@ const pad4 = (n: number) => (n + 3) & ~3;
 
 /** Checks the CRC32 of bytes [from, to), stored at `at` (by default right after them). */
 function checkCrc(bytes: Uint8Array, from: number, to: number, what: string, at = to): void {
-  if (crc32(bytes.subarray(from, to)) >>> 0 !== u32(bytes, at)) fail(`${what} CRC32 mismatch`);
+  if (zlib().crc32(bytes.subarray(from, to)) >>> 0 !== u32(bytes, at)) fail(`${what} CRC32 mismatch`);
 }
 
 interface Block {
@@ -142,7 +141,7 @@ function varintBytes(n: number): number[] {
 }
 
 function withCrc(bytes: number[]): number[] {
-  const c = crc32(Uint8Array.from(bytes)) >>> 0;
+  const c = zlib().crc32(Uint8Array.from(bytes)) >>> 0;
   return [...bytes, c & 0xff, (c >>> 8) & 0xff, (c >>> 16) & 0xff, c >>> 24];
 }
 
@@ -233,8 +232,8 @@ export function unfilterX86(buf: Uint8Array, start = 0): void {
 }
 
 function verify(checkType: number, data: Uint8Array, check: Uint8Array): void {
-  if (checkType === CHECK_CRC32 && crc32(data) >>> 0 !== u32(check, 0)) fail("data CRC32 mismatch");
-  if (checkType === CHECK_SHA256 && !createHash("sha256").update(data).digest().equals(check)) fail("data SHA-256 mismatch");
+  if (checkType === CHECK_CRC32 && zlib().crc32(data) >>> 0 !== u32(check, 0)) fail("data CRC32 mismatch");
+  if (checkType === CHECK_SHA256 && !crypto().createHash("sha256").update(data).digest().equals(check)) fail("data SHA-256 mismatch");
   // CRC64 and the reserved types are not verified; LZMA2 itself still catches most corruption.
 }
 
