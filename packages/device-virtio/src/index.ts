@@ -9,7 +9,7 @@ export { virtioPlugin, VIRTIO_PLUGIN_NAME } from "./plugin.js";
 export { VirtioBlk, type BlkOptions } from "./devices/blk.js";
 export { VirtioNet, parseMac, type Mac } from "./devices/net.js";
 export { VirtioConsole } from "./devices/console.js";
-export { VirtioRng } from "./devices/rng.js";
+export { VirtioRng, type RngOptions } from "./devices/rng.js";
 export { MemoryBlockBackend, type BlockBackend } from "./backends/block.js";
 export { FileImage } from "./backends/file-image.js";
 export { StreamChannel, UnixServerChannel, stdioChannel, type ByteChannel } from "./backends/channel.js";

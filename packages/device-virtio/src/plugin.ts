@@ -36,6 +36,9 @@ const transport: OptionSpec = {
   description: "modern: virtio 1.x only; transitional: also the legacy I/O BAR for pre-1.0 drivers",
 };
 
+/** Where a device's queue runs; each device says what its worker does. */
+const dataplane = { type: "enum", values: ["worker", "main"], default: "worker" } as const;
+
 /** Core services from the VM's container; ioevents and the logger have fallbacks for hosts without them. */
 function services(container: DependencyContainer) {
   const optional = <T>(token: InjectionToken<T>, fallback: () => T): T =>
@@ -87,9 +90,7 @@ const deviceTypes: CoreDeviceType[] = [
       readonly: { type: "boolean", default: false, description: "refuse guest writes (VIRTIO_BLK_F_RO)" },
       serial: { type: "string", default: "", description: "serial returned by GET_ID (up to 20 bytes)" },
       dataplane: {
-        type: "enum",
-        values: ["worker", "main"],
-        default: "worker",
+        ...dataplane,
         description: "worker: requests run on a thread of the queue's own, I/O straight into guest memory (when guest RAM is memfd-backed); main: on the JS thread",
       },
       poll: {
@@ -207,9 +208,15 @@ const deviceTypes: CoreDeviceType[] = [
   {
     type: "virtio-rng",
     description: "virtio entropy device fed by the host CSPRNG",
-    options: { transport },
+    options: {
+      dataplane: {
+        ...dataplane,
+        description: "worker: requests are filled on a thread of the queue's own, straight in guest memory (when guest RAM is memfd-backed); main: on the JS thread",
+      },
+      transport,
+    },
     create(context, options) {
-      return pciFunction(context, new VirtioRng(), options);
+      return pciFunction(context, new VirtioRng({ dataplane: options.dataplane as "worker" | "main" }), options);
     },
   },
 ];

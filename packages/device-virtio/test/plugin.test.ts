@@ -51,6 +51,21 @@ describe("virtio plugin", () => {
     }
   });
 
+  it("virtio-rng's dataplane option: worker by default (over memfd-backed RAM), main on request, anything else refused", async () => {
+    const memory = makeMemfdMemory();
+    try {
+      const worker = (await create("virtio-rng", {}, undefined, memory)) as VirtioPciFunction;
+      expect(worker.transport.dataPlane(0)).toBeDefined();
+      await worker.close();
+      const main = (await create("virtio-rng", { dataplane: "main" }, undefined, memory)) as VirtioPciFunction;
+      expect(main.transport.dataPlane(0)).toBeUndefined();
+      await main.close();
+      await expect(create("virtio-rng", { dataplane: "thread" }, undefined, memory)).rejects.toThrow(/expected one of worker, main/);
+    } finally {
+      closeMemfds();
+    }
+  });
+
   it("reports missing or bad options clearly", async () => {
     await expect(create("virtio-blk", {})).rejects.toThrow(PluginError);
     await expect(create("virtio-blk", {})).rejects.toThrow(/option 'path' is required/);
