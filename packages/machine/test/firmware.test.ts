@@ -57,6 +57,15 @@ describe("MP table", () => {
     expect(ints.filter((e) => e[4] === 0).map((e) => [e[2], e[5], e[7]])).toEqual([[0x0f, 1 << 2, 17], [0x0f, (2 << 2) | 1, 19]]);
     expect(entries.filter((e) => e[0] === 4).length).toBe(2);
   });
+
+  it("describes the ACPI SCI's ISA IRQ as level, active high, like the MADT's override (other ISA IRQs conform)", () => {
+    const withSci: PlatformDescription = { ...platform, acpiPm: { eventBlock: 0x600, controlBlock: 0x604, sciIrq: 3, s5SleepType: 7 } };
+    const t = buildMpConfigTable(withSci);
+    const isa: number[][] = [];
+    for (let at = 44; at < t.length; at += t[at] === 0 ? 20 : 8) if (t[at] === 3 && t[at + 4] === 1) isa.push([t[at + 5]!, u16(t, at + 2)]);
+    expect(isa).toEqual([[0, 0], [1, 0], [3, 0x0d], [4, 0]]);
+    expect(byteSum(t)).toBe(0);
+  });
 });
 
 describe("ACPI tables", () => {

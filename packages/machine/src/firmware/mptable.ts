@@ -14,6 +14,8 @@ const INT_TYPE_EXTINT = 3;
 const PCI_INT_FLAGS = 0x0f;
 /** Conforms to the bus (ISA: edge, active high). */
 const CONFORMING = 0;
+/** Active-high (1) and level trigger (3 << 2): the ACPI SCI, as the MADT's override describes it. */
+const SCI_FLAGS = 0x0d;
 
 const Entry = { processor: 0, bus: 1, ioapic: 2, ioInterrupt: 3, localInterrupt: 4 } as const;
 
@@ -39,7 +41,8 @@ export function buildMpConfigTable(p: PlatformDescription): Uint8Array {
   w.u8(Entry.ioapic).u8(p.ioapic.id).u8(IOAPIC_VERSION).u8(1).u32(p.ioapic.address);
   count++;
   for (const irq of p.isaIrqs) {
-    w.u8(Entry.ioInterrupt).u8(INT_TYPE_INT).u16(CONFORMING).u8(ISA_BUS_ID).u8(irq).u8(p.ioapic.id).u8(irq - p.ioapic.gsiBase);
+    const flags = irq === p.acpiPm?.sciIrq ? SCI_FLAGS : CONFORMING;
+    w.u8(Entry.ioInterrupt).u8(INT_TYPE_INT).u16(flags).u8(ISA_BUS_ID).u8(irq).u8(p.ioapic.id).u8(irq - p.ioapic.gsiBase);
     count++;
   }
   for (const r of p.pciIntx) {

@@ -4,7 +4,7 @@ export interface PlatformDescription {
   readonly apicIds: readonly number[];
   readonly lapicAddress: number;
   readonly ioapic: { readonly id: number; readonly address: number; readonly gsiBase: number; readonly pins: number };
-  /** ISA IRQs wired one-to-one to IOAPIC pins (edge, active high). */
+  /** ISA IRQs wired one-to-one to IOAPIC pins (edge, active high; the ACPI SCI's, when there is one, level). */
   readonly isaIrqs: readonly number[];
   /** PCI INTx routes: device number on bus 0, pin 1..4 (INTA..INTD), the IOAPIC pin (GSI). Level, active low. */
   readonly pciIntx: readonly { readonly bus: number; readonly device: number; readonly pin: number; readonly gsi: number }[];
