@@ -318,4 +318,21 @@ describe("vmm stop --timeout", () => {
     expect(old.asked()).toEqual(["powerdown", "stop"]);
     expect(Date.now() - started).toBeLessThan(4000); // neither wait ran its 5 s
   });
+
+  it("reports a guest that powers off after the wait, while the forced stop is on its way, as powered off (exit 0)", async () => {
+    const xdg = mkdtempSync(path.join(tmpdir(), "vmm-stop-"));
+    const file = path.join(xdg, "vmm", "late.sock");
+    mkdirSync(path.dirname(file), { mode: 0o700 });
+    // Answers the button, then acts on it late: the socket goes at once (as vmm run removes it while it ends) and
+    // the process ends 0.45 s later, after the 0.3 s wait and before the second one ran out.
+    const script = `const s = require("net").createServer((c) => c.on("data", () => { c.end(JSON.stringify({ v: 1, id: 1, ok: true, enabled: true, pid: process.pid }) + "\\n"); s.close(); require("fs").rmSync(${JSON.stringify(file)}, { force: true }); setTimeout(() => process.exit(0), 450); })).listen(${JSON.stringify(file)}, () => console.log("up"))`;
+    const child = spawn(process.execPath, ["-e", script]);
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    const r = vmm(["stop", "late", "--timeout", "0.3"], { env: { XDG_RUNTIME_DIR: xdg } });
+    expect([r.status, r.stdout, r.stderr]).toEqual([
+      0,
+      "late: powered off (after the wait, before the forced stop reached it)\n",
+      "vmm: late: did not power off within 0.3 s (its guest did not act on the power button); stopping it\n",
+    ]);
+  });
 });

@@ -172,42 +172,54 @@ function replyPid(name: string, cmd: string, reply: Record<string, unknown>): nu
 /**
  * The graceful part of `vmm stop`: presses the VM's power button and waits up to `timeout` for its process to end
  * (the guest powered off). Returns true when it did, otherwise why not, for the one line that says the VM is then
- * stopped by force. A VM that refuses the button (paused, still starting, a machine without one, an older vmm run)
- * is not waited for.
+ * stopped by force, and the VM's pid when it answered. A VM that refuses the button (paused, still starting, a
+ * machine without one, an older vmm run) is not waited for.
  */
-async function powerDown(name: string, file: string, timeout: number): Promise<true | string> {
+async function powerDown(name: string, file: string, timeout: number): Promise<true | { why: string; pid?: number }> {
   let reply: Record<string, unknown>;
   try {
     reply = await controlRequest(name, file, "powerdown");
   } catch (error) {
-    if (error instanceof ControlRefusal) return `no graceful shutdown: ${error.message}`;
+    if (error instanceof ControlRefusal) return { why: `no graceful shutdown: ${error.message}` };
     throw error;
   }
-  if (await ended(replyPid(name, "powerdown", reply), timeout)) return true;
+  const pid = replyPid(name, "powerdown", reply);
+  if (await ended(pid, timeout)) return true;
   const why = reply.enabled === true ? "its guest did not act on the power button" : "its guest has not enabled the ACPI power button";
-  return `did not power off within ${timeout} s (${why})`;
+  return { why: `did not power off within ${timeout} s (${why})`, pid };
 }
 
 /**
  * `vmm stop NAME [--timeout S] [--force]`: presses the VM's ACPI power button and waits for the guest to power off
  * (its `vmm run` exits 0). When it has not after the timeout, or it could not be asked, one line on stderr says so
  * and the VM is stopped as SIGTERM stops it (`vmm run` stops the machine, closes every device, removes the socket
- * and exits 143); `--force` does that at once. A process that has not ended after the timeout again is killed
- * (SIGKILL), its socket removed, and the exit status is 1.
+ * and exits 143); `--force` does that at once. A guest that powers off between the wait and the forced stop (its
+ * socket gone when the stop is sent) is reported powered off. A process that has not ended after the timeout again
+ * is killed (SIGKILL), its socket removed, and the exit status is 1.
  */
 export async function stopCommand(name: string, raw: { timeout?: string; force?: boolean }, ctx: CliContext): Promise<number> {
   const timeout = raw.timeout === undefined ? DEFAULT_STOP_TIMEOUT_S : Number(raw.timeout);
   if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`--timeout must be a number of seconds, not '${raw.timeout}'`);
   const file = vmSocket(name);
+  let poweringDown: number | undefined;
   if (!raw.force) {
     const graceful = await powerDown(name, file, timeout);
     if (graceful === true) {
       ctx.stdout(`${name}: powered off\n`);
       return 0;
     }
-    ctx.stderr(`vmm: ${name}: ${graceful}; stopping it\n`);
+    ctx.stderr(`vmm: ${name}: ${graceful.why}; stopping it\n`);
+    poweringDown = graceful.pid;
   }
-  const pid = replyPid(name, "stop", await controlRequest(name, file, "stop"));
+  let pid: number;
+  try {
+    pid = replyPid(name, "stop", await controlRequest(name, file, "stop"));
+  } catch (error) {
+    // The guest may act on the button just after the wait: its vmm run removes the socket as it ends.
+    if (poweringDown === undefined || !(await ended(poweringDown, timeout))) throw error;
+    ctx.stdout(`${name}: powered off (after the wait, before the forced stop reached it)\n`);
+    return 0;
+  }
   if (await ended(pid, timeout)) {
     ctx.stdout(`${name}: stopped\n`);
     return 0;
