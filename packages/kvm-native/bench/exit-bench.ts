@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { recordBench, recordSkip, type FigureInput } from "@vmm/bench-kit";
+import { recordBench, recordSkip, renderTable, type FigureInput } from "@vmm/bench-kit";
 import { Kvm, kvmAvailability, type VcpuExitDispatch, type Vcpu } from "@vmm/kvm-native";
 
 const N = Number(process.env.BENCH_EXITS ?? 200_000);
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     const header = ["exits", "clock", "N", "floor ns/exit", "vmm ns/exit", "vmm/floor", "median pair ratio", "added ns", "yields/run"];
     console.log(`\nExit cost, medians of ${ROUNDS} interleaved rounds (floor = bench/floor.c, vmm = Vcpu.run + TS handler;`);
     console.log(`wall = elapsed time, cpu = process CPU time incl. guest time, which a busy host disturbs less)`);
-    printTable(header, rows);
+    console.log(renderTable(header, rows, 0));
     console.log("target: the VMM's own cost at most 15% over the floor (vmm/floor <= 1.15); on a busy host compare the cpu rows");
 
     // Event-loop lateness of a 10 ms interval during a port-I/O exit storm, next to the same interval in an
@@ -177,20 +177,12 @@ async function main(): Promise<void> {
     const row = (name: string, late: number[]) => [
       name, String(late.length), pct(late, 0.5).toFixed(2), pct(late, 0.9).toFixed(2), pct(late, 0.99).toFixed(2), Math.max(...late).toFixed(2),
     ];
-    printTable(["", "ticks", "p50 ms", "p90 ms", "p99 ms", "max ms"], [row("storm", stormLate), row("idle", idleLate)]);
+    console.log(renderTable(["", "ticks", "p50 ms", "p90 ms", "p99 ms", "max ms"], [row("storm", stormLate), row("idle", idleLate)], 1));
     figures.push({ metric: "setInterval(10 ms) p99 lateness in an exit storm", value: pct(stormLate, 0.99), unit: "ms", reference: { name: "idle process", value: pct(idleLate, 0.99) } });
     recordBench({ ...BENCH, rows: figures });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function printTable(header: string[], rows: string[][]): void {
-  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(w[i]!)).join(" | ")} |`;
-  console.log(line(header));
-  console.log(`|${w.map((x) => "-".repeat(x + 2)).join("|")}|`);
-  for (const r of rows) console.log(line(r));
 }
 
 await main();
