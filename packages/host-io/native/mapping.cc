@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <vector>
 
 namespace hostio {
 
@@ -47,7 +48,32 @@ static Napi::Value BufferAddress(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(data)));
 }
 
+// viewMapping(address, length) -> ArrayBuffer over memory this process has mapped already (another thread's
+// mapping), after mincore() confirmed every page of the range is mapped. No finalizer: the view neither maps nor
+// unmaps; its owner keeps the mapping alive while the view's thread may use it.
+static Napi::Value ViewMapping(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t address, length;
+  if (!ArgU64(info, 0, &address) || !ArgU64(info, 1, &length)) return env.Undefined();
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  if (length == 0 || address % page != 0 || address == 0 || address + length < address) {
+    ThrowRange(env, "viewMapping: the address must be page aligned and non-zero, the length non-zero");
+    return env.Undefined();
+  }
+  void* p = reinterpret_cast<void*>(static_cast<uintptr_t>(address));
+  std::vector<unsigned char> resident((length + page - 1) / page);
+  if (mincore(p, length, resident.data()) != 0) { ThrowSysError(env, "mincore", errno); return env.Undefined(); }
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, p, length, nullptr, nullptr, &ab) != napi_ok) {
+    if (env.IsExceptionPending()) env.GetAndClearPendingException();
+    ThrowRange(env, "viewMapping: the range cannot be made an ArrayBuffer (too large for this Node?)");
+    return env.Undefined();
+  }
+  return Napi::Value(env, ab);
+}
+
 void InitMapping(Napi::Env env, Napi::Object exports) {
+  exports.Set("viewMapping", Napi::Function::New(env, ViewMapping, "viewMapping"));
   exports.Set("mapFd", Napi::Function::New(env, MapFd, "mapFd"));
   exports.Set("bufferAddress", Napi::Function::New(env, BufferAddress, "bufferAddress"));
 }

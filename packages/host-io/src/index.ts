@@ -5,7 +5,7 @@ export { openTap, Tap, type TapOptions } from "./tap.js";
 export { blockDeviceSize, lockFile, type FileLockMode } from "./file.js";
 export { type FdWatch, watchReadable } from "./watch.js";
 export { memfdCreate, type MemfdOptions } from "./memfd.js";
-export { mapFd, bufferAddress, type MapFdOptions } from "./mapping.js";
+export { mapFd, bufferAddress, viewMapping, type MapFdOptions } from "./mapping.js";
 export { ioctl, ioctlValue } from "./ioctl.js";
 export {
   MAX_FDS_PER_MESSAGE,

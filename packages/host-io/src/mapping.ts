@@ -30,3 +30,18 @@ export function mapFd(fd: number, offset: number, length: number, options: MapFd
 export function bufferAddress(bytes: Uint8Array): bigint {
   return native().bufferAddress(bytes);
 }
+
+/**
+ * A view of `length` bytes at `address` (page aligned), memory this process has mapped already: another thread's
+ * mapping, e.g. guest RAM as the vCPUs see it (a data-plane worker then touches the same pages, including ones a
+ * userfaultfd fills on first touch, where a second mapping of the file would bypass the fault handler). Nothing
+ * is mapped or unmapped; the range must be mapped in full (mincore, else `HostIoError` ENOMEM). The owner of the
+ * mapping must keep it mapped until no thread can use the view any more (end the worker first).
+ */
+export function viewMapping(address: bigint, length: number): Uint8Array {
+  if (!Number.isSafeInteger(length) || length <= 0) throw new RangeError(`viewMapping length must be a positive integer, not ${length}`);
+  if (typeof address !== "bigint" || address <= 0n || address % BigInt(PAGE_SIZE) !== 0n) {
+    throw new RangeError(`viewMapping address must be a non-zero multiple of ${PAGE_SIZE}, not ${String(address)}`);
+  }
+  return new Uint8Array(native().viewMapping(address, length));
+}

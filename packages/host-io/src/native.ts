@@ -36,6 +36,7 @@ export interface NativeAddon {
   waitReadable(fd: number, timeoutMs: number): boolean;
   mapFd(fd: number, offset: number, length: number, writable: boolean): ArrayBuffer;
   bufferAddress(bytes: Uint8Array): bigint;
+  viewMapping(address: bigint, length: number): ArrayBuffer;
   ioctl(fd: number, request: number, buffer: Uint8Array): number;
   ioctlValue(fd: number, request: number, value: number | bigint): number;
 }

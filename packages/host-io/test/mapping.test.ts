@@ -1,5 +1,6 @@
 import { closeSync, ftruncateSync, lstatSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -14,8 +15,10 @@ import {
   unixAccept,
   unixConnect,
   unixListen,
+  viewMapping,
   waitReadable,
 } from "../src/index.js";
+import { packageRoot } from "../src/native.js";
 
 const open: number[] = [];
 const track = (fd: number): number => {
@@ -71,6 +74,47 @@ describe("mapFd", () => {
     expect(bufferAddress(a)).not.toBe(bufferAddress(b));
     expect(bufferAddress(a) % 4096n).toBe(0n);
     expect(bufferAddress(a.subarray(10))).toBe(bufferAddress(a) + 10n);
+  });
+});
+
+describe("viewMapping", () => {
+  const WORKER = `
+const { workerData } = require("node:worker_threads");
+const native = require(require.resolve("node-gyp-build", { paths: [workerData.root] }))(workerData.root);
+const view = new Uint8Array(native.viewMapping(workerData.address, workerData.length));
+for (let i = 0; i < view.length; i += 4096) view[i] = (i / 4096 + 1) & 0xff;
+`;
+
+  it("views the same pages as an existing mapping: writes through either reach the other", () => {
+    const fd = track(memfdCreate("view-test"));
+    ftruncateSync(fd, 4 * 4096);
+    const owner = mapFd(fd, 0, 4 * 4096, { writable: true });
+    const view = viewMapping(bufferAddress(owner), owner.length);
+    expect(view.length).toBe(4 * 4096);
+    owner[100] = 0x3c;
+    expect(view[100]).toBe(0x3c);
+    view[3 * 4096 + 7] = 0xc3;
+    expect(owner[3 * 4096 + 7]).toBe(0xc3);
+  });
+
+  it("gives a worker thread the main thread's mapping itself, not a copy", async () => {
+    const fd = track(memfdCreate("view-worker"));
+    ftruncateSync(fd, 8 * 4096);
+    const owner = mapFd(fd, 0, 8 * 4096, { writable: true });
+    const w = new Worker(WORKER, { eval: true, workerData: { root: packageRoot, address: bufferAddress(owner), length: owner.length } });
+    await new Promise<void>((resolve, reject) => {
+      w.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`worker exited ${code}`))));
+      w.once("error", reject);
+    });
+    expect(Array.from({ length: 8 }, (_, page) => owner[page * 4096])).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it("refuses a bad range before touching memory, and a range that is not mapped with ENOMEM", () => {
+    expect(() => viewMapping(4096n, 0)).toThrow(RangeError);
+    expect(() => viewMapping(4097n, 4096)).toThrow(RangeError);
+    expect(() => viewMapping(0n, 4096)).toThrow(RangeError);
+    // The first pages of the address space are never mapped (vm.mmap_min_addr).
+    expect(() => viewMapping(4096n, 4096)).toThrow(expect.objectContaining({ name: "HostIoError", errno: "ENOMEM" }));
   });
 });
 
