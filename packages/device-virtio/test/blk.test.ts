@@ -92,6 +92,28 @@ describe.each(PLANES)("virtio-blk (%s data plane)", (plane) => {
     expect([...mem.view(r.data, 1024)]).toEqual([...pattern(64 * 512).subarray(3 * 512, 5 * 512)]);
   });
 
+  it("puts the status in the last writable byte when a zero-length buffer ends the chain", async () => {
+    const { driver, ring, mem } = blk();
+    const hdr = driver.alloc.alloc(16);
+    mem.writeU32(hdr, BlkType.IN);
+    mem.writeU64(hdr + 8, 2n);
+    const data = driver.alloc.alloc(512);
+    const status = driver.alloc.alloc(2);
+    mem.writeU8(status, 0xff);
+    mem.writeU8(status + 1, 0xee);
+    const head = ring.post([
+      { addr: hdr, len: 16 },
+      { addr: data, len: 512, write: true },
+      { addr: status, len: 1, write: true },
+      { addr: status + 1, len: 0, write: true },
+    ]);
+    driver.kick(0);
+    await until(() => ring.usedIdx() === 1);
+    expect(ring.takeUsed()).toEqual([{ id: head, len: 513 }]);
+    expect([mem.readU8(status), mem.readU8(status + 1)]).toEqual([BlkStatus.OK, 0xee]);
+    expect([...mem.view(data, 512)]).toEqual([...pattern(64 * 512).subarray(2 * 512, 3 * 512)]);
+  });
+
   it("writes sectors from device-readable buffers", async () => {
     const { driver, ring, mem, backend } = blk();
     const payload = pattern(512, 99);
@@ -143,6 +165,9 @@ describe.each(PLANES)("virtio-blk (%s data plane)", (plane) => {
   it.each([
     ["past the end of the disk", BlkType.IN, 63n, 1024],
     ["a sector number near 2^64", BlkType.IN, (1n << 64n) - 1n, 512],
+    ["a sector number of 2^53", BlkType.IN, 1n << 53n, 512],
+    ["a sector number of 2^32 (only the high word set)", BlkType.IN, 1n << 32n, 512],
+    ["a sector whose low word alone lies inside the disk", BlkType.OUT, (1n << 32n) + 1n, 512],
     ["a length that is not whole sectors", BlkType.IN, 0n, 100],
     ["a write past the end", BlkType.OUT, 64n, 512],
   ])("completes a request %s with IOERR and touches nothing", async (_n, type, sector, len) => {

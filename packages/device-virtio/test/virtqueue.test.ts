@@ -65,6 +65,9 @@ describe("split virtqueue", () => {
     ["an indirect table outside RAM", (r: DriverRing) => { r.writeDesc(0, 0x4000_0000, 32, 4, 0); r.publish(0); }, /outside RAM/],
     ["a chain over the byte cap", (r: DriverRing) => { r.writeDesc(0, RAM_BASE, 0xffff_ffff, 1, 1); r.writeDesc(1, RAM_BASE, 2, 0, 0); r.publish(0); }, /more than/],
     ["an avail index that jumps past the queue size", (r: DriverRing) => r.setAvailIdx(9), /ahead of the device/],
+    ["a buffer address of 2^53", (r: DriverRing) => { r.writeDesc(0, 2 ** 53, 16, 0, 0); r.publish(0); }, /buffer address out of range/],
+    ["a buffer address near 2^64", (r: DriverRing) => { r.writeDesc(0, 0, 16, 0, 0); r.mem.writeU64(r.desc, (1n << 64n) - 1n); r.publish(0); }, /buffer address out of range/],
+    ["an indirect table address of 2^53", (r: DriverRing) => { r.writeDesc(0, 2 ** 53, 32, 4, 0); r.publish(0); }, /indirect table address out of range/],
   ])("rejects %s with a VirtqueueError", (_name, build, message) => {
     const { ring, q } = setup();
     build(ring);
@@ -76,6 +79,13 @@ describe("split virtqueue", () => {
     }
     expect(error).toBeInstanceOf(VirtqueueError);
     expect((error as Error).message).toMatch(message);
+  });
+
+  it("keeps a buffer address just under 2^53 exact (the high and low words both count)", () => {
+    const { ring, q } = setup();
+    ring.writeDesc(0, 2 ** 53 - 4096 + 0x123, 16, 0, 0);
+    ring.publish(0);
+    expect(q.pop()!.readable).toEqual([{ addr: 2 ** 53 - 4096 + 0x123, len: 16 }]);
   });
 
   it("rejects nested indirect tables", () => {

@@ -133,7 +133,9 @@ export class QueueWorkerHost {
 
   /**
    * Takes the queue back: waits until the worker finished the chain it is on and published it, then copies the
-   * cursors into `queue`. Returns whether doorbells were rung since the worker last looked (consumed here).
+   * cursors into `queue`. Returns whether doorbells may be unserved (the caller looks at the ring): ones rung
+   * since the worker last looked (consumed here), and always for a lent queue, whose worker reads the doorbell
+   * count after a drain and may have read the doorbells of chains it left when the command changed.
    */
   reclaim(queue: SplitQueue): boolean {
     if (!this.lent) return this.takeKicks();
@@ -146,7 +148,8 @@ export class QueueWorkerHost {
       usedIdx: Atomics.load(this.ctl, Ctl.USED_IDX),
       signalledUsed: Atomics.load(this.ctl, Ctl.SIGNALLED_USED),
     });
-    return this.takeKicks();
+    this.takeKicks();
+    return true;
   }
 
   /**

@@ -89,7 +89,11 @@ function signal(): void {
   }
 }
 
-/** Consumes the doorbell's count (non-blocking eventfd: EAGAIN when nobody rang). */
+/**
+ * Consumes the doorbell's count (non-blocking eventfd: EAGAIN when nobody rang). Called after a drain, not
+ * before: the read is then off the request's path, and `chainsWaiting` afterwards catches a chain whose doorbell
+ * it consumed.
+ */
 function consumeKick(): void {
   try {
     readSync(init.kickFd, counter);
@@ -128,20 +132,20 @@ function drain(queue: SplitQueue, worker: QueueWorker, seq: number): boolean {
   }
 }
 
-/**
- * Looks at the avail ring for up to `pollMicros` before the worker sleeps: true when chains (or a command)
- * arrived meanwhile. A broken avail index is left for the next drain to report.
- */
+/** True when chains are available or a new command came: the worker must not sleep. A broken avail index is left for the next drain to report. */
+function chainsWaiting(queue: SplitQueue, seq: number): boolean {
+  if (Atomics.load(ctl, Ctl.SEQ) !== seq) return true;
+  try {
+    return queue.pending() > 0;
+  } catch {
+    return true;
+  }
+}
+
+/** Looks at the avail ring for up to `pollMicros` before the worker sleeps: true when chains (or a command) arrived meanwhile. */
 function pollForChains(queue: SplitQueue, seq: number): boolean {
   const end = performance.now() + init.pollMicros / 1000;
-  while (performance.now() < end) {
-    if (Atomics.load(ctl, Ctl.SEQ) !== seq) return true;
-    try {
-      if (queue.pending() > 0) return true;
-    } catch {
-      return true;
-    }
-  }
+  while (performance.now() < end) if (chainsWaiting(queue, seq)) return true;
   return false;
 }
 
@@ -182,13 +186,16 @@ function serve(loaded: { queue: SplitQueue; worker: QueueWorker }): void {
         }
       }
       if (Atomics.load(ctl, Ctl.ACK) !== seq) acknowledge(seq, WorkerState.RUNNING);
-      consumeKick(); // before draining: a doorbell rung during the drain wakes the next wait
+      // Straight from the wake-up to the ring: the doorbell's count is read once the chains are published, and
+      // the ring is looked at again after that read, so a chain posted (and rung) meanwhile is not slept on.
       if (!drain(loaded.queue, loaded.worker, seq)) {
         failed = true;
         continue;
       }
+      consumeKick();
+      if (chainsWaiting(loaded.queue, seq)) continue;
       if (init.pollMicros > 0 && pollForChains(loaded.queue, seq)) continue;
-      if (Atomics.load(ctl, Ctl.SEQ) === seq) waitReadable(init.kickFd, -1);
+      waitReadable(init.kickFd, -1);
       continue;
     }
     if (owned) {

@@ -17,6 +17,9 @@ export const MAX_ZERO_SEGMENTS = 1;
 /** virtio_blk_discard_write_zeroes: sector (8), num_sectors (4), flags (4). */
 const RANGE_BYTES = 16;
 const RANGE_F_UNMAP = 1;
+/** A header that does not sit in one buffer is gathered here (requests are parsed one at a time per thread). */
+const scratch = new Uint8Array(HEADER);
+const scratchView = new DataView(scratch.buffer);
 
 /** What the request checks need to know about the disk. */
 export interface BlkDisk {
@@ -38,6 +41,19 @@ export function statusSegments(chain: DescriptorChain): ChainSegment[] | undefin
   return chain.writableBytes < 1 ? undefined : sliceSegments(chain.writable, chain.writableBytes - 1, 1);
 }
 
+/**
+ * The guest address of a chain's status byte (its last writable byte), or undefined when it has none: what
+ * `statusSegments` finds, as one address the data-plane worker writes with `GuestMemory.writeU8`.
+ */
+export function statusAddress(chain: DescriptorChain): number | undefined {
+  if (chain.writableBytes < 1) return undefined;
+  for (let i = chain.writable.length - 1; i >= 0; i--) {
+    const s = chain.writable[i]!;
+    if (s.len > 0) return s.addr + s.len - 1;
+  }
+  return undefined;
+}
+
 /** GET_ID's answer: the serial NUL-padded to `length` bytes (at most 20). */
 export function idBytes(serial: Uint8Array, length: number): Uint8Array {
   const id = new Uint8Array(length);
@@ -51,27 +67,36 @@ export function idBytes(serial: Uint8Array, length: number): Uint8Array {
  * ranges are IOERR; unknown types and unknown range flags are UNSUPP. A header outside RAM is IOERR.
  */
 export function parseBlkRequest(memory: GuestMemory, chain: DescriptorChain, disk: BlkDisk): BlkRequest {
-  const header = new Uint8Array(HEADER);
-  let type: number, sector: bigint;
+  let type: number, sector: number;
   try {
-    if (gather(memory, chain.readable, 0, header) < HEADER) return { kind: "done", status: BlkStatus.IOERR };
-    const h = new DataView(header.buffer);
-    type = h.getUint32(0, true);
-    sector = h.getBigUint64(8, true);
+    const first = chain.readable[0];
+    let lo: number, hi: number;
+    if (first !== undefined && first.len >= HEADER) {
+      // The usual layout (the header in one buffer): three loads, no copy.
+      type = memory.readU32(first.addr);
+      lo = memory.readU32(first.addr + 8);
+      hi = memory.readU32(first.addr + 12);
+    } else {
+      if (gather(memory, chain.readable, 0, scratch) < HEADER) return { kind: "done", status: BlkStatus.IOERR };
+      type = scratchView.getUint32(0, true);
+      lo = scratchView.getUint32(8, true);
+      hi = scratchView.getUint32(12, true);
+    }
+    // A sector from 2^53 on lies past any disk: it becomes MAX_SAFE_INTEGER, which transfer() rejects.
+    sector = hi < 2 ** 21 ? hi * 2 ** 32 + lo : Number.MAX_SAFE_INTEGER;
   } catch (e) {
     return { kind: "done", status: BlkStatus.IOERR, error: e };
   }
-  const dataIn = sliceSegments(chain.writable, 0, chain.writableBytes - 1);
   switch (type) {
     case BlkType.IN:
-      return transfer("read", sector, dataIn, chain.writableBytes - 1, disk);
+      return transfer("read", sector, sliceSegments(chain.writable, 0, chain.writableBytes - 1), chain.writableBytes - 1, disk);
     case BlkType.OUT:
       if (disk.readonly) return { kind: "done", status: BlkStatus.IOERR };
       return transfer("write", sector, sliceSegments(chain.readable, HEADER, chain.readableBytes - HEADER), chain.readableBytes - HEADER, disk);
     case BlkType.FLUSH:
       return { kind: "flush" };
     case BlkType.GET_ID:
-      return { kind: "get-id", data: dataIn, length: Math.min(ID_BYTES, chain.writableBytes - 1) };
+      return { kind: "get-id", data: sliceSegments(chain.writable, 0, chain.writableBytes - 1), length: Math.min(ID_BYTES, chain.writableBytes - 1) };
     case BlkType.DISCARD:
     case BlkType.WRITE_ZEROES:
       if (disk.readonly) return { kind: "done", status: BlkStatus.IOERR };
@@ -81,11 +106,12 @@ export function parseBlkRequest(memory: GuestMemory, chain: DescriptorChain, dis
   }
 }
 
-function transfer(kind: "read" | "write", sector: bigint, data: ChainSegment[], length: number, disk: BlkDisk): BlkRequest {
-  if (length <= 0 || length % SECTOR !== 0 || sector + BigInt(length / SECTOR) > disk.capacity) {
+function transfer(kind: "read" | "write", sector: number, data: ChainSegment[], length: number, disk: BlkDisk): BlkRequest {
+  // Numbers, not bigints (no allocation per request): exact for any disk under 2^53 sectors (4 EiB).
+  if (length <= 0 || length % SECTOR !== 0 || sector >= Number.MAX_SAFE_INTEGER || sector + length / SECTOR > Number(disk.capacity)) {
     return { kind: "done", status: BlkStatus.IOERR, why: `rejected ${kind} of ${length} bytes at sector ${sector}` };
   }
-  return { kind, position: Number(sector) * SECTOR, length, data };
+  return { kind, position: sector * SECTOR, length, data };
 }
 
 /**

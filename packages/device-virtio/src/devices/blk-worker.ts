@@ -5,7 +5,7 @@ import { fdatasyncSync, readvSync, writeSync, writevSync } from "node:fs";
 import type { GuestMemory, Logger } from "@vmm/core";
 import { defineQueueWorker } from "../dataplane/api.js";
 import { type ChainSegment, type DescriptorChain, scatter } from "../virtqueue/descriptor-chain.js";
-import { type BlkDisk, BlkStatus, idBytes, parseBlkRequest, statusSegments } from "./blk-request.js";
+import { type BlkDisk, BlkStatus, idBytes, parseBlkRequest, statusAddress } from "./blk-request.js";
 
 /** What VirtioBlk hands its worker. */
 export interface BlkWorkerData extends BlkDisk {
@@ -18,10 +18,13 @@ export interface BlkWorkerData extends BlkDisk {
 /** Zeros for DISCARD / WRITE_ZEROES, never modified. */
 const ZEROS = new Uint8Array(1024 * 1024);
 
+/** The views of the request in progress: one array per thread, refilled for each request. */
+const views: Uint8Array[] = [];
+
 /** Live views of the guest buffers, in order (bounds-checked: a buffer outside RAM throws GuestMemoryError). */
 function guestViews(memory: GuestMemory, data: readonly ChainSegment[]): Uint8Array[] {
-  const views: Uint8Array[] = [];
-  for (const s of data) views.push(...memory.segments(s.addr, s.len));
+  views.length = 0;
+  for (const s of data) for (const v of memory.segments(s.addr, s.len)) views.push(v);
   return views;
 }
 
@@ -39,11 +42,11 @@ function rest(views: Uint8Array[], done: number): Uint8Array[] {
   return out;
 }
 
-/** preadv until every view is full; bytes past the end of the file read as 0. */
+/** preadv until every view is full (one call, as a rule); bytes past the end of the file read as 0. */
 function readInto(fd: number, views: Uint8Array[], position: number, length: number): void {
   let done = 0;
   while (done < length) {
-    const n = readvSync(fd, rest(views, done), position + done);
+    const n = readvSync(fd, done === 0 ? views : rest(views, done), position + done);
     if (n === 0) {
       for (const v of rest(views, done)) v.fill(0);
       return;
@@ -54,12 +57,12 @@ function readInto(fd: number, views: Uint8Array[], position: number, length: num
 
 function writeFrom(fd: number, views: Uint8Array[], position: number, length: number): void {
   let done = 0;
-  while (done < length) done += writevSync(fd, rest(views, done), position + done);
+  while (done < length) done += writevSync(fd, done === 0 ? views : rest(views, done), position + done);
 }
 
 function serve(memory: GuestMemory, disk: BlkWorkerData, logger: Logger, chain: DescriptorChain): number {
-  const statusAt = statusSegments(chain);
-  if (!statusAt) {
+  const statusAt = statusAddress(chain);
+  if (statusAt === undefined) {
     logger.warn("virtio-blk: request without a status byte");
     return 0;
   }
@@ -97,7 +100,7 @@ function serve(memory: GuestMemory, disk: BlkWorkerData, logger: Logger, chain: 
     status = BlkStatus.IOERR;
   }
   try {
-    scatter(memory, statusAt, 0, Uint8Array.of(status));
+    memory.writeU8(statusAt, status);
   } catch {
     logger.warn(`virtio-blk: request ${chain.head}: status byte outside guest RAM`);
     return 0;

@@ -56,9 +56,11 @@ export function walkChain(memory: GuestMemory, queue: number, table: number, siz
     if (++seen > limits.maxDescriptors) fail(`longer than ${limits.maxDescriptors} descriptors (a loop?)`);
     if (!indirect) tableEntries++;
     const at = base + index * DESCRIPTOR_SIZE;
-    let addr: bigint, len: number, flags: number, next: number;
+    let addr: number, addrHigh: number, len: number, flags: number, next: number;
     try {
-      addr = memory.readU64(at);
+      // The 64-bit address as two words: no bigint per descriptor. From 2^53 on (high word 2^21) it is unusable.
+      addr = memory.readU32(at);
+      addrHigh = memory.readU32(at + 4);
       len = memory.readU32(at + 8);
       flags = memory.readU16(at + 12);
       next = memory.readU16(at + 14);
@@ -71,15 +73,15 @@ export function walkChain(memory: GuestMemory, queue: number, table: number, siz
       if (indirect) fail("nested indirect table");
       if (flags & DescFlag.NEXT) fail("indirect descriptor with NEXT set");
       if (len === 0 || len % DESCRIPTOR_SIZE !== 0) fail(`indirect table length ${len} is not a positive multiple of 16`);
-      if (addr > BigInt(Number.MAX_SAFE_INTEGER)) fail("indirect table address out of range");
+      if (addrHigh >= 2 ** 21) fail("indirect table address out of range");
       indirect = true;
-      base = Number(addr);
+      base = addrHigh * 2 ** 32 + addr;
       entries = len / DESCRIPTOR_SIZE;
       index = 0;
       continue;
     }
-    if (addr > BigInt(Number.MAX_SAFE_INTEGER)) fail("buffer address out of range");
-    const segment = { addr: Number(addr), len };
+    if (addrHigh >= 2 ** 21) fail("buffer address out of range");
+    const segment = { addr: addrHigh * 2 ** 32 + addr, len };
     if (flags & DescFlag.WRITE) {
       writable.push(segment);
       writableBytes += len;

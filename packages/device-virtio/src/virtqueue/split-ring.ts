@@ -1,7 +1,7 @@
 import type { GuestMemory } from "@vmm/core";
 import { GuestMemoryError } from "@vmm/core";
 import { NO_VECTOR } from "../constants.js";
-import { type DescriptorChain, DESCRIPTOR_SIZE, walkChain } from "./descriptor-chain.js";
+import { type ChainLimits, type DescriptorChain, DESCRIPTOR_SIZE, walkChain } from "./descriptor-chain.js";
 import { VirtqueueError } from "./errors.js";
 
 /** avail.flags: the driver does not want used-buffer interrupts (without EVENT_IDX). */
@@ -51,6 +51,8 @@ export class SplitQueue {
   private usedIdx = 0;
   private signalledUsed = 0;
   private options: QueueOptions = { eventIdx: false, indirect: false };
+  /** How `pop` walks a chain: fixed from `start` on (one object, not one per chain). */
+  private limits: ChainLimits = { maxDescriptors: 0, maxBytes: MAX_CHAIN_BYTES, indirect: false };
   private started = false;
   /** Ring addresses as 32-bit [low, high] words: exactly what the driver wrote (a number holds only 53 bits). */
   private readonly words: Record<RingField, [number, number]> = { desc: [0, 0], driver: [0, 0], device: [0, 0] };
@@ -175,6 +177,7 @@ export class SplitQueue {
       if (!this.memory.contains(gpa, len)) fail(`${name} [0x${gpa.toString(16)}, +${len}) is outside guest RAM`);
     }
     this.options = options;
+    this.limits = { maxDescriptors: size, maxBytes: options.maxChainBytes ?? MAX_CHAIN_BYTES, indirect: options.indirect };
     this.started = true;
   }
 
@@ -193,11 +196,7 @@ export class SplitQueue {
     const head = this.ring(() => this.memory.readU16(this.driver + 4 + 2 * (this.nextAvail % size)));
     this.nextAvail = (this.nextAvail + 1) & 0xffff;
     if (this.options.eventIdx) this.ring(() => this.memory.writeU16(this.device + 4 + 8 * size, this.nextAvail));
-    return walkChain(this.memory, this.index, this.desc, size, head, {
-      maxDescriptors: size,
-      maxBytes: this.options.maxChainBytes ?? MAX_CHAIN_BYTES,
-      indirect: this.options.indirect,
-    });
+    return walkChain(this.memory, this.index, this.desc, size, head, this.limits);
   }
 
   /** Gives back the chain just popped (the device could not use it yet). */
