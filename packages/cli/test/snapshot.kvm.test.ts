@@ -2,7 +2,8 @@
  * Snapshots as processes under /dev/kvm: `vmm snapshot` of a running guest, the VMM killed, `vmm run --restore`
  * (eager and lazy memory) finishing the guest's work with exactly the result of an uninterrupted run. The guest
  * (guests/snapshot-workload.c) rewrites an 8 MiB buffer, counts virtio-rng and virtio-blk completions and re-reads
- * the sectors it wrote earlier, so memory, vCPU, device and disk state all have to come back.
+ * the sectors it wrote earlier, so memory, vCPU, device and disk state all have to come back. The restored
+ * queues run on their data-plane workers (`--stats` counts their requests).
  */
 import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -60,9 +61,15 @@ describe.skipIf(!kvmOk)("vmm snapshot and vmm run --restore under /dev/kvm", () 
       expect(file.size).toBe(256 << 20);
       expect(file.blocks * 512).toBeLessThan(64 << 20); // sparse: the guest touched a few MiB of its 256
 
-      const restored = start(["--restore", "snap", "--restore-memory", memory], env, dir);
+      const restored = start(["--restore", "snap", "--restore-memory", memory, "--stats"], env, dir);
       expect(await restored.exit, restored.stderr).toBe(0);
-      expect(restored.stderr).toBe("");
+      // The restored queues ran on their data-plane workers, which touch guest RAM through the machine's own
+      // mapping (with lazy memory, pages the worker reads first are filled through userfaultfd too).
+      for (const device of ["virtio-blk0", "virtio-rng0"]) {
+        const requests = new RegExp(`^vmm: stats: ${device}: queue0WorkerRequests=(\\d+) `, "m").exec(restored.stderr);
+        expect(Number(requests?.[1]), restored.stderr).toBeGreaterThan(0);
+      }
+      expect(restored.stderr.replace(/^vmm: stats: .*\n/gm, "")).toBe("");
       // It goes on where the snapshot was taken (after round 100: no "workload: started" again) to the same end.
       expect(restored.stdout).not.toContain("workload: started");
       expect(restored.stdout).toMatch(/^round (1[2-9]|2\d)0$/m);

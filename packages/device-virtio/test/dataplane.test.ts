@@ -142,7 +142,7 @@ describe("data-plane workers (memfd-backed RAM, no KVM)", () => {
     expect(driver.mem.readU8(r.status)).toBe(BlkStatus.OK);
   });
 
-  it("quiesce takes the ring back with everything published; a restored device goes on at the saved position, on the JS thread", async () => {
+  it("quiesce takes the ring back with everything published; a restored device goes on at the saved position, on its worker", async () => {
     const { driver, transport } = blkRig();
     driver.init();
     const ring = driver.rings[0]!;
@@ -160,16 +160,19 @@ describe("data-plane workers (memfd-backed RAM, no KVM)", () => {
     const state = transport.saveState();
     driver.w(0x14, 1, 0); // reset: cursors to 0, worker stopped
     expect(transport.queues[0]!.saved().usedIdx).toBe(0);
+    const completed = transport.dataPlane(0)!.stats.completed;
     transport.restoreState(state, true);
-    // A restored VM's RAM may be filled lazily through the machine's own mapping: no worker any more.
-    expect(transport.dataPlane(0)).toBeUndefined();
-    expect(transport.doorbellEventFd(0)).toBeUndefined();
+    // The worker views the machine's own RAM mapping (a lazy restore's pages fill on its first touch too): the
+    // restored queue is lent to it again.
+    expect(transport.dataPlane(0)!.isLent).toBe(true);
+    expect(transport.doorbellEventFd(0)).toBeTypeOf("number");
     await until(() => ring.usedIdx() === 4); // the saved doorbell is served at once, at the saved position
     expect(ring.takeUsed().at(-1)).toEqual({ id: held.head, len: 513 });
     expect(driver.mem.readU8(held.status)).toBe(BlkStatus.OK);
     read(driver, 6n);
     driver.kick(0);
     await until(() => ring.usedIdx() === 5);
+    expect(transport.dataPlane(0)!.stats.completed).toBe(completed + 2);
   });
 
   it("resume after quiesce serves the doorbells rung meanwhile", async () => {

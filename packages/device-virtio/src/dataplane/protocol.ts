@@ -47,12 +47,11 @@ export const WorkerState = { LOADING: 0, PAUSED: 1, RUNNING: 2, FAILED: 3, DEAD:
 export const Route = { HANDBACK: -1, NONE: -2 } as const;
 export const RingFlag = { EVENT_IDX: 1, INDIRECT: 2 } as const;
 
-/** One RAM region as the worker maps it: the memfd behind it and where it sits in the guest. */
+/** One RAM region as the worker sees it: the address of the machine's own mapping and where it sits in the guest. */
 export interface WorkerRamRegion {
   readonly gpa: number;
   readonly length: number;
-  readonly fd: number;
-  readonly offset: number;
+  readonly address: bigint;
 }
 
 /** What the worker thread is started with (`workerData`). */

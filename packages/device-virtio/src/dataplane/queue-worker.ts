@@ -1,7 +1,7 @@
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { GuestMemory, Logger } from "@vmm/core";
-import { EventFd, hostIoAvailability } from "@vmm/host-io";
+import { bufferAddress, EventFd, hostIoAvailability } from "@vmm/host-io";
 import type { QueueOptions, SplitQueue } from "../virtqueue/split-ring.js";
 import type { QueueDataPlane } from "./api.js";
 import { builtModule } from "./module-url.js";
@@ -11,16 +11,20 @@ import { Command, Ctl, RingFlag, Route, type WorkerInit, type WorkerMessage, Wor
 const PAUSE_TIMEOUT_MS = 10_000;
 
 
-/** Guest RAM as a worker maps it: every region must come from a file (the machine's memfd), or undefined. */
+/**
+ * Guest RAM as a worker sees it: the machine's own mapping of every region (viewed in the worker, so the pages a
+ * lazy restore fills through userfaultfd on first touch are filled for the worker too), or undefined unless every
+ * region is the machine's memfd-backed mapping (a RAM region with a `file`).
+ */
 export function workerRam(memory: GuestMemory): WorkerInit["ram"] | undefined {
   const regions = memory.list();
   if (regions.length === 0 || regions.some((r) => r.file === undefined)) return undefined;
-  return regions.map((r) => ({ gpa: r.gpa, length: r.bytes.length, fd: r.file!.fd, offset: r.file!.offset }));
+  return regions.map((r) => ({ gpa: r.gpa, length: r.bytes.length, address: bufferAddress(r.bytes) }));
 }
 
 /** Whether a queue can have a worker on this host with this RAM (memfd-backed RAM and the host-io addon). */
 export function dataPlaneUsable(memory: GuestMemory): boolean {
-  return workerRam(memory) !== undefined && hostIoAvailability().ok;
+  return hostIoAvailability().ok && workerRam(memory) !== undefined;
 }
 
 /**

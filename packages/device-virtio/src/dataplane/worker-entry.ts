@@ -1,4 +1,4 @@
-// The worker thread of one data-plane queue: maps guest RAM from its memfds, loads the device's worker module,
+// The worker thread of one data-plane queue: views the machine's guest RAM mapping, loads the device's worker module,
 // then blocks on the queue's doorbell eventfd, pops chains with the shared SplitQueue code, lets the module serve
 // them, publishes the used ring and signals the irqfd. It never throws out of its loop: a broken ring or a module
 // error is reported to the JS thread (which puts the device in DEVICE_NEEDS_RESET) and the worker stops touching
@@ -6,7 +6,7 @@
 import { readSync, writeSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { GuestMemory, type Logger } from "@vmm/core";
-import { mapFd, waitReadable } from "@vmm/host-io";
+import { viewMapping, waitReadable } from "@vmm/host-io";
 import { SplitQueue } from "../virtqueue/split-ring.js";
 import type { QueueWorker, QueueWorkerContext, QueueWorkerFactory } from "./api.js";
 import { Command, Ctl, RingFlag, Route, type WorkerInit, type WorkerMessage, WorkerState } from "./protocol.js";
@@ -150,7 +150,7 @@ function pollForChains(queue: SplitQueue, seq: number): boolean {
 }
 
 async function load(): Promise<{ queue: SplitQueue; worker: QueueWorker }> {
-  const memory = new GuestMemory(init.ram.map((r) => ({ gpa: r.gpa, bytes: mapFd(r.fd, r.offset, r.length, { writable: true }) })));
+  const memory = new GuestMemory(init.ram.map((r) => ({ gpa: r.gpa, bytes: viewMapping(r.address, r.length) })));
   const mod = (await import(init.module)) as { default?: unknown };
   if (typeof mod.default !== "function") throw new Error(`${init.module}: the default export is not a queue worker factory`);
   const context: QueueWorkerContext = {

@@ -332,11 +332,8 @@ export class VirtioTransport {
     this.legacy = p.legacy;
     this.isr.restore(p.isr);
     this.queues.forEach((q, i) => q.restore(p.queues[i]!));
-    // A restored VM keeps its queues here: with a lazy restore, guest RAM is filled page by page through
-    // userfaultfd on the machine's own mapping, which a worker's separate mapping of the memfd would bypass
-    // (reading, and allocating, zero pages where the snapshot's bytes belong).
-    this.closePlanes();
-    this.planes = this.planes.map(() => undefined);
+    // Data-plane workers serve the restored queues too: they view the machine's own RAM mapping, so with a lazy
+    // restore the pages they touch are filled through userfaultfd like the vCPUs' (activate() lends the queues).
     this.busMaster = busMaster;
     this.quiesced = false;
     this.device.restoreState(p.device, this.name);

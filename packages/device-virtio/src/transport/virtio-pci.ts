@@ -153,15 +153,23 @@ export class VirtioPciFunction extends PciFunction {
    */
   protected override restoreDeviceState(state: DeviceState | undefined): void {
     if (!state) throw new SnapshotError(`${this.name}: the saved state has no virtio transport state`);
-    // The restore ends the data-plane threads and their doorbell eventfds: doorbells registered on those are
-    // registered again (through the JS thread) wherever they were, before the eventfds close.
-    const placed = Object.values(this.doorbells).map((d) => [d, d.address] as const);
-    for (const [d] of placed) d.deactivate();
-    try {
-      this.transport.restoreState(state, this.busMasterEnabled);
-    } finally {
-      for (const [d, address] of placed) if (address !== undefined) d.activate(address);
-    }
+    this.transport.restoreState(state, this.busMasterEnabled);
+  }
+
+  /**
+   * Per queue served by a data-plane worker (`vmm run --stats`, `vmm stat`): the requests it completed, the
+   * interrupts it signalled through the queue's irqfd, and those it handed back to the JS thread.
+   */
+  counters(): Readonly<Record<string, number>> {
+    const out: Record<string, number> = {};
+    this.virtioDevice.queueSizes.forEach((_, queue) => {
+      const stats = this.transport.dataPlane(queue)?.stats;
+      if (!stats) return;
+      out[`queue${queue}WorkerRequests`] = stats.completed;
+      out[`queue${queue}IrqfdSignals`] = stats.irqfdSignals;
+      out[`queue${queue}Handbacks`] = stats.handbacks;
+    });
+    return out;
   }
 
   /** Stops the device and releases its host resources (doorbells, files, sockets) when the VM ends. */
