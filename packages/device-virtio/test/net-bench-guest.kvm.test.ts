@@ -1,0 +1,196 @@
+// The virtio-net benchmark's guest driver (bench/guest/virtio-net-bench.c) under KVM with a handful of frames, so
+// the bench cannot silently rot: two VMs linked by the socket backend, and the guest against a host peer on the
+// same kind of socket that checks what the guest sends and sends it frames with faults the guest must count.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { PassThrough } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { MemoryLogger, Tokens } from "@vmm/core";
+import { buildGuest } from "@vmm/guest-kit";
+import { kvmAvailability } from "@vmm/kvm-native";
+import { Machine, type MachineResult } from "@vmm/machine";
+import { kvmTestGate } from "@vmm/test-support";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SocketNetBackend } from "../src/backends/net-socket.js";
+import { type Mac, VirtioNet } from "../src/devices/net.js";
+import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
+import { until } from "./harness.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const kvm = kvmTestGate("@vmm/device-virtio", { what: "virtio-net benchmark guest test", check: kvmAvailability });
+
+const SENDER: Mac = [0x52, 0x54, 0, 0, 0, 1];
+const RECEIVER: Mac = [0x52, 0x54, 0, 0, 0, 2]; // the driver's fixed destination
+
+/** A frame in the driver's layout (see virtio-net-bench.c): sequence number at 14, then byte i = (i + 12) & 0xff. */
+function benchFrame(size: number, seq: number): Uint8Array {
+  const f = new Uint8Array(size);
+  f.set(RECEIVER, 0);
+  f.set(SENDER, 6);
+  f.set([0x88, 0xb5], 12);
+  new DataView(f.buffer).setUint32(14, seq, true);
+  for (let i = 18; i < size; i++) f[i] = (i + 12) & 0xff;
+  return f;
+}
+
+/** The bench guest on a fresh machine with one virtio-net function, commands written to its COM1. */
+class BenchGuest {
+  readonly machine: Machine;
+  readonly net: VirtioPciFunction;
+  private text = "";
+  private readonly input = new PassThrough();
+  result: Promise<MachineResult> | undefined;
+
+  constructor(elf: string, backend: SocketNetBackend, mac: Mac) {
+    this.machine = new Machine({
+      memoryMiB: 64,
+      logger: new MemoryLogger(),
+      kernel: { kind: "elf", path: elf },
+      serial: { input: this.input, output: (b) => void (this.text += Buffer.from(b).toString("latin1")) },
+    });
+    const c = this.machine.container;
+    this.net = new VirtioPciFunction({
+      name: "virtio-net0",
+      device: new VirtioNet(backend, mac),
+      memory: c.resolve(Tokens.GuestMemory),
+      ioevents: c.resolve(Tokens.IoEvents),
+      logger: c.resolve(Tokens.Logger),
+    });
+    this.machine.addPciDevice(this.net);
+  }
+
+  get serial(): string {
+    return this.text;
+  }
+
+  start(): void {
+    this.result = this.machine.run();
+  }
+
+  send(line: string): void {
+    this.input.write(`${line}\n`);
+  }
+
+  /** Waits for a line matching `re` printed after `from` characters of output. */
+  async line(re: RegExp, from = 0, ms = 30_000): Promise<RegExpExecArray> {
+    let m: RegExpExecArray | null = null;
+    const seen = () => (m = re.exec(this.text.slice(from))) !== null || this.text.includes("FAIL");
+    await until(seen, ms).catch(() => {});
+    if (!m) throw new Error(`no ${re} from the guest; it printed:\n${this.text}`);
+    return m;
+  }
+
+  private ended: Promise<MachineResult> | undefined;
+
+  /** Sends "q" and waits for the guest to exit, then closes the machine and the device (once). */
+  quit(): Promise<MachineResult> {
+    this.ended ??= this.end();
+    return this.ended;
+  }
+
+  private async end(): Promise<MachineResult> {
+    this.send("q");
+    const timer = setTimeout(() => this.machine.stop("test timeout"), 30_000);
+    try {
+      return await this.result!;
+    } finally {
+      clearTimeout(timer);
+      this.machine.close();
+      await this.net.close();
+    }
+  }
+}
+
+describe.skipIf(!kvm.ok)("the virtio-net benchmark guest under KVM (so the bench cannot silently rot)", () => {
+  let dir = "";
+  let elf = "";
+  let guests: BenchGuest[] = [];
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "vmm-net-bench-guest-"));
+    elf = await buildGuest("virtio-net-bench", { format: "elf", source: join(here, "..", "bench", "guest", "virtio-net-bench.c") });
+    guests = [];
+  });
+  afterEach(async () => {
+    for (const g of guests) if (g.result) await g.quit().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function boot(backend: SocketNetBackend, mac: Mac): Promise<BenchGuest> {
+    const g = new BenchGuest(elf, backend, mac);
+    guests.push(g);
+    g.start();
+    await g.line(/ready qsz 256 mac (\S+)\n/);
+    return g;
+  }
+
+  it.each([64, 1514])("two VMs: every %i-byte frame the sender transmits arrives with its length, pattern and order", async (size) => {
+    const path = join(dir, "link.sock");
+    const rxBackend = await SocketNetBackend.open(path, "listen");
+    const txBackend = await SocketNetBackend.open(path, "connect");
+    await until(() => rxBackend.connected);
+    const receiver = await boot(rxBackend, RECEIVER);
+    const sender = await boot(txBackend, SENDER);
+    receiver.send(`r 300 ${size} c`);
+    await receiver.line(/start\n/);
+    // More frames than the TX ring holds, so the driver reposts slots; fewer than the receiver's buffers.
+    sender.send(`t ${size} 300`);
+    const sent = await sender.line(/done (\d+) (\d+) (\d+)\n/);
+    expect(sent[1]).toBe("300");
+    expect(Number(sent[2])).toBeLessThan(Number(sent[3])); // waiting ticks within the case's
+    const done = await receiver.line(/first\ndone (\d+) (\d+) (\d+) (\d+) (\d+)\n/);
+    expect(done.slice(1, 3)).toEqual(["300", "0"]);
+    const [waiting, active, total] = done.slice(3).map(Number);
+    expect(waiting).toBeLessThan(active!); // idle between bursts, within the first-to-last frame time
+    expect(active).toBeLessThanOrEqual(total!);
+    for (const g of [sender, receiver]) expect(await g.quit()).toMatchObject({ status: 0, reason: "debug-exit" });
+  }, 90_000);
+
+  it("transmit: the frames on the wire are the driver's layout, sequence numbers 0..n-1 through reused slots, pattern intact", async () => {
+    const path = join(dir, "peer.sock");
+    const peer = await SocketNetBackend.open(path, "listen");
+    const frames: Uint8Array[] = [];
+    peer.open((f) => frames.push(f));
+    const guest = await boot(await SocketNetBackend.open(path, "connect"), SENDER);
+    guest.send("t 100 260");
+    await guest.line(/done 260 \d+ \d+\n/);
+    await until(() => frames.length === 260);
+    frames.forEach((f, seq) => {
+      expect(f.length).toBe(100);
+      expect([...f.subarray(0, 14)]).toEqual([...RECEIVER, ...SENDER, 0x88, 0xb5]);
+      expect([...f]).toEqual([...benchFrame(100, seq)]);
+    });
+    await peer.close();
+  }, 90_000);
+
+  it("receive with checks: counts a wrong length, a wrong pattern byte, a wrong destination and a repeated sequence number as bad; 's' ends it", async () => {
+    const path = join(dir, "peer.sock");
+    const peer = await SocketNetBackend.open(path, "listen");
+    peer.open(() => {});
+    const guest = await boot(await SocketNetBackend.open(path, "connect"), RECEIVER);
+    await until(() => peer.connected);
+    const from = guest.serial.length;
+    guest.send("r 1000 200 c");
+    await guest.line(/start\n/, from);
+    const corrupt = benchFrame(200, 3);
+    corrupt[150] = corrupt[150]! ^ 1;
+    const elsewhere = benchFrame(200, 5);
+    elsewhere[5] = 9;
+    const frames = [benchFrame(200, 0), benchFrame(200, 1), benchFrame(199, 2), corrupt, benchFrame(200, 4), elsewhere, benchFrame(200, 4), benchFrame(200, 7)];
+    for (const f of frames) peer.send(f);
+    await guest.line(/first\n/, from);
+    guest.send("s"); // 1000 frames never come: the guest ends once its link has been quiet
+    const done = await guest.line(/done (\d+) (\d+) \d+ \d+ \d+\n/, from);
+    expect(done.slice(1, 3)).toEqual([String(frames.length), "4"]);
+    expect(await guest.quit()).toMatchObject({ status: 0, reason: "debug-exit" });
+    await peer.close();
+  }, 90_000);
+
+  it("refuses a frame size outside 60..1514 with a clear failure", async () => {
+    const guest = await boot(await SocketNetBackend.open(join(dir, "none.sock"), "listen"), SENDER);
+    guest.send("t 1515 10");
+    await until(() => guest.serial.includes("FAIL bad command 't 1515 10'"));
+    const result = await guest.quit();
+    expect(result.status).toBe(12);
+  }, 90_000);
+});
