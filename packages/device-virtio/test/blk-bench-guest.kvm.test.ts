@@ -113,9 +113,9 @@ describe.skipIf(!kvm.ok)("the virtio-blk benchmark guest under KVM (so the bench
       const { result, serial, blk, registered } = await runBenchGuest(command, { disk: new MemfdBlockBackend(bytes, true), eventFds: true });
       const done = /done (\d+) (\d+) (\d+) (\d+)\n/.exec(serial);
       expect(done?.slice(1, 3)).toEqual([String(n), "0"]);
-      // Timed: fewer ticks waiting for the device than the case's; at queue depth 1 the guest always waits some
-      // (with 32 in flight a fast worker may keep the used ring ahead of the guest's polling the whole case).
-      if (command.includes(" 1 ")) expect(Number(done![3])).toBeGreaterThan(0);
+      // Timed: fewer ticks waiting for the device than the case's. How many depends on the host's scheduling
+      // (a vCPU preempted right after its doorbell may find the request served), so zero is possible.
+      expect(Number(done![4])).toBeGreaterThan(0);
       expect(Number(done![3])).toBeLessThan(Number(done![4]));
       expect(result).toMatchObject({ status: 0, reason: "debug-exit" });
       expect(registered()).toBe(1);

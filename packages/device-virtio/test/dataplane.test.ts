@@ -142,6 +142,21 @@ describe("data-plane workers (memfd-backed RAM, no KVM)", () => {
     expect(driver.mem.readU8(r.status)).toBe(BlkStatus.OK);
   });
 
+  it("starts the worker thread at the driver's ACKNOWLEDGE, ahead of DRIVER_OK, and lends it the queue only then", async () => {
+    const { driver, transport } = blkRig();
+    expect(transport.dataPlane(0)!.started).toBe(false);
+    driver.w(0x14, 1, 1); // ACKNOWLEDGE
+    expect(transport.dataPlane(0)!.started).toBe(true);
+    expect(transport.dataPlane(0)!.isLent).toBe(false);
+    driver.w(0x14, 1, 0);
+    driver.init();
+    const r = read(driver, 2n);
+    driver.kick(0);
+    await until(() => driver.rings[0]!.usedIdx() === 1);
+    expect(driver.mem.readU8(r.status)).toBe(BlkStatus.OK);
+    expect(transport.dataPlane(0)!.stats.completed).toBe(1);
+  });
+
   it("quiesce takes the ring back with everything published; a restored device goes on at the saved position, on its worker", async () => {
     const { driver, transport } = blkRig();
     driver.init();

@@ -91,6 +91,11 @@ export class QueueWorkerHost {
     return !this.dead;
   }
 
+  /** Whether the thread was started (by `prepare`, at the driver's ACKNOWLEDGE, or by the first `lend`). */
+  get started(): boolean {
+    return this.worker !== undefined || this.dead;
+  }
+
   /** True while the worker owns the queue. */
   get isLent(): boolean {
     return this.lent;
@@ -133,6 +138,11 @@ export class QueueWorkerHost {
     this.lent = true;
     this.command(Command.RUN);
     this.worker ??= this.spawn();
+  }
+
+  /** Starts the thread ahead of the first `lend` (it waits for its first command); a gone or closed host starts none. */
+  prepare(): void {
+    if (!this.dead && !this.closed) this.worker ??= this.spawn();
   }
 
   /**

@@ -206,6 +206,9 @@ export class VirtioTransport {
       value &= ~Status.FEATURES_OK; // the driver reads the status back and sees the features were refused
     }
     this.status = (value & ~Status.DEVICE_NEEDS_RESET) | (previous & Status.DEVICE_NEEDS_RESET);
+    // A driver begins (ACKNOWLEDGE): the data-plane threads start now, so their start-up (about 50 ms here)
+    // overlaps the driver's set-up instead of delaying its first request after DRIVER_OK.
+    if (previous === 0) for (const plane of this.planes) plane?.prepare();
     if (value & Status.DRIVER_OK && !(previous & Status.DRIVER_OK)) this.activate();
   }
 
