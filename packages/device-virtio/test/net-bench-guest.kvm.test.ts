@@ -124,59 +124,63 @@ describe.skipIf(!kvm.ok)("the virtio-net benchmark guest under KVM (so the bench
     return g;
   }
 
-  it.each([64, 1514])("two VMs: every %i-byte frame the sender transmits arrives with its length, pattern and order", async (size) => {
+  // One size between two VMs: both share this thread here, and with 1514-byte frames the case took 35-40 s on this
+  // project's emulated KVM (the bench runs that size between two processes); the host-peer tests take both sizes.
+  it("two VMs: every 64-byte frame the sender transmits arrives with its length, pattern and order", async () => {
+    const size = 64;
     const path = join(dir, "link.sock");
     const rxBackend = await SocketNetBackend.open(path, "listen");
     const txBackend = await SocketNetBackend.open(path, "connect");
     await until(() => rxBackend.connected);
     const receiver = await boot(rxBackend, RECEIVER);
     const sender = await boot(txBackend, SENDER);
-    receiver.send(`r 300 ${size} c`);
+    // Fewer frames than the receiver's buffers: none may be dropped. (Both VMs share this thread, so each round
+    // trip waits for the other's time slice; the transmit test below reuses slots.)
+    receiver.send(`r 120 ${size} c`);
     await receiver.line(/start\n/);
-    // More frames than the TX ring holds, so the driver reposts slots; fewer than the receiver's buffers.
-    sender.send(`t ${size} 300`);
-    const sent = await sender.line(/done (\d+) (\d+) (\d+)\n/);
-    expect(sent[1]).toBe("300");
+    sender.send(`t ${size} 120`);
+    const sent = await sender.line(/done (\d+) (\d+) (\d+)\n/, 0, 60_000);
+    expect(sent[1]).toBe("120");
     expect(Number(sent[2])).toBeLessThan(Number(sent[3])); // waiting ticks within the case's
-    const done = await receiver.line(/first\ndone (\d+) (\d+) (\d+) (\d+) (\d+)\n/);
-    expect(done.slice(1, 3)).toEqual(["300", "0"]);
+    const done = await receiver.line(/first\ndone (\d+) (\d+) (\d+) (\d+) (\d+)\n/, 0, 60_000);
+    expect(done.slice(1, 3)).toEqual(["120", "0"]);
     const [waiting, active, total] = done.slice(3).map(Number);
     expect(waiting).toBeLessThan(active!); // idle between bursts, within the first-to-last frame time
     expect(active).toBeLessThanOrEqual(total!);
     for (const g of [sender, receiver]) expect(await g.quit()).toMatchObject({ status: 0, reason: "debug-exit" });
-  }, 90_000);
+  }, 150_000);
 
-  it("transmit: the frames on the wire are the driver's layout, sequence numbers 0..n-1 through reused slots, pattern intact", async () => {
+  it.each([100, 1514])("transmit %i-byte frames: on the wire in the driver's layout, sequence numbers 0..n-1 through reused slots, pattern intact", async (size) => {
     const path = join(dir, "peer.sock");
     const peer = await SocketNetBackend.open(path, "listen");
     const frames: Uint8Array[] = [];
     peer.open((f) => frames.push(f));
     const guest = await boot(await SocketNetBackend.open(path, "connect"), SENDER);
-    guest.send("t 100 260");
+    guest.send(`t ${size} 260`);
     await guest.line(/done 260 \d+ \d+\n/);
     await until(() => frames.length === 260);
     frames.forEach((f, seq) => {
-      expect(f.length).toBe(100);
+      expect(f.length).toBe(size);
       expect([...f.subarray(0, 14)]).toEqual([...RECEIVER, ...SENDER, 0x88, 0xb5]);
-      expect([...f]).toEqual([...benchFrame(100, seq)]);
+      expect([...f]).toEqual([...benchFrame(size, seq)]);
     });
     await peer.close();
   }, 90_000);
 
-  it("receive with checks: counts a wrong length, a wrong pattern byte, a wrong destination and a repeated sequence number as bad; 's' ends it", async () => {
+  it.each([200, 1514])("receive %i-byte frames with checks: counts a wrong length, a wrong pattern byte, a wrong destination and a repeated sequence number as bad; 's' ends it", async (size) => {
     const path = join(dir, "peer.sock");
     const peer = await SocketNetBackend.open(path, "listen");
     peer.open(() => {});
     const guest = await boot(await SocketNetBackend.open(path, "connect"), RECEIVER);
     await until(() => peer.connected);
     const from = guest.serial.length;
-    guest.send("r 1000 200 c");
+    guest.send(`r 1000 ${size} c`);
     await guest.line(/start\n/, from);
-    const corrupt = benchFrame(200, 3);
+    const corrupt = benchFrame(size, 3);
     corrupt[150] = corrupt[150]! ^ 1;
-    const elsewhere = benchFrame(200, 5);
+    const elsewhere = benchFrame(size, 5);
     elsewhere[5] = 9;
-    const frames = [benchFrame(200, 0), benchFrame(200, 1), benchFrame(199, 2), corrupt, benchFrame(200, 4), elsewhere, benchFrame(200, 4), benchFrame(200, 7)];
+    const frames = [benchFrame(size, 0), benchFrame(size, 1), benchFrame(size - 1, 2), corrupt, benchFrame(size, 4), elsewhere, benchFrame(size, 4), benchFrame(size, 7)];
     for (const f of frames) peer.send(f);
     await guest.line(/first\n/, from);
     guest.send("s"); // 1000 frames never come: the guest ends once its link has been quiet
