@@ -99,6 +99,14 @@ export abstract class VirtioDevice {
     if (state !== undefined) throw new SnapshotError(`${what}: the saved state has device state this device does not keep`);
   }
 
+  /**
+   * The device's own counters (frames moved and dropped, say), in lowerCamelCase: `vmm run --stats` and `vmm stat`
+   * print them beside the transport's. Default: none.
+   */
+  counters(): Readonly<Record<string, number>> {
+    return {};
+  }
+
   /** Releases host resources (files, sockets) when the VM stops. */
   async close(): Promise<void> {}
 

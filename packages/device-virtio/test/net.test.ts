@@ -1,9 +1,11 @@
+import { connect } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { bit } from "../src/constants.js";
 import { encodeFrame, FrameDecoder, type NetBackend, SocketNetBackend } from "../src/backends/net-socket.js";
 import { MAX_ETHERNET_FRAME, NetFeature, parseMac, VirtioNet } from "../src/devices/net.js";
 import { ALL_BUT, setupTransport, until } from "./harness.js";
+import { pciMachine } from "./pci-machine.js";
 import { tempDirEach } from "./temp-dir.js";
 
 const MAC = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56] as const;
@@ -31,6 +33,25 @@ class PausableBackend extends LoopbackBackend {
   }
   resume() {
     this.paused = false;
+  }
+}
+
+/** Congested once `limit` frames were sent, until the test says it drained; counts like a real backend. */
+class CongestibleBackend extends LoopbackBackend {
+  limit = Infinity;
+  private writable: (() => void) | undefined;
+  override open(receive: (f: Uint8Array) => void, writable?: () => void) {
+    super.open(receive);
+    this.writable = writable;
+  }
+  congested() {
+    return this.sent.length >= this.limit;
+  }
+  drained() {
+    this.writable?.();
+  }
+  counters() {
+    return { backendTxDropped: 7 };
   }
 }
 
@@ -179,6 +200,29 @@ describe("virtio-net device model", () => {
     expect(v.rx.takeUsed()).toEqual([{ id: 0, len: 112 }]);
   });
 
+  it("leaves transmit chains in the ring while the backend is congested and sends them when it is writable again", () => {
+    const backend = new CongestibleBackend();
+    const v = vm(backend);
+    backend.limit = 1;
+    for (let i = 0; i < 3; i++) transmit(v, frameOf(60, i));
+    expect(backend.sent.length).toBe(1);
+    expect(v.tx.usedIdx()).toBe(1);
+    backend.limit = Infinity;
+    backend.drained();
+    expect(backend.sent.map((f) => f[0])).toEqual([0, 1, 2]);
+    expect(v.tx.usedIdx()).toBe(3);
+  });
+
+  it("counts frames sent, dropped and waiting, with the backend's own counters", () => {
+    const backend = new CongestibleBackend();
+    const v = vm(backend);
+    transmit(v, frameOf(60, 1));
+    backend.inject(frameOf(60, 2)); // no receive buffers yet: it waits
+    expect(v.device.counters()).toEqual({ txFrames: 1, rxDropped: 0, rxOversized: 0, rxPending: 1, backendTxDropped: 7 });
+    // The PCI function reports the device's counters (vmm run --stats); this RAM has no data-plane workers.
+    expect(pciMachine(new VirtioNet(new CongestibleBackend(), MAC)).fn.counters()).toEqual({ txFrames: 0, rxDropped: 0, rxOversized: 0, rxPending: 0, backendTxDropped: 7 });
+  });
+
   it("parses MAC addresses and refuses multicast or malformed ones", () => {
     expect(parseMac("52:54:00:AB:cd:01")).toEqual([0x52, 0x54, 0, 0xab, 0xcd, 1]);
     expect(parseMac("01:00:5e:00:00:01")).toBeUndefined();
@@ -219,6 +263,47 @@ describe("virtio-net socket backend: two VMs on one host", () => {
     await until(() => vmA.rx.usedIdx() === 1);
     expect([...vmA.mem.view(bufA! + 12, 64)]).toEqual([...frameOf(64, 8)]);
     await b.close();
+    await a.close();
+  });
+
+  it("pause stops reading the peer (its frames wait in the socket); resume delivers them", async () => {
+    const path = inDir("pause.sock");
+    const a = await SocketNetBackend.open(path, "listen");
+    const got: number[] = [];
+    a.open((f) => got.push(f[0]!));
+    const peer = connect(path);
+    await until(() => a.connected);
+    a.pause();
+    peer.write(encodeFrame(frameOf(60, 1)));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(got).toEqual([]);
+    a.resume();
+    await until(() => got.length === 1);
+    expect(got).toEqual([1]);
+    peer.destroy();
+    await a.close();
+  });
+
+  it("is congested while a peer that does not read leaves frames in this process, and calls writable when it drained", async () => {
+    const path = inDir("slow.sock");
+    const a = await SocketNetBackend.open(path, "listen");
+    let writable = 0;
+    a.open(() => {}, () => writable++);
+    const peer = connect(path);
+    peer.pause(); // reads nothing: the kernel's buffers fill, then Node's
+    await until(() => a.connected);
+    let sent = 0;
+    while (!a.congested() && sent < 10_000) {
+      a.send(frameOf(60_000, sent));
+      sent++;
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(a.congested()).toBe(true);
+    expect(writable).toBe(0);
+    peer.resume();
+    await until(() => writable > 0);
+    expect(a.congested()).toBe(false);
+    peer.destroy();
     await a.close();
   });
 

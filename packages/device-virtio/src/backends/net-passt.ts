@@ -148,8 +148,19 @@ export class PasstNetBackend implements NetBackend {
     return this.child.pid;
   }
 
-  open(receive: (frame: Uint8Array) => void): void {
+  open(receive: (frame: Uint8Array) => void, writable?: () => void): void {
     this.receive = receive;
+    this.socket.on("drain", () => writable?.());
+    this.socket.on("close", () => writable?.());
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return { backendTxDropped: this.dropped };
+  }
+
+  /** Frames wait in this process: passt reads slower than the guest sends. */
+  congested(): boolean {
+    return !this.socket.destroyed && this.socket.writableNeedDrain;
   }
 
   send(frame: Uint8Array): void {

@@ -4,13 +4,24 @@ import { listenUnix } from "./unix-listen.js";
 
 /** Moves Ethernet frames between a virtio-net device and the host. */
 export interface NetBackend {
-  /** Starts delivering received frames to `receive`. */
-  open(receive: (frame: Uint8Array) => void): void;
+  /**
+   * Starts delivering received frames to `receive`. `writable` is called when a backend that was `congested`
+   * takes frames again (or will drop them: its peer went away).
+   */
+  open(receive: (frame: Uint8Array) => void, writable?: () => void): void;
   send(frame: Uint8Array): void;
   close(): Promise<void>;
   /** Optional flow control: stop delivering frames, leaving them queued at the source, until `resume()`. */
   pause?(): void;
   resume?(): void;
+  /**
+   * Optional flow control of transmit: true while frames already sent wait in this process for a peer that reads
+   * slower than the guest sends. The device then leaves transmit chains in the ring (the guest sees a full queue)
+   * until `writable`, instead of queueing frames in memory without bound.
+   */
+  congested?(): boolean;
+  /** The backend's own counters (frames it dropped: no peer, a host queue full), shown with the device's. */
+  counters?(): Readonly<Record<string, number>>;
 }
 
 /** Largest frame the socket carries: a 64 KiB GSO-sized frame plus an Ethernet header with a VLAN tag. */
@@ -61,6 +72,8 @@ export function encodeFrame(frame: Uint8Array): Buffer {
 export class SocketNetBackend implements NetBackend {
   private peer: Socket | undefined;
   private receive: ((frame: Uint8Array) => void) | undefined;
+  private writable: (() => void) | undefined;
+  private paused = false;
   /** Frames dropped because no peer was connected. */
   dropped = 0;
 
@@ -97,8 +110,9 @@ export class SocketNetBackend implements NetBackend {
     return this.peer !== undefined;
   }
 
-  open(receive: (frame: Uint8Array) => void): void {
+  open(receive: (frame: Uint8Array) => void, writable?: () => void): void {
     this.receive = receive;
+    this.writable = writable;
   }
 
   send(frame: Uint8Array): void {
@@ -107,6 +121,26 @@ export class SocketNetBackend implements NetBackend {
       return;
     }
     this.peer.write(encodeFrame(frame));
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return { backendTxDropped: this.dropped };
+  }
+
+  /** Frames wait in this process: the peer reads slower than the guest sends. */
+  congested(): boolean {
+    return this.peer?.writableNeedDrain ?? false;
+  }
+
+  /** The guest has no receive buffers: stop reading, so frames wait in the socket and the peer's writes stall. */
+  pause(): void {
+    this.paused = true;
+    this.peer?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.peer?.resume();
   }
 
   async close(): Promise<void> {
@@ -125,10 +159,14 @@ export class SocketNetBackend implements NetBackend {
       },
     );
     socket.on("data", (chunk) => decoder.push(chunk));
+    socket.on("drain", () => this.writable?.());
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
-      if (this.peer === socket) this.peer = undefined;
+      if (this.peer !== socket) return;
+      this.peer = undefined;
+      this.writable?.(); // a transmit waiting for this peer goes on (and drops until another connects)
     });
+    if (this.paused) socket.pause();
   }
 }
 

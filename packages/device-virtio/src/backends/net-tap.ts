@@ -74,6 +74,10 @@ export class TapNetBackend implements NetBackend {
     return this.tap.name;
   }
 
+  counters(): Readonly<Record<string, number>> {
+    return { backendRxOversized: this.rxOversized, backendTxDropped: this.txDropped };
+  }
+
   open(receive: (frame: Uint8Array) => void): void {
     this.receive = receive;
     this.tap.onReadable(() => this.readBatch());

@@ -57,7 +57,10 @@ export class VirtioNet extends VirtioDevice {
     v.setUint16(6, LINK_UP, true);
     v.setUint16(8, 1, true);
     v.setUint16(10, 1500, true);
-    backend.open((frame) => this.receive(frame));
+    backend.open(
+      (frame) => this.receive(frame),
+      () => this.transmit(),
+    );
   }
 
   notify(queue: number): void {
@@ -117,6 +120,17 @@ export class VirtioNet extends VirtioDevice {
     return this.backlog.length;
   }
 
+  /** Frames sent, dropped and waiting (`vmm run --stats`), then the backend's (`backend...`). */
+  override counters(): Readonly<Record<string, number>> {
+    return {
+      txFrames: this.txFrames,
+      rxDropped: this.rxDropped,
+      rxOversized: this.rxOversized,
+      rxPending: this.backlog.length,
+      ...this.backend.counters?.(),
+    };
+  }
+
   /** virtio_net_hdr size: 12 bytes with VERSION_1 or mergeable buffers, 10 for legacy drivers without them. */
   private headerSize(): number {
     const f = this.context?.features ?? 0n;
@@ -127,15 +141,20 @@ export class VirtioNet extends VirtioDevice {
     const ctx = this.context;
     if (!ctx) return;
     const hdr = this.headerSize();
-    this.drain(TX, (chain) => {
-      if (chain.readableBytes > hdr) {
-        const frame = new Uint8Array(chain.readableBytes - hdr);
-        gather(ctx.memory, chain.readable, hdr, frame);
-        this.backend.send(frame);
-        this.txFrames++;
-      }
-      return 0;
-    });
+    this.drain(
+      TX,
+      (chain) => {
+        if (chain.readableBytes > hdr) {
+          const frame = new Uint8Array(chain.readableBytes - hdr);
+          gather(ctx.memory, chain.readable, hdr, frame);
+          this.backend.send(frame);
+          this.txFrames++;
+        }
+        return 0;
+      },
+      // A congested backend leaves the rest in the ring until it calls back (open's `writable`).
+      () => !this.backend.congested?.(),
+    );
   }
 
   private receive(frame: Uint8Array): void {

@@ -157,11 +157,11 @@ export class VirtioPciFunction extends PciFunction {
   }
 
   /**
-   * Per queue served by a data-plane worker (`vmm run --stats`, `vmm stat`): the requests it completed, the
-   * interrupts it signalled through the queue's irqfd, and those it handed back to the JS thread.
+   * The device's own counters, then per queue served by a data-plane worker (`vmm run --stats`, `vmm stat`): the
+   * requests it completed, the interrupts it signalled through the queue's irqfd, and those it handed back.
    */
   counters(): Readonly<Record<string, number>> {
-    const out: Record<string, number> = {};
+    const out: Record<string, number> = { ...this.virtioDevice.counters() };
     this.virtioDevice.queueSizes.forEach((_, queue) => {
       const stats = this.transport.dataPlane(queue)?.stats;
       if (!stats) return;
