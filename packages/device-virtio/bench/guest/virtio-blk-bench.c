@@ -17,6 +17,7 @@
  * its module and mapped RAM before any case: otherwise the first request of every case waits for it).
  */
 #include "virtio.h"
+#include "bench-guest.h"
 
 #define QSZ 128
 #define MAX_DEPTH (QSZ / 3)
@@ -33,15 +34,6 @@
 static struct virtio_pci blk;
 static struct virtq q;
 static u64 doorbell; /* cached: the completion loop is emulated instruction by instruction */
-
-static int setup(void) {
-	/* VERSION_1 only: no EVENT_IDX, so NO_INTERRUPT governs */
-	if (!virtio_negotiate(&blk, VIRTIO_F_VERSION_1)) return 0;
-	if (!virtio_queue_setup(&blk, 0, &q, (void *)RING_BASE, QSZ, VIRTIO_NO_VECTOR)) return 0;
-	q.avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
-	doorbell = virtio_doorbell(&blk, &q);
-	return virtio_driver_ok(&blk);
-}
 
 /* Slot s: descriptors 3s (header), 3s+1 (data, device-writable), 3s+2 (status, device-writable). */
 static void prepare_slots(u32 depth, u32 block) {
@@ -69,24 +61,6 @@ static void post(u32 slot, u64 sector) {
 	virtq_make_available(&q, (u16)(3 * slot));
 }
 
-static u32 read_number(const char **p) {
-	u32 v = 0;
-	while (**p == ' ') (*p)++;
-	while (**p >= '0' && **p <= '9') v = v * 10 + (u32)(*(*p)++ - '0');
-	return v;
-}
-
-static int read_line(char *buf, int size) {
-	int n = 0;
-	for (;;) {
-		int c = serial_getc_nowait();
-		if (c < 0) { cpu_relax(); continue; }
-		if (c == '\r') continue;
-		if (c == '\n') { buf[n] = 0; return n; }
-		if (n < size - 1) buf[n++] = (char)c;
-	}
-}
-
 /* Runs one case; returns the number of requests that completed with a status other than OK. */
 static void run_case(int random, u32 block, u32 depth, u32 requests, int timed) {
 	u64 capacity = (u64)mmio_read32(blk.devcfg) | ((u64)mmio_read32(blk.devcfg + 4) << 32);
@@ -95,21 +69,14 @@ static void run_case(int random, u32 block, u32 depth, u32 requests, int timed) 
 	u32 posted = 0, ok = 0, errors = 0;
 	prepare_slots(depth, block);
 	printf("start\n");
-	u64 started = timed ? rdtsc() : 0, waiting = 0, wait_from = 0;
+	u64 started = timed ? rdtsc() : 0, waiting = 0;
 	for (u32 s = 0; s < depth && posted < requests; s++, posted++) {
 		u64 b = random ? next_random() % blocks : next_block++ % blocks;
 		post(s, b * (block / 512));
 	}
 	mmio_write16(doorbell, 0);
 	while (ok + errors < requests) {
-		/* Completions up to one snapshot of the used index, then one notification for all that were reposted. */
-		u16 idx = *USED_IDX;
-		if (idx == q.last_used) {
-			if (timed && !wait_from) wait_from = rdtsc();
-			cpu_relax();
-			continue;
-		}
-		if (wait_from) waiting += rdtsc() - wait_from, wait_from = 0;
+		u16 idx = bench_wait_used(&q, USED_IDX, timed, &waiting);
 		int reposted = 0;
 		while (q.last_used != idx) {
 			u32 slot = (u32)virtq_next_used(&q, NULL) / 3;
@@ -129,9 +96,7 @@ static void run_case(int random, u32 block, u32 depth, u32 requests, int timed) 
 
 int main(void) {
 	if (!virtio_pci_find(VIRTIO_ID_BLK, 0, &blk) || !blk.devcfg) { printf("FAIL virtio-blk (modern) not found\n"); return 10; }
-	/* Bus Master Enable (command bit 2): without it the device may not touch our memory (Linux: pci_set_master). */
-	pci_cf8_write(0, blk.slot, 0, 0x04, 2, pci_cf8_read(0, blk.slot, 0, 0x04, 2) | 4);
-	if (!setup()) { printf("FAIL virtio-blk queue setup\n"); return 11; }
+	if (!bench_start_one_queue(&blk, &q, (void *)RING_BASE, QSZ, &doorbell)) { printf("FAIL virtio-blk queue setup\n"); return 11; }
 	/* One request before "ready": the cases then time the device's steady state, not a data-plane thread starting. */
 	prepare_slots(1, 512);
 	post(0, 0);
@@ -148,8 +113,7 @@ int main(void) {
 		if (line[0] == 'q') return 0;
 		const char *p = line + 1;
 		u32 block = read_number(&p), depth = read_number(&p), requests = read_number(&p);
-		while (*p == ' ') p++;
-		int timed = *p == 't';
+		int timed = read_flag(&p, 't');
 		if ((line[0] != 's' && line[0] != 'r') || block < 512 || block > MAX_BLOCK || block % 512 || depth < 1 ||
 		    depth > MAX_DEPTH || requests < 1) {
 			printf("FAIL bad command '%s'\n", line);

@@ -30,6 +30,7 @@
  *   "q"                         exit 0.
  */
 #include "virtio.h"
+#include "bench-guest.h"
 
 #define QSZ 256
 #define HDR 12
@@ -60,12 +61,8 @@ static u8 mac[6];
 
 static int setup(void) {
 	if (!virtio_negotiate(&net, VIRTIO_F_VERSION_1 | 1UL << 5 /* MAC */)) return 0;
-	if (!virtio_queue_setup(&net, 0, &rxq, (void *)RX_RING, QSZ, VIRTIO_NO_VECTOR)) return 0;
-	if (!virtio_queue_setup(&net, 1, &txq, (void *)TX_RING, QSZ, VIRTIO_NO_VECTOR)) return 0;
-	rxq.avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
-	txq.avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
-	rx_doorbell = virtio_doorbell(&net, &rxq);
-	tx_doorbell = virtio_doorbell(&net, &txq);
+	if (!bench_polled_queue(&net, 0, &rxq, (void *)RX_RING, QSZ, &rx_doorbell)) return 0;
+	if (!bench_polled_queue(&net, 1, &txq, (void *)TX_RING, QSZ, &tx_doorbell)) return 0;
 	if (!virtio_driver_ok(&net)) return 0;
 	for (int i = 0; i < 6; i++) mac[i] = mmio_read8(net.devcfg + i);
 	for (u32 s = 0; s < QSZ; s++) virtq_add_buf(&rxq, (u16)s, RX_BUFS + (u64)s * BUF, BUF, 1);
@@ -120,19 +117,12 @@ static void post_tx(u32 slot, u32 seq) {
 static void transmit(u32 frame, u32 frames) {
 	prepare_tx(frame);
 	printf("start\n");
-	u64 started = rdtsc(), waiting = 0, wait_from = 0;
+	u64 started = rdtsc(), waiting = 0;
 	u32 posted = 0, sent = 0;
 	for (u32 s = 0; s < QSZ && posted < frames; s++, posted++) post_tx(s, posted);
 	mmio_write16(tx_doorbell, 1);
 	while (sent < frames) {
-		/* Completions up to one snapshot of the used index, then one notification for all that were reposted. */
-		u16 idx = *TX_USED_IDX;
-		if (idx == txq.last_used) {
-			if (!wait_from) wait_from = rdtsc();
-			cpu_relax();
-			continue;
-		}
-		if (wait_from) waiting += rdtsc() - wait_from, wait_from = 0;
+		u16 idx = bench_wait_used(&txq, TX_USED_IDX, 1, &waiting);
 		int reposted = 0;
 		while (txq.last_used != idx) {
 			u32 slot = (u32)virtq_next_used(&txq, NULL);
@@ -210,28 +200,8 @@ static void receive(u32 frames, u32 frame, int check) {
 	printf("done %u %u %lu %lu %lu\n", received, bad, waiting, received ? last - first : 0, received ? end - first : 0);
 }
 
-static u32 read_number(const char **p) {
-	u32 v = 0;
-	while (**p == ' ') (*p)++;
-	while (**p >= '0' && **p <= '9') v = v * 10 + (u32)(*(*p)++ - '0');
-	return v;
-}
-
-static int read_line(char *buf, int size) {
-	int n = 0;
-	for (;;) {
-		int c = serial_getc_nowait();
-		if (c < 0) { cpu_relax(); continue; }
-		if (c == '\r') continue;
-		if (c == '\n') { buf[n] = 0; return n; }
-		if (n < size - 1) buf[n++] = (char)c;
-	}
-}
-
 int main(void) {
 	if (!virtio_pci_find(VIRTIO_ID_NET, 0, &net) || !net.devcfg) { printf("FAIL virtio-net (modern) not found\n"); return 10; }
-	/* Bus Master Enable (command bit 2): without it the device may not touch our memory (Linux: pci_set_master). */
-	pci_cf8_write(0, net.slot, 0, 0x04, 2, pci_cf8_read(0, net.slot, 0, 0x04, 2) | 4);
 	if (!setup()) { printf("FAIL virtio-net queue setup\n"); return 11; }
 	printf("ready qsz %u mac %02x:%02x:%02x:%02x:%02x:%02x\n", QSZ, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 	char line[64];
@@ -245,8 +215,8 @@ int main(void) {
 			if (frame >= MIN_FRAME && frame <= MAX_FRAME && frames) { transmit(frame, frames); continue; }
 		} else if (line[0] == 'r') {
 			u32 frames = read_number(&p), frame = read_number(&p);
-			while (*p == ' ') p++;
-			if (frame >= MIN_FRAME && frame <= MAX_FRAME && frames) { receive(frames, frame, *p == 'c'); continue; }
+			int check = read_flag(&p, 'c');
+			if (frame >= MIN_FRAME && frame <= MAX_FRAME && frames) { receive(frames, frame, check); continue; }
 		}
 		printf("FAIL bad command '%s'\n", line);
 		return 12;

@@ -15,6 +15,7 @@
  * costs a few microseconds per call on this project's hosts.
  */
 #include "virtio.h"
+#include "bench-guest.h"
 
 #define QSZ 64
 #define MAX_DEPTH QSZ
@@ -31,14 +32,6 @@ static struct virtio_pci rng;
 static struct virtq q;
 static u64 doorbell; /* cached: the completion loop is emulated instruction by instruction */
 
-static int setup(void) {
-	if (!virtio_negotiate(&rng, VIRTIO_F_VERSION_1)) return 0;
-	if (!virtio_queue_setup(&rng, 0, &q, (void *)RING_BASE, QSZ, VIRTIO_NO_VECTOR)) return 0;
-	q.avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
-	doorbell = virtio_doorbell(&rng, &q);
-	return virtio_driver_ok(&rng);
-}
-
 /* Slot s: descriptor s, the device-writable buffer DATA + s * block. */
 static void prepare_slots(u32 depth, u32 block) {
 	for (u32 s = 0; s < depth; s++) {
@@ -47,40 +40,15 @@ static void prepare_slots(u32 depth, u32 block) {
 	}
 }
 
-static u32 read_number(const char **p) {
-	u32 v = 0;
-	while (**p == ' ') (*p)++;
-	while (**p >= '0' && **p <= '9') v = v * 10 + (u32)(*(*p)++ - '0');
-	return v;
-}
-
-static int read_line(char *buf, int size) {
-	int n = 0;
-	for (;;) {
-		int c = serial_getc_nowait();
-		if (c < 0) { cpu_relax(); continue; }
-		if (c == '\r') continue;
-		if (c == '\n') { buf[n] = 0; return n; }
-		if (n < size - 1) buf[n++] = (char)c;
-	}
-}
-
 static void run_case(u32 block, u32 depth, u32 requests, int timed) {
 	u32 posted = 0, ok = 0, short_answers = 0;
 	prepare_slots(depth, block);
 	printf("start\n");
-	u64 started = timed ? rdtsc() : 0, waiting = 0, wait_from = 0;
+	u64 started = timed ? rdtsc() : 0, waiting = 0;
 	for (u32 s = 0; s < depth && posted < requests; s++, posted++) virtq_make_available(&q, (u16)s);
 	mmio_write16(doorbell, 0);
 	while (ok + short_answers < requests) {
-		/* Completions up to one snapshot of the used index, then one notification for all that were reposted. */
-		u16 idx = *USED_IDX;
-		if (idx == q.last_used) {
-			if (timed && !wait_from) wait_from = rdtsc();
-			cpu_relax();
-			continue;
-		}
-		if (wait_from) waiting += rdtsc() - wait_from, wait_from = 0;
+		u16 idx = bench_wait_used(&q, USED_IDX, timed, &waiting);
 		int reposted = 0;
 		while (q.last_used != idx) {
 			u32 len = 0;
@@ -100,9 +68,7 @@ static void run_case(u32 block, u32 depth, u32 requests, int timed) {
 
 int main(void) {
 	if (!virtio_pci_find(VIRTIO_ID_RNG, 0, &rng)) { printf("FAIL virtio-rng (modern) not found\n"); return 10; }
-	/* Bus Master Enable (command bit 2): without it the device may not touch our memory (Linux: pci_set_master). */
-	pci_cf8_write(0, rng.slot, 0, 0x04, 2, pci_cf8_read(0, rng.slot, 0, 0x04, 2) | 4);
-	if (!setup()) { printf("FAIL virtio-rng queue setup\n"); return 11; }
+	if (!bench_start_one_queue(&rng, &q, (void *)RING_BASE, QSZ, &doorbell)) { printf("FAIL virtio-rng queue setup\n"); return 11; }
 	/* One request before "ready": the cases then time the device's steady state, not a data-plane thread starting. */
 	virtq_add_buf(&q, 0, DATA, 64, 1);
 	mmio_write16(doorbell, 0);
@@ -115,8 +81,7 @@ int main(void) {
 		if (line[0] == 'q') return 0;
 		const char *p = line;
 		u32 block = read_number(&p), depth = read_number(&p), requests = read_number(&p);
-		while (*p == ' ') p++;
-		int timed = *p == 't';
+		int timed = read_flag(&p, 't');
 		if (block < 1 || block > MAX_BLOCK || depth < 1 || depth > MAX_DEPTH || requests < 1) {
 			printf("FAIL bad command '%s'\n", line);
 			return 12;
