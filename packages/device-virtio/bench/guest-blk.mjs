@@ -13,17 +13,12 @@
 import "reflect-metadata";
 import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { PassThrough } from "node:stream";
-import { fileURLToPath } from "node:url";
-import { recordBench, recordSkip } from "@vmm/bench-kit";
-import { MemoryLogger, Tokens } from "@vmm/core";
-import { buildGuest } from "@vmm/guest-kit";
-import { kvmAvailability } from "@vmm/kvm-native";
-import { Machine } from "@vmm/machine";
-import { FileImage, VirtioBlk, VirtioPciFunction } from "../dist/index.js";
+import { join } from "node:path";
+import { recordBench } from "@vmm/bench-kit";
+import { Tokens } from "@vmm/core";
+import { FileImage, VirtioBlk } from "../dist/index.js";
+import { buildBenchGuest, exitUnlessKvm, outsideMicros, runGuestCase } from "./guest-case.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const IMAGE = 128 << 20;
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const CASES = [
@@ -42,12 +37,7 @@ const KERNEL_WOKEN = new Set(["worker", "worker+poll"]);
 /** The polling plane's window: longer than the guest's own part of a queue-depth-1 request (~90 us here). */
 const POLL_MICROS = 200;
 
-const kvm = kvmAvailability();
-if (!kvm.ok) {
-  console.log(`virtio-blk guest bench SKIPPED: ${kvm.reason}`);
-  recordSkip({ package: "@vmm/device-virtio", name: "guest-blk", title: TITLE, reason: kvm.reason });
-  process.exit(0);
-}
+exitUnlessKvm({ name: "guest-blk", title: TITLE, what: "virtio-blk" });
 
 /** The machine's ioevent registry without `addEventFd`: every doorbell reaches the JS thread, which forwards it. */
 function forwardingIoEvents(machine) {
@@ -81,61 +71,18 @@ async function hostReads(path, { mode, block, depth, requests }) {
  * host time between its "start" and "done" lines.
  */
 async function guestReads(elf, image, plane, { mode, block, depth, requests }, timed = false) {
-  const input = new PassThrough();
-  let text = "";
-  let asked = false;
-  let started = 0n;
-  let ended = 0n;
-  const logger = new MemoryLogger();
-  const machine = new Machine({
-    memoryMiB: 64,
-    logger,
-    kernel: { kind: "elf", path: elf },
-    serial: {
-      input,
-      output: (bytes) => {
-        const now = process.hrtime.bigint();
-        text += Buffer.from(bytes).toString("latin1");
-        // Commands go after "ready": bytes sent before the guest set up COM1 would be lost.
-        if (!asked && text.includes("ready")) {
-          asked = true;
-          input.write(`${mode} ${block} ${depth} ${requests}${timed ? " t" : ""}\nq\n`);
-        }
-        if (!started && text.includes("start\n")) started = now;
-        if (!ended && /done \d+ \d+ \d+ \d+\n/.test(text)) ended = now;
-      },
-    },
-  });
-  const c = machine.container;
-  const blk = new VirtioPciFunction({
+  const g = await runGuestCase(elf, `${mode} ${block} ${depth} ${requests}${timed ? " t" : ""}`, {
     name: "virtio-blk0",
     device: new VirtioBlk(await FileImage.open(image, { readonly: true }), {
       dataplane: plane === "main" ? "main" : "worker",
       pollMicros: plane.endsWith("+poll") ? POLL_MICROS : 0,
     }),
-    memory: c.resolve(Tokens.GuestMemory),
-    ioevents: plane === "worker-forwarded" ? forwardingIoEvents(machine) : c.resolve(Tokens.IoEvents),
-    logger: c.resolve(Tokens.Logger),
+    ioevents: plane === "worker-forwarded" ? forwardingIoEvents : undefined,
   });
-  machine.addPciDevice(blk);
-  const timer = setTimeout(() => machine.stop("bench case took over 60 s"), 60_000);
-  let result;
-  try {
-    result = await machine.run();
-  } finally {
-    clearTimeout(timer);
-    machine.close();
-    await blk.close();
-  }
-  const m = /done (\d+) (\d+) (\d+) (\d+)\n/.exec(text);
-  if (result.status !== 0 || !m) throw new Error(`guest: ${result.reason} ${result.message ?? ""}\n${text}\n${logger.lines.join("\n")}`);
   // The guest's warm-up read before "ready" counts too.
-  const onWorker = blk.transport.dataPlane(0)?.stats.completed ?? 0;
+  const onWorker = g.fn.transport.dataPlane(0)?.stats.completed ?? 0;
   if ((plane !== "main") !== (onWorker === requests + 1)) throw new Error(`${plane}: the worker served ${onWorker} of ${requests} requests and the warm-up`);
-  const seconds = Number(ended - started) / 1e9;
-  // Timed: the guest's TSC ticks waiting for the device, as a share of the case's ticks, applied to the host's wall time.
-  const outsideSeconds = timed ? (seconds * Number(m[3])) / Number(m[4]) : NaN;
-  return { ok: Number(m[1]), errors: Number(m[2]), seconds, outsideUs: (outsideSeconds / requests) * 1e6 };
+  return { ok: g.done[0], errors: g.done[1], seconds: g.seconds, outsideUs: timed ? outsideMicros(g, requests) : NaN };
 }
 
 const dir = await mkdtemp(join(tmpdir(), "vmm-guest-bench-"));
@@ -145,7 +92,7 @@ try {
   for (let i = 0; i < IMAGE; i += 4) bytes.writeUInt32LE((i * 2654435761) >>> 0, i);
   await writeFile(image, bytes);
   await hostReads(image, { mode: "s", block: 1 << 20, depth: 4, requests: IMAGE >> 20 }); // warm the page cache
-  const elf = await buildGuest("virtio-blk-bench", { format: "elf", source: join(here, "guest", "virtio-blk-bench.c") });
+  const elf = await buildBenchGuest("virtio-blk-bench");
   const rows = [];
   const figures = [];
   for (const c of CASES) {

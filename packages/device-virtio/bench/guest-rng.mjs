@@ -11,17 +11,10 @@
 // `pnpm --filter @vmm/device-virtio bench`.
 import "reflect-metadata";
 import { randomFillSync } from "node:crypto";
-import { dirname, join } from "node:path";
-import { PassThrough } from "node:stream";
-import { fileURLToPath } from "node:url";
-import { recordBench, recordSkip } from "@vmm/bench-kit";
-import { MemoryLogger, Tokens } from "@vmm/core";
-import { buildGuest } from "@vmm/guest-kit";
-import { kvmAvailability } from "@vmm/kvm-native";
-import { Machine } from "@vmm/machine";
-import { VirtioPciFunction, VirtioRng } from "../dist/index.js";
+import { recordBench } from "@vmm/bench-kit";
+import { VirtioRng } from "../dist/index.js";
+import { buildBenchGuest, exitUnlessKvm, outsideMicros, runGuestCase } from "./guest-case.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const CASES = [
   { name: "64 B QD1", block: 64, depth: 1, requests: 2000 },
@@ -34,12 +27,7 @@ const ROUNDS = SCALE < 1 ? 1 : 5;
 const PLANES = ["main", "worker"];
 const TITLE = "virtio-rng driven by a guest (polled used ring): the JS thread beside the data-plane worker and host randomFillSync";
 
-const kvm = kvmAvailability();
-if (!kvm.ok) {
-  console.log(`virtio-rng guest bench SKIPPED: ${kvm.reason}`);
-  recordSkip({ package: "@vmm/device-virtio", name: "guest-rng", title: TITLE, reason: kvm.reason });
-  process.exit(0);
-}
+exitUnlessKvm({ name: "guest-rng", title: TITLE, what: "virtio-rng" });
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -58,64 +46,18 @@ function hostFills({ block, requests }) {
   return fill();
 }
 
-/** Boots the guest driver for one case on `plane` and resolves with its counts and the host time from "start" to "done". */
+/** Boots the guest driver for one case on `plane`: the host time from "start" to "done" (timed: and the time outside the guest per request). */
 async function guestFills(elf, plane, { block, depth, requests }, timed = false) {
-  const input = new PassThrough();
-  let text = "";
-  let asked = false;
-  let started = 0n;
-  let ended = 0n;
-  const logger = new MemoryLogger();
-  const machine = new Machine({
-    memoryMiB: 64,
-    logger,
-    kernel: { kind: "elf", path: elf },
-    serial: {
-      input,
-      output: (bytes) => {
-        const now = process.hrtime.bigint();
-        text += Buffer.from(bytes).toString("latin1");
-        // Commands go after "ready": bytes sent before the guest set up COM1 would be lost.
-        if (!asked && text.includes("ready")) {
-          asked = true;
-          input.write(`${block} ${depth} ${requests}${timed ? " t" : ""}\nq\n`);
-        }
-        if (!started && text.includes("start\n")) started = now;
-        if (!ended && /done \d+ \d+ \d+ \d+\n/.test(text)) ended = now;
-      },
-    },
-  });
-  const c = machine.container;
-  const rng = new VirtioPciFunction({
-    name: "virtio-rng0",
-    device: new VirtioRng({ dataplane: plane }),
-    memory: c.resolve(Tokens.GuestMemory),
-    ioevents: c.resolve(Tokens.IoEvents),
-    logger: c.resolve(Tokens.Logger),
-  });
-  machine.addPciDevice(rng);
-  const timer = setTimeout(() => machine.stop("bench case took over 60 s"), 60_000);
-  let result;
-  try {
-    result = await machine.run();
-  } finally {
-    clearTimeout(timer);
-    machine.close();
-    await rng.close();
-  }
-  const m = /done (\d+) (\d+) (\d+) (\d+)\n/.exec(text);
-  if (result.status !== 0 || !m) throw new Error(`guest: ${result.reason} ${result.message ?? ""}\n${text}\n${logger.lines.join("\n")}`);
-  const onWorker = rng.transport.dataPlane(0)?.stats.completed ?? 0;
+  const g = await runGuestCase(elf, `${block} ${depth} ${requests}${timed ? " t" : ""}`, { name: "virtio-rng0", device: new VirtioRng({ dataplane: plane }) });
+  const onWorker = g.fn.transport.dataPlane(0)?.stats.completed ?? 0;
   // The guest's warm-up request before "ready" is the worker's too.
   if (onWorker !== (plane === "worker" ? requests + 1 : 0)) throw new Error(`${plane}: the worker served ${onWorker} of ${requests} requests`);
-  if (Number(m[1]) !== requests || Number(m[2]) !== 0) throw new Error(`${plane}: ${m[1]} full and ${m[2]} short answers of ${requests}`);
-  const seconds = Number(ended - started) / 1e9;
-  // Timed: the guest's TSC ticks waiting for the device, as a share of the case's ticks, applied to the host's wall time.
-  const outsideUs = timed ? ((seconds * Number(m[3])) / Number(m[4]) / requests) * 1e6 : NaN;
-  return { seconds, outsideUs };
+  const [full, short] = g.done;
+  if (full !== requests || short !== 0) throw new Error(`${plane}: ${full} full and ${short} short answers of ${requests}`);
+  return { seconds: g.seconds, outsideUs: timed ? outsideMicros(g, requests) : NaN };
 }
 
-const elf = await buildGuest("virtio-rng-bench", { format: "elf", source: join(here, "guest", "virtio-rng-bench.c") });
+const elf = await buildBenchGuest("virtio-rng-bench");
 const mbps = (rate, block) => ((rate * block) / 1e6).toFixed(block < 1024 ? 2 : 1);
 const rows = [];
 const figures = [];

@@ -1,20 +1,13 @@
-import { dirname, join } from "node:path";
-import { PassThrough } from "node:stream";
-import { fileURLToPath } from "node:url";
-import { MemoryLogger, Tokens, type IoEventRegistry } from "@vmm/core";
-import { buildGuest } from "@vmm/guest-kit";
+import { Tokens, type IoEventRegistry } from "@vmm/core";
 import { kvmAvailability } from "@vmm/kvm-native";
-import { Machine } from "@vmm/machine";
 import { kvmTestGate } from "@vmm/test-support";
 import { describe, expect, it } from "vitest";
 import { type BlockBackend, MemoryBlockBackend } from "../src/backends/block.js";
-import { VirtioBlk } from "../src/devices/blk.js";
-import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
-
-import { closeMemfds, MemfdBlockBackend } from "./memfd-ram.js";
 import type { IoEventFdRegistry } from "../src/dataplane/api.js";
+import { VirtioBlk } from "../src/devices/blk.js";
+import { runBenchGuest } from "./bench-guest.js";
+import { closeMemfds, MemfdBlockBackend } from "./memfd-ram.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const kvm = kvmTestGate("@vmm/device-virtio", { what: "benchmark guest test", check: kvmAvailability });
 
 /** An in-memory disk that records every read and how many were in flight at once (reads finish a turn later). */
@@ -36,54 +29,27 @@ const DISK = 1 << 20;
 const WARM_UP = { position: 0, length: 512 };
 
 /** Boots the bench guest on a fresh machine, sends it `command` once it is ready, and collects its "done" line. */
-async function runBenchGuest<D extends BlockBackend = RecordingDisk>(command: string, options: { disk?: D; eventFds?: boolean } = {}) {
-  const elf = await buildGuest("virtio-blk-bench", { format: "elf", source: join(here, "..", "bench", "guest", "virtio-blk-bench.c") });
+async function runBlkGuest<D extends BlockBackend = RecordingDisk>(command: string, options: { disk?: D; eventFds?: boolean } = {}) {
   const disk = (options.disk ?? new RecordingDisk(new Uint8Array(DISK), true)) as D;
-  const input = new PassThrough();
-  let serial = "";
-  const machine = new Machine({
-    memoryMiB: 64,
-    logger: new MemoryLogger(),
-    kernel: { kind: "elf", path: elf },
-    serial: {
-      input,
-      output: (b) => {
-        const before = serial;
-        serial += Buffer.from(b).toString("latin1");
-        if (!before.includes("ready") && serial.includes("ready")) input.write(`${command}\nq\n`);
-      },
-    },
-  });
-  const c = machine.container;
-  // The machine's registry registers a worker's eventfd in KVM (counted here); without eventFds, a registry that
-  // cannot, so the JS thread sees every doorbell.
-  const base = c.resolve(Tokens.IoEvents) as IoEventFdRegistry;
   let registered = 0;
-  const forwarding: IoEventRegistry = { add: (r, n) => base.add(r, n) };
-  const direct: IoEventFdRegistry = { ...forwarding, addEventFd: (r, fd) => (registered++, base.addEventFd(r, fd)) };
-  const ioevents = options.eventFds ? direct : forwarding;
-  const blk = new VirtioPciFunction({
+  const { result, serial, fn: blk } = await runBenchGuest("virtio-blk-bench", command, {
     name: "virtio-blk0",
     device: new VirtioBlk(disk),
-    memory: c.resolve(Tokens.GuestMemory),
-    ioevents,
-    logger: c.resolve(Tokens.Logger),
+    // The machine's registry registers a worker's eventfd in KVM (counted here); without eventFds, a registry that
+    // cannot, so the JS thread sees every doorbell.
+    ioevents: (machine) => {
+      const base = machine.container.resolve(Tokens.IoEvents) as IoEventFdRegistry;
+      const forwarding: IoEventRegistry = { add: (r, n) => base.add(r, n) };
+      const direct: IoEventFdRegistry = { ...forwarding, addEventFd: (r, fd) => (registered++, base.addEventFd(r, fd)) };
+      return options.eventFds ? direct : forwarding;
+    },
   });
-  machine.addPciDevice(blk);
-  const timer = setTimeout(() => machine.stop("test timeout"), 60_000);
-  try {
-    const result = await machine.run();
-    return { result, serial, disk, blk, registered: () => registered };
-  } finally {
-    clearTimeout(timer);
-    machine.close();
-    await blk.close();
-  }
+  return { result, serial, disk, blk, registered: () => registered };
 }
 
 describe.skipIf(!kvm.ok)("the virtio-blk benchmark guest under KVM (so the bench cannot silently rot)", () => {
   it("QD1 sequential 64 KiB: every request completes OK, one at a time, in disk order", async () => {
-    const { result, serial, disk } = await runBenchGuest("s 65536 1 20");
+    const { result, serial, disk } = await runBlkGuest("s 65536 1 20");
     expect(serial).toContain("done 20 0 0 0\n"); // untimed: no TSC figures
     expect(result).toMatchObject({ status: 0, reason: "debug-exit" });
     expect(disk.maxInFlight).toBe(1);
@@ -92,7 +58,7 @@ describe.skipIf(!kvm.ok)("the virtio-blk benchmark guest under KVM (so the bench
   }, 90_000);
 
   it("QD32 random 4 KiB: every request completes OK with many in flight, all aligned reads inside the disk", async () => {
-    const { result, serial, disk } = await runBenchGuest("r 4096 32 100");
+    const { result, serial, disk } = await runBlkGuest("r 4096 32 100");
     expect(serial).toContain("done 100 0 0 0\n");
     expect(result).toMatchObject({ status: 0, reason: "debug-exit" });
     expect(disk.reads).toHaveLength(101);
@@ -110,7 +76,7 @@ describe.skipIf(!kvm.ok)("the virtio-blk benchmark guest under KVM (so the bench
   ])("'%s' on the worker data plane, the doorbell's eventfd registered in KVM: the worker serves every request", async (command, n) => {
     try {
       const bytes = Uint8Array.from({ length: DISK }, (_, i) => (i * 13) & 0xff);
-      const { result, serial, blk, registered } = await runBenchGuest(command, { disk: new MemfdBlockBackend(bytes, true), eventFds: true });
+      const { result, serial, blk, registered } = await runBlkGuest(command, { disk: new MemfdBlockBackend(bytes, true), eventFds: true });
       const done = /done (\d+) (\d+) (\d+) (\d+)\n/.exec(serial);
       expect(done?.slice(1, 3)).toEqual([String(n), "0"]);
       // Timed: fewer ticks waiting for the device than the case's. How many depends on the host's scheduling
@@ -126,7 +92,7 @@ describe.skipIf(!kvm.ok)("the virtio-blk benchmark guest under KVM (so the bench
   }, 90_000);
 
   it("rejects a depth the queue cannot hold with a clear failure", async () => {
-    const { result, serial } = await runBenchGuest("s 65536 64 10");
+    const { result, serial } = await runBlkGuest("s 65536 64 10");
     expect(serial).toContain("FAIL bad command");
     expect(result.status).not.toBe(0);
   }, 90_000);

@@ -1,16 +1,11 @@
-import { dirname, join } from "node:path";
-import { PassThrough } from "node:stream";
-import { fileURLToPath } from "node:url";
-import { MemoryLogger, Tokens } from "@vmm/core";
-import { buildGuest } from "@vmm/guest-kit";
+import { Tokens } from "@vmm/core";
 import { kvmAvailability } from "@vmm/kvm-native";
-import { Machine } from "@vmm/machine";
+import type { Machine } from "@vmm/machine";
 import { kvmTestGate } from "@vmm/test-support";
 import { describe, expect, it } from "vitest";
 import { VirtioRng } from "../src/devices/rng.js";
-import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
+import { runBenchGuest } from "./bench-guest.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const kvm = kvmTestGate("@vmm/device-virtio", { what: "virtio-rng benchmark guest test", check: kvmAvailability });
 /** Where the guest driver's request buffers start (virtio-rng-bench.c's DATA): slot s at DATA + s * block. */
 const DATA = 0x1000000;
@@ -19,43 +14,11 @@ const DATA = 0x1000000;
  * Boots the rng bench guest on a fresh machine (memfd-backed RAM, the machine's own ioevent registry: what
  * `vmm run` assembles), sends it `command` once it is ready, and copies `bytes` of its buffers before the VM goes.
  */
-async function runBenchGuest(command: string, plane: "main" | "worker", bytes = 0) {
-  const elf = await buildGuest("virtio-rng-bench", { format: "elf", source: join(here, "..", "bench", "guest", "virtio-rng-bench.c") });
-  const input = new PassThrough();
-  let serial = "";
-  const machine = new Machine({
-    memoryMiB: 64,
-    logger: new MemoryLogger(),
-    kernel: { kind: "elf", path: elf },
-    serial: {
-      input,
-      output: (b) => {
-        const before = serial;
-        serial += Buffer.from(b).toString("latin1");
-        if (!before.includes("ready") && serial.includes("ready")) input.write(`${command}\nq\n`);
-      },
-    },
-  });
-  const c = machine.container;
-  const memory = c.resolve(Tokens.GuestMemory);
-  const rng = new VirtioPciFunction({
-    name: "virtio-rng0",
-    device: new VirtioRng({ dataplane: plane }),
-    memory,
-    ioevents: c.resolve(Tokens.IoEvents),
-    logger: c.resolve(Tokens.Logger),
-  });
-  machine.addPciDevice(rng);
-  const timer = setTimeout(() => machine.stop("test timeout"), 60_000);
-  try {
-    const result = await machine.run();
-    const buffers = Uint8Array.from(memory.view(DATA, bytes));
-    return { result, serial, buffers, worker: rng.transport.dataPlane(0) };
-  } finally {
-    clearTimeout(timer);
-    machine.close();
-    await rng.close();
-  }
+async function runRngGuest(command: string, plane: "main" | "worker", bytes = 0) {
+  const rng = { name: "virtio-rng0", device: new VirtioRng({ dataplane: plane }) };
+  const buffers = (machine: Machine) => Uint8Array.from(machine.container.resolve(Tokens.GuestMemory).view(DATA, bytes));
+  const run = await runBenchGuest("virtio-rng-bench", command, rng, buffers);
+  return { result: run.result, serial: run.serial, buffers: run.seen, worker: run.fn.transport.dataPlane(0) };
 }
 
 describe.skipIf(!kvm.ok)("the virtio-rng benchmark guest under KVM (so the bench cannot silently rot)", () => {
@@ -66,7 +29,7 @@ describe.skipIf(!kvm.ok)("the virtio-rng benchmark guest under KVM (so the bench
     ["worker", "64 32 200 t"],
   ] as const)("on the %s data plane, '%s': every request is answered in full with random bytes", async (plane, command) => {
     const [block, depth, requests] = command.split(" ").map(Number) as [number, number, number];
-    const { result, serial, buffers, worker } = await runBenchGuest(command, plane, block * depth);
+    const { result, serial, buffers, worker } = await runRngGuest(command, plane, block * depth);
     const done = /done (\d+) (\d+) (\d+) (\d+)\n/.exec(serial);
     expect(done?.slice(1, 3)).toEqual([String(requests), "0"]);
     if (command.endsWith(" t")) {
@@ -89,7 +52,7 @@ describe.skipIf(!kvm.ok)("the virtio-rng benchmark guest under KVM (so the bench
   }, 90_000);
 
   it("rejects a depth the queue cannot hold with a clear failure", async () => {
-    const { result, serial } = await runBenchGuest("64 65 10", "worker");
+    const { result, serial } = await runRngGuest("64 65 10", "worker");
     expect(serial).toContain("FAIL bad command");
     expect(result.status).not.toBe(0);
   }, 90_000);
