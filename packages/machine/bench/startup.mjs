@@ -1,8 +1,10 @@
 // Startup and memory figures for a raw guest: time from process start to the guest's first serial byte, to its
 // exit, and peak RSS. Runs the built package (pnpm bench builds first). Usage: node bench/startup.mjs [runs]
+import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
 
-await import("reflect-metadata");
+// As bin/vmm.js loads it: required, so Node does not scan the CommonJS source first as an ESM import would.
+createRequire(import.meta.url)("reflect-metadata");
 const { MemoryLogger } = await import("@vmm/core");
 const { kvmAvailability } = await import("@vmm/kvm-native");
 const { buildGuest } = await import("@vmm/guest-kit");
