@@ -10,7 +10,6 @@ import { Command, Ctl, RingFlag, Route, type WorkerInit, type WorkerMessage, Wor
 /** How long the JS thread waits for a worker to reach a request boundary before it gives up on it. */
 const PAUSE_TIMEOUT_MS = 10_000;
 
-
 /**
  * Guest RAM as a worker sees it: the machine's own mapping of every region (viewed in the worker, so the pages a
  * lazy restore fills through userfaultfd on first touch are filled for the worker too), or undefined unless every
@@ -91,7 +90,7 @@ export class QueueWorkerHost {
     return !this.dead;
   }
 
-  /** Whether the thread was started (by `prepare`, at the driver's ACKNOWLEDGE, or by the first `lend`). */
+  /** Whether the thread was started (by `prepare`, at the driver's ACKNOWLEDGE, or by the first `lend`), or is gone. */
   get started(): boolean {
     return this.worker !== undefined || this.dead;
   }
@@ -137,7 +136,7 @@ export class QueueWorkerHost {
     for (const [i, v] of words) Atomics.store(this.ctl, i, v | 0);
     this.lent = true;
     this.command(Command.RUN);
-    this.worker ??= this.spawn();
+    this.prepare();
   }
 
   /** Starts the thread ahead of the first `lend` (it waits for its first command); a gone or closed host starts none. */

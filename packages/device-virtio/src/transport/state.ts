@@ -399,10 +399,6 @@ export class VirtioTransport {
   }
 
   /**
-   * With MSI-X enabled an event goes to its vector (none for NO_VECTOR: the PCI rules forbid INTx while MSI-X is
-   * on); otherwise the ISR bit is set and INTx asserted. The configuration bit is always set in the ISR (4.1.4.5).
-   */
-  /**
    * Where a lent queue's used-buffer interrupts go: INTx needs the ISR, so the JS thread; NO_VECTOR means none;
    * otherwise the vector's irqfd while it is deliverable, else the JS thread (which sets the pending bit).
    */
@@ -440,6 +436,10 @@ export class VirtioTransport {
     }
   }
 
+  /**
+   * With MSI-X enabled an event goes to its vector (none for NO_VECTOR: the PCI rules forbid INTx while MSI-X is
+   * on); otherwise the ISR bit is set and INTx asserted. The configuration bit is always set in the ISR (4.1.4.5).
+   */
   private raise(vector: number, isrBit: number): void {
     if (this.interrupts.msixEnabled()) {
       if (isrBit === Isr.CONFIG) this.isr.raise(isrBit, false);
