@@ -206,7 +206,37 @@ static Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, r > 0);
 }
 
+// waitAnyReadable(fds, timeoutMs) -> the index of the first fd that is readable or hung up, -1 when the time ran
+// out. A data-plane thread sleeps on its doorbell and its host input (a tap) at once this way.
+static Napi::Value WaitAnyReadable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t timeout;
+  if (info.Length() < 1 || !info[0].IsArray() || !ArgI32(info, 1, &timeout)) {
+    if (info.Length() < 1 || !info[0].IsArray()) Napi::TypeError::New(env, "fds must be an array").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array list = info[0].As<Napi::Array>();
+  std::vector<pollfd> fds;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value v = list.Get(i);
+    if (!v.IsNumber()) {
+      Napi::TypeError::New(env, "fds must be numbers").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    fds.push_back(pollfd{v.As<Napi::Number>().Int32Value(), POLLIN, 0});
+  }
+  int r;
+  do r = poll(fds.data(), fds.size(), timeout); while (r < 0 && errno == EINTR);
+  if (r < 0) { ThrowSysError(env, "poll", errno); return env.Undefined(); }
+  for (size_t i = 0; r > 0 && i < fds.size(); i++) {
+    if (fds[i].revents & POLLNVAL) { ThrowSysError(env, "poll", EBADF); return env.Undefined(); }
+    if (fds[i].revents) return Napi::Number::New(env, static_cast<double>(i));
+  }
+  return Napi::Number::New(env, -1);
+}
+
 void InitUnixSocket(Napi::Env env, Napi::Object exports) {
+  exports.Set("waitAnyReadable", Napi::Function::New(env, WaitAnyReadable, "waitAnyReadable"));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
   exports.Set("unixConnect", Napi::Function::New(env, UnixConnect, "unixConnect"));
   exports.Set("sendFds", Napi::Function::New(env, SendFds, "sendFds"));

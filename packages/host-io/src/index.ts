@@ -15,6 +15,7 @@ export {
   unixConnect,
   unixListen,
   unixAccept,
+  waitAnyReadable,
   waitReadable,
   type ReceivedMessage,
   type UnixSocketOptions,

@@ -34,6 +34,7 @@ export interface NativeAddon {
   unixListen(path: string, seqpacket: boolean): number;
   unixAccept(fd: number): number | null;
   waitReadable(fd: number, timeoutMs: number): boolean;
+  waitAnyReadable(fds: readonly number[], timeoutMs: number): number;
   mapFd(fd: number, offset: number, length: number, writable: boolean): ArrayBuffer;
   bufferAddress(bytes: Uint8Array): bigint;
   viewMapping(address: bigint, length: number): ArrayBuffer;

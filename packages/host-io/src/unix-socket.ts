@@ -74,8 +74,27 @@ export function unixAccept(fd: number): number | null {
  * ever). For synchronous request/reply protocols answered from inside a vCPU exit, where the event loop cannot run.
  */
 export function waitReadable(fd: number, timeoutMs: number): boolean {
+  checkTimeout(timeoutMs);
+  return native().waitReadable(fd, timeoutMs);
+}
+
+/** Most fds one `waitAnyReadable` watches. */
+const MAX_WAIT_FDS = 64;
+
+/**
+ * Blocks the calling thread until one of `fds` is readable or hung up and returns its index (the first such), or
+ * -1 once `timeoutMs` passed (-1 waits for ever). A data-plane thread waits on its doorbell and its host input.
+ */
+export function waitAnyReadable(fds: readonly number[], timeoutMs: number): number {
+  checkTimeout(timeoutMs);
+  if (fds.length === 0 || fds.length > MAX_WAIT_FDS || fds.some((fd) => !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff)) {
+    throw new RangeError(`fds must be 1 to ${MAX_WAIT_FDS} file descriptors, not [${fds.join(", ")}]`);
+  }
+  return native().waitAnyReadable(fds, timeoutMs);
+}
+
+function checkTimeout(timeoutMs: number): void {
   if (!Number.isInteger(timeoutMs) || timeoutMs < -1 || timeoutMs > 0x7fffffff) {
     throw new RangeError(`timeoutMs must be an integer from -1 to ${0x7fffffff}, not ${timeoutMs}`);
   }
-  return native().waitReadable(fd, timeoutMs);
 }

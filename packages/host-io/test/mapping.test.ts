@@ -15,7 +15,9 @@ import {
   unixAccept,
   unixConnect,
   unixListen,
+  socketPair,
   viewMapping,
+  waitAnyReadable,
   waitReadable,
 } from "../src/index.js";
 import { packageRoot } from "../src/native.js";
@@ -143,6 +145,21 @@ describe("unixListen / unixAccept / waitReadable", () => {
     } finally {
       rmSync(dir, { recursive: true });
     }
+  });
+
+  it("waitAnyReadable names the first readable fd of several, and times out with -1", () => {
+    const [a0, a1] = socketPair().map(track) as [number, number];
+    const [b0, b1] = socketPair().map(track) as [number, number];
+    expect(waitAnyReadable([a0, b0], 20)).toBe(-1);
+    writeSync(b1, Uint8Array.of(7));
+    expect(waitAnyReadable([a0, b0], 1000)).toBe(1);
+    writeSync(a1, Uint8Array.of(9));
+    expect(waitAnyReadable([a0, b0], 1000)).toBe(0); // both readable: the first one's index
+    expect(readSync(a0, new Uint8Array(4))).toBe(1);
+    expect(waitAnyReadable([a0, b0], 1000)).toBe(1);
+    expect(() => waitAnyReadable([], 10)).toThrow(RangeError);
+    expect(() => waitAnyReadable([a0, -1], 10)).toThrow(RangeError);
+    expect(() => waitAnyReadable([a0], -2)).toThrow(RangeError);
   });
 
   it("never replaces an existing file at the path", () => {
