@@ -14,8 +14,8 @@
 //   guest counts them. Yardsticks: TapNetBackend writing the same frames to a tap of its own with no VM, and
 //   reading what the same packet socket sends.
 //
-// Every figure today is virtio-net on the JS thread (the only plane it has); PLANES is where a data-plane worker
-// joins the comparison. Run after a build of @vmm/cli too: `pnpm --filter @vmm/device-virtio bench`.
+// VM to VM runs on the JS thread (the socket backend has no frame fd for a worker); the tap cases run on both data
+// planes: the workers (`vmm run`'s default over a tap) and the JS thread (`dataplane=main`). Run after a build of @vmm/cli too: `pnpm --filter @vmm/device-virtio bench`.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -34,13 +34,16 @@ const CASES = [
   { name: "1514 B", frame: 1514, frames: 50000 },
 ].map((c) => ({ ...c, frames: Math.max(100, Math.round(c.frames * SCALE)) }));
 /**
- * virtio-net's data planes: device options added to `--device virtio-net,...`, the figure's label (none for
- * `vmm run`'s default), and whether the guests' busy share is recorded. Today the device runs on the JS thread
- * only, which is also the vCPU's: the device's work takes the vCPU out of KVM_RUN at moments the guest cannot tell
- * from its own work, so there the share counts VMM time as the guest's (printed, not recorded). On a plane whose
- * device thread leaves the vCPU running, a share near 100% says the (emulated) guest limits the rate.
+ * virtio-net's data planes per part: device options added to `--device virtio-net,...`, the figure's label (none
+ * for `vmm run`'s default), and whether the guests' busy share is recorded. On the JS thread, which is also the
+ * vCPU's, the device's work takes the vCPU out of KVM_RUN at moments the guest cannot tell from its own work, so
+ * there the share counts VMM time as the guest's (printed, not recorded). On the workers the vCPU keeps running,
+ * so a share near 100% says the (emulated) guest limits the rate.
  */
-const PLANES = [{ name: "main", options: "", label: "", recordBusy: false }];
+const MAIN = { name: "main", options: ",dataplane=main", label: " (main)", recordBusy: false };
+const WORKER = { name: "worker", options: "", label: "", recordBusy: true };
+const SOCKET_PLANES = [{ ...MAIN, options: "", label: "" }];
+const TAP_PLANES = [WORKER, MAIN];
 const SENDER_MAC = "52:54:00:00:00:01";
 const RECEIVER_MAC = "52:54:00:00:00:02"; // the guest driver's fixed destination
 const ETHERTYPE = 0x88b5;
@@ -171,7 +174,7 @@ async function transmitCase(sender, c) {
 const percent = (share) => `${(share * 100).toFixed(0)}%`;
 
 /**
- * How much of the case the guests spent on their own work rather than waiting for the device (see PLANES: only
+ * How much of the case the guests spent on their own work rather than waiting for the device (see MAIN and WORKER: only
  * where the device's work does not stop the vCPU).
  */
 function busyFigures(what, plane, txBusy, rxBusy) {
@@ -235,7 +238,7 @@ async function vmToVm(elf, dir, rows, figures) {
   for (const c of CASES) {
     const hostRate = median((await rounds(() => hostSocketRate(dir, c))).map((h) => h.received / h.seconds));
     const row = { case: `VM to VM ${c.name}`, frames: c.frames, "host frames/s": Math.round(hostRate) };
-    for (const plane of PLANES) {
+    for (const plane of SOCKET_PLANES) {
       const path = join(dir, `link-${c.frame}-${plane.name}.sock`);
       const receiver = new GuestProcess(`nb-rx-${process.pid}`, elf, `virtio-net,backend=socket,path=${path},role=listen,mac=${RECEIVER_MAC}${plane.options}`, dir);
       await receiver.line(/^ready/);
@@ -370,7 +373,7 @@ async function tapPart(elf, dir) {
     const runs = await rounds(() => hostTapRates(c));
     const host = { tx: median(runs.map((r) => r.tx)), rx: median(runs.map((r) => r.rx)), rxOffered: median(runs.map((r) => r.rxOffered)) };
     const row = { case: `VM and tap ${c.name}`, frames: c.frames, "host tx frames/s": Math.round(host.tx), "host rx frames/s": Math.round(host.rx) };
-    for (const plane of PLANES) {
+    for (const plane of TAP_PLANES) {
       const vm = new GuestProcess(`nb-tap-${process.pid}`, elf, `virtio-net,backend=tap,ifname=${TAP},mac=${RECEIVER_MAC}${plane.options}`, dir);
       try {
         await vm.line(/^ready/);

@@ -72,6 +72,16 @@ export abstract class VirtioDevice {
     return undefined;
   }
 
+  /**
+   * `queue` is about to go to its data-plane worker: the device still owns the ring during this call (it may
+   * place host input it holds) and leaves the queue, and the host input the worker takes over, alone until
+   * `queueReturned`. Default: nothing.
+   */
+  queueLending(_queue: number): void {}
+
+  /** `queue` is the JS thread's again (reset, Bus Master Enable off, a snapshot, or its worker is gone). Default: nothing. */
+  queueReturned(_queue: number): void {}
+
   /** A driver write to the configuration space (most fields are read-only, so the default ignores it). */
   writeConfig(_offset: number, _size: 1 | 2 | 4, _value: number): void {}
 

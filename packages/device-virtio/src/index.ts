@@ -7,7 +7,7 @@ export { virtioPlugin, VIRTIO_PLUGIN_NAME } from "./plugin.js";
 
 // The devices and their host backends, for embedding.
 export { VirtioBlk, type BlkOptions } from "./devices/blk.js";
-export { VirtioNet, parseMac, type Mac } from "./devices/net.js";
+export { VirtioNet, parseMac, type Mac, type NetOptions } from "./devices/net.js";
 export { VirtioConsole } from "./devices/console.js";
 export { VirtioRng, type RngOptions } from "./devices/rng.js";
 export { MemoryBlockBackend, type BlockBackend } from "./backends/block.js";
@@ -27,6 +27,9 @@ export {
   type QueueWorker,
   type QueueWorkerContext,
   type QueueWorkerFactory,
+  type QueueInput,
+  type QueueInputState,
+  type InputRing,
   type IoEventFdRegistry,
 } from "./dataplane/api.js";
 export type { QueueWorkerHost } from "./dataplane/queue-worker.js";

@@ -138,6 +138,10 @@ const deviceTypes: CoreDeviceType[] = [
       host_ip: { type: "string", description: "kvmtool's name for gateway: the address that reaches the host (passt backend)" },
       tapif: { type: "string", description: "kvmtool's name for ifname (tap backend)" },
       mac: { type: "string", description: "station address, e.g. 52:54:00:12:34:56 (default: random 52:54:00:xx:xx:xx)" },
+      dataplane: {
+        ...dataplane,
+        description: "worker: each queue runs on a thread of its own, frames straight between the tap and guest memory (tap backend, memfd-backed guest RAM); main: on the JS thread",
+      },
       transport,
     },
     async create(context, rawOptions) {
@@ -153,6 +157,7 @@ const deviceTypes: CoreDeviceType[] = [
         throw new ConfigurationError(`${context.name}: backend=${String(options.backend)} and mode=${String(options.mode)} disagree`);
       }
       const kind = alias(options.backend ?? options.mode ?? "socket");
+      const netOptions = { dataplane: options.dataplane as "worker" | "main" };
       const { logger } = services(context.container);
       const passtOnly = ["forward", "socket", "address", "prefix", "gateway"].filter((k) => options[k] !== undefined);
       if (kind !== "passt" && options.ipv6 === false) passtOnly.push("ipv6");
@@ -164,7 +169,7 @@ const deviceTypes: CoreDeviceType[] = [
           const extra = [...passtOnly.filter((k) => k !== "socket"), ...(options.ipv6 === false ? ["ipv6"] : [])];
           if (extra.length) throw new ConfigurationError(`${context.name}: with socket=, passt is configured where it runs (${extra.join(", ")} not applied)`);
           const backend = await SocketNetBackend.open(options.socket as string, "connect", logger);
-          return pciFunction(context, new VirtioNet(backend, mac), options);
+          return pciFunction(context, new VirtioNet(backend, mac, netOptions), options);
         }
         const backend = await PasstNetBackend.open({
           forwards: options.forward !== undefined ? forwardsOf(context.name, options.forward as string) : [],
@@ -175,15 +180,15 @@ const deviceTypes: CoreDeviceType[] = [
           logger,
           label: context.name,
         });
-        return pciFunction(context, new VirtioNet(backend, mac), options);
+        return pciFunction(context, new VirtioNet(backend, mac, netOptions), options);
       }
       if (kind === "tap") {
         const backend = TapNetBackend.open((options.ifname as string | undefined) ?? "", { logger, label: context.name });
-        return pciFunction(context, new VirtioNet(backend, mac), options);
+        return pciFunction(context, new VirtioNet(backend, mac, netOptions), options);
       }
       if (!options.path) throw new ConfigurationError(`${context.name}: backend=socket needs path=<unix socket>`);
       const backend = await SocketNetBackend.open(options.path as string, options.role as SocketMode, logger);
-      return pciFunction(context, new VirtioNet(backend, mac), options);
+      return pciFunction(context, new VirtioNet(backend, mac, netOptions), options);
     },
   },
   {

@@ -218,9 +218,12 @@ describe("virtio-net device model", () => {
     const v = vm(backend);
     transmit(v, frameOf(60, 1));
     backend.inject(frameOf(60, 2)); // no receive buffers yet: it waits
-    expect(v.device.counters()).toEqual({ txFrames: 1, rxDropped: 0, rxOversized: 0, rxPending: 1, backendTxDropped: 7 });
+    expect(v.device.counters()).toEqual({ txFrames: 1, txDropped: 0, rxFrames: 0, rxDropped: 0, rxOversized: 0, rxPending: 1, backendTxDropped: 7 });
+    v.rx.post([{ addr: v.alloc.alloc(2048), len: 2048, write: true }]);
+    v.driver.kick(0);
+    expect(v.device.counters()).toMatchObject({ rxFrames: 1, rxPending: 0 });
     // The PCI function reports the device's counters (vmm run --stats); this RAM has no data-plane workers.
-    expect(pciMachine(new VirtioNet(new CongestibleBackend(), MAC)).fn.counters()).toEqual({ txFrames: 0, rxDropped: 0, rxOversized: 0, rxPending: 0, backendTxDropped: 7 });
+    expect(pciMachine(new VirtioNet(new CongestibleBackend(), MAC)).fn.counters()).toEqual({ txFrames: 0, txDropped: 0, rxFrames: 0, rxDropped: 0, rxOversized: 0, rxPending: 0, backendTxDropped: 7 });
   });
 
   it("parses MAC addresses and refuses multicast or malformed ones", () => {

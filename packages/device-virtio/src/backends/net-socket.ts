@@ -20,6 +20,12 @@ export interface NetBackend {
    * until `writable`, instead of queueing frames in memory without bound.
    */
   congested?(): boolean;
+  /**
+   * Optional: a non-blocking fd where each read is one received frame and each write sends one (a tap), which the
+   * device's data-plane workers then use directly. While a worker uses it for receive the device holds the
+   * backend paused; transmit goes through either `send` or the worker, never both at once.
+   */
+  frameFd?(): number | undefined;
   /** The backend's own counters (frames it dropped: no peer, a host queue full), shown with the device's. */
   counters?(): Readonly<Record<string, number>>;
 }

@@ -74,6 +74,11 @@ export class TapNetBackend implements NetBackend {
     return this.tap.name;
   }
 
+  /** The tap's fd (IFF_TAP, IFF_NO_PI: one frame per read and write); undefined once closed. */
+  frameFd(): number | undefined {
+    return this.tap.isClosed ? undefined : this.tap.fd;
+  }
+
   counters(): Readonly<Record<string, number>> {
     return { backendRxOversized: this.rxOversized, backendTxDropped: this.txDropped };
   }

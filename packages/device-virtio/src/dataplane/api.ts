@@ -33,7 +33,11 @@ export interface QueueWorkerContext {
   readonly logger: Logger;
 }
 
-/** The worker side of a data-plane queue. */
+/**
+ * The worker side of a data-plane queue: chain-driven (`process`: the driver's chains are requests, virtio-blk,
+ * virtio-net's transmit queue) or input-driven (`input`: host input fills the driver's chains, virtio-net's
+ * receive queue). A worker has exactly one of the two.
+ */
 export interface QueueWorker {
   /**
    * Serves one chain synchronously (blocking I/O is fine: the thread is the queue's own) and returns the bytes
@@ -41,7 +45,42 @@ export interface QueueWorker {
    * GuestMemoryError (a buffer outside RAM) completes the chain with length 0; any other throw (VirtqueueError
    * included) puts the device in DEVICE_NEEDS_RESET, as on the JS thread.
    */
-  process(chain: DescriptorChain): number;
+  process?(chain: DescriptorChain): number;
+  /** Host input the worker moves into the queue's chains. */
+  readonly input?: QueueInput;
+}
+
+/**
+ * What `QueueInput.fill` reports: `dry` (no input waits: the worker sleeps on the doorbell and the input's fd),
+ * `starved` (input waits but the driver posted no room for it: the worker sleeps on the doorbell alone, so the
+ * input stays queued at its source), `busy` (a batch was moved and more waits: the runtime signals, looks at its
+ * commands and calls again).
+ */
+export type QueueInputState = "dry" | "starved" | "busy";
+
+/** The queue as an input-driven worker fills it: chains taken in order, given back unused, or published. */
+export interface InputRing {
+  readonly size: number;
+  /** Chains the driver posted and the worker has not taken (throws VirtqueueError for a broken avail index). */
+  pending(): number;
+  pop(): DescriptorChain | undefined;
+  /** Gives back the chain just popped. */
+  undoPop(): void;
+  /** Publishes a chain with `written` bytes in its device-writable buffers (the runtime interrupts after `fill`). */
+  push(head: number, written: number): void;
+}
+
+/** Host input (a tap's frames) that an input-driven worker moves into its queue. */
+export interface QueueInput {
+  /** Readable (or hung up) while input waits: the worker's sleep watches it beside the doorbell. */
+  readonly fd: number;
+  /**
+   * Moves waiting input into `ring`'s chains. GuestMemoryError is the worker's to handle (a buffer outside RAM
+   * fails only its chain); any throw puts the device in DEVICE_NEEDS_RESET.
+   */
+  fill(ring: InputRing): QueueInputState;
+  /** The queue goes back to the JS thread (reset, snapshot): input held and not yet placed is dropped or returned. */
+  release?(): void;
 }
 
 export type QueueWorkerFactory = (context: QueueWorkerContext) => QueueWorker | Promise<QueueWorker>;

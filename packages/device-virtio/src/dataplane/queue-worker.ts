@@ -53,6 +53,8 @@ export interface QueueWorkerHostOptions {
   readonly onSignal: () => void;
   /** The ring is broken or the worker's module failed: the device needs a reset. */
   readonly onFail: (error: Error) => void;
+  /** The thread went away while it held the queue: the queue is the JS thread's from now on. */
+  readonly onOrphaned?: () => void;
   /**
    * A doorbell for a queue whose worker is gone (it could not start, crashed or hung): the JS thread serves the
    * queue from now on, and the doorbell eventfd (which KVM may signal directly) is watched on the main loop.
@@ -244,7 +246,9 @@ export class QueueWorkerHost {
   /** The thread is gone (not closed by us): its doorbells come to the JS thread's `notify` from now on. */
   private orphan(): void {
     Atomics.store(this.ctl, Ctl.STATE, WorkerState.DEAD);
+    const wasLent = this.lent;
     this.lent = false;
+    if (wasLent && !this.closed) this.options.onOrphaned?.();
     if (this.dead) return;
     this.dead = true;
     if (this.closed || this.kick.isClosed) return;

@@ -6,9 +6,9 @@
 import { readSync, writeSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { GuestMemory, type Logger } from "@vmm/core";
-import { viewMapping, waitReadable } from "@vmm/host-io";
+import { viewMapping, waitAnyReadable, waitReadable } from "@vmm/host-io";
 import { SplitQueue } from "../virtqueue/split-ring.js";
-import type { QueueWorker, QueueWorkerContext, QueueWorkerFactory } from "./api.js";
+import type { InputRing, QueueInput, QueueInputState, QueueWorker, QueueWorkerContext, QueueWorkerFactory } from "./api.js";
 import { Command, Ctl, RingFlag, Route, type WorkerInit, type WorkerMessage, WorkerState } from "./protocol.js";
 
 const init = workerData as WorkerInit;
@@ -24,6 +24,13 @@ const logger: Logger = {
 /** One eventfd increment, and room for reading the counter. */
 const ONE = new BigUint64Array([1n]);
 const counter = new BigUint64Array(1);
+
+/**
+ * How long a starved input queue sleeps on the doorbell when chains wait that were too small for the input (a
+ * frame larger than the posted buffers): the driver's next post rings only when it passes the device's
+ * avail_event, so the worker looks again after this long as well.
+ */
+const STARVED_RECHECK_MS = 1;
 
 /** A chain buffer outside RAM fails only that chain; the module may carry its own copy of @vmm/core. */
 const isGuestMemoryError = (e: unknown) => e instanceof Error && e.name === "GuestMemoryError";
@@ -114,7 +121,7 @@ function drain(queue: SplitQueue, worker: QueueWorker, seq: number): boolean {
       if (!chain) break;
       let written: number;
       try {
-        written = worker.process(chain);
+        written = worker.process!(chain); // a chain-driven worker (load checked)
       } catch (e) {
         if (!isGuestMemoryError(e)) throw e;
         logger.warn(`${init.name}: queue ${init.queue} chain ${chain.head}: ${describe(e)}`);
@@ -130,6 +137,52 @@ function drain(queue: SplitQueue, worker: QueueWorker, seq: number): boolean {
     post({ type: "fail", message: describe(e) });
     return false;
   }
+}
+
+/** The queue as `QueueInput.fill` sees it; publishing counts the chain. */
+function inputRing(queue: SplitQueue): InputRing {
+  return {
+    size: queue.size,
+    pending: () => queue.pending(),
+    pop: () => queue.pop(),
+    undoPop: () => queue.undoPop(),
+    push: (head, written) => {
+      queue.push(head, written);
+      Atomics.add(ctl, Ctl.COMPLETED, 1);
+    },
+  };
+}
+
+/** One `fill` and its interrupt; undefined when the ring is broken or the module threw (reported). */
+function fillInput(queue: SplitQueue, input: QueueInput): QueueInputState | undefined {
+  try {
+    const state = input.fill(inputRing(queue));
+    if (queue.shouldInterrupt()) signal();
+    return state;
+  } catch (e) {
+    post({ type: "fail", message: describe(e) });
+    return undefined;
+  }
+}
+
+/**
+ * Sleeps until the input-driven queue has something to do: input or a doorbell while it is dry, a doorbell (new
+ * chains) while it is starved. The doorbell's count is read first, and the ring looked at after that read.
+ */
+function waitForInput(queue: SplitQueue, input: QueueInput, state: QueueInputState, seq: number): void {
+  consumeKick();
+  if (state === "busy" || Atomics.load(ctl, Ctl.SEQ) !== seq) return;
+  if (state === "dry") {
+    waitAnyReadable([init.kickFd, input.fd], -1);
+    return;
+  }
+  let waiting: number;
+  try {
+    waiting = queue.pending();
+  } catch {
+    return; // a broken avail index: the next fill reports it
+  }
+  waitReadable(init.kickFd, waiting > 0 ? STARVED_RECHECK_MS : -1);
 }
 
 /** True when chains are available or a new command came: the worker must not sleep. A broken avail index is left for the next drain to report. */
@@ -163,7 +216,11 @@ async function load(): Promise<{ queue: SplitQueue; worker: QueueWorker }> {
     logger,
   };
   const worker = await (mod.default as QueueWorkerFactory)(context);
-  if (typeof worker?.process !== "function") throw new Error(`${init.module}: the factory returned no process(chain) function`);
+  const chainDriven = typeof worker?.process === "function";
+  const inputDriven = typeof worker?.input?.fill === "function" && Number.isInteger(worker.input.fd);
+  if (chainDriven === inputDriven) {
+    throw new Error(`${init.module}: the factory must return a process(chain) function or an input { fd, fill(ring) }, and not both`);
+  }
   return { queue: new SplitQueue(init.queue, init.maxSize, memory), worker };
 }
 
@@ -186,6 +243,13 @@ function serve(loaded: { queue: SplitQueue; worker: QueueWorker }): void {
         }
       }
       if (Atomics.load(ctl, Ctl.ACK) !== seq) acknowledge(seq, WorkerState.RUNNING);
+      const input = loaded.worker.input;
+      if (input) {
+        const state = fillInput(loaded.queue, input);
+        if (state === undefined) failed = true;
+        else waitForInput(loaded.queue, input, state, seq);
+        continue;
+      }
       // Straight from the wake-up to the ring: the doorbell's count is read once the chains are published, and
       // the ring is looked at again after that read, so a chain posted (and rung) meanwhile is not slept on.
       if (!drain(loaded.queue, loaded.worker, seq)) {
@@ -201,6 +265,11 @@ function serve(loaded: { queue: SplitQueue; worker: QueueWorker }): void {
     if (owned) {
       giveQueue(loaded.queue);
       owned = false;
+      try {
+        loaded.worker.input?.release?.();
+      } catch (e) {
+        logger.warn(`${init.name}: queue ${init.queue}: releasing its input: ${describe(e)}`);
+      }
     }
     // A failure stays until the JS thread pauses the queue (its reset path) and hands it over again.
     if (cmd !== Command.RUN) failed = false;

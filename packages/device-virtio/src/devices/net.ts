@@ -1,16 +1,15 @@
 import { decodeBytes, type DeviceState, encodeBytes, SnapshotError, stateData, type StateValue } from "@vmm/core";
-import { bit, VirtioType, FeatureBit } from "../constants.js";
+import { bit, VirtioType } from "../constants.js";
 import { VirtioDevice } from "../device.js";
+import type { QueueDataPlane } from "../dataplane/api.js";
+import { builtModule } from "../dataplane/module-url.js";
 import type { NetBackend } from "../backends/net-socket.js";
 import { MAX_FRAME } from "../backends/net-socket.js";
-import { type DescriptorChain, gather, scatter } from "../virtqueue/descriptor-chain.js";
+import { gather } from "../virtqueue/descriptor-chain.js";
+import { maxReceiveFrame, mergeableBuffers, netHeaderSize, NetFeature, NetWorkerCounter, placePacket } from "./net-frames.js";
+import type { NetWorkerData } from "./net-worker.js";
 
-/** virtio-net feature bits (virtio 1.x, 5.1.3). */
-export const NetFeature = { MAC: 5, GUEST_TSO4: 7, GUEST_TSO6: 8, GUEST_UFO: 10, MRG_RXBUF: 15, STATUS: 16 } as const;
-/** Largest frame a driver without receive offloads takes: 1500-byte MTU, Ethernet header and an 802.1Q tag. */
-export const MAX_ETHERNET_FRAME = 1500 + 14 + 4;
-/** Receive offloads that let the device pass frames of up to 64 KiB (5.1.6.3.1). */
-const GUEST_GSO = bit(NetFeature.GUEST_TSO4) | bit(NetFeature.GUEST_TSO6) | bit(NetFeature.GUEST_UFO);
+export { MAX_ETHERNET_FRAME, NetFeature } from "./net-frames.js";
 const RX = 0;
 const TX = 1;
 const LINK_UP = 1;
@@ -26,6 +25,15 @@ export function parseMac(text: string): Mac | undefined {
   if (!m) return undefined;
   const bytes = m.slice(1).map((h) => parseInt(h, 16));
   return bytes[0]! & 1 ? undefined : (bytes as unknown as Mac); // a multicast address is not a station address
+}
+
+export interface NetOptions {
+  /**
+   * Where the queues run: `worker` (default) on a data-plane thread per queue, reading and writing the backend's
+   * frame fd straight between it and guest memory, when the backend has one (a tap) and guest RAM is
+   * memfd-backed; `main` (and other backends) on the JS thread.
+   */
+  dataplane?: "worker" | "main";
 }
 
 /**
@@ -46,12 +54,21 @@ export class VirtioNet extends VirtioDevice {
   /** Of those, frames larger than the negotiated features allow (MAX_ETHERNET_FRAME without guest GSO). */
   rxOversized = 0;
   txFrames = 0;
+  /** Frames placed in receive buffers on the JS thread. */
+  rxFrames = 0;
+  private readonly dataplaneKind: "worker" | "main";
+  /** The data-plane workers' NetWorkerCounter words. */
+  private readonly workerCounters = new BigInt64Array(new SharedArrayBuffer(NetWorkerCounter.WORDS * 8));
+  /** Queues lent to their workers. While the receive queue is, the backend stays paused and the backlog empty. */
+  private readonly lent = new Set<number>();
 
   constructor(
     readonly backend: NetBackend,
     readonly mac: Mac,
+    options: NetOptions = {},
   ) {
     super();
+    this.dataplaneKind = options.dataplane ?? "worker";
     this.config.set(mac, 0);
     const v = new DataView(this.config.buffer);
     v.setUint16(6, LINK_UP, true);
@@ -61,6 +78,35 @@ export class VirtioNet extends VirtioDevice {
       (frame) => this.receive(frame),
       () => this.transmit(),
     );
+  }
+
+  /** Both queues go to workers when asked for and the backend has a frame fd (a tap). */
+  override dataPlane(queue: number): QueueDataPlane | undefined {
+    const fd = this.backend.frameFd?.();
+    if (this.dataplaneKind !== "worker" || fd === undefined) return undefined;
+    const data: NetWorkerData = { role: queue === RX ? "rx" : "tx", fd, counters: this.workerCounters.buffer as SharedArrayBuffer };
+    return { module: builtModule("devices/net-worker.js"), data };
+  }
+
+  /**
+   * The receive worker reads the backend's fd from now on: frames received here before are placed first (the
+   * ring is still the JS thread's), and any the driver has no room for are dropped, since the worker's newer
+   * frames would overtake them.
+   */
+  override queueLending(queue: number): void {
+    if (queue === RX) {
+      this.deliver();
+      this.rxDropped += this.backlog.length;
+      this.backlog = [];
+    }
+    this.lent.add(queue);
+    this.applyBackPressure();
+  }
+
+  /** The JS thread reads the backend again (into the backlog until the ring is served: `resumed`, `notify`). */
+  override queueReturned(queue: number): void {
+    this.lent.delete(queue);
+    this.applyBackPressure();
   }
 
   notify(queue: number): void {
@@ -110,36 +156,35 @@ export class VirtioNet extends VirtioDevice {
     this.applyBackPressure();
   }
 
-  /** The largest frame the driver can take with the features it accepted. */
-  private maxReceiveFrame(): number {
-    return (this.context?.features ?? 0n) & GUEST_GSO ? MAX_FRAME : MAX_ETHERNET_FRAME;
-  }
-
   /** Received frames waiting for receive buffers. */
   get rxPending(): number {
     return this.backlog.length;
   }
 
-  /** Frames sent, dropped and waiting (`vmm run --stats`), then the backend's (`backend...`). */
+  /**
+   * Frames moved, dropped and waiting (`vmm run --stats`), the JS thread's and the workers' together, then the
+   * backend's (`backend...`). `txDropped` counts frames the workers' backend fd did not take.
+   */
   override counters(): Readonly<Record<string, number>> {
+    const w = (i: number) => Number(Atomics.load(this.workerCounters, i));
     return {
-      txFrames: this.txFrames,
-      rxDropped: this.rxDropped,
-      rxOversized: this.rxOversized,
+      txFrames: this.txFrames + w(NetWorkerCounter.TX_FRAMES),
+      txDropped: w(NetWorkerCounter.TX_DROPPED),
+      rxFrames: this.rxFrames + w(NetWorkerCounter.RX_FRAMES),
+      rxDropped: this.rxDropped + w(NetWorkerCounter.RX_DROPPED),
+      rxOversized: this.rxOversized + w(NetWorkerCounter.RX_OVERSIZED),
       rxPending: this.backlog.length,
       ...this.backend.counters?.(),
     };
   }
 
-  /** virtio_net_hdr size: 12 bytes with VERSION_1 or mergeable buffers, 10 for legacy drivers without them. */
   private headerSize(): number {
-    const f = this.context?.features ?? 0n;
-    return f & (bit(FeatureBit.VERSION_1) | bit(NetFeature.MRG_RXBUF)) ? 12 : 10;
+    return netHeaderSize(this.context?.features ?? 0n);
   }
 
   private transmit(): void {
     const ctx = this.context;
-    if (!ctx) return;
+    if (!ctx || this.lent.has(TX)) return; // the transmit worker serves the ring (a backend's `writable` comes here too)
     const hdr = this.headerSize();
     this.drain(
       TX,
@@ -176,20 +221,24 @@ export class VirtioNet extends VirtioDevice {
     }
   }
 
-  /** While frames wait for receive buffers, a backend that can (tap) leaves further frames queued at the source. */
+  /**
+   * While frames wait for receive buffers, a backend that can (tap) leaves further frames queued at the source;
+   * while the receive worker reads the backend's fd itself, the JS thread does not.
+   */
   private applyBackPressure(): void {
-    if (this.backlog.length) this.backend.pause?.();
+    if (this.lent.has(RX) || this.backlog.length) this.backend.pause?.();
     else this.backend.resume?.();
   }
 
-  /** Moves backlogged frames into receive buffers while the guest has room. */
+  /** Moves backlogged frames into receive buffers while the guest has room (the receive queue is the JS thread's). */
   private deliver(): void {
     const ctx = this.context;
-    if (!ctx?.busMaster) return;
+    if (!ctx?.busMaster || this.lent.has(RX)) return;
     const q = ctx.queue(RX);
-    const mergeable = (ctx.features & bit(NetFeature.MRG_RXBUF)) !== 0n;
+    const mergeable = mergeableBuffers(ctx.features);
     const hdr = this.headerSize();
-    const limit = this.maxReceiveFrame();
+    const limit = maxReceiveFrame(ctx.features);
+    const onBufferError = (head: number, e: Error) => ctx.logger.warn(`virtio-net: receive buffer ${head}: ${e.message}`);
     try {
       while (ctx.active && this.backlog.length) {
         const frame = this.backlog[0]!;
@@ -197,43 +246,13 @@ export class VirtioNet extends VirtioDevice {
           this.dropOversized(ctx, frame.length, limit);
           continue;
         }
-        const total = hdr + frame.length;
-        // Collect enough chains for the whole frame before writing anything: one without mergeable buffers.
-        const chains: DescriptorChain[] = [];
-        let room = 0;
-        let entries = 0;
-        while (room < total && (mergeable || chains.length === 0)) {
-          const chain = q.pop();
-          if (!chain) break;
-          chains.push(chain);
-          room += chain.writableBytes;
-          entries += chain.tableEntries;
-        }
-        if (room < total) {
-          for (let i = 0; i < chains.length; i++) q.undoPop();
-          // Wait for more buffers only while the driver can still post some: with the whole ring in the
-          // device's hands the frame can never fit, and waiting would wedge receive for good.
-          const ringFull = entries >= q.size || chains.length >= q.size;
-          if (chains.length === 0 || (mergeable && !ringFull)) break;
-          this.backlog.shift(); // the guest's buffers are too small for this frame: drop it, keep the buffers
-          this.rxDropped++;
-          continue;
-        }
-        this.backlog.shift();
-        const packet = new Uint8Array(total);
+        const packet = new Uint8Array(hdr + frame.length);
         packet.set(frame, hdr);
-        if (hdr === 12) new DataView(packet.buffer).setUint16(10, chains.length, true); // num_buffers
-        let offset = 0;
-        for (const chain of chains) {
-          let written = 0;
-          try {
-            written = scatter(ctx.memory, chain.writable, 0, packet.subarray(offset));
-          } catch (e) {
-            ctx.logger.warn(`virtio-net: receive buffer ${chain.head}: ${(e as Error).message}`);
-          }
-          offset += written;
-          q.push(chain.head, written);
-        }
+        const where = placePacket(q, ctx.memory, packet, hdr, mergeable, onBufferError);
+        if (where === "no-room") break;
+        this.backlog.shift();
+        if (where === "placed") this.rxFrames++;
+        else this.rxDropped++; // the guest's buffers are too small for this frame: drop it, keep the buffers
       }
     } catch (e) {
       ctx.fail(e);

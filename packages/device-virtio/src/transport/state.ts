@@ -112,6 +112,7 @@ export class VirtioTransport {
           if (this.context?.active) this.raise(q.vector, Isr.QUEUE);
         },
         onFail: (e) => this.context?.fail(e),
+        onOrphaned: () => this.device.queueReturned(q.index),
         onOrphanDoorbell: () => this.notify(q.index),
       });
     });
@@ -142,7 +143,7 @@ export class VirtioTransport {
 
   /** A legacy driver released a queue (PFN 0): taken back from its worker, then reset. */
   releaseQueue(queue: SplitQueue): void {
-    this.planes[queue.index]?.reclaim(queue);
+    this.reclaim(queue.index);
     queue.reset();
   }
 
@@ -411,9 +412,24 @@ export class VirtioTransport {
   /** Hands a started queue to its data-plane worker, when it has one and the device may use guest memory. */
   private lend(q: SplitQueue): void {
     const plane = this.planes[q.index];
-    if (!plane || plane.isLent || !this.context?.active || !this.busMaster || this.quiesced || !q.isStarted) return;
+    if (!plane?.alive || plane.isLent || !this.context?.active || !this.busMaster || this.quiesced || !q.isStarted) return;
+    this.device.queueLending(q.index);
+    if (!this.context?.active) return; // the device failed while it still owned the ring
     plane.setRoute(this.routeOf(q));
     plane.lend(q, this.queueOptions(), this.driverFeatures);
+  }
+
+  /**
+   * Takes queue `index` back from its worker, if it has one, and tells the device when it was lent. Returns
+   * whether doorbells may be unserved (see `QueueWorkerHost.reclaim`).
+   */
+  private reclaim(index: number): boolean {
+    const plane = this.planes[index];
+    if (!plane) return false;
+    const wasLent = plane.isLent;
+    const unserved = plane.reclaim(this.queues[index]!);
+    if (wasLent) this.device.queueReturned(index);
+    return unserved;
   }
 
   /**
@@ -421,10 +437,8 @@ export class VirtioTransport {
    * worker had not served yet, for a ring that still holds chains, becomes a deferred doorbell.
    */
   private reclaimAll(): void {
-    this.planes.forEach((plane, i) => {
-      if (!plane) return;
-      const q = this.queues[i]!;
-      if (plane.reclaim(q) && this.context?.active && q.isStarted && this.holdsChains(q)) this.deferredKicks.add(i);
+    this.queues.forEach((q, i) => {
+      if (this.reclaim(i) && this.context?.active && q.isStarted && this.holdsChains(q)) this.deferredKicks.add(i);
     });
   }
 
@@ -503,7 +517,7 @@ export class VirtioTransport {
   }
 
   private stopDevice(): void {
-    for (const [i, plane] of this.planes.entries()) plane?.reclaim(this.queues[i]!);
+    for (const i of this.queues.keys()) this.reclaim(i);
     this.deferredKicks.clear();
     this.heldWork = [];
     if (!this.context) return;

@@ -1,0 +1,137 @@
+// virtio-net's data-plane worker module, one thread per queue, over a backend fd where each read and each write is
+// one frame (a tap): the transmit queue writes each chain's frame straight from guest memory (writev), the
+// receive queue reads frames while the driver has buffers posted and places them with net-frames.ts's rules, the
+// same as on the JS thread. While a queue is lent here, the JS thread's backend leaves the fd alone.
+import { readSync, writevSync } from "node:fs";
+import type { GuestMemory, Logger } from "@vmm/core";
+import { MAX_FRAME } from "../backends/net-socket.js";
+import { defineQueueWorker, type InputRing, type QueueInput, type QueueInputState, type QueueWorker } from "../dataplane/api.js";
+import type { ChainSegment, DescriptorChain } from "../virtqueue/descriptor-chain.js";
+import { MAX_NET_HEADER, maxReceiveFrame, mergeableBuffers, netHeaderSize, NetWorkerCounter, placePacket } from "./net-frames.js";
+
+/** What VirtioNet hands each of its queue's workers. */
+export interface NetWorkerData {
+  readonly role: "rx" | "tx";
+  /** The backend's frame fd (non-blocking); the JS thread keeps it open while the worker runs. */
+  readonly fd: number;
+  /** NetWorkerCounter words (a BigInt64Array's buffer), shared with the device's `counters()`. */
+  readonly counters: SharedArrayBuffer;
+}
+
+/** Frames one `fill` places before the runtime signals the driver and looks at its commands. */
+const RX_BATCH = 64;
+
+/** Logs the first of a kind of loss and every thousandth after. */
+function sometimes(logger: Logger, count: bigint, message: string): void {
+  if (count === 1n || count % 1000n === 0n) logger.warn(`${message} (${count} so far)`);
+}
+
+/** Live views of the chain's driver-written bytes past the first `skip` (bounds-checked: GuestMemoryError). */
+function framePart(memory: GuestMemory, segments: readonly ChainSegment[], skip: number): Uint8Array[] {
+  const views: Uint8Array[] = [];
+  for (const s of segments) {
+    if (skip >= s.len) {
+      skip -= s.len;
+      continue;
+    }
+    for (const v of memory.segments(s.addr + skip, s.len - skip)) views.push(v);
+    skip = 0;
+  }
+  return views;
+}
+
+function transmitter(memory: GuestMemory, features: () => bigint, data: NetWorkerData, counters: BigInt64Array, logger: Logger): QueueWorker {
+  const drop = (why: string) => sometimes(logger, Atomics.add(counters, NetWorkerCounter.TX_DROPPED, 1n) + 1n, `virtio-net: dropped a transmitted frame: ${why}`);
+  return {
+    process(chain: DescriptorChain): number {
+      const header = netHeaderSize(features());
+      const length = chain.readableBytes - header;
+      if (length <= 0) return 0;
+      if (length > MAX_FRAME) {
+        drop(`${length} bytes is over ${MAX_FRAME}`);
+        return 0;
+      }
+      const views = framePart(memory, chain.readable, header);
+      try {
+        writevSync(data.fd, views);
+        Atomics.add(counters, NetWorkerCounter.TX_FRAMES, 1n);
+      } catch (e) {
+        drop((e as Error).message); // EAGAIN (the host queue is full), EIO (the interface is down)
+      }
+      return 0;
+    },
+  };
+}
+
+function receiver(memory: GuestMemory, features: () => bigint, data: NetWorkerData, counters: BigInt64Array, logger: Logger): QueueWorker {
+  // A frame is read MAX_NET_HEADER bytes in, so its packet (header + frame) needs no copy.
+  const scratch = new Uint8Array(MAX_NET_HEADER + MAX_FRAME + 1); // one byte more than allowed reveals truncation
+  let held = 0; // the length of a frame in `scratch` waiting for room, or 0
+  let broken = false;
+  const dropped = () => Atomics.add(counters, NetWorkerCounter.RX_DROPPED, 1n) + 1n;
+  const onBufferError = (head: number, e: Error) => logger.warn(`virtio-net: receive buffer ${head}: ${e.message}`);
+
+  /** The next frame's length, 0 when none waits (or the fd failed: reported once, receiving stops). */
+  function readFrame(): number {
+    if (broken) return 0;
+    try {
+      return readSync(data.fd, scratch, MAX_NET_HEADER, scratch.length - MAX_NET_HEADER, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EAGAIN") return 0;
+      broken = true; // the interface was deleted under us, say: stop rather than spin on an fd that stays readable
+      logger.error(`virtio-net: reading the backend failed (${(e as Error).message}); receiving stopped`);
+      return 0;
+    }
+  }
+
+  const input: QueueInput = {
+    fd: data.fd,
+    fill(ring: InputRing): QueueInputState {
+      const f = features();
+      const header = netHeaderSize(f);
+      const limit = maxReceiveFrame(f);
+      const mergeable = mergeableBuffers(f);
+      for (let placed = 0; placed < RX_BATCH; ) {
+        if (held === 0) {
+          if (ring.pending() === 0) return "starved"; // no room: the frame waits in the tap's queue, not here
+          held = readFrame();
+          if (held === 0) return broken ? "starved" : "dry";
+        }
+        const length = held;
+        if (length > limit) {
+          held = 0;
+          const n = dropped();
+          Atomics.add(counters, NetWorkerCounter.RX_OVERSIZED, 1n);
+          sometimes(logger, n, `virtio-net: dropped a received ${length}-byte frame over the driver's ${limit}`);
+          continue;
+        }
+        const packet = scratch.subarray(MAX_NET_HEADER - header, MAX_NET_HEADER + length);
+        const where = placePacket(ring, memory, packet, header, mergeable, onBufferError);
+        if (where === "no-room") return "starved";
+        held = 0;
+        if (where === "placed") {
+          Atomics.add(counters, NetWorkerCounter.RX_FRAMES, 1n);
+          placed++;
+        } else {
+          sometimes(logger, dropped(), `virtio-net: dropped a received ${length}-byte frame larger than the driver's buffers`);
+        }
+      }
+      return "busy";
+    },
+    release(): void {
+      // A frame read for the old ring: the JS thread may read newer frames before the queue comes back.
+      if (held === 0) return;
+      held = 0;
+      dropped();
+    },
+  };
+  return { input };
+}
+
+export default defineQueueWorker((context) => {
+  const d = context.data as NetWorkerData;
+  const counters = new BigInt64Array(d.counters);
+  const features = () => context.features; // read at each use: a driver renegotiates after a reset
+  const make = d.role === "tx" ? transmitter : receiver;
+  return make(context.memory, features, d, counters, context.logger);
+});
