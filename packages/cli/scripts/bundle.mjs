@@ -6,7 +6,9 @@
 // @vmm/pci: a plugin's PciFunction and errors must be vmm's; tsyringe and reflect-metadata), the native addons
 // (@vmm/kvm-native, @vmm/host-io: they find their built .node files from their own package), and Node's modules.
 import { build } from "esbuild";
+import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -48,5 +50,22 @@ await build({
   plugins: [keepExternal],
   // CommonJS inside the bundle (commander, xz-decompress) calls require for Node's modules.
   banner: { js: "import { createRequire as __vmmCreateRequire } from 'node:module'; const require = __vmmCreateRequire(import.meta.url);" },
+  logLevel: "warning",
+});
+
+// tsyringe's CommonJS build (34 files with tslib) as one file, dist/bundle/tsyringe-VERSION.cjs: src/startup/tsyringe.ts
+// loads it as tsyringe's own entry module when the installed version is VERSION. Only `main` and the plain
+// conditions, as Node's require picks them (tslib.js, not its ES module build).
+const tsyringeEntry = createRequire(path.join(cliDir, "package.json")).resolve("tsyringe");
+const tsyringeVersion = JSON.parse(readFileSync(path.resolve(path.dirname(tsyringeEntry), "../../package.json"), "utf8")).version;
+await build({
+  entryPoints: [tsyringeEntry],
+  outfile: path.join(outdir, `tsyringe-${tsyringeVersion}.cjs`),
+  bundle: true,
+  format: "cjs",
+  platform: "node",
+  target: "node20",
+  mainFields: ["main"],
+  conditions: [],
   logLevel: "warning",
 });
