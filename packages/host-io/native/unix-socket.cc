@@ -177,6 +177,55 @@ static Napi::Value UnixListen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// unixDgramBind(path) -> fd: a new datagram socket bound to `path` (which must not exist), non-blocking and
+// close-on-exec, mode 0600 as for unixListen. Each datagram is one message (an Ethernet frame, say).
+static Napi::Value UnixDgramBind(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) { ThrowType(env, "unixDgramBind(path: string)"); return env.Undefined(); }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  sockaddr_un addr{};
+  if (!SocketAddress(env, path, &addr)) return env.Undefined();
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { ThrowSysError(env, "socket", errno); return env.Undefined(); }
+  fchmod(fd, 0600);  // only the owner may send to it
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    int err = errno;
+    close(fd);
+    ThrowSysError(env, ("bind(" + path + ")").c_str(), err);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// unixDgramConnect(fd, path): sets the datagram socket's peer; it then sends only there and receives only from
+// there. ENOENT: nothing at the path; ECONNREFUSED: a socket file nobody is bound to.
+static Napi::Value UnixDgramConnect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!ArgI32(info, 0, &fd)) return env.Undefined();
+  if (!info[1].IsString()) { ThrowType(env, "unixDgramConnect(fd: number, path: string)"); return env.Undefined(); }
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  sockaddr_un addr{};
+  if (!SocketAddress(env, path, &addr)) return env.Undefined();
+  int r;
+  do r = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr); while (r < 0 && errno == EINTR);
+  if (r < 0) { ThrowSysError(env, ("connect(" + path + ")").c_str(), errno); return env.Undefined(); }
+  return env.Undefined();
+}
+
+// waitWritable(fd, timeoutMs) -> true when the fd can take a write (or hung up), false when the time ran out.
+static Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd, timeout;
+  if (!ArgI32(info, 0, &fd) || !ArgI32(info, 1, &timeout)) return env.Undefined();
+  pollfd p{fd, POLLOUT, 0};
+  int r;
+  do r = poll(&p, 1, timeout); while (r < 0 && errno == EINTR);
+  if (r < 0) { ThrowSysError(env, "poll", errno); return env.Undefined(); }
+  if (r > 0 && (p.revents & POLLNVAL)) { ThrowSysError(env, "poll", EBADF); return env.Undefined(); }
+  return Napi::Boolean::New(env, r > 0);
+}
+
 // unixAccept(listenFd) -> fd (non-blocking, close-on-exec), or null when no connection is waiting (EAGAIN).
 static Napi::Value UnixAccept(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -236,6 +285,9 @@ static Napi::Value WaitAnyReadable(const Napi::CallbackInfo& info) {
 }
 
 void InitUnixSocket(Napi::Env env, Napi::Object exports) {
+  exports.Set("unixDgramBind", Napi::Function::New(env, UnixDgramBind, "unixDgramBind"));
+  exports.Set("unixDgramConnect", Napi::Function::New(env, UnixDgramConnect, "unixDgramConnect"));
+  exports.Set("waitWritable", Napi::Function::New(env, WaitWritable, "waitWritable"));
   exports.Set("waitAnyReadable", Napi::Function::New(env, WaitAnyReadable, "waitAnyReadable"));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
   exports.Set("unixConnect", Napi::Function::New(env, UnixConnect, "unixConnect"));

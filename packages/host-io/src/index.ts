@@ -13,10 +13,13 @@ export {
   sendFds,
   socketPair,
   unixConnect,
+  unixDgramBind,
+  unixDgramConnect,
   unixListen,
   unixAccept,
   waitAnyReadable,
   waitReadable,
+  waitWritable,
   type ReceivedMessage,
   type UnixSocketOptions,
 } from "./unix-socket.js";

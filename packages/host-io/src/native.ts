@@ -35,6 +35,9 @@ export interface NativeAddon {
   unixAccept(fd: number): number | null;
   waitReadable(fd: number, timeoutMs: number): boolean;
   waitAnyReadable(fds: readonly number[], timeoutMs: number): number;
+  waitWritable(fd: number, timeoutMs: number): boolean;
+  unixDgramBind(path: string): number;
+  unixDgramConnect(fd: number, path: string): void;
   mapFd(fd: number, offset: number, length: number, writable: boolean): ArrayBuffer;
   bufferAddress(bytes: Uint8Array): bigint;
   viewMapping(address: bigint, length: number): ArrayBuffer;

@@ -78,6 +78,29 @@ export function waitReadable(fd: number, timeoutMs: number): boolean {
   return native().waitReadable(fd, timeoutMs);
 }
 
+/** Blocks the calling thread until `fd` can take a write (or hung up: true) or `timeoutMs` passed (false; -1 waits for ever). */
+export function waitWritable(fd: number, timeoutMs: number): boolean {
+  checkTimeout(timeoutMs);
+  return native().waitWritable(fd, timeoutMs);
+}
+
+/**
+ * A new non-blocking, close-on-exec unix-domain datagram socket bound to `path` (mode 0600 less the umask): each
+ * datagram is one message. `path` must not exist (EADDRINUSE: nothing is ever replaced). Read and write it with
+ * fs.readSync / fs.writeSync once `unixDgramConnect` set its peer; close it with fs.closeSync and remove `path`.
+ */
+export function unixDgramBind(path: string): number {
+  return native().unixDgramBind(path);
+}
+
+/**
+ * Sets datagram socket `fd`'s peer to the socket bound at `path`: writes go there and only its datagrams are
+ * received. Throws HostIoError ENOENT (nothing at `path`) or ECONNREFUSED (a socket file nobody is bound to).
+ */
+export function unixDgramConnect(fd: number, path: string): void {
+  native().unixDgramConnect(fd, path);
+}
+
 /** Most fds one `waitAnyReadable` watches. */
 const MAX_WAIT_FDS = 64;
 

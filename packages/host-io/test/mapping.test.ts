@@ -14,11 +14,14 @@ import {
   sendFds,
   unixAccept,
   unixConnect,
+  unixDgramBind,
+  unixDgramConnect,
   unixListen,
   socketPair,
   viewMapping,
   waitAnyReadable,
   waitReadable,
+  waitWritable,
 } from "../src/index.js";
 import { packageRoot } from "../src/native.js";
 
@@ -160,6 +163,50 @@ describe("unixListen / unixAccept / waitReadable", () => {
     expect(() => waitAnyReadable([], 10)).toThrow(RangeError);
     expect(() => waitAnyReadable([a0, -1], 10)).toThrow(RangeError);
     expect(() => waitAnyReadable([a0], -2)).toThrow(RangeError);
+  });
+
+  it("datagram sockets: bound at a path (0600, never over an existing file), connected both ways, one message per datagram, full queues wait", () => {
+    const dir = mkdtempSync(join(tmpdir(), "hostio-dgram-"));
+    try {
+      const [pa, pb] = [join(dir, "a"), join(dir, "b")];
+      const a = track(unixDgramBind(pa));
+      expect(lstatSync(pa).isSocket()).toBe(true);
+      expect(statSync(pa).mode & 0o077).toBe(0);
+      expect(() => unixDgramBind(pa)).toThrow(expect.objectContaining({ name: "HostIoError", errno: "EADDRINUSE" }));
+      expect(() => unixDgramConnect(a, pb)).toThrow(expect.objectContaining({ errno: "ENOENT" }));
+      const b = track(unixDgramBind(pb));
+      unixDgramConnect(a, pb);
+      unixDgramConnect(b, pa);
+      writeSync(a, Uint8Array.of(1, 2, 3));
+      writeSync(a, Uint8Array.of(4));
+      const buf = new Uint8Array(16);
+      expect(readSync(b, buf)).toBe(3); // message boundaries kept
+      expect(readSync(b, buf)).toBe(1);
+      expect(waitReadable(b, 0)).toBe(false);
+      // What waits for the peer is bounded (the sender's buffer, since the peer is connected back): a full one
+      // makes the sender wait, not lose; it can write again once the peer read most of it.
+      let sent = 0;
+      for (;;) {
+        try {
+          writeSync(a, Uint8Array.of(sent & 0xff));
+          sent++;
+        } catch (e) {
+          expect((e as NodeJS.ErrnoException).code).toBe("EAGAIN");
+          break;
+        }
+      }
+      expect(sent).toBeGreaterThan(0);
+      expect(waitWritable(a, 20)).toBe(false);
+      let read = 0;
+      while (waitReadable(b, 0)) expect(readSync(b, buf)).toBe(1), read++;
+      expect(read).toBe(sent);
+      expect(waitWritable(a, 1000)).toBe(true);
+      closeSync(open.splice(open.indexOf(b), 1)[0]!);
+      expect(() => writeSync(a, Uint8Array.of(9))).toThrow(expect.objectContaining({ code: "ECONNREFUSED" })); // the peer is gone
+      expect(() => unixDgramConnect(a, pb)).toThrow(expect.objectContaining({ errno: "ECONNREFUSED" })); // its file stays, stale
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 
   it("never replaces an existing file at the path", () => {
