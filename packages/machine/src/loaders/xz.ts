@@ -1,5 +1,4 @@
 import { crypto, zlib } from "./builtins.js";
-import xzDecompress from "xz-decompress";
 
 /**
  * XZ decoding for kernels compressed with `xz --x86 --lzma2` (Linux's CONFIG_KERNEL_XZ). The LZMA2 part is
@@ -171,6 +170,9 @@ function plainStream(block: Block): Uint8Array {
 }
 
 async function lzma2(stream: Uint8Array, into: Uint8Array): Promise<void> {
+  // Imported on first use: it sets up its WebAssembly decoder when loaded, which a run without an XZ kernel
+  // (most runs) would pay at start-up (issue #17).
+  const { default: xzDecompress } = await import("xz-decompress");
   const input = new Blob([stream]).stream();
   let at = 0;
   for await (const chunk of new xzDecompress.XzReadableStream(input) as unknown as AsyncIterable<Uint8Array>) {
