@@ -1,11 +1,16 @@
-import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
 import { PLUGIN_API_VERSION } from "@vmm/core";
 import type { CliContext } from "../context.js";
 
-/** This package's version (from its package.json, next to both src/ and dist/). */
+let version: string | undefined;
+
+/**
+ * This package's version, from its package.json two levels up from src/commands/, dist/commands/ and dist/bundle/.
+ * Read as a file: a require of it would resolve the path through the module loader at every start-up.
+ */
 export function cliVersion(): string {
-  const pkg = createRequire(import.meta.url)("../../package.json") as { version: string };
-  return pkg.version;
+  version ??= (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  return version;
 }
 
 export function versionCommand(ctx: CliContext): number {
