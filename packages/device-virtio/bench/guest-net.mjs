@@ -14,8 +14,9 @@
 //   guest counts them. Yardsticks: TapNetBackend writing the same frames to a tap of its own with no VM, and
 //   reading what the same packet socket sends.
 //
-// VM to VM runs on the JS thread (the socket backend has no frame fd for a worker); the tap cases run on both data
-// planes: the workers (`vmm run`'s default over a tap) and the JS thread (`dataplane=main`). Run after a build of @vmm/cli too: `pnpm --filter @vmm/device-virtio bench`.
+// VM to VM runs over the socket backend on the JS thread (its stream has no frame fd for a worker) and over the
+// datagram backend on both data planes; the tap cases run on both too: the workers (`vmm run`'s default over a
+// datagram socket or a tap) and the JS thread (`dataplane=main`). Run after a build of @vmm/cli too: `pnpm --filter @vmm/device-virtio bench`.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -56,7 +57,7 @@ const TAP = "vmmnb0";
  */
 const OFFERED_PER_S = 100_000;
 const REF_TAP = "vmmnbref0";
-const TITLE = "virtio-net driven by guests in vmm run processes (polled rings): VM to VM over the socket backend and VM to a tap, beside the backends' own host rates";
+const TITLE = "virtio-net driven by guests in vmm run processes (polled rings): VM to VM over the socket and datagram backends and VM to a tap, beside the backends' own host rates";
 
 /** The frame the guest driver sends with sequence number `seq` (see virtio-net-bench.c). */
 function benchFrame(size, seq) {
@@ -234,42 +235,63 @@ async function hostSocketRate(dir, c) {
 
 // --- the parts ---------------------------------------------------------------------------------------------------
 
+/**
+ * The links between two VMs: the socket backend (`vmm run`'s default, on the JS thread: its stream has no frame fd
+ * for a worker) and the datagram backend on both planes. `devices(path)` gives the receiver's and the sender's
+ * `--device` values; a figure's label names the link and plane unless they are `vmm run`'s defaults.
+ */
+const LINKS = [
+  {
+    name: "socket",
+    planes: SOCKET_PLANES.map((p) => ({ ...p, column: "socket", figureLabel: p.label })),
+    devices: (path) => [`backend=socket,path=${path},role=listen`, `backend=socket,path=${path},role=connect`],
+  },
+  {
+    name: "dgram",
+    planes: TAP_PLANES.map((p) => ({ ...p, column: `dgram ${p.name}`, figureLabel: p === WORKER ? " (dgram)" : " (dgram, main)" })),
+    devices: (path) => [`backend=dgram,local=${path}.rx,remote=${path}.tx`, `backend=dgram,local=${path}.tx,remote=${path}.rx`],
+  },
+];
+
 async function vmToVm(elf, dir, rows, figures) {
   for (const c of CASES) {
     const hostRate = median((await rounds(() => hostSocketRate(dir, c))).map((h) => h.received / h.seconds));
     const row = { case: `VM to VM ${c.name}`, frames: c.frames, "host frames/s": Math.round(hostRate) };
-    for (const plane of SOCKET_PLANES) {
-      const path = join(dir, `link-${c.frame}-${plane.name}.sock`);
-      const receiver = new GuestProcess(`nb-rx-${process.pid}`, elf, `virtio-net,backend=socket,path=${path},role=listen,mac=${RECEIVER_MAC}${plane.options}`, dir);
-      await receiver.line(/^ready/);
-      const sender = new GuestProcess(`nb-tx-${process.pid}`, elf, `virtio-net,backend=socket,path=${path},role=connect,mac=${SENDER_MAC}${plane.options}`, dir);
-      let tx;
-      try {
-        await sender.line(/^ready/);
-        const r = await receiveCase(receiver, c, async () => (tx = await transmitCase(sender, c)).sent);
-        if (r.bad) throw new Error(`VM to VM ${c.name}: ${r.bad} frames of the wrong length arrived`);
-        const rate = r.received / r.seconds;
-        const drops = r.sent - r.received;
-        row[`${plane.name} guest tx frames/s`] = Math.round(tx.sent / tx.seconds);
-        row[`${plane.name} rx frames/s`] = Math.round(rate);
-        row[`${plane.name} rx MB/s`] = ((rate * c.frame) / 1e6).toFixed(1);
-        row[`${plane.name} dropped`] = drops;
-        row[`${plane.name} /host`] = (rate / hostRate).toFixed(3);
-        row[`${plane.name} tx/rx guest busy`] = `${percent(tx.busy)}/${percent(r.busy)}`;
-        figures.push(
-          {
-            metric: `VM to VM ${c.name} frames received${plane.label}`,
-            value: rate,
-            unit: "frames/s",
-            reference: { name: "socket backend between host processes", value: hostRate },
-            note: "receiver's first to last frame; reference: the same frames through SocketNetBackend between two host processes",
-          },
-          { metric: `VM to VM ${c.name} frames dropped${plane.label}`, value: drops, unit: "frames", note: `of ${r.sent} sent` },
-          { metric: `VM to VM ${c.name} guest transmit${plane.label}`, value: tx.sent / tx.seconds, unit: "frames/s", note: "sender's start to done: frames the device took from the TX ring" },
-          ...busyFigures(`VM to VM ${c.name}`, plane, tx.busy, r.busy),
-        );
-      } finally {
-        await Promise.allSettled([sender.quit(), receiver.quit()]);
+    for (const link of LINKS) {
+      for (const plane of link.planes) {
+        const [rxDevice, txDevice] = link.devices(join(dir, `link-${c.frame}-${link.name}-${plane.name}`));
+        const receiver = new GuestProcess(`nb-rx-${process.pid}`, elf, `virtio-net,${rxDevice},mac=${RECEIVER_MAC}${plane.options}`, dir);
+        await receiver.line(/^ready/);
+        const sender = new GuestProcess(`nb-tx-${process.pid}`, elf, `virtio-net,${txDevice},mac=${SENDER_MAC}${plane.options}`, dir);
+        let tx;
+        try {
+          await sender.line(/^ready/);
+          const r = await receiveCase(receiver, c, async () => (tx = await transmitCase(sender, c)).sent);
+          if (r.bad) throw new Error(`VM to VM ${c.name} (${link.name}, ${plane.name}): ${r.bad} frames of the wrong length arrived`);
+          const rate = r.received / r.seconds;
+          const drops = r.sent - r.received;
+          const col = plane.column;
+          const label = plane.figureLabel;
+          row[`${col} guest tx frames/s`] = Math.round(tx.sent / tx.seconds);
+          row[`${col} rx frames/s`] = Math.round(rate);
+          row[`${col} dropped`] = drops;
+          row[`${col} /host`] = (rate / hostRate).toFixed(3);
+          row[`${col} tx/rx guest busy`] = `${percent(tx.busy)}/${percent(r.busy)}`;
+          figures.push(
+            {
+              metric: `VM to VM ${c.name} frames received${label}`,
+              value: rate,
+              unit: "frames/s",
+              reference: { name: "socket backend between host processes", value: hostRate },
+              note: `${link.name} backend; receiver's first to last frame; reference: the same frames through SocketNetBackend between two host processes`,
+            },
+            { metric: `VM to VM ${c.name} frames dropped${label}`, value: drops, unit: "frames", note: `of ${r.sent} sent` },
+            { metric: `VM to VM ${c.name} guest transmit${label}`, value: tx.sent / tx.seconds, unit: "frames/s", note: "sender's start to done: frames the device took from the TX ring" },
+            ...busyFigures(`VM to VM ${c.name}`, { ...plane, label }, tx.busy, r.busy),
+          );
+        } finally {
+          await Promise.allSettled([sender.quit(), receiver.quit()]);
+        }
       }
     }
     rows.push(row);
@@ -475,7 +497,7 @@ if (process.argv[2] === "--socket-writer") {
       tapRows.push(...tap.rows);
       figures.push(...tap.figures);
     }
-    console.log("virtio-net driven by guests in vmm run processes (polled rings, JS-thread device): VM to VM over the socket backend");
+    console.log("virtio-net driven by guests in vmm run processes (polled rings): VM to VM over the socket backend (JS thread) and the datagram backend (workers, JS thread)");
     console.table(rows);
     if (tapRows.length) {
       console.log("VM to a tap (guest transmits, the interface counts) and a packet socket to the VM through the tap (guest receives)");

@@ -13,7 +13,8 @@ export { VirtioRng, type RngOptions } from "./devices/rng.js";
 export { MemoryBlockBackend, type BlockBackend } from "./backends/block.js";
 export { FileImage } from "./backends/file-image.js";
 export { StreamChannel, UnixServerChannel, stdioChannel, type ByteChannel } from "./backends/channel.js";
-export { SocketNetBackend, type NetBackend, type SocketMode } from "./backends/net-socket.js";
+export { SocketNetBackend, type NetBackend, type SocketMode, type FrameFd } from "./backends/net-socket.js";
+export { DgramNetBackend, type DgramNetOptions } from "./backends/net-dgram.js";
 export { TapNetBackend, type TapNetOptions } from "./backends/net-tap.js";
 export { listenUnix } from "./backends/unix-listen.js";
 

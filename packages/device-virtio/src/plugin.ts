@@ -17,6 +17,7 @@ import {
 import type { DependencyContainer, InjectionToken } from "tsyringe";
 import { stdioChannel, UnixServerChannel } from "./backends/channel.js";
 import { FileImage } from "./backends/file-image.js";
+import { DgramNetBackend } from "./backends/net-dgram.js";
 import { PasstNetBackend, parsePasstForwards } from "./backends/net-passt.js";
 import { type SocketMode, SocketNetBackend } from "./backends/net-socket.js";
 import { TapNetBackend } from "./backends/net-tap.js";
@@ -38,6 +39,12 @@ const transport: OptionSpec = {
 
 /** Where a device's queue runs; each device says what its worker does. */
 const dataplane = { type: "enum", values: ["worker", "main"], default: "worker" } as const;
+
+/** Options that belong to one net backend: given with another, a ConfigurationError names them. */
+function onlyFor(device: string, kind: unknown, backend: string, given: readonly string[]): void {
+  if (kind === backend || given.length === 0) return;
+  throw new ConfigurationError(`${device}: ${given.join(", ")} ${given.length === 1 ? "applies" : "apply"} only to backend=${backend}`);
+}
 
 /** Core services from the VM's container; ioevents and the logger have fallbacks for hosts without them. */
 function services(container: DependencyContainer) {
@@ -117,9 +124,11 @@ const deviceTypes: CoreDeviceType[] = [
     type: "virtio-net",
     description: "virtio network device linked to another VM through a Unix socket, to a host tap interface, or to passt (user-mode networking)",
     options: {
-      backend: { type: "enum", values: ["socket", "tap", "passt", "user"], description: "where frames go (default socket; user is passt)" },
-      mode: { type: "enum", values: ["socket", "tap", "passt", "user"], description: "the same as backend (kvmtool's -n mode=)" },
+      backend: { type: "enum", values: ["socket", "dgram", "tap", "passt", "user"], description: "where frames go (default socket; user is passt)" },
+      mode: { type: "enum", values: ["socket", "dgram", "tap", "passt", "user"], description: "the same as backend (kvmtool's -n mode=)" },
       path: { type: "string", description: "Unix socket path shared by the two VMs (socket backend)" },
+      local: { type: "string", description: "this VM's datagram socket path, bound here (dgram backend)" },
+      remote: { type: "string", description: "the peer's datagram socket path, where frames go (dgram backend; the peer names them the other way round)" },
       role: {
         type: "enum",
         values: ["auto", "listen", "connect"],
@@ -161,9 +170,8 @@ const deviceTypes: CoreDeviceType[] = [
       const { logger } = services(context.container);
       const passtOnly = ["forward", "socket", "address", "prefix", "gateway"].filter((k) => options[k] !== undefined);
       if (kind !== "passt" && options.ipv6 === false) passtOnly.push("ipv6");
-      if (kind !== "passt" && passtOnly.length) {
-        throw new ConfigurationError(`${context.name}: ${passtOnly.join(", ")} ${passtOnly.length === 1 ? "applies" : "apply"} only to backend=passt`);
-      }
+      onlyFor(context.name, kind, "passt", passtOnly);
+      onlyFor(context.name, kind, "dgram", ["local", "remote"].filter((k) => options[k] !== undefined));
       if (kind === "passt") {
         if (options.socket !== undefined) {
           const extra = [...passtOnly.filter((k) => k !== "socket"), ...(options.ipv6 === false ? ["ipv6"] : [])];
@@ -180,6 +188,13 @@ const deviceTypes: CoreDeviceType[] = [
           logger,
           label: context.name,
         });
+        return pciFunction(context, new VirtioNet(backend, mac, netOptions), options);
+      }
+      if (kind === "dgram") {
+        if (options.local === undefined || options.remote === undefined) {
+          throw new ConfigurationError(`${context.name}: backend=dgram needs local=<this VM's socket path> and remote=<the peer's>`);
+        }
+        const backend = DgramNetBackend.open(options.local as string, options.remote as string, { logger, label: context.name });
         return pciFunction(context, new VirtioNet(backend, mac, netOptions), options);
       }
       if (kind === "tap") {

@@ -37,8 +37,8 @@ class FrameFdBackend implements NetBackend {
   resume(): void {
     this.calls.push("resume");
   }
-  frameFd(): number {
-    return this.fd;
+  frameFd() {
+    return { fd: this.fd };
   }
   async close(): Promise<void> {
     closeSync(this.fd);

@@ -21,13 +21,20 @@ export interface NetBackend {
    */
   congested?(): boolean;
   /**
-   * Optional: a non-blocking fd where each read is one received frame and each write sends one (a tap), which the
-   * device's data-plane workers then use directly. While a worker uses it for receive the device holds the
-   * backend paused; transmit goes through either `send` or the worker, never both at once.
+   * Optional: a non-blocking fd where each read is one received frame and each write sends one (a tap, a unix
+   * datagram socket), which the device's data-plane workers then use directly. While a worker uses it for receive
+   * the device holds the backend paused; transmit goes through either `send` or the worker, never both at once.
    */
-  frameFd?(): number | undefined;
+  frameFd?(): FrameFd | undefined;
   /** The backend's own counters (frames it dropped: no peer, a host queue full), shown with the device's. */
   counters?(): Readonly<Record<string, number>>;
+}
+
+/** A backend's frame fd (see `NetBackend.frameFd`). */
+export interface FrameFd {
+  readonly fd: number;
+  /** A unix datagram socket's peer path: a worker whose sends find no peer reconnects there (host-io's unixDgramConnect). */
+  readonly peer?: string;
 }
 
 /** Largest frame the socket carries: a 64 KiB GSO-sized frame plus an Ethernet header with a VLAN tag. */

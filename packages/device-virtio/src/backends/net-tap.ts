@@ -1,6 +1,6 @@
 import { ConfigurationError, type Logger } from "@vmm/core";
 import { HostIoError, openTap, type Tap } from "@vmm/host-io";
-import { MAX_FRAME, type NetBackend } from "./net-socket.js";
+import { type FrameFd, MAX_FRAME, type NetBackend } from "./net-socket.js";
 
 /** Frames read per readiness callback, so one busy tap cannot hold the event loop (vCPUs, timers). */
 const READ_BATCH = 64;
@@ -75,8 +75,8 @@ export class TapNetBackend implements NetBackend {
   }
 
   /** The tap's fd (IFF_TAP, IFF_NO_PI: one frame per read and write); undefined once closed. */
-  frameFd(): number | undefined {
-    return this.tap.isClosed ? undefined : this.tap.fd;
+  frameFd(): FrameFd | undefined {
+    return this.tap.isClosed ? undefined : { fd: this.tap.fd };
   }
 
   counters(): Readonly<Record<string, number>> {

@@ -1,25 +1,33 @@
 // virtio-net's data-plane worker module, one thread per queue, over a backend fd where each read and each write is
-// one frame (a tap): the transmit queue writes each chain's frame straight from guest memory (writev), the
-// receive queue reads frames while the driver has buffers posted and places them with net-frames.ts's rules, the
-// same as on the JS thread. While a queue is lent here, the JS thread's backend leaves the fd alone.
+// one frame (a tap, a unix datagram socket): the transmit queue writes each chain's frame straight from guest
+// memory (writev), the receive queue reads frames while the driver has buffers posted and places them with
+// net-frames.ts's rules, the same as on the JS thread. While a queue is lent here, the JS thread's backend leaves
+// the fd alone.
 import { readSync, writevSync } from "node:fs";
 import type { GuestMemory, Logger } from "@vmm/core";
-import { MAX_FRAME } from "../backends/net-socket.js";
+import { unixDgramConnect, waitWritable } from "@vmm/host-io";
+import { PEER_GONE } from "../backends/net-dgram.js";
+import { type FrameFd, MAX_FRAME } from "../backends/net-socket.js";
 import { defineQueueWorker, type InputRing, type QueueInput, type QueueInputState, type QueueWorker } from "../dataplane/api.js";
 import type { ChainSegment, DescriptorChain } from "../virtqueue/descriptor-chain.js";
 import { MAX_NET_HEADER, maxReceiveFrame, mergeableBuffers, netHeaderSize, NetWorkerCounter, placePacket } from "./net-frames.js";
 
-/** What VirtioNet hands each of its queue's workers. */
-export interface NetWorkerData {
+/** What VirtioNet hands each of its queue's workers: the backend's frame fd (the JS thread keeps it open). */
+export interface NetWorkerData extends FrameFd {
   readonly role: "rx" | "tx";
-  /** The backend's frame fd (non-blocking); the JS thread keeps it open while the worker runs. */
-  readonly fd: number;
   /** NetWorkerCounter words (a BigInt64Array's buffer), shared with the device's `counters()`. */
   readonly counters: SharedArrayBuffer;
 }
 
 /** Frames one `fill` places before the runtime signals the driver and looks at its commands. */
 const RX_BATCH = 64;
+/**
+ * How long a transmit waits for a full peer queue (a datagram peer that reads slower than the guest sends) before
+ * the frame is dropped: meanwhile the guest's ring fills and the driver waits, as on a real link.
+ */
+const TX_WAIT_MS = 100;
+
+const errno = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as { errno?: string }).errno ?? "";
 
 /** Logs the first of a kind of loss and every thousandth after. */
 function sometimes(logger: Logger, count: bigint, message: string): void {
@@ -42,6 +50,37 @@ function framePart(memory: GuestMemory, segments: readonly ChainSegment[], skip:
 
 function transmitter(memory: GuestMemory, features: () => bigint, data: NetWorkerData, counters: BigInt64Array, logger: Logger): QueueWorker {
   const drop = (why: string) => sometimes(logger, Atomics.add(counters, NetWorkerCounter.TX_DROPPED, 1n) + 1n, `virtio-net: dropped a transmitted frame: ${why}`);
+  /** A datagram peer not bound yet, or gone (a restarted VM binds anew): connects again (one cheap syscall). */
+  const reconnect = (): boolean => {
+    if (data.peer === undefined) return false;
+    try {
+      unixDgramConnect(data.fd, data.peer);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  /** One frame out: waits (bounded) while the peer's queue is full, reconnects once to a peer that went away. */
+  const send = (views: Uint8Array[]): void => {
+    let reconnected = false;
+    for (;;) {
+      try {
+        writevSync(data.fd, views);
+        Atomics.add(counters, NetWorkerCounter.TX_FRAMES, 1n);
+        return;
+      } catch (e) {
+        const code = errno(e);
+        if (code === "EAGAIN" && waitWritable(data.fd, TX_WAIT_MS)) continue;
+        if (PEER_GONE.has(code) && !reconnected && reconnect()) {
+          reconnected = true;
+          continue;
+        }
+        // EAGAIN past the wait (the peer stopped reading), no peer, EIO (a tap whose interface is down)
+        drop(PEER_GONE.has(code) ? `no peer at ${data.peer ?? "the backend"}` : (e as Error).message);
+        return;
+      }
+    }
+  };
   return {
     process(chain: DescriptorChain): number {
       const header = netHeaderSize(features());
@@ -51,13 +90,7 @@ function transmitter(memory: GuestMemory, features: () => bigint, data: NetWorke
         drop(`${length} bytes is over ${MAX_FRAME}`);
         return 0;
       }
-      const views = framePart(memory, chain.readable, header);
-      try {
-        writevSync(data.fd, views);
-        Atomics.add(counters, NetWorkerCounter.TX_FRAMES, 1n);
-      } catch (e) {
-        drop((e as Error).message); // EAGAIN (the host queue is full), EIO (the interface is down)
-      }
+      send(framePart(memory, chain.readable, header));
       return 0;
     },
   };
@@ -71,17 +104,21 @@ function receiver(memory: GuestMemory, features: () => bigint, data: NetWorkerDa
   const dropped = () => Atomics.add(counters, NetWorkerCounter.RX_DROPPED, 1n) + 1n;
   const onBufferError = (head: number, e: Error) => logger.warn(`virtio-net: receive buffer ${head}: ${e.message}`);
 
-  /** The next frame's length, 0 when none waits (or the fd failed: reported once, receiving stops). */
+  /** The next frame's length (empty datagrams skipped), 0 when none waits (or the fd failed: reported once, receiving stops). */
   function readFrame(): number {
-    if (broken) return 0;
-    try {
-      return readSync(data.fd, scratch, MAX_NET_HEADER, scratch.length - MAX_NET_HEADER, null);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EAGAIN") return 0;
-      broken = true; // the interface was deleted under us, say: stop rather than spin on an fd that stays readable
-      logger.error(`virtio-net: reading the backend failed (${(e as Error).message}); receiving stopped`);
-      return 0;
+    while (!broken) {
+      try {
+        const n = readSync(data.fd, scratch, MAX_NET_HEADER, scratch.length - MAX_NET_HEADER, null);
+        if (n > 0) return n;
+      } catch (e) {
+        const code = errno(e);
+        if (code === "EAGAIN") return 0;
+        if (PEER_GONE.has(code)) continue; // a datagram peer went away: reported once, reading goes on
+        broken = true; // the interface was deleted under us, say: stop rather than spin on an fd that stays readable
+        logger.error(`virtio-net: reading the backend failed (${(e as Error).message}); receiving stopped`);
+      }
     }
+    return 0;
   }
 
   const input: QueueInput = {

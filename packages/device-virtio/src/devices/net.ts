@@ -80,11 +80,11 @@ export class VirtioNet extends VirtioDevice {
     );
   }
 
-  /** Both queues go to workers when asked for and the backend has a frame fd (a tap). */
+  /** Both queues go to workers when asked for and the backend has a frame fd (a tap, a unix datagram socket). */
   override dataPlane(queue: number): QueueDataPlane | undefined {
-    const fd = this.backend.frameFd?.();
-    if (this.dataplaneKind !== "worker" || fd === undefined) return undefined;
-    const data: NetWorkerData = { role: queue === RX ? "rx" : "tx", fd, counters: this.workerCounters.buffer as SharedArrayBuffer };
+    const frames = this.backend.frameFd?.();
+    if (this.dataplaneKind !== "worker" || frames === undefined) return undefined;
+    const data: NetWorkerData = { role: queue === RX ? "rx" : "tx", ...frames, counters: this.workerCounters.buffer as SharedArrayBuffer };
     return { module: builtModule("devices/net-worker.js"), data };
   }
 

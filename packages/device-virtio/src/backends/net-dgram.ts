@@ -1,0 +1,236 @@
+import { closeSync, lstatSync, readSync, unlinkSync, writeSync } from "node:fs";
+import { ConfigurationError, type Logger } from "@vmm/core";
+import { type FdWatch, HostIoError, unixConnect, unixDgramBind, unixDgramConnect, watchReadable } from "@vmm/host-io";
+import { type FrameFd, MAX_FRAME, type NetBackend } from "./net-socket.js";
+
+/** Frames read per readiness callback, so one busy peer cannot hold the event loop (vCPUs, timers). */
+const READ_BATCH = 64;
+/** After the peer's queue was full (EAGAIN), when the held frame is tried again. */
+const RETRY_MS = 1;
+/** Errors that say the peer is not there (yet, or any more): not a reason to stop. */
+export const PEER_GONE = new Set(["ECONNREFUSED", "ENOTCONN", "ECONNRESET", "ENOENT"]);
+
+export interface DgramNetOptions {
+  logger?: Logger;
+  /** Prefix for messages (the device's name). */
+  label?: string;
+}
+
+const errno = (e: unknown) => (e instanceof HostIoError ? e.errno : (e as NodeJS.ErrnoException).code);
+
+/**
+ * Binds a datagram socket at `path`. Only a stale socket there (nobody bound to it: its VMM is gone) is removed and
+ * replaced; a file, a directory, a link or a socket a live process is bound to is a ConfigurationError.
+ */
+function bindAt(path: string, label: string): number {
+  const fail = (why: string, cause?: unknown): never => {
+    throw new ConfigurationError(`${label}: cannot bind ${path}: ${why}`, cause === undefined ? undefined : { cause });
+  };
+  try {
+    return unixDgramBind(path);
+  } catch (e) {
+    if (errno(e) !== "EADDRINUSE") fail((e as Error).message, e);
+  }
+  const stats = lstatSync(path, { throwIfNoEntry: false });
+  if (stats && !stats.isSocket()) fail("something other than a socket is in the way (only a stale socket is replaced); remove it or choose another path");
+  if (stats) {
+    // A stream connect tells them apart without a socket of our own at any path: ECONNREFUSED when nobody is
+    // bound there, EPROTOTYPE when a datagram socket is, success when a listener is.
+    let state: string;
+    try {
+      closeSync(unixConnect(path));
+      state = "live";
+    } catch (e) {
+      state = errno(e) === "ECONNREFUSED" ? "stale" : errno(e) === "EPROTOTYPE" ? "live" : `unknown (${errno(e)})`;
+    }
+    if (state === "live") fail("another process is bound to this socket (is another VMM using it?)");
+    if (state !== "stale") fail(`cannot tell whether the socket there is stale: ${state}`);
+    unlinkSync(path); // refused: left behind by a process that died
+  }
+  try {
+    return unixDgramBind(path);
+  } catch (e) {
+    return fail((e as Error).message, e);
+  }
+}
+
+/**
+ * Ethernet frames as unix datagrams, one frame per datagram and nothing else (the format of QEMU's
+ * `-netdev dgram` with unix local and remote paths, so either end may be QEMU). The backend binds `local` and
+ * sends to `remote`, where the peer is bound; two VMs name each other's paths the other way round. Until the
+ * peer is bound, frames sent are dropped (counted), each send trying to connect again (one cheap syscall); once
+ * connected, only the peer's datagrams are received. A full peer queue (EAGAIN) holds the frame and reports
+ * `congested` until it went; `pause()` leaves received frames queued in the socket. The frame fd lets the
+ * device's data-plane workers do the same straight from guest memory. Closing removes `local`.
+ */
+export class DgramNetBackend implements NetBackend {
+  rxFrames = 0;
+  txFrames = 0;
+  /** Datagrams larger than MAX_FRAME, dropped. */
+  rxOversized = 0;
+  /** Frames dropped on the way out: no peer bound, an oversized frame, a send error. */
+  txDropped = 0;
+  private receive: ((frame: Uint8Array) => void) | undefined;
+  private writable: (() => void) | undefined;
+  private watch: FdWatch | undefined;
+  private paused = false;
+  private connected = false;
+  private held: Uint8Array | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly buffer = new Uint8Array(MAX_FRAME + 1); // one byte more than allowed reveals truncation
+
+  private constructor(
+    private readonly fd: number,
+    readonly local: string,
+    readonly remote: string,
+    private readonly inode: number,
+    private readonly logger: Logger | undefined,
+    private readonly label: string,
+  ) {}
+
+  /** Binds `local` and tries to reach `remote`. Throws ConfigurationError (a path in the way, a bad path). */
+  static open(local: string, remote: string, options: DgramNetOptions = {}): DgramNetBackend {
+    const label = `${options.label ? `${options.label}: ` : ""}dgram ${local}`;
+    if (local === remote) throw new ConfigurationError(`${label}: local and remote must be different paths`);
+    const fd = bindAt(local, label);
+    const backend = new DgramNetBackend(fd, local, remote, lstatSync(local).ino, options.logger, label);
+    backend.connect();
+    return backend;
+  }
+
+  open(receive: (frame: Uint8Array) => void, writable?: () => void): void {
+    this.receive = receive;
+    this.writable = writable;
+    this.watch = watchReadable(this.fd, () => this.readBatch());
+    if (this.paused) this.watch.pause();
+  }
+
+  send(frame: Uint8Array): void {
+    if (frame.length === 0 || frame.length > MAX_FRAME) {
+      this.drop(`a ${frame.length}-byte frame`);
+      return;
+    }
+    if (this.held) {
+      this.drop("the peer's queue is full"); // the device checks `congested` first: only a caller that did not
+      return;
+    }
+    this.write(frame);
+  }
+
+  congested(): boolean {
+    return this.held !== undefined;
+  }
+
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.watch?.pause();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.watch?.resume();
+  }
+
+  frameFd(): FrameFd | undefined {
+    return this.closed ? undefined : { fd: this.fd, peer: this.remote };
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return { backendRxOversized: this.rxOversized, backendTxDropped: this.txDropped };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.retry);
+    this.watch?.close();
+    closeSync(this.fd);
+    // Only our own socket file: another process may have replaced a path we were slow to leave.
+    if (lstatSync(this.local, { throwIfNoEntry: false })?.ino === this.inode) unlinkSync(this.local);
+  }
+
+  /** Sets the peer when it is bound; false (tried again at the next send) when not. */
+  private connect(): boolean {
+    if (this.connected) return true;
+    try {
+      unixDgramConnect(this.fd, this.remote);
+      this.connected = true;
+    } catch (e) {
+      if (!PEER_GONE.has(errno(e) ?? "")) this.logger?.warn(`${this.label}: cannot reach ${this.remote}: ${(e as Error).message}`);
+    }
+    return this.connected;
+  }
+
+  /** Sends `frame`, holding it when the peer's queue is full; false when it is held. */
+  private write(frame: Uint8Array): boolean {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (!this.connect()) {
+        this.drop(`nothing is bound at ${this.remote} yet`);
+        return true;
+      }
+      try {
+        writeSync(this.fd, frame);
+        this.txFrames++;
+        return true;
+      } catch (e) {
+        const code = errno(e) ?? "";
+        if (code === "EAGAIN") {
+          this.hold(frame);
+          return false;
+        }
+        if (!PEER_GONE.has(code)) {
+          this.drop((e as Error).message);
+          return true;
+        }
+        this.connected = false; // the peer went away (a restarted VM binds anew): reconnect once, now
+      }
+    }
+    this.drop(`the peer at ${this.remote} went away`);
+    return true;
+  }
+
+  private hold(frame: Uint8Array): void {
+    this.held = frame;
+    this.retry = setTimeout(() => {
+      this.held = undefined;
+      if (this.closed || !this.write(frame)) return;
+      this.writable?.();
+    }, RETRY_MS);
+  }
+
+  private readBatch(): void {
+    for (let i = 0; i < READ_BATCH && !this.paused && !this.closed; i++) {
+      let n: number;
+      try {
+        n = readSync(this.fd, this.buffer);
+      } catch (e) {
+        const code = errno(e) ?? "";
+        if (code === "EAGAIN") return;
+        if (PEER_GONE.has(code)) continue; // reported once by the kernel (the peer went away); reading goes on
+        this.logger?.error(`${this.label}: read failed (${(e as Error).message}); receiving stopped`);
+        this.watch?.close();
+        return;
+      }
+      if (n === 0) continue;
+      if (n > MAX_FRAME) {
+        this.rxOversized++;
+        if (this.rxOversized === 1 || this.rxOversized % 1000 === 0) {
+          this.logger?.warn(`${this.label}: dropped a datagram over ${MAX_FRAME} bytes (${this.rxOversized} so far)`);
+        }
+        continue;
+      }
+      this.rxFrames++;
+      this.receive?.(this.buffer.slice(0, n));
+    }
+  }
+
+  private drop(why: string): void {
+    this.txDropped++;
+    if (this.txDropped === 1 || this.txDropped % 1000 === 0) {
+      this.logger?.warn(`${this.label}: dropped a transmitted frame: ${why} (${this.txDropped} so far)`);
+    }
+  }
+}
