@@ -70,7 +70,7 @@ describe("shorthands", () => {
     expect(expandNetwork("mode=user,forward=8080:80/tcp")).toEqual({ name: "virtio-net", options: { mode: "user", forward: "8080:80/tcp" } });
     expect(expandNetwork("passt,socket=/tmp/p")).toEqual({ name: "virtio-net", options: { mode: "passt", socket: "/tmp/p" } });
     expect(expandNetwork("none")).toBeUndefined();
-    expect(() => expandNetwork("carrier-pigeon")).toThrow(/unknown mode 'carrier-pigeon' \(known: tap, socket, passt, user, none\)/);
+    expect(() => expandNetwork("carrier-pigeon")).toThrow(/unknown mode 'carrier-pigeon' \(known: tap, socket, dgram, passt, user, none\)/);
     expect(() => expandNetwork("none,path=x")).toThrow(/takes no options/);
   });
   it("--vfio-pci ADDR[,opts] becomes vfio-pci,host=ADDR", () => {

@@ -34,7 +34,7 @@ export function expandDisk(text: string): Spec {
   return { name: SugarTypes.disk, options: out };
 }
 
-export const NETWORK_MODES = ["tap", "socket", "passt", "user", "none"] as const;
+export const NETWORK_MODES = ["tap", "socket", "dgram", "passt", "user", "none"] as const;
 export type NetworkMode = (typeof NETWORK_MODES)[number];
 
 /**
