@@ -1,6 +1,7 @@
 // The virtio-net benchmark's guest driver (bench/guest/virtio-net-bench.c) under KVM with a handful of frames, so
-// the bench cannot silently rot: two VMs linked by the socket backend, and the guest against a host peer on the
-// same kind of socket that checks what the guest sends and sends it frames with faults the guest must count.
+// the bench cannot silently rot: two VMs linked by the socket backend (JS thread) and by the datagram backend (on
+// data-plane workers), and the guest against a host peer on a socket that checks what the guest sends and sends
+// it frames with faults the guest must count.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -12,7 +13,8 @@ import { kvmAvailability } from "@vmm/kvm-native";
 import { Machine, type MachineResult } from "@vmm/machine";
 import { kvmTestGate } from "@vmm/test-support";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { SocketNetBackend } from "../src/backends/net-socket.js";
+import { DgramNetBackend } from "../src/backends/net-dgram.js";
+import { type NetBackend, SocketNetBackend } from "../src/backends/net-socket.js";
 import { type Mac, VirtioNet } from "../src/devices/net.js";
 import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
 import { until } from "./harness.js";
@@ -42,7 +44,7 @@ class BenchGuest {
   private readonly input = new PassThrough();
   result: Promise<MachineResult> | undefined;
 
-  constructor(elf: string, backend: SocketNetBackend, mac: Mac) {
+  constructor(elf: string, backend: NetBackend, mac: Mac) {
     this.machine = new Machine({
       memoryMiB: 64,
       logger: new MemoryLogger(),
@@ -116,7 +118,7 @@ describe.skipIf(!kvm.ok)("the virtio-net benchmark guest under KVM (so the bench
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function boot(backend: SocketNetBackend, mac: Mac): Promise<BenchGuest> {
+  async function boot(backend: NetBackend, mac: Mac): Promise<BenchGuest> {
     const g = new BenchGuest(elf, backend, mac);
     guests.push(g);
     g.start();
@@ -126,12 +128,24 @@ describe.skipIf(!kvm.ok)("the virtio-net benchmark guest under KVM (so the bench
 
   // One size between two VMs: both share this thread here, and with 1514-byte frames the case took 35-40 s on this
   // project's emulated KVM (the bench runs that size between two processes); the host-peer tests take both sizes.
-  it("two VMs: every 64-byte frame the sender transmits arrives with its length, pattern and order", async () => {
+  /** The receiver's and the sender's backends of a link between two VMs. */
+  const links: Record<string, () => Promise<[NetBackend, NetBackend]>> = {
+    "the socket backend (JS thread)": async () => {
+      const path = join(dir, "link.sock");
+      const rx = await SocketNetBackend.open(path, "listen");
+      const tx = await SocketNetBackend.open(path, "connect");
+      await until(() => rx.connected);
+      return [rx, tx];
+    },
+    "the datagram backend (data-plane workers)": async () => {
+      const [a, b] = [join(dir, "rx.sock"), join(dir, "tx.sock")];
+      return [DgramNetBackend.open(a, b), DgramNetBackend.open(b, a)];
+    },
+  };
+
+  it.each(Object.keys(links))("two VMs over %s: every 64-byte frame the sender transmits arrives with its length, pattern and order", async (link) => {
     const size = 64;
-    const path = join(dir, "link.sock");
-    const rxBackend = await SocketNetBackend.open(path, "listen");
-    const txBackend = await SocketNetBackend.open(path, "connect");
-    await until(() => rxBackend.connected);
+    const [rxBackend, txBackend] = await links[link]!();
     const receiver = await boot(rxBackend, RECEIVER);
     const sender = await boot(txBackend, SENDER);
     // Fewer frames than the receiver's buffers: none may be dropped. (Both VMs share this thread, so each round
@@ -147,6 +161,10 @@ describe.skipIf(!kvm.ok)("the virtio-net benchmark guest under KVM (so the bench
     const [waiting, active, total] = done.slice(3).map(Number);
     expect(waiting).toBeLessThan(active!); // idle between bursts, within the first-to-last frame time
     expect(active).toBeLessThanOrEqual(total!);
+    // The machines' RAM is a memfd: the datagram backend's queues ran on their workers, the socket's on this thread.
+    const onWorkers = rxBackend instanceof DgramNetBackend;
+    expect(sender.net.counters().queue1WorkerRequests).toBe(onWorkers ? 120 : undefined);
+    expect(receiver.net.counters().queue0WorkerRequests).toBe(onWorkers ? 120 : undefined);
     for (const g of [sender, receiver]) expect(await g.quit()).toMatchObject({ status: 0, reason: "debug-exit" });
   }, 150_000);
 
