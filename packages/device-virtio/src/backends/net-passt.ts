@@ -71,6 +71,7 @@ export class PasstNetBackend implements NetBackend {
   private closing = false;
   private lastMessage = "";
   private readonly exited: Promise<void>;
+  private readonly decoder: FrameDecoder;
   /** Frames dropped because passt is gone or the frame is out of range. */
   dropped = 0;
   /** Set once passt has exited: its exit code or signal. */
@@ -108,6 +109,7 @@ export class PasstNetBackend implements NetBackend {
         socket.destroy();
       },
     );
+    this.decoder = decoder;
     socket.on("data", (chunk: Buffer) => decoder.push(chunk));
     socket.on("error", () => socket.destroy());
   }
@@ -173,10 +175,12 @@ export class PasstNetBackend implements NetBackend {
 
   pause(): void {
     this.socket.pause();
+    this.decoder.pause();
   }
 
   resume(): void {
     this.socket.resume();
+    this.decoder.resume();
   }
 
   /** Closes the socket (passt quits on it) and waits for passt to exit, killing it if it lingers. */

@@ -44,11 +44,14 @@ export type SocketMode = "auto" | "listen" | "connect";
 
 /**
  * Splits a byte stream into frames prefixed by a 32-bit big-endian length (the framing QEMU's stream netdev
- * uses). A length of 0 or above MAX_FRAME means the peer is broken: `onBad` is called and parsing stops.
+ * uses). A length of 0 or above MAX_FRAME means the peer is broken: `onBad` is called and parsing stops. While
+ * paused it keeps what arrives (a stream chunk already read holds up to ~1000 small frames) instead of handing
+ * frames on; `resume` hands them on from a microtask, not from inside the caller.
  */
 export class FrameDecoder {
   private buffer: Buffer = Buffer.alloc(0);
   private broken = false;
+  private paused = false;
   constructor(
     private readonly onFrame: (frame: Uint8Array) => void,
     private readonly onBad: (length: number) => void,
@@ -56,7 +59,19 @@ export class FrameDecoder {
   push(chunk: Buffer): void {
     if (this.broken) return;
     this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
-    while (this.buffer.length >= 4) {
+    this.emit();
+  }
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    queueMicrotask(() => this.emit());
+  }
+  /** Hands on every whole frame buffered, until a frame's receiver pauses the decoder. */
+  private emit(): void {
+    while (!this.broken && !this.paused && this.buffer.length >= 4) {
       const length = this.buffer.readUInt32BE(0);
       if (length === 0 || length > MAX_FRAME) {
         this.broken = true;
@@ -87,6 +102,7 @@ export class SocketNetBackend implements NetBackend {
   private receive: ((frame: Uint8Array) => void) | undefined;
   private writable: (() => void) | undefined;
   private paused = false;
+  private decoder: FrameDecoder | undefined;
   /** Frames dropped because no peer was connected. */
   dropped = 0;
 
@@ -149,11 +165,13 @@ export class SocketNetBackend implements NetBackend {
   pause(): void {
     this.paused = true;
     this.peer?.pause();
+    this.decoder?.pause();
   }
 
   resume(): void {
     this.paused = false;
     this.peer?.resume();
+    this.decoder?.resume();
   }
 
   async close(): Promise<void> {
@@ -171,6 +189,7 @@ export class SocketNetBackend implements NetBackend {
         socket.destroy();
       },
     );
+    this.decoder = decoder;
     socket.on("data", (chunk) => decoder.push(chunk));
     socket.on("drain", () => this.writable?.());
     socket.on("error", () => socket.destroy());
@@ -179,7 +198,10 @@ export class SocketNetBackend implements NetBackend {
       this.peer = undefined;
       this.writable?.(); // a transmit waiting for this peer goes on (and drops until another connects)
     });
-    if (this.paused) socket.pause();
+    if (this.paused) {
+      socket.pause();
+      decoder.pause();
+    }
   }
 }
 
