@@ -77,7 +77,14 @@ static Napi::Value TapRead(const Napi::CallbackInfo& info) { return FrameIo(info
 // tapWrite(fd, frame) -> bytes written, or -1 when the kernel cannot take it now.
 static Napi::Value TapWrite(const Napi::CallbackInfo& info) { return FrameIo(info, "write(tap)", WriteFrame); }
 
+// readMessage(fd, buffer) / writeMessage(fd, bytes): the same for any fd whose reads and writes are whole
+// messages (a unix datagram socket as well as a tap), for threads that poll without exceptions on EAGAIN.
+static Napi::Value ReadMessage(const Napi::CallbackInfo& info) { return FrameIo(info, "read", ReadFrame); }
+static Napi::Value WriteMessage(const Napi::CallbackInfo& info) { return FrameIo(info, "write", WriteFrame); }
+
 void InitTap(Napi::Env env, Napi::Object exports) {
+  exports.Set("readMessage", Napi::Function::New(env, ReadMessage, "readMessage"));
+  exports.Set("writeMessage", Napi::Function::New(env, WriteMessage, "writeMessage"));
   exports.Set("tapOpen", Napi::Function::New(env, TapOpen, "tapOpen"));
   exports.Set("tapRead", Napi::Function::New(env, TapRead, "tapRead"));
   exports.Set("tapWrite", Napi::Function::New(env, TapWrite, "tapWrite"));

@@ -1,7 +1,7 @@
 export { HostIoError } from "./errors.js";
 export { hostIoAvailability } from "./availability.js";
 export { EventFd } from "./eventfd.js";
-export { openTap, Tap, type TapOptions } from "./tap.js";
+export { openTap, Tap, type TapOptions, readMessage, writeMessage } from "./tap.js";
 export { blockDeviceSize, lockFile, type FileLockMode } from "./file.js";
 export { type FdWatch, watchReadable } from "./watch.js";
 export { memfdCreate, type MemfdOptions } from "./memfd.js";

@@ -24,6 +24,8 @@ export interface NativeAddon {
   tapOpen(device: string, name: string, vnetHdrSize: number): { fd: number; name: string };
   tapRead(fd: number, buffer: Uint8Array): number;
   tapWrite(fd: number, frame: Uint8Array): number;
+  readMessage(fd: number, buffer: Uint8Array): number;
+  writeMessage(fd: number, bytes: Uint8Array): number;
   lockFile(fd: number, mode: "shared" | "exclusive" | "unlock"): boolean;
   blockDeviceSize(fd: number): number;
   memfdCreate(name: string, allowSealing: boolean): number;

@@ -116,3 +116,17 @@ export class Tap {
     if (this.closed) throw new Error(`tap ${this.name} is closed`);
   }
 }
+
+/**
+ * Reads one message (a tap's frame, a unix datagram) from the non-blocking `fd` into `buffer`: its length, or -1
+ * when none is queued, without an exception (a data-plane thread reads until -1 this way). A longer message is
+ * truncated to `buffer.length`. Other failures throw HostIoError.
+ */
+export function readMessage(fd: number, buffer: Uint8Array): number {
+  return native().readMessage(fd, buffer);
+}
+
+/** Writes `bytes` as one message to the non-blocking `fd`: the bytes written, or -1 when it cannot take it now. */
+export function writeMessage(fd: number, bytes: Uint8Array): number {
+  return native().writeMessage(fd, bytes);
+}

@@ -17,11 +17,13 @@ import {
   unixDgramBind,
   unixDgramConnect,
   unixListen,
+  readMessage,
   socketPair,
   viewMapping,
   waitAnyReadable,
   waitReadable,
   waitWritable,
+  writeMessage,
 } from "../src/index.js";
 import { packageRoot } from "../src/native.js";
 
@@ -181,8 +183,13 @@ describe("unixListen / unixAccept / waitReadable", () => {
       writeSync(a, Uint8Array.of(4));
       const buf = new Uint8Array(16);
       expect(readSync(b, buf)).toBe(3); // message boundaries kept
-      expect(readSync(b, buf)).toBe(1);
+      expect(readMessage(b, buf)).toBe(1);
+      expect(readMessage(b, buf)).toBe(-1); // none queued: -1, no exception
       expect(waitReadable(b, 0)).toBe(false);
+      expect(writeMessage(b, Uint8Array.of(5, 6, 7, 8, 9))).toBe(5);
+      const small = new Uint8Array(2);
+      expect(readMessage(a, small)).toBe(2); // truncated to the buffer
+      expect([...small]).toEqual([5, 6]);
       // What waits for the peer is bounded (the sender's buffer, since the peer is connected back): a full one
       // makes the sender wait, not lose; it can write again once the peer read most of it.
       let sent = 0;

@@ -3,9 +3,9 @@
 // memory (writev), the receive queue reads frames while the driver has buffers posted and places them with
 // net-frames.ts's rules, the same as on the JS thread. While a queue is lent here, the JS thread's backend leaves
 // the fd alone.
-import { readSync, writevSync } from "node:fs";
+import { writevSync } from "node:fs";
 import type { GuestMemory, Logger } from "@vmm/core";
-import { unixDgramConnect, waitWritable } from "@vmm/host-io";
+import { readMessage, unixDgramConnect, waitWritable } from "@vmm/host-io";
 import { PEER_GONE } from "../backends/net-dgram.js";
 import { type FrameFd, MAX_FRAME } from "../backends/net-socket.js";
 import { defineQueueWorker, type InputRing, type QueueInput, type QueueInputState, type QueueWorker } from "../dataplane/api.js";
@@ -104,16 +104,16 @@ function receiver(memory: GuestMemory, features: () => bigint, data: NetWorkerDa
   const dropped = () => Atomics.add(counters, NetWorkerCounter.RX_DROPPED, 1n) + 1n;
   const onBufferError = (head: number, e: Error) => logger.warn(`virtio-net: receive buffer ${head}: ${e.message}`);
 
+  const frameSpace = scratch.subarray(MAX_NET_HEADER);
   /** The next frame's length (empty datagrams skipped), 0 when none waits (or the fd failed: reported once, receiving stops). */
   function readFrame(): number {
     while (!broken) {
       try {
-        const n = readSync(data.fd, scratch, MAX_NET_HEADER, scratch.length - MAX_NET_HEADER, null);
+        const n = readMessage(data.fd, frameSpace); // -1 when none waits: no exception on the common path
+        if (n < 0) return 0;
         if (n > 0) return n;
       } catch (e) {
-        const code = errno(e);
-        if (code === "EAGAIN") return 0;
-        if (PEER_GONE.has(code)) continue; // a datagram peer went away: reported once, reading goes on
+        if (PEER_GONE.has(errno(e))) continue; // a datagram peer went away: reported once, reading goes on
         broken = true; // the interface was deleted under us, say: stop rather than spin on an fd that stays readable
         logger.error(`virtio-net: reading the backend failed (${(e as Error).message}); receiving stopped`);
       }
