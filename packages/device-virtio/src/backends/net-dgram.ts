@@ -1,6 +1,6 @@
-import { closeSync, lstatSync, readSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, lstatSync, unlinkSync } from "node:fs";
 import { ConfigurationError, type Logger } from "@vmm/core";
-import { type FdWatch, HostIoError, unixConnect, unixDgramBind, unixDgramConnect, watchReadable } from "@vmm/host-io";
+import { type FdWatch, HostIoError, readMessage, unixConnect, unixDgramBind, unixDgramConnect, watchReadable, writeMessage } from "@vmm/host-io";
 import { type FrameFd, MAX_FRAME, type NetBackend } from "./net-socket.js";
 
 /** Frames read per readiness callback, so one busy peer cannot hold the event loop (vCPUs, timers). */
@@ -172,15 +172,14 @@ export class DgramNetBackend implements NetBackend {
         return true;
       }
       try {
-        writeSync(this.fd, frame);
+        if (writeMessage(this.fd, frame) < 0) {
+          this.hold(frame); // the peer's queue is full
+          return false;
+        }
         this.txFrames++;
         return true;
       } catch (e) {
         const code = errno(e) ?? "";
-        if (code === "EAGAIN") {
-          this.hold(frame);
-          return false;
-        }
         if (!PEER_GONE.has(code)) {
           this.drop((e as Error).message);
           return true;
@@ -205,10 +204,10 @@ export class DgramNetBackend implements NetBackend {
     for (let i = 0; i < READ_BATCH && !this.paused && !this.closed; i++) {
       let n: number;
       try {
-        n = readSync(this.fd, this.buffer);
+        n = readMessage(this.fd, this.buffer);
+        if (n < 0) return; // nothing more queued
       } catch (e) {
         const code = errno(e) ?? "";
-        if (code === "EAGAIN") return;
         if (PEER_GONE.has(code)) continue; // reported once by the kernel (the peer went away); reading goes on
         this.logger?.error(`${this.label}: read failed (${(e as Error).message}); receiving stopped`);
         this.watch?.close();
