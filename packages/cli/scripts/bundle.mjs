@@ -1,10 +1,18 @@
 // The start-up bundle: dist/main.js (what tsc built) and the machines and device packages it loads, in one
-// module graph written to dist/bundle/ with a chunk per dynamic import (an architecture's machine, a built-in
-// plugin), so a run resolves and compiles a few files instead of ~170. bin/vmm.js loads it when it is there.
+// module graph written to dist/bundle/ with a chunk per dynamic import (the x86_64 machine, a built-in plugin),
+// so a run resolves and compiles a few files instead of ~170. bin/vmm.js loads it when it is there.
 //
 // Kept outside the bundle, resolved at run time as before: what plugins share with vmm by identity (@vmm/core and
 // @vmm/pci: a plugin's PciFunction and errors must be vmm's; tsyringe and reflect-metadata), the native addons
-// (@vmm/kvm-native, @vmm/host-io: they find their built .node files from their own package), and Node's modules.
+// (@vmm/kvm-native, @vmm/host-io: they find their built .node files from their own package), Node's modules, and
+// xz-decompress (CommonJS, imported by @vmm/machine on the first XZ kernel).
+//
+// Each module a run loads costs it the loader's resolution and Node's path handling, which is what wakes TurboFan
+// at start-up (issue #17), so the graph is kept to few files: no chunk is shared between chunks. esbuild would put
+// its CommonJS helpers in a chunk of their own that every chunk imports, so commander (the only CommonJS left) comes
+// in as an ES module with those helpers inside (commanderAsEsm); and @vmm/machine-arm64, which uses parts of
+// @vmm/machine, is a bundle of its own (dist/bundle/machine-arm64.mjs, with its copy of those parts) rather than a
+// chunk that would split the x86_64 machine into a shared chunk and a facade.
 import { build } from "esbuild";
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -14,58 +22,87 @@ import { fileURLToPath } from "node:url";
 
 const cliDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const outdir = path.join(cliDir, "dist", "bundle");
+const resolveFromCli = createRequire(path.join(cliDir, "package.json")).resolve;
 
 /** Packages whose code goes into the bundle; every other bare import stays an import. */
-const BUNDLED = new Set([
-  "@vmm/machine",
-  "@vmm/machine-arm64",
-  "@vmm/fdt",
-  "@vmm/device-virtio",
-  "@vmm/device-vesa",
-  "@vmm/device-vfio",
-  "commander",
-  "xz-decompress",
-]);
+const BUNDLED = new Set(["@vmm/machine", "@vmm/device-virtio", "@vmm/device-vesa", "@vmm/device-vfio", "commander"]);
+
+/** Packages bundled in a file of their own beside the bundle: the bundle imports them by that file's name. */
+const SEPARATE = { "@vmm/machine-arm64": { file: "machine-arm64.mjs", bundled: ["@vmm/machine-arm64", "@vmm/machine", "@vmm/fdt"] } };
 
 /** "@scope/name/sub" -> "@scope/name"; "name/sub" -> "name". */
 const packageOf = (specifier) => specifier.split("/").slice(0, specifier.startsWith("@") ? 2 : 1).join("/");
 
-const keepExternal = {
+/** Bare imports of packages outside `bundled` stay imports; those of a SEPARATE package name its file. */
+const keepExternal = (bundled) => ({
   name: "keep-external",
   setup(b) {
-    b.onResolve({ filter: /^[^./]/ }, (args) => (BUNDLED.has(packageOf(args.path)) ? undefined : { path: args.path, external: true }));
+    b.onResolve({ filter: /^[^./]/ }, (args) => {
+      const name = packageOf(args.path);
+      if (bundled.has(name)) return undefined;
+      if (Object.hasOwn(SEPARATE, name)) return { path: `./${SEPARATE[name].file}`, external: true };
+      return { path: args.path, external: true };
+    });
   },
-};
+});
+
+/**
+ * The `require` commander's CommonJS calls for Node's modules (through esbuild's helper), declared in its module so
+ * that the bundle does not need esbuild's own stand-in; made on first use (createRequire resolves paths, issue #17).
+ */
+const LAZY_REQUIRE =
+  "import { createRequire as __vmmCreateRequire } from 'node:module'; let __vmmRequire; " +
+  "const require = new Proxy(function require() {}, { apply: (_, self, args) => (__vmmRequire ??= __vmmCreateRequire(import.meta.url)).apply(self, args), get: (_, key) => (__vmmRequire ??= __vmmCreateRequire(import.meta.url))[key] });";
+
+/** commander's ES module entry bundled with its CommonJS files (and esbuild's helpers for them) into one ES module. */
+async function commanderEsm() {
+  const result = await build({
+    stdin: { contents: 'export * from "commander";', resolveDir: cliDir, loader: "js" },
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    banner: { js: LAZY_REQUIRE },
+    write: false,
+    logLevel: "warning",
+  });
+  return result.outputFiles[0].text;
+}
+
+/** `import "commander"` gets commanderEsm(): ordinary ES module code to esbuild, so no chunk of helpers is made. */
+const commanderAsEsm = (contents) => ({
+  name: "commander-as-esm",
+  setup(b) {
+    b.onResolve({ filter: /^commander$/ }, () => ({ path: "commander", namespace: "commander-esm" }));
+    b.onLoad({ filter: /.*/, namespace: "commander-esm" }, () => ({ contents, loader: "js", resolveDir: cliDir }));
+  },
+});
+
+const common = { bundle: true, format: "esm", platform: "node", target: "node20", logLevel: "warning" };
 
 await rm(outdir, { recursive: true, force: true });
 await build({
+  ...common,
   entryPoints: { main: path.join(cliDir, "dist", "main.js") },
   outdir,
   outExtension: { ".js": ".mjs" },
-  bundle: true,
   splitting: true,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  plugins: [keepExternal],
-  // CommonJS inside the bundle (commander, xz-decompress) calls require for Node's modules.
-  banner: { js: "import { createRequire as __vmmCreateRequire } from 'node:module'; const require = __vmmCreateRequire(import.meta.url);" },
-  logLevel: "warning",
+  plugins: [commanderAsEsm(await commanderEsm()), keepExternal(BUNDLED)],
 });
+for (const [name, { file, bundled }] of Object.entries(SEPARATE)) {
+  await build({ ...common, entryPoints: [resolveFromCli(name)], outfile: path.join(outdir, file), plugins: [keepExternal(new Set(bundled))] });
+}
 
 // tsyringe's CommonJS build (34 files with tslib) as one file, dist/bundle/tsyringe-VERSION.cjs: src/startup/tsyringe.ts
 // loads it as tsyringe's own entry module when the installed version is VERSION. Only `main` and the plain
 // conditions, as Node's require picks them (tslib.js, not its ES module build).
-const tsyringeEntry = createRequire(path.join(cliDir, "package.json")).resolve("tsyringe");
+const tsyringeEntry = resolveFromCli("tsyringe");
 const tsyringeVersion = JSON.parse(readFileSync(path.resolve(path.dirname(tsyringeEntry), "../../package.json"), "utf8")).version;
 await build({
+  ...common,
   entryPoints: [tsyringeEntry],
   outfile: path.join(outdir, `tsyringe-${tsyringeVersion}.cjs`),
-  bundle: true,
   format: "cjs",
-  platform: "node",
-  target: "node20",
   mainFields: ["main"],
   conditions: [],
-  logLevel: "warning",
 });
