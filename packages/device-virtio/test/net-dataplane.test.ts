@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { NetBackend } from "../src/backends/net-socket.js";
 import { Status } from "../src/constants.js";
 import { NetFeature, VirtioNet } from "../src/devices/net.js";
+import { FrameInbox } from "../src/devices/net-frames.js";
 import { RAM_BASE } from "./driver.js";
 import { ALL_BUT, setupTransport, until } from "./harness.js";
 import { closeMemfds, makeMemfdMemory } from "./memfd-ram.js";
@@ -100,6 +101,27 @@ function rig(features?: (offered: bigint) => bigint) {
     lent: () => t.transport.dataPlane(RX)!.isLent && t.transport.dataPlane(TX)!.isLent,
   };
 }
+
+describe("FrameInbox (frames handed over with the receive queue)", () => {
+  it("keeps frames in order over a shared buffer; take, untake, drain; refuses a full inbox and a frame over a slot", () => {
+    const mine = new FrameInbox();
+    const theirs = new FrameInbox(mine.buffer); // the other thread's view of the same memory
+    expect(mine.put(frameOf(60, 1))).toBe(true);
+    expect(mine.put(frameOf(1518, 2))).toBe(true);
+    expect(mine.put(frameOf(1519, 3))).toBe(false);
+    const into = new Uint8Array(FrameInbox.SLOT_BYTES);
+    expect(theirs.take(into)).toBe(60);
+    expect([...into.subarray(0, 60)]).toEqual([...frameOf(60, 1)]);
+    theirs.untake();
+    expect(theirs.waiting).toBe(2);
+    expect(theirs.take(into)).toBe(60);
+    expect(mine.drain().map((f) => f.length)).toEqual([1518]);
+    expect(theirs.waiting).toBe(0);
+    expect(theirs.take(into)).toBe(0);
+    for (let i = 0; i < FrameInbox.SLOTS; i++) expect(mine.put(frameOf(60, i))).toBe(true);
+    expect(mine.put(frameOf(60, 99))).toBe(false);
+  });
+});
 
 describe("virtio-net data-plane workers over a frame fd (memfd-backed RAM, no KVM)", () => {
   it("transmit: each chain's frame goes to the fd from the worker, header stripped; the backend's send is never used", async () => {
@@ -249,6 +271,27 @@ describe("virtio-net data-plane workers over a frame fd (memfd-backed RAM, no KV
     expect(runs).toBe(40);
     expect(r.transport.dataPlane(RX)!.alive && r.transport.dataPlane(TX)!.alive).toBe(true);
   }, 60_000);
+
+  it("a frame the worker read but had no room for goes back to the device when the queue is taken back, and to the worker again, in order", async () => {
+    const r = rig();
+    r.postRx(1, 512); // mergeable buffers, but too little room for what comes
+    await until(r.lent);
+    r.backend.inject(frameOf(1500, 1));
+    await until(() => !waitReadable(r.backend.fd, 0)); // the worker read it, and holds it waiting for more buffers
+    r.backend.inject(frameOf(100, 2));
+    await sleep(20);
+    expect(r.driver.rings[RX]!.usedIdx()).toBe(0);
+    await r.transport.quiesce();
+    expect(r.device.counters()).toMatchObject({ rxPending: 1, rxDropped: 0 }); // handed back, not lost
+    r.transport.resume();
+    await until(r.lent);
+    r.postRx(4, 512);
+    await until(() => r.driver.rings[RX]!.usedIdx() === 4);
+    const got = r.takeRx();
+    expect(got.map((u) => u.len)).toEqual([512, 512, 12 + 1500 - 1024, 12 + 100]);
+    expect([...got[3]!.bytes.subarray(12)]).toEqual([...frameOf(100, 2)]);
+    expect(r.device.counters()).toMatchObject({ rxFrames: 2, rxDropped: 0, rxPending: 0 });
+  });
 
   it("dataplane=main keeps both queues on the JS thread", () => {
     const backend = new FrameFdBackend();

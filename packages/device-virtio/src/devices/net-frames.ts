@@ -93,3 +93,70 @@ export function placePacket(
 
 /** The data-plane workers' counters, as words of a BigInt64Array over a SharedArrayBuffer the device reads. */
 export const NetWorkerCounter = { TX_FRAMES: 0, TX_DROPPED: 1, RX_FRAMES: 2, RX_DROPPED: 3, RX_OVERSIZED: 4, WORDS: 5 } as const;
+
+/**
+ * Frames handed between the JS thread and the receive worker when the queue changes hands, so none is lost or
+ * reordered: the device's backlog goes to the worker when it lends the queue, and what the worker had not placed
+ * comes back when it is returned. Only the side that owns the queue touches it (the hand-over's Atomics order
+ * it). A few slots of a full Ethernet frame each: the device pauses its backend as soon as one frame waits, so its
+ * backlog is short, and larger frames are over what a driver without receive offloads (none are offered) takes.
+ */
+export class FrameInbox {
+  static readonly SLOTS = 8;
+  static readonly SLOT_BYTES = MAX_ETHERNET_FRAME;
+  private static readonly COUNT = 0;
+  private static readonly TAKEN = 1;
+  private static readonly HEADER_WORDS = 2 + FrameInbox.SLOTS;
+  private readonly words: Int32Array;
+  private readonly bytes: Uint8Array;
+
+  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(FrameInbox.HEADER_WORDS * 4 + FrameInbox.SLOTS * FrameInbox.SLOT_BYTES)) {
+    this.words = new Int32Array(buffer, 0, FrameInbox.HEADER_WORDS);
+    this.bytes = new Uint8Array(buffer, FrameInbox.HEADER_WORDS * 4);
+  }
+
+  /** Frames put and not taken. */
+  get waiting(): number {
+    return this.words[FrameInbox.COUNT]! - this.words[FrameInbox.TAKEN]!;
+  }
+
+  clear(): void {
+    this.words[FrameInbox.COUNT] = 0;
+    this.words[FrameInbox.TAKEN] = 0;
+  }
+
+  /** Appends a frame; false when it has no room (slots full, or the frame larger than a slot). */
+  put(frame: Uint8Array): boolean {
+    const n = this.words[FrameInbox.COUNT]!;
+    if (n >= FrameInbox.SLOTS || frame.length > FrameInbox.SLOT_BYTES) return false;
+    this.bytes.set(frame, n * FrameInbox.SLOT_BYTES);
+    this.words[2 + n] = frame.length;
+    this.words[FrameInbox.COUNT] = n + 1;
+    return true;
+  }
+
+  /** Copies the next frame into `into` (at least SLOT_BYTES long) and returns its length; 0 when none waits. */
+  take(into: Uint8Array): number {
+    const i = this.words[FrameInbox.TAKEN]!;
+    if (i >= this.words[FrameInbox.COUNT]!) return 0;
+    const length = this.words[2 + i]!;
+    into.set(this.bytes.subarray(i * FrameInbox.SLOT_BYTES, i * FrameInbox.SLOT_BYTES + length));
+    this.words[FrameInbox.TAKEN] = i + 1;
+    return length;
+  }
+
+  /** Puts the frame just taken back in front (its bytes are still in its slot). */
+  untake(): void {
+    if (this.words[FrameInbox.TAKEN]! > 0) this.words[FrameInbox.TAKEN]!--;
+  }
+
+  /** The frames not taken, in order, copied out; the inbox is empty afterwards. */
+  drain(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let i = this.words[FrameInbox.TAKEN]!; i < this.words[FrameInbox.COUNT]!; i++) {
+      out.push(this.bytes.slice(i * FrameInbox.SLOT_BYTES, i * FrameInbox.SLOT_BYTES + this.words[2 + i]!));
+    }
+    this.clear();
+    return out;
+  }
+}

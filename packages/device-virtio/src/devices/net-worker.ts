@@ -10,13 +10,15 @@ import { PEER_GONE } from "../backends/net-dgram.js";
 import { type FrameFd, MAX_FRAME } from "../backends/net-socket.js";
 import { defineQueueWorker, type InputRing, type QueueInput, type QueueInputState, type QueueWorker } from "../dataplane/api.js";
 import type { ChainSegment, DescriptorChain } from "../virtqueue/descriptor-chain.js";
-import { MAX_NET_HEADER, maxReceiveFrame, mergeableBuffers, netHeaderSize, NetWorkerCounter, placePacket } from "./net-frames.js";
+import { FrameInbox, MAX_NET_HEADER, maxReceiveFrame, mergeableBuffers, netHeaderSize, NetWorkerCounter, placePacket } from "./net-frames.js";
 
 /** What VirtioNet hands each of its queue's workers: the backend's frame fd (the JS thread keeps it open). */
 export interface NetWorkerData extends FrameFd {
   readonly role: "rx" | "tx";
   /** NetWorkerCounter words (a BigInt64Array's buffer), shared with the device's `counters()`. */
   readonly counters: SharedArrayBuffer;
+  /** The receive queue's FrameInbox: frames the device held when it lent the queue, and hands back. */
+  readonly inbox: SharedArrayBuffer;
 }
 
 /** Frames one `fill` places before the runtime signals the driver and looks at its commands. */
@@ -100,7 +102,9 @@ function receiver(memory: GuestMemory, features: () => bigint, data: NetWorkerDa
   // A frame is read MAX_NET_HEADER bytes in, so its packet (header + frame) needs no copy.
   const scratch = new Uint8Array(MAX_NET_HEADER + MAX_FRAME + 1); // one byte more than allowed reveals truncation
   let held = 0; // the length of a frame in `scratch` waiting for room, or 0
+  let heldFromInbox = false;
   let broken = false;
+  const inbox = new FrameInbox(data.inbox);
   const dropped = () => Atomics.add(counters, NetWorkerCounter.RX_DROPPED, 1n) + 1n;
   const onBufferError = (head: number, e: Error) => logger.warn(`virtio-net: receive buffer ${head}: ${e.message}`);
 
@@ -131,7 +135,10 @@ function receiver(memory: GuestMemory, features: () => bigint, data: NetWorkerDa
       for (let placed = 0; placed < RX_BATCH; ) {
         if (held === 0) {
           if (ring.pending() === 0) return "starved"; // no room: the frame waits in the tap's queue, not here
-          held = readFrame();
+          // The frames the device held when it lent the queue are older than any still in the backend.
+          held = inbox.take(frameSpace);
+          heldFromInbox = held > 0;
+          if (!heldFromInbox) held = readFrame();
           if (held === 0) return broken ? "starved" : "dry";
         }
         const length = held;
@@ -155,11 +162,16 @@ function receiver(memory: GuestMemory, features: () => bigint, data: NetWorkerDa
       }
       return "busy";
     },
+    /** The frame held for want of room goes back to the device through the inbox, in front of any it did not take. */
     release(): void {
-      // A frame read for the old ring: the JS thread may read newer frames before the queue comes back.
       if (held === 0) return;
+      if (heldFromInbox) {
+        inbox.untake();
+      } else {
+        inbox.clear(); // read from the backend, which happens only once every inbox frame was taken
+        if (!inbox.put(frameSpace.subarray(0, held))) dropped(); // over a slot: only with receive offloads, never offered
+      }
       held = 0;
-      dropped();
     },
   };
   return { input };

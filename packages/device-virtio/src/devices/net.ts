@@ -6,7 +6,7 @@ import { builtModule } from "../dataplane/module-url.js";
 import type { NetBackend } from "../backends/net-socket.js";
 import { MAX_FRAME } from "../backends/net-socket.js";
 import { gather } from "../virtqueue/descriptor-chain.js";
-import { maxReceiveFrame, mergeableBuffers, netHeaderSize, NetFeature, NetWorkerCounter, placePacket } from "./net-frames.js";
+import { FrameInbox, maxReceiveFrame, mergeableBuffers, netHeaderSize, NetFeature, NetWorkerCounter, placePacket } from "./net-frames.js";
 import type { NetWorkerData } from "./net-worker.js";
 
 export { MAX_ETHERNET_FRAME, NetFeature } from "./net-frames.js";
@@ -61,6 +61,8 @@ export class VirtioNet extends VirtioDevice {
   private readonly workerCounters = new BigInt64Array(new SharedArrayBuffer(NetWorkerCounter.WORDS * 8));
   /** Queues lent to their workers. While the receive queue is, the backend stays paused and the backlog empty. */
   private readonly lent = new Set<number>();
+  /** Frames handed to the receive worker with the queue, and back. */
+  private readonly inbox = new FrameInbox();
 
   constructor(
     readonly backend: NetBackend,
@@ -84,28 +86,38 @@ export class VirtioNet extends VirtioDevice {
   override dataPlane(queue: number): QueueDataPlane | undefined {
     const frames = this.backend.frameFd?.();
     if (this.dataplaneKind !== "worker" || frames === undefined) return undefined;
-    const data: NetWorkerData = { role: queue === RX ? "rx" : "tx", ...frames, counters: this.workerCounters.buffer as SharedArrayBuffer };
+    const data: NetWorkerData = {
+      role: queue === RX ? "rx" : "tx",
+      ...frames,
+      counters: this.workerCounters.buffer as SharedArrayBuffer,
+      inbox: this.inbox.buffer,
+    };
     return { module: builtModule("devices/net-worker.js"), data };
   }
 
   /**
    * The receive worker reads the backend's fd from now on: frames received here before are placed first (the
-   * ring is still the JS thread's), and any the driver has no room for are dropped, since the worker's newer
-   * frames would overtake them.
+   * ring is still the JS thread's), and those the driver has no room for yet go to the worker in the inbox, ahead
+   * of the backend's (beyond its slots, which a paused backend hardly ever needs, they are dropped and counted).
    */
   override queueLending(queue: number): void {
     if (queue === RX) {
       this.deliver();
-      this.rxDropped += this.backlog.length;
+      this.inbox.clear();
+      for (const frame of this.backlog) if (!this.inbox.put(frame)) this.rxDropped++;
       this.backlog = [];
     }
     this.lent.add(queue);
     this.applyBackPressure();
   }
 
-  /** The JS thread reads the backend again (into the backlog until the ring is served: `resumed`, `notify`). */
+  /**
+   * The JS thread reads the backend again (into the backlog until the ring is served: `resumed`, `notify`),
+   * after the frames the receive worker had not placed, which come back through the inbox.
+   */
   override queueReturned(queue: number): void {
     this.lent.delete(queue);
+    if (queue === RX) this.backlog = [...this.inbox.drain(), ...this.backlog];
     this.applyBackPressure();
   }
 
