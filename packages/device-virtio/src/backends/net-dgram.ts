@@ -1,10 +1,9 @@
 import { closeSync, lstatSync, unlinkSync } from "node:fs";
 import { ConfigurationError, type Logger } from "@vmm/core";
-import { type FdWatch, HostIoError, readMessage, unixConnect, unixDgramBind, unixDgramConnect, watchReadable, writeMessage } from "@vmm/host-io";
+import { HostIoError, unixConnect, unixDgramBind, unixDgramConnect, writeMessage } from "@vmm/host-io";
+import { FrameReader, warnSometimes } from "./frame-fd.js";
 import { type FrameFd, MAX_FRAME, type NetBackend } from "./net-socket.js";
 
-/** Frames read per readiness callback, so one busy peer cannot hold the event loop (vCPUs, timers). */
-const READ_BATCH = 64;
 /** After the peer's queue was full (EAGAIN), when the held frame is tried again. */
 const RETRY_MS = 1;
 /** Errors that say the peer is not there (yet, or any more): not a reason to stop. */
@@ -64,21 +63,15 @@ function bindAt(path: string, label: string): number {
  * device's data-plane workers do the same straight from guest memory. Closing removes `local`.
  */
 export class DgramNetBackend implements NetBackend {
-  rxFrames = 0;
   txFrames = 0;
-  /** Datagrams larger than MAX_FRAME, dropped. */
-  rxOversized = 0;
   /** Frames dropped on the way out: no peer bound, an oversized frame, a send error. */
   txDropped = 0;
-  private receive: ((frame: Uint8Array) => void) | undefined;
   private writable: (() => void) | undefined;
-  private watch: FdWatch | undefined;
-  private paused = false;
   private connected = false;
   private held: Uint8Array | undefined;
   private retry: NodeJS.Timeout | undefined;
   private closed = false;
-  private readonly buffer = new Uint8Array(MAX_FRAME + 1); // one byte more than allowed reveals truncation
+  private readonly reader: FrameReader;
 
   private constructor(
     private readonly fd: number,
@@ -87,7 +80,20 @@ export class DgramNetBackend implements NetBackend {
     private readonly inode: number,
     private readonly logger: Logger | undefined,
     private readonly label: string,
-  ) {}
+  ) {
+    // A peer that went away is reported once by the kernel on a read; reading goes on.
+    this.reader = new FrameReader(fd, { logger, label, transient: (e) => PEER_GONE.has(errno(e) ?? "") });
+  }
+
+  /** Frames delivered to the device. */
+  get rxFrames(): number {
+    return this.reader.rxFrames;
+  }
+
+  /** Datagrams larger than MAX_FRAME, dropped. */
+  get rxOversized(): number {
+    return this.reader.rxOversized;
+  }
 
   /** Binds `local` and tries to reach `remote`. Throws ConfigurationError (a path in the way, a bad path). */
   static open(local: string, remote: string, options: DgramNetOptions = {}): DgramNetBackend {
@@ -100,10 +106,8 @@ export class DgramNetBackend implements NetBackend {
   }
 
   open(receive: (frame: Uint8Array) => void, writable?: () => void): void {
-    this.receive = receive;
     this.writable = writable;
-    this.watch = watchReadable(this.fd, () => this.readBatch());
-    if (this.paused) this.watch.pause();
+    this.reader.start(receive);
   }
 
   send(frame: Uint8Array): void {
@@ -123,15 +127,11 @@ export class DgramNetBackend implements NetBackend {
   }
 
   pause(): void {
-    if (this.paused) return;
-    this.paused = true;
-    this.watch?.pause();
+    this.reader.pause();
   }
 
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.watch?.resume();
+    this.reader.resume();
   }
 
   frameFd(): FrameFd | undefined {
@@ -146,7 +146,7 @@ export class DgramNetBackend implements NetBackend {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.retry);
-    this.watch?.close();
+    this.reader.close();
     closeSync(this.fd);
     // Only our own socket file: another process may have replaced a path we were slow to leave.
     if (lstatSync(this.local, { throwIfNoEntry: false })?.ino === this.inode) unlinkSync(this.local);
@@ -200,36 +200,7 @@ export class DgramNetBackend implements NetBackend {
     }, RETRY_MS);
   }
 
-  private readBatch(): void {
-    for (let i = 0; i < READ_BATCH && !this.paused && !this.closed; i++) {
-      let n: number;
-      try {
-        n = readMessage(this.fd, this.buffer);
-        if (n < 0) return; // nothing more queued
-      } catch (e) {
-        const code = errno(e) ?? "";
-        if (PEER_GONE.has(code)) continue; // reported once by the kernel (the peer went away); reading goes on
-        this.logger?.error(`${this.label}: read failed (${(e as Error).message}); receiving stopped`);
-        this.watch?.close();
-        return;
-      }
-      if (n === 0) continue;
-      if (n > MAX_FRAME) {
-        this.rxOversized++;
-        if (this.rxOversized === 1 || this.rxOversized % 1000 === 0) {
-          this.logger?.warn(`${this.label}: dropped a datagram over ${MAX_FRAME} bytes (${this.rxOversized} so far)`);
-        }
-        continue;
-      }
-      this.rxFrames++;
-      this.receive?.(this.buffer.slice(0, n));
-    }
-  }
-
   private drop(why: string): void {
-    this.txDropped++;
-    if (this.txDropped === 1 || this.txDropped % 1000 === 0) {
-      this.logger?.warn(`${this.label}: dropped a transmitted frame: ${why} (${this.txDropped} so far)`);
-    }
+    warnSometimes(this.logger, ++this.txDropped, `${this.label}: dropped a transmitted frame: ${why}`);
   }
 }

@@ -1,9 +1,7 @@
 import { ConfigurationError, type Logger } from "@vmm/core";
 import { HostIoError, openTap, type Tap } from "@vmm/host-io";
+import { FrameReader, warnSometimes } from "./frame-fd.js";
 import { type FrameFd, MAX_FRAME, type NetBackend } from "./net-socket.js";
-
-/** Frames read per readiness callback, so one busy tap cannot hold the event loop (vCPUs, timers). */
-const READ_BATCH = 64;
 
 export interface TapNetOptions {
   logger?: Logger;
@@ -32,27 +30,24 @@ export function tapAttachHint(err: HostIoError, ifname: string): string {
 
 /**
  * Ethernet frames through a host tap interface (IFF_TAP | IFF_NO_PI, no virtio_net_hdr: the device strips
- * and prepends the header, as for the socket backend). Frames are read when the tap's fd is readable, at most
- * READ_BATCH per event-loop turn; `pause()` (the guest has no receive buffers) stops reading so frames wait
- * in the kernel's queue instead of in memory. Oversized frames and failed writes are dropped and counted.
+ * and prepends the header, as for the socket backend). Frames are read when the tap's fd is readable
+ * (FrameReader); `pause()` (the guest has no receive buffers) stops reading so frames wait in the kernel's queue
+ * instead of in memory. Oversized frames and failed writes are dropped and counted.
  */
 export class TapNetBackend implements NetBackend {
-  /** Frames delivered to the device / sent to the host. */
-  rxFrames = 0;
+  /** Frames sent to the host. */
   txFrames = 0;
-  /** Frames read from the tap that were larger than MAX_FRAME. */
-  rxOversized = 0;
   /** Frames the host did not take (interface down, queue full) or that were too large to send. */
   txDropped = 0;
-  private receive: ((frame: Uint8Array) => void) | undefined;
-  private paused = false;
-  private readonly buffer = new Uint8Array(MAX_FRAME + 1); // one byte more than allowed reveals truncation
+  private readonly reader: FrameReader;
 
   private constructor(
     private readonly tap: Tap,
     private readonly logger: Logger | undefined,
     private readonly label: string,
-  ) {}
+  ) {
+    this.reader = new FrameReader(tap.fd, { logger, label, oversizedHint: "; lower the interface's MTU" });
+  }
 
   /** Attaches to (or creates) the tap `ifname`; "" lets the kernel pick a name. Throws ConfigurationError. */
   static open(ifname: string, options: TapNetOptions = {}): TapNetBackend {
@@ -74,6 +69,16 @@ export class TapNetBackend implements NetBackend {
     return this.tap.name;
   }
 
+  /** Frames delivered to the device. */
+  get rxFrames(): number {
+    return this.reader.rxFrames;
+  }
+
+  /** Frames read from the tap that were larger than MAX_FRAME. */
+  get rxOversized(): number {
+    return this.reader.rxOversized;
+  }
+
   /** The tap's fd (IFF_TAP, IFF_NO_PI: one frame per read and write); undefined once closed. */
   frameFd(): FrameFd | undefined {
     return this.tap.isClosed ? undefined : { fd: this.tap.fd };
@@ -84,9 +89,7 @@ export class TapNetBackend implements NetBackend {
   }
 
   open(receive: (frame: Uint8Array) => void): void {
-    this.receive = receive;
-    this.tap.onReadable(() => this.readBatch());
-    if (this.paused) this.tap.pause();
+    this.reader.start(receive);
   }
 
   send(frame: Uint8Array): void {
@@ -103,50 +106,19 @@ export class TapNetBackend implements NetBackend {
   }
 
   pause(): void {
-    if (this.paused) return;
-    this.paused = true;
-    this.tap.pause();
+    this.reader.pause();
   }
 
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.tap.resume();
+    this.reader.resume();
   }
 
   async close(): Promise<void> {
+    this.reader.close();
     this.tap.close();
   }
 
-  private readBatch(): void {
-    for (let i = 0; i < READ_BATCH && !this.paused && !this.tap.isClosed; i++) {
-      let n: number;
-      try {
-        n = this.tap.read(this.buffer);
-      } catch (e) {
-        // The interface was deleted under us, say: stop watching rather than spin on an fd that stays readable.
-        this.logger?.error(`${this.label}: read failed (${(e as Error).message}); receiving stopped`);
-        this.tap.offReadable();
-        return;
-      }
-      if (n < 0) return; // nothing more queued
-      if (n === 0) continue;
-      if (n > MAX_FRAME) {
-        this.rxOversized++;
-        if (this.rxOversized === 1 || this.rxOversized % 1000 === 0) {
-          this.logger?.warn(`${this.label}: dropped a frame over ${MAX_FRAME} bytes (${this.rxOversized} so far); lower the interface's MTU`);
-        }
-        continue;
-      }
-      this.rxFrames++;
-      this.receive?.(this.buffer.slice(0, n));
-    }
-  }
-
   private dropTx(why: string): void {
-    this.txDropped++;
-    if (this.txDropped === 1 || this.txDropped % 1000 === 0) {
-      this.logger?.warn(`${this.label}: dropped a transmitted frame: ${why} (${this.txDropped} so far)`);
-    }
+    warnSometimes(this.logger, ++this.txDropped, `${this.label}: dropped a transmitted frame: ${why}`);
   }
 }

@@ -6,6 +6,7 @@
 import { writevSync } from "node:fs";
 import type { GuestMemory, Logger } from "@vmm/core";
 import { readMessage, unixDgramConnect, waitWritable } from "@vmm/host-io";
+import { warnSometimes } from "../backends/frame-fd.js";
 import { PEER_GONE } from "../backends/net-dgram.js";
 import { type FrameFd, MAX_FRAME } from "../backends/net-socket.js";
 import { defineQueueWorker, type InputRing, type QueueInput, type QueueInputState, type QueueWorker } from "../dataplane/api.js";
@@ -31,10 +32,6 @@ const TX_WAIT_MS = 100;
 
 const errno = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as { errno?: string }).errno ?? "";
 
-/** Logs the first of a kind of loss and every thousandth after. */
-function sometimes(logger: Logger, count: bigint, message: string): void {
-  if (count === 1n || count % 1000n === 0n) logger.warn(`${message} (${count} so far)`);
-}
 
 /** Live views of the chain's driver-written bytes past the first `skip` (bounds-checked: GuestMemoryError). */
 function framePart(memory: GuestMemory, segments: readonly ChainSegment[], skip: number): Uint8Array[] {
@@ -51,7 +48,7 @@ function framePart(memory: GuestMemory, segments: readonly ChainSegment[], skip:
 }
 
 function transmitter(memory: GuestMemory, features: () => bigint, data: NetWorkerData, counters: BigInt64Array, logger: Logger): QueueWorker {
-  const drop = (why: string) => sometimes(logger, Atomics.add(counters, NetWorkerCounter.TX_DROPPED, 1n) + 1n, `virtio-net: dropped a transmitted frame: ${why}`);
+  const drop = (why: string) => warnSometimes(logger, Atomics.add(counters, NetWorkerCounter.TX_DROPPED, 1n) + 1n, `virtio-net: dropped a transmitted frame: ${why}`);
   /** A datagram peer not bound yet, or gone (a restarted VM binds anew): connects again (one cheap syscall). */
   const reconnect = (): boolean => {
     if (data.peer === undefined) return false;
@@ -146,7 +143,7 @@ function receiver(memory: GuestMemory, features: () => bigint, data: NetWorkerDa
           held = 0;
           const n = dropped();
           Atomics.add(counters, NetWorkerCounter.RX_OVERSIZED, 1n);
-          sometimes(logger, n, `virtio-net: dropped a received ${length}-byte frame over the driver's ${limit}`);
+          warnSometimes(logger, n, `virtio-net: dropped a received ${length}-byte frame over the driver's ${limit}`);
           continue;
         }
         const packet = scratch.subarray(MAX_NET_HEADER - header, MAX_NET_HEADER + length);
@@ -157,7 +154,7 @@ function receiver(memory: GuestMemory, features: () => bigint, data: NetWorkerDa
           Atomics.add(counters, NetWorkerCounter.RX_FRAMES, 1n);
           placed++;
         } else {
-          sometimes(logger, dropped(), `virtio-net: dropped a received ${length}-byte frame larger than the driver's buffers`);
+          warnSometimes(logger, dropped(), `virtio-net: dropped a received ${length}-byte frame larger than the driver's buffers`);
         }
       }
       return "busy";
