@@ -1,6 +1,7 @@
 // Unix-domain sockets that carry fds (SCM_RIGHTS): socketpair, connect, and one sendmsg/recvmsg per call. The
 // sockets are non-blocking and close-on-exec; received fds are close-on-exec (MSG_CMSG_CLOEXEC). vfio-user
-// passes DMA region and interrupt fds this way. Policy (framing, which fds mean what) lives in TypeScript.
+// passes DMA region and interrupt fds this way. Also datagram sockets bound at a path (virtio-net's dgram
+// backend) and blocking polls for threads that wait. Policy (framing, which fds mean what) lives in TypeScript.
 #include "common.h"
 #include <cerrno>
 #include <cstring>
@@ -156,45 +157,38 @@ static Napi::Value RecvFds(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// unixListen(path, seqpacket) -> fd: a new socket bound to `path` (which must not exist: bind never replaces a
-// file) and listening, non-blocking and close-on-exec, mode 0600 by umask-independent fchmod before bind.
-static Napi::Value UnixListen(const Napi::CallbackInfo& info) {
+// A new socket of `type` bound to `path` (which must not exist: bind never replaces a file) and, with a backlog,
+// listening; mode 0600 by umask-independent fchmod before bind (the socket file takes the socket's mode, so only
+// the owner may connect or send). -1 after throwing.
+static int BindAt(const Napi::CallbackInfo& info, const char* usage, int type, int backlog) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString()) { ThrowType(env, "unixListen(path: string, seqpacket: boolean)"); return env.Undefined(); }
+  if (!info[0].IsString()) { ThrowType(env, usage); return -1; }
   std::string path = info[0].As<Napi::String>().Utf8Value();
   sockaddr_un addr{};
-  if (!SocketAddress(env, path, &addr)) return env.Undefined();
-  int fd = socket(AF_UNIX, SocketType(info[1]), 0);
-  if (fd < 0) { ThrowSysError(env, "socket", errno); return env.Undefined(); }
-  // Only the owner may connect: the socket file takes the mode of the socket at bind time.
+  if (!SocketAddress(env, path, &addr)) return -1;
+  int fd = socket(AF_UNIX, type, 0);
+  if (fd < 0) { ThrowSysError(env, "socket", errno); return -1; }
   fchmod(fd, 0600);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || listen(fd, 16) < 0) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || (backlog > 0 && listen(fd, backlog) < 0)) {
     int err = errno;
     close(fd);
     ThrowSysError(env, ("bind(" + path + ")").c_str(), err);
-    return env.Undefined();
+    return -1;
   }
-  return Napi::Number::New(env, fd);
+  return fd;
 }
 
-// unixDgramBind(path) -> fd: a new datagram socket bound to `path` (which must not exist), non-blocking and
-// close-on-exec, mode 0600 as for unixListen. Each datagram is one message (an Ethernet frame, say).
+// unixListen(path, seqpacket) -> fd: a new socket bound to `path` and listening, non-blocking and close-on-exec.
+static Napi::Value UnixListen(const Napi::CallbackInfo& info) {
+  int fd = BindAt(info, "unixListen(path: string, seqpacket: boolean)", SocketType(info[1]), 16);
+  return fd < 0 ? info.Env().Undefined() : Napi::Number::New(info.Env(), fd);
+}
+
+// unixDgramBind(path) -> fd: a new datagram socket bound to `path`, non-blocking and close-on-exec. Each
+// datagram is one message (an Ethernet frame, say).
 static Napi::Value UnixDgramBind(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsString()) { ThrowType(env, "unixDgramBind(path: string)"); return env.Undefined(); }
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  sockaddr_un addr{};
-  if (!SocketAddress(env, path, &addr)) return env.Undefined();
-  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) { ThrowSysError(env, "socket", errno); return env.Undefined(); }
-  fchmod(fd, 0600);  // only the owner may send to it
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-    int err = errno;
-    close(fd);
-    ThrowSysError(env, ("bind(" + path + ")").c_str(), err);
-    return env.Undefined();
-  }
-  return Napi::Number::New(env, fd);
+  int fd = BindAt(info, "unixDgramBind(path: string)", SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return fd < 0 ? info.Env().Undefined() : Napi::Number::New(info.Env(), fd);
 }
 
 // unixDgramConnect(fd, path): sets the datagram socket's peer; it then sends only there and receives only from
@@ -213,19 +207,6 @@ static Napi::Value UnixDgramConnect(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// waitWritable(fd, timeoutMs) -> true when the fd can take a write (or hung up), false when the time ran out.
-static Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int32_t fd, timeout;
-  if (!ArgI32(info, 0, &fd) || !ArgI32(info, 1, &timeout)) return env.Undefined();
-  pollfd p{fd, POLLOUT, 0};
-  int r;
-  do r = poll(&p, 1, timeout); while (r < 0 && errno == EINTR);
-  if (r < 0) { ThrowSysError(env, "poll", errno); return env.Undefined(); }
-  if (r > 0 && (p.revents & POLLNVAL)) { ThrowSysError(env, "poll", EBADF); return env.Undefined(); }
-  return Napi::Boolean::New(env, r > 0);
-}
-
 // unixAccept(listenFd) -> fd (non-blocking, close-on-exec), or null when no connection is waiting (EAGAIN).
 static Napi::Value UnixAccept(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -241,19 +222,25 @@ static Napi::Value UnixAccept(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
-// waitReadable(fd, timeoutMs) -> true when the fd is readable or hung up, false when the time ran out. Blocks
-// the calling thread (a synchronous request/reply protocol waits this way).
-static Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
+// Polls one fd for `events`: true when they (or a hang-up) came, false when the time ran out. Blocks the calling
+// thread; a signal restarts the full timeout, so callers bound it.
+static Napi::Value PollOne(const Napi::CallbackInfo& info, short events) {
   Napi::Env env = info.Env();
   int32_t fd, timeout;
   if (!ArgI32(info, 0, &fd) || !ArgI32(info, 1, &timeout)) return env.Undefined();
-  pollfd p{fd, POLLIN, 0};
+  pollfd p{fd, events, 0};
   int r;
-  do r = poll(&p, 1, timeout); while (r < 0 && errno == EINTR);  // a signal restarts the full timeout: callers bound it
+  do r = poll(&p, 1, timeout); while (r < 0 && errno == EINTR);
   if (r < 0) { ThrowSysError(env, "poll", errno); return env.Undefined(); }
   if (r > 0 && (p.revents & POLLNVAL)) { ThrowSysError(env, "poll", EBADF); return env.Undefined(); }
   return Napi::Boolean::New(env, r > 0);
 }
+
+// waitReadable(fd, timeoutMs): a synchronous request/reply protocol waits for its answer this way.
+static Napi::Value WaitReadable(const Napi::CallbackInfo& info) { return PollOne(info, POLLIN); }
+
+// waitWritable(fd, timeoutMs): a sender waits for room in a full socket this way.
+static Napi::Value WaitWritable(const Napi::CallbackInfo& info) { return PollOne(info, POLLOUT); }
 
 // waitAnyReadable(fds, timeoutMs) -> the index of the first fd that is readable or hung up, -1 when the time ran
 // out. A data-plane thread sleeps on its doorbell and its host input (a tap) at once this way.
