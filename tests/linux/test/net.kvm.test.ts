@@ -23,14 +23,14 @@ describe.skipIf(!guest.ok || !netnsOk || insideNetns)("Linux's virtio-net and a 
 });
 
 describe.runIf(insideNetns && guest.ok)("inside the namespace", () => {
-  it("brings eth0 up with Linux's ioctls and gets ICMP echo replies from the host's stack", async () => {
+  it("brings eth0 up with Linux's ioctls and gets ICMP echo replies from the host's stack, virtio-net's queues on their data-plane workers", async () => {
     const g = guest as { ok: true; bzImage: string; initramfs: string };
     let configured = false;
     let hostRx = 0;
     const r = await bootLinux({
       bzImage: g.bzImage,
       initramfs: g.initramfs,
-      vmmArgs: ["-m", "256M", "-n", `tap,ifname=${TAP},mac=52:54:00:12:34:56`],
+      vmmArgs: ["-m", "256M", "-n", `tap,ifname=${TAP},mac=52:54:00:12:34:56`, "--stats"],
       checks: [`net-up:eth0:${GUEST_IP}/24`, `ping:${HOST_IP}`, "cat:/proc/net/dev"],
       // vmm creates the tap as it starts; the host end is configured while the guest boots.
       // (/sys/class/net shows the namespace that mounted sysfs, not this one: ask ip.)
@@ -54,6 +54,12 @@ describe.runIf(insideNetns && guest.ok)("inside the namespace", () => {
     expect(r.report.some((l) => l.startsWith(`ping ${HOST_IP} reply seq=`))).toBe(true);
     // The host saw the guest's frames on the tap too.
     expect(hostRx).toBeGreaterThan(0);
+    // Both queues ran on virtio-net's data-plane workers (the tap's default), interrupting Linux through irqfds.
+    const stats = /vmm: stats: (\S*net\S*): (.*)/.exec(r.stderr)?.[2] ?? "";
+    const counter = (key: string) => Number(new RegExp(`\\b${key}=(\\d+)`).exec(stats)?.[1] ?? -1);
+    expect(counter("queue0WorkerRequests"), r.stderr).toBeGreaterThan(0);
+    expect(counter("queue1WorkerRequests"), r.stderr).toBeGreaterThan(0);
+    expect(counter("queue0IrqfdSignals") + counter("queue1IrqfdSignals"), r.stderr).toBeGreaterThan(0);
     expect(r.status).toBe(0);
   }, 420_000);
 });
