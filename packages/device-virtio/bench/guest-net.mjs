@@ -23,7 +23,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SocketNetBackend, TapNetBackend } from "../dist/index.js";
+import { DgramNetBackend, SocketNetBackend, TapNetBackend } from "../dist/index.js";
 
 const scriptPath = fileURLToPath(import.meta.url);
 const here = dirname(scriptPath);
@@ -298,6 +298,57 @@ async function vmToVm(elf, dir, rows, figures) {
   }
 }
 
+// --- transmit at queue depth 1: the time a frame spends outside the guest ---------------------------------------
+
+/** Frames of the queue-depth-1 case (each waits for its predecessor's completion). */
+const QD1_FRAMES = Math.max(200, Math.round(5000 * SCALE));
+
+/**
+ * The guest transmits one 64-byte frame at a time over the datagram backend to a reader in this process and polls
+ * for each completion: its TSC share spent waiting, times the host's wall time, per frame, is the time the frame
+ * spent outside the guest (the doorbell, the device's thread and its write, the used entry). Recorded for the
+ * workers, where the vCPU never leaves KVM_RUN for the device (as for virtio-blk); the JS thread's rate is printed.
+ */
+async function transmitQd1(elf, dir, rows, figures) {
+  const row = { case: "transmit 64 B, queue depth 1", frames: QD1_FRAMES };
+  for (const plane of TAP_PLANES) {
+    const [vmPath, hostPath] = [join(dir, `qd1-vm-${plane.name}`), join(dir, `qd1-host-${plane.name}`)];
+    const host = DgramNetBackend.open(hostPath, vmPath);
+    let received = 0;
+    host.open(() => received++);
+    const vm = new GuestProcess(`nb-qd1-${process.pid}`, elf, `virtio-net,backend=dgram,local=${vmPath},remote=${hostPath},mac=${SENDER_MAC}${plane.options}`, dir);
+    try {
+      await vm.line(/^ready/);
+      const from = vm.lines.length;
+      vm.send(`t 64 ${QD1_FRAMES} 1`);
+      const start = await vm.line(/^start$/, from);
+      const done = await vm.line(/^done (\d+) (\d+) (\d+)$/, from, 120_000);
+      const [sent, waiting, total] = done.match.slice(1).map(Number);
+      const wall = seconds(start.at, done.at);
+      const outsideUs = ((wall * waiting) / total / sent) * 1e6;
+      row[`${plane.name} frames/s`] = Math.round(sent / wall);
+      row[`${plane.name} us/frame`] = ((wall / sent) * 1e6).toFixed(0);
+      if (plane === WORKER) row[`${plane.name} us outside`] = outsideUs.toFixed(0);
+      figures.push({ metric: `transmit 64 B QD1 guest${plane.label}`, value: sent / wall, unit: "frames/s", note: "one frame in flight, datagram backend to a reader in the bench process" });
+      if (plane === WORKER) {
+        figures.push({
+          metric: "transmit 64 B QD1 time outside the guest per frame",
+          value: outsideUs,
+          unit: "us",
+          goal: { direction: "<=", limit: 40, of: "value", source: "issue #17" },
+          note: "the guest's TSC share spent polling an unchanged used index, times the host's wall time, per frame",
+        });
+      }
+      for (const end = Date.now() + 10_000; received < sent && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+      if (received < sent) throw new Error(`transmit QD1 (${plane.name}): ${received} of ${sent} frames reached the host reader`);
+    } finally {
+      await vm.quit().catch(() => {});
+      await host.close();
+    }
+  }
+  rows.push(row);
+}
+
 // --- VM to a tap (in a network namespace of its own: `unshare -n`, so the taps are gone with it) ----------------
 
 /**
@@ -485,6 +536,8 @@ if (process.argv[2] === "--socket-writer") {
     const tapRows = [];
     const figures = [];
     await vmToVm(elf, dir, rows, figures);
+    const qd1Rows = [];
+    await transmitQd1(elf, dir, qd1Rows, figures);
     const noTap = tapUnavailable();
     if (noTap) {
       console.warn(`!!! virtio-net guest bench: the tap part SKIPPED: ${noTap}`);
@@ -503,6 +556,8 @@ if (process.argv[2] === "--socket-writer") {
       console.log("VM to a tap (guest transmits, the interface counts) and a packet socket to the VM through the tap (guest receives)");
       console.table(tapRows);
     }
+    console.log("virtio-net transmit at queue depth 1 over the datagram backend (worker and JS thread), with the time a frame spends outside the guest on the worker");
+    console.table(qd1Rows);
     console.log("guest busy: the guests' TSC outside polling an unchanged used ring; on the main plane it includes the device's work on the vCPU's thread");
     recordBench({ package: "@vmm/device-virtio", name: "guest-net", title: TITLE, rows: figures });
   } finally {

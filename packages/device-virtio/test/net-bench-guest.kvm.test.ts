@@ -168,13 +168,17 @@ describe.skipIf(!kvm.ok)("the virtio-net benchmark guest under KVM (so the bench
     for (const g of [sender, receiver]) expect(await g.quit()).toMatchObject({ status: 0, reason: "debug-exit" });
   }, 150_000);
 
-  it.each([100, 1514])("transmit %i-byte frames: on the wire in the driver's layout, sequence numbers 0..n-1 through reused slots, pattern intact", async (size) => {
+  it.each([
+    [100, "the ring full"],
+    [1514, "the ring full"],
+    [64, "one in flight"],
+  ])("transmit %i-byte frames, %s: on the wire in the driver's layout, sequence numbers 0..n-1 through reused slots, pattern intact", async (size, depth) => {
     const path = join(dir, "peer.sock");
     const peer = await SocketNetBackend.open(path, "listen");
     const frames: Uint8Array[] = [];
     peer.open((f) => frames.push(f));
     const guest = await boot(await SocketNetBackend.open(path, "connect"), SENDER);
-    guest.send(`t ${size} 260`);
+    guest.send(`t ${size} 260${depth === "one in flight" ? " 1" : ""}`);
     await guest.line(/done 260 \d+ \d+\n/);
     await until(() => frames.length === 260);
     frames.forEach((f, seq) => {

@@ -13,9 +13,10 @@
  * written and checked at once (an emulated instruction costs about a microsecond here).
  *
  * Commands arrive on COM1, one per line, after "ready":
- *   "t <frame bytes> <frames>"  transmit: prints "start", keeps the TX ring full until <frames> frames were used,
- *                               then "done <sent> <waiting ticks> <total ticks>": the TSC spent polling an
- *                               unchanged used index (the guest waiting for the device), and the case's.
+ *   "t <frame bytes> <frames> [depth]"  transmit: prints "start", keeps <depth> frames (default and at most QSZ:
+ *                               the ring full) in the TX ring until <frames> frames were used, then "done <sent>
+ *                               <waiting ticks> <total ticks>": the TSC spent polling an unchanged used index (the
+ *                               guest waiting for the device), and the case's.
  *   "r <frames> <frame bytes> [c]"  receive: prints "start" (stale frames already drained), "first" at the first
  *                               frame, and at <frames> frames, or once no frame came for QUIET_PASSES polls
  *                               after an "s" line (read only while no frame is pending), "done <received> <bad>
@@ -114,12 +115,12 @@ static void post_tx(u32 slot, u32 seq) {
 	virtq_make_available(&txq, (u16)slot);
 }
 
-static void transmit(u32 frame, u32 frames) {
+static void transmit(u32 frame, u32 frames, u32 depth) {
 	prepare_tx(frame);
 	printf("start\n");
 	u64 started = rdtsc(), waiting = 0;
 	u32 posted = 0, sent = 0;
-	for (u32 s = 0; s < QSZ && posted < frames; s++, posted++) post_tx(s, posted);
+	for (u32 s = 0; s < depth && posted < frames; s++, posted++) post_tx(s, posted);
 	mmio_write16(tx_doorbell, 1);
 	while (sent < frames) {
 		u16 idx = bench_wait_used(&txq, TX_USED_IDX, 1, &waiting);
@@ -211,8 +212,9 @@ int main(void) {
 		if (line[0] == 's') continue; /* a stop that came after the case ended by itself */
 		const char *p = line + 1;
 		if (line[0] == 't') {
-			u32 frame = read_number(&p), frames = read_number(&p);
-			if (frame >= MIN_FRAME && frame <= MAX_FRAME && frames) { transmit(frame, frames); continue; }
+			u32 frame = read_number(&p), frames = read_number(&p), depth = read_number(&p);
+			if (!depth) depth = QSZ;
+			if (frame >= MIN_FRAME && frame <= MAX_FRAME && frames && depth <= QSZ) { transmit(frame, frames, depth); continue; }
 		} else if (line[0] == 'r') {
 			u32 frames = read_number(&p), frame = read_number(&p);
 			int check = read_flag(&p, 'c');

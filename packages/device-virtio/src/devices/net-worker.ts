@@ -5,7 +5,7 @@
 // the fd alone.
 import { writevSync } from "node:fs";
 import type { GuestMemory, Logger } from "@vmm/core";
-import { readMessage, unixDgramConnect, waitWritable } from "@vmm/host-io";
+import { readMessage, unixDgramConnect, waitWritable, writeMessage } from "@vmm/host-io";
 import { warnSometimes } from "../backends/frame-fd.js";
 import { PEER_GONE } from "../backends/net-dgram.js";
 import { type FrameFd, MAX_FRAME } from "../backends/net-socket.js";
@@ -64,8 +64,14 @@ function transmitter(memory: GuestMemory, features: () => bigint, data: NetWorke
     let reconnected = false;
     for (;;) {
       try {
-        writevSync(data.fd, views);
-        Atomics.add(counters, NetWorkerCounter.TX_FRAMES, 1n);
+        // One buffer (a driver that puts the frame in one descriptor) goes straight to write(2); -1 is EAGAIN.
+        const n = views.length === 1 ? writeMessage(data.fd, views[0]!) : writevSync(data.fd, views);
+        if (n >= 0) {
+          Atomics.add(counters, NetWorkerCounter.TX_FRAMES, 1n);
+          return;
+        }
+        if (waitWritable(data.fd, TX_WAIT_MS)) continue;
+        drop(`the backend took nothing for ${TX_WAIT_MS} ms`);
         return;
       } catch (e) {
         const code = errno(e);
