@@ -4,9 +4,12 @@
 import { createRequire } from "node:module";
 createRequire(import.meta.url)("reflect-metadata");
 
+const debug = process.argv.includes("--debug");
+// The bundles are minified; with --debug, stack traces go through their source maps back to the sources.
+if (debug) process.setSourceMapsEnabled(true);
+
 // Last resort for errors thrown outside any command's control (a plugin's stray timer or promise). While a VM
 // runs, `vmm run` listens itself and stops the VM cleanly; this only acts when nobody else listens.
-const debug = process.argv.includes("--debug");
 for (const event of ["uncaughtException", "unhandledRejection"]) {
   process.on(event, (error) => {
     if (process.listenerCount(event) > 1) return;

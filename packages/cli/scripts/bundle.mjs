@@ -78,7 +78,10 @@ const commanderAsEsm = (contents) => ({
   },
 });
 
-const common = { bundle: true, format: "esm", platform: "node", target: "node20", logLevel: "warning" };
+// Whitespace minified (names and syntax as written): V8 keeps every module's source text, so a run's peak RSS
+// carries it (issue #17: 0.4-0.5 MiB less for this bundle). The source maps lead stack traces back to src/ when
+// they are on: `vmm --debug` turns them on (bin/vmm.js), or `node --enable-source-maps`.
+const common = { bundle: true, format: "esm", platform: "node", target: "node20", minifyWhitespace: true, sourcemap: "linked", logLevel: "warning" };
 
 await rm(outdir, { recursive: true, force: true });
 await build({

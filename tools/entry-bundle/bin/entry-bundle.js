@@ -25,6 +25,9 @@ try {
     platform: "node",
     target: "node20",
     packages: "external",
+    // V8 keeps a module's source text for as long as the process runs: whitespace is minified (names and syntax
+    // as written), and the source map leads stack traces back when source maps are on (`--enable-source-maps`).
+    minifyWhitespace: true,
     sourcemap: true,
     logLevel: "warning",
   });
