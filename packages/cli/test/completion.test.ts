@@ -135,7 +135,8 @@ describe.skipIf(!HAVE_BASH)("vmm completion bash, run by bash", () => {
   });
 
   it("completes -n with the network modes, then virtio-net's options (less mode)", () => {
-    expect(complete("vmm", "run", "-n", "")).toEqual(["none", "passt", "socket", "tap", "user"]);
+    expect(complete("vmm", "run", "-n", "")).toEqual(["dgram", "none", "passt", "socket", "tap", "user"]);
+    expect(complete("vmm", "run", "-n", "dgram,")).toEqual(expect.arrayContaining(["dgram,local=", "dgram,remote="]));
     expect(complete("vmm", "run", "--network", "s")).toEqual(["socket"]);
     const after = complete("vmm", "run", "-n", "socket,");
     expect(after).toEqual(expect.arrayContaining(["socket,path=", "socket,role=", "socket,bus="]));
