@@ -1,6 +1,6 @@
 // virtio-net's data-plane worker module, one thread per queue, over a backend fd where each read and each write is
 // one frame (a tap, a unix datagram socket): the transmit queue writes each chain's frame straight from guest
-// memory (writev), the receive queue reads frames while the driver has buffers posted and places them with
+// memory (write or writev), the receive queue reads frames while the driver has buffers posted and places them with
 // net-frames.ts's rules, the same as on the JS thread. While a queue is lent here, the JS thread's backend leaves
 // the fd alone.
 import { writevSync } from "node:fs";
@@ -32,7 +32,6 @@ const TX_WAIT_MS = 100;
 
 const errno = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as { errno?: string }).errno ?? "";
 
-
 /** Live views of the chain's driver-written bytes past the first `skip` (bounds-checked: GuestMemoryError). */
 function framePart(memory: GuestMemory, segments: readonly ChainSegment[], skip: number): Uint8Array[] {
   const views: Uint8Array[] = [];
@@ -59,9 +58,19 @@ function transmitter(memory: GuestMemory, features: () => bigint, data: NetWorke
       return false;
     }
   };
-  /** One frame out: waits (bounded) while the peer's queue is full, reconnects once to a peer that went away. */
+  /**
+   * One frame out: waits while the peer's queue is full, TX_WAIT_MS in all, and reconnects once to a peer that
+   * went away.
+   */
   const send = (views: Uint8Array[]): void => {
     let reconnected = false;
+    let deadline = 0;
+    /** Waits for room until the frame's deadline; false once it passed. */
+    const room = (): boolean => {
+      const now = performance.now();
+      deadline ||= now + TX_WAIT_MS;
+      return now < deadline && waitWritable(data.fd, Math.ceil(deadline - now));
+    };
     for (;;) {
       try {
         // One buffer (a driver that puts the frame in one descriptor) goes straight to write(2); -1 is EAGAIN.
@@ -70,12 +79,12 @@ function transmitter(memory: GuestMemory, features: () => bigint, data: NetWorke
           Atomics.add(counters, NetWorkerCounter.TX_FRAMES, 1n);
           return;
         }
-        if (waitWritable(data.fd, TX_WAIT_MS)) continue;
+        if (room()) continue;
         drop(`the backend took nothing for ${TX_WAIT_MS} ms`);
         return;
       } catch (e) {
         const code = errno(e);
-        if (code === "EAGAIN" && waitWritable(data.fd, TX_WAIT_MS)) continue;
+        if (code === "EAGAIN" && room()) continue;
         if (PEER_GONE.has(code) && !reconnected && reconnect()) {
           reconnected = true;
           continue;
