@@ -2,14 +2,12 @@
 // fresh Machine with one virtio device, timed from the guest's "start" line to its "done" line.
 import "reflect-metadata";
 import { dirname, join } from "node:path";
-import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { recordSkip } from "@vmm/bench-kit";
-import { MemoryLogger, Tokens } from "@vmm/core";
 import { buildGuest } from "@vmm/guest-kit";
 import { kvmAvailability } from "@vmm/kvm-native";
-import { Machine } from "@vmm/machine";
 import { VirtioPciFunction } from "../dist/index.js";
+import { runGuestMachine } from "./guest-machine.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The guests' "done <a> <b> <waiting ticks> <total ticks>" line. */
@@ -37,51 +35,15 @@ export function buildBenchGuest(program) {
  * printed no "done" line throws with its output and the machine's log.
  */
 export async function runGuestCase(elf, command, { name, device, ioevents }) {
-  const input = new PassThrough();
-  let text = "";
-  let asked = false;
   let started = 0n;
   let ended = 0n;
-  const logger = new MemoryLogger();
-  const machine = new Machine({
-    memoryMiB: 64,
-    logger,
-    kernel: { kind: "elf", path: elf },
-    serial: {
-      input,
-      output: (bytes) => {
-        const now = process.hrtime.bigint();
-        text += Buffer.from(bytes).toString("latin1");
-        // Commands go after "ready": bytes sent before the guest set up COM1 would be lost.
-        if (!asked && text.includes("ready")) {
-          asked = true;
-          input.write(`${command}\nq\n`);
-        }
-        if (!started && text.includes("start\n")) started = now;
-        if (!ended && DONE.test(text)) ended = now;
-      },
-    },
-  });
-  const c = machine.container;
-  const fn = new VirtioPciFunction({
-    name,
-    device,
-    memory: c.resolve(Tokens.GuestMemory),
-    ioevents: ioevents?.(machine) ?? c.resolve(Tokens.IoEvents),
-    logger: c.resolve(Tokens.Logger),
-  });
-  machine.addPciDevice(fn);
-  const timer = setTimeout(() => machine.stop("bench case took over 60 s"), 60_000);
-  let result;
-  try {
-    result = await machine.run();
-  } finally {
-    clearTimeout(timer);
-    machine.close();
-    await fn.close();
-  }
+  const onOutput = (text, now) => {
+    if (!started && text.includes("start\n")) started = now;
+    if (!ended && DONE.test(text)) ended = now;
+  };
+  const { result, text, fn, log } = await runGuestMachine({ elf, command, PciFunction: VirtioPciFunction, name, device, ioevents, onOutput });
   const m = DONE.exec(text);
-  if (result.status !== 0 || !m) throw new Error(`guest: ${result.reason} ${result.message ?? ""}\n${text}\n${logger.lines.join("\n")}`);
+  if (result.status !== 0 || !m) throw new Error(`guest: ${result.reason} ${result.message ?? ""}\n${text}\n${log.join("\n")}`);
   return { fn, done: m.slice(1).map(Number), seconds: Number(ended - started) / 1e9 };
 }
 

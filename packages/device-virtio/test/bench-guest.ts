@@ -1,10 +1,10 @@
 // What the benchmark guests' KVM tests share: one run of a guest driver from bench/guest on a fresh machine.
 import { dirname, join } from "node:path";
-import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { type IoEventRegistry, MemoryLogger, Tokens } from "@vmm/core";
+import type { IoEventRegistry } from "@vmm/core";
 import { buildGuest } from "@vmm/guest-kit";
-import { Machine, type MachineResult } from "@vmm/machine";
+import type { Machine, MachineResult } from "@vmm/machine";
+import { runGuestMachine } from "../bench/guest-machine.mjs";
 import type { VirtioDevice } from "../src/device.js";
 import { VirtioPciFunction } from "../src/transport/virtio-pci.js";
 
@@ -37,37 +37,6 @@ export async function runBenchGuest<T = undefined>(
   look?: (machine: Machine) => T,
 ): Promise<BenchGuestRun<T>> {
   const elf = await buildGuest(program, { format: "elf", source: join(benchGuests, `${program}.c`) });
-  const input = new PassThrough();
-  let serial = "";
-  const machine = new Machine({
-    memoryMiB: 64,
-    logger: new MemoryLogger(),
-    kernel: { kind: "elf", path: elf },
-    serial: {
-      input,
-      output: (b) => {
-        const before = serial;
-        serial += Buffer.from(b).toString("latin1");
-        if (!before.includes("ready") && serial.includes("ready")) input.write(`${command}\nq\n`);
-      },
-    },
-  });
-  const c = machine.container;
-  const fn = new VirtioPciFunction({
-    name,
-    device,
-    memory: c.resolve(Tokens.GuestMemory),
-    ioevents: ioevents?.(machine) ?? c.resolve(Tokens.IoEvents),
-    logger: c.resolve(Tokens.Logger),
-  });
-  machine.addPciDevice(fn);
-  const timer = setTimeout(() => machine.stop("test timeout"), 60_000);
-  try {
-    const result = await machine.run();
-    return { result, serial, fn, seen: look?.(machine) as T };
-  } finally {
-    clearTimeout(timer);
-    machine.close();
-    await fn.close();
-  }
+  const run = await runGuestMachine({ elf, command, PciFunction: VirtioPciFunction, name, device, ioevents, look });
+  return { result: run.result, serial: run.text, fn: run.fn, seen: run.seen };
 }
