@@ -1,13 +1,12 @@
 import { closeSync, lstatSync, unlinkSync } from "node:fs";
 import { ConfigurationError, type Logger } from "@vmm/core";
-import { HostIoError, unixConnect, unixDgramBind, unixDgramConnect, writeMessage } from "@vmm/host-io";
+import { unixConnect, unixDgramBind, unixDgramConnect, writeMessage } from "@vmm/host-io";
+import { errnoOf as errno, PEER_GONE } from "./errno.js";
 import { FrameReader, warnSometimes } from "./frame-fd.js";
 import { type FrameFd, MAX_FRAME, type NetBackend } from "./net-socket.js";
 
 /** After the peer's queue was full (EAGAIN), when the held frame is tried again. */
 const RETRY_MS = 1;
-/** Errors that say the peer is not there (yet, or any more): not a reason to stop. */
-export const PEER_GONE = new Set(["ECONNREFUSED", "ENOTCONN", "ECONNRESET", "ENOENT"]);
 
 export interface DgramNetOptions {
   logger?: Logger;
@@ -15,11 +14,10 @@ export interface DgramNetOptions {
   label?: string;
 }
 
-const errno = (e: unknown) => (e instanceof HostIoError ? e.errno : (e as NodeJS.ErrnoException).code);
-
 /**
  * Binds a datagram socket at `path`. Only a stale socket there (nobody bound to it: its VMM is gone) is removed and
- * replaced; a file, a directory, a link or a socket a live process is bound to is a ConfigurationError.
+ * replaced; a file, a directory, a link or a socket a live process is bound to is a ConfigurationError. The rule
+ * is listenUnix's; the probe here is synchronous, as the backend opens synchronously.
  */
 function bindAt(path: string, label: string): number {
   const fail = (why: string, cause?: unknown): never => {
@@ -82,7 +80,7 @@ export class DgramNetBackend implements NetBackend {
     private readonly label: string,
   ) {
     // A peer that went away is reported once by the kernel on a read; reading goes on.
-    this.reader = new FrameReader(fd, { logger, label, transient: (e) => PEER_GONE.has(errno(e) ?? "") });
+    this.reader = new FrameReader(fd, { logger, label, transient: (e) => PEER_GONE.has(errno(e)) });
   }
 
   /** Frames delivered to the device. */
@@ -159,7 +157,7 @@ export class DgramNetBackend implements NetBackend {
       unixDgramConnect(this.fd, this.remote);
       this.connected = true;
     } catch (e) {
-      if (!PEER_GONE.has(errno(e) ?? "")) this.logger?.warn(`${this.label}: cannot reach ${this.remote}: ${(e as Error).message}`);
+      if (!PEER_GONE.has(errno(e))) this.logger?.warn(`${this.label}: cannot reach ${this.remote}: ${(e as Error).message}`);
     }
     return this.connected;
   }
@@ -179,7 +177,7 @@ export class DgramNetBackend implements NetBackend {
         this.txFrames++;
         return true;
       } catch (e) {
-        const code = errno(e) ?? "";
+        const code = errno(e);
         if (!PEER_GONE.has(code)) {
           this.drop((e as Error).message);
           return true;

@@ -139,10 +139,12 @@ function drain(queue: SplitQueue, worker: QueueWorker, seq: number): boolean {
   }
 }
 
-/** The queue as `QueueInput.fill` sees it; publishing counts the chain. */
+/** The queue as `QueueInput.fill` sees it (one view for the worker's life: the size is read at each use); publishing counts the chain. */
 function inputRing(queue: SplitQueue): InputRing {
   return {
-    size: queue.size,
+    get size() {
+      return queue.size;
+    },
     pending: () => queue.pending(),
     pop: () => queue.pop(),
     undoPop: () => queue.undoPop(),
@@ -154,9 +156,9 @@ function inputRing(queue: SplitQueue): InputRing {
 }
 
 /** One `fill` and its interrupt; undefined when the ring is broken or the module threw (reported). */
-function fillInput(queue: SplitQueue, input: QueueInput): QueueInputState | undefined {
+function fillInput(queue: SplitQueue, ring: InputRing, input: QueueInput): QueueInputState | undefined {
   try {
-    const state = input.fill(inputRing(queue));
+    const state = input.fill(ring);
     if (queue.shouldInterrupt()) signal();
     return state;
   } catch (e) {
@@ -228,6 +230,7 @@ async function load(): Promise<{ queue: SplitQueue; worker: QueueWorker }> {
 function serve(loaded: { queue: SplitQueue; worker: QueueWorker }): void {
   let owned = false;
   let failed = false;
+  let ring: InputRing | undefined;
   for (;;) {
     const seq = Atomics.load(ctl, Ctl.SEQ);
     const cmd = Atomics.load(ctl, Ctl.CMD);
@@ -245,7 +248,8 @@ function serve(loaded: { queue: SplitQueue; worker: QueueWorker }): void {
       if (Atomics.load(ctl, Ctl.ACK) !== seq) acknowledge(seq, WorkerState.RUNNING);
       const input = loaded.worker.input;
       if (input) {
-        const state = fillInput(loaded.queue, input);
+        ring ??= inputRing(loaded.queue);
+        const state = fillInput(loaded.queue, ring, input);
         if (state === undefined) failed = true;
         else waitForInput(loaded.queue, input, state, seq);
         continue;

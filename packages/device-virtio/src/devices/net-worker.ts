@@ -6,8 +6,8 @@
 import { writevSync } from "node:fs";
 import type { GuestMemory, Logger } from "@vmm/core";
 import { readMessage, unixDgramConnect, waitWritable, writeMessage } from "@vmm/host-io";
+import { errnoOf as errno, PEER_GONE } from "../backends/errno.js";
 import { warnSometimes } from "../backends/frame-fd.js";
-import { PEER_GONE } from "../backends/net-dgram.js";
 import { type FrameFd, MAX_FRAME } from "../backends/net-socket.js";
 import { defineQueueWorker, type InputRing, type QueueInput, type QueueInputState, type QueueWorker } from "../dataplane/api.js";
 import type { ChainSegment, DescriptorChain } from "../virtqueue/descriptor-chain.js";
@@ -29,8 +29,6 @@ const RX_BATCH = 64;
  * the frame is dropped: meanwhile the guest's ring fills and the driver waits, as on a real link.
  */
 const TX_WAIT_MS = 100;
-
-const errno = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as { errno?: string }).errno ?? "";
 
 /** Live views of the chain's driver-written bytes past the first `skip` (bounds-checked: GuestMemoryError). */
 function framePart(memory: GuestMemory, segments: readonly ChainSegment[], skip: number): Uint8Array[] {
