@@ -84,11 +84,16 @@ describe("virtio snapshots: a restored device continues exactly like the uninter
 
     const continueRun = async (g: Guest) => {
       const r = g.driver.rings[0]!;
+      const msis = g.m.msis.length;
       ring(g, 0); // serves the request made available before the snapshot, and only it
       await until(() => r.usedIdx() === 4);
+      // The interrupt follows in the event loop's check phase (completions of one turn share it): wait for it,
+      // or the next request's completion could share it on a busy host.
+      await until(() => g.m.msis.length > msis);
       blkRequest(g, BlkType.IN, 7, 512);
       ring(g, 0);
       await until(() => r.usedIdx() === 5);
+      await until(() => g.m.msis.length > msis + 1);
       return r.takeUsed();
     };
     const usedA = await continueRun(a);
