@@ -14,7 +14,8 @@ Napi::Function VcpuHandle::Define(Napi::Env env) {
       InstanceMethod("run", &VcpuHandle::Run),           InstanceMethod("requestStop", &VcpuHandle::RequestStop),
       InstanceMethod("kick", &VcpuHandle::KickJs),       InstanceMethod("close", &VcpuHandle::Close),
       InstanceMethod("getMpState", &VcpuHandle::GetMpState), InstanceMethod("setMpState", &VcpuHandle::SetMpState),
-      InstanceMethod("startThread", &VcpuHandle::StartThread), InstanceMethod("stopThread", &VcpuHandle::StopThread)};
+      InstanceMethod("startThread", &VcpuHandle::StartThread), InstanceMethod("stopThread", &VcpuHandle::StopThread),
+      InstanceMethod("statsFd", &VcpuHandle::StatsFd)};
   AddArchMethods(&methods);
   return DefineClass(env, "VcpuHandle", methods);
 }
@@ -70,6 +71,15 @@ Napi::Value VcpuHandle::SetMpState(const Napi::CallbackInfo& info) {
   if (!ArgU32(info, 0, &s.mp_state) || !CheckOpen(env)) return env.Undefined();
   IoctlOrThrow(env, fd_, KVM_SET_MP_STATE, &s, "KVM_SET_MP_STATE");
   return env.Undefined();
+}
+
+// KVM_GET_STATS_FD: a new fd (close-on-exec) of the vCPU's binary statistics; the caller owns and closes it.
+Napi::Value VcpuHandle::StatsFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckOpen(env)) return env.Undefined();
+  int r = ioctl(fd_, KVM_GET_STATS_FD, nullptr);
+  if (r < 0) { ThrowKvmError(env, "KVM_GET_STATS_FD", errno); return env.Undefined(); }
+  return Napi::Number::New(env, r);
 }
 
 void InitVcpu(Napi::Env env, Napi::Object exports) {

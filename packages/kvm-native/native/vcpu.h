@@ -48,6 +48,7 @@ class VcpuHandle : public Napi::ObjectWrap<VcpuHandle> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetMpState(const Napi::CallbackInfo& info);
   Napi::Value SetMpState(const Napi::CallbackInfo& info);
+  Napi::Value StatsFd(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
   Napi::Value ExitResult(Napi::Env env, const char* reason);

@@ -3,6 +3,7 @@ export { hostKvmArch, KvmArchitectureError, type KvmArch } from "./arch.js";
 export { Kvm, kvmAvailability, type Arm64VmOptions } from "./kvm.js";
 export { GuestRam, MAX_MEMORY_CHUNK, VmBase, fileDataRanges, type FdLike, type MemoryRegion, type IoEventFdRange, type Registration } from "./vm-base.js";
 export { VcpuBase } from "./vcpu-base.js";
+export { KvmStats, type KvmStatDescriptor } from "./stats.js";
 export { Vm, type GsiRoute, type IrqchipId } from "./vm.js";
 export { Vcpu, type SregsInput } from "./vcpu.js";
 export {

@@ -19,6 +19,8 @@ export interface NativeVcpuCommon {
   close(): void;
   getMpState(): number;
   setMpState(state: number): void;
+  /** KVM_GET_STATS_FD: a new fd of the vCPU's binary statistics (the caller closes it). */
+  statsFd(): number;
 }
 
 /** An x86 vCPU handle. */

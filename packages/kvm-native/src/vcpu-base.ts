@@ -2,6 +2,7 @@
 // synchronously), stop requests and kicks, MP state and closing. Vcpu (x86_64) and Arm64Vcpu add their registers.
 import { KvmError } from "./errors.js";
 import type { NativeVcpuCommon } from "./native.js";
+import { KvmStats } from "./stats.js";
 import type { RunOptions, ThreadRunOptions } from "./types.js";
 
 /** runOnThread's default spin (µs): on this project's host it takes an exit's hand-off from ~60 to ~11.5 µs (README). */
@@ -20,6 +21,7 @@ function sliceMs(name: string, v: number | undefined, dflt: number): number {
 export class VcpuBase<Handle extends NativeVcpuCommon, Dispatch extends object, Result> {
   readonly id: number;
   private handle: Handle | undefined;
+  private statsReader: KvmStats | undefined;
 
   /**
    * @internal Use the VM's createVcpu(). `owner` (the VM) is only held so that the VM and the guest memory of its
@@ -86,7 +88,19 @@ export class VcpuBase<Handle extends NativeVcpuCommon, Dispatch extends object, 
     this.h().setMpState(state);
   }
 
+  /**
+   * This vCPU's binary statistics (KVM_GET_STATS_FD), opened on first use and closed with the vCPU. Their reads
+   * take no vCPU lock: `stats().value("blocking")` is 1n while the vCPU waits in the kernel (HLT, wait-for-SIPI),
+   * also when it runs on a thread of its own. Throws a KvmError on kernels without binary statistics (before 5.14).
+   */
+  stats(): KvmStats {
+    this.statsReader ??= new KvmStats(this.h().statsFd());
+    return this.statsReader;
+  }
+
   close(): void {
+    this.statsReader?.close();
+    this.statsReader = undefined;
     this.handle?.close();
     this.handle = undefined;
   }

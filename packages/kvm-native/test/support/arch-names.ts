@@ -98,5 +98,6 @@ export const SHARED = {
     "close",
     "getMpState",
     "setMpState",
+    "statsFd",
   ]),
 } as const;
