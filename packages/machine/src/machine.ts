@@ -27,6 +27,7 @@ import { loadElf } from "./loaders/elf.js";
 import type { LoadedImage } from "./loaders/image.js";
 import { loadRaw } from "./loaders/raw.js";
 import { RunLoop, type MachineResult } from "./run-loop.js";
+import { waitingInKernel } from "./vcpu-blocking.js";
 import { describeVcpu, type VcpuState } from "./vcpu-state.js";
 import { KvmInterruptController } from "./services/interrupts.js";
 import { KvmIoEvents } from "./services/io-events.js";
@@ -73,9 +74,10 @@ export interface MachineOptions {
   /** Longest time one vCPU runs before the event loop and the other vCPUs get a turn (ms, default 5). */
   readonly maxSliceMs?: number;
   /**
-   * Run each vCPU on a native thread of its own, in parallel (default false: all take turns on the JS thread).
-   * Exits that need a device are handed to the JS thread; `spinUs`: how long the vCPU thread and the JS thread spin
-   * for each other before they sleep (default 20). See the README's "vCPUs".
+   * Run each vCPU on a native thread of its own, in parallel; false: all take turns on the JS thread. Default: threads
+   * when `cpus` > 1 (one vCPU gains nothing from a thread, and its exits cost less on the JS thread). Exits that need
+   * a device are handed to the JS thread; `spinUs`: how long the vCPU thread and the JS thread spin for each other
+   * before they sleep (default 20). See the README's "vCPUs".
    */
   readonly vcpuThreads?: boolean | { readonly spinUs?: number };
   /** bzImage: who decompresses the kernel (see BzImageOptions.decompress; default "host"). */
@@ -146,6 +148,8 @@ export class Machine {
   readonly bootFramebuffer = new BootFramebufferSlot();
   readonly logger: Logger;
   readonly cpus: number;
+  /** Whether the vCPUs run on threads of their own (MachineOptions.vcpuThreads, or its default for `cpus`). */
+  readonly vcpuThreads: boolean;
   private readonly kvm: Kvm;
   private readonly vm: Vm;
   private readonly vcpus: Vcpu[] = [];
@@ -167,6 +171,7 @@ export class Machine {
     this.cpus = options.cpus ?? 1;
     this.memoryMap = buildMemoryMap(memoryMiB(options), { firmware: options.firmware !== undefined });
     if (!Number.isInteger(this.cpus) || this.cpus < 1) throw new ConfigurationError(`cpus must be a positive integer (got ${this.cpus})`);
+    this.vcpuThreads = options.vcpuThreads === undefined ? this.cpus > 1 : options.vcpuThreads !== false;
     const kvm = openKvm();
     this.kvm = kvm.kvm;
     if (this.cpus > kvm.maxVcpus) {
@@ -205,7 +210,7 @@ export class Machine {
         logger: this.logger,
         maxSliceMs: options.maxSliceMs,
         trace: options.debug,
-        vcpuThreads: options.vcpuThreads !== undefined && options.vcpuThreads !== false,
+        vcpuThreads: this.vcpuThreads,
       });
 
       this.container = (options.container ?? rootContainer).createChildContainer();
@@ -284,6 +289,7 @@ export class Machine {
           requestStop: () => vcpu.requestStop(),
           parked: () => vcpu.getMpState() === MpState.HALTED && (vcpu.getRegs().rflags & RFLAGS_IF) === 0,
           runOnThread: (dispatch) => vcpu.runOnThread(dispatch, { spinUs: threadSpinUs }),
+          blocked: this.vcpuThreads ? waitingInKernel(vcpu) : undefined,
           stopThread: () => vcpu.stopThread(),
           kick: () => vcpu.kick(),
         });
@@ -444,7 +450,7 @@ export class Machine {
   vcpuStates(): VcpuState[] {
     if (this.state === "closed") return [];
     // With vcpuThreads a vCPU inside KVM_RUN holds its fd (a halted one for good): read them paused for a moment.
-    const pausedHere = this.options.vcpuThreads !== undefined && this.options.vcpuThreads !== false && this.pause();
+    const pausedHere = this.vcpuThreads && this.pause();
     try {
       return this.vcpus.map((vcpu, id) => describeVcpu(id, vcpu.getMpState(), vcpu.getRegs(), vcpu.getSregs()));
     } finally {

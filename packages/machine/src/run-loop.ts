@@ -41,6 +41,11 @@ export interface LoopVcpu {
   stopThread?(): boolean;
   /** Makes the vCPU leave KVM_RUN now, wherever it runs. */
   kick?(): void;
+  /**
+   * vcpuThreads: true while the vCPU waits in the kernel (HLT, wait-for-SIPI), read without stopping its thread.
+   * Without it on every vCPU, a threaded run cannot tell that every vCPU halted with interrupts disabled.
+   */
+  blocked?(): boolean;
 }
 
 export interface RunLoopOptions {
@@ -57,6 +62,14 @@ export interface RunLoopOptions {
    */
   readonly vcpuThreads?: boolean;
 }
+
+/**
+ * vcpuThreads: how often the halt watch reads the vCPUs' blocking state (ms). When all wait in the kernel it stops
+ * their threads to look at their MP state and interrupt flag; each look that finds a vCPU wakeable (an idle guest's
+ * HLT with interrupts on) doubles the interval, up to HALT_WATCH_MAX_MS.
+ */
+const HALT_WATCH_MS = 10;
+const HALT_WATCH_MAX_MS = 1000;
 
 const KVM_SYSTEM_EVENT_SHUTDOWN = 1;
 const KVM_SYSTEM_EVENT_RESET = 2;
@@ -132,8 +145,50 @@ export class RunLoop extends LoopControl<LoopVcpu> {
    * or a device's requestStop) is started again once the machine is not paused.
    */
   private async runThreaded(): Promise<MachineResult> {
-    await Promise.all(this.vcpus.map((v) => this.runVcpuThread(v)));
+    const stopWatch = this.watchForHalt();
+    try {
+      await Promise.all(this.vcpus.map((v) => this.runVcpuThread(v)));
+    } finally {
+      stopWatch();
+    }
     return this.result!;
+  }
+
+  /**
+   * vcpuThreads: a vCPU halted with interrupts disabled stays inside KVM_RUN on its thread, so the JS-thread loop's
+   * check after each slice cannot see it. Instead a timer reads every vCPU's blocking state; when all wait in the
+   * kernel, it stops the threads (pause), stops the run with "halt" if every vCPU is parked, and resumes otherwise.
+   * Returns the function that ends the watch.
+   */
+  private watchForHalt(): () => void {
+    if (this.vcpus.length === 0 || !this.vcpus.every((v) => v.blocked && v.parked)) return () => {};
+    let delay = HALT_WATCH_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const look = () => {
+      if (this.result) return;
+      if (!this.pauseGate.paused && this.dispatching === 0 && this.vcpus.every((v) => v.blocked!())) {
+        if (this.stopIfParked()) return;
+        delay = Math.min(delay * 2, HALT_WATCH_MAX_MS);
+      }
+      timer = setTimeout(look, delay).unref();
+    };
+    timer = setTimeout(look, delay).unref();
+    return () => clearTimeout(timer);
+  }
+
+  /** Stops every thread, and the run with "halt" when every vCPU is parked; otherwise lets them run on. */
+  private stopIfParked(): boolean {
+    if (!this.pause()) return false;
+    let parked: boolean;
+    try {
+      parked = this.vcpus.every((v) => v.parked!());
+    } catch (e) {
+      this.stop({ status: 1, reason: "error", message: `reading the halted vCPUs' state failed: ${describeError(e)}` });
+      return true;
+    }
+    if (parked) this.stop({ status: 0, reason: "halt", message: `all vCPUs halted with interrupts disabled` });
+    else this.resume();
+    return parked;
   }
 
   private async runVcpuThread(vcpu: LoopVcpu): Promise<void> {

@@ -276,6 +276,34 @@ describe("RunLoop with vcpuThreads", () => {
     expect(vcpus.map((v) => [v.kicks, v.running])).toEqual([[1, false], [1, false]]);
   });
 
+  it("stops with halt once every thread's vCPU waits in the kernel halted with interrupts disabled", async () => {
+    const loop = new RunLoop({ pio: createPortIoSpace(), mmio: createMmioSpace(), logger: new MemoryLogger(), vcpuThreads: true });
+    const state = [
+      { blocked: false, parked: false, looks: 0 },
+      { blocked: true, parked: true, looks: 0 },
+    ];
+    const vcpus = [new FakeThreadVcpu(0), new FakeThreadVcpu(1)].map((v, i) =>
+      Object.assign(v, { blocked: () => state[i]!.blocked, parked: () => (state[i]!.looks++, state[i]!.parked) }),
+    );
+    for (const v of vcpus) loop.add(v);
+    let result: unknown;
+    const running = loop.run().then((r) => (result = r));
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await sleep(40);
+    // vCPU 0 computes: its thread is never stopped to look.
+    expect(vcpus.map((v) => [v.joins, v.running])).toEqual([[0, true], [0, true]]);
+    // Both wait in the kernel, but vCPU 0 with interrupts on (an idle guest): looked at, then run on.
+    state[0]!.blocked = true;
+    await sleep(60);
+    expect(state[0]!.looks).toBeGreaterThan(0);
+    expect(vcpus.every((v) => v.joins > 0 && v.starts === v.joins + 1 && v.running)).toBe(true);
+    expect(result).toBeUndefined();
+    state[0]!.parked = true;
+    await running;
+    expect(result).toEqual({ status: 0, reason: "halt", message: "all vCPUs halted with interrupts disabled" });
+    expect(vcpus.map((v) => v.running)).toEqual([false, false]);
+  });
+
   it("turns a rejected thread into an error result", async () => {
     const loop = new RunLoop({ pio: createPortIoSpace(), mmio: createMmioSpace(), logger: new MemoryLogger(), vcpuThreads: true });
     const vcpu = new FakeThreadVcpu(2);

@@ -46,6 +46,25 @@ describe.skipIf(!kvmOk)("vcpuThreads: every vCPU on a thread of its own (real /d
     expect(result.status).toBe(0);
   });
 
+  it("is the default for more than one vCPU; one vCPU takes turns on the JS thread unless asked", async () => {
+    const path = await buildGuest("hello", { format: "elf" });
+    const make = (options: { cpus: number; vcpuThreads?: boolean }) =>
+      new Machine({ memoryMiB: 64, logger: new MemoryLogger(), kernel: { kind: "elf", path }, ...options });
+    for (const [options, expected] of [
+      [{ cpus: 2 }, true],
+      [{ cpus: 1 }, false],
+      [{ cpus: 2, vcpuThreads: false }, false],
+      [{ cpus: 1, vcpuThreads: true }, true],
+    ] as const) {
+      const machine = make(options);
+      try {
+        expect([options, machine.vcpuThreads]).toEqual([options, expected]);
+      } finally {
+        machine.close();
+      }
+    }
+  });
+
   it("hands port I/O to the devices (COM1, the debug-exit port) and ends with the guest's status", async () => {
     const hello = await runGuest("hello", "elf", threads);
     expect(hello.serial).toContain("Hello from guest-kit (elf entry), apic id 0\n");
@@ -86,10 +105,20 @@ describe.skipIf(!kvmOk)("vcpuThreads: every vCPU on a thread of its own (real /d
     }
   });
 
-  it("stops a guest whose vCPUs never exit again (halted with interrupts off), and close() leaves no thread", async () => {
+  it("ends with halt when every vCPU halts with interrupts off inside KVM_RUN (the blocking-statistic watch)", async () => {
     const { machine, result, line } = await startThreaded("halt", 2);
     try {
       await line("halting\n");
+      expect(await result).toEqual({ status: 0, reason: "halt", message: "all vCPUs halted with interrupts disabled" });
+    } finally {
+      machine.close();
+    }
+  });
+
+  it("stops a guest whose vCPUs never exit (stop() kicks the threads), and close() leaves no thread", async () => {
+    const { machine, result, line } = await startThreaded("spin", 2);
+    try {
+      await line("spinning\n");
       await sleep(20);
       // Readable while running: vcpuStates pauses the threads for the read.
       expect(machine.vcpuStates()).toHaveLength(2);
