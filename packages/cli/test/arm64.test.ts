@@ -42,6 +42,11 @@ describe("arm64 options", () => {
     expect(() => buildRunConfig({ arch: "arm64", kernel: "k", irqchip: "gicv4" })).toThrow("--irqchip 'gicv4': expected one of gicv3-its, gicv3, gicv2m, gicv2");
     // vCPU threads are the x86_64 machine's.
     expect(buildRunConfig({ arch: "x86_64", kernel: "k", vcpuThreads: true }).vcpuThreads).toBe(true);
+    // By default an x86_64 SMP guest's vCPUs run on threads; one vCPU, or --no-vcpu-threads, takes turns.
+    expect(buildRunConfig({ arch: "x86_64", kernel: "k", cpus: "2" }).vcpuThreads).toBe(true);
+    expect(buildRunConfig({ arch: "x86_64", kernel: "k" }).vcpuThreads).toBe(false);
+    expect(buildRunConfig({ arch: "x86_64", kernel: "k", cpus: "2", vcpuThreads: false }).vcpuThreads).toBe(false);
+    expect(buildRunConfig({ arch: "arm64", kernel: "k", cpus: "2" }).vcpuThreads).toBe(false);
     expect(() => buildRunConfig({ arch: "arm64", kernel: "k", vcpuThreads: true })).toThrow(
       "--vcpu-threads runs x86_64 vCPUs on threads of their own; the arm64 machine runs its vCPUs in turn",
     );

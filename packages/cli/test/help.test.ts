@@ -46,7 +46,7 @@ describe("vmm run --help", () => {
     const help = groups(await stdoutOf(["run", "--help"]));
     expect([...help.keys()]).toEqual(["Basic options", "Kernel options", "Networking options", "Device options", "arm64 options", "Debug options"]);
     expect(Object.fromEntries(help)).toEqual({
-      "Basic options": ["--name <name>", "-c, --cpus <n>", "-m, --mem <size>", "-d, --disk <path[,ro][,bootindex=N]>", "--rng", "--console <kind>", "--arch <arch>", "--reboot", "--vcpu-threads", "--restore <dir>", "--restore-memory <mode>", "-h, --help"],
+      "Basic options": ["--name <name>", "-c, --cpus <n>", "-m, --mem <size>", "-d, --disk <path[,ro][,bootindex=N]>", "--rng", "--console <kind>", "--arch <arch>", "--reboot", "--vcpu-threads", "--no-vcpu-threads", "--restore <dir>", "--restore-memory <mode>", "-h, --help"],
       "Kernel options": ["-k, --kernel <file>", "-i, --initrd <file>", "-p, --params <string>", "-f, --firmware <file>"],
       "Networking options": ["-n, --network <mode[,key=value...]>"],
       "Device options": ["--plugin <name[,key=value...]>", "--device <type[,key=value...]>", "--vfio-pci <address[,key=value...]>"],

@@ -113,7 +113,12 @@ const run: CommandDef = {
     { flags: "--reboot", description: "a guest reset (port 0xCF9 or the i8042) starts the VM again instead of exiting", group: "Basic options" },
     {
       flags: "--vcpu-threads",
-      description: "run each vCPU on a host thread of its own, so an SMP guest computes in parallel (x86_64; an exit that needs vmm costs about 1-2 us more)",
+      description: "run each vCPU on a host thread of its own, so an SMP guest computes in parallel (x86_64; the default with more than one vCPU; an exit that needs vmm costs about 1-2 us more)",
+      group: "Basic options",
+    },
+    {
+      flags: "--no-vcpu-threads",
+      description: "run every vCPU on vmm's main thread, taking turns (the default with one vCPU)",
       group: "Basic options",
     },
     { flags: "-k, --kernel <file>", description: "kernel image: a bzImage, an ELF64 executable or a raw binary (loaded at 0x10000)", group: "Kernel options", complete: "file" },

@@ -58,7 +58,7 @@ export interface RunConfig {
   readonly debugcon?: string;
   /** A guest reset starts the VM again (else the run ends with status 0). */
   readonly reboot: boolean;
-  /** Each vCPU runs KVM_RUN on a host thread of its own (x86_64). */
+  /** Each vCPU runs KVM_RUN on a host thread of its own (x86_64; default: when there is more than one vCPU). */
   readonly vcpuThreads: boolean;
   readonly initrd?: string;
   readonly params: string;
@@ -128,6 +128,7 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
   for (const d of raw.device ?? []) devices.push(parseSpec(d, "--device"));
   const booted = devices.find((d) => Object.hasOwn(d.options, "bootindex"));
   if (booted && !raw.firmware) throw new UsageError(`${booted.name}: bootindex= goes with --firmware (a direct boot starts the kernel)`);
+  const cpus = parseCpuCount(raw.cpus ?? DEFAULT_CPUS);
   const name = raw.name ?? `guest-${pid}`;
   if (!/^[\w.-]{1,64}$/.test(name)) throw new UsageError(`--name '${name}': use up to 64 letters, digits, '.', '_' or '-'`);
   return {
@@ -138,11 +139,11 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
     firmware: raw.firmware,
     debugcon: raw.debugcon,
     reboot: raw.reboot ?? false,
-    vcpuThreads: raw.vcpuThreads ?? false,
     initrd: raw.initrd,
     params: raw.params ?? "",
     memory: parseMemorySize(raw.mem ?? DEFAULT_MEMORY),
-    cpus: parseCpuCount(raw.cpus ?? DEFAULT_CPUS),
+    cpus,
+    vcpuThreads: raw.vcpuThreads ?? (arch === "x86_64" && cpus > 1),
     console,
     plugins: (raw.plugin ?? []).map((p) => parseSpec(p, "--plugin")),
     devices,
