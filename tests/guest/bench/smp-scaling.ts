@@ -1,7 +1,8 @@
 // SMP scaling with vCPU threads (issue #17, direction 3, and its SMP goal: 2 vCPUs computing independently finish in
 // at most 0.6x the time of the same work on one). guests/smp-compute.c splits a fixed amount of exit-free work into
 // equal shares, one per vCPU; the host times the phase from its lines, for 1 and 2 vCPUs (4 where the host has the cores and KVM allows
-// them), with the machine's vcpuThreads off (all vCPUs take turns on the JS thread) and on (a thread per vCPU).
+// them), with the machine's default (one vCPU on the JS thread, more on a thread each) and with vcpuThreads off (all
+// vCPUs take turns on the JS thread).
 // The hand-off of exits from a vCPU thread to the JS thread costs latency, so the exit-path guest's per-exit cost
 // on one vCPU is measured with threads off and on (both sides sleeping at once, or spinning first), in alternating
 // rounds. Run after a build: `pnpm --filter @vmm/guest-tests bench`.
@@ -21,13 +22,14 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BENCH = { package: "@vmm/guest-tests", name: "smp-scaling", title: "SMP scaling and exit cost with a thread per vCPU" };
 const SMP_GOAL = { direction: "<=", limit: 0.6, of: "ratio", source: "issue #17 (SMP)" } as const;
 
-const MODES: ReadonlyArray<{ name: string; options: BenchOptions }> = [
-  { name: "vcpuThreads off", options: {} },
-  { name: "vcpuThreads on", options: { vcpuThreads: true } },
+/** The machine's default (a thread per vCPU when there is more than one) carries the goal; "off" is for comparison. */
+const MODES: ReadonlyArray<{ name: string; options: BenchOptions; goal: boolean }> = [
+  { name: "default (threads when >1 vCPU)", options: {}, goal: true },
+  { name: "vcpuThreads off", options: { vcpuThreads: false }, goal: false },
 ];
 /** The exit cost's variants: the JS thread's loop, and vCPU threads whose hand-off sleeps at once or spins first. */
 const EXIT_MODES: ReadonlyArray<{ name: string; options: BenchOptions }> = [
-  { name: "vcpuThreads off", options: {} },
+  { name: "vcpuThreads off", options: { vcpuThreads: false } },
   { name: "vcpuThreads on, no spin", options: { vcpuThreads: { spinUs: 0 } } },
   { name: "vcpuThreads on, 20 µs spin (default)", options: { vcpuThreads: true } },
 ];
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
         value: s,
         unit: "s",
         reference: { name: `the same work on 1 vCPU, ${mode.name}`, value: one },
-        goal: cpus === 2 ? SMP_GOAL : undefined,
+        goal: cpus === 2 && mode.goal ? SMP_GOAL : undefined,
         note: cpus === 2 ? "smp-compute.c: a fixed amount of exit-free work split into one share per vCPU (perfect scaling: 0.5x)" : undefined,
       });
     }
