@@ -1,13 +1,14 @@
 // Startup and memory figures for a raw guest: time from process start to the guest's first serial byte, to its
 // exit, and peak RSS. Runs the built package (pnpm bench builds first). Usage: node bench/startup.mjs [runs]
+import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 
 // As bin/vmm.js loads it: required, so Node does not scan the CommonJS source first as an ESM import would.
 createRequire(import.meta.url)("reflect-metadata");
 const { MemoryLogger } = await import("@vmm/core");
 const { kvmAvailability } = await import("@vmm/kvm-native");
-const { buildGuest } = await import("@vmm/guest-kit");
 const { Machine } = await import("../dist/index.js");
 
 const available = kvmAvailability();
@@ -18,8 +19,13 @@ if (!available.ok) {
   process.exit(0);
 }
 const importedAt = performance.now();
-// The guest image is built (or found in the cache) once; its time is reported apart from the VMM's.
-const image = await buildGuest("hello", { format: "raw" });
+// The guest image is built (or found in the cache) by a child process, so that neither guest-kit's modules nor the
+// build count in this process's memory; its time is reported apart from the VMM's.
+const image = execFileSync(
+  process.execPath,
+  ["--input-type=module", "-e", 'const { buildGuest } = await import("@vmm/guest-kit"); console.log(await buildGuest("hello", { format: "raw" }));'],
+  { cwd: fileURLToPath(new URL("..", import.meta.url)), encoding: "utf8" },
+).trim();
 const buildMs = performance.now() - importedAt;
 
 async function once() {
@@ -41,6 +47,8 @@ async function once() {
 
 const runs = Number(process.argv[2] ?? 5);
 const first = await once();
+// Issue #17's peak is that of one start-up; the later VMs' peak is printed apart.
+const firstPeakMiB = process.resourceUsage().maxRSS / 1024;
 const rest = [];
 for (let i = 1; i < runs; i++) rest.push(await once());
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -55,13 +63,13 @@ if (rest.length) {
   );
 }
 const peakMiB = process.resourceUsage().maxRSS / 1024;
-console.log(`peak RSS: ${peakMiB.toFixed(1)} MiB (guest RAM 64 MiB, mapped lazily)`);
+console.log(`peak RSS: ${firstPeakMiB.toFixed(1)} MiB after the first VM, ${peakMiB.toFixed(1)} MiB after ${runs} (guest RAM 64 MiB, mapped lazily)`);
 
 // Loaded only now, so that neither the module-load time nor the peak RSS above includes the recorder.
 const { recordBench } = await import("@vmm/bench-kit");
 // Issue #17's start-up goals (150 ms, 55 MiB, 1.7x `node -e 0`) are for `vmm run` of a hello guest, a process of
-// its own. This bench runs the Machine in-process (with guest-kit loaded), so the goals judge a near but not the
-// same figure, and no `node -e 0` is measured here.
+// its own. This bench runs the Machine in-process (the guest image comes from a child process), so the goals judge
+// a near but not the same figure, and no `node -e 0` is measured here.
 const STARTUP_NOTE = "in-process Machine, not a vmm run process; the goal is issue #17's for vmm run";
 const warm = rest.length ? [{ metric: "warm VM, create to exit (median)", value: median(rest.map((r) => r.total)), unit: "ms" }] : [];
 recordBench({
@@ -79,11 +87,12 @@ recordBench({
     },
     ...warm,
     {
-      metric: `peak RSS after ${runs} VMs`,
-      value: peakMiB,
+      metric: "peak RSS after the first VM",
+      value: firstPeakMiB,
       unit: "MiB",
       goal: { direction: "<=", limit: 55, of: "value", source: "issue #17" },
       note: STARTUP_NOTE,
     },
+    { metric: `peak RSS after ${runs} VMs`, value: peakMiB, unit: "MiB" },
   ],
 });
