@@ -120,7 +120,8 @@ try {
           value: rate,
           unit: "req/s",
           reference: { name: "kvmtool", value: kvmtool },
-          goal: { direction: ">=", limit: 1, of: "ratio", source: "issue #17" },
+          // The goal judges what `vmm run` ships (the worker plane); the other planes are printed beside it.
+          goal: plane === "worker" ? { direction: ">=", limit: 1, of: "ratio", source: "issue #17" } : undefined,
           note: "kvmtool's rate is issue #17's side-by-side figure for this machine kind, not measured in this run",
         },
       );
@@ -129,7 +130,7 @@ try {
           metric: `${c.name} time outside the guest per request${label}`,
           value: timed.outsideUs,
           unit: "us",
-          goal: { direction: "<=", limit: 40, of: "value", source: "issue #17" },
+          goal: plane === "worker" ? { direction: "<=", limit: 40, of: "value", source: "issue #17" } : undefined,
           note: "the guest's TSC share spent polling an unchanged used index, times the host's wall time, per request",
         });
       }
