@@ -20,8 +20,8 @@ function givenText(given: PlannedDevice["given"]): string {
 }
 
 /**
- * `--verbose`: what was assembled, before the guest runs. First the machine: `NAME: ARCH, RAM, vCPUs, what boots
- * (kernel or firmware, initrd, command line), console`. Then one line per PCI function, depth first as the bus
+ * `--verbose`: what was assembled, before the guest runs. First the machine: `NAME: ARCH, RAM, vCPUs (whether each
+ * has a thread of its own), what boots (kernel or firmware, initrd, command line), console`. Then one line per PCI function, depth first as the bus
  * numbers them: `BB:DD.F NAME [TYPE] (VVVV:DDDD) pci|pcie TYPE [behind PORT] [OPTIONS]`, where TYPE and OPTIONS are
  * the device type and options of a device given on the command line (shorthands expanded) and PORT is the root
  * port a function sits behind. Functions the machine or vmm added themselves (the host bridge, root ports of
@@ -38,7 +38,8 @@ export function assemblySummary(
   const boot = kernel ? [`${kernel.kind} kernel ${kernel.path}`] : [`firmware ${config.firmware}`];
   if (config.initrd) boot.push(`initrd ${config.initrd}`);
   if (config.params) boot.push(`params ${JSON.stringify(config.params)}`);
-  const head = `${config.name}: ${arch}, ${ramText(config.memory)} RAM, ${config.cpus} vCPU${config.cpus === 1 ? "" : "s"}, ${boot.join(", ")}, console ${config.console}`;
+  const vcpus = `${config.cpus} vCPU${config.cpus === 1 ? "" : "s"}${config.vcpuThreads ? " (a thread each)" : ""}`;
+  const head = `${config.name}: ${arch}, ${ramText(config.memory)} RAM, ${vcpus}, ${boot.join(", ")}, console ${config.console}`;
   if (!tree) return [head, `${config.name}: this machine does not describe its PCI bus`];
 
   const byName = new Map(planned.map((p) => [p.rootPort ? (p.placement.id ?? p.name) : p.name, p]));

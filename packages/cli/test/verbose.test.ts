@@ -60,7 +60,7 @@ describe("vmm run --verbose", () => {
     // All of it before the guest ran, and nothing after.
     expect(r.err).toBe(r.beforeGuest);
     expect(r.err.trimEnd().split("\n")).toEqual([
-      `vmm: vb: x86_64, 1 GiB RAM, 2 vCPUs, raw kernel ${kernel}, params "console=ttyS0 quiet", console serial`,
+      `vmm: vb: x86_64, 1 GiB RAM, 2 vCPUs (a thread each), raw kernel ${kernel}, params "console=ttyS0 quiet", console serial`,
       "vmm: 00:00.0 host-bridge (8086:29c0) pci",
       // The fake virtio devices answer config reads with all-ones: no ID for them.
       `vmm: 00:01.0 virtio-blk0 virtio-blk (ffff:ffff) pci path=${disk.replace(",", "\\,")},readonly`,
