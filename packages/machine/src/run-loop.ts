@@ -166,9 +166,13 @@ export class RunLoop extends LoopControl<LoopVcpu> {
     let timer: NodeJS.Timeout | undefined;
     const look = () => {
       if (this.result) return;
-      if (!this.pauseGate.paused && this.dispatching === 0 && this.vcpus.every((v) => v.blocked!())) {
-        if (this.stopIfParked()) return;
-        delay = Math.min(delay * 2, HALT_WATCH_MAX_MS);
+      try {
+        if (!this.pauseGate.paused && this.dispatching === 0 && this.vcpus.every((v) => v.blocked!())) {
+          if (this.stopIfParked()) return;
+          delay = Math.min(delay * 2, HALT_WATCH_MAX_MS);
+        }
+      } catch {
+        return; // a vCPU closed under the watch (the machine is closing): nothing more to watch
       }
       timer = setTimeout(look, delay).unref();
     };

@@ -304,6 +304,24 @@ describe("RunLoop with vcpuThreads", () => {
     expect(vcpus.map((v) => v.running)).toEqual([false, false]);
   });
 
+  it("ends the halt watch quietly when a vCPU's statistics cannot be read any more (closed under it)", async () => {
+    const loop = new RunLoop({ pio: createPortIoSpace(), mmio: createMmioSpace(), logger: new MemoryLogger(), vcpuThreads: true });
+    let reads = 0;
+    const vcpu = Object.assign(new FakeThreadVcpu(0), {
+      blocked: () => {
+        reads++;
+        throw new Error("vcpu (closed)");
+      },
+      parked: () => true,
+    });
+    loop.add(vcpu);
+    const running = loop.run();
+    await new Promise((r) => setTimeout(r, 60));
+    expect(reads).toBe(1);
+    loop.stop({ status: 1, reason: "stopped", message: "stopped: test" });
+    expect(await running).toEqual({ status: 1, reason: "stopped", message: "stopped: test" });
+  });
+
   it("turns a rejected thread into an error result", async () => {
     const loop = new RunLoop({ pio: createPortIoSpace(), mmio: createMmioSpace(), logger: new MemoryLogger(), vcpuThreads: true });
     const vcpu = new FakeThreadVcpu(2);
