@@ -161,7 +161,11 @@ describe("bridge trees under random config writes (property)", () => {
             ecam(n, off, s.size, s.size === 4 ? s.value : s.value & (s.size === 2 ? 0xffff : 0xff));
           } else if (s.kind === "endpoint") {
             // A 64-bit BAR is written as a pair with memory decode off, as Linux does (the bus moves a 64-bit BAR
-            // lazily while decode stays on: see the README's policy).
+            // lazily while decode stays on: see the README's policy). With ambiguous bus numbers the write could
+            // reach another function at the same address, half of whose 64-bit BAR would then wait for its other
+            // half, which the model does not follow: endpoints are written only while the numbering routes
+            // unambiguously (bridge writes still go anywhere).
+            if (!saneNumbering(nodes)) continue;
             const bar64 = n.fn.bars.find((b) => b.kind === "mem64" && (s.offset - 0x10) >> 3 === b.index >> 1 && s.offset >= 0x10);
             if (bar64) {
               const cmd = n.fn.configRead(4, 2);
@@ -198,7 +202,12 @@ describe("bridge trees under random config writes (property)", () => {
             const want = model(node).map((w) => `${w.index}@${w.address.toString(16)}`).sort();
             expect(rig.bus.decodedWindows(node.fn).map((w) => `${w.index}@${w.address.toString(16)}`).sort()).toEqual(want);
           }
-          const overlap = all.some((a, i) => all.some((b, j) => j > i && a.io === b.io && a.address < b.address + b.size && b.address < a.address + a.size));
+          // ECAM is a non-PCI owner: a window a bridge opens over it is meant to be decoded but cannot be registered
+          // (README: "Failed moves"), so registrations are compared only when no window overlaps another or ECAM.
+          const ecamEnd = ECAM + ECAM_BUSES * 0x10_0000;
+          const overlap =
+            all.some((a, i) => all.some((b, j) => j > i && a.io === b.io && a.address < b.address + b.size && b.address < a.address + a.size)) ||
+            all.some((a) => !a.io && a.address < ecamEnd && ECAM < a.address + a.size);
           if (!overlap) {
             const registered = [...rig.pio.list(), ...rig.mmio.list()].filter((r) => !r.owner.startsWith("pci ")).map((r) => `${r.base.toString(16)}+${r.size.toString(16)}`).sort();
             expect(registered).toEqual(all.map((w) => `${w.address.toString(16)}+${w.size.toString(16)}`).sort());
