@@ -6,7 +6,7 @@ export interface StatsSource {
   stats(): { value(name: string): bigint | undefined };
 }
 
-/** A reader of `vcpu`'s blocking state, or undefined where the kernel keeps no such statistic (before Linux 5.16). */
+/** A reader of `vcpu`'s blocking state, or undefined where the kernel keeps no such statistic (older kernels). */
 export function waitingInKernel(vcpu: StatsSource): (() => boolean) | undefined {
   try {
     const stats = vcpu.stats();
