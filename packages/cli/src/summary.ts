@@ -24,8 +24,8 @@ function givenText(given: PlannedDevice["given"]): string {
  * has a thread of its own), what boots (kernel or firmware, initrd, command line), console`. Then one line per PCI
  * function, depth first as the bus numbers them: `BB:DD.F NAME [TYPE] (VVVV:DDDD) pci|pcie TYPE [behind PORT]
  * [OPTIONS]`, where TYPE and OPTIONS are the device type and options of a device given on the command line
- * (shorthands expanded) and PORT is the root port a function sits behind. Functions the machine or vmm added themselves (the host bridge, root ports of
- * `placement=root-port`) have no type.
+ * (shorthands expanded) and PORT is the root port a function sits behind. Functions the machine or vmm added
+ * themselves (the host bridge, root ports of `placement=root-port`) have no type.
  */
 export function assemblySummary(
   config: RunConfig,
