@@ -6,6 +6,7 @@ import { buildGuest } from "@vmm/guest-kit";
 import { describe, expect, it } from "vitest";
 import { kvmOk, runGuest } from "./helpers.js";
 import { Machine, type MachineResult } from "./internals.js";
+import { loadSnapshot } from "../src/index.js";
 
 const threads = { vcpuThreads: true } as const;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -101,6 +102,44 @@ describe.skipIf(!kvmOk)("vcpuThreads: every vCPU on a thread of its own (real /d
       expect(serial()).toMatch(/spin done \d+/);
     } finally {
       machine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("restores a 2-vCPU snapshot taken on threads into machines that run on threads by default (eager and lazy memory)", async () => {
+    const { machine, line, serial } = await startThreaded("spin", 2);
+    const dir = mkdtempSync(join(tmpdir(), "vcpu-threads-restore-"));
+    const snap = join(dir, "snap");
+    try {
+      await line("spinning\n");
+      expect(machine.pause()).toBe(true);
+      await machine.saveSnapshot(snap);
+      expect(serial()).not.toMatch(/spin done/);
+    } finally {
+      machine.close();
+    }
+    try {
+      const path = await buildGuest("spin", { format: "elf" });
+      for (const memory of ["eager", "lazy"] as const) {
+        let out = "";
+        const restored = new Machine({
+          memoryMiB: 64,
+          cpus: 2,
+          logger: new MemoryLogger(),
+          kernel: { kind: "elf", path },
+          serial: { output: (bytes) => void (out += Buffer.from(bytes).toString("latin1")) },
+        });
+        try {
+          expect(restored.vcpuThreads).toBe(true);
+          restored.restoreSnapshot(loadSnapshot(snap), memory);
+          expect(await restored.run(), memory).toMatchObject({ status: 0, reason: "debug-exit" });
+          // The guest goes on from mid-spin: its first line was before the snapshot, its last comes now.
+          expect(out, memory).toMatch(/^spin done \d+\n$/);
+        } finally {
+          restored.close();
+        }
+      }
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
