@@ -23,7 +23,8 @@ export class KvmStats {
   private fd: number;
   private readonly dataOffset: number;
   private readonly byName = new Map<string, KvmStatDescriptor>();
-  private readonly buffer = new BigUint64Array(1);
+  private readonly value64 = new BigUint64Array(1);
+  private readonly valueBytes = new Uint8Array(this.value64.buffer);
 
   /** Takes ownership of `fd` (a KVM_GET_STATS_FD result) and reads its descriptors. */
   constructor(fd: number) {
@@ -61,10 +62,9 @@ export class KvmStats {
   value(name: string): bigint | undefined {
     const d = this.byName.get(name);
     if (!d || d.size === 0) return undefined;
-    const bytes = new Uint8Array(this.buffer.buffer);
-    const n = readSync(this.open(), bytes, 0, 8, this.dataOffset + d.offset);
+    const n = readSync(this.open(), this.valueBytes, 0, 8, this.dataOffset + d.offset);
     if (n !== 8) throw new KvmError(`KVM stats read of ${name}`, "EIO", 5);
-    return this.buffer[0];
+    return this.value64[0];
   }
 
   close(): void {
