@@ -38,7 +38,7 @@ export function assemblySummary(
   const boot = kernel ? [`${kernel.kind} kernel ${kernel.path}`] : [`firmware ${config.firmware}`];
   if (config.initrd) boot.push(`initrd ${config.initrd}`);
   if (config.params) boot.push(`params ${JSON.stringify(config.params)}`);
-  const vcpus = `${config.cpus} vCPU${config.cpus === 1 ? "" : "s"}${config.vcpuThreads ? " (a thread each)" : ""}`;
+  const vcpus = `${config.cpus} vCPU${config.cpus === 1 ? "" : "s"}${machine.vcpuThreads ? " (a thread each)" : ""}`;
   const head = `${config.name}: ${arch}, ${ramText(config.memory)} RAM, ${vcpus}, ${boot.join(", ")}, console ${config.console}`;
   if (!tree) return [head, `${config.name}: this machine does not describe its PCI bus`];
 

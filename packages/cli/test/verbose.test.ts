@@ -48,7 +48,7 @@ async function run(args: string[], machineWithTopology = true): Promise<{ status
 describe("vmm run --verbose", () => {
   it("prints the machine, then every PCI function with its address, type, IDs, placement and given options", async () => {
     const r = await run([
-      "--verbose", "--name", "vb", "-m", "1G", "-c", "2", "-p", "console=ttyS0 quiet",
+      "--verbose", "--name", "vb", "-m", "1G", "-c", "2", "--vcpu-threads", "-p", "console=ttyS0 quiet",
       "-d", `${disk.replace(",", "\\,")},ro`,
       "--plugin", fixture,
       "--device", "pcie-root-port,id=rp1,mem-reserve=1M",

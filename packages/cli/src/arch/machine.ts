@@ -18,7 +18,7 @@ export interface MachineConfig {
   /** Guest RAM in bytes. */
   readonly memory: number;
   readonly cpus: number;
-  /** Each vCPU on a host thread of its own (--vcpu-threads; x86_64). */
+  /** Each vCPU on a host thread of its own (--vcpu-threads; x86_64); absent: the machine's default. */
   readonly vcpuThreads?: boolean;
   /** Absent when firmware boots the VM. */
   readonly kernel?: { readonly path: string; readonly kind: KernelImageKind; readonly bytes: Uint8Array };
@@ -73,6 +73,8 @@ export interface VirtualMachine {
   resume?(): boolean;
   /** Whether the machine is paused now. */
   readonly paused?: boolean;
+  /** Whether each vCPU runs on a host thread of its own (absent: they take turns on the JS thread). */
+  readonly vcpuThreads?: boolean;
   /** Every vCPU's registers now, as text (`vmm debug`). */
   vcpuStates?(): readonly VcpuRegisters[];
   /** The machine's counters now (exits per kind, interrupt injections): what `--stats` prints. */

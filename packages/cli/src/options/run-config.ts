@@ -58,8 +58,11 @@ export interface RunConfig {
   readonly debugcon?: string;
   /** A guest reset starts the VM again (else the run ends with status 0). */
   readonly reboot: boolean;
-  /** Each vCPU runs KVM_RUN on a host thread of its own (x86_64; default: when there is more than one vCPU). */
-  readonly vcpuThreads: boolean;
+  /**
+   * --vcpu-threads (true) or --no-vcpu-threads (false): each vCPU runs KVM_RUN on a host thread of its own (x86_64).
+   * Absent when neither was given: the machine's default applies (x86_64: threads when there is more than one vCPU).
+   */
+  readonly vcpuThreads?: boolean;
   readonly initrd?: string;
   readonly params: string;
   readonly memory: number;
@@ -143,7 +146,7 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
     params: raw.params ?? "",
     memory: parseMemorySize(raw.mem ?? DEFAULT_MEMORY),
     cpus,
-    vcpuThreads: raw.vcpuThreads ?? (arch === "x86_64" && cpus > 1),
+    vcpuThreads: raw.vcpuThreads,
     console,
     plugins: (raw.plugin ?? []).map((p) => parseSpec(p, "--plugin")),
     devices,

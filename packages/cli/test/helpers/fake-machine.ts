@@ -35,6 +35,10 @@ export class FakeMachine implements VirtualMachine {
   private stopped!: () => void;
   /** Resolves when stop() is called. */
   readonly stopRequested = new Promise<void>((resolve) => (this.stopped = resolve));
+  /** Threads only when asked (--vcpu-threads): a fake has no default of its own to report. */
+  get vcpuThreads(): boolean {
+    return this.config.vcpuThreads === true;
+  }
 
   constructor(
     readonly config: MachineConfig,
