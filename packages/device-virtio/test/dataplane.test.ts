@@ -28,6 +28,21 @@ class FillDevice extends VirtioDevice {
   }
 }
 
+/** A device whose only queue is input-driven by test/fixtures/stuck-input-worker.mjs, which reports `state` from every fill. */
+class StuckInputDevice extends VirtioDevice {
+  readonly type = VirtioType.ENTROPY;
+  readonly queueSizes = [8];
+  readonly features = 0n;
+  readonly config = new Uint8Array(0);
+  constructor(private readonly state: "ended" | "starved") {
+    super();
+  }
+  notify(): void {}
+  override dataPlane(): QueueDataPlane {
+    return { module: new URL("./fixtures/stuck-input-worker.mjs", import.meta.url), data: { state: this.state } };
+  }
+}
+
 const open: Array<{ shutdown(): void }> = [];
 const fds: EventFd[] = [];
 afterEach(() => {
@@ -233,6 +248,26 @@ describe("data-plane workers (memfd-backed RAM, no KVM)", () => {
     await until(() => driver.rings[0]!.usedIdx() === 1);
     expect(driver.rings[0]!.takeUsed()).toEqual([{ id: head, len: 64 }]);
     expect(device.notified).toBe(0);
+  });
+
+  it("an input that ended is looked at again only when the driver rings, where a starved one with chains posted is rechecked every millisecond", async () => {
+    /** fill() calls in 200 ms of quiet with two chains posted; then a doorbell must still bring one more. */
+    const quietFills = async (state: "ended" | "starved") => {
+      const { driver, logger } = rig(new StuckInputDevice(state));
+      driver.init();
+      const ring = driver.rings[0]!;
+      for (let i = 0; i < 2; i++) ring.post([{ addr: driver.alloc.alloc(64), len: 64, write: true }]);
+      driver.kick(0);
+      const fills = () => logger.lines.filter((l) => l.includes("stuck input: fill")).length;
+      await until(() => fills() >= 1);
+      await sleep(200);
+      const quiet = fills();
+      driver.kick(0);
+      await until(() => fills() > quiet);
+      return quiet;
+    };
+    expect(await quietFills("starved")).toBeGreaterThan(20); // the recheck this test must be able to see
+    expect(await quietFills("ended")).toBeLessThanOrEqual(3);
   });
 });
 

@@ -54,9 +54,10 @@ export interface QueueWorker {
  * What `QueueInput.fill` reports: `dry` (no input waits: the worker sleeps on the doorbell and the input's fd),
  * `starved` (input waits but the driver posted no room for it: the worker sleeps on the doorbell alone, so the
  * input stays queued at its source), `busy` (a batch was moved and more waits: the runtime signals, looks at its
- * commands and calls again).
+ * commands and calls again), `ended` (the input will bring nothing more, say its source failed: the worker sleeps on
+ * the doorbell alone, with no timeout, until the driver rings or a command comes).
  */
-export type QueueInputState = "dry" | "starved" | "busy";
+export type QueueInputState = "dry" | "starved" | "busy" | "ended";
 
 /** The queue as an input-driven worker fills it: chains taken in order, given back unused, or published. */
 export interface InputRing {

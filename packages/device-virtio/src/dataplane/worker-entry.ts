@@ -169,13 +169,18 @@ function fillInput(queue: SplitQueue, ring: InputRing, input: QueueInput): Queue
 
 /**
  * Sleeps until the input-driven queue has something to do: input or a doorbell while it is dry, a doorbell (new
- * chains) while it is starved. The doorbell's count is read first, and the ring looked at after that read.
+ * chains) while it is starved or its input ended. The doorbell's count is read first, and the ring looked at after
+ * that read.
  */
 function waitForInput(queue: SplitQueue, input: QueueInput, state: QueueInputState, seq: number): void {
   consumeKick();
   if (state === "busy" || Atomics.load(ctl, Ctl.SEQ) !== seq) return;
   if (state === "dry") {
     waitAnyReadable([init.kickFd, input.fd], -1);
+    return;
+  }
+  if (state === "ended") {
+    waitReadable(init.kickFd, -1);
     return;
   }
   let waiting: number;

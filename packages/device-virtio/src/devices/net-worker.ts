@@ -149,7 +149,7 @@ function receiver(memory: GuestMemory, features: () => bigint, data: NetWorkerDa
           held = inbox.take(frameSpace);
           heldFromInbox = held > 0;
           if (!heldFromInbox) held = readFrame();
-          if (held === 0) return broken ? "starved" : "dry";
+          if (held === 0) return broken ? "ended" : "dry";
         }
         const length = held;
         if (length > limit) {
