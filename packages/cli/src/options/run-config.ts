@@ -131,7 +131,6 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
   for (const d of raw.device ?? []) devices.push(parseSpec(d, "--device"));
   const booted = devices.find((d) => Object.hasOwn(d.options, "bootindex"));
   if (booted && !raw.firmware) throw new UsageError(`${booted.name}: bootindex= goes with --firmware (a direct boot starts the kernel)`);
-  const cpus = parseCpuCount(raw.cpus ?? DEFAULT_CPUS);
   const name = raw.name ?? `guest-${pid}`;
   if (!/^[\w.-]{1,64}$/.test(name)) throw new UsageError(`--name '${name}': use up to 64 letters, digits, '.', '_' or '-'`);
   return {
@@ -142,11 +141,11 @@ export function buildRunConfig(raw: RawRunOptions, pid = process.pid, { boot = t
     firmware: raw.firmware,
     debugcon: raw.debugcon,
     reboot: raw.reboot ?? false,
+    vcpuThreads: raw.vcpuThreads,
     initrd: raw.initrd,
     params: raw.params ?? "",
     memory: parseMemorySize(raw.mem ?? DEFAULT_MEMORY),
-    cpus,
-    vcpuThreads: raw.vcpuThreads,
+    cpus: parseCpuCount(raw.cpus ?? DEFAULT_CPUS),
     console,
     plugins: (raw.plugin ?? []).map((p) => parseSpec(p, "--plugin")),
     devices,
